@@ -1,0 +1,273 @@
+"""The configuration: one YAML file shaped like ``prometheus.yml`` plus Shardmon's own sections.
+
+``global`` and ``scrape_configs`` keep Prometheus's field names, defaults and checks (a real
+``prometheus.yml`` that uses only the supported fields loads unchanged); ``shards``, ``ingest``,
+``querier`` and ``local`` describe Shardmon's processes. Every model forbids unknown fields, and every
+error names the field path, e.g. ``scrape_configs[0].scrape_interval: not a valid duration: '5x'``.
+
+Durations are written as Prometheus writes them (``"15s"``, ``"1h30m"``) and held as int milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from model.errors import ConfigError
+from model.labels import is_valid_label_name
+
+_DURATION_RE = re.compile(
+    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
+)
+_UNIT_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
+
+
+def parse_duration_ms(text: str) -> int:
+    """Parse a Prometheus duration (``1h30m``, ``15s``, ``500ms``, ``0``) into milliseconds."""
+    if text == "0":
+        return 0
+    m = _DURATION_RE.match(text) if text else None
+    if m is None or not any(m.groups()):
+        raise ValueError(f"not a valid duration string: {text!r}")
+    return sum(int(g) * unit for g, unit in zip(m.groups(), _UNIT_MS) if g)
+
+
+def format_duration_ms(ms: int) -> str:
+    """The inverse of :func:`parse_duration_ms`, as Prometheus prints durations (``1h30m``)."""
+    if ms == 0:
+        return "0s"
+    out = []
+    for suffix, unit in zip(("y", "w", "d", "h", "m", "s", "ms"), _UNIT_MS):
+        if ms >= unit:
+            out.append(f"{ms // unit}{suffix}")
+            ms %= unit
+    return "".join(out)
+
+
+def _duration(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError(f"not a valid duration string: {value!r} (write it as a string like \"15s\")")
+    return parse_duration_ms(value)
+
+
+#: A duration in the YAML, milliseconds in Python.
+Duration = Annotated[int, BeforeValidator(_duration)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_label_names(labels: dict[str, str]) -> dict[str, str]:
+    for name in labels:
+        if not is_valid_label_name(name):
+            raise ValueError(f"{name!r} is not a valid label name")
+    return labels
+
+
+class GlobalConfig(_Model):
+    """Prometheus's ``global`` section (the subset Shardmon acts on)."""
+
+    scrape_interval: Duration = Field(60_000, description="How often to scrape targets by default.")
+    scrape_timeout: Duration | None = Field(None, description="Scrape timeout by default (10s, at most the interval).")
+    evaluation_interval: Duration = Field(60_000, description="How often to evaluate rules.")
+    external_labels: dict[str, str] = Field(default_factory=dict, description="Labels added when talking to external systems.")
+
+    @field_validator("external_labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_label_names(v)
+
+    @model_validator(mode="after")
+    def _timeout(self) -> GlobalConfig:
+        if self.scrape_timeout is None:
+            object.__setattr__(self, "scrape_timeout", min(10_000, self.scrape_interval))
+        elif self.scrape_timeout > self.scrape_interval:
+            raise ValueError("global scrape timeout greater than scrape interval")
+        return self
+
+
+class StaticConfig(_Model):
+    """A target group: addresses and the labels they all get."""
+
+    targets: list[str] = Field(default_factory=list, description="host:port addresses.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Labels of every target in the group.")
+
+    @field_validator("targets")
+    @classmethod
+    def _targets(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if "/" in t or not t:
+                raise ValueError(f"{t!r} is not a valid hostname")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        return _check_label_names(v)
+
+
+class ScrapeConfig(_Model):
+    """One ``scrape_configs`` entry, with Prometheus's field names and defaults."""
+
+    job_name: str = Field(min_length=1, description="The job label of every target of this config.")
+    scrape_interval: Duration | None = Field(None, description="Defaults to the global scrape_interval.")
+    scrape_timeout: Duration | None = Field(None, description="Defaults to the global scrape_timeout.")
+    metrics_path: str = Field("/metrics", description="HTTP path of the metrics.")
+    scheme: Literal["http", "https"] = "http"
+    honor_labels: bool = Field(False, description="Keep the target's job/instance labels on conflict.")
+    honor_timestamps: bool = Field(True, description="Use the timestamps the target exposes.")
+    params: dict[str, list[str]] = Field(default_factory=dict, description="URL parameters of the scrape.")
+    static_configs: list[StaticConfig] = Field(default_factory=list)
+
+    def resolved(self, glob: GlobalConfig) -> ScrapeConfig:
+        """This config with the global defaults filled in, checked as Prometheus checks it."""
+        interval = self.scrape_interval if self.scrape_interval is not None else glob.scrape_interval
+        timeout = self.scrape_timeout
+        if timeout is None:
+            timeout = min(glob.scrape_timeout, interval)  # type: ignore[type-var]
+        if timeout > interval:
+            raise ValueError(
+                f"scrape timeout greater than scrape interval for scrape config with job name {self.job_name!r}"
+            )
+        return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout})
+
+
+class ShardNode(_Model):
+    """One storage shard: its gRPC address and its own Redis."""
+
+    id: int = Field(ge=0, description="Stable shard id; series are hashed onto ids, not list positions.")
+    address: str = Field(description="host:port of the shard's gRPC server.")
+    redis_url: str = Field(description="The shard's Redis, e.g. redis://127.0.0.1:6401/0.")
+    metrics_address: str | None = Field(None, description="host:port for the shard's own /metrics.")
+
+
+class ShardsConfig(_Model):
+    nodes: list[ShardNode] = Field(min_length=1)
+    replication_factor: int = Field(1, ge=1, description="Copies of each series on distinct shards.")
+    block_duration: Duration = Field(2 * 3_600_000, description="Time window of a block cut from the head.")
+    wal_appendfsync: Literal["everysec", "always", "no"] = Field(
+        "everysec", description="Redis AOF fsync policy the launcher starts Redis with."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> ShardsConfig:
+        ids = [n.id for n in self.nodes]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"shard ids must be unique, got {ids}")
+        if self.replication_factor > len(self.nodes):
+            raise ValueError(
+                f"replication_factor {self.replication_factor} exceeds the {len(self.nodes)} shards"
+            )
+        return self
+
+    def node(self, shard_id: int) -> ShardNode:
+        for n in self.nodes:
+            if n.id == shard_id:
+                return n
+        raise ConfigError(f"shards.nodes: no shard with id {shard_id}")
+
+
+class IngestConfig(_Model):
+    scrapers: int = Field(2, ge=1, description="Number of scraper actors.")
+    ray_address: str = Field("local", description='"local" starts a Ray of its own; else a cluster address.')
+    scraper_num_cpus: float = Field(0.25, gt=0, description="Ray CPUs reserved per scraper actor.")
+    batch_max_samples: int = Field(20_000, ge=1, description="Largest Write sent to a shard.")
+    flush_interval: Duration = Field(200, description="Longest a sample waits before it is sent.")
+    queue_max_samples: int = Field(2_000_000, ge=1, description="Unacknowledged samples kept per shard per scraper.")
+    write_timeout: Duration = Field(10_000)
+    retry_backoff_min: Duration = Field(50)
+    retry_backoff_max: Duration = Field(5_000)
+
+
+class QuerierConfig(_Model):
+    http_address: str = Field("127.0.0.1:9190", description="host:port of the Prometheus HTTP API.")
+    grpc_address: str = Field("127.0.0.1:9191", description="host:port of the gRPC Query API.")
+    lookback_delta: Duration = Field(300_000)
+    query_timeout: Duration = Field(120_000)
+    partial_response: Literal["warn", "abort"] = Field(
+        "warn", description="With a shard down: answer with a warning, or fail the query."
+    )
+
+
+class LocalConfig(_Model):
+    """What ``shardmon up`` starts on one machine besides the services."""
+
+    data_dir: str = Field(".shardmon", description="Folder for Redis data and logs.")
+    start_redis: bool = Field(True, description="Start a redis-server for every shard's loopback redis_url.")
+    demo_targets: list[str] = Field(default_factory=list, description="host:port of built-in demo targets to serve.")
+
+
+class Config(_Model):
+    """The whole configuration."""
+
+    global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
+    scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
+    shards: ShardsConfig
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    querier: QuerierConfig = Field(default_factory=QuerierConfig)
+    local: LocalConfig = Field(default_factory=LocalConfig)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Config:
+        seen: set[str] = set()
+        resolved = []
+        for i, sc in enumerate(self.scrape_configs):
+            if sc.job_name in seen:
+                raise ValueError(
+                    f"scrape_configs[{i}].job_name: found multiple scrape configs with job name {sc.job_name!r}"
+                )
+            seen.add(sc.job_name)
+            try:
+                resolved.append(sc.resolved(self.global_))
+            except ValueError as exc:
+                raise ValueError(f"scrape_configs[{i}].scrape_timeout: {exc}") from None
+        object.__setattr__(self, "scrape_configs", resolved)
+        return self
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + ("global" if part == "global_" else str(part))
+    return out
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    """Parse YAML text into a :class:`Config`; raises :class:`ConfigError` naming the field path."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "field not supported (unknown, or not implemented by Shardmon yet)"
+            where = _loc(err["loc"])
+            lines.append(f"{where}: {msg}" if where else msg)
+        raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+
+
+def load_config(path: str | Path) -> Config:
+    """Load and check a configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
+    return parse_config(text, str(p))

@@ -1,0 +1,76 @@
+"""An in-memory storage that is both an :class:`~model.storage.Appender` and a
+:class:`~model.storage.Querier`: for the PromQL engine's tests and the script runner, where the
+network is not what is being tested.
+
+It keeps Prometheus's append rules that matter to query results: samples of a series are kept in
+time order, and a sample with the timestamp of an existing one replaces nothing (the first wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from model.labels import Labels, Matcher, matches_all
+from model.samples import F64, I64, SampleBatch
+from model.storage import Series, SeriesSet
+
+
+class MemoryStorage:
+    """Series kept in dicts of numpy arrays. Not for production: appends copy arrays."""
+
+    def __init__(self) -> None:
+        self._series: dict[Labels, tuple[np.ndarray, np.ndarray]] = {}
+
+    def append(self, batch: SampleBatch) -> None:
+        labels_of = [Labels.from_canonical(k) for k in batch.series_keys]
+        order = np.lexsort((batch.timestamps_ms, batch.sample_series))
+        refs = batch.sample_series[order]
+        ts = batch.timestamps_ms[order]
+        vals = batch.values[order]
+        bounds = np.flatnonzero(np.diff(refs)) + 1
+        for chunk_ts, chunk_vals, ref in zip(
+            np.split(ts, bounds), np.split(vals, bounds), refs[np.concatenate(([0], bounds))] if refs.size else []
+        ):
+            self.add_series(labels_of[int(ref)], chunk_ts, chunk_vals)
+
+    def add_series(self, labels: Labels, timestamps_ms: np.ndarray, values: np.ndarray) -> None:
+        """Add samples to one series (merged in time order; an existing timestamp keeps its value)."""
+        old = self._series.get(labels)
+        ts = np.asarray(timestamps_ms, dtype=I64)
+        vals = np.asarray(values, dtype=F64)
+        if old is not None:
+            ts = np.concatenate((old[0], ts))
+            vals = np.concatenate((old[1], vals))
+        ts, first = np.unique(ts, return_index=True)
+        self._series[labels] = (ts, vals[first])
+
+    def clear(self) -> None:
+        self._series.clear()
+
+    def select(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False
+    ) -> SeriesSet:
+        out = []
+        for labels in sorted(self._series):
+            if not matches_all(labels, matchers):
+                continue
+            ts, vals = self._series[labels]
+            lo = int(np.searchsorted(ts, start_ms, "left"))
+            hi = int(np.searchsorted(ts, end_ms, "right"))
+            if hi <= lo:
+                continue
+            if skip_samples:
+                out.append(Series(labels, ts[:0], vals[:0]))
+            else:
+                out.append(Series(labels, ts[lo:hi], vals[lo:hi]))
+        return SeriesSet(out, [])
+
+    def label_names(self, matchers, start_ms, end_ms):
+        names = {n for s in self.select(matchers, start_ms, end_ms, skip_samples=True).series for n, _ in s.labels}
+        return sorted(names), []
+
+    def label_values(self, name, matchers, start_ms, end_ms):
+        series = self.select(matchers, start_ms, end_ms, skip_samples=True).series
+        return sorted({s.labels.get(name) for s in series} - {""}), []

@@ -1,0 +1,71 @@
+from model.pb import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class InstantQueryRequest(_message.Message):
+    __slots__ = ("query", "time_ms", "timeout_ms")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    time_ms: int
+    timeout_ms: int
+    def __init__(self, query: _Optional[str] = ..., time_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class RangeQueryRequest(_message.Message):
+    __slots__ = ("query", "start_ms", "end_ms", "step_ms", "timeout_ms")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    STEP_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    start_ms: int
+    end_ms: int
+    step_ms: int
+    timeout_ms: int
+    def __init__(self, query: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., step_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class ResultSeries(_message.Message):
+    __slots__ = ("labels", "timestamps_ms", "values")
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMPS_MS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.RepeatedCompositeFieldContainer[_types_pb2.Label]
+    timestamps_ms: bytes
+    values: bytes
+    def __init__(self, labels: _Optional[_Iterable[_Union[_types_pb2.Label, _Mapping]]] = ..., timestamps_ms: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
+
+class QueryResponse(_message.Message):
+    __slots__ = ("result_type", "series", "time_ms", "scalar", "string", "warnings")
+    class ResultType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        RESULT_TYPE_UNSPECIFIED: _ClassVar[QueryResponse.ResultType]
+        VECTOR: _ClassVar[QueryResponse.ResultType]
+        MATRIX: _ClassVar[QueryResponse.ResultType]
+        SCALAR: _ClassVar[QueryResponse.ResultType]
+        STRING: _ClassVar[QueryResponse.ResultType]
+    RESULT_TYPE_UNSPECIFIED: QueryResponse.ResultType
+    VECTOR: QueryResponse.ResultType
+    MATRIX: QueryResponse.ResultType
+    SCALAR: QueryResponse.ResultType
+    STRING: QueryResponse.ResultType
+    RESULT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    SCALAR_FIELD_NUMBER: _ClassVar[int]
+    STRING_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    result_type: QueryResponse.ResultType
+    series: _containers.RepeatedCompositeFieldContainer[ResultSeries]
+    time_ms: int
+    scalar: float
+    string: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, result_type: _Optional[_Union[QueryResponse.ResultType, str]] = ..., series: _Optional[_Iterable[_Union[ResultSeries, _Mapping]]] = ..., time_ms: _Optional[int] = ..., scalar: _Optional[float] = ..., string: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,0 +1,91 @@
+from model.pb import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class WriteRequest(_message.Message):
+    __slots__ = ("batch_id", "samples")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    samples: _types_pb2.SampleColumns
+    def __init__(self, batch_id: _Optional[str] = ..., samples: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ...) -> None: ...
+
+class WriteResponse(_message.Message):
+    __slots__ = ("samples_appended", "samples_rejected", "duplicate_batch")
+    class SamplesRejectedEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    SAMPLES_APPENDED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_BATCH_FIELD_NUMBER: _ClassVar[int]
+    samples_appended: int
+    samples_rejected: _containers.ScalarMap[str, int]
+    duplicate_batch: bool
+    def __init__(self, samples_appended: _Optional[int] = ..., samples_rejected: _Optional[_Mapping[str, int]] = ..., duplicate_batch: _Optional[bool] = ...) -> None: ...
+
+class SeriesRequest(_message.Message):
+    __slots__ = ("start_ms", "end_ms", "matchers", "skip_samples")
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    SKIP_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    start_ms: int
+    end_ms: int
+    matchers: _containers.RepeatedCompositeFieldContainer[_types_pb2.Matcher]
+    skip_samples: bool
+    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ..., skip_samples: _Optional[bool] = ...) -> None: ...
+
+class SeriesFrame(_message.Message):
+    __slots__ = ("series", "warnings")
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    series: _types_pb2.SampleColumns
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, series: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LabelNamesRequest(_message.Message):
+    __slots__ = ("start_ms", "end_ms", "matchers")
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    start_ms: int
+    end_ms: int
+    matchers: _containers.RepeatedCompositeFieldContainer[_types_pb2.Matcher]
+    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ...) -> None: ...
+
+class LabelNamesResponse(_message.Message):
+    __slots__ = ("names", "warnings")
+    NAMES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    names: _containers.RepeatedScalarFieldContainer[str]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, names: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LabelValuesRequest(_message.Message):
+    __slots__ = ("name", "start_ms", "end_ms", "matchers")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    start_ms: int
+    end_ms: int
+    matchers: _containers.RepeatedCompositeFieldContainer[_types_pb2.Matcher]
+    def __init__(self, name: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ...) -> None: ...
+
+class LabelValuesResponse(_message.Message):
+    __slots__ = ("values", "warnings")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
