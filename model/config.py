@@ -59,7 +59,8 @@ Duration = Annotated[int, BeforeValidator(_duration)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Numbers become strings where a string is expected, as Go's YAML decoding does for prometheus.yml.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
 
 
 def _check_label_names(labels: dict[str, str]) -> dict[str, str]:
@@ -146,8 +147,14 @@ class ShardNode(_Model):
     metrics_address: str | None = Field(None, description="host:port for the shard's own /metrics.")
 
 
+def _one_local_shard() -> list[ShardNode]:
+    return [ShardNode(id=0, address="127.0.0.1:9301", redis_url="redis://127.0.0.1:6401/0")]
+
+
 class ShardsConfig(_Model):
-    nodes: list[ShardNode] = Field(min_length=1)
+    nodes: list[ShardNode] = Field(
+        default_factory=_one_local_shard, min_length=1, description="The shards (default: one local shard)."
+    )
     replication_factor: int = Field(1, ge=1, description="Copies of each series on distinct shards.")
     block_duration: Duration = Field(2 * 3_600_000, description="Time window of a block cut from the head.")
     wal_appendfsync: Literal["everysec", "always", "no"] = Field(
@@ -207,7 +214,7 @@ class Config(_Model):
 
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global")
     scrape_configs: list[ScrapeConfig] = Field(default_factory=list)
-    shards: ShardsConfig
+    shards: ShardsConfig = Field(default_factory=ShardsConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     querier: QuerierConfig = Field(default_factory=QuerierConfig)
     local: LocalConfig = Field(default_factory=LocalConfig)

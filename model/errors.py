@@ -12,7 +12,8 @@ back into a transport status exactly once, by one table per transport.
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
-    │   └── QueryTimeoutError          no     HTTP 503 timeout, gRPC DEADLINE_EXCEEDED
+    │   ├── QueryTimeoutError          no     HTTP 503 timeout, gRPC DEADLINE_EXCEEDED
+    │   └── QueryUnavailableError      yes    HTTP 503 unavailable, gRPC UNAVAILABLE (a shard down, abort)
     └── StorageError                   no
         ├── InvalidWriteError          no     a batch the shard can never accept (INVALID_ARGUMENT)
         ├── ShardUnavailableError      yes    the shard or its Redis cannot be reached (UNAVAILABLE)
@@ -67,6 +68,13 @@ class QueryTimeoutError(QueryError):
     """The query ran longer than its timeout."""
 
     error_type = "timeout"
+
+
+class QueryUnavailableError(QueryError):
+    """Data the query needs could not be read (a shard down with ``partial_response: abort``)."""
+
+    error_type = "unavailable"
+    retryable = True
 
 
 class StorageError(ShardmonError):

@@ -128,12 +128,85 @@ class MatchType(enum.Enum):
     NRE = "!~"
 
 
+# An RE2 flag group without a body, such as ``(?i)`` or ``(?i-s)``; ``U`` (ungreedy) is left out on
+# purpose because Python has no equivalent, so such a pattern reaches the compiler unchanged and fails.
+_FLAG_GROUP = re.compile(r"\(\?([ims]*(?:-[ims]*)?)\)")
+
+
+def python_regex(pattern: str) -> str:
+    """Rewrite RE2 flag groups that Python rejects into their scoped form, keeping the meaning.
+
+    In RE2 (Prometheus), ``(?i)`` sets a flag until the end of the enclosing group; Python 3.11
+    accepts such a group only at the very start of the whole expression, and
+    :class:`model.labels.Matcher` wraps every pattern in ``(?:...)`` to anchor it, so even a leading
+    ``(?i)`` would fail. ``a(?i)b|c`` becomes ``a(?i:b|c)``, which means the same in both engines.
+    Patterns without ``(?`` are returned as they are.
+    """
+    if "(?" not in pattern:
+        return pattern
+    out: list[str] = []
+    # For each open group (the outermost being the whole pattern), how many scoped flag groups were
+    # opened inside it: they must all be closed where the group closes.
+    open_flags = [0]
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i : i + 2])
+            i += 2
+        elif c == "[":
+            j = _class_end(pattern, i)
+            out.append(pattern[i:j])
+            i = j
+        elif c == "(":
+            m = _FLAG_GROUP.match(pattern, i)
+            if m and m.group(1) not in ("", "-"):
+                out.append(f"(?{m.group(1)}:")
+                open_flags[-1] += 1
+                i = m.end()
+            else:
+                open_flags.append(0)
+                out.append("(")
+                i += 1
+        elif c == ")" and len(open_flags) > 1:
+            out.append(")" * open_flags.pop() + ")")
+            i += 1
+        else:
+            out.append(c)
+            i += 1
+    out.append(")" * open_flags[0])
+    return "".join(out)
+
+
+def _class_end(pattern: str, i: int) -> int:
+    """Index just past the character class that starts at ``pattern[i] == '['``."""
+    j = i + 1
+    if pattern.startswith("^", j):
+        j += 1
+    if pattern.startswith("]", j):  # A ``]`` first in a class is a literal.
+        j += 1
+    n = len(pattern)
+    while j < n:
+        c = pattern[j]
+        if c == "\\":
+            j += 2
+        elif pattern.startswith("[:", j):
+            end = pattern.find(":]", j + 2)
+            j = n if end < 0 else end + 2
+        elif c == "]":
+            return j + 1
+        else:
+            j += 1
+    return n
+
+
 @functools.lru_cache(maxsize=4096)
 def _compile_anchored(pattern: str) -> re.Pattern[str]:
     # Prometheus regexes are fully anchored. Python's ``re`` stands in for RE2 here; the two agree
-    # on the syntax that label matchers use in practice (no backreferences in RE2).
+    # on the syntax that label matchers use in practice (no backreferences in RE2), once RE2's
+    # flag groups are rewritten into the scoped form Python accepts.
     try:
-        return re.compile(f"(?:{pattern})\\Z", re.DOTALL)
+        return re.compile(f"(?:{python_regex(pattern)})\\Z", re.DOTALL)
     except re.error as exc:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
 

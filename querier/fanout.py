@@ -1,0 +1,87 @@
+"""The fan-out: a :class:`~model.storage.Querier` over every shard, itself just another Querier.
+
+Each call goes to all shards in parallel (a thread per shard call; the gRPC client blocks), and the
+answers, each sorted by labels, are merged k-way. A series found on several shards (replicas) is
+merged sample by sample, identical timestamps kept once. A shard that fails becomes a warning
+(``partial_response: warn``, the answer is flagged as possibly incomplete) or fails the whole call
+(``abort``), as Thanos's partial-response strategies.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+import numpy as np
+
+from model.errors import QueryUnavailableError, ShardmonError
+from model.labels import Matcher
+from model.storage import Series, SeriesSet
+from shards.client import ShardClient
+
+T = TypeVar("T")
+
+
+def merge_series(sets: Sequence[list[Series]]) -> list[Series]:
+    """Merge lists of series sorted by labels into one; equal label sets are merged by timestamp."""
+    if len(sets) == 1:
+        return sets[0]
+    out: list[Series] = []
+    for s in heapq.merge(*sets, key=lambda s: s.labels):
+        if out and out[-1].labels == s.labels:
+            prev = out[-1]
+            ts = np.concatenate((prev.timestamps_ms, s.timestamps_ms))
+            vals = np.concatenate((prev.values, s.values))
+            ts, first = np.unique(ts, return_index=True)
+            out[-1] = Series(s.labels, ts, vals[first])
+        else:
+            out.append(s)
+    return out
+
+
+class FanoutQuerier:
+    """Reads from every shard and merges; see the module docstring for failures."""
+
+    def __init__(self, clients: Sequence[ShardClient], *, partial_response: str = "warn", timeout_s: float = 120.0) -> None:
+        self.clients = list(clients)
+        self.partial_response = partial_response
+        self.timeout_s = timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self.clients)), thread_name_prefix="fanout")
+
+    def _all(self, call: Callable[[ShardClient], T]) -> tuple[list[T], list[str]]:
+        futures = [self._pool.submit(call, c) for c in self.clients]
+        results: list[T] = []
+        warnings: list[str] = []
+        for c, f in zip(self.clients, futures):
+            try:
+                results.append(f.result())
+            except ShardmonError as exc:
+                if self.partial_response == "abort":
+                    raise QueryUnavailableError(f"shard {c.shard_id} failed: {exc}") from exc
+                warnings.append(f"partial response: shard {c.shard_id} ({c.address}) failed: {exc}")
+        return results, warnings
+
+    def select(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False
+    ) -> SeriesSet:
+        results, warnings = self._all(
+            lambda c: c.series(matchers, start_ms, end_ms, skip_samples=skip_samples, timeout_s=self.timeout_s)
+        )
+        return SeriesSet(merge_series(results) if results else [], warnings)
+
+    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> tuple[list[str], list[str]]:
+        results, warnings = self._all(lambda c: c.label_names(matchers, start_ms, end_ms))
+        return sorted(set().union(*results)) if results else [], warnings
+
+    def label_values(
+        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
+    ) -> tuple[list[str], list[str]]:
+        results, warnings = self._all(lambda c: c.label_values(name, matchers, start_ms, end_ms))
+        return sorted(set().union(*results)) if results else [], warnings
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for c in self.clients:
+            c.close()

@@ -1,0 +1,76 @@
+"""The gRPC ``Query`` service: PromQL for clients that query aggregates.
+
+Results travel in columns (timestamps and values as packed bytes per series); errors leave through
+the one status table in :mod:`model.grpcstatus` (a bad query is ``INVALID_ARGUMENT``, a timeout
+``DEADLINE_EXCEEDED``). Evaluation runs in a thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+import numpy as np
+
+from model import errors
+from model.grpcstatus import status_of
+from model.pb import query_pb2, query_pb2_grpc, types_pb2
+from model.samples import F64, I64
+from querier.engine import Engine, QueryResult
+
+log = logging.getLogger(__name__)
+
+_TYPES = {
+    "vector": query_pb2.QueryResponse.VECTOR,
+    "matrix": query_pb2.QueryResponse.MATRIX,
+    "scalar": query_pb2.QueryResponse.SCALAR,
+    "string": query_pb2.QueryResponse.STRING,
+}
+
+
+def response_of(res: QueryResult) -> query_pb2.QueryResponse:
+    out = query_pb2.QueryResponse(result_type=_TYPES[res.result_type], time_ms=res.time_ms, warnings=res.warnings)
+    if res.result_type == "scalar":
+        out.scalar = float(res.scalar)
+    elif res.result_type == "string":
+        out.string = str(res.scalar)
+    for s in res.series:
+        out.series.append(
+            query_pb2.ResultSeries(
+                labels=[types_pb2.Label(name=n, value=v) for n, v in s.labels],
+                timestamps_ms=np.ascontiguousarray(s.timestamps_ms, I64).tobytes(),
+                values=np.ascontiguousarray(s.values, F64).tobytes(),
+            )
+        )
+    return out
+
+
+class QueryService(query_pb2_grpc.QueryServicer):
+    def __init__(self, engine: Engine, default_timeout_ms: int) -> None:
+        self.engine = engine
+        self.default_timeout_ms = default_timeout_ms
+
+    async def _eval(self, fn, timeout_ms: int, context):
+        loop = asyncio.get_running_loop()
+        try:
+            try:
+                res = await asyncio.wait_for(loop.run_in_executor(None, fn), (timeout_ms or self.default_timeout_ms) / 1000)
+            except asyncio.TimeoutError:
+                raise errors.QueryTimeoutError("query timed out in expression evaluation") from None
+        except errors.ShardmonError as exc:
+            await context.abort(status_of(exc), str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug becomes INTERNAL, logged with its trace.
+            log.exception("query failed")
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+        return response_of(res)
+
+    async def Instant(self, request, context):
+        return await self._eval(lambda: self.engine.instant(request.query, request.time_ms), request.timeout_ms, context)
+
+    async def Range(self, request, context):
+        return await self._eval(
+            lambda: self.engine.range(request.query, request.start_ms, request.end_ms, request.step_ms),
+            request.timeout_ms,
+            context,
+        )

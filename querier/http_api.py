@@ -1,0 +1,289 @@
+"""The Prometheus HTTP API (``/api/v1/*``), for Grafana and every other Prometheus client.
+
+Parameters, JSON envelopes, error types and status codes follow Prometheus's ``web/api/v1``: GET
+with a query string or POST with a form body; ``{"status": "success", "data": ..., "warnings": [...]}``
+or ``{"status": "error", "errorType": "bad_data", "error": "..."}``. Sample values are strings
+(``"1.5"``, ``"NaN"``, ``"+Inf"``) and timestamps are seconds with millisecond digits, written exactly
+as Prometheus writes them. The engine runs in a thread so the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import math
+import re
+import time
+from collections.abc import Callable
+
+import promql_parser
+from aiohttp import web
+
+from model.config import parse_duration_ms
+from model.errors import BadQueryError, QueryError, QueryTimeoutError
+from model.labels import Matcher
+from model.storage import Querier
+from querier.engine import Engine, QueryResult
+from querier.selector import selector_matchers
+
+_STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "unavailable": 503, "canceled": 499, "internal": 500, "not_found": 404}
+_MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs
+_MAX_TIME_MS = (2**63 - 1) // 1_000_000
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+
+
+# -- formatting, exactly as Prometheus --------------------------------------------------------------
+
+
+def format_value(v: float) -> str:
+    """A sample value as Prometheus writes it (Go's ``FormatFloat(v, 'f', -1, 64)``)."""
+    if v != v:
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    r = repr(v)
+    if "e" in r:
+        import numpy as np
+
+        return np.format_float_positional(v, unique=True, trim="-")
+    return r[:-2] if r.endswith(".0") else r
+
+
+def format_ts(ms: int) -> str:
+    """A timestamp in seconds with the millisecond digits, as Prometheus's MarshalTimestamp."""
+    sign = "-" if ms < 0 else ""
+    ms = abs(ms)
+    frac = ms % 1000
+    return f"{sign}{ms // 1000}.{frac:03d}" if frac else f"{sign}{ms // 1000}"
+
+
+def _point(ts: int, v: float) -> str:
+    return f'[{format_ts(ts)},"{format_value(v)}"]'
+
+
+def result_json(res: QueryResult) -> str:
+    """The ``data`` object of a query response."""
+    if res.result_type == "scalar":
+        return f'{{"resultType":"scalar","result":{_point(res.time_ms, res.scalar)}}}'
+    if res.result_type == "string":
+        return f'{{"resultType":"string","result":[{format_ts(res.time_ms)},{json.dumps(res.scalar)}]}}'
+    parts = []
+    if res.result_type == "vector":
+        for s in res.series:
+            parts.append(
+                f'{{"metric":{json.dumps(s.labels.to_dict())},"value":{_point(int(s.timestamps_ms[0]), float(s.values[0]))}}}'
+            )
+    else:
+        for s in res.series:
+            pts = ",".join(map(_point, s.timestamps_ms.tolist(), s.values.tolist()))
+            parts.append(f'{{"metric":{json.dumps(s.labels.to_dict())},"values":[{pts}]}}')
+    return f'{{"resultType":"{res.result_type}","result":[{",".join(parts)}]}}'
+
+
+def success(data_json: str, warnings: list[str] | None = None) -> web.Response:
+    body = f'{{"status":"success","data":{data_json}'
+    if warnings:
+        body += f',"warnings":{json.dumps(warnings)}'
+    return web.Response(text=body + "}", content_type="application/json")
+
+
+def error(error_type: str, message: str, status: int | None = None) -> web.Response:
+    body = json.dumps({"status": "error", "errorType": error_type, "error": message})
+    return web.Response(text=body, status=status or _STATUS.get(error_type, 500), content_type="application/json")
+
+
+# -- parameters, exactly as Prometheus ---------------------------------------------------------------
+
+
+def parse_time_ms(s: str, name: str) -> int:
+    """A Prometheus API time: float Unix seconds or RFC 3339."""
+    try:
+        return round(float(s) * 1000)
+    except ValueError:
+        pass
+    if _RFC3339.match(s):
+        try:
+            t = dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+            return round(t.timestamp() * 1000)
+        except ValueError:
+            pass
+    raise BadQueryError(f'invalid parameter "{name}": cannot parse "{s}" to a valid timestamp')
+
+
+def parse_step_ms(s: str, name: str) -> int:
+    """A Prometheus API duration: float seconds or a duration string."""
+    try:
+        return round(float(s) * 1000)
+    except ValueError:
+        pass
+    try:
+        return parse_duration_ms(s)
+    except ValueError:
+        raise BadQueryError(f'invalid parameter "{name}": cannot parse "{s}" to a valid duration') from None
+
+
+def parse_matchers(text: str) -> list[Matcher]:
+    """A ``match[]`` series selector, e.g. ``up{job="a"}``, as matchers."""
+    try:
+        expr = promql_parser.parse(text)
+    except ValueError as exc:
+        raise BadQueryError(f'invalid parameter "match[]": {exc}') from None
+    if not isinstance(expr, promql_parser.VectorSelector):
+        raise BadQueryError(f'invalid parameter "match[]": {text!r} is not a series selector')
+    matchers = selector_matchers(expr)
+    if all(m.matches("") for m in matchers):
+        raise BadQueryError('invalid parameter "match[]": match[] must contain at least one non-empty matcher')
+    return matchers
+
+
+async def _params(request: web.Request):
+    """Query-string and form parameters together (a MultiDict), as Prometheus's ``r.Form``."""
+    params = request.query.copy()
+    if request.method == "POST" and request.content_type == "application/x-www-form-urlencoded":
+        params.extend(await request.post())
+    return params
+
+
+class PrometheusAPI:
+    """The aiohttp routes of the Prometheus HTTP API over an :class:`Engine` and a :class:`Querier`."""
+
+    def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str = "0.1.0") -> None:
+        self.engine = engine
+        self.querier = querier
+        self.default_timeout_ms = default_timeout_ms
+        self.version = version
+
+    def routes(self, app: web.Application) -> None:
+        for path, handler in (
+            ("/api/v1/query", self.query),
+            ("/api/v1/query_range", self.query_range),
+            ("/api/v1/series", self.series),
+            ("/api/v1/labels", self.labels),
+        ):
+            app.router.add_route("GET", path, handler)
+            app.router.add_route("POST", path, handler)
+        app.router.add_get("/api/v1/label/{name}/values", self.label_values)
+        app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
+        app.router.add_get("/-/healthy", lambda r: web.Response(text="Shardmon is Healthy.\n"))
+        app.router.add_get("/-/ready", lambda r: web.Response(text="Shardmon is Ready.\n"))
+
+    async def _run(self, fn: Callable[[], object], timeout_ms: int):
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(None, fn), timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            raise QueryTimeoutError("query timed out in expression evaluation") from None
+
+    def _timeout_ms(self, params) -> int:
+        t = params.get("timeout")
+        return parse_step_ms(t, "timeout") if t else self.default_timeout_ms
+
+    async def query(self, request: web.Request) -> web.Response:
+        try:
+            p = await _params(request)
+            t = parse_time_ms(p["time"], "time") if p.get("time") else int(time.time() * 1000)
+            q = p.get("query", "")
+            res = await self._run(lambda: self.engine.instant(q, t), self._timeout_ms(p))
+        except QueryError as exc:
+            return error(exc.error_type, str(exc))
+        return success(result_json(res), res.warnings)
+
+    async def query_range(self, request: web.Request) -> web.Response:
+        try:
+            p = await _params(request)
+            start = parse_time_ms(p.get("start", ""), "start")
+            end = parse_time_ms(p.get("end", ""), "end")
+            if end < start:
+                raise BadQueryError('invalid parameter "end": end timestamp must not be before start time')
+            step = parse_step_ms(p.get("step", ""), "step")
+            if step <= 0:
+                raise BadQueryError(
+                    'invalid parameter "step": zero or negative query resolution step widths are not accepted. '
+                    "Try a positive integer"
+                )
+            if (end - start) / step > 11000:
+                raise BadQueryError(
+                    "exceeded maximum resolution of 11,000 points per timeseries. "
+                    "Try decreasing the query resolution (?step=XX)"
+                )
+            q = p.get("query", "")
+            res = await self._run(lambda: self.engine.range(q, start, end, step), self._timeout_ms(p))
+        except QueryError as exc:
+            return error(exc.error_type, str(exc))
+        return success(result_json(res), res.warnings)
+
+    def _range(self, p) -> tuple[int, int]:
+        start = parse_time_ms(p["start"], "start") if p.get("start") else _MIN_TIME_MS
+        end = parse_time_ms(p["end"], "end") if p.get("end") else _MAX_TIME_MS
+        return start, end
+
+    def _matcher_sets(self, p) -> list[list[Matcher]]:
+        return [parse_matchers(m) for m in p.getall("match[]", [])]
+
+    async def series(self, request: web.Request) -> web.Response:
+        try:
+            p = await _params(request)
+            sets = self._matcher_sets(p)
+            if not sets:
+                raise BadQueryError("no match[] parameter provided")
+            start, end = self._range(p)
+
+            def run():
+                seen, warnings = {}, []
+                for ms in sets:
+                    res = self.querier.select(ms, start, end, skip_samples=True)
+                    warnings.extend(res.warnings)
+                    for s in res.series:
+                        seen[s.labels] = None
+                return sorted(seen), warnings
+
+            labels, warnings = await self._run(run, self.default_timeout_ms)
+        except QueryError as exc:
+            return error(exc.error_type, str(exc))
+        return success(json.dumps([ls.to_dict() for ls in labels]), warnings)
+
+    async def labels(self, request: web.Request) -> web.Response:
+        try:
+            p = await _params(request)
+            sets = self._matcher_sets(p) or [[]]
+            start, end = self._range(p)
+
+            def run():
+                names, warnings = set(), []
+                for ms in sets:
+                    n, w = self.querier.label_names(ms, start, end)
+                    names.update(n)
+                    warnings.extend(w)
+                return sorted(names), warnings
+
+            names, warnings = await self._run(run, self.default_timeout_ms)
+        except QueryError as exc:
+            return error(exc.error_type, str(exc))
+        return success(json.dumps(names), warnings)
+
+    async def label_values(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        try:
+            p = await _params(request)
+            sets = self._matcher_sets(p) or [[]]
+            start, end = self._range(p)
+
+            def run():
+                values, warnings = set(), []
+                for ms in sets:
+                    v, w = self.querier.label_values(name, ms, start, end)
+                    values.update(v)
+                    warnings.extend(w)
+                return sorted(values), warnings
+
+            values, warnings = await self._run(run, self.default_timeout_ms)
+        except QueryError as exc:
+            return error(exc.error_type, str(exc))
+        return success(json.dumps(values), warnings)
+
+    async def buildinfo(self, request: web.Request) -> web.Response:
+        return success(json.dumps({
+            "version": self.version, "revision": "", "branch": "", "buildUser": "", "buildDate": "",
+            "goVersion": "",
+        }))

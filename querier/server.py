@@ -1,0 +1,79 @@
+"""The querier process: the PromQL engine over the shard fan-out, served over HTTP and gRPC."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from aiohttp import web
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from model.config import Config
+from model.errors import ConfigError
+from model.pb import query_pb2, query_pb2_grpc
+from querier.engine import Engine
+from querier.fanout import FanoutQuerier
+from querier.grpc_api import QueryService
+from querier.http_api import PrometheusAPI
+from shards.client import ShardClient
+
+log = logging.getLogger(__name__)
+
+
+def build(config: Config) -> tuple[Engine, FanoutQuerier]:
+    q = config.querier
+    fanout = FanoutQuerier(
+        [ShardClient(n.id, n.address) for n in config.shards.nodes],
+        partial_response=q.partial_response,
+        timeout_s=q.query_timeout / 1000,
+    )
+    return Engine(fanout, lookback_delta_ms=q.lookback_delta, timeout_ms=q.query_timeout), fanout
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, port = address.rsplit(":", 1)
+    return host, int(port)
+
+
+async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
+    """Serve the HTTP and gRPC APIs until ``stop`` is set (or SIGTERM/SIGINT)."""
+    q = config.querier
+    engine, fanout = build(config)
+
+    app = web.Application()
+    PrometheusAPI(engine, fanout, default_timeout_ms=q.query_timeout).routes(app)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = _split(q.http_address)
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        raise ConfigError(f"querier.http_address: cannot listen on {q.http_address}: {exc.strerror}") from exc
+
+    server = grpc.aio.server()
+    query_pb2_grpc.add_QueryServicer_to_server(QueryService(engine, q.query_timeout), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (query_pb2.DESCRIPTOR.services_by_name["Query"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server,
+    )
+    if server.add_insecure_port(q.grpc_address) == 0:
+        raise ConfigError(f"querier.grpc_address: cannot listen on {q.grpc_address}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("querier serving HTTP on %s and gRPC on %s", q.http_address, q.grpc_address)
+
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.stop(grace=1)
+    await runner.cleanup()
+    fanout.close()
+    log.info("querier stopped")

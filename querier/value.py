@@ -1,0 +1,137 @@
+"""The values the PromQL evaluator passes between nodes, each over the whole step grid at once.
+
+A query is evaluated once for all its steps, not once per step: every value holds the answer of its
+sub-expression at every step of the grid (an instant query is a grid of one step). So the work per
+node is a Python loop over series at most, with numpy doing the steps.
+
+- :class:`Scalar`: one float per step.
+- :class:`InstantVector`: series x steps matrices of values and of presence (a series has a value at
+  a step or it has not; absent cells hold an unspecified value).
+- :class:`RangeVector`: per series the raw samples a range selector fetched, and the window each
+  step looks at, ``[end - range_ms, end]`` inclusive for each ``end`` in ``window_ends``. Functions
+  of range vectors find their windows with ``searchsorted``.
+
+It also holds the evaluation context (the grid, the storage, the deadline) and the error for a
+feature that is not implemented yet.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import NamedTuple
+
+import numpy as np
+
+from model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
+from model.labels import Labels, Matcher
+from model.storage import Querier, Series
+
+
+class UnsupportedQueryError(BadQueryError):
+    """A well-formed query that uses a PromQL feature this engine does not implement yet.
+
+    It is a :class:`BadQueryError` (HTTP 400) so that clients see it as a query problem, and a
+    class of its own so that the script-test runner can count such cases apart from failures.
+    """
+
+
+def not_supported(what: str) -> UnsupportedQueryError:
+    """The error for a PromQL feature not implemented yet; ``what`` names it (``"function 'abs'"``)."""
+    return UnsupportedQueryError(f"{what} not supported yet")
+
+
+def duration_ms(delta: timedelta | None) -> int:
+    """A parser duration (``datetime.timedelta``, possibly negative, or None) in milliseconds."""
+    if delta is None:
+        return 0
+    # Integer arithmetic: going through float seconds could round a long duration by a millisecond.
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
+class Scalar(NamedTuple):
+    """A scalar expression's value at each step (float64, one per step)."""
+
+    values: np.ndarray
+
+
+class InstantVector(NamedTuple):
+    """An instant vector over the grid: ``values[i, k]`` is series i at step k where ``present[i, k]``.
+
+    Rows need not be sorted or have any value; labels must be unique among rows that have a value
+    at the same step (checked where an operation can break it, e.g. by dropping ``__name__``).
+    """
+
+    labels: list[Labels]
+    values: np.ndarray  # float64 [n_series, n_steps]
+    present: np.ndarray  # bool [n_series, n_steps]
+
+
+class RangeVector(NamedTuple):
+    """A range vector over the grid: samples per series and the window each step sees.
+
+    ``timestamps[i]`` / ``values[i]`` are series i's samples in time order, staleness markers
+    already removed. Step k looks at the samples in ``[window_ends[k] - range_ms, window_ends[k]]``
+    (both ends inclusive, as Prometheus 2.x), where ``window_ends`` is the step time minus the
+    selector's offset.
+    """
+
+    labels: list[Labels]
+    timestamps: list[np.ndarray]
+    values: list[np.ndarray]
+    window_ends: np.ndarray  # int64 [n_steps]
+    range_ms: int
+
+
+Value = Scalar | InstantVector | RangeVector
+
+
+@dataclass
+class EvalContext:
+    """What every node of one query evaluation shares: the step grid, the storage, the limits.
+
+    ``steps`` are the evaluation timestamps (int64 ms). ``warnings`` collects the Querier's
+    warnings, each once, in the order they first came.
+    """
+
+    querier: Querier
+    steps: np.ndarray
+    lookback_delta_ms: int
+    deadline: float  # time.monotonic() value after which the query is abandoned
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.steps.shape[0])
+
+    def check_deadline(self) -> None:
+        """Raise :class:`QueryTimeoutError` once the query has run past its timeout."""
+        if time.monotonic() > self.deadline:
+            raise QueryTimeoutError("query timed out in expression evaluation")
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[Series]:
+        """Fetch from the Querier, keeping its warnings; a deadline check follows the fetch."""
+        self.check_deadline()
+        result = self.querier.select(matchers, start_ms, end_ms)
+        for warning in result.warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        self.check_deadline()
+        return result.series
+
+
+def check_unique_labels(labels: Sequence[Labels], present: np.ndarray) -> None:
+    """Raise Prometheus's error when two series that have values carry the same label set.
+
+    As Prometheus 2.x's ``Matrix.ContainsSameLabelset``, this looks at whole series over the query
+    range: two series with the same labels clash even if their values fall on different steps.
+    """
+    seen: set[Labels] = set()
+    for row, lbls in enumerate(labels):
+        if not present[row].any():
+            continue
+        if lbls in seen:
+            raise QueryExecutionError("vector cannot contain metrics with the same labelset")
+        seen.add(lbls)

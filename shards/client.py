@@ -1,0 +1,133 @@
+"""The only gRPC client of a shard, for both the write side (ingest) and the read side (querier).
+
+``AsyncShardClient`` writes from asyncio code (the scrapers' forwarders); ``ShardClient`` reads from
+threads (the querier's fan-out). Both translate failed calls into the error tree once, here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+import numpy as np
+
+from model.grpcstatus import error_of
+from model.labels import Labels, Matcher, MatchType
+from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
+from model.samples import SampleBatch
+from model.storage import Series
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # Reconnect quickly after a shard restarts (the default backoff grows to 2 minutes).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+_PB_MATCH = {
+    MatchType.EQ: types_pb2.Matcher.EQ,
+    MatchType.NEQ: types_pb2.Matcher.NEQ,
+    MatchType.RE: types_pb2.Matcher.RE,
+    MatchType.NRE: types_pb2.Matcher.NRE,
+}
+
+
+def matchers_to_pb(matchers: Sequence[Matcher]) -> list[types_pb2.Matcher]:
+    return [types_pb2.Matcher(type=_PB_MATCH[m.type], name=m.name, value=m.value) for m in matchers]
+
+
+def series_of_frame(frame: shard_pb2.SeriesFrame) -> list[Series]:
+    """Decode one frame into :class:`Series` (arrays are views of the frame's bytes)."""
+    b = SampleBatch.from_pb(frame.series)
+    counts = np.bincount(b.sample_series, minlength=b.num_series) if b.num_samples else np.zeros(b.num_series, int)
+    ends = np.cumsum(counts)
+    out = []
+    start = 0
+    for key, end in zip(b.series_keys, ends.tolist()):
+        out.append(Series(Labels.from_canonical(key), b.timestamps_ms[start:end], b.values[start:end]))
+        start = end
+    return out
+
+
+class AsyncShardClient:
+    """Writes to one shard from asyncio code."""
+
+    def __init__(self, shard_id: int, address: str) -> None:
+        self.shard_id = shard_id
+        self.address = address
+        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._stub = shard_pb2_grpc.ShardStub(self._channel)
+
+    async def write(self, batch_id: str, samples: types_pb2.SampleColumns, timeout_s: float) -> shard_pb2.WriteResponse:
+        """Send one batch; raises a retryable error when trying again may succeed."""
+        try:
+            return await self._stub.Write(
+                shard_pb2.WriteRequest(batch_id=batch_id, samples=samples), timeout=timeout_s
+            )
+        except grpc.RpcError as exc:
+            raise error_of(exc, f"shard {self.shard_id} ({self.address}) Write") from exc
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+class ShardClient:
+    """Reads from (and, for tools and tests, writes to) one shard; thread-safe, blocking."""
+
+    def __init__(self, shard_id: int, address: str) -> None:
+        self.shard_id = shard_id
+        self.address = address
+        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._stub = shard_pb2_grpc.ShardStub(self._channel)
+
+    def _what(self, method: str) -> str:
+        return f"shard {self.shard_id} ({self.address}) {method}"
+
+    def write(self, batch_id: str, batch: SampleBatch, timeout_s: float = 10.0) -> shard_pb2.WriteResponse:
+        try:
+            return self._stub.Write(shard_pb2.WriteRequest(batch_id=batch_id, samples=batch.to_pb()), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("Write")) from exc
+
+    def series(
+        self,
+        matchers: Sequence[Matcher],
+        start_ms: int,
+        end_ms: int,
+        *,
+        skip_samples: bool = False,
+        timeout_s: float = 120.0,
+    ) -> list[Series]:
+        req = shard_pb2.SeriesRequest(
+            start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers), skip_samples=skip_samples
+        )
+        out: list[Series] = []
+        try:
+            for frame in self._stub.Series(req, timeout=timeout_s):
+                out.extend(series_of_frame(frame))
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("Series")) from exc
+        return out
+
+    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0) -> list[str]:
+        req = shard_pb2.LabelNamesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))
+        try:
+            return list(self._stub.LabelNames(req, timeout=timeout_s).names)
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("LabelNames")) from exc
+
+    def label_values(
+        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0
+    ) -> list[str]:
+        req = shard_pb2.LabelValuesRequest(
+            name=name, start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers)
+        )
+        try:
+            return list(self._stub.LabelValues(req, timeout=timeout_s).values)
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("LabelValues")) from exc
+
+    def close(self) -> None:
+        self._channel.close()

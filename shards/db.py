@@ -1,0 +1,312 @@
+"""A shard's database: head, label index and blocks over one Redis, with recovery.
+
+Write path: check the batch, make it durable (new series' labels and the WAL record in one Redis
+transaction), apply it to the head, then return, so the caller acknowledges only durable writes.
+Writes are idempotent by batch id: the ids of the batches in the WAL are remembered (and rebuilt by
+replay), and a batch seen before is acknowledged without appending anything.
+
+Blocks: when the head spans more than 1.5 block durations, the oldest aligned window is encoded into
+per-series chunks and stored with the checkpoint (the head's new lower bound and the trim of the WAL
+entries now wholly in blocks) in one transaction.
+
+Recovery: load the series labels, the blocks' series lists and the checkpoint, then replay the WAL
+entries still in the stream, dropping samples below the checkpoint (they are in blocks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from model.errors import InvalidWriteError
+from model.labels import Labels, Matcher, series_id_of
+from model.samples import I64, U64, SampleBatch
+from shards import chunk, metrics
+from shards.head import Head, SeriesRegistry, resolve_batch
+from shards.index import LabelIndex
+from shards.store import BlockMeta, RedisStore
+from shards.wal import decode_record, encode_record, next_stream_id
+
+log = logging.getLogger(__name__)
+
+_INT64_MIN = np.iinfo(np.int64).min
+_INT64_MAX = np.iinfo(np.int64).max
+_SEEN_BATCHES = 200_000
+
+
+class WriteOutcome(NamedTuple):
+    appended: int
+    rejected: dict[str, int]
+    duplicate_batch: bool
+
+
+class SelectedSeries(NamedTuple):
+    labels: Labels
+    series_id: int
+    key: bytes
+    timestamps_ms: np.ndarray
+    values: np.ndarray
+
+
+class _Block(NamedTuple):
+    meta: BlockMeta
+    series_ids: np.ndarray  # sorted uint64
+
+
+def _id_field(series_id: int) -> bytes:
+    return int(series_id).to_bytes(8, "big")
+
+
+class ShardDB:
+    """One shard's storage. All mutations run under one asyncio lock, in WAL order."""
+
+    def __init__(self, store: RedisStore, *, block_duration_ms: int) -> None:
+        self.store = store
+        self.block_duration_ms = block_duration_ms
+        self.registry = SeriesRegistry()
+        self.index = LabelIndex()
+        self.head = Head(self.registry)
+        self.blocks: list[_Block] = []
+        self._series_mint = np.empty(0, I64)
+        self._series_maxt = np.empty(0, I64)
+        self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._wal: collections.deque[tuple[str, int]] = collections.deque()  # (entry id, max ts)
+        self._lock = asyncio.Lock()
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Recover blocks, index and head from Redis."""
+        t0 = time.monotonic()
+        await self.store.ping()
+        series = await self.store.load_series()
+        if series:
+            self._register([int.from_bytes(i, "big") for i, _ in series], [k for _, k in series])
+        for meta, blob in await self.store.load_blocks():
+            ids = np.frombuffer(blob, U64)
+            self.blocks.append(_Block(meta, ids))
+            idx = self.registry.lookup(ids)
+            idx = idx[idx >= 0]
+            self._series_mint[idx] = np.minimum(self._series_mint[idx], meta.mint_ms)
+            self._series_maxt[idx] = np.maximum(self._series_maxt[idx], meta.maxt_ms - 1)
+        head_mint = await self.store.head_mint()
+        if head_mint is not None:
+            self.head.min_valid_ms = head_mint
+        replayed = 0
+        async for entry_id, batch_id, record in self.store.replay():
+            ids, refs, ts, vals = decode_record(record)
+            self._apply(batch_id, entry_id, ids, refs, ts, vals)
+            replayed += int(ts.shape[0])
+        elapsed = time.monotonic() - t0
+        metrics.REPLAY_SECONDS.set(elapsed)
+        self._update_gauges()
+        log.info(
+            "recovered %d series, %d blocks, %d WAL entries (%d samples) in %.2fs",
+            len(self.registry), len(self.blocks), len(self._wal), replayed, elapsed,
+        )
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def write(self, batch_id: str, batch: SampleBatch) -> WriteOutcome:
+        """Make ``batch`` durable and apply it. Raises InvalidWriteError or ShardUnavailableError."""
+        async with self._lock:
+            if batch_id in self._seen:
+                return WriteOutcome(0, {}, True)
+            _, new_ids, new_keys = resolve_batch(self.registry, batch)
+            for sid, key in zip(new_ids, new_keys):
+                if series_id_of(key) != sid:
+                    raise InvalidWriteError(f"series id {sid:#x} does not match its labels {key!r}")
+                try:
+                    labels = Labels.from_canonical(key)
+                except UnicodeDecodeError:
+                    raise InvalidWriteError(f"series labels are not valid UTF-8: {key!r}") from None
+                if not labels.name:
+                    raise InvalidWriteError(f"series without a metric name: {labels}")
+            record = encode_record(batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values)
+            entry_id = await self.store.append(batch_id, record, {_id_field(i): k for i, k in zip(new_ids, new_keys)})
+            return self._apply(
+                batch_id, entry_id, batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values,
+                new_ids, new_keys,
+            )
+
+    def _register(self, ids: Sequence[int], keys: Sequence[bytes]) -> None:
+        first = len(self.registry)
+        self.registry.add(ids, keys)
+        self.index.add(first, self.registry.labels[first:])
+        n = len(self.registry)
+        self._series_mint = np.concatenate((self._series_mint, np.full(n - first, _INT64_MAX, I64)))
+        self._series_maxt = np.concatenate((self._series_maxt, np.full(n - first, _INT64_MIN, I64)))
+
+    def _apply(self, batch_id, entry_id, ids, refs, ts, vals, new_ids=(), new_keys=()) -> WriteOutcome:
+        if new_keys:
+            self._register(new_ids, new_keys)
+        series_idx = self.registry.lookup(ids)
+        sample_idx = series_idx[refs]
+        known = sample_idx >= 0
+        if not known.all():
+            # Only a damaged Redis (a WAL record whose series labels are gone) gets here.
+            metrics.SAMPLES_REJECTED.labels("unknown_series").inc(int((~known).sum()))
+            sample_idx, ts, vals = sample_idx[known], ts[known], vals[known]
+        res = self.head.append(sample_idx, ts, vals)
+        if res.appended:
+            metrics.SAMPLES_APPENDED.inc(res.appended)
+        if res.duplicates:
+            metrics.SAMPLES_DUPLICATE.inc(res.duplicates)
+        for reason, count in res.rejected.items():
+            metrics.SAMPLES_REJECTED.labels(reason).inc(count)
+        if ts.shape[0]:
+            np.minimum.at(self._series_mint, sample_idx, ts)
+            np.maximum.at(self._series_maxt, sample_idx, ts)
+            self._wal.append((entry_id, int(ts.max())))
+        else:
+            self._wal.append((entry_id, _INT64_MIN))
+        self._seen[batch_id] = None
+        if len(self._seen) > _SEEN_BATCHES:
+            self._seen.popitem(last=False)
+        return WriteOutcome(res.appended, res.rejected, False)
+
+    # -- blocks ----------------------------------------------------------------------------------
+
+    async def cut_blocks(self) -> int:
+        """Move every block window the head has outgrown into Redis. Returns blocks written."""
+        written = 0
+        d = self.block_duration_ms
+        async with self._lock:
+            while True:
+                rng = self.head.time_range()
+                if rng is None:
+                    break
+                start = (max(rng[0], self.head.min_valid_ms) // d) * d
+                end = start + d
+                if rng[1] < end + d // 2:
+                    break
+                await self._write_block(start, end)
+                written += 1
+        if written:
+            self._update_gauges()
+        return written
+
+    async def _write_block(self, start: int, end: int) -> None:
+        c = self.head.columns()
+        old = c.ts < end
+        idx, ts, vals = c.idx[old], c.ts[old], c.vals[old]
+        bounds = np.flatnonzero(np.diff(idx)) + 1
+        starts = np.concatenate(([0], bounds)) if idx.shape[0] else np.empty(0, np.int64)
+        ends = np.concatenate((bounds, [idx.shape[0]])) if idx.shape[0] else np.empty(0, np.int64)
+        chunks: dict[bytes, bytes] = {}
+        series_ids = self.registry.ids[idx[starts]] if idx.shape[0] else np.empty(0, U64)
+        for sid, a, b in zip(series_ids.tolist(), starts.tolist(), ends.tolist()):
+            chunks[_id_field(sid)] = chunk.encode(ts[a:b], vals[a:b])
+        sorted_ids = np.sort(series_ids)
+        meta = BlockMeta(
+            block_id=f"{start}-{end}",
+            mint_ms=start,
+            maxt_ms=end,
+            num_series=int(sorted_ids.shape[0]),
+            num_samples=int(ts.shape[0]),
+            size_bytes=sum(len(v) for v in chunks.values()),
+        )
+        # WAL entries whose samples all lie before the block's end are covered; trim a prefix of them.
+        trim_upto = None
+        n_trim = 0
+        for entry_id, max_ts in self._wal:
+            if max_ts >= end:
+                break
+            trim_upto = entry_id
+            n_trim += 1
+        trim_minid = next_stream_id(trim_upto) if trim_upto else None
+        await self.store.write_block(meta, sorted_ids.astype(U64).tobytes(), chunks, end, trim_minid)
+        for _ in range(n_trim):
+            self._wal.popleft()
+        self.head.split_before(end)
+        self.blocks.append(_Block(meta, sorted_ids))
+        log.info("cut block %s: %d series, %d samples, %d bytes", meta.block_id, meta.num_series,
+                 meta.num_samples, meta.size_bytes)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _select_idx(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[int]:
+        idx = self.index.select(matchers)
+        if idx.shape[0]:
+            keep = (self._series_maxt[idx] >= start_ms) & (self._series_mint[idx] <= end_ms)
+            idx = idx[keep]
+        labels = self.registry.labels
+        return sorted(idx.tolist(), key=labels.__getitem__)
+
+    async def select(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False
+    ) -> list[SelectedSeries]:
+        """Matching series with their samples in ``[start_ms, end_ms]``, sorted by labels."""
+        idxs = self._select_idx(matchers, start_ms, end_ms)
+        reg = self.registry
+        if skip_samples:
+            empty_t, empty_v = np.empty(0, I64), np.empty(0, np.float64)
+            return [SelectedSeries(reg.labels[i], int(reg.ids[i]), reg.keys[i], empty_t, empty_v) for i in idxs]
+        if not idxs:
+            return []
+        ids = reg.ids[np.asarray(idxs, np.int64)]
+        from_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        for block in self.blocks:
+            m = block.meta
+            if m.maxt_ms <= start_ms or m.mint_ms > end_ms or block.series_ids.shape[0] == 0:
+                continue
+            pos = np.minimum(np.searchsorted(block.series_ids, ids), block.series_ids.shape[0] - 1)
+            present = np.flatnonzero(block.series_ids[pos] == ids)
+            if not present.shape[0]:
+                continue
+            fields = [_id_field(int(ids[p])) for p in present.tolist()]
+            for p, data in zip(present.tolist(), await self.store.read_chunks(m.block_id, fields)):
+                if data is None:
+                    continue
+                ts, vals = chunk.decode(data)
+                a = int(np.searchsorted(ts, start_ms, "left"))
+                b = int(np.searchsorted(ts, end_ms, "right"))
+                if b > a:
+                    from_blocks.setdefault(p, []).append((ts[a:b], vals[a:b]))
+        out = []
+        for p, i in enumerate(idxs):
+            hts, hvals = self.head.read(i, start_ms, end_ms)
+            parts = from_blocks.get(p)
+            if parts:
+                ts = np.concatenate([t for t, _ in parts] + [hts])
+                vals = np.concatenate([v for _, v in parts] + [hvals])
+            else:
+                ts, vals = hts, hvals
+            if ts.shape[0]:
+                out.append(SelectedSeries(reg.labels[i], int(reg.ids[i]), reg.keys[i], ts, vals))
+        return out
+
+    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        if not matchers:
+            return self.index.label_names()
+        names: set[str] = set()
+        for i in self._select_idx(matchers, start_ms, end_ms):
+            names.update(n for n, _ in self.registry.labels[i])
+        return sorted(names)
+
+    def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+        if not matchers:
+            return self.index.label_values(name)
+        values = {self.registry.labels[i].get(name) for i in self._select_idx(matchers, start_ms, end_ms)}
+        values.discard("")
+        return sorted(values)
+
+    # -- observability ---------------------------------------------------------------------------
+
+    def _update_gauges(self) -> None:
+        metrics.SERIES.set(len(self.registry))
+        metrics.HEAD_SAMPLES.set(self.head.num_samples)
+        metrics.BLOCKS.set(len(self.blocks))
+        metrics.BLOCK_BYTES.set(sum(b.meta.size_bytes for b in self.blocks))
+        metrics.BLOCK_SAMPLES.set(sum(b.meta.num_samples for b in self.blocks))
+        metrics.WAL_ENTRIES.set(len(self._wal))
+
+    def update_gauges(self) -> None:
+        """Refresh the gauges (cheap; called periodically by the server)."""
+        self._update_gauges()

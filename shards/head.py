@@ -1,0 +1,234 @@
+"""The head: the recent samples of a shard, in memory, in columns.
+
+Appends never touch a Python object per sample. A batch's samples are checked against each
+series' latest sample with array operations and appended to an unsorted *tail* of column chunks.
+Reads merge the tail into a *sorted* part (samples ordered by series, then time, with per-series
+offsets), so a read of one series is two ``searchsorted`` calls and a slice.
+
+Series are numbered densely in the order the shard first sees them (``idx``); ``series_ids`` maps
+an idx to the stable 64-bit series id, and a sorted copy of the ids answers id -> idx lookups for a
+whole batch at once.
+
+Ordering rules (as Prometheus's head): a sample older than the series' latest is rejected
+``out_of_order``; one with the latest's timestamp and the same value (bit for bit) is a duplicate and
+is dropped silently; with the same timestamp and another value it is rejected ``duplicate_timestamp``;
+a sample older than the head's lower bound (everything before it is in blocks) is rejected
+``out_of_bounds``. Within one batch a series' samples are ordered by time before these checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from model.labels import Labels
+from model.samples import F64, I64, U64, SampleBatch
+
+_INT64_MIN = np.iinfo(np.int64).min
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+def _grow(arr: np.ndarray, size: int, fill) -> np.ndarray:
+    if size <= arr.shape[0]:
+        return arr
+    new = np.full(max(size, 2 * arr.shape[0], 1024), fill, dtype=arr.dtype)
+    new[: arr.shape[0]] = arr
+    return new
+
+
+class AppendResult(NamedTuple):
+    appended: int
+    rejected: dict[str, int]  # reason -> count
+    duplicates: int  # samples equal to the latest one: dropped silently, not an error
+
+
+class Columns(NamedTuple):
+    """Samples ordered by series idx then time; ``offsets[i]:offsets[i+1]`` are series i's samples."""
+
+    idx: np.ndarray
+    ts: np.ndarray
+    vals: np.ndarray
+    offsets: np.ndarray
+
+
+class SeriesRegistry:
+    """Series known to the shard: idx -> id, labels and canonical key; id -> idx for whole arrays."""
+
+    def __init__(self) -> None:
+        self.ids = np.empty(0, U64)
+        self.labels: list[Labels] = []
+        self.keys: list[bytes] = []
+        self._by_id: dict[int, int] = {}
+        self._sorted_ids = np.empty(0, U64)
+        self._sorted_idx = np.empty(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """The idx of each id, or -1 where the series is unknown (vectorised)."""
+        if self._sorted_ids.shape[0] == 0:
+            return np.full(ids.shape[0], -1, np.int64)
+        pos = np.searchsorted(self._sorted_ids, ids)
+        pos_c = np.minimum(pos, self._sorted_ids.shape[0] - 1)
+        hit = self._sorted_ids[pos_c] == ids
+        return np.where(hit, self._sorted_idx[pos_c], -1)
+
+    def add(self, new_ids: Sequence[int], new_keys: Sequence[bytes]) -> None:
+        """Register series (ids not known yet, each once)."""
+        if not new_keys:
+            return
+        start = len(self.keys)
+        for off, (sid, key) in enumerate(zip(new_ids, new_keys)):
+            self._by_id[sid] = start + off
+        self.keys.extend(new_keys)
+        self.labels.extend(Labels.from_canonical(k) for k in new_keys)
+        self.ids = np.concatenate((self.ids, np.asarray(new_ids, dtype=U64)))
+        order = np.argsort(self.ids, kind="stable")
+        self._sorted_ids = self.ids[order]
+        self._sorted_idx = order.astype(np.int64)
+
+    def idx_of(self, series_id: int) -> int | None:
+        return self._by_id.get(series_id)
+
+
+class Head:
+    """In-memory recent samples of every series, with Prometheus's append rules."""
+
+    def __init__(self, registry: SeriesRegistry, min_valid_ms: int = _INT64_MIN) -> None:
+        self.registry = registry
+        #: Samples older than this are in blocks already; appends below it are out of bounds.
+        self.min_valid_ms = min_valid_ms
+        self.last_ts = np.empty(0, I64)
+        self.last_val = np.empty(0, F64)
+        self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._tail_len = 0
+        self._sorted = Columns(np.empty(0, np.int64), np.empty(0, I64), np.empty(0, F64), np.zeros(1, np.int64))
+        self.num_samples = 0
+
+    # -- appending -------------------------------------------------------------------------------
+
+    def append(self, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> AppendResult:
+        """Append samples of registered series (``idx`` per sample). Returns what was kept."""
+        n_series = len(self.registry)
+        self.last_ts = _grow(self.last_ts, n_series, _INT64_MIN)
+        self.last_val = _grow(self.last_val, n_series, np.nan)
+        if idx.shape[0] == 0:
+            return AppendResult(0, {}, 0)
+        order = np.lexsort((ts, idx))
+        idx, ts, vals = idx[order], ts[order], vals[order]
+        bits = vals.view(U64)
+
+        first = np.ones(idx.shape[0], bool)
+        first[1:] = idx[1:] != idx[:-1]
+        prev_ts = np.where(first, self.last_ts[idx], np.roll(ts, 1))
+        prev_bits = np.where(first, self.last_val[idx].view(U64), np.roll(bits, 1))
+        # A rejected earlier sample of the batch must not lower the bar: compare with the series'
+        # latest as well.
+        later_than_latest = ~first & (self.last_ts[idx] > prev_ts)
+        prev_ts = np.where(later_than_latest, self.last_ts[idx], prev_ts)
+        prev_bits = np.where(later_than_latest, self.last_val[idx].view(U64), prev_bits)
+
+        out_of_bounds = ts < self.min_valid_ms
+        out_of_order = ~out_of_bounds & (ts < prev_ts)
+        same_ts = ~out_of_bounds & (ts == prev_ts)
+        duplicate = same_ts & (bits == prev_bits)
+        conflict = same_ts & ~duplicate
+        keep = ~(out_of_bounds | out_of_order | same_ts)
+
+        rejected = {}
+        for reason, mask in (
+            ("out_of_bounds", out_of_bounds),
+            ("out_of_order", out_of_order),
+            ("duplicate_timestamp", conflict),
+        ):
+            c = int(mask.sum())
+            if c:
+                rejected[reason] = c
+        n_keep = int(keep.sum())
+        if n_keep:
+            k_idx, k_ts, k_vals = idx[keep], ts[keep], vals[keep]
+            # The last kept sample of each series is its new latest (samples are sorted by time).
+            last = np.ones(k_idx.shape[0], bool)
+            last[:-1] = k_idx[1:] != k_idx[:-1]
+            self.last_ts[k_idx[last]] = k_ts[last]
+            self.last_val[k_idx[last]] = k_vals[last]
+            self._tail.append((k_idx, k_ts, k_vals))
+            self._tail_len += n_keep
+            self.num_samples += n_keep
+        return AppendResult(n_keep, rejected, int(duplicate.sum()))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def columns(self) -> Columns:
+        """All head samples ordered by series then time (merges the tail first)."""
+        if self._tail:
+            s = self._sorted
+            idx = np.concatenate([s.idx] + [t[0] for t in self._tail])
+            ts = np.concatenate([s.ts] + [t[1] for t in self._tail])
+            vals = np.concatenate([s.vals] + [t[2] for t in self._tail])
+            order = np.lexsort((ts, idx))
+            idx, ts, vals = idx[order], ts[order], vals[order]
+            offsets = np.searchsorted(idx, np.arange(len(self.registry) + 1))
+            self._sorted = Columns(idx, ts, vals, offsets)
+            self._tail = []
+            self._tail_len = 0
+        elif self._sorted.offsets.shape[0] < len(self.registry) + 1:
+            s = self._sorted
+            self._sorted = Columns(s.idx, s.ts, s.vals, np.searchsorted(s.idx, np.arange(len(self.registry) + 1)))
+        return self._sorted
+
+    def read(self, idx: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Samples of series ``idx`` with ``start_ms <= t <= end_ms``."""
+        c = self.columns()
+        lo, hi = int(c.offsets[idx]), int(c.offsets[idx + 1])
+        ts = c.ts[lo:hi]
+        a = int(np.searchsorted(ts, start_ms, "left"))
+        b = int(np.searchsorted(ts, end_ms, "right"))
+        return ts[a:b], c.vals[lo + a : lo + b]
+
+    def time_range(self) -> tuple[int, int] | None:
+        """(min, max) timestamp in the head, or None when empty."""
+        if self.num_samples == 0:
+            return None
+        c = self.columns()
+        return int(c.ts.min()), int(c.ts.max())
+
+    # -- cutting blocks --------------------------------------------------------------------------
+
+    def split_before(self, boundary_ms: int) -> Columns:
+        """Remove and return the samples older than ``boundary_ms``; raise the lower bound to it."""
+        c = self.columns()
+        old = c.ts < boundary_ms
+        cut = Columns(
+            c.idx[old], c.ts[old], c.vals[old], np.searchsorted(c.idx[old], np.arange(len(self.registry) + 1))
+        )
+        keep = ~old
+        idx = c.idx[keep]
+        self._sorted = Columns(idx, c.ts[keep], c.vals[keep], np.searchsorted(idx, np.arange(len(self.registry) + 1)))
+        self.num_samples = int(idx.shape[0])
+        self.min_valid_ms = max(self.min_valid_ms, boundary_ms)
+        return cut
+
+
+def resolve_batch(registry: SeriesRegistry, batch: SampleBatch) -> tuple[np.ndarray, list[int], list[bytes]]:
+    """Map a batch's series table onto the registry.
+
+    Returns ``(idx per series of the batch, -1 where new; new ids; new keys)``, the new series each
+    once, in first-seen order. Does not register anything.
+    """
+    idx = registry.lookup(batch.series_ids)
+    missing = np.flatnonzero(idx < 0)
+    new_ids: list[int] = []
+    new_keys: list[bytes] = []
+    if missing.shape[0]:
+        seen: set[int] = set()
+        for i in missing.tolist():
+            sid = int(batch.series_ids[i])
+            if sid not in seen:
+                seen.add(sid)
+                new_ids.append(sid)
+                new_keys.append(batch.series_keys[i])
+    return idx, new_ids, new_keys

@@ -1,0 +1,31 @@
+"""The shard's own metrics (``shardmon_shard_*``), exposed on its ``/metrics`` by prometheus_client."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+# The *_created series add nothing for these process-lifetime counters.
+disable_created_metrics()
+
+WRITES = Counter("shardmon_shard_writes_total", "Write requests handled, by outcome.", ["outcome"])
+WRITE_DURATION = Histogram(
+    "shardmon_shard_write_duration_seconds",
+    "Time to make a write durable and apply it.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+SAMPLES_APPENDED = Counter("shardmon_shard_samples_appended_total", "Samples appended to the head.")
+SAMPLES_REJECTED = Counter(
+    "shardmon_shard_samples_rejected_total", "Samples refused by the head, by reason.", ["reason"]
+)
+SAMPLES_DUPLICATE = Counter(
+    "shardmon_shard_samples_duplicate_total",
+    "Samples equal to the series' latest one (same timestamp and value): dropped silently as Prometheus does.",
+)
+SERIES = Gauge("shardmon_shard_series", "Series known to the shard.")
+HEAD_SAMPLES = Gauge("shardmon_shard_head_samples", "Samples in the in-memory head.")
+BLOCKS = Gauge("shardmon_shard_blocks", "Blocks stored in Redis.")
+BLOCK_BYTES = Gauge("shardmon_shard_block_bytes", "Bytes of all stored blocks' chunks.")
+BLOCK_SAMPLES = Gauge("shardmon_shard_block_samples", "Samples in all stored blocks.")
+WAL_ENTRIES = Gauge("shardmon_shard_wal_entries", "Entries in the WAL stream not yet covered by blocks.")
+REPLAY_SECONDS = Gauge("shardmon_shard_replay_duration_seconds", "Time the last start-up took to recover.")
+SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total", "Series (read) requests, by outcome.", ["outcome"])

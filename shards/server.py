@@ -1,0 +1,186 @@
+"""The shard's gRPC server: the ``Shard`` service over a :class:`~shards.db.ShardDB`.
+
+Run one per shard (``shardmon shard --id N``). The server listens only after recovery has finished,
+so a sender meets "unavailable" (and retries) rather than a half-recovered shard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from model import errors
+from model.config import Config
+from model.grpcstatus import status_of
+from model.labels import Matcher, MatchType
+from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
+from model.samples import F64, I64, U32, U64, SampleBatch
+from shards import metrics
+from shards.db import SelectedSeries, ShardDB
+from shards.store import RedisStore
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+_FRAME_SERIES = 1000
+_FRAME_SAMPLES = 250_000
+_MATCH_TYPES = {
+    types_pb2.Matcher.EQ: MatchType.EQ,
+    types_pb2.Matcher.NEQ: MatchType.NEQ,
+    types_pb2.Matcher.RE: MatchType.RE,
+    types_pb2.Matcher.NRE: MatchType.NRE,
+}
+
+
+def matchers_from_pb(pbs) -> list[Matcher]:
+    try:
+        return [Matcher.parse_op(_MATCH_TYPES[m.type].value, m.name, m.value) for m in pbs]
+    except ValueError as exc:
+        raise errors.BadQueryError(str(exc)) from exc
+
+
+def frame_of(series: list[SelectedSeries]) -> shard_pb2.SeriesFrame:
+    """One frame of series, samples grouped per series (the columnar ``SampleColumns``)."""
+    counts = np.fromiter((s.timestamps_ms.shape[0] for s in series), np.int64, len(series))
+    batch = SampleBatch(
+        np.fromiter((s.series_id for s in series), U64, len(series)),
+        [s.key for s in series],
+        np.repeat(np.arange(len(series), dtype=U32), counts),
+        np.concatenate([s.timestamps_ms for s in series]).astype(I64) if series else np.empty(0, I64),
+        np.concatenate([s.values for s in series]).astype(F64) if series else np.empty(0, F64),
+    )
+    return shard_pb2.SeriesFrame(series=batch.to_pb())
+
+
+class ShardService(shard_pb2_grpc.ShardServicer):
+    def __init__(self, db: ShardDB) -> None:
+        self.db = db
+
+    async def _fail(self, context, exc: Exception, what: str):
+        code = status_of(exc)
+        if code is grpc.StatusCode.INTERNAL:
+            log.exception("%s failed", what)
+        await context.abort(code, str(exc))
+
+    async def Write(self, request, context):
+        t0 = time.perf_counter()
+        try:
+            try:
+                batch = SampleBatch.from_pb(request.samples)
+            except ValueError as exc:
+                raise errors.InvalidWriteError(f"malformed batch: {exc}") from exc
+            if not request.batch_id:
+                raise errors.InvalidWriteError("batch_id is required (it makes retries idempotent)")
+            out = await self.db.write(request.batch_id, batch)
+        except Exception as exc:  # noqa: BLE001 - every error leaves through the status table
+            metrics.WRITES.labels(type(exc).__name__).inc()
+            await self._fail(context, exc, "Write")
+            return
+        metrics.WRITES.labels("duplicate_batch" if out.duplicate_batch else "ok").inc()
+        metrics.WRITE_DURATION.observe(time.perf_counter() - t0)
+        return shard_pb2.WriteResponse(
+            samples_appended=out.appended, samples_rejected=out.rejected, duplicate_batch=out.duplicate_batch
+        )
+
+    async def Series(self, request, context):
+        try:
+            matchers = matchers_from_pb(request.matchers)
+            if not matchers:
+                raise errors.BadQueryError("at least one matcher is required")
+            series = await self.db.select(
+                matchers, request.start_ms, request.end_ms, skip_samples=request.skip_samples
+            )
+        except Exception as exc:  # noqa: BLE001
+            metrics.SERIES_REQUESTS.labels("error").inc()
+            await self._fail(context, exc, "Series")
+            return
+        metrics.SERIES_REQUESTS.labels("ok").inc()
+        frame: list[SelectedSeries] = []
+        samples = 0
+        for s in series:
+            frame.append(s)
+            samples += s.timestamps_ms.shape[0]
+            if len(frame) >= _FRAME_SERIES or samples >= _FRAME_SAMPLES:
+                yield frame_of(frame)
+                frame, samples = [], 0
+        if frame:
+            yield frame_of(frame)
+
+    async def LabelNames(self, request, context):
+        try:
+            names = self.db.label_names(matchers_from_pb(request.matchers), request.start_ms, request.end_ms)
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc, "LabelNames")
+            return
+        return shard_pb2.LabelNamesResponse(names=names)
+
+    async def LabelValues(self, request, context):
+        try:
+            values = self.db.label_values(
+                request.name, matchers_from_pb(request.matchers), request.start_ms, request.end_ms
+            )
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc, "LabelValues")
+            return
+        return shard_pb2.LabelValuesResponse(values=values)
+
+
+async def _maintain(db: ShardDB, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await db.cut_blocks()
+        except errors.ShardUnavailableError as exc:
+            log.warning("block cut postponed: %s", exc)
+        db.update_gauges()
+
+
+async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = None) -> None:
+    """Recover shard ``shard_id`` from its Redis and serve until ``stop`` is set (or SIGTERM/SIGINT)."""
+    node = config.shards.node(shard_id)
+    if node.metrics_address:
+        from prometheus_client import start_http_server
+
+        host, port = node.metrics_address.rsplit(":", 1)
+        start_http_server(int(port), addr=host)
+    store = RedisStore(node.redis_url, shard_id)
+    db = ShardDB(store, block_duration_ms=config.shards.block_duration)
+    while True:
+        try:
+            await db.open()
+            break
+        except errors.ShardUnavailableError as exc:
+            log.warning("shard %d: waiting for redis at %s: %s", shard_id, node.redis_url, exc)
+            await asyncio.sleep(1)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if server.add_insecure_port(node.address) == 0:
+        raise errors.ConfigError(f"shards.nodes: shard {shard_id} cannot listen on {node.address}")
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("shard %d serving on %s", shard_id, node.address)
+    maint = asyncio.create_task(_maintain(db, interval_s=max(0.5, min(10.0, config.shards.block_duration / 20_000))))
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    maint.cancel()
+    await server.stop(grace=2)
+    await store.close()
+    log.info("shard %d stopped", shard_id)

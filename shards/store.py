@@ -1,0 +1,163 @@
+"""The shard's Redis: the only module of the shard that talks to Redis.
+
+Every key starts with ``shardmon:<shard id>:`` (FORMAT.md lists them all), so a Redis shared by
+mistake between two shards does not mix their data. Redis errors are translated here, once, into
+:class:`~model.errors.ShardUnavailableError` (retryable).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import NamedTuple
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from model.errors import ShardUnavailableError
+
+_REPLAY_PAGE = 256
+
+
+class BlockMeta(NamedTuple):
+    """A block: the samples of ``[mint_ms, maxt_ms)`` of ``num_series`` series."""
+
+    block_id: str
+    mint_ms: int
+    maxt_ms: int
+    num_series: int
+    num_samples: int
+    size_bytes: int
+
+    def to_json(self) -> bytes:
+        return json.dumps(self._asdict()).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> BlockMeta:
+        return cls(**json.loads(data))
+
+
+class RedisStore:
+    """Async access to one shard's keys in one Redis."""
+
+    def __init__(self, url: str, shard_id: int) -> None:
+        self._redis = aioredis.Redis.from_url(url, decode_responses=False, socket_timeout=10)
+        p = f"shardmon:{shard_id}:"
+        self.k_wal = p + "wal"
+        self.k_series = p + "series"
+        self.k_blocks = p + "blocks"
+        self.k_head_mint = p + "head_mint"
+        self._p = p
+
+    def k_block_chunks(self, block_id: str) -> str:
+        return f"{self._p}block:{block_id}:chunks"
+
+    def k_block_series(self, block_id: str) -> str:
+        return f"{self._p}block:{block_id}:series"
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+
+    async def append(self, batch_id: str, record: bytes, new_series: Mapping[bytes, bytes]) -> str:
+        """Make a write durable: new series' labels and the WAL record, in one transaction.
+
+        Returns the stream entry id. Only after this returns may the write be acknowledged.
+        """
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if new_series:
+                    pipe.hset(self.k_series, mapping=dict(new_series))
+                pipe.xadd(self.k_wal, {b"id": batch_id.encode(), b"r": record})
+                res = await pipe.execute()
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: WAL append failed: {exc}") from exc
+        return res[-1].decode()
+
+    async def load_series(self) -> list[tuple[bytes, bytes]]:
+        """Every (8-byte big-endian series id, canonical labels) the shard has stored."""
+        try:
+            return list((await self._redis.hgetall(self.k_series)).items())
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+
+    async def load_blocks(self) -> list[tuple[BlockMeta, bytes]]:
+        """Every block's metadata and its series-id array (raw bytes), ordered by time."""
+        try:
+            metas = sorted(
+                (BlockMeta.from_json(v) for v in (await self._redis.hgetall(self.k_blocks)).values()),
+                key=lambda m: m.mint_ms,
+            )
+            out = []
+            for m in metas:
+                out.append((m, await self._redis.get(self.k_block_series(m.block_id)) or b""))
+            return out
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+
+    async def head_mint(self) -> int | None:
+        try:
+            v = await self._redis.get(self.k_head_mint)
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+        return int(v) if v is not None else None
+
+    async def replay(self) -> AsyncIterator[tuple[str, str, bytes]]:
+        """The WAL entries still in the stream, oldest first: ``(entry id, batch id, record)``."""
+        start = "-"
+        while True:
+            try:
+                page = await self._redis.xrange(self.k_wal, min=start, count=_REPLAY_PAGE)
+            except RedisError as exc:
+                raise ShardUnavailableError(f"redis: WAL replay failed: {exc}") from exc
+            for entry_id, fields in page:
+                yield entry_id.decode(), fields[b"id"].decode(), fields[b"r"]
+            if len(page) < _REPLAY_PAGE:
+                return
+            start = "(" + page[-1][0].decode()
+
+    async def write_block(
+        self,
+        meta: BlockMeta,
+        series_blob: bytes,
+        chunks: Mapping[bytes, bytes],
+        head_mint_ms: int,
+        trim_minid: str | None,
+    ) -> None:
+        """Store a block and advance the checkpoint, atomically.
+
+        The block's chunks, its series list and metadata, the head's new lower bound and the trim
+        of the WAL entries now covered by blocks happen in one MULTI/EXEC, so a crash leaves either
+        the old state or the new one.
+        """
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                if chunks:
+                    pipe.hset(self.k_block_chunks(meta.block_id), mapping=dict(chunks))
+                pipe.set(self.k_block_series(meta.block_id), series_blob)
+                pipe.hset(self.k_blocks, meta.block_id, meta.to_json())
+                pipe.set(self.k_head_mint, str(head_mint_ms))
+                if trim_minid is not None:
+                    pipe.xtrim(self.k_wal, minid=trim_minid, approximate=False)
+                await pipe.execute()
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: block write failed: {exc}") from exc
+
+    async def read_chunks(self, block_id: str, fields: Sequence[bytes]) -> list[bytes | None]:
+        if not fields:
+            return []
+        try:
+            return await self._redis.hmget(self.k_block_chunks(block_id), list(fields))
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+
+    async def wal_length(self) -> int:
+        try:
+            return int(await self._redis.xlen(self.k_wal))
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc

@@ -1,0 +1,106 @@
+"""Configuration: Prometheus's fields and defaults, Shardmon's sections, errors naming the field path."""
+
+import pytest
+
+from model.config import format_duration_ms, parse_config, parse_duration_ms
+from model.errors import ConfigError
+
+
+def test_durations_parse_as_prometheus_writes_them():
+    assert parse_duration_ms("15s") == 15_000
+    assert parse_duration_ms("1h30m") == 5_400_000
+    assert parse_duration_ms("500ms") == 500
+    assert parse_duration_ms("1d") == 86_400_000
+    assert parse_duration_ms("0") == 0
+    for bad in ("", "15", "1.5s", "s", "5x", "1s1h"):
+        with pytest.raises(ValueError):
+            parse_duration_ms(bad)
+    assert format_duration_ms(5_400_000) == "1h30m"
+
+
+def test_a_plain_prometheus_yml_loads_with_prometheus_defaults():
+    c = parse_config("""
+global:
+  scrape_interval: 15s
+  evaluation_interval: 15s
+  external_labels: {monitor: example}
+scrape_configs:
+  - job_name: prometheus
+    scrape_interval: 5s
+    scrape_timeout: 5s
+    static_configs:
+      - targets: ['localhost:9090']
+  - job_name: node
+    static_configs:
+      - targets: ['localhost:9100']
+""")
+    prom, node = c.scrape_configs
+    assert (prom.scrape_interval, prom.scrape_timeout) == (5000, 5000)
+    # Unset: the global interval and the default 10s timeout.
+    assert (node.scrape_interval, node.scrape_timeout) == (15_000, 10_000)
+    assert node.metrics_path == "/metrics" and node.scheme == "http"
+    assert node.honor_timestamps and not node.honor_labels
+    assert [n.id for n in c.shards.nodes] == [0]
+
+
+def test_default_timeout_is_capped_at_a_short_interval():
+    c = parse_config("global: {scrape_interval: 5s}\nscrape_configs: [{job_name: a}]\n")
+    assert c.global_.scrape_timeout == 5000
+    assert c.scrape_configs[0].scrape_timeout == 5000
+
+
+def test_shardmon_sections_load():
+    c = parse_config("""
+shards:
+  replication_factor: 2
+  block_duration: 1h
+  nodes:
+    - {id: 3, address: "h:1", redis_url: "redis://h:2"}
+    - {id: 7, address: "h:3", redis_url: "redis://h:4"}
+ingest: {scrapers: 4, flush_interval: 100ms}
+querier: {http_address: "0.0.0.0:9090", partial_response: abort}
+""")
+    assert c.shards.replication_factor == 2 and c.shards.block_duration == 3_600_000
+    assert c.shards.node(7).address == "h:3"
+    assert c.ingest.scrapers == 4 and c.ingest.flush_interval == 100
+    assert c.querier.partial_response == "abort"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("global: {scrape_interval: 5x}", "global.scrape_interval: not a valid duration string: '5x'"),
+        ("global: {scrape_interval: 15}", "global.scrape_interval: not a valid duration string: 15"),
+        ("global: {scrape_interval: 5s, scrape_timeout: 10s}", "global scrape timeout greater than scrape interval"),
+        ("scrape_configs: [{job_name: a, foo: 1}]", "scrape_configs[0].foo: field not supported"),
+        ("rule_files: [a.yml]", "rule_files: field not supported"),
+        ("scrape_configs: [{static_configs: []}]", "scrape_configs[0].job_name: Field required"),
+        (
+            "scrape_configs: [{job_name: a, scrape_interval: 1s, scrape_timeout: 2s}]",
+            "scrape_configs[0].scrape_timeout: scrape timeout greater than scrape interval for scrape config with job name 'a'",
+        ),
+        ("scrape_configs: [{job_name: a}, {job_name: a}]", "found multiple scrape configs with job name 'a'"),
+        (
+            "scrape_configs: [{job_name: a, static_configs: [{targets: ['http://h:1']}]}]",
+            "scrape_configs[0].static_configs[0].targets: Value error, 'http://h:1' is not a valid hostname",
+        ),
+        (
+            "scrape_configs: [{job_name: a, static_configs: [{targets: ['h:1'], labels: {'0bad': x}}]}]",
+            "scrape_configs[0].static_configs[0].labels: Value error, '0bad' is not a valid label name",
+        ),
+        ("scrape_configs: [{job_name: a, scheme: ftp}]", "scrape_configs[0].scheme: Input should be 'http' or 'https'"),
+        (
+            "shards: {nodes: [{id: 0, address: a, redis_url: b}, {id: 0, address: c, redis_url: d}]}",
+            "shards: Value error, shard ids must be unique",
+        ),
+        ("shards: {nodes: [{id: 0, address: a}]}", "shards.nodes[0].redis_url: Field required"),
+        ("querier: {partial_response: maybe}", "querier.partial_response: Input should be 'warn' or 'abort'"),
+        ("- a\n- b", "the top level must be a mapping"),
+        ("a: [", "not valid YAML"),
+    ],
+)
+def test_bad_configs_name_the_field(text, message):
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text, "cfg.yml")
+    assert message.replace("Value error, ", "") in str(exc.value)
+    assert str(exc.value).startswith("cfg.yml: ")

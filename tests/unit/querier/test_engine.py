@@ -1,0 +1,604 @@
+"""Unit tests of the PromQL engine on hand-made data with hand-computed answers."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
+from model.labels import Labels
+from model.memory import MemoryStorage
+from model.samples import STALE_NAN, is_stale
+from model.storage import SeriesSet
+from querier.engine import Engine, QueryResult
+from querier.value import UnsupportedQueryError
+
+S = 1000  # One second in ms.
+M = 60 * S
+
+
+def lbl(**kv: str) -> Labels:
+    return Labels.from_dict(kv)
+
+
+def storage_with(*series: tuple[Labels, list[int], list[float]]) -> MemoryStorage:
+    storage = MemoryStorage()
+    for labels, ts, vals in series:
+        storage.add_series(labels, np.array(ts, dtype=np.int64), np.array(vals, dtype=np.float64))
+    return storage
+
+
+def as_dict(result: QueryResult) -> dict[Labels, float]:
+    """An instant vector result as {labels: value}."""
+    assert result.result_type == "vector"
+    return {s.labels: float(s.values[0]) for s in result.series}
+
+
+@pytest.fixture
+def jobs() -> Engine:
+    """Four series of ``http_requests`` and one of ``other``, constant values, a sample every 10s."""
+    ts = list(range(0, 10 * M + 1, 10 * S))
+    storage = storage_with(
+        (lbl(__name__="http_requests", job="api", instance="0"), ts, [1.0] * len(ts)),
+        (lbl(__name__="http_requests", job="api", instance="1"), ts, [2.0] * len(ts)),
+        (lbl(__name__="http_requests", job="web", instance="0"), ts, [4.0] * len(ts)),
+        (lbl(__name__="http_requests", job="web", instance="1", extra="x"), ts, [8.0] * len(ts)),
+        (lbl(__name__="other", job="api"), ts, [16.0] * len(ts)),
+    )
+    return Engine(storage)
+
+
+# -- selectors ---------------------------------------------------------------------------------
+
+
+def test_equality_matcher_selects_by_label_and_keeps_the_metric_name(jobs: Engine) -> None:
+    got = as_dict(jobs.instant('http_requests{job="api"}', 5 * M))
+    assert got == {
+        lbl(__name__="http_requests", job="api", instance="0"): 1.0,
+        lbl(__name__="http_requests", job="api", instance="1"): 2.0,
+    }
+
+
+def test_negative_equality_matcher(jobs: Engine) -> None:
+    got = as_dict(jobs.instant('http_requests{job!="api"}', 5 * M))
+    assert sorted(got.values()) == [4.0, 8.0]
+
+
+def test_regex_matcher_is_anchored(jobs: Engine) -> None:
+    assert as_dict(jobs.instant('http_requests{job=~"ap"}', 5 * M)) == {}
+    assert sorted(as_dict(jobs.instant('http_requests{job=~"ap.|w.b"}', 5 * M)).values()) == [1, 2, 4, 8]
+
+
+def test_negative_regex_matcher(jobs: Engine) -> None:
+    got = as_dict(jobs.instant('http_requests{instance!~"0|2"}', 5 * M))
+    assert sorted(got.values()) == [2.0, 8.0]
+
+
+def test_missing_label_matches_the_empty_string(jobs: Engine) -> None:
+    assert sorted(as_dict(jobs.instant('http_requests{extra=""}', 5 * M)).values()) == [1, 2, 4]
+    assert sorted(as_dict(jobs.instant('http_requests{extra!=""}', 5 * M)).values()) == [8]
+
+
+def test_metric_name_as_a_regex_matcher(jobs: Engine) -> None:
+    got = as_dict(jobs.instant('{__name__=~"other|http_.*", job="api"}', 5 * M))
+    assert sorted(got.values()) == [1.0, 2.0, 16.0]
+
+
+def test_re2_flag_groups_work_as_in_prometheus(jobs: Engine) -> None:
+    assert sorted(as_dict(jobs.instant('http_requests{job=~"(?i)API"}', 5 * M)).values()) == [1, 2]
+    assert sorted(as_dict(jobs.instant('http_requests{job=~"a((?i)P)i"}', 5 * M)).values()) == [1, 2]
+
+
+def test_vector_selector_result_is_sorted_by_labels(jobs: Engine) -> None:
+    labels = [s.labels for s in jobs.instant('{job=~".+"}', 5 * M).series]
+    assert labels == sorted(labels)
+    assert len(labels) == 5
+
+
+def test_positive_and_negative_offset() -> None:
+    ts = [0, 60 * S, 120 * S]
+    engine = Engine(storage_with((lbl(__name__="x"), ts, [1.0, 2.0, 3.0])))
+    assert as_dict(engine.instant("x offset 1m", 120 * S)) == {lbl(__name__="x"): 2.0}
+    assert as_dict(engine.instant("x offset -1m", 60 * S)) == {lbl(__name__="x"): 3.0}
+    # The instant-vector result keeps the evaluation time, not the sample's time.
+    assert engine.instant("x offset 1m", 120 * S).series[0].timestamps_ms.tolist() == [120 * S]
+
+
+def test_lookback_window_is_closed_at_both_ends() -> None:
+    engine = Engine(storage_with((lbl(__name__="x"), [10 * S], [7.0])))
+    assert as_dict(engine.instant("x", 10 * S)) == {lbl(__name__="x"): 7.0}
+    assert as_dict(engine.instant("x", 10 * S + 5 * M)) == {lbl(__name__="x"): 7.0}
+    assert as_dict(engine.instant("x", 10 * S + 5 * M + 1)) == {}
+    assert as_dict(engine.instant("x", 10 * S - 1)) == {}
+
+
+def test_lookback_delta_is_configurable() -> None:
+    engine = Engine(storage_with((lbl(__name__="x"), [0], [7.0])), lookback_delta_ms=30 * S)
+    assert as_dict(engine.instant("x", 30 * S)) == {lbl(__name__="x"): 7.0}
+    assert as_dict(engine.instant("x", 30 * S + 1)) == {}
+
+
+def test_staleness_marker_ends_a_series_until_the_next_sample() -> None:
+    engine = Engine(storage_with((lbl(__name__="x"), [0, 10 * S, 20 * S], [1.0, STALE_NAN, 2.0])))
+    assert as_dict(engine.instant("x", 5 * S)) == {lbl(__name__="x"): 1.0}
+    assert as_dict(engine.instant("x", 10 * S)) == {}
+    assert as_dict(engine.instant("x", 15 * S)) == {}
+    assert as_dict(engine.instant("x", 20 * S)) == {lbl(__name__="x"): 2.0}
+
+
+def test_plain_nan_sample_is_a_value_not_staleness() -> None:
+    engine = Engine(storage_with((lbl(__name__="x"), [0], [math.nan])))
+    got = as_dict(engine.instant("x", 0))
+    assert list(got) == [lbl(__name__="x")] and math.isnan(got[lbl(__name__="x")])
+
+
+class RecordingQuerier:
+    """A Querier that records each select's time bounds and answers with given warnings."""
+
+    def __init__(self, storage: MemoryStorage, warnings: list[str] | None = None, delay_s: float = 0.0) -> None:
+        self.storage = storage
+        self.warnings = warnings or []
+        self.delay_s = delay_s
+        self.calls: list[tuple[int, int]] = []
+
+    def select(self, matchers, start_ms, end_ms, *, skip_samples=False):
+        self.calls.append((start_ms, end_ms))
+        time.sleep(self.delay_s)
+        result = self.storage.select(matchers, start_ms, end_ms, skip_samples=skip_samples)
+        return SeriesSet(result.series, list(self.warnings))
+
+    def label_names(self, matchers, start_ms, end_ms):
+        return self.storage.label_names(matchers, start_ms, end_ms)
+
+    def label_values(self, name, matchers, start_ms, end_ms):
+        return self.storage.label_values(name, matchers, start_ms, end_ms)
+
+
+def test_each_selector_fetches_once_for_the_whole_range() -> None:
+    querier = RecordingQuerier(storage_with((lbl(__name__="x"), [0], [1.0])))
+    engine = Engine(querier, lookback_delta_ms=5 * M)
+    engine.range("x offset 1m", 10 * M, 20 * M, 15 * S)
+    assert querier.calls == [(10 * M - 5 * M - 1 * M, 20 * M - 1 * M)]
+    querier.calls.clear()
+    engine.range("sum(rate(x[2m] offset -1m))", 10 * M, 20 * M, 15 * S)
+    assert querier.calls == [(10 * M - 2 * M + 1 * M, 20 * M + 1 * M)]
+
+
+def test_querier_warnings_are_passed_through_once() -> None:
+    querier = RecordingQuerier(storage_with((lbl(__name__="x"), [0], [1.0])), warnings=["shard 2 down"])
+    result = Engine(querier).instant("sum by (a) (x)", 0)
+    assert result.warnings == ["shard 2 down"]
+    assert Engine(querier).range("max(x)", 0, 60 * S, 10 * S).warnings == ["shard 2 down"]
+
+
+def test_slow_query_times_out() -> None:
+    querier = RecordingQuerier(storage_with((lbl(__name__="x"), [0], [1.0])), delay_s=0.05)
+    with pytest.raises(QueryTimeoutError):
+        Engine(querier, timeout_ms=10).instant("x", 0)
+
+
+# -- rate and increase -------------------------------------------------------------------------
+
+
+def counter(ts_s: list[int], vals: list[float]) -> Engine:
+    return Engine(storage_with((lbl(__name__="c", job="j"), [t * S for t in ts_s], vals)))
+
+
+def single(result: QueryResult) -> float:
+    got = as_dict(result)
+    assert list(got) == [lbl(job="j")], got  # rate and increase drop __name__.
+    return got[lbl(job="j")]
+
+
+def test_increase_without_extrapolation_when_samples_cover_the_window() -> None:
+    engine = counter([0, 10, 20, 30, 40, 50, 60], [0, 10, 20, 30, 40, 50, 60])
+    assert single(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(60.0)
+    assert single(engine.instant("rate(c[1m])", 60 * S)) == pytest.approx(1.0)
+
+
+def test_increase_extrapolates_to_both_window_ends() -> None:
+    # Window [0s, 60s]; samples 5s..55s rise by 50 in 50s. Both gaps (5s) are under 1.1 x the
+    # average interval (10s), so the increase is extrapolated to 60s: 50 * 60/50 = 60.
+    engine = counter([5, 15, 25, 35, 45, 55], [10, 20, 30, 40, 50, 60])
+    assert single(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(60.0)
+    assert single(engine.instant("rate(c[1m])", 60 * S)) == pytest.approx(1.0)
+
+
+def test_increase_does_not_extrapolate_below_the_counters_zero_point() -> None:
+    # As above but starting at 1: the counter would reach zero 1s before the first sample, so the
+    # window is taken to start there: 50 * (50 + 1 + 5)/50 = 56.
+    engine = counter([5, 15, 25, 35, 45, 55], [1, 11, 21, 31, 41, 51])
+    assert single(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(56.0)
+
+
+def test_increase_extrapolates_half_an_interval_when_samples_stop_far_from_the_end() -> None:
+    # Window [0s, 60s], samples at 30s, 40s, 50s: 30s to the start is over 1.1 x 10s, so only half
+    # an interval (5s) is added there; 10s to the end is under it and added fully: 20 * 35/20.
+    engine = counter([30, 40, 50], [100, 110, 120])
+    assert single(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(35.0)
+
+
+def test_increase_handles_a_counter_reset() -> None:
+    # 0, 10, 20, then a reset to 5, then 15: the reset adds the 20 lost, so 15 - 0 + 20 = 35.
+    engine = counter([0, 10, 20, 30, 40], [0, 10, 20, 5, 15])
+    assert single(engine.instant("increase(c[40s])", 40 * S)) == pytest.approx(35.0)
+    assert single(engine.instant("rate(c[40s])", 40 * S)) == pytest.approx(35.0 / 40)
+    # A window after the reset sees no reset: 15 - 5 over [30s, 40s], no extrapolation needed.
+    assert single(engine.instant("increase(c[10s])", 40 * S)) == pytest.approx(10.0)
+
+
+def test_rate_needs_two_samples_in_the_window() -> None:
+    engine = counter([0, 30], [0, 10])
+    assert as_dict(engine.instant("rate(c[20s])", 30 * S)) == {}
+    assert single(engine.instant("rate(c[30s])", 30 * S)) == pytest.approx(10 / 30)
+
+
+def test_range_window_is_closed_at_both_ends_and_drops_staleness_markers() -> None:
+    engine = counter([0, 10, 20, 30], [0, 10, STALE_NAN, 30])
+    # [10s, 30s] holds 10@10s, a marker (dropped) and 30@30s: two samples, 20 in 20s.
+    assert single(engine.instant("increase(c[20s])", 30 * S)) == pytest.approx(20.0)
+    # [10s, 20s] holds one sample once the marker is dropped.
+    assert as_dict(engine.instant("increase(c[10s])", 20 * S)) == {}
+
+
+def test_rate_with_offset() -> None:
+    engine = counter([0, 10, 20, 30, 40, 50, 60], [0, 10, 20, 30, 40, 50, 100])
+    assert single(engine.instant("increase(c[20s] offset 20s)", 60 * S)) == pytest.approx(20.0)
+
+
+def test_rate_over_a_range_query_gives_one_value_per_step() -> None:
+    engine = counter([0, 10, 20, 30, 40, 50, 60], [0, 10, 20, 30, 40, 50, 60])
+    result = engine.range("rate(c[20s])", 0, 60 * S, 20 * S)
+    assert result.result_type == "matrix"
+    [series] = result.series
+    # At 0s the window holds one sample: no value. Afterwards 1/s everywhere.
+    assert series.timestamps_ms.tolist() == [20 * S, 40 * S, 60 * S]
+    assert series.values.tolist() == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_rate_refuses_two_series_that_differ_only_in_name() -> None:
+    engine = Engine(
+        storage_with(
+            (lbl(__name__="a", job="j"), [0, 10 * S], [0.0, 1.0]),
+            (lbl(__name__="b", job="j"), [0, 10 * S], [0.0, 1.0]),
+        )
+    )
+    with pytest.raises(QueryExecutionError, match="vector cannot contain metrics with the same labelset"):
+        engine.instant('rate({job="j"}[1m])', 10 * S)
+
+
+# -- aggregations ------------------------------------------------------------------------------
+
+
+def test_sum_without_grouping_drops_all_labels(jobs: Engine) -> None:
+    assert as_dict(jobs.instant("sum(http_requests)", 5 * M)) == {Labels(): 15.0}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("sum by (job) (http_requests)", {"api": 3.0, "web": 12.0}),
+        ("avg by (job) (http_requests)", {"api": 1.5, "web": 6.0}),
+        ("min by (job) (http_requests)", {"api": 1.0, "web": 4.0}),
+        ("max by (job) (http_requests)", {"api": 2.0, "web": 8.0}),
+        ("count by (job) (http_requests)", {"api": 2.0, "web": 2.0}),
+    ],
+)
+def test_aggregation_by(jobs: Engine, query: str, expected: dict[str, float]) -> None:
+    assert as_dict(jobs.instant(query, 5 * M)) == {lbl(job=k): v for k, v in expected.items()}
+
+
+def test_by_ignores_labels_no_series_has(jobs: Engine) -> None:
+    assert as_dict(jobs.instant("sum by (job, nonexistent) (http_requests)", 5 * M)) == {
+        lbl(job="api"): 3.0,
+        lbl(job="web"): 12.0,
+    }
+
+
+def test_without_drops_the_listed_labels_and_the_metric_name(jobs: Engine) -> None:
+    assert as_dict(jobs.instant("sum without (instance) (http_requests)", 5 * M)) == {
+        lbl(job="api"): 3.0,
+        lbl(job="web"): 4.0,
+        lbl(job="web", extra="x"): 8.0,
+    }
+    assert as_dict(jobs.instant("max without () (other)", 5 * M)) == {lbl(job="api"): 16.0}
+
+
+def test_aggregation_result_is_sorted_by_labels(jobs: Engine) -> None:
+    labels = [s.labels for s in jobs.instant("count by (instance, job) (http_requests)", 5 * M).series]
+    assert labels == sorted(labels) and len(labels) == 4
+
+
+def test_nested_aggregations(jobs: Engine) -> None:
+    assert as_dict(jobs.instant("max(sum by (job) (http_requests))", 5 * M)) == {Labels(): 12.0}
+
+
+@pytest.fixture
+def special() -> Engine:
+    """Series with NaN and infinities, grouped by ``g``."""
+    rows = {
+        ("nan", "a"): math.nan,
+        ("nan", "b"): 1.0,
+        ("nan", "c"): 3.0,
+        ("allnan", "a"): math.nan,
+        ("allnan", "b"): math.nan,
+        ("inf", "a"): math.inf,
+        ("inf", "b"): -math.inf,
+        ("big", "a"): 1.7e308,
+        ("big", "b"): 1.7e308,
+        ("posinf", "a"): math.inf,
+        ("posinf", "b"): 5.0,
+    }
+    return Engine(storage_with(*((lbl(__name__="v", g=g, p=p), [0], [x]) for (g, p), x in rows.items())))
+
+
+def test_min_and_max_ignore_nan_unless_all_values_are_nan(special: Engine) -> None:
+    assert as_dict(special.instant('min(v{g="nan"})', 0)) == {Labels(): 1.0}
+    assert as_dict(special.instant('max(v{g="nan"})', 0)) == {Labels(): 3.0}
+    assert math.isnan(as_dict(special.instant('max(v{g="allnan"})', 0))[Labels()])
+    assert math.isnan(as_dict(special.instant('min(v{g="allnan"})', 0))[Labels()])
+
+
+def test_sum_propagates_nan(special: Engine) -> None:
+    assert math.isnan(as_dict(special.instant('sum(v{g="nan"})', 0))[Labels()])
+    assert math.isnan(as_dict(special.instant('sum(v{g="inf"})', 0))[Labels()])
+
+
+def test_avg_of_huge_values_does_not_overflow(special: Engine) -> None:
+    assert as_dict(special.instant('avg(v{g="big"})', 0)) == {Labels(): 1.7e308}
+    assert as_dict(special.instant('sum(v{g="big"})', 0)) == {Labels(): math.inf}
+
+
+def test_avg_with_infinities(special: Engine) -> None:
+    assert math.isnan(as_dict(special.instant('avg(v{g="inf"})', 0))[Labels()])
+    assert as_dict(special.instant('avg(v{g="posinf"})', 0)) == {Labels(): math.inf}
+
+
+def test_count_counts_nan_values(special: Engine) -> None:
+    assert as_dict(special.instant('count(v{g="allnan"})', 0)) == {Labels(): 2.0}
+
+
+def test_aggregation_of_nothing_is_empty(jobs: Engine) -> None:
+    assert jobs.instant("sum(nonexistent)", 5 * M).series == []
+
+
+# -- literals and result shapes ----------------------------------------------------------------
+
+
+def test_number_literals_are_scalars(jobs: Engine) -> None:
+    result = jobs.instant("-(2.5)", 7 * S)
+    assert (result.result_type, result.scalar, result.time_ms, result.series) == ("scalar", -2.5, 7 * S, [])
+    assert jobs.instant("((3))", 0).scalar == 3.0
+    assert math.isinf(jobs.instant("-Inf", 0).scalar)
+
+
+def test_range_query_of_a_scalar_is_one_series_without_labels(jobs: Engine) -> None:
+    result = jobs.range("42", 0, 30 * S, 10 * S)
+    assert result.result_type == "matrix"
+    [series] = result.series
+    assert series.labels == Labels()
+    assert series.timestamps_ms.tolist() == [0, 10 * S, 20 * S, 30 * S]
+    assert series.values.tolist() == [42.0] * 4
+
+
+def test_range_query_keeps_only_the_steps_where_a_series_has_a_value() -> None:
+    storage = storage_with(
+        (lbl(__name__="x", i="early"), [0], [1.0]),
+        (lbl(__name__="x", i="late"), [10 * M], [2.0]),
+    )
+    result = Engine(storage).range("x", 0, 12 * M, 2 * M)
+    assert [s.labels for s in result.series] == [lbl(__name__="x", i="early"), lbl(__name__="x", i="late")]
+    early, late = result.series
+    assert early.timestamps_ms.tolist() == [0, 2 * M, 4 * M]
+    assert late.timestamps_ms.tolist() == [10 * M, 12 * M]
+    assert late.values.tolist() == [2.0, 2.0]
+
+
+def test_range_query_agrees_with_instant_queries_at_each_step(jobs: Engine) -> None:
+    query = "sum by (job) (rate(http_requests[1m]))"
+    result = jobs.range(query, 2 * M, 4 * M, 30 * S)
+    for series in result.series:
+        for t, v in zip(series.timestamps_ms.tolist(), series.values.tolist()):
+            assert as_dict(jobs.instant(query, t))[series.labels] == v
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_parse_error_is_a_bad_query_with_the_parsers_message(jobs: Engine) -> None:
+    with pytest.raises(BadQueryError, match="unknown function with name 'nosuch'"):
+        jobs.instant("nosuch(x)", 0)
+    with pytest.raises(BadQueryError):
+        jobs.instant("sum(", 0)
+
+
+def test_invalid_regex_is_a_bad_query(jobs: Engine) -> None:
+    with pytest.raises(BadQueryError):
+        jobs.instant('x{a=~"("}', 0)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "http_requests + 1",
+        "abs(http_requests)",
+        "topk(1, http_requests)",
+        "http_requests @ 100",
+        "rate(http_requests[5m:1m])",
+        "-http_requests",
+        '"a string"',
+    ],
+)
+def test_unsupported_features_are_bad_queries_that_say_so(jobs: Engine, query: str) -> None:
+    with pytest.raises(UnsupportedQueryError, match="not supported yet") as info:
+        jobs.instant(query, 5 * M)
+    assert isinstance(info.value, BadQueryError)
+
+
+def test_a_range_selector_as_instant_query_returns_the_raw_samples() -> None:
+    ts = [0, 60 * S, 120 * S, 180 * S]
+    engine = Engine(storage_with((lbl(__name__="x", a="1"), ts, [1.0, STALE_NAN, 3.0, 4.0])))
+    res = engine.instant("x[2m]", 180 * S)
+    assert res.result_type == "matrix"
+    (s,) = res.series
+    # Both ends of the window are included (Prometheus 2.x); staleness markers are not samples.
+    assert s.labels == lbl(__name__="x", a="1")
+    assert s.timestamps_ms.tolist() == [120 * S, 180 * S] and s.values.tolist() == [3.0, 4.0]
+    assert engine.instant("x[2m]", 130 * S).series[0].timestamps_ms.tolist() == [120 * S]
+
+
+def test_range_query_parameters_are_checked_as_prometheus_does(jobs: Engine) -> None:
+    with pytest.raises(BadQueryError, match="end timestamp must not be before start time"):
+        jobs.range("x", 10, 9, 1)
+    with pytest.raises(BadQueryError, match="zero or negative query resolution step"):
+        jobs.range("x", 0, 10, 0)
+    with pytest.raises(BadQueryError, match="exceeded maximum resolution of 11,000 points per timeseries"):
+        jobs.range("x", 0, 11_001 * S, S)
+    # 11,000 intervals (11,001 points) is still allowed, as in Prometheus.
+    assert jobs.range("1", 0, 11_000 * S, S).series[0].values.shape == (11_001,)
+    with pytest.raises(BadQueryError, match='invalid expression type "range vector" for range query'):
+        jobs.range("http_requests[5m]", 0, 10 * S, S)
+
+
+# -- the vectorised engine against a naive, step-by-step port of Prometheus's Go code -------------
+
+
+def ref_instant(ts: list[int], vals: list[float], t: int, lookback: int) -> float | None:
+    """Prometheus's vectorSelectorSingle: the latest sample in [t - lookback, t], unless stale."""
+    before = [i for i, x in enumerate(ts) if x <= t]
+    if not before or ts[before[-1]] < t - lookback or is_stale(np.array([vals[before[-1]]]))[0]:
+        return None
+    return vals[before[-1]]
+
+
+def ref_extrapolated_rate(ts: list[int], vals: list[float], t: int, range_ms: int, is_rate: bool) -> float | None:
+    """Prometheus 2.x's extrapolatedRate for a counter, one window at a time."""
+    pts = [
+        (x, v) for x, v in zip(ts, vals) if t - range_ms <= x <= t and not is_stale(np.array([v]))[0]
+    ]
+    if len(pts) < 2:
+        return None
+    result = pts[-1][1] - pts[0][1]
+    prev = pts[0][1]
+    for _, cur in pts[1:]:
+        if cur < prev:
+            result += prev
+        prev = cur
+    to_start = (pts[0][0] - (t - range_ms)) / 1000
+    to_end = (t - pts[-1][0]) / 1000
+    sampled = (pts[-1][0] - pts[0][0]) / 1000
+    average = sampled / (len(pts) - 1)
+    if result > 0 and pts[0][1] >= 0:
+        to_zero = sampled * (pts[0][1] / result)
+        if to_zero < to_start:
+            to_start = to_zero
+    threshold = average * 1.1
+    interval = sampled
+    interval += to_start if to_start < threshold else average / 2
+    interval += to_end if to_end < threshold else average / 2
+    factor = interval / sampled
+    if is_rate:
+        factor /= range_ms / 1000
+    return result * factor
+
+
+def ref_aggregate(op: str, values: list[float]) -> float:
+    """Prometheus 2.x's aggregation of one group's values, in input order."""
+    acc, mean, count = values[0], values[0], 1
+    for v in values[1:]:
+        count += 1
+        if op == "sum":
+            acc += v
+        elif op == "max" and (acc < v or math.isnan(acc)):
+            acc = v
+        elif op == "min" and (acc > v or math.isnan(acc)):
+            acc = v
+        elif op == "avg":
+            if math.isinf(mean) and (
+                (math.isinf(v) and (mean > 0) == (v > 0)) or (not math.isinf(v) and not math.isnan(v))
+            ):
+                continue
+            mean += v / count - mean / count
+    return {"avg": mean, "count": float(count)}.get(op, acc)
+
+
+def same(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return a == pytest.approx(b, rel=1e-9, abs=1e-12)
+
+
+_values = st.one_of(
+    st.integers(0, 50).map(float),
+    st.sampled_from([0.0, math.nan, math.inf, STALE_NAN, -3.0, 1e300]),
+)
+_series = st.lists(st.tuples(st.integers(1, 40_000), _values), min_size=0, max_size=25)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.lists(_series, min_size=1, max_size=4),
+    range_s=st.integers(1, 120),
+    start=st.integers(-20_000, 300_000),
+    step=st.integers(1_000, 60_000),
+    n_steps=st.integers(1, 12),
+    lookback=st.integers(1_000, 120_000),
+)
+def test_vectorised_evaluation_matches_a_naive_port_of_prometheus(
+    data, range_s: int, start: int, step: int, n_steps: int, lookback: int
+) -> None:
+    storage = MemoryStorage()
+    raw = []
+    for k, samples_ in enumerate(data):
+        ts = np.cumsum([gap for gap, _ in samples_]).astype(np.int64)
+        vals = np.array([v for _, v in samples_], dtype=np.float64)
+        labels = lbl(__name__="x", k=str(k), g=str(k % 2))
+        if ts.size:
+            storage.add_series(labels, ts, vals)
+            raw.append((labels, ts.tolist(), vals.tolist()))
+    engine = Engine(storage, lookback_delta_ms=lookback)
+    end = start + step * (n_steps - 1)
+    steps = list(range(start, end + 1, step))
+
+    def points(query: str) -> dict[tuple[Labels, int], float]:
+        result = engine.range(query, start, end, step)
+        return {(s.labels, t): v for s in result.series for t, v in zip(s.timestamps_ms.tolist(), s.values.tolist())}
+
+    for fn, is_rate in (("rate", True), ("increase", False)):
+        got = points(f"{fn}(x[{range_s}s])")
+        for labels, ts, vals in raw:
+            for t in steps:
+                want = ref_extrapolated_rate(ts, vals, t, range_s * 1000, is_rate)
+                assert same(got.get((labels.without(["__name__"]), t)), want), (fn, labels, t)
+
+    got = points("x")
+    for labels, ts, vals in raw:
+        for t in steps:
+            assert same(got.get((labels, t)), ref_instant(ts, vals, t, lookback)), (labels, t)
+
+    for op in ("sum", "avg", "min", "max", "count"):
+        got = points(f"{op} by (g) (x)")
+        for g in ("0", "1"):
+            for t in steps:
+                present = [ref_instant(ts, vals, t, lookback) for labels, ts, vals in raw if labels.get("g") == g]
+                present = [v for v in present if v is not None]
+                want = ref_aggregate(op, present) if present else None
+                assert same(got.get((lbl(g=g), t)), want), (op, g, t)
+
+
+def test_increase_over_a_window_with_many_resets_matches_prometheus() -> None:
+    # A sawtooth of 200 samples has 100 resets in one window: beyond the exact per-reset passes.
+    vals = [float(v) for _ in range(100) for v in (7.5, 2.25)]
+    vals[150] = math.inf
+    ts = list(range(0, 200 * S, S))
+    engine = Engine(storage_with((lbl(__name__="c", job="j"), ts, vals)))
+    for window, t in (("250s", 199 * S), ("100s", 199 * S), ("100s", 120 * S)):
+        want = ref_extrapolated_rate(ts, vals, t, int(window[:-1]) * S, is_rate=False)
+        assert same(single(engine.instant(f"increase(c[{window}])", t)), want), window

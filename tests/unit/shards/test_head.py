@@ -1,0 +1,76 @@
+"""The head's append rules (Prometheus's) and reads."""
+
+import numpy as np
+
+from model.labels import Labels
+from model.samples import STALE_NAN
+from shards.head import Head, SeriesRegistry
+
+
+def _head(n_series=3):
+    reg = SeriesRegistry()
+    labels = [Labels.from_dict({"__name__": "m", "i": str(i)}) for i in range(n_series)]
+    reg.add([ls.series_id() for ls in labels], [ls.canonical() for ls in labels])
+    return Head(reg)
+
+
+def _append(head, idx, ts, vals):
+    return head.append(np.asarray(idx, np.int64), np.asarray(ts, np.int64), np.asarray(vals, np.float64))
+
+
+def test_in_order_samples_are_appended_and_read_back():
+    h = _head()
+    r = _append(h, [0, 1, 0, 1], [10, 10, 20, 20], [1, 2, 3, 4])
+    assert r.appended == 4 and not r.rejected
+    ts, vals = h.read(0, 0, 100)
+    assert ts.tolist() == [10, 20] and vals.tolist() == [1, 3]
+    ts, _ = h.read(1, 15, 20)
+    assert ts.tolist() == [20]
+
+
+def test_out_of_order_and_conflicting_duplicates_are_rejected_by_reason():
+    h = _head()
+    _append(h, [0], [100], [1.0])
+    r = _append(h, [0, 0, 0], [50, 100, 100], [9.0, 1.0, 2.0])
+    assert r.appended == 0
+    assert r.rejected == {"out_of_order": 1, "duplicate_timestamp": 1}
+    assert r.duplicates == 1  # Same timestamp, same value: accepted silently, stored once.
+    ts, vals = h.read(0, 0, 1000)
+    assert ts.tolist() == [100] and vals.tolist() == [1.0]
+
+
+def test_a_rejected_sample_does_not_lower_the_bar_for_the_next():
+    h = _head()
+    _append(h, [0], [100], [1.0])
+    r = _append(h, [0, 0], [30, 70], [1.0, 2.0])
+    assert r.rejected == {"out_of_order": 2}
+
+
+def test_samples_below_the_head_lower_bound_are_out_of_bounds():
+    h = _head()
+    h.min_valid_ms = 1000
+    r = _append(h, [0, 1], [999, 1000], [1, 1])
+    assert r.rejected == {"out_of_bounds": 1} and r.appended == 1
+
+
+def test_staleness_markers_are_kept_bit_exact():
+    h = _head()
+    _append(h, [2, 2], [10, 20], [1.0, STALE_NAN])
+    _, vals = h.read(2, 0, 100)
+    assert vals.view(np.uint64)[1] == 0x7FF0000000000002
+
+
+def test_split_before_moves_old_samples_out_and_raises_the_bound():
+    h = _head()
+    _append(h, [0, 1, 0, 1], [10, 10, 30, 30], [1, 2, 3, 4])
+    cut = h.split_before(20)
+    assert cut.ts.tolist() == [10, 10] and h.min_valid_ms == 20
+    assert h.read(0, 0, 100)[0].tolist() == [30]
+    assert h.num_samples == 2
+
+
+def test_registry_looks_up_whole_arrays():
+    h = _head(5)
+    reg = h.registry
+    ids = np.array([reg.ids[3], 12345, reg.ids[0]], dtype=np.uint64)
+    assert reg.lookup(ids).tolist() == [3, -1, 0]
