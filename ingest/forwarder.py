@@ -1,0 +1,177 @@
+"""The forwarder: an :class:`~model.storage.Appender` that routes samples to shards over gRPC.
+
+``append`` splits a batch by the shard that owns each series (rendezvous hashing of the series
+id, vectorised; replication copies go to the next shards in the series' own order) and queues the
+pieces per shard. One sender task per shard drains its queue: it gathers up to
+``batch_max_samples`` (waiting at most ``flush_interval`` for more), sends one ``Write`` with a batch
+id that stays the same across retries (so the shard appends it once), and retries retryable
+failures with capped exponential backoff for as long as it takes. A queue holds at most
+``queue_max_samples``; beyond that the oldest pieces are dropped and counted, never silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from model.config import IngestConfig, ShardNode
+from model.errors import ShardmonError
+from model.hashing import shards_for_series
+from model.samples import SampleBatch, concat
+from ingest import metrics
+from shards.client import AsyncShardClient
+
+log = logging.getLogger(__name__)
+
+
+class _ShardQueue:
+    def __init__(self, node: ShardNode) -> None:
+        self.node = node
+        self.pieces: collections.deque[SampleBatch] = collections.deque()
+        self.samples = 0
+        self.in_flight = 0
+        self.wakeup = asyncio.Event()
+        self.seq = itertools.count()
+        self.sent_samples = 0
+        self.retries = 0
+        self.last_error = ""
+
+
+class Forwarder:
+    """Queues and sends samples to the shards. Create and use it inside a running event loop."""
+
+    def __init__(self, nodes: Sequence[ShardNode], cfg: IngestConfig, sender_id: str, replication_factor: int = 1) -> None:
+        self.cfg = cfg
+        self.sender_id = sender_id
+        self.replication_factor = replication_factor
+        self._nodes = list(nodes)
+        self._shard_ids = [n.id for n in self._nodes]
+        self._queues = [_ShardQueue(n) for n in self._nodes]
+        self._clients = [AsyncShardClient(n.id, n.address) for n in self._nodes]
+        self._tasks = [asyncio.create_task(self._send_loop(i)) for i in range(len(self._nodes))]
+        self._closing = False
+        self.dropped: collections.Counter[str] = collections.Counter()
+
+    # -- the Appender side -------------------------------------------------------------------------
+
+    def append(self, batch: SampleBatch) -> None:
+        if batch.num_samples == 0:
+            return
+        owners = shards_for_series(batch.series_ids, self._shard_ids, self.replication_factor)
+        if len(self._nodes) == 1:
+            self._enqueue(0, batch)
+            return
+        for pos in range(len(self._nodes)):
+            mask = (owners == pos).any(axis=1)
+            if mask.any():
+                self._enqueue(pos, batch.select_series(mask))
+
+    def _enqueue(self, pos: int, piece: SampleBatch) -> None:
+        q = self._queues[pos]
+        q.pieces.append(piece)
+        q.samples += piece.num_samples
+        metrics.QUEUE_SAMPLES.labels(str(q.node.id)).inc(piece.num_samples)
+        while q.samples > self.cfg.queue_max_samples and len(q.pieces) > 1:
+            old = q.pieces.popleft()
+            q.samples -= old.num_samples
+            self._drop("queue_full", old.num_samples, q)
+        q.wakeup.set()
+
+    def _drop(self, reason: str, n: int, q: _ShardQueue) -> None:
+        self.dropped[reason] += n
+        metrics.SAMPLES_DROPPED.labels(reason).inc(n)
+        metrics.QUEUE_SAMPLES.labels(str(q.node.id)).dec(n)
+        log.warning("dropped %d samples for shard %d: %s", n, q.node.id, reason)
+
+    # -- the sending side --------------------------------------------------------------------------
+
+    def _take(self, q: _ShardQueue) -> SampleBatch:
+        out: list[SampleBatch] = []
+        n = 0
+        while q.pieces and (not out or n + q.pieces[0].num_samples <= self.cfg.batch_max_samples):
+            p = q.pieces.popleft()
+            out.append(p)
+            n += p.num_samples
+        q.samples -= n
+        return concat(out)
+
+    async def _send_loop(self, pos: int) -> None:
+        q = self._queues[pos]
+        client = self._clients[pos]
+        shard_label = str(q.node.id)
+        while True:
+            if not q.pieces:
+                if self._closing:
+                    return
+                q.wakeup.clear()
+                await q.wakeup.wait()
+                continue
+            # Give the queue a moment to fill up to a full batch, unless it is full already.
+            if q.samples < self.cfg.batch_max_samples and not self._closing:
+                await asyncio.sleep(self.cfg.flush_interval / 1000)
+            batch = self._take(q)
+            q.in_flight = batch.num_samples
+            batch_id = f"{self.sender_id}-{q.node.id}-{next(q.seq)}"
+            payload = batch.to_pb()
+            backoff = self.cfg.retry_backoff_min / 1000
+            t0 = time.perf_counter()
+            while True:
+                try:
+                    resp = await client.write(batch_id, payload, self.cfg.write_timeout / 1000)
+                except ShardmonError as exc:
+                    q.last_error = str(exc)
+                    if not exc.retryable:
+                        self._drop("rejected_by_shard", batch.num_samples, q)
+                        metrics.WRITES.labels(shard_label, "error").inc()
+                        break
+                    q.retries += 1
+                    metrics.WRITES.labels(shard_label, "retry").inc()
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.cfg.retry_backoff_max / 1000)
+                    continue
+                q.last_error = ""
+                q.sent_samples += batch.num_samples
+                metrics.WRITES.labels(shard_label, "ok").inc()
+                metrics.SAMPLES_SENT.labels(shard_label).inc(batch.num_samples)
+                metrics.QUEUE_SAMPLES.labels(shard_label).dec(batch.num_samples)
+                metrics.WRITE_DURATION.observe(time.perf_counter() - t0)
+                for reason, count in resp.samples_rejected.items():
+                    metrics.SAMPLES_REJECTED.labels(reason).inc(count)
+                break
+            q.in_flight = 0
+
+    def pending(self) -> int:
+        """Samples queued or in flight, over all shards."""
+        return sum(q.samples + q.in_flight for q in self._queues)
+
+    def stats(self) -> dict:
+        return {
+            "pending_samples": self.pending(),
+            "dropped": dict(self.dropped),
+            "shards": {
+                q.node.id: {"sent_samples": q.sent_samples, "retries": q.retries, "queued": q.samples,
+                            "in_flight": q.in_flight, "last_error": q.last_error}
+                for q in self._queues
+            },
+        }
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Send what is queued (for at most ``timeout_s``), then stop; what is left is counted as dropped."""
+        self._closing = True
+        for q in self._queues:
+            q.wakeup.set()
+        done, pending = await asyncio.wait(self._tasks, timeout=timeout_s)
+        for t in pending:
+            t.cancel()
+        for q in self._queues:
+            left = q.samples + q.in_flight
+            if left:
+                self._drop("shutdown", left, q)
+        for c in self._clients:
+            await c.close()

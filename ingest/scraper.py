@@ -1,0 +1,127 @@
+"""The scraper: an async Ray actor running the scrape loops of the targets assigned to it.
+
+The coordinator assigns targets with :meth:`Scraper.assign`; the scraper starts loops for new
+targets, stops (with staleness markers) loops of targets taken away and leaves the rest running.
+Samples go through the scraper's own :class:`~ingest.forwarder.Forwarder` to the shards over gRPC,
+never through Ray.
+
+Ray restarts a scraper that dies (``max_restarts=-1``); the new incarnation starts empty, asks the
+coordinator for its targets at once (and the coordinator's supervision, which sees a new
+``incarnation`` id, gives them back too should that ask fail).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+
+import aiohttp
+
+from ingest import metrics
+from ingest.forwarder import Forwarder
+from ingest.scrape import ScrapeLoop, TargetHealth
+from ingest.target import Target
+from model.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class Scraper:
+    """The actor's logic (wrapped by ``ray.remote`` in :mod:`ingest.coordinator`)."""
+
+    def __init__(self, scraper_id: str, config: Config, coordinator=None) -> None:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.scraper_id = scraper_id
+        self.config = config
+        self.incarnation = uuid.uuid4().hex[:12]
+        self.assignment_version = -1
+        self._loops: dict[bytes, ScrapeLoop] = {}
+        self._forwarder: Forwarder | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._assign_lock = asyncio.Lock()
+        if coordinator is not None:
+            # An async actor's __init__ runs on its event loop: after a restart, fetch the targets now
+            # rather than at the coordinator's next supervision round.
+            asyncio.get_running_loop().create_task(self._fetch_assignment(coordinator))
+
+    async def _fetch_assignment(self, coordinator) -> None:
+        try:
+            version, targets = await asyncio.wait_for(coordinator.assignment_for.remote(self.scraper_id), 10)
+        except Exception as exc:  # noqa: BLE001 - supervision will assign instead.
+            log.warning("could not fetch my assignment: %s", exc)
+            return
+        if self.assignment_version == -1:
+            await self.assign(version, targets)
+
+    def _ensure_started(self) -> None:
+        if self._forwarder is None:
+            self._forwarder = Forwarder(
+                self.config.shards.nodes,
+                self.config.ingest,
+                sender_id=f"{self.scraper_id}.{self.incarnation}",
+                replication_factor=self.config.shards.replication_factor,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=True
+            )
+
+    async def ping(self) -> dict:
+        """Who is answering: id, incarnation, process id and the assignment it runs."""
+        return {
+            "scraper_id": self.scraper_id,
+            "incarnation": self.incarnation,
+            "pid": os.getpid(),
+            "node_id": _node_id(),
+            "assignment_version": self.assignment_version,
+            "targets": len(self._loops),
+        }
+
+    async def assign(self, version: int, targets: list[Target]) -> None:
+        """Run exactly these targets from now on."""
+        async with self._assign_lock:
+            self._ensure_started()
+            wanted = {t.key: t for t in targets}
+            for key in [k for k in self._loops if k not in wanted]:
+                await self._loops.pop(key).stop(mark_stale=True)
+            for key, target in wanted.items():
+                if key not in self._loops:
+                    loop = ScrapeLoop(target, self._forwarder, self._session)  # type: ignore[arg-type]
+                    loop.start()
+                    self._loops[key] = loop
+            self.assignment_version = version
+            metrics.TARGETS.set(len(self._loops))
+
+    async def targets(self) -> list[TargetHealth]:
+        return [loop.health for loop in self._loops.values()]
+
+    async def stats(self) -> dict:
+        return {
+            "scraper_id": self.scraper_id,
+            "incarnation": self.incarnation,
+            "targets": len(self._loops),
+            "scrapes": sum(loop.scrapes for loop in self._loops.values()),
+            "forwarder": self._forwarder.stats() if self._forwarder else {},
+        }
+
+    async def stop(self, flush_timeout_s: float = 5.0) -> None:
+        """Stop every loop (ending its series with staleness markers) and send what is queued."""
+        await asyncio.gather(*(loop.stop(mark_stale=True) for loop in self._loops.values()))
+        self._loops.clear()
+        if self._forwarder is not None:
+            await self._forwarder.close(flush_timeout_s)
+        if self._session is not None:
+            await self._session.close()
+        self._forwarder = None
+        self._session = None
+        self.assignment_version = -1
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
+    except Exception:  # noqa: BLE001 - outside Ray there is no node.
+        return ""
