@@ -1,0 +1,85 @@
+"""A small typed client of the querier's gRPC Query API.
+
+    >>> from shardmon.client import QueryClient
+    >>> with QueryClient("127.0.0.1:9191") as c:
+    ...     for s in c.instant('sum by (job) (up)').series:
+    ...         print(s.labels, s.values[0])
+"""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import numpy as np
+
+from model import errors
+from model.labels import Labels
+from model.pb import query_pb2, query_pb2_grpc
+from model.samples import F64, I64
+from querier.engine import QueryResult, ResultSeries
+
+_TYPES = {
+    query_pb2.QueryResponse.VECTOR: "vector",
+    query_pb2.QueryResponse.MATRIX: "matrix",
+    query_pb2.QueryResponse.SCALAR: "scalar",
+    query_pb2.QueryResponse.STRING: "string",
+}
+
+
+def _error(exc: grpc.RpcError) -> errors.QueryError:
+    code, detail = exc.code(), exc.details()
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        return errors.BadQueryError(detail)
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return errors.QueryTimeoutError(detail)
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return errors.QueryUnavailableError(f"querier unavailable: {detail}")
+    return errors.QueryExecutionError(f"{code.name}: {detail}")
+
+
+def result_of(resp: query_pb2.QueryResponse) -> QueryResult:
+    rtype = _TYPES.get(resp.result_type, "vector")
+    series = [
+        ResultSeries(
+            Labels.from_pairs((lb.name, lb.value) for lb in s.labels),
+            np.frombuffer(s.timestamps_ms, I64),
+            np.frombuffer(s.values, F64),
+        )
+        for s in resp.series
+    ]
+    scalar = resp.scalar if rtype == "scalar" else (resp.string if rtype == "string" else None)
+    return QueryResult(rtype, series, scalar, resp.time_ms, list(resp.warnings))
+
+
+class QueryClient:
+    """Blocking client; raises :class:`~model.errors.QueryError` subclasses."""
+
+    def __init__(self, address: str, timeout_s: float = 120.0) -> None:
+        self.address = address
+        self.timeout_s = timeout_s
+        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 256 << 20)])
+        self._stub = query_pb2_grpc.QueryStub(self._channel)
+
+    def instant(self, query: str, time_ms: int | None = None) -> QueryResult:
+        t = int(time.time() * 1000) if time_ms is None else time_ms
+        try:
+            return result_of(self._stub.Instant(query_pb2.InstantQueryRequest(query=query, time_ms=t), timeout=self.timeout_s))
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
+        req = query_pb2.RangeQueryRequest(query=query, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
+        try:
+            return result_of(self._stub.Range(req, timeout=self.timeout_s))
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> QueryClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,28 @@
+"""The shardmon command: the embedded default and configuration checks."""
+
+import subprocess
+import sys
+
+
+def test_the_embedded_default_config_loads():
+    from ingest.target import targets_from_config
+    from shardmon.cli import load
+
+    c = load(None)
+    assert len(targets_from_config(c)) == len(c.local.demo_targets) == 3
+    assert len(c.shards.nodes) == 2
+
+
+def test_check_config_reports_a_bad_field_with_its_path(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("scrape_configs: [{job_name: a, scrape_intervall: 5s}]\n")
+    proc = subprocess.run([sys.executable, "-m", "shardmon", "check-config", "--config", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "scrape_configs[0].scrape_intervall: field not supported" in proc.stderr
+
+
+def test_every_service_checks_the_default_config():
+    for argv in (["shard", "--id", "1"], ["querier"], ["ingest"], ["demo-targets"]):
+        proc = subprocess.run([sys.executable, "-m", "shardmon", *argv, "--check"], capture_output=True, text=True)
+        assert proc.returncode == 0, (argv, proc.stderr)
