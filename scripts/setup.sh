@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for Shardmon: redis-server (Debian package) when missing, a virtualenv in
+# .venv with Shardmon and its test dependencies. Safe to run again; it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "setup: installing redis-server (Debian package)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y -q redis-server >/dev/null 2>&1 || {
+    $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q redis-server >/dev/null
+  }
+  # The package starts a system Redis on 6379; Shardmon starts its own, on its own ports.
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.shardmon-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing Python packages into .venv (a minute or two the first time)"
+  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
+  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -i warning || true
+  .venv/bin/python -c "import shardmon, ray, grpc, redis, zstandard, promql_parser" 
+  touch "$stamp"
+fi
