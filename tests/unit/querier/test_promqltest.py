@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from model.samples import is_stale
 from model.storage import Series
 from querier.promqltest import ScriptError, ScriptReport, almost_equal, parse_duration_ms, run_file, run_script
 
-# The reference scripts live beside the repository: /work/main -> /work/shared/promqltest.
-SCRIPTS = Path(__file__).parents[3].parent / "shared" / "promqltest"
+# The reference scripts live beside the repository (../shared/promqltest), or where
+# SHARDMON_PROMQLTEST_DIR says.
+SCRIPTS = Path(os.environ.get("SHARDMON_PROMQLTEST_DIR") or Path(__file__).parents[3].parent / "shared" / "promqltest")
 
 
 def test_prometheus_reference_scripts_pass_where_supported() -> None:
