@@ -165,8 +165,8 @@ class PrometheusAPI:
             app.router.add_route("POST", path, handler)
         app.router.add_get("/api/v1/label/{name}/values", self.label_values)
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
-        app.router.add_get("/-/healthy", lambda r: web.Response(text="Shardmon is Healthy.\n"))
-        app.router.add_get("/-/ready", lambda r: web.Response(text="Shardmon is Ready.\n"))
+        app.router.add_get("/-/healthy", self.healthy)
+        app.router.add_get("/-/ready", self.ready)
 
     async def _run(self, fn: Callable[[], object], timeout_ms: int):
         loop = asyncio.get_running_loop()
@@ -281,6 +281,12 @@ class PrometheusAPI:
         except QueryError as exc:
             return error(exc.error_type, str(exc))
         return success(json.dumps(values), warnings)
+
+    async def healthy(self, request: web.Request) -> web.Response:
+        return web.Response(text="Shardmon is Healthy.\n")
+
+    async def ready(self, request: web.Request) -> web.Response:
+        return web.Response(text="Shardmon is Ready.\n")
 
     async def buildinfo(self, request: web.Request) -> web.Response:
         return success(json.dumps({

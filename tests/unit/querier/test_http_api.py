@@ -1,0 +1,144 @@
+"""The Prometheus HTTP API: envelopes, value and time formatting, parameters and errors, as Prometheus."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from model.labels import Labels
+from model.memory import MemoryStorage
+from querier.engine import Engine
+from querier.fanout import merge_series
+from querier.http_api import PrometheusAPI, format_ts, format_value, parse_step_ms, parse_time_ms
+from model.storage import Series
+
+
+def test_values_are_formatted_as_go_formatfloat_f_minus_1():
+    assert format_value(1.0) == "1"
+    assert format_value(0.1) == "0.1"
+    assert format_value(-2.5) == "-2.5"
+    assert format_value(1e21) == "1000000000000000000000"
+    assert format_value(1.5e-7) == "0.00000015"
+    assert format_value(float("nan")) == "NaN"
+    assert format_value(float("inf")) == "+Inf" and format_value(float("-inf")) == "-Inf"
+    assert format_value(-0.0) == "-0"
+
+
+def test_timestamps_are_seconds_with_millisecond_digits():
+    assert format_ts(1435781451781) == "1435781451.781"
+    assert format_ts(1500) == "1.500"
+    assert format_ts(1050) == "1.050"
+    assert format_ts(2000) == "2"
+    assert format_ts(-1500) == "-1.500"
+
+
+def test_time_and_duration_parameters():
+    assert parse_time_ms("1435781451.781", "time") == 1435781451781
+    assert parse_time_ms("2015-07-01T20:10:51.781Z", "time") == 1435781451781
+    assert parse_step_ms("15", "step") == 15_000
+    assert parse_step_ms("0.5", "step") == 500
+    assert parse_step_ms("1m", "step") == 60_000
+
+
+def _storage() -> MemoryStorage:
+    st = MemoryStorage()
+    ts = np.arange(0, 600_001, 15_000, dtype=np.int64)
+    st.add_series(Labels.from_dict({"__name__": "up", "job": "a", "instance": "x"}), ts, np.ones(ts.shape[0]))
+    st.add_series(Labels.from_dict({"__name__": "up", "job": "b", "instance": "y"}), ts, np.zeros(ts.shape[0]))
+    return st
+
+
+def _run(coro_fn):
+    async def main():
+        st = _storage()
+        app = web.Application()
+        PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).routes(app)
+        async with TestClient(TestServer(app)) as client:
+            return await coro_fn(client)
+
+    return asyncio.run(main())
+
+
+async def _get(client, path, **params):
+    resp = await client.get(path, params=params)
+    return resp.status, json.loads(await resp.text())
+
+
+def test_instant_query_returns_the_vector_envelope():
+    status, body = _run(lambda c: _get(c, "/api/v1/query", query="up", time="600"))
+    assert status == 200
+    assert body == {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [
+                {"metric": {"__name__": "up", "instance": "x", "job": "a"}, "value": [600, "1"]},
+                {"metric": {"__name__": "up", "instance": "y", "job": "b"}, "value": [600, "0"]},
+            ],
+        },
+    }
+
+
+def test_post_form_and_scalar_results():
+    async def post(c):
+        resp = await c.post("/api/v1/query", data={"query": "42", "time": "1.5"})
+        return resp.status, json.loads(await resp.text())
+
+    status, body = _run(post)
+    assert status == 200
+    assert body["data"] == {"resultType": "scalar", "result": [1.5, "42"]}
+
+
+def test_range_query_returns_a_matrix():
+    status, body = _run(lambda c: _get(c, "/api/v1/query_range", query="sum(up)", start="0", end="60", step="30"))
+    assert status == 200
+    assert body["data"] == {"resultType": "matrix", "result": [{"metric": {}, "values": [[0, "1"], [30, "1"], [60, "1"]]}]}
+
+
+@pytest.mark.parametrize(
+    "path, params, status, error",
+    [
+        ("/api/v1/query", {"query": "sum(up"}, 400, "unclosed left parenthesis"),
+        ("/api/v1/query", {"query": "up", "time": "yesterday"}, 400, 'invalid parameter "time": cannot parse "yesterday" to a valid timestamp'),
+        ("/api/v1/query_range", {"query": "up", "start": "10", "end": "0", "step": "1"}, 400, "end timestamp must not be before start time"),
+        ("/api/v1/query_range", {"query": "up", "start": "0", "end": "10", "step": "0"}, 400, "zero or negative query resolution step widths"),
+        ("/api/v1/query_range", {"query": "up", "start": "0", "end": "100000", "step": "1"}, 400, "exceeded maximum resolution of 11,000 points"),
+        ("/api/v1/query_range", {"query": "up", "end": "10", "step": "1"}, 400, 'invalid parameter "start"'),
+    ],
+)
+def test_errors_have_prometheus_types_and_codes(path, params, status, error):
+    got_status, body = _run(lambda c: _get(c, path, **params))
+    assert got_status == status
+    assert body["status"] == "error" and body["errorType"] == "bad_data"
+    assert error in body["error"]
+
+
+def test_series_labels_and_label_values():
+    async def calls(c):
+        return (
+            await _get(c, "/api/v1/series", **{"match[]": 'up{job="a"}'}),
+            await _get(c, "/api/v1/labels"),
+            await _get(c, "/api/v1/label/job/values"),
+            await _get(c, "/api/v1/series", **{"match[]": '{job=""}'}),
+        )
+
+    series, labels, values, empty = _run(calls)
+    assert series[1]["data"] == [{"__name__": "up", "instance": "x", "job": "a"}]
+    assert labels[1]["data"] == ["__name__", "instance", "job"]
+    assert values[1]["data"] == ["a", "b"]
+    assert empty[0] == 400 and "at least one non-empty matcher" in empty[1]["error"]
+
+
+def test_fanout_merges_replicas_by_exact_timestamp():
+    a = Labels.from_dict({"__name__": "m", "i": "1"})
+    b = Labels.from_dict({"__name__": "m", "i": "2"})
+    s1 = [Series(a, np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]))]
+    s2 = [Series(a, np.array([2, 3, 4]), np.array([2.0, 3.0, 4.0])), Series(b, np.array([5]), np.array([5.0]))]
+    merged = merge_series([s1, s2])
+    assert [m.labels for m in merged] == [a, b]
+    assert merged[0].timestamps_ms.tolist() == [1, 2, 3, 4] and merged[0].values.tolist() == [1, 2, 3, 4]

@@ -1,0 +1,66 @@
+"""Imports run one way, down the floors (docs/architecture.md), and only named edge modules import
+grpc, ray or redis."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("model", "shards", "ingest", "querier", "shardmon")
+
+# package -> the packages of ours it may import ("shards.client" is the shards' one public door).
+ALLOWED = {
+    "model": set(),
+    "shards": {"model"},
+    "ingest": {"model", "shards.client"},
+    "querier": {"model", "shards.client"},
+    "shardmon": {"model", "shards", "ingest", "querier"},
+}
+EDGE = {
+    "grpc": {"model/grpcstatus.py", "shards/server.py", "shards/client.py", "querier/server.py",
+             "querier/grpc_api.py", "shardmon/client.py"},
+    "grpc_health": {"shards/server.py", "querier/server.py"},
+    "grpc_reflection": {"querier/server.py"},
+    "ray": {"ingest/coordinator.py", "ingest/scraper.py", "ingest/service.py"},
+    "redis": {"shards/store.py"},
+}
+
+
+def _imports(path: Path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+
+
+def _sources():
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith("model/pb/"):
+                continue  # Generated code.
+            yield pkg, rel, path
+
+
+def test_imports_run_down_the_floors():
+    bad = []
+    for pkg, rel, path in _sources():
+        for mod in _imports(path):
+            top = mod.split(".")[0]
+            if top not in PACKAGES or top == pkg:
+                continue
+            if not any(mod == a or mod.startswith(a + ".") for a in ALLOWED[pkg]):
+                bad.append(f"{rel} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+def test_only_edge_modules_import_grpc_ray_or_redis():
+    bad = []
+    for _, rel, path in _sources():
+        for mod in _imports(path):
+            top = mod.split(".")[0]
+            if top in EDGE and rel not in EDGE[top]:
+                bad.append(f"{rel} imports {mod}")
+    assert not bad, "\n".join(bad)
