@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+
 import ray
 from ray.exceptions import RayError
 

@@ -18,13 +18,11 @@ import logging
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
+from ingest import metrics
 from model.config import IngestConfig, ShardNode
 from model.errors import ShardmonError
 from model.hashing import shards_for_series
 from model.samples import SampleBatch, concat
-from ingest import metrics
 from shards.client import AsyncShardClient
 
 log = logging.getLogger(__name__)

@@ -243,44 +243,32 @@ class PrometheusAPI:
             return error(exc.error_type, str(exc))
         return success(json.dumps([ls.to_dict() for ls in labels]), warnings)
 
-    async def labels(self, request: web.Request) -> web.Response:
+    async def _names(self, request: web.Request, lookup) -> web.Response:
+        """Label names or values: the union over every ``match[]`` set (or all series without one)."""
         try:
             p = await _params(request)
             sets = self._matcher_sets(p) or [[]]
             start, end = self._range(p)
 
             def run():
-                names, warnings = set(), []
+                found, warnings = set(), []
                 for ms in sets:
-                    n, w = self.querier.label_names(ms, start, end)
-                    names.update(n)
+                    names, w = lookup(ms, start, end)
+                    found.update(names)
                     warnings.extend(w)
-                return sorted(names), warnings
+                return sorted(found), warnings
 
-            names, warnings = await self._run(run, self.default_timeout_ms)
+            found, warnings = await self._run(run, self.default_timeout_ms)
         except QueryError as exc:
             return error(exc.error_type, str(exc))
-        return success(json.dumps(names), warnings)
+        return success(json.dumps(found), warnings)
+
+    async def labels(self, request: web.Request) -> web.Response:
+        return await self._names(request, self.querier.label_names)
 
     async def label_values(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        try:
-            p = await _params(request)
-            sets = self._matcher_sets(p) or [[]]
-            start, end = self._range(p)
-
-            def run():
-                values, warnings = set(), []
-                for ms in sets:
-                    v, w = self.querier.label_values(name, ms, start, end)
-                    values.update(v)
-                    warnings.extend(w)
-                return sorted(values), warnings
-
-            values, warnings = await self._run(run, self.default_timeout_ms)
-        except QueryError as exc:
-            return error(exc.error_type, str(exc))
-        return success(json.dumps(values), warnings)
+        return await self._names(request, lambda ms, start, end: self.querier.label_values(name, ms, start, end))
 
     async def healthy(self, request: web.Request) -> web.Response:
         return web.Response(text="Shardmon is Healthy.\n")

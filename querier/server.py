@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
 import grpc
 from aiohttp import web
@@ -13,6 +12,7 @@ from grpc_reflection.v1alpha import reflection
 
 from model.config import Config
 from model.errors import ConfigError
+from model.lifecycle import wait_until_stopped
 from model.pb import query_pb2, query_pb2_grpc
 from querier.engine import Engine
 from querier.fanout import FanoutQuerier
@@ -67,12 +67,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("querier serving HTTP on %s and gRPC on %s", q.http_address, q.grpc_address)
 
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await wait_until_stopped(stop)
     await server.stop(grace=1)
     await runner.cleanup()
     fanout.close()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import math
-import signal
 import time
 
 from aiohttp import web
+
+from model.lifecycle import wait_until_stopped
 
 _ROUTES = (("GET", "200", 12.0), ("GET", "404", 0.5), ("POST", "200", 3.0), ("POST", "500", 0.2))
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -65,11 +66,6 @@ async def serve(addresses: list[str], *, stop: asyncio.Event | None = None) -> N
         host, port = address.rsplit(":", 1)
         await web.TCPSite(runner, host, int(port)).start()
         runners.append(runner)
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await wait_until_stopped(stop)
     for r in runners:
         await r.cleanup()

@@ -60,7 +60,6 @@ class SeriesRegistry:
         self.ids = np.empty(0, U64)
         self.labels: list[Labels] = []
         self.keys: list[bytes] = []
-        self._by_id: dict[int, int] = {}
         self._sorted_ids = np.empty(0, U64)
         self._sorted_idx = np.empty(0, np.int64)
 
@@ -80,18 +79,12 @@ class SeriesRegistry:
         """Register series (ids not known yet, each once)."""
         if not new_keys:
             return
-        start = len(self.keys)
-        for off, (sid, key) in enumerate(zip(new_ids, new_keys)):
-            self._by_id[sid] = start + off
         self.keys.extend(new_keys)
         self.labels.extend(Labels.from_canonical(k) for k in new_keys)
         self.ids = np.concatenate((self.ids, np.asarray(new_ids, dtype=U64)))
         order = np.argsort(self.ids, kind="stable")
         self._sorted_ids = self.ids[order]
         self._sorted_idx = order.astype(np.int64)
-
-    def idx_of(self, series_id: int) -> int | None:
-        return self._by_id.get(series_id)
 
 
 class Head:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 
 import grpc
@@ -19,6 +18,7 @@ from model import errors
 from model.config import Config
 from model.grpcstatus import status_of
 from model.labels import Matcher, MatchType
+from model.lifecycle import wait_until_stopped
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from model.samples import F64, I64, U32, U64, SampleBatch
 from shards import metrics
@@ -174,12 +174,7 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("shard %d serving on %s", shard_id, node.address)
     maint = asyncio.create_task(_maintain(db, interval_s=max(0.5, min(10.0, config.shards.block_duration / 20_000))))
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await wait_until_stopped(stop)
     maint.cancel()
     await server.stop(grace=2)
     await store.close()

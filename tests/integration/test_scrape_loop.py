@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import numpy as np
 from aiohttp import web
 
 from ingest.scrape import ScrapeLoop

@@ -77,7 +77,6 @@ scrape_configs:
 
 
 def test_assign_targets_gives_every_target_to_exactly_one_scraper():
-    from ingest.target import Target
     from model.labels import Labels
 
     targets = [Target("j", f"http://h{i}:80/metrics", Labels.from_dict({"instance": f"h{i}"}), 1000, 1000, False, True)

@@ -1,6 +1,5 @@
 """The generated protobuf code in model/pb/ must be what proto/ generates (run proto/generate.sh)."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path

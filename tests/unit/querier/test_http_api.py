@@ -12,10 +12,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from model.labels import Labels
 from model.memory import MemoryStorage
+from model.storage import Series
 from querier.engine import Engine
 from querier.fanout import merge_series
 from querier.http_api import PrometheusAPI, format_ts, format_value, parse_step_ms, parse_time_ms
-from model.storage import Series
 
 
 def test_values_are_formatted_as_go_formatfloat_f_minus_1():

@@ -1,6 +1,6 @@
 """The label index answers all four matcher types with Prometheus's empty-value rule."""
 
-from model.labels import Labels, Matcher, MatchType
+from model.labels import Labels, Matcher
 from shards.index import LabelIndex
 
 SERIES = [
