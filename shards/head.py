@@ -100,6 +100,8 @@ class Head:
         self._tail_len = 0
         self._sorted = Columns(np.empty(0, np.int64), np.empty(0, I64), np.empty(0, F64), np.zeros(1, np.int64))
         self.num_samples = 0
+        self._min_ts = _INT64_MAX
+        self._max_ts = _INT64_MIN
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -151,6 +153,8 @@ class Head:
             self._tail.append((k_idx, k_ts, k_vals))
             self._tail_len += n_keep
             self.num_samples += n_keep
+            self._min_ts = min(self._min_ts, int(k_ts.min()))
+            self._max_ts = max(self._max_ts, int(k_ts.max()))
         return AppendResult(n_keep, rejected, int(duplicate.sum()))
 
     # -- reading ---------------------------------------------------------------------------------
@@ -162,7 +166,7 @@ class Head:
             idx = np.concatenate([s.idx] + [t[0] for t in self._tail])
             ts = np.concatenate([s.ts] + [t[1] for t in self._tail])
             vals = np.concatenate([s.vals] + [t[2] for t in self._tail])
-            order = np.lexsort((ts, idx))
+            order = _sort_order(idx, ts, self._min_ts, self._max_ts)
             idx, ts, vals = idx[order], ts[order], vals[order]
             offsets = np.searchsorted(idx, np.arange(len(self.registry) + 1))
             self._sorted = Columns(idx, ts, vals, offsets)
@@ -183,11 +187,10 @@ class Head:
         return ts[a:b], c.vals[lo + a : lo + b]
 
     def time_range(self) -> tuple[int, int] | None:
-        """(min, max) timestamp in the head, or None when empty."""
+        """(min, max) timestamp in the head, or None when empty (kept up to date, no sorting)."""
         if self.num_samples == 0:
             return None
-        c = self.columns()
-        return int(c.ts.min()), int(c.ts.max())
+        return self._min_ts, self._max_ts
 
     # -- cutting blocks --------------------------------------------------------------------------
 
@@ -203,7 +206,23 @@ class Head:
         self._sorted = Columns(idx, c.ts[keep], c.vals[keep], np.searchsorted(idx, np.arange(len(self.registry) + 1)))
         self.num_samples = int(idx.shape[0])
         self.min_valid_ms = max(self.min_valid_ms, boundary_ms)
+        self._min_ts = int(self._sorted.ts.min()) if self.num_samples else _INT64_MAX
+        self._max_ts = int(self._sorted.ts.max()) if self.num_samples else _INT64_MIN
         return cut
+
+
+def _sort_order(idx: np.ndarray, ts: np.ndarray, min_ts: int, max_ts: int) -> np.ndarray:
+    """The order that sorts samples by (series, time).
+
+    The input is a few runs already sorted that way (the sorted part, then each appended batch), so
+    a stable sort of one composite uint64 key (series idx in the high 32 bits, time since the head's
+    first sample in the low 32) is timsort merging runs, close to linear. When the head spans more
+    than 2^32 ms (49 days) or 2^31 series, fall back to a lexsort.
+    """
+    if max_ts - min_ts < 2**32 and idx.shape[0] and int(idx.max()) < 2**31:
+        key = (idx.astype(np.uint64) << np.uint64(32)) | (ts - min_ts).astype(np.uint64)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((ts, idx))
 
 
 def resolve_batch(registry: SeriesRegistry, batch: SampleBatch) -> tuple[np.ndarray, list[int], list[bytes]]:
