@@ -21,8 +21,10 @@ fi
 stamp=.venv/.shardmon-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing Python packages into .venv (a minute or two the first time)"
-  .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v -i warning || true
-  .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v -i warning || true
-  .venv/bin/python -c "import shardmon, ray, grpc, redis, zstandard, promql_parser" 
+  log=.venv/pip-install.log
+  if ! { .venv/bin/python -m pip install --upgrade pip && .venv/bin/python -m pip install -e ".[test]"; } >"$log" 2>&1; then
+    tail -30 "$log"; echo "setup: pip install failed; the whole log is in $log" >&2; exit 1
+  fi
+  .venv/bin/python -c "import shardmon, ray, grpc, redis, zstandard, promql_parser"
   touch "$stamp"
 fi
