@@ -22,7 +22,7 @@ from model.config import Config
 
 log = logging.getLogger(__name__)
 
-SUPERVISE_INTERVAL_S = 0.5
+SUPERVISE_INTERVAL_S = 2.0
 PING_TIMEOUT_S = 2.0
 NAMESPACE = "shardmon"
 

@@ -85,6 +85,9 @@ class SeriesCache:
         # scrape mostly had timestamps; both only make steady scrapes cheaper.
         self._comments: dict[bytes, tuple[str, str, str] | None] = {}
         self._stamped = False
+        # The layout of the last fully parsed body: when the next body differs only in its values,
+        # nothing but the values is parsed (see _same_layout).
+        self._layout: _Layout | None = None
 
     def __len__(self) -> int:
         """The number of cached series texts (at least ``len(labels)``)."""
@@ -119,6 +122,18 @@ class ParsedScrape(NamedTuple):
     helps: dict[str, str]  # metric family name -> help text, from # HELP
 
 
+class _Layout(NamedTuple):
+    """What a body without timestamps looked like apart from its values, and what it meant."""
+
+    signature: bytes
+    n_lines: int
+    rows: np.ndarray  # the sample lines
+    refs: np.ndarray  # their series
+    types: dict[str, str]
+    helps: dict[str, str]
+    generation: int
+
+
 class _LineError(Exception):
     """A malformed line; the caller knows which line it was."""
 
@@ -129,6 +144,9 @@ def parse_text(body: bytes, cache: SeriesCache) -> ParsedScrape:
     Raises :class:`ExpositionError` for the first malformed line; no series is then added to the cache.
     """
     lines = _Body(_cut_at_end_of_input(body) if b"\x00" in body else body)
+    same = _same_layout(lines, cache)
+    if same is not None:
+        return same
     meta, slow = lines.known_comments(cache)
     slow = sorted({*slow, *lines.known_samples(cache)})
     lines.refs[slow] = -1
@@ -144,7 +162,30 @@ def parse_text(body: bytes, cache: SeriesCache) -> ParsedScrape:
         live = np.unique(refs)
         if len(cache._index) > 2 * len(live) + 1000:
             refs = cache._compact(live, refs)
-    return ParsedScrape(refs, lines.values[take], lines.stamps[take], types, helps)
+    stamps = lines.stamps[take]
+    cache._layout = None
+    if not (stamps != NO_TIMESTAMP).any():
+        cache._layout = _Layout(lines.signature(), len(lines.starts), take, refs, dict(types), dict(helps), cache.generation)
+    return ParsedScrape(refs, lines.values[take], stamps, types, helps)
+
+
+def _same_layout(lines: _Body, cache: SeriesCache) -> ParsedScrape | None:
+    """The parse of a body whose every byte but the values equals the last fully parsed body's.
+
+    Targets expose the same series in the same order scrape after scrape; then the lines' series,
+    comments and blank lines are known from last time, and only the value tokens are read (in bulk).
+    Bodies with timestamps, and values the bulk path does not vouch for, take the full path.
+    """
+    lay = cache._layout
+    if lay is None or lay.generation != cache.generation or lay.n_lines != len(lines.starts):
+        return None
+    if lines.signature() != lay.signature:
+        return None
+    rows = lay.rows
+    if rows.shape[0] and lines.fill_values(lines.cut1()[rows] + 1, lines.ends[rows], rows):
+        return None
+    return ParsedScrape(lay.refs, lines.values[rows], np.full(rows.shape[0], NO_TIMESTAMP, np.int64),
+                        dict(lay.types), dict(lay.helps))
 
 
 def _cut_at_end_of_input(body: bytes) -> bytes:
@@ -186,6 +227,30 @@ class _Body:
         self.refs = np.full(len(self.starts), -1, np.int64)
         self.values = np.empty(len(self.starts))
         self.stamps = np.full(len(self.starts), NO_TIMESTAMP, np.int64)
+        self._cut1: np.ndarray | None = None
+
+    def cut1(self) -> np.ndarray:
+        """Per line, the position of its last space (or its start when it has none)."""
+        if self._cut1 is None:
+            self._spaces = np.flatnonzero(self.data == 32)
+            self._last = np.searchsorted(self._spaces, self.ends) - 1
+            self._cut1 = _space_or_start(self._spaces, self._last, self.starts)
+        return self._cut1
+
+    def signature(self) -> bytes:
+        """Every byte of the body but the value tokens (of lines without timestamps), the length of
+        what is kept of each line, and which lines are comments: equal signatures mean bodies equal
+        up to their values."""
+        if not len(self.body):
+            return b""
+        cut = self.cut1()
+        end = np.where(self.commented | (cut <= self.starts), self.ends, cut)
+        # Keep the bytes inside [start, end) of every line, drop those from there to the next line.
+        gaps = np.append(self.starts[1:], len(self.data)) - end
+        runs = np.empty(2 * len(end), np.int64)
+        runs[0::2], runs[1::2] = end - self.starts, gaps
+        keep = np.repeat(np.tile(np.array([True, False]), len(end)), runs)
+        return b"".join((self.data[keep].tobytes(), (end - self.starts).astype(np.int32).tobytes(), self.commented.tobytes()))
 
     def slices(self, begin: np.ndarray, end: np.ndarray) -> Iterator[bytes]:
         """Each ``body[begin:end]``, made lazily so that only one lives at a time."""
@@ -217,10 +282,8 @@ class _Body:
         previous scrape mostly needed is tried first. What either leaves is for the exact parser.
         """
         starts, ends = self.starts, self.ends
-        spaces = np.flatnonzero(self.data == 32)
-        last = np.searchsorted(spaces, ends) - 1
-        cut1 = _space_or_start(spaces, last, starts)
-        cut2 = _space_or_start(spaces, last - 1, starts)
+        cut1 = self.cut1()
+        cut2 = _space_or_start(self._spaces, self._last - 1, starts)
         rows = np.flatnonzero(~self.commented)
         slow: list[int] = []
         hits: dict[bool, int] = {}

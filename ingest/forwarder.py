@@ -18,11 +18,13 @@ import logging
 import time
 from collections.abc import Sequence
 
+import numpy as np
+
 from ingest import metrics
 from model.config import IngestConfig, ShardNode
 from model.errors import ShardmonError
 from model.hashing import shards_for_series
-from model.samples import SampleBatch, concat
+from model.samples import U32, SampleBatch, SeriesTable, concat
 from shards.client import AsyncShardClient
 
 log = logging.getLogger(__name__)
@@ -61,14 +63,36 @@ class Forwarder:
     def append(self, batch: SampleBatch) -> None:
         if batch.num_samples == 0:
             return
-        owners = shards_for_series(batch.series_ids, self._shard_ids, self.replication_factor)
-        if len(self._nodes) == 1:
-            self._enqueue(0, batch)
-            return
-        for pos in range(len(self._nodes)):
-            mask = (owners == pos).any(axis=1)
+        for pos, owned, remap, sub in self._route(batch.series):
+            if owned is None:
+                self._enqueue(pos, batch)
+                continue
+            mask = owned[batch.sample_series]
             if mask.any():
-                self._enqueue(pos, batch.select_series(mask))
+                refs = remap[batch.sample_series[mask]].astype(U32)
+                self._enqueue(pos, SampleBatch(sub, refs, batch.timestamps_ms[mask], batch.values[mask]))
+
+    def _route(self, table: SeriesTable) -> list:
+        """How a series table splits over the shards: ``(shard position, owned mask or None for all,
+        old -> new series index, sub-table)`` per shard. Memoised on the table, which a scrape loop
+        sends again and again."""
+        key = ("route", tuple(self._shard_ids), self.replication_factor)
+        parts = table.memo.get(key)
+        if parts is None:
+            parts = []
+            owners = shards_for_series(table.ids, self._shard_ids, self.replication_factor)
+            n = len(table)
+            for pos in range(len(self._nodes)):
+                owned = (owners == pos).any(axis=1)
+                sel = np.flatnonzero(owned)
+                if sel.shape[0] == n:
+                    parts.append((pos, None, None, table))
+                elif sel.shape[0]:
+                    remap = np.full(n, -1, np.int64)
+                    remap[sel] = np.arange(sel.shape[0])
+                    parts.append((pos, owned, remap, table.take(sel)))
+            table.memo[key] = parts
+        return parts
 
     def _enqueue(self, pos: int, piece: SampleBatch) -> None:
         q = self._queues[pos]

@@ -31,7 +31,7 @@ from ingest.target import Target
 from model.errors import ExpositionError
 from model.hashing import offset_ms
 from model.labels import METRIC_NAME, Labels, series_id_of
-from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch, concat
+from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch, SeriesTable
 from model.storage import Appender
 
 log = logging.getLogger(__name__)
@@ -65,13 +65,38 @@ def attach_target_labels(exposed: Labels, target: Target) -> Labels:
     return Labels.from_dict(d)
 
 
-class _SeriesTable:
-    """Final series ids and keys aligned with the parser cache's indices."""
+class _Table:
+    """The series a target exposes, in the parser cache's order, then the synthetic series.
 
-    def __init__(self) -> None:
-        self.ids = np.empty(0, U64)
+    Rebuilt only when the parser cache gains series or renumbers them; between those, every scrape
+    sends the same :class:`SeriesTable` object, so the forwarder's split by shard is computed once.
+    """
+
+    def __init__(self, syn_ids: np.ndarray, syn_keys: list[bytes]) -> None:
+        self.ids = np.empty(0, U64)  # cache part only
         self.keys: list[bytes] = []
         self.generation = -1
+        self.syn_ids, self.syn_keys = syn_ids, syn_keys
+        self.table = SeriesTable.from_keys(syn_ids, syn_keys)
+
+    @property
+    def n_cache(self) -> int:
+        return len(self.keys)
+
+    def sync(self, cache: SeriesCache, target: Target) -> bool:
+        """Follow the cache; returns True when the table was rebuilt with a new numbering."""
+        renumbered = self.generation != cache.generation
+        if renumbered:
+            self.ids, self.keys, self.generation = np.empty(0, U64), [], cache.generation
+        labels = cache.labels
+        if len(self.keys) < len(labels):
+            new_keys = [attach_target_labels(ls, target).canonical() for ls in labels[len(self.keys) :]]
+            self.keys.extend(new_keys)
+            self.ids = np.concatenate((self.ids, np.fromiter((series_id_of(k) for k in new_keys), U64, len(new_keys))))
+            self.table = SeriesTable.from_keys(np.concatenate((self.ids, self.syn_ids)), self.keys + self.syn_keys)
+        elif renumbered:
+            self.table = SeriesTable.from_keys(self.syn_ids, self.syn_keys)
+        return renumbered
 
 
 class ScrapeLoop:
@@ -82,12 +107,12 @@ class ScrapeLoop:
         self.appender = appender
         self.session = session
         self.cache = SeriesCache()
-        self._table = _SeriesTable()
-        self._prev_ids = np.empty(0, U64)
-        self._prev_keys: list[bytes] = []
-        syn = [target.labels.with_(**{METRIC_NAME: name}).canonical() for name in SYNTHETIC]
-        self._syn_keys = syn
-        self._syn_ids = np.array([series_id_of(k) for k in syn], U64)
+        syn_keys = [target.labels.with_(**{METRIC_NAME: name}).canonical() for name in SYNTHETIC]
+        syn_ids = np.array([series_id_of(k) for k in syn_keys], U64)
+        self._syn_only = SeriesTable.from_keys(syn_ids, syn_keys)
+        self._table = _Table(syn_ids, syn_keys)
+        # The series of the last successful scrape: a table and which of its cache part were present.
+        self._prev: tuple[SeriesTable, np.ndarray] | None = None
         self.health = TargetHealth(target.url, target.labels.to_dict(), "unknown", "", 0, 0.0, 0)
         self.scrapes = 0
         self._task: asyncio.Task | None = None
@@ -107,9 +132,8 @@ class ScrapeLoop:
                 pass
         if mark_stale:
             now = int(time.time() * 1000)
-            ids = np.concatenate((self._prev_ids, self._syn_ids))
-            keys = self._prev_keys + self._syn_keys
-            self._append_stale(ids, keys, now)
+            self._append_stale_prev(None, now)
+            self.appender.append(_stale(self._syn_only, np.arange(len(self._syn_only)), now))
 
     def next_scrape_ms(self, now_ms: int) -> int:
         """The first scrape point at or after ``now_ms`` on this target's grid."""
@@ -151,11 +175,10 @@ class ScrapeLoop:
         ts_ms = int(start_s * 1000)
         t0 = time.perf_counter()
         error = ""
-        batch = None
+        parsed = None
         try:
             body = await self._fetch()
             parsed = parse_text(body, self.cache)
-            batch = self._batch(parsed.refs, parsed.timestamps_ms, parsed.values, ts_ms)
         except asyncio.TimeoutError:
             error = f"Get \"{self.target.url}\": context deadline exceeded"
         except (aiohttp.ClientError, OSError) as exc:
@@ -164,13 +187,18 @@ class ScrapeLoop:
             error = str(exc)
         duration = time.perf_counter() - t0
         self.scrapes += 1
-        n = batch.num_samples if batch is not None else 0
-        if batch is None:
+        if parsed is None:
             # Prometheus ends every series of a failed target at once.
-            batch = self._stale_batch(self._prev_ids, self._prev_keys, ts_ms)
-            self._prev_ids, self._prev_keys = np.empty(0, U64), []
-        batch = _with_synthetic(batch, self._syn_ids, self._syn_keys, ts_ms, [0.0 if error else 1.0, duration, n, n])
-        self.appender.append(batch)
+            n = 0
+            self._append_stale_prev(None, ts_ms)
+            self._prev = None
+            syn = np.array([0.0, duration, 0.0, 0.0])
+            self.appender.append(
+                SampleBatch(self._syn_only, np.arange(4, dtype=U32), np.full(4, ts_ms, I64), syn)
+            )
+        else:
+            n = int(parsed.refs.shape[0])
+            self.appender.append(self._batch(parsed.refs, parsed.timestamps_ms, parsed.values, ts_ms, duration))
         metrics.SCRAPES.labels("error" if error else "ok").inc()
         metrics.SCRAPE_DURATION.observe(duration)
         metrics.SAMPLES_SCRAPED.inc(n)
@@ -181,56 +209,53 @@ class ScrapeLoop:
             log.debug("scrape of %s failed: %s", self.target.url, error)
         return self.health
 
-    def _sync_table(self) -> None:
+    def _batch(self, refs: np.ndarray, stamps: np.ndarray, values: np.ndarray, ts_ms: int, duration: float) -> SampleBatch:
+        """One batch: the scraped samples and the synthetic ones, on the target's series table."""
         t = self._table
-        if t.generation != self.cache.generation:
-            t.ids, t.keys, t.generation = np.empty(0, U64), [], self.cache.generation
-        labels = self.cache.labels
-        if len(t.keys) < len(labels):
-            new_keys = [attach_target_labels(ls, self.target).canonical() for ls in labels[len(t.keys) :]]
-            t.keys.extend(new_keys)
-            t.ids = np.concatenate((t.ids, np.fromiter((series_id_of(k) for k in new_keys), U64, len(new_keys))))
+        renumbered = t.sync(self.cache, self.target)
+        n, n_cache = refs.shape[0], t.n_cache
+        present = np.zeros(n_cache, bool)
+        present[refs] = True
+        self._append_stale_prev(present, ts_ms, renumbered)
+        self._prev = (t.table, present)
 
-    def _batch(self, refs: np.ndarray, stamps: np.ndarray, values: np.ndarray, ts_ms: int) -> SampleBatch:
-        self._sync_table()
-        t = self._table
-        n_cache = len(t.keys)
-        if refs.shape[0] == n_cache and np.array_equal(refs, np.arange(n_cache)):
-            ids, keys, sample_series = t.ids, t.keys, refs.astype(U32)
-        else:
-            uniq, inverse = np.unique(refs, return_inverse=True)
-            ids = t.ids[uniq]
-            keys = [t.keys[i] for i in uniq.tolist()]
-            sample_series = inverse.astype(U32)
+        sample_series = np.empty(n + 4, U32)
+        sample_series[:n] = refs
+        sample_series[n:] = np.arange(n_cache, n_cache + 4)
+        ts = np.full(n + 4, ts_ms, I64)
         if self.target.honor_timestamps:
-            ts = np.where(stamps == NO_TIMESTAMP, ts_ms, stamps).astype(I64)
+            ts[:n] = np.where(stamps == NO_TIMESTAMP, ts_ms, stamps)
+        vals = np.empty(n + 4, F64)
+        vals[:n] = values
+        vals[n:] = (1.0, duration, n, n)
+        return SampleBatch(t.table, sample_series, ts, vals)
+
+    def _append_stale_prev(self, present: np.ndarray | None, ts_ms: int, renumbered: bool = False) -> None:
+        """Staleness markers for the last scrape's series that are missing now.
+
+        ``present`` marks the series of this scrape by position in the current table (None: no
+        series now, e.g. the scrape failed). Positions compare directly unless the cache
+        ``renumbered`` its series in between; then series ids are compared.
+        """
+        if self._prev is None:
+            return
+        table, prev_present = self._prev
+        if present is None:
+            positions = np.flatnonzero(prev_present)
+        elif not renumbered:
+            positions = np.flatnonzero(prev_present & ~present[: prev_present.shape[0]])
         else:
-            ts = np.full(refs.shape[0], ts_ms, I64)
-        batch = SampleBatch(ids, keys, sample_series, ts, np.asarray(values, F64))
-        # Series present last time and missing now get a staleness marker.
-        if self._prev_ids.shape[0]:
-            gone = ~np.isin(self._prev_ids, ids)
-            if gone.any():
-                idx = np.flatnonzero(gone)
-                stale = self._stale_batch(self._prev_ids[idx], [self._prev_keys[i] for i in idx.tolist()], ts_ms)
-                batch = concat([batch, stale])
-        self._prev_ids, self._prev_keys = ids, list(keys)
-        return batch
+            was = np.flatnonzero(prev_present)
+            now_ids = self._table.table.ids[: present.shape[0]][present]
+            positions = was[~np.isin(table.ids[was], now_ids)]
+        if positions.shape[0]:
+            self.appender.append(_stale(table, positions, ts_ms))
 
-    def _stale_batch(self, ids: np.ndarray, keys: list[bytes], ts_ms: int) -> SampleBatch:
-        n = len(keys)
-        return SampleBatch(ids, keys, np.arange(n, dtype=U32), np.full(n, ts_ms, I64), np.full(n, STALE_NAN, F64))
 
-    def _append_stale(self, ids: np.ndarray, keys: list[bytes], ts_ms: int) -> None:
-        if keys:
-            self.appender.append(self._stale_batch(ids, keys, ts_ms))
+def _stale(table: SeriesTable, positions: np.ndarray, ts_ms: int) -> SampleBatch:
+    n = positions.shape[0]
+    return SampleBatch(table.take(positions), np.arange(n, dtype=U32), np.full(n, ts_ms, I64), np.full(n, STALE_NAN, F64))
 
 
 class _ScrapeError(Exception):
     pass
-
-
-def _with_synthetic(batch: SampleBatch, ids: np.ndarray, keys: list[bytes], ts_ms: int, values) -> SampleBatch:
-    n = len(keys)
-    syn = SampleBatch(ids, keys, np.arange(n, dtype=U32), np.full(n, ts_ms, I64), np.asarray(values, F64))
-    return concat([batch, syn])

@@ -21,7 +21,7 @@ from model.config import Config
 
 log = logging.getLogger(__name__)
 
-KEEPALIVE_S = 2.0
+KEEPALIVE_S = 10.0
 
 
 def run(config: Config, stop: threading.Event | None = None, ready_file: str | None = None) -> None:

@@ -184,7 +184,7 @@ class IngestConfig(_Model):
     ray_address: str = Field("local", description='"local" starts a Ray of its own; else a cluster address.')
     scraper_num_cpus: float = Field(0.25, gt=0, description="Ray CPUs reserved per scraper actor.")
     batch_max_samples: int = Field(20_000, ge=1, description="Largest Write sent to a shard.")
-    flush_interval: Duration = Field(200, description="Longest a sample waits before it is sent.")
+    flush_interval: Duration = Field(1000, description="Longest a sample waits before it is sent.")
     queue_max_samples: int = Field(2_000_000, ge=1, description="Unacknowledged samples kept per shard per scraper.")
     write_timeout: Duration = Field(10_000)
     retry_backoff_min: Duration = Field(50)

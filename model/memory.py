@@ -24,7 +24,7 @@ class MemoryStorage:
         self._series: dict[Labels, tuple[np.ndarray, np.ndarray]] = {}
 
     def append(self, batch: SampleBatch) -> None:
-        labels_of = [Labels.from_canonical(k) for k in batch.series_keys]
+        labels_of = [Labels.from_canonical(k) for k in batch.series.keys()]
         order = np.lexsort((batch.timestamps_ms, batch.sample_series))
         refs = batch.sample_series[order]
         ts = batch.timestamps_ms[order]

@@ -1,9 +1,13 @@
 """Samples in columns: the unit that travels from scrapers to shards and from shards to the querier.
 
-A :class:`SampleBatch` holds a table of series (ids and canonical label bytes) and three sample
-columns (which series, timestamp, value) as numpy arrays, so the hot paths never build a Python
-object per sample. On the wire it is the ``SampleColumns`` message: each column a ``bytes`` field of
-little-endian packed numbers.
+A :class:`SampleBatch` is a :class:`SeriesTable` (series ids and their canonical label bytes, kept
+as one byte string with end offsets) and three sample columns (which series, timestamp, value) as
+numpy arrays, so the hot paths never build a Python object per sample or per series. On the wire
+it is the ``SampleColumns`` message: each column a ``bytes`` field of little-endian packed numbers.
+
+A series table is immutable and carries a ``memo`` dict where consumers keep what they derived from
+it (the forwarder's split by shard): a scrape loop that sends the same table scrape after scrape
+pays for the derivation once.
 
 Time is int64 milliseconds since the epoch throughout.
 """
@@ -33,19 +37,93 @@ def is_stale(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=F64).view(U64) == np.uint64(STALE_NAN_BITS)
 
 
+class SeriesTable:
+    """Series ids and canonical label bytes: ``blob[ends[i-1]:ends[i]]`` is series i's key."""
+
+    __slots__ = ("ids", "blob", "ends", "memo")
+
+    def __init__(self, ids: np.ndarray, blob: bytes, ends: np.ndarray) -> None:
+        self.ids = ids
+        self.blob = blob
+        self.ends = ends
+        self.memo: dict = {}
+
+    @classmethod
+    def from_keys(cls, ids, keys: Sequence[bytes]) -> SeriesTable:
+        ends = np.cumsum(np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys)))
+        return cls(np.asarray(ids, dtype=U64), b"".join(keys), ends.astype(U32))
+
+    @classmethod
+    def empty(cls) -> SeriesTable:
+        return cls(np.empty(0, U64), b"", np.empty(0, U32))
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    def key(self, i: int) -> bytes:
+        start = int(self.ends[i - 1]) if i else 0
+        return self.blob[start : int(self.ends[i])]
+
+    def keys(self) -> list[bytes]:
+        """Every key as its own bytes object (not for hot paths)."""
+        ends = self.ends.tolist()
+        blob = self.blob
+        return [blob[s:e] for s, e in zip([0] + ends[:-1], ends)]
+
+    def take(self, positions: np.ndarray) -> SeriesTable:
+        """The sub-table of the series at ``positions``, built with array operations."""
+        positions = np.asarray(positions, dtype=np.int64)
+        ends = self.ends.astype(np.int64)
+        starts = np.concatenate(([0], ends[:-1]))[positions]
+        lens = ends[positions] - starts
+        new_ends = np.cumsum(lens)
+        total = int(new_ends[-1]) if new_ends.shape[0] else 0
+        if total:
+            offsets = np.repeat(starts - (new_ends - lens), lens) + np.arange(total)
+            blob = np.frombuffer(self.blob, np.uint8)[offsets].tobytes()
+        else:
+            blob = b""
+        return SeriesTable(self.ids[positions], blob, new_ends.astype(U32))
+
+    @staticmethod
+    def concat(tables: Sequence[SeriesTable]) -> SeriesTable:
+        if len(tables) == 1:
+            return tables[0]
+        if not tables:
+            return SeriesTable.empty()
+        shift = np.cumsum([0] + [len(t.blob) for t in tables[:-1]])
+        return SeriesTable(
+            np.concatenate([t.ids for t in tables]).astype(U64, copy=False),
+            b"".join(t.blob for t in tables),
+            np.concatenate([t.ends.astype(np.int64) + s for t, s in zip(tables, shift)]).astype(U32),
+        )
+
+
 class SampleBatch(NamedTuple):
     """Samples of several series, in columns.
 
-    ``series_ids[i]`` is the id of the series whose canonical label bytes are ``series_keys[i]``;
-    sample ``j`` belongs to series ``sample_series[j]`` and has ``timestamps_ms[j]``, ``values[j]``.
-    The same series may appear more than once in the series table.
+    Sample ``j`` belongs to series ``sample_series[j]`` of ``series`` and has ``timestamps_ms[j]``
+    and ``values[j]``. The same series may appear more than once in the table.
     """
 
-    series_ids: np.ndarray  # uint64, one per series
-    series_keys: Sequence[bytes]  # canonical label bytes, one per series
+    series: SeriesTable
     sample_series: np.ndarray  # uint32, one per sample
     timestamps_ms: np.ndarray  # int64, one per sample
     values: np.ndarray  # float64, one per sample
+
+    @classmethod
+    def of(cls, ids, keys: Sequence[bytes], sample_series, timestamps_ms, values) -> SampleBatch:
+        """A batch from a list of keys (convenient; hot paths build the table once and reuse it)."""
+        return cls(
+            SeriesTable.from_keys(ids, keys),
+            np.asarray(sample_series, dtype=U32),
+            np.asarray(timestamps_ms, dtype=I64),
+            np.asarray(values, dtype=F64),
+        )
+
+    @property
+    def series_ids(self) -> np.ndarray:
+        return self.series.ids
 
     @property
     def num_samples(self) -> int:
@@ -53,11 +131,11 @@ class SampleBatch(NamedTuple):
 
     @property
     def num_series(self) -> int:
-        return int(self.series_ids.shape[0])
+        return len(self.series)
 
     @classmethod
     def empty(cls) -> SampleBatch:
-        return cls(np.empty(0, U64), [], np.empty(0, U32), np.empty(0, I64), np.empty(0, F64))
+        return cls(SeriesTable.empty(), np.empty(0, U32), np.empty(0, I64), np.empty(0, F64))
 
     def select_series(self, mask: np.ndarray) -> SampleBatch:
         """The sub-batch of the series where ``mask`` (one bool per series) is true, and their samples."""
@@ -68,22 +146,19 @@ class SampleBatch(NamedTuple):
         remap[keep] = np.arange(keep.shape[0])
         new_ref = remap[self.sample_series]
         sample_mask = new_ref >= 0
-        keys = self.series_keys
         return SampleBatch(
-            self.series_ids[keep],
-            [keys[i] for i in keep.tolist()],
+            self.series.take(keep),
             new_ref[sample_mask].astype(U32),
             self.timestamps_ms[sample_mask],
             self.values[sample_mask],
         )
 
     def to_pb(self) -> types_pb2.SampleColumns:
-        keys = self.series_keys
-        ends = np.cumsum(np.fromiter((len(k) for k in keys), dtype=np.int64, count=len(keys)))
+        t = self.series
         return types_pb2.SampleColumns(
-            series_ids=np.ascontiguousarray(self.series_ids, U64).tobytes(),
-            series_keys=b"".join(keys),
-            series_key_ends=ends.astype(U32).tobytes(),
+            series_ids=np.ascontiguousarray(t.ids, U64).tobytes(),
+            series_keys=t.blob,
+            series_key_ends=np.ascontiguousarray(t.ends, U32).tobytes(),
             sample_series=np.ascontiguousarray(self.sample_series, U32).tobytes(),
             timestamps_ms=np.ascontiguousarray(self.timestamps_ms, I64).tobytes(),
             values=np.ascontiguousarray(self.values, F64).tobytes(),
@@ -109,9 +184,7 @@ class SampleBatch(NamedTuple):
             raise ValueError("series key offsets do not match the key bytes")
         if refs.shape[0] and int(refs.max()) >= ids.shape[0]:
             raise ValueError("a sample refers to a series outside the series table")
-        starts = np.concatenate(([0], ends[:-1])).tolist() if ends.shape[0] else []
-        keys = [blob[s:e] for s, e in zip(starts, ends.tolist())]
-        return cls(ids, keys, refs, ts, vals)
+        return cls(SeriesTable(ids, blob, ends), refs, ts, vals)
 
 
 def concat(batches: Sequence[SampleBatch]) -> SampleBatch:
@@ -121,12 +194,8 @@ def concat(batches: Sequence[SampleBatch]) -> SampleBatch:
     if not batches:
         return SampleBatch.empty()
     offsets = np.cumsum([0] + [b.num_series for b in batches[:-1]])
-    keys: list[bytes] = []
-    for b in batches:
-        keys.extend(b.series_keys)
     return SampleBatch(
-        np.concatenate([b.series_ids for b in batches]).astype(U64, copy=False),
-        keys,
+        SeriesTable.concat([b.series for b in batches]),
         np.concatenate([b.sample_series.astype(U32) + U32.type(o) for b, o in zip(batches, offsets)]),
         np.concatenate([b.timestamps_ms for b in batches]).astype(I64, copy=False),
         np.concatenate([b.values for b in batches]).astype(F64, copy=False),

@@ -442,7 +442,7 @@ def _batch(defs: dict[Labels, tuple[np.ndarray, np.ndarray]]) -> SampleBatch:
     refs = np.concatenate([np.full(ts.shape[0], n, dtype=U32) for n, (ts, _) in enumerate(defs.values())])
     ts = np.concatenate([ts for ts, _ in defs.values()]).astype(I64)
     vals = np.concatenate([vals for _, vals in defs.values()]).astype(F64)
-    return SampleBatch(ids, keys, refs, ts, vals)
+    return SampleBatch.of(ids, keys, refs, ts, vals)
 
 
 def _point(labels: Labels, t: int, value: float) -> ResultSeries:

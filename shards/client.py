@@ -45,7 +45,7 @@ def series_of_frame(frame: shard_pb2.SeriesFrame) -> list[Series]:
     ends = np.cumsum(counts)
     out = []
     start = 0
-    for key, end in zip(b.series_keys, ends.tolist()):
+    for key, end in zip(b.series.keys(), ends.tolist()):
         out.append(Series(Labels.from_canonical(key), b.timestamps_ms[start:end], b.values[start:end]))
         start = end
     return out
@@ -128,6 +128,13 @@ class ShardClient:
             return list(self._stub.LabelValues(req, timeout=timeout_s).values)
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("LabelValues")) from exc
+
+    def flush(self, timeout_s: float = 300.0) -> int:
+        """Move the shard's head into blocks; returns how many blocks were written."""
+        try:
+            return self._stub.Flush(shard_pb2.FlushRequest(), timeout=timeout_s).blocks_written
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("Flush")) from exc
 
     def close(self) -> None:
         self._channel.close()

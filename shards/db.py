@@ -192,6 +192,18 @@ class ShardDB:
             self._update_gauges()
         return written
 
+    async def flush(self) -> int:
+        """Move every sample of the head into blocks, the last (partial) window included."""
+        written = 0
+        d = self.block_duration_ms
+        async with self._lock:
+            while (rng := self.head.time_range()) is not None:
+                start = (max(rng[0], self.head.min_valid_ms) // d) * d
+                await self._write_block(start, start + d)
+                written += 1
+        self._update_gauges()
+        return written
+
     async def _write_block(self, start: int, end: int) -> None:
         c = self.head.columns()
         old = c.ts < end

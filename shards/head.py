@@ -242,5 +242,5 @@ def resolve_batch(registry: SeriesRegistry, batch: SampleBatch) -> tuple[np.ndar
             if sid not in seen:
                 seen.add(sid)
                 new_ids.append(sid)
-                new_keys.append(batch.series_keys[i])
+                new_keys.append(batch.series.key(i))
     return idx, new_ids, new_keys

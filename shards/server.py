@@ -48,7 +48,7 @@ def matchers_from_pb(pbs) -> list[Matcher]:
 def frame_of(series: list[SelectedSeries]) -> shard_pb2.SeriesFrame:
     """One frame of series, samples grouped per series (the columnar ``SampleColumns``)."""
     counts = np.fromiter((s.timestamps_ms.shape[0] for s in series), np.int64, len(series))
-    batch = SampleBatch(
+    batch = SampleBatch.of(
         np.fromiter((s.series_id for s in series), U64, len(series)),
         [s.key for s in series],
         np.repeat(np.arange(len(series), dtype=U32), counts),
@@ -129,6 +129,15 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             await self._fail(context, exc, "LabelValues")
             return
         return shard_pb2.LabelValuesResponse(values=values)
+
+
+    async def Flush(self, request, context):
+        try:
+            n = await self.db.flush()
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc, "Flush")
+            return
+        return shard_pb2.FlushResponse(blocks_written=n)
 
 
 async def _maintain(db: ShardDB, interval_s: float) -> None:

@@ -89,3 +89,13 @@ class LabelValuesResponse(_message.Message):
     values: _containers.RepeatedScalarFieldContainer[str]
     warnings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, values: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FlushRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FlushResponse(_message.Message):
+    __slots__ = ("blocks_written",)
+    BLOCKS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    blocks_written: int
+    def __init__(self, blocks_written: _Optional[int] = ...) -> None: ...

@@ -54,6 +54,11 @@ class ShardStub:
                 request_serializer=model_dot_pb_dot_shard__pb2.LabelValuesRequest.SerializeToString,
                 response_deserializer=model_dot_pb_dot_shard__pb2.LabelValuesResponse.FromString,
                 _registered_method=True)
+        self.Flush = channel.unary_unary(
+                '/shardmon.v1.Shard/Flush',
+                request_serializer=model_dot_pb_dot_shard__pb2.FlushRequest.SerializeToString,
+                response_deserializer=model_dot_pb_dot_shard__pb2.FlushResponse.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -87,6 +92,14 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Flush(self, request, context):
+        """Moves everything in the head into blocks now (for benchmarks and before planned shutdowns);
+        afterwards, samples older than the end of the last block are out of bounds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -109,6 +122,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.LabelValues,
                     request_deserializer=model_dot_pb_dot_shard__pb2.LabelValuesRequest.FromString,
                     response_serializer=model_dot_pb_dot_shard__pb2.LabelValuesResponse.SerializeToString,
+            ),
+            'Flush': grpc.unary_unary_rpc_method_handler(
+                    servicer.Flush,
+                    request_deserializer=model_dot_pb_dot_shard__pb2.FlushRequest.FromString,
+                    response_serializer=model_dot_pb_dot_shard__pb2.FlushResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -219,6 +237,33 @@ class Shard:
             '/shardmon.v1.Shard/LabelValues',
             model_dot_pb_dot_shard__pb2.LabelValuesRequest.SerializeToString,
             model_dot_pb_dot_shard__pb2.LabelValuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Flush(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardmon.v1.Shard/Flush',
+            model_dot_pb_dot_shard__pb2.FlushRequest.SerializeToString,
+            model_dot_pb_dot_shard__pb2.FlushResponse.FromString,
             options,
             channel_credentials,
             insecure,

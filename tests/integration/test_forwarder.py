@@ -15,7 +15,7 @@ from tests.integration.procs import free_port
 
 def _batch(n: int, t: int) -> SampleBatch:
     labels = [Labels.from_dict({"__name__": "m", "i": str(i)}) for i in range(n)]
-    return SampleBatch(
+    return SampleBatch.of(
         np.array([ls.series_id() for ls in labels], np.uint64), [ls.canonical() for ls in labels],
         np.arange(n, dtype=np.uint32), np.full(n, t, np.int64), np.ones(n),
     )

@@ -180,8 +180,9 @@ def test_a_killed_scraper_is_restarted_and_its_targets_scraped_again_within_two_
     wait_until(rescraped, 4 * INTERVAL_S, "every target of the killed scraper to be scraped again")
     rescraped_by = max(min(t for t, _ in targets.snapshot()[p] if t > killed_at) for p in ports)
     print(f"\nscraper killed; all its targets scraped again after {(rescraped_by - killed_at) / 1000:.1f}s")
-    after = wait_until(lambda: next(s for s in ray_local.get(ingest.scrapers.remote())
-                                    if s["scraper_id"] == "scraper-0" and s.get("pid") and s["pid"] != victim["pid"]),
-                       10, "scraper-0 to come back")
+    after = wait_until(lambda: next((s for s in ray_local.get(ingest.scrapers.remote())
+                                     if s["scraper_id"] == "scraper-0" and s.get("pid") and s["pid"] != victim["pid"]),
+                                    None),
+                       10, "the coordinator to see scraper-0's new incarnation")
     assert after["incarnation"] != victim["incarnation"]
     assert rescraped_by - killed_at <= 2 * INTERVAL_S * 1000

@@ -143,3 +143,22 @@ def test_a_malformed_body_marks_the_target_down_with_the_line():
     (up,) = _series(st, "up").values()
     assert up.values[0] == 0
     assert next(iter(_series(st, "scrape_samples_scraped").values())).values[0] == 0
+
+
+def test_series_churn_that_renumbers_the_cache_still_ends_the_vanished_series():
+    body = Body()
+    steps = [
+        lambda: setattr(body, "text", "".join(f"a_{i} 1\n" for i in range(1500)) + "keep 1\n"),
+        lambda: setattr(body, "text", "keep 2\nb_1 1\nb_2 1\n"),  # the parser cache compacts here
+        lambda: setattr(body, "text", "keep 3\nb_1 2\nb_2 2\n"),
+    ]
+    st, healths, _ = _scrapes(body, steps)
+    assert all(h.health == "up" for h in healths)
+    for name in ("a_0", "a_777", "a_1499"):
+        (a,) = _series(st, name).values()
+        assert a.values[0] == 1 and is_stale(a.values[1:2]).all() and a.timestamps_ms[1] == healths[1].last_scrape_ms
+        assert a.values.shape[0] == 2  # Ended once; stopping the loop ends only the last scrape's series.
+    (keep,) = _series(st, "keep").values()
+    assert keep.values[:3].tolist() == [1, 2, 3]
+    (b,) = _series(st, "b_1").values()
+    assert b.values[:2].tolist() == [1, 2] and is_stale(b.values[2:]).all()

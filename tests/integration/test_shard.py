@@ -32,7 +32,7 @@ def _batch(step: int, values=None) -> SampleBatch:
     keys = [ls.canonical() for ls in labels]
     ids = np.array([ls.series_id() for ls in labels], dtype=np.uint64)
     vals = np.full(N_SERIES, float(step)) if values is None else np.asarray(values, dtype=np.float64)
-    return SampleBatch(ids, keys, np.arange(N_SERIES, dtype=np.uint32), np.full(N_SERIES, step * 1000, np.int64), vals)
+    return SampleBatch.of(ids, keys, np.arange(N_SERIES, dtype=np.uint32), np.full(N_SERIES, step * 1000, np.int64), vals)
 
 
 def _all(client) -> dict[Labels, tuple[list[int], np.ndarray]]:
@@ -84,7 +84,7 @@ def test_retries_are_idempotent_and_rejections_are_counted_by_reason(shard):
 def test_a_batch_whose_ids_do_not_match_its_labels_is_refused(shard):
     _, client = shard
     b = _batch(1)
-    bad = b._replace(series_ids=b.series_ids + np.uint64(1))
+    bad = SampleBatch.of(b.series_ids + np.uint64(1), b.series.keys(), b.sample_series, b.timestamps_ms, b.values)
     with pytest.raises(InvalidWriteError, match="does not match its labels"):
         client.write("bad", bad)
 
@@ -94,3 +94,15 @@ def _try(fn, *args):
         return fn(*args)
     except ShardUnavailableError:
         return None
+
+
+def test_flush_moves_the_whole_head_into_blocks_and_reads_stay_the_same(shard):
+    _, client = shard
+    for step in range(5):
+        client.write(f"f-{step}", _batch(step))
+    before = _all(client)
+    assert client.flush() >= 1
+    after = _all(client)
+    assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
+    # The flushed window is closed: an older sample is now out of bounds.
+    assert dict(client.write("f-late", _batch(4, np.full(N_SERIES, 9.0))).samples_rejected) == {"out_of_bounds": N_SERIES}

@@ -1,0 +1,235 @@
+"""The benchmark harness: Shardmon and Prometheus side by side on the same target farm.
+
+    bench/run                                   # 200 targets x 500 series every 5 s, both systems
+    bench/run --targets 500 --series 1000       # the 100k samples/s workload
+    bench/run --sweep                           # scale sweep: targets x shards
+    bench/run --smoke                           # a tiny run (under a minute), as CI does
+
+For each system, one after the other on the same farm: start it, let it warm up, then measure over a
+window: samples ingested per second, CPU seconds per million samples of all its processes (for
+Shardmon: launcher, Redis, shards, querier, ingest, Ray's processes and the actors), peak memory (PSS),
+whether any target was scraped late; then the latency of a fixed query set, then bytes per sample
+once everything is flushed to blocks. The report (Markdown, JSON and a PNG chart) goes to
+``bench/results/<date>/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import report
+from bench.procstat import TreeSampler
+from bench.systems import Prometheus, Shardmon, free_port, http_get, query_once
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The fixed query set: (name, kind, query); range queries cover the last 5 minutes (or the run).
+QUERIES = [
+    ("up", "instant", "up"),
+    ("count_cpu", "instant", "count(node_cpu_seconds_total)"),
+    ("sum_rate", "instant", "sum(rate(http_requests_total[1m]))"),
+    ("raw_selector", "instant", 'http_request_duration_seconds_bucket{handler="/"}'),
+    ("by_code_range", "range", "sum by (code) (rate(http_requests_total[1m]))"),
+    ("max_mem_range", "range", "max by (instance) (node_memory_MemFree_bytes)"),
+    ("avg_net_range", "range", "avg(rate(node_network_receive_bytes_total[1m]))"),
+]
+
+
+def start_farm(folder: Path, targets: int, series: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    log = open(folder / "farm.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.farm", "--port", str(port), "--targets", str(targets),
+                             "--series", str(series)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    for _ in range(600):
+        try:
+            http_get(f"http://127.0.0.1:{port}/stats", 2)
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the farm did not start")
+
+
+def farm_stats(port: int, reset: bool = False) -> dict:
+    return json.loads(http_get(f"http://127.0.0.1:{port}/stats{'?reset=1' if reset else ''}"))
+
+
+def measure_queries(system, window_s: float, repeats: int) -> dict:
+    end = time.time()
+    start = end - min(300.0, window_s)
+    out = {}
+    for name, kind, q in QUERIES:
+        times = []
+        series = None
+        for _ in range(repeats):
+            if kind == "instant":
+                t, body = query_once(system.query_url(), "/api/v1/query", {"query": q, "time": f"{end:.3f}"})
+            else:
+                t, body = query_once(system.query_url(), "/api/v1/query_range",
+                                     {"query": q, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": "15"})
+            if body.get("status") != "success":
+                raise RuntimeError(f"{system.name}: query {q!r} failed: {body}")
+            series = len(body["data"]["result"]) if isinstance(body["data"]["result"], list) else 1
+            times.append(t)
+        out[name] = {"query": q, "kind": kind, "median_ms": statistics.median(times) * 1000,
+                     "max_ms": max(times) * 1000, "series": series}
+    return out
+
+
+def run_system(system, farm_port: int, farm_proc, targets: int, series: int, interval_s: float, warmup_s: float,
+               window_s: float, query_repeats: int, log=print) -> dict:
+    log(f"[{system.name}] starting")
+    system.start()
+    sampler = TreeSampler([system.pid]).start()
+    farm_sampler = TreeSampler([farm_proc.pid]).start()
+    try:
+        # Warm up: every target scraped at least once, then a little more.
+        deadline = time.monotonic() + warmup_s + 120
+        farm_stats(farm_port, reset=True)
+        while farm_stats(farm_port)["targets_scraped"] < targets and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(warmup_s)
+        log(f"[{system.name}] measuring for {window_s:.0f}s")
+        farm_stats(farm_port, reset=True)
+        cpu0, farm_cpu0, samples0, t0 = sampler.cpu_seconds(), farm_sampler.cpu_seconds(), system.samples_appended(), time.monotonic()
+        by_process0 = sampler.cpu_by_process()
+        time.sleep(window_s)
+        cpu1, farm_cpu1, samples1, t1 = sampler.cpu_seconds(), farm_sampler.cpu_seconds(), system.samples_appended(), time.monotonic()
+        by_process1 = sampler.cpu_by_process()
+        fs = farm_stats(farm_port)
+        elapsed = t1 - t0
+        ingested = samples1 - samples0
+        expected = targets * (series + (4 if system.name == "shardmon" else 5)) / interval_s
+        gaps = sorted(fs["gaps_s"])
+        result = {
+            "system": system.name,
+            "window_s": elapsed,
+            "samples_per_s": ingested / elapsed,
+            "expected_samples_per_s": expected,
+            "cpu_s": cpu1 - cpu0,
+            "cpu_cores": (cpu1 - cpu0) / elapsed,
+            "cpu_s_per_million": (cpu1 - cpu0) / (ingested / 1e6) if ingested else float("inf"),
+            "farm_cpu_cores": (farm_cpu1 - farm_cpu0) / elapsed,
+            "max_scrape_gap_s": fs["max_gap_s"],
+            "p99_scrape_gap_s": gaps[int(0.99 * (len(gaps) - 1))] if gaps else 0.0,
+            "late_targets": sum(1 for g in gaps if g > 1.5 * interval_s),
+            "scrapes": fs["requests"],
+        }
+        result["behind"] = result["late_targets"] > 0 or result["samples_per_s"] < 0.95 * expected
+        log(f"[{system.name}] {result['samples_per_s']:.0f} samples/s, {result['cpu_cores']:.2f} cores, "
+            f"{result['cpu_s_per_million']:.2f} CPU-s/M, max gap {result['max_scrape_gap_s']:.1f}s")
+        if query_repeats:
+            result["queries"] = measure_queries(system, warmup_s + window_s, query_repeats)
+        result["peak_memory_bytes"] = sampler.peak_pss
+        if query_repeats:
+            result["storage"] = system.flush_and_measure_storage()
+            st = result["storage"]
+            result["block_bytes_per_sample"] = st["block_bytes"] / st["samples_stored"] if st["samples_stored"] else None
+            result["disk_bytes_per_sample"] = st["disk_bytes"] / st["samples_stored"] if st["samples_stored"] else None
+        result["cpu_by_process_s"] = _top_processes(by_process0, by_process1)
+        return result
+    finally:
+        sampler.stop()
+        farm_sampler.stop()
+        system.stop()
+        log(f"[{system.name}] stopped")
+
+
+def _top_processes(before: dict[str, float], after: dict[str, float], n: int = 14) -> dict[str, float]:
+    """CPU seconds each process used in the measurement window, the largest first."""
+    deltas = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    items = sorted(deltas.items(), key=lambda kv: -kv[1])[:n]
+    return {k: round(v, 2) for k, v in items if v > 0}
+
+
+def run_workload(out: Path, targets: int, series: int, interval_s: float, window_s: float, systems: list[str],
+                 shards: int, scrapers: int, query_repeats: int = 5, label: str | None = None) -> dict:
+    label = label or f"{targets}x{series}-{interval_s:g}s"
+    folder = out / label
+    folder.mkdir(parents=True, exist_ok=True)
+    farm_proc, farm_port = start_farm(folder, targets, series)
+    results = []
+    try:
+        for name in systems:
+            sys_folder = folder / name
+            sys_folder.mkdir(exist_ok=True)
+            if name == "shardmon":
+                system = Shardmon(sys_folder, farm_port, targets, interval_s, shards=shards, scrapers=scrapers)
+            else:
+                system = Prometheus(sys_folder, farm_port, targets, interval_s)
+            results.append(run_system(system, farm_port, farm_proc, targets, series, interval_s,
+                                      warmup_s=2 * interval_s, window_s=window_s, query_repeats=query_repeats))
+    finally:
+        farm_proc.terminate()
+        farm_proc.wait(10)
+    run = {
+        "label": label,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": report.machine(),
+        "workload": {"targets": targets, "series_per_target": series, "interval_s": interval_s, "window_s": window_s,
+                     "shards": shards, "scrapers": scrapers},
+        "results": results,
+    }
+    report.write_run(folder, run)
+    return run
+
+
+def run_sweep(out: Path, series: int, interval_s: float, window_s: float, target_counts: list[int],
+              shard_counts: list[int], scrapers: int, with_prometheus: bool) -> dict:
+    rows = []
+    for targets in target_counts:
+        for shards in shard_counts:
+            run = run_workload(out / "sweep", targets, series, interval_s, window_s, ["shardmon"], shards, scrapers,
+                               query_repeats=0, label=f"{targets}x{series}-{shards}shards")
+            rows.append(dict(run["results"][0], targets=targets, shards=shards))
+        if with_prometheus:
+            run = run_workload(out / "sweep", targets, series, interval_s, window_s, ["prometheus"], 0, 0,
+                               query_repeats=0, label=f"{targets}x{series}-prometheus")
+            rows.append(dict(run["results"][0], targets=targets, shards=0))
+    sweep = {"series_per_target": series, "interval_s": interval_s, "window_s": window_s, "rows": rows,
+             "machine": report.machine(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    report.write_sweep(out / "sweep", sweep)
+    return sweep
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="bench/run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--targets", type=int, default=200)
+    p.add_argument("--series", type=int, default=500, help="series per target")
+    p.add_argument("--interval", type=float, default=5.0, help="scrape interval, seconds")
+    p.add_argument("--window", type=float, default=120.0, help="measurement window, seconds")
+    p.add_argument("--systems", default="shardmon,prometheus")
+    p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--scrapers", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None, help="results folder (default bench/results/<date>)")
+    p.add_argument("--sweep", action="store_true", help="the scale sweep instead of one workload")
+    p.add_argument("--sweep-targets", default="100,500,2000,5000")
+    p.add_argument("--sweep-shards", default="1,2,4")
+    p.add_argument("--smoke", action="store_true", help="a tiny run, under a minute, to check the harness")
+    args = p.parse_args(argv)
+    out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.smoke:
+        out = args.out or Path(subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip())
+        run = run_workload(out, 5, 50, 1.0, 5.0, args.systems.split(","), 1, 1, query_repeats=1, label="smoke")
+        print(report.summary(run))
+        return 0
+    if args.sweep:
+        sweep = run_sweep(out, args.series, args.interval, args.window, [int(x) for x in args.sweep_targets.split(",")],
+                          [int(x) for x in args.sweep_shards.split(",")], args.scrapers, "prometheus" in args.systems)
+        print(report.sweep_summary(sweep))
+        return 0
+    run = run_workload(out, args.targets, args.series, args.interval, args.window, args.systems.split(","),
+                       args.shards, args.scrapers)
+    print(report.summary(run))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
