@@ -18,9 +18,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -149,15 +151,18 @@ def _top_processes(before: dict[str, float], after: dict[str, float], n: int = 1
 
 
 def run_workload(out: Path, targets: int, series: int, interval_s: float, window_s: float, systems: list[str],
-                 shards: int, scrapers: int, query_repeats: int = 5, label: str | None = None) -> dict:
+                 shards: int, scrapers: int, query_repeats: int = 5, label: str | None = None,
+                 keep_data: bool = False) -> dict:
     label = label or f"{targets}x{series}-{interval_s:g}s"
     folder = out / label
     folder.mkdir(parents=True, exist_ok=True)
-    farm_proc, farm_port = start_farm(folder, targets, series)
+    # The systems' data and logs go to a scratch folder; only the report is kept.
+    work = Path(tempfile.mkdtemp(prefix=f"shardmon-bench-{label}-"))
+    farm_proc, farm_port = start_farm(work, targets, series)
     results = []
     try:
         for name in systems:
-            sys_folder = folder / name
+            sys_folder = work / name
             sys_folder.mkdir(exist_ok=True)
             if name == "shardmon":
                 system = Shardmon(sys_folder, farm_port, targets, interval_s, shards=shards, scrapers=scrapers)
@@ -168,6 +173,10 @@ def run_workload(out: Path, targets: int, series: int, interval_s: float, window
     finally:
         farm_proc.terminate()
         farm_proc.wait(10)
+        if keep_data:
+            print(f"data and logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     run = {
         "label": label,
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -212,11 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweep-targets", default="100,500,2000,5000")
     p.add_argument("--sweep-shards", default="1,2,4")
     p.add_argument("--smoke", action="store_true", help="a tiny run, under a minute, to check the harness")
+    p.add_argument("--keep-data", action="store_true", help="keep the systems' data and logs (printed where)")
     args = p.parse_args(argv)
     out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
     out.mkdir(parents=True, exist_ok=True)
     if args.smoke:
-        out = args.out or Path(subprocess.run(["mktemp", "-d"], capture_output=True, text=True).stdout.strip())
+        out = args.out or Path(tempfile.mkdtemp(prefix="shardmon-bench-smoke-"))
         run = run_workload(out, 5, 50, 1.0, 5.0, args.systems.split(","), 1, 1, query_repeats=1, label="smoke")
         print(report.summary(run))
         return 0
@@ -226,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report.sweep_summary(sweep))
         return 0
     run = run_workload(out, args.targets, args.series, args.interval, args.window, args.systems.split(","),
-                       args.shards, args.scrapers)
+                       args.shards, args.scrapers, keep_data=args.keep_data)
     print(report.summary(run))
     return 0
 

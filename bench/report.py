@@ -118,7 +118,8 @@ def chart(run: dict, path: Path) -> None:
             ax.bar([i + j * width for i in range(len(qnames))], [by[n]["queries"][q]["median_ms"] for q in qnames],
                    width, label=n, color=colors[n])
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(qnames))], qnames, rotation=60, fontsize=7)
-        ax.set_title("query latency, ms (median)", fontsize=10)
+        ax.set_title("query latency, ms (median, log scale)", fontsize=10)
+        ax.set_yscale("log")
         ax.legend(fontsize=8)
     fig.suptitle(f"{run['label']}: Shardmon vs Prometheus", fontsize=11)
     fig.tight_layout()
