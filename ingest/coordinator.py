@@ -14,10 +14,11 @@ import logging
 import os
 
 import ray
+from prometheus_client import Counter, Gauge, Histogram
 from ray.exceptions import RayError
 
-from ingest.scraper import Scraper
-from ingest.target import assign_targets, targets_from_config
+from ingest.scraper import Scraper, serve_own_metrics
+from ingest.target import assign_targets, self_targets, static_components, targets_from_config
 from model.config import Config
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,15 @@ log = logging.getLogger(__name__)
 SUPERVISE_INTERVAL_S = 2.0
 PING_TIMEOUT_S = 2.0
 NAMESPACE = "shardmon"
+
+
+TARGETS = Gauge("shardmon_coordinator_targets", "Targets assigned to scrapers (configured and Shardmon's own).")
+SCRAPERS = Gauge("shardmon_coordinator_scrapers", "Scrapers by state at the last supervision round.", ["state"])
+RESTARTS = Counter("shardmon_coordinator_scraper_restarts_total", "Scrapers seen coming back as a new incarnation.")
+ASSIGNMENTS = Counter("shardmon_coordinator_assignments_total", "Assignments sent to scrapers, by outcome.", ["outcome"])
+VERSION = Gauge("shardmon_coordinator_assignment_version", "The version of the current target assignment.")
+ROUND = Histogram("shardmon_coordinator_supervision_duration_seconds", "Time of one supervision round.",
+                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 
 def connect_ray(address: str = "local") -> None:
@@ -47,13 +57,33 @@ class ScrapeCoordinator:
     def __init__(self, config: Config) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.config = config
-        self.targets = targets_from_config(config)
+        self.configured = targets_from_config(config)
         self.scraper_ids = [f"scraper-{i}" for i in range(config.ingest.scrapers)]
+        self.metrics_address = serve_own_metrics()
         self.version = 0
-        self.assignment = assign_targets(self.targets, self.scraper_ids)
+        self.targets: list = []
+        self.assignment: dict[str, list] = {}
         self._handles: dict[str, ray.actor.ActorHandle] = {}
         self._seen: dict[str, dict] = {}
         self._task: asyncio.Task | None = None
+        self._refresh_targets()
+
+    def _refresh_targets(self) -> None:
+        """The configured targets plus, with ``ingest.self_monitoring``, Shardmon's own components
+        (scrapers as their metrics addresses become known). A new target set is a new assignment
+        version; rendezvous hashing moves only the targets that must move."""
+        targets = list(self.configured)
+        if self.config.ingest.self_monitoring:
+            components = static_components(self.config) + [("coordinator", self.metrics_address, "/metrics")]
+            components += [("scraper", info["metrics_address"], "/metrics")
+                           for info in self._seen.values() if info.get("metrics_address")]
+            targets += self_targets(self.config, components)
+        if [t.key for t in targets] != [t.key for t in self.targets]:
+            self.targets = targets
+            self.assignment = assign_targets(targets, self.scraper_ids)
+            self.version += 1
+            VERSION.set(self.version)
+            TARGETS.set(len(targets))
 
     def _scraper(self, sid: str):
         h = self._handles.get(sid)
@@ -96,21 +126,31 @@ class ScrapeCoordinator:
             # Restarting (ActorUnavailableError) or busy; Ray brings it back, we retry next round.
             self._seen[sid] = {"scraper_id": sid, "state": f"unavailable: {type(exc).__name__}"}
             return
+        prev = self._seen.get(sid, {})
+        if prev.get("incarnation") not in (None, info["incarnation"]):
+            RESTARTS.inc()
+            log.info("scraper %s restarted (incarnation %s)", sid, info["incarnation"])
         if info["assignment_version"] != self.version:
-            prev = self._seen.get(sid, {})
-            if prev.get("incarnation") not in (None, info["incarnation"]):
-                log.info("scraper %s restarted (incarnation %s); reassigning %d targets",
-                         sid, info["incarnation"], len(self.assignment[sid]))
             try:
                 await asyncio.wait_for(h.assign.remote(self.version, self.assignment[sid]), 10 * PING_TIMEOUT_S)
             except (RayError, asyncio.TimeoutError) as exc:
+                ASSIGNMENTS.labels("error").inc()
                 self._seen[sid] = {"scraper_id": sid, "state": f"assign failed: {exc}"}
                 return
+            ASSIGNMENTS.labels("ok").inc()
             info = dict(info, assignment_version=self.version, targets=len(self.assignment[sid]))
         self._seen[sid] = dict(info, state="running")
 
     async def _supervise_once(self) -> None:
-        await asyncio.gather(*(self._check(sid) for sid in self.scraper_ids))
+        with ROUND.time():
+            self._refresh_targets()
+            await asyncio.gather(*(self._check(sid) for sid in self.scraper_ids))
+            states: dict[str, int] = {}
+            for info in self._seen.values():
+                state = info.get("state", "?").split(":")[0]
+                states[state] = states.get(state, 0) + 1
+            for state in ("running", "unavailable", "assign failed"):
+                SCRAPERS.labels(state).set(states.get(state, 0))
 
     async def assignment_for(self, sid: str) -> tuple[int, list]:
         """The current assignment version and the targets of scraper ``sid`` (asked by a restarted scraper)."""

@@ -17,6 +17,7 @@ import itertools
 import logging
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,6 +29,15 @@ from model.samples import U32, SampleBatch, SeriesTable, concat
 from shards.client import AsyncShardClient
 
 log = logging.getLogger(__name__)
+
+
+class WriteOutcome(NamedTuple):
+    """What :meth:`Forwarder.write_now` achieved: samples appended (replicas counted), refusals by
+    reason, and the error that made some series miss their quorum (None when all were written)."""
+
+    appended: int
+    rejected: dict[str, int]
+    error: ShardmonError | None
 
 
 class _ShardQueue:
@@ -56,6 +66,7 @@ class Forwarder:
         self._clients = [AsyncShardClient(n.id, n.address) for n in self._nodes]
         self._tasks = [asyncio.create_task(self._send_loop(i)) for i in range(len(self._nodes))]
         self._closing = False
+        self._now_seq = itertools.count()
         self.dropped: collections.Counter[str] = collections.Counter()
 
     # -- the Appender side -------------------------------------------------------------------------
@@ -125,7 +136,6 @@ class Forwarder:
 
     async def _send_loop(self, pos: int) -> None:
         q = self._queues[pos]
-        client = self._clients[pos]
         shard_label = str(q.node.id)
         while True:
             if not q.pieces:
@@ -140,33 +150,92 @@ class Forwarder:
             batch = self._take(q)
             q.in_flight = batch.num_samples
             batch_id = f"{self.sender_id}-{q.node.id}-{next(q.seq)}"
-            payload = batch.to_pb()
-            backoff = self.cfg.retry_backoff_min / 1000
             t0 = time.perf_counter()
-            while True:
-                try:
-                    resp = await client.write(batch_id, payload, self.cfg.write_timeout / 1000)
-                except ShardmonError as exc:
-                    q.last_error = str(exc)
-                    if not exc.retryable:
-                        self._drop("rejected_by_shard", batch.num_samples, q)
-                        metrics.WRITES.labels(shard_label, "error").inc()
-                        break
-                    q.retries += 1
-                    metrics.WRITES.labels(shard_label, "retry").inc()
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, self.cfg.retry_backoff_max / 1000)
-                    continue
-                q.last_error = ""
+            try:
+                resp = await self._send(pos, batch_id, batch.to_pb(), deadline=None)
+            except ShardmonError:
+                self._drop("rejected_by_shard", batch.num_samples, q)
+            else:
                 q.sent_samples += batch.num_samples
-                metrics.WRITES.labels(shard_label, "ok").inc()
                 metrics.SAMPLES_SENT.labels(shard_label).inc(batch.num_samples)
                 metrics.QUEUE_SAMPLES.labels(shard_label).dec(batch.num_samples)
                 metrics.WRITE_DURATION.observe(time.perf_counter() - t0)
                 for reason, count in resp.samples_rejected.items():
                     metrics.SAMPLES_REJECTED.labels(reason).inc(count)
-                break
             q.in_flight = 0
+
+    async def _send(self, pos: int, batch_id: str, payload, deadline: float | None):
+        """One Write, retried with capped backoff while the error is retryable (until ``deadline``,
+        a ``loop.time()``, if given). Raises the last error when giving up."""
+        q = self._queues[pos]
+        client = self._clients[pos]
+        shard_label = str(q.node.id)
+        backoff = self.cfg.retry_backoff_min / 1000
+        loop = asyncio.get_running_loop()
+        while True:
+            timeout = self.cfg.write_timeout / 1000
+            if deadline is not None:
+                timeout = max(0.05, min(timeout, deadline - loop.time()))
+            try:
+                resp = await client.write(batch_id, payload, timeout)
+            except ShardmonError as exc:
+                q.last_error = str(exc)
+                if not exc.retryable or (deadline is not None and loop.time() + backoff >= deadline):
+                    metrics.WRITES.labels(shard_label, "error").inc()
+                    raise
+                q.retries += 1
+                metrics.WRITES.labels(shard_label, "retry").inc()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.cfg.retry_backoff_max / 1000)
+                continue
+            q.last_error = ""
+            metrics.WRITES.labels(shard_label, "ok").inc()
+            return resp
+
+    async def write_now(self, batch: SampleBatch, timeout_s: float) -> WriteOutcome:
+        """Send ``batch`` at once, bypassing the queues, and wait for the shards' acknowledgements.
+
+        For receivers whose callers need to know the samples are durable (remote_write): retryable
+        failures are retried until ``timeout_s``. A series counts as written when at least a quorum
+        (RF/2+1) of its replicas acknowledged it. Raises the error of a shard that failed if any series
+        missed its quorum.
+        """
+        seq = next(self._now_seq)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        parts = []
+        for pos, owned, remap, sub in self._route(batch.series):
+            if owned is None:
+                parts.append((pos, batch))
+                continue
+            mask = owned[batch.sample_series]
+            if mask.any():
+                refs = remap[batch.sample_series[mask]].astype(U32)
+                parts.append((pos, SampleBatch(sub, refs, batch.timestamps_ms[mask], batch.values[mask])))
+        results = await asyncio.gather(
+            *(self._send(pos, f"{self.sender_id}-now-{self._shard_ids[pos]}-{seq}", part.to_pb(), deadline)
+              for pos, part in parts),
+            return_exceptions=True,
+        )
+        acked = np.zeros(len(self._nodes), bool)
+        out = WriteOutcome(0, {}, None)
+        for (pos, _), res in zip(parts, results):
+            if isinstance(res, BaseException):
+                if not isinstance(res, ShardmonError):
+                    raise res
+                out = out._replace(error=out.error or res)
+                continue
+            acked[pos] = True
+            rejected = dict(out.rejected)
+            for reason, count in res.samples_rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + count
+            out = out._replace(appended=out.appended + res.samples_appended, rejected=rejected)
+        if out.error is not None:
+            owners = shards_for_series(batch.series_ids, self._shard_ids, self.replication_factor)
+            quorum = owners.shape[1] // 2 + 1
+            if (acked[owners].sum(axis=1) >= quorum).all():
+                out = out._replace(error=None)
+        return out
 
     def pending(self) -> int:
         """Samples queued or in flight, over all shards."""

@@ -1,4 +1,4 @@
-"""Ingest's own metrics (``shardmon_ingest_*``), kept by prometheus_client in each scraper process."""
+"""The scrapers' own metrics (``shardmon_scraper_*``), kept by prometheus_client in each scraper process."""
 
 from __future__ import annotations
 
@@ -7,29 +7,34 @@ from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 # The *_created series add nothing for these process-lifetime counters.
 disable_created_metrics()
 
-SCRAPES = Counter("shardmon_ingest_scrapes_total", "Scrapes done, by outcome.", ["outcome"])
+SCRAPES = Counter("shardmon_scraper_scrapes_total", "Scrapes done, by outcome.", ["outcome"])
 SCRAPE_DURATION = Histogram(
-    "shardmon_ingest_scrape_duration_seconds",
+    "shardmon_scraper_scrape_duration_seconds",
     "Time of a scrape: the HTTP request and the parse.",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-SAMPLES_SCRAPED = Counter("shardmon_ingest_samples_scraped_total", "Samples parsed from targets.")
-TARGETS = Gauge("shardmon_ingest_targets", "Targets this scraper scrapes.")
-QUEUE_SAMPLES = Gauge("shardmon_ingest_queue_samples", "Samples waiting to be sent, per shard.", ["shard"])
-SAMPLES_SENT = Counter("shardmon_ingest_samples_sent_total", "Samples acknowledged by a shard.", ["shard"])
+SAMPLES_SCRAPED = Counter("shardmon_scraper_samples_scraped_total", "Samples parsed from targets.")
+TARGETS = Gauge("shardmon_scraper_targets", "Targets this scraper scrapes.")
+QUEUE_SAMPLES = Gauge("shardmon_scraper_queue_samples", "Samples waiting to be sent, per shard.", ["shard"])
+SAMPLES_SENT = Counter("shardmon_scraper_samples_sent_total", "Samples acknowledged by a shard.", ["shard"])
 SAMPLES_DROPPED = Counter(
-    "shardmon_ingest_samples_dropped_total",
+    "shardmon_scraper_samples_dropped_total",
     "Samples given up on, by reason (queue_full, rejected_by_shard, shutdown).",
     ["reason"],
 )
 SAMPLES_REJECTED = Counter(
-    "shardmon_ingest_samples_rejected_total",
+    "shardmon_scraper_samples_rejected_total",
     "Samples a shard acknowledged but refused (out_of_order, duplicate_timestamp, ...), by reason.",
     ["reason"],
 )
-WRITES = Counter("shardmon_ingest_writes_total", "Write calls to shards, by shard and outcome.", ["shard", "outcome"])
+WRITES = Counter("shardmon_scraper_writes_total", "Write calls to shards, by shard and outcome.", ["shard", "outcome"])
 WRITE_DURATION = Histogram(
-    "shardmon_ingest_write_duration_seconds",
+    "shardmon_scraper_write_duration_seconds",
     "Time from the first send of a batch to its acknowledgement, retries included.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30),
+)
+
+EVENT_LOOP_LAG = Gauge(
+    "shardmon_scraper_event_loop_lag_seconds",
+    "How late the scraper's event loop ran a 1 s timer, last time (saturation: a busy loop scrapes late).",
 )

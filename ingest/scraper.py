@@ -41,6 +41,9 @@ class Scraper:
         self._forwarder: Forwarder | None = None
         self._session: aiohttp.ClientSession | None = None
         self._assign_lock = asyncio.Lock()
+        self.metrics_address = serve_own_metrics()
+        loop = asyncio.get_running_loop()
+        self._lag_task = loop.create_task(_measure_loop_lag())
         if coordinator is not None:
             # An async actor's __init__ runs on its event loop: after a restart, fetch the targets now
             # rather than at the coordinator's next supervision round.
@@ -76,6 +79,7 @@ class Scraper:
             "node_id": _node_id(),
             "assignment_version": self.assignment_version,
             "targets": len(self._loops),
+            "metrics_address": self.metrics_address,
         }
 
     async def assign(self, version: int, targets: list[Target]) -> None:
@@ -116,6 +120,33 @@ class Scraper:
         self._forwarder = None
         self._session = None
         self.assignment_version = -1
+
+
+def node_ip() -> str:
+    """The address of this Ray node (loopback for a local Ray)."""
+    try:
+        import ray
+
+        return ray.util.get_node_ip_address()
+    except Exception:  # noqa: BLE001 - outside Ray.
+        return "127.0.0.1"
+
+
+def serve_own_metrics() -> str:
+    """Expose this process's prometheus_client metrics on a free port of this node; returns host:port."""
+    from prometheus_client import start_http_server
+
+    host = node_ip()
+    server, _ = start_http_server(0, addr=host)
+    return f"{host}:{server.server_port}"
+
+
+async def _measure_loop_lag() -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        t0 = loop.time()
+        await asyncio.sleep(1.0)
+        metrics.EVENT_LOOP_LAG.set(max(0.0, loop.time() - t0 - 1.0))
 
 
 def _node_id() -> str:

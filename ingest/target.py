@@ -107,3 +107,27 @@ def assign_targets(targets: Sequence[Target], scraper_ids: Sequence[str]) -> dic
     for t in targets:
         out[rendezvous_owner(t.key, scraper_ids)].append(t)
     return out
+
+
+SELF_JOB = "shardmon"
+
+
+def self_targets(config: Config, components: Sequence[tuple[str, str, str]]) -> list[Target]:
+    """Targets for Shardmon's own components: ``(component, host:port, metrics path)`` each, scraped
+    as job ``shardmon`` with a ``component`` label, at the global interval."""
+    g = config.global_
+    out = []
+    for component, address, path in components:
+        labels = Labels.from_dict({"job": SELF_JOB, "instance": address, "component": component})
+        out.append(Target(SELF_JOB, f"http://{address}{path}", labels, g.scrape_interval, g.scrape_timeout or g.scrape_interval,
+                          False, True))
+    return out
+
+
+def static_components(config: Config) -> list[tuple[str, str, str]]:
+    """The components whose metrics addresses the configuration gives."""
+    out = [("shard", n.metrics_address, "/metrics") for n in config.shards.nodes if n.metrics_address]
+    out.append(("querier", config.querier.http_address, "/metrics"))
+    if config.receiver is not None:
+        out.append(("receiver", config.receiver.http_address, "/metrics"))
+    return out

@@ -189,6 +189,9 @@ class IngestConfig(_Model):
     write_timeout: Duration = Field(10_000)
     retry_backoff_min: Duration = Field(50)
     retry_backoff_max: Duration = Field(5_000)
+    self_monitoring: bool = Field(
+        True, description="Scrape Shardmon's own components (job \"shardmon\", label component) without configuring them."
+    )
 
 
 class QuerierConfig(_Model):
@@ -199,6 +202,17 @@ class QuerierConfig(_Model):
     partial_response: Literal["warn", "abort"] = Field(
         "warn", description="With a shard down: answer with a warning, or fail the query."
     )
+
+
+class ReceiverConfig(_Model):
+    """The receiver process: Prometheus remote_write and a Pushgateway-compatible push API."""
+
+    http_address: str = Field("127.0.0.1:9192", description="host:port of POST /api/v1/write and the receiver's /metrics.")
+    pushgateway_address: str | None = Field(
+        "127.0.0.1:9091", description="host:port of the Pushgateway API and of the pushed metrics' /metrics."
+    )
+    persistence_file: str | None = Field(None, description="Where pushed groups are kept across restarts.")
+    write_timeout: Duration = Field(10_000, description="How long a remote-write request waits for the shards.")
 
 
 class LocalConfig(_Model):
@@ -217,6 +231,7 @@ class Config(_Model):
     shards: ShardsConfig = Field(default_factory=ShardsConfig)
     ingest: IngestConfig = Field(default_factory=IngestConfig)
     querier: QuerierConfig = Field(default_factory=QuerierConfig)
+    receiver: ReceiverConfig | None = Field(None, description="Run a receiver (remote_write, push API).")
     local: LocalConfig = Field(default_factory=LocalConfig)
 
     @model_validator(mode="after")

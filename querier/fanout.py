@@ -19,6 +19,7 @@ import numpy as np
 from model.errors import QueryUnavailableError, ShardmonError
 from model.labels import Matcher
 from model.storage import Series, SeriesSet
+from querier import metrics
 from shards.client import ShardClient
 
 T = TypeVar("T")
@@ -57,7 +58,9 @@ class FanoutQuerier:
         for c, f in zip(self.clients, futures):
             try:
                 results.append(f.result())
+                metrics.SHARD_REQUESTS.labels(str(c.shard_id), "ok").inc()
             except ShardmonError as exc:
+                metrics.SHARD_REQUESTS.labels(str(c.shard_id), "error").inc()
                 if self.partial_response == "abort":
                     raise QueryUnavailableError(f"shard {c.shard_id} failed: {exc}") from exc
                 warnings.append(f"partial response: shard {c.shard_id} ({c.address}) failed: {exc}")
@@ -69,7 +72,10 @@ class FanoutQuerier:
         results, warnings = self._all(
             lambda c: c.series(matchers, start_ms, end_ms, skip_samples=skip_samples, timeout_s=self.timeout_s)
         )
-        return SeriesSet(merge_series(results) if results else [], warnings)
+        merged = merge_series(results) if results else []
+        metrics.SERIES_FETCHED.inc(len(merged))
+        metrics.SAMPLES_FETCHED.inc(sum(s.timestamps_ms.shape[0] for s in merged))
+        return SeriesSet(merged, warnings)
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> tuple[list[str], list[str]]:
         results, warnings = self._all(lambda c: c.label_names(matchers, start_ms, end_ms))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import grpc
 import numpy as np
@@ -17,6 +18,7 @@ from model import errors
 from model.grpcstatus import status_of
 from model.pb import query_pb2, query_pb2_grpc, types_pb2
 from model.samples import F64, I64
+from querier import metrics
 from querier.engine import Engine, QueryResult
 
 log = logging.getLogger(__name__)
@@ -51,26 +53,37 @@ class QueryService(query_pb2_grpc.QueryServicer):
         self.engine = engine
         self.default_timeout_ms = default_timeout_ms
 
-    async def _eval(self, fn, timeout_ms: int, context):
+    async def _eval(self, fn, timeout_ms: int, context, kind: str):
         loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        outcome = "ok"
+        metrics.IN_FLIGHT.inc()
         try:
             try:
                 res = await asyncio.wait_for(loop.run_in_executor(None, fn), (timeout_ms or self.default_timeout_ms) / 1000)
             except asyncio.TimeoutError:
                 raise errors.QueryTimeoutError("query timed out in expression evaluation") from None
         except errors.ShardmonError as exc:
+            outcome = getattr(exc, "error_type", "error")
             await context.abort(status_of(exc), str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug becomes INTERNAL, logged with its trace.
+            outcome = "internal"
             log.exception("query failed")
             await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+        finally:
+            metrics.IN_FLIGHT.dec()
+            metrics.QUERIES.labels("grpc", kind, outcome).inc()
+            metrics.QUERY_DURATION.labels(kind).observe(time.perf_counter() - t0)
         return response_of(res)
 
     async def Instant(self, request, context):
-        return await self._eval(lambda: self.engine.instant(request.query, request.time_ms), request.timeout_ms, context)
+        return await self._eval(lambda: self.engine.instant(request.query, request.time_ms), request.timeout_ms,
+                                context, "instant")
 
     async def Range(self, request, context):
         return await self._eval(
             lambda: self.engine.range(request.query, request.start_ms, request.end_ms, request.step_ms),
             request.timeout_ms,
             context,
+            "range",
         )

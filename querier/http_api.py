@@ -19,11 +19,13 @@ from collections.abc import Callable
 
 import promql_parser
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from model.config import parse_duration_ms
 from model.errors import BadQueryError, QueryError, QueryTimeoutError
 from model.labels import Matcher
 from model.storage import Querier
+from querier import metrics
 from querier.engine import Engine, QueryResult
 from querier.selector import selector_matchers
 
@@ -123,6 +125,21 @@ def parse_step_ms(s: str, name: str) -> int:
         raise BadQueryError(f'invalid parameter "{name}": cannot parse "{s}" to a valid duration') from None
 
 
+@web.middleware
+async def _observe(request: web.Request, handler) -> web.StreamResponse:
+    """Count and time every request by its route (not its raw path, which carries label names)."""
+    t0 = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "other"
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        metrics.HTTP_REQUESTS.labels(route, str(exc.status)).inc()
+        raise
+    metrics.HTTP_REQUESTS.labels(route, str(resp.status)).inc()
+    metrics.HTTP_DURATION.labels(route).observe(time.perf_counter() - t0)
+    return resp
+
+
 def parse_matchers(text: str) -> list[Matcher]:
     """A ``match[]`` series selector, e.g. ``up{job="a"}``, as matchers."""
     try:
@@ -155,6 +172,7 @@ class PrometheusAPI:
         self.version = version
 
     def routes(self, app: web.Application) -> None:
+        app.middlewares.append(_observe)
         for path, handler in (
             ("/api/v1/query", self.query),
             ("/api/v1/query_range", self.query_range),
@@ -165,15 +183,27 @@ class PrometheusAPI:
             app.router.add_route("POST", path, handler)
         app.router.add_get("/api/v1/label/{name}/values", self.label_values)
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
+        app.router.add_get("/metrics", self.own_metrics)
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.ready)
 
-    async def _run(self, fn: Callable[[], object], timeout_ms: int):
+    async def _run(self, fn: Callable[[], object], timeout_ms: int, kind: str = "metadata"):
         loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        outcome = "ok"
+        metrics.IN_FLIGHT.inc()
         try:
             return await asyncio.wait_for(loop.run_in_executor(None, fn), timeout_ms / 1000)
         except asyncio.TimeoutError:
+            outcome = "timeout"
             raise QueryTimeoutError("query timed out in expression evaluation") from None
+        except QueryError as exc:
+            outcome = exc.error_type
+            raise
+        finally:
+            metrics.IN_FLIGHT.dec()
+            metrics.QUERIES.labels("http", kind, outcome).inc()
+            metrics.QUERY_DURATION.labels(kind).observe(time.perf_counter() - t0)
 
     def _timeout_ms(self, params) -> int:
         t = params.get("timeout")
@@ -184,7 +214,7 @@ class PrometheusAPI:
             p = await _params(request)
             t = parse_time_ms(p["time"], "time") if p.get("time") else int(time.time() * 1000)
             q = p.get("query", "")
-            res = await self._run(lambda: self.engine.instant(q, t), self._timeout_ms(p))
+            res = await self._run(lambda: self.engine.instant(q, t), self._timeout_ms(p), "instant")
         except QueryError as exc:
             return error(exc.error_type, str(exc))
         return success(result_json(res), res.warnings)
@@ -208,7 +238,7 @@ class PrometheusAPI:
                     "Try decreasing the query resolution (?step=XX)"
                 )
             q = p.get("query", "")
-            res = await self._run(lambda: self.engine.range(q, start, end, step), self._timeout_ms(p))
+            res = await self._run(lambda: self.engine.range(q, start, end, step), self._timeout_ms(p), "range")
         except QueryError as exc:
             return error(exc.error_type, str(exc))
         return success(result_json(res), res.warnings)
@@ -269,6 +299,9 @@ class PrometheusAPI:
     async def label_values(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         return await self._names(request, lambda ms, start, end: self.querier.label_values(name, ms, start, end))
+
+    async def own_metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthy(self, request: web.Request) -> web.Response:
         return web.Response(text="Shardmon is Healthy.\n")

@@ -5,6 +5,7 @@
     shardmon shard --id N [--config FILE]       one storage shard server
     shardmon querier [--config FILE]            the querier (HTTP and gRPC APIs)
     shardmon ingest [--config FILE]             the ingest service (Ray coordinator and scrapers)
+    shardmon receiver [--config FILE]           remote_write and the Pushgateway-compatible push API
     shardmon demo-targets [--config FILE]       the built-in demo targets of ``local.demo_targets``
     shardmon check-config [--config FILE]       load and check a configuration, then exit
 
@@ -169,6 +170,18 @@ def cmd_ingest(args, config: Config) -> int:
     return 0
 
 
+def cmd_receiver(args, config: Config) -> int:
+    if config.receiver is None:
+        raise ConfigError("receiver: the section is missing, so there is no receiver to run")
+    if args.check:
+        return 0
+    from ingest.receiver import serve
+
+    _logging(args.verbose)
+    asyncio.run(serve(config))
+    return 0
+
+
 def cmd_demo_targets(args, config: Config) -> int:
     from shardmon.demo import serve
 
@@ -210,6 +223,7 @@ def parser() -> argparse.ArgumentParser:
     add("querier", cmd_querier, "run the querier", service=True)
     i = add("ingest", cmd_ingest, "run the ingest service (Ray)", service=True)
     i.add_argument("--ready-file", help="create this file once the scrapers are running")
+    add("receiver", cmd_receiver, "run the receiver (remote_write, Pushgateway API)", service=True)
     add("demo-targets", cmd_demo_targets, "serve the demo targets", service=True)
     add("check-config", cmd_check_config, "check a configuration and exit")
     return p

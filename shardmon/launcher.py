@@ -138,12 +138,16 @@ class LocalCluster:
             for n in config.shards.nodes
         ]
         self.querier = Child("querier", base + ["querier"] + cfg, logs / "querier.log", _host_port(config.querier.http_address))
+        self.receiver = (
+            [Child("receiver", base + ["receiver"] + cfg, logs / "receiver.log", _host_port(config.receiver.http_address))]
+            if config.receiver else []
+        )
         ready_file = self.data_dir / "ingest.ready"
         self.ingest = Child("ingest", base + ["ingest", "--ready-file", str(ready_file)] + cfg, logs / "ingest.log", ready_file)
 
     def children(self) -> list[Child]:
         """Start order; stop order is the reverse."""
-        return self.redis + self.demo + self.shards + [self.querier, self.ingest]
+        return self.redis + self.demo + self.shards + [self.querier] + self.receiver + [self.ingest]
 
     def start(self, say=print) -> None:
         for child in self.children():

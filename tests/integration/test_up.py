@@ -48,6 +48,10 @@ def _config(tmp_path: Path) -> Path:
         node["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
         node["metrics_address"] = f"127.0.0.1:{free_port()}"
     raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
+    raw["receiver"] = {"http_address": f"127.0.0.1:{free_port()}", "pushgateway_address": f"127.0.0.1:{free_port()}",
+                       "persistence_file": str(tmp_path / "data" / "pushgateway.json")}
+    raw["scrape_configs"].append({"job_name": "pushgateway", "honor_labels": True,
+                                  "static_configs": [{"targets": [raw["receiver"]["pushgateway_address"]]}]})
     raw["ingest"]["scraper_num_cpus"] = 0.1
     path = tmp_path / "shardmon.yml"
     path.write_text(yaml.safe_dump(raw))
@@ -67,12 +71,15 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         assert up.poll() is None, text
         ready_at = time.monotonic()
         child_pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
-        assert len(child_pids) == 7, text  # 2 redis, demo targets, 2 shards, querier, ingest
+        assert len(child_pids) == 8, text  # 2 redis, demo targets, 2 shards, querier, receiver, ingest
+
+        def query(expr):
+            proc = subprocess.run([sys.executable, "-m", "shardmon", "query", "--config", str(cfg), expr],
+                                  capture_output=True, text=True)
+            return proc.stdout.splitlines()
 
         def query_up():
-            proc = subprocess.run([sys.executable, "-m", "shardmon", "query", "--config", str(cfg), "up"],
-                                  capture_output=True, text=True)
-            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("up{")]
+            lines = [ln for ln in query("up") if ln.startswith("up{") and 'job="demo"' in ln]
             return len(lines) == 3 and all(ln.split()[-1] == "1" for ln in lines) and lines
 
         lines = wait_until(query_up, 30, "`shardmon query up` to list 3 targets with value 1", interval_s=0.5)
@@ -81,6 +88,22 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         # The first scrape of a target waits for its offset in the interval; then a query sees it.
         assert took <= 2 * INTERVAL_S
         assert all('job="demo"' in ln for ln in lines)
+
+        # Self-monitoring: every component is scraped (scrapers once their metrics ports are known).
+        want = {"shard": 2, "querier": 1, "receiver": 1, "coordinator": 1, "scraper": 2}
+
+        def components():
+            rows = query('sum by (component) (up{job=~"shardmon.*"})')
+            got = {}
+            for row in rows:
+                if row.startswith("{component="):
+                    got[row.split('"')[1]] = float(row.split()[-1])
+            return got == want and got
+
+        got = wait_until(components, 30, "every component to be up", interval_s=1)
+        print(f"self-monitoring: {got}")
+        # The pipeline's own metrics are queryable like any other.
+        assert any(ln.split()[-1] != "0" for ln in query("sum(shardmon_shard_samples_appended_total)") if ln.startswith("{}"))
     finally:
         up.send_signal(signal.SIGTERM)
         up.wait(60)

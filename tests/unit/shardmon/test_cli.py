@@ -9,7 +9,9 @@ def test_the_embedded_default_config_loads():
     from shardmon.cli import load
 
     c = load(None)
-    assert len(targets_from_config(c)) == len(c.local.demo_targets) == 3
+    jobs = [t.job for t in targets_from_config(c)]
+    assert jobs.count("demo") == len(c.local.demo_targets) == 3
+    assert jobs.count("pushgateway") == 1 and c.receiver is not None
     assert len(c.shards.nodes) == 2
 
 
@@ -23,6 +25,6 @@ def test_check_config_reports_a_bad_field_with_its_path(tmp_path):
 
 
 def test_every_service_checks_the_default_config():
-    for argv in (["shard", "--id", "1"], ["querier"], ["ingest"], ["demo-targets"]):
+    for argv in (["shard", "--id", "1"], ["querier"], ["ingest"], ["receiver"], ["demo-targets"]):
         proc = subprocess.run([sys.executable, "-m", "shardmon", *argv, "--check"], capture_output=True, text=True)
         assert proc.returncode == 0, (argv, proc.stderr)

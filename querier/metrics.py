@@ -1,0 +1,22 @@
+"""The querier's own metrics (``shardmon_querier_*``), served at ``/metrics`` on its HTTP address."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+
+disable_created_metrics()
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+HTTP_REQUESTS = Counter("shardmon_querier_http_requests_total", "HTTP API requests, by handler and status code.",
+                        ["handler", "code"])
+HTTP_DURATION = Histogram("shardmon_querier_http_request_duration_seconds", "HTTP API request duration, by handler.",
+                          ["handler"], buckets=_BUCKETS)
+QUERIES = Counter("shardmon_querier_queries_total", "PromQL queries, by API, kind and outcome.", ["api", "kind", "outcome"])
+QUERY_DURATION = Histogram("shardmon_querier_query_duration_seconds", "PromQL evaluation time, by kind.", ["kind"],
+                           buckets=_BUCKETS)
+IN_FLIGHT = Gauge("shardmon_querier_queries_in_flight", "Queries being evaluated (saturation).")
+SHARD_REQUESTS = Counter("shardmon_querier_shard_requests_total", "Fan-out calls to shards, by shard and outcome.",
+                         ["shard", "outcome"])
+SERIES_FETCHED = Counter("shardmon_querier_series_fetched_total", "Series received from the shards.")
+SAMPLES_FETCHED = Counter("shardmon_querier_samples_fetched_total", "Samples received from the shards.")
