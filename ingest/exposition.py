@@ -477,7 +477,7 @@ def _parse_sample(line: bytes, start: int) -> tuple:
         raise
     stamp = _parse_timestamp(line, pos + len(token))
     metric = name.decode()
-    return "SAMPLE", line[start:end], lambda: Labels.from_pairs([(METRIC_NAME, metric), *pairs]), value, stamp
+    return "SAMPLE", line[start:end], lambda: Labels(sorted([(METRIC_NAME, metric), *pairs])), value, stamp
 
 
 def _parse_labels(line: bytes, pos: int) -> tuple[list[tuple[str, str]], int]:

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Sets up a fresh machine for Shardmon: redis-server (Debian package) when missing, a virtualenv in
-# .venv with Shardmon and its test dependencies. Safe to run again; it only does what is missing.
+# Sets up a fresh machine for Shardmon: redis-server and prometheus (Debian packages) when missing, a
+# virtualenv in .venv with Shardmon and its test dependencies. Safe to run again; it only does what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "setup: installing redis-server (Debian package)"
+# Debian packages: redis-server (every shard's storage) and prometheus (a real peer for the
+# remote_write test and the benchmarks). Their own services are not used: Shardmon and the tests
+# start their own processes on their own ports.
+missing=""
+command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+if [ -n "$missing" ]; then
+  echo "setup: installing Debian packages:$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get install -y -q redis-server >/dev/null 2>&1 || {
-    $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q redis-server >/dev/null
+  $SUDO apt-get install -y -q $missing >/dev/null 2>&1 || {
+    $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q $missing >/dev/null
   }
-  # The package starts a system Redis on 6379; Shardmon starts its own, on its own ports.
 fi
 
 PY=${PYTHON:-python3}

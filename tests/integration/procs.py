@@ -97,7 +97,7 @@ class Cluster:
     """Redis + shard servers + querier on free ports, from a generated config file."""
 
     def __init__(self, tmp: Path, n_shards: int, scrape_configs: list[dict], *, global_: dict | None = None,
-                 ingest: dict | None = None, shards_extra: dict | None = None) -> None:
+                 ingest: dict | None = None, shards_extra: dict | None = None, receiver: dict | None = None) -> None:
         self.tmp = tmp
         self.logs = tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -119,6 +119,12 @@ class Cluster:
                        "retry_backoff_max": "500ms", **(ingest or {})},
             "querier": {"http_address": f"127.0.0.1:{self.http_port}", "grpc_address": f"127.0.0.1:{self.grpc_port}"},
         }
+        self.receiver_port = self.pushgateway_port = 0
+        if receiver is not None:
+            self.receiver_port, self.pushgateway_port = free_port(), free_port()
+            self.raw["receiver"] = {"http_address": f"127.0.0.1:{self.receiver_port}",
+                                    "pushgateway_address": f"127.0.0.1:{self.pushgateway_port}",
+                                    "persistence_file": str(tmp / "pushgateway.json"), **receiver}
         self.config_path = tmp / "shardmon.yml"
         self.config_path.write_text(yaml.safe_dump(self.raw, sort_keys=False))
         self.redis = [redis_proc(p, tmp / f"redis-{i}", self.logs) for i, p in enumerate(self.redis_ports)]
@@ -127,23 +133,31 @@ class Cluster:
             for i, p in enumerate(self.shard_ports)
         ]
         self.querier = shardmon_proc("querier", ["querier"], self.config_path, self.logs, self.http_port)
+        self.receiver = (shardmon_proc("receiver", ["receiver"], self.config_path, self.logs, self.receiver_port)
+                         if receiver is not None else None)
 
     def config(self):
         from model.config import load_config
 
         return load_config(self.config_path)
 
+    def services(self) -> list[Proc]:
+        return self.redis + self.shards + [self.querier] + ([self.receiver] if self.receiver else [])
+
     def start(self) -> Cluster:
-        for p in self.redis + self.shards + [self.querier]:
+        for p in self.services():
             p.start()
         return self
+
+    def restart_receiver(self) -> None:
+        self.receiver = shardmon_proc("receiver", ["receiver"], self.config_path, self.logs, self.receiver_port).start()
 
     def restart_shard(self, i: int) -> None:
         self.shards[i] = shardmon_proc(f"shard-{i}", ["shard", "--id", str(i)], self.config_path, self.logs,
                                        self.shard_ports[i]).start()
 
     def stop(self) -> None:
-        for p in [self.querier] + self.shards + self.redis:
+        for p in reversed(self.services()):
             p.stop()
 
 

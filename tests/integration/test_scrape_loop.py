@@ -162,3 +162,18 @@ def test_series_churn_that_renumbers_the_cache_still_ends_the_vanished_series():
     assert keep.values[:3].tolist() == [1, 2, 3]
     (b,) = _series(st, "b_1").values()
     assert b.values[:2].tolist() == [1, 2] and is_stale(b.values[2:]).all()
+
+
+def test_an_exposed_empty_instance_with_honor_labels_means_no_instance_label():
+    # What a Pushgateway exposes for a group pushed without an instance.
+    body = Body()
+
+    def serve():
+        body.text = 'pushed{instance="",job="batch"} 1\n'
+
+    st, _, _ = _scrapes(body, [serve], honor_labels=True)
+    (s,) = _series(st, "pushed")
+    assert s == Labels.from_dict({"__name__": "pushed", "job": "batch", "team": "core"})
+    st, _, port = _scrapes(body, [serve])
+    (s,) = _series(st, "pushed")
+    assert s.get("instance") == f"127.0.0.1:{port}" and s.get("exported_job") == "batch" and not s.get("exported_instance")

@@ -94,11 +94,13 @@ def test_label_values_may_hold_braces_spaces_hashes_and_utf8():
     ]
 
 
-def test_an_empty_label_value_is_the_same_as_no_label():
+def test_an_empty_label_value_is_kept_until_target_labels_are_attached():
+    # a{instance=""} must stop a scrape with honor_labels from attaching the target's instance (the
+    # Pushgateway relies on it), so the parser keeps empty values; attaching drops them afterwards.
     cache = SeriesCache()
     parsed = parse_text(b'a{b=""} 1\na 2\n', cache)
-    assert parsed.refs.tolist() == [0, 0]
-    assert cache.labels == [Labels.from_dict({"__name__": "a"})]
+    assert parsed.refs.tolist() == [0, 1]
+    assert cache.labels == [Labels([("__name__", "a"), ("b", "")]), Labels([("__name__", "a")])]
 
 
 def test_timestamps_are_optional_int64_milliseconds():

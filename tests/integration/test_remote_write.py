@@ -1,0 +1,140 @@
+"""A real Prometheus scrapes targets and remote-writes to Shardmon's receiver; Shardmon returns what
+Prometheus stored, sample for sample. Then the receiver's error paths and their status codes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+import yaml
+
+from ingest.remote_write import encode
+from model.labels import Labels
+from tests.integration.procs import Cluster, CounterTargets, free_port, wait_until
+
+
+def _get(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        return json.load(resp)
+
+
+def _post(url: str, body: bytes, headers: dict | None = None) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    exe = shutil.which("prometheus")
+    assert exe, "prometheus is not installed (scripts/setup.sh installs Debian's package)"
+    tmp = tmp_path_factory.mktemp("remote-write")
+    targets = CounterTargets(4).start()
+    cluster = Cluster(tmp, n_shards=2, scrape_configs=[], receiver={"write_timeout": "2s"}).start()
+    prom_port = free_port()
+    prom_cfg = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [{"job_name": "prom-test", "static_configs": [{"targets": targets.addresses()}]}],
+        "remote_write": [{
+            "url": f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write",
+            "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms", "max_backoff": "1s"},
+        }],
+    }
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(prom_cfg))
+    log = open(tmp / "prometheus.log", "w")
+    prom = subprocess.Popen([exe, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'prom-data'}",
+                             f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    yield cluster, targets, f"http://127.0.0.1:{prom_port}"
+    prom.terminate()
+    prom.wait(30)
+    log.close()
+    cluster.stop()
+    targets.stop()
+
+
+def _matrix(base: str, expr: str, at: float) -> dict[Labels, list[tuple[int, str]]]:
+    body = _get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": f"{at:.3f}"}))
+    assert body["status"] == "success", body
+    return {
+        Labels.from_dict(r["metric"]): [(round(float(t) * 1000), v) for t, v in r["values"]]
+        for r in body["data"]["result"]
+    }
+
+
+def test_samples_remote_written_by_prometheus_equal_those_in_prometheus(setup):
+    cluster, targets, prom = setup
+    shardmon = f"http://127.0.0.1:{cluster.http_port}"
+    wait_until(lambda: _matrix(shardmon, "test_scrapes_total[1m]", time.time()), 30, "remote-written samples")
+    time.sleep(6)
+    at = time.time() - 2  # Leave remote write time to deliver what Prometheus scraped before `at`.
+    for expr in ("test_scrapes_total[1m]", "test_gauge[1m]", "up[1m]", "scrape_duration_seconds[1m]"):
+        in_prom = _matrix(prom, expr, at)
+        in_shardmon = _matrix(shardmon, expr, at)
+        assert len(in_prom) == 4, (expr, in_prom)
+        assert in_shardmon == in_prom, expr
+        assert all(len(points) >= 3 for points in in_prom.values()), {k: len(v) for k, v in in_prom.items()}
+
+
+def test_a_body_that_is_not_snappy_protobuf_is_a_400(setup):
+    cluster, _, _ = setup
+    status, text = _post(f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write", b"not snappy at all")
+    assert status == 400 and "snappy" in text
+
+
+def test_invalid_labels_are_a_400_and_the_valid_series_are_still_written(setup):
+    cluster, _, _ = setup
+    now = int(time.time() * 1000)
+    body = encode([
+        (Labels.from_dict({"__name__": "rw_good", "k": "v"}), [(now, 1.5)]),
+        (Labels.from_dict({"__name__": "rw_bad", "0k": "v"}), [(now, 2.0)]),
+        (Labels.from_dict({"__name__": "bad metric"}), [(now, 3.0)]),
+    ])
+    status, text = _post(f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write", body)
+    assert status == 400
+    assert "2 series with invalid labels" in text and "invalid label name '0k'" in text
+    got = _matrix(f"http://127.0.0.1:{cluster.http_port}", "rw_good[1m]", now / 1000)
+    assert got == {Labels.from_dict({"__name__": "rw_good", "k": "v"}): [(now, "1.5")]}
+
+
+def test_out_of_order_samples_are_a_400(setup):
+    cluster, _, _ = setup
+    now = int(time.time() * 1000)
+    series = Labels.from_dict({"__name__": "rw_ooo"})
+    url = f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write"
+    assert _post(url, encode([(series, [(now, 1.0)])]))[0] == 204
+    status, text = _post(url, encode([(series, [(now - 60_000, 2.0)])]))
+    assert status == 400 and "1 out of order" in text
+    # A retried request (same samples) is accepted: duplicates are not errors.
+    assert _post(url, encode([(series, [(now, 1.0)])]))[0] == 204
+
+
+def test_a_shard_down_is_a_503_that_senders_retry_and_the_retry_succeeds(setup):
+    cluster, _, _ = setup
+    url = f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write"
+    now = int(time.time() * 1000)
+    # Enough series that both shards own some of them.
+    body = encode([(Labels.from_dict({"__name__": "rw_down", "i": str(i)}), [(now, float(i))]) for i in range(20)])
+    cluster.shards[0].kill()
+    try:
+        t0 = time.monotonic()
+        status, text = _post(url, body)
+        assert status == 503 and "shard 0" in text
+        assert time.monotonic() - t0 >= 1.5  # It kept retrying for the receiver's write_timeout first.
+    finally:
+        cluster.restart_shard(0)
+    status = wait_until(lambda: _post(url, body)[0] == 204, 30, "the retried write to succeed", interval_s=0.5)
+    assert status
+    got = _matrix(f"http://127.0.0.1:{cluster.http_port}", "rw_down[1m]", now / 1000)
+    assert sorted(float(v[0][1]) for v in got.values()) == [float(i) for i in range(20)]
+    assert np.all([len(v) == 1 for v in got.values()])
