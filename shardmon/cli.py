@@ -7,6 +7,7 @@
     shardmon ingest [--config FILE]             the ingest service (Ray coordinator and scrapers)
     shardmon receiver [--config FILE]           remote_write and the Pushgateway-compatible push API
     shardmon demo-targets [--config FILE]       the built-in demo targets of ``local.demo_targets``
+    shardmon import openmetrics [--config FILE] FILE   backfill an OpenMetrics file with timestamps
     shardmon check-config [--config FILE]       load and check a configuration, then exit
 
 Every service subcommand also takes ``--check``: load and check the configuration, then exit.
@@ -191,6 +192,22 @@ def cmd_demo_targets(args, config: Config) -> int:
     return 0
 
 
+def cmd_import(args, config: Config) -> int:
+    from model.errors import ExpositionError
+    from shardmon.importer import import_openmetrics, summary_line
+
+    try:
+        summary = import_openmetrics(config, args.file, batch_samples=args.batch_samples)
+    except ExpositionError as exc:
+        print(f"\nshardmon import: {args.file}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"shardmon import: {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    print(summary_line(summary))
+    return 0
+
+
 def cmd_check_config(args, config: Config) -> int:
     from ingest.target import targets_from_config
 
@@ -225,6 +242,13 @@ def parser() -> argparse.ArgumentParser:
     i.add_argument("--ready-file", help="create this file once the scrapers are running")
     add("receiver", cmd_receiver, "run the receiver (remote_write, Pushgateway API)", service=True)
     add("demo-targets", cmd_demo_targets, "serve the demo targets", service=True)
+    imp = sub.add_parser("import", help="backfill historical data into the shards")
+    imp_sub = imp.add_subparsers(dest="format", required=True)
+    om = imp_sub.add_parser("openmetrics", help="an OpenMetrics text file with timestamps (as promtool)")
+    om.add_argument("file")
+    om.add_argument("--config", help="configuration file (default: the embedded default)")
+    om.add_argument("--batch-samples", type=int, default=200_000, help="samples per write")
+    om.set_defaults(fn=cmd_import)
     add("check-config", cmd_check_config, "check a configuration and exit")
     return p
 

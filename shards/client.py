@@ -85,9 +85,12 @@ class ShardClient:
     def _what(self, method: str) -> str:
         return f"shard {self.shard_id} ({self.address}) {method}"
 
-    def write(self, batch_id: str, batch: SampleBatch, timeout_s: float = 10.0) -> shard_pb2.WriteResponse:
+    def write(self, batch_id: str, batch: SampleBatch, timeout_s: float = 10.0, *,
+              backfill: bool = False) -> shard_pb2.WriteResponse:
+        """Write a batch; with ``backfill``, straight into blocks (historical data of any age)."""
         try:
-            return self._stub.Write(shard_pb2.WriteRequest(batch_id=batch_id, samples=batch.to_pb()), timeout=timeout_s)
+            req = shard_pb2.WriteRequest(batch_id=batch_id, samples=batch.to_pb(), backfill=backfill)
+            return self._stub.Write(req, timeout=timeout_s)
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("Write")) from exc
 

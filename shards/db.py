@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import xxhash
 
 from model.errors import InvalidWriteError
 from model.labels import Labels, Matcher, series_id_of
@@ -118,22 +119,75 @@ class ShardDB:
         async with self._lock:
             if batch_id in self._seen:
                 return WriteOutcome(0, {}, True)
-            _, new_ids, new_keys = resolve_batch(self.registry, batch)
-            for sid, key in zip(new_ids, new_keys):
-                if series_id_of(key) != sid:
-                    raise InvalidWriteError(f"series id {sid:#x} does not match its labels {key!r}")
-                try:
-                    labels = Labels.from_canonical(key)
-                except UnicodeDecodeError:
-                    raise InvalidWriteError(f"series labels are not valid UTF-8: {key!r}") from None
-                if not labels.name:
-                    raise InvalidWriteError(f"series without a metric name: {labels}")
+            new_ids, new_keys = self._check_new_series(batch)
             record = encode_record(batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values)
             entry_id = await self.store.append(batch_id, record, {_id_field(i): k for i, k in zip(new_ids, new_keys)})
             return self._apply(
                 batch_id, entry_id, batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values,
                 new_ids, new_keys,
             )
+
+    async def backfill(self, batch_id: str, batch: SampleBatch) -> WriteOutcome:
+        """Write historical samples straight into blocks of their own (one per block window).
+
+        Any age is accepted; the head and its ordering rules are not involved. Within the batch a
+        series' samples are sorted and a repeated timestamp keeps its first value. Blocks may
+        overlap others in time; reads merge them. Idempotent: a batch id names its blocks.
+        """
+        async with self._lock:
+            tag = f"bf{xxhash.xxh64_hexdigest(batch_id.encode())}"
+            if any(b.meta.block_id.endswith(tag) for b in self.blocks):
+                return WriteOutcome(0, {}, True)
+            new_ids, new_keys = self._check_new_series(batch)
+            # Series new to the shard get the idx they will have once registered (after the write).
+            ids_by_idx = np.concatenate((self.registry.ids, np.asarray(new_ids, dtype=U64)))
+            series_idx = self.registry.lookup(batch.series_ids)
+            missing = series_idx < 0
+            if missing.any():
+                provisional = {sid: len(self.registry) + k for k, sid in enumerate(new_ids)}
+                series_idx[missing] = [provisional[int(sid)] for sid in batch.series_ids[missing].tolist()]
+            idx = series_idx[batch.sample_series]
+            ts, vals = batch.timestamps_ms, batch.values
+            order = np.lexsort((ts, idx))
+            idx, ts, vals = idx[order], ts[order], vals[order]
+            fresh = np.ones(idx.shape[0], bool)
+            fresh[1:] = (idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1])
+            idx, ts, vals = idx[fresh], ts[fresh], vals[fresh]
+            d = self.block_duration_ms
+            window = ts // d
+            blocks = []
+            for w in np.unique(window).tolist():
+                m = window == w
+                blocks.append(self._encode_block(f"{w * d}-{(w + 1) * d}-{tag}", w * d, (w + 1) * d,
+                                                 idx[m], ts[m], vals[m], ids_by_idx))
+            await self.store.write_blocks(
+                [(meta, ids.tobytes(), chunks) for meta, ids, chunks in blocks],
+                {_id_field(i): k for i, k in zip(new_ids, new_keys)},
+            )
+            if new_keys:
+                self._register(new_ids, new_keys)
+            for meta, ids, _ in blocks:
+                self._add_block(meta, ids)
+                pos = self.registry.lookup(ids)
+                self._series_mint[pos] = np.minimum(self._series_mint[pos], meta.mint_ms)
+                self._series_maxt[pos] = np.maximum(self._series_maxt[pos], meta.maxt_ms - 1)
+            metrics.SAMPLES_BACKFILLED.inc(int(ts.shape[0]))
+        self._update_gauges()
+        return WriteOutcome(int(ts.shape[0]), {}, False)
+
+    def _check_new_series(self, batch: SampleBatch) -> tuple[list[int], list[bytes]]:
+        """The series of ``batch`` new to the shard, each checked (id matches labels, has a name)."""
+        _, new_ids, new_keys = resolve_batch(self.registry, batch)
+        for sid, key in zip(new_ids, new_keys):
+            if series_id_of(key) != sid:
+                raise InvalidWriteError(f"series id {sid:#x} does not match its labels {key!r}")
+            try:
+                labels = Labels.from_canonical(key)
+            except UnicodeDecodeError:
+                raise InvalidWriteError(f"series labels are not valid UTF-8: {key!r}") from None
+            if not labels.name:
+                raise InvalidWriteError(f"series without a metric name: {labels}")
+        return new_ids, new_keys
 
     def _register(self, ids: Sequence[int], keys: Sequence[bytes]) -> None:
         first = len(self.registry)
@@ -204,26 +258,32 @@ class ShardDB:
         self._update_gauges()
         return written
 
-    async def _write_block(self, start: int, end: int) -> None:
-        c = self.head.columns()
-        old = c.ts < end
-        idx, ts, vals = c.idx[old], c.ts[old], c.vals[old]
+    @staticmethod
+    def _encode_block(block_id: str, start: int, end: int, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray,
+                      ids_by_idx: np.ndarray) -> tuple[BlockMeta, np.ndarray, dict[bytes, bytes]]:
+        """A block of the samples ``idx, ts, vals`` (sorted by series idx, then time; ``ids_by_idx``
+        maps an idx to its series id): its metadata, sorted series ids and per-series chunks."""
         bounds = np.flatnonzero(np.diff(idx)) + 1
         starts = np.concatenate(([0], bounds)) if idx.shape[0] else np.empty(0, np.int64)
         ends = np.concatenate((bounds, [idx.shape[0]])) if idx.shape[0] else np.empty(0, np.int64)
         chunks: dict[bytes, bytes] = {}
-        series_ids = self.registry.ids[idx[starts]] if idx.shape[0] else np.empty(0, U64)
+        series_ids = ids_by_idx[idx[starts]] if idx.shape[0] else np.empty(0, U64)
         for sid, a, b in zip(series_ids.tolist(), starts.tolist(), ends.tolist()):
             chunks[_id_field(sid)] = chunk.encode(ts[a:b], vals[a:b])
-        sorted_ids = np.sort(series_ids)
-        meta = BlockMeta(
-            block_id=f"{start}-{end}",
-            mint_ms=start,
-            maxt_ms=end,
-            num_series=int(sorted_ids.shape[0]),
-            num_samples=int(ts.shape[0]),
-            size_bytes=sum(len(v) for v in chunks.values()),
-        )
+        sorted_ids = np.sort(series_ids).astype(U64)
+        meta = BlockMeta(block_id=block_id, mint_ms=start, maxt_ms=end, num_series=int(sorted_ids.shape[0]),
+                         num_samples=int(ts.shape[0]), size_bytes=sum(len(v) for v in chunks.values()))
+        return meta, sorted_ids, chunks
+
+    def _add_block(self, meta: BlockMeta, sorted_ids: np.ndarray) -> None:
+        self.blocks.append(_Block(meta, sorted_ids))
+        self.blocks.sort(key=lambda b: (b.meta.mint_ms, b.meta.block_id))
+
+    async def _write_block(self, start: int, end: int) -> None:
+        c = self.head.columns()
+        old = c.ts < end
+        meta, sorted_ids, chunks = self._encode_block(f"{start}-{end}", start, end, c.idx[old], c.ts[old], c.vals[old],
+                                                      self.registry.ids)
         # WAL entries whose samples all lie before the block's end are covered; trim a prefix of them.
         trim_upto = None
         n_trim = 0
@@ -233,11 +293,11 @@ class ShardDB:
             trim_upto = entry_id
             n_trim += 1
         trim_minid = next_stream_id(trim_upto) if trim_upto else None
-        await self.store.write_block(meta, sorted_ids.astype(U64).tobytes(), chunks, end, trim_minid)
+        await self.store.write_block(meta, sorted_ids.tobytes(), chunks, end, trim_minid)
         for _ in range(n_trim):
             self._wal.popleft()
         self.head.split_before(end)
-        self.blocks.append(_Block(meta, sorted_ids))
+        self._add_block(meta, sorted_ids)
         log.info("cut block %s: %d series, %d samples, %d bytes", meta.block_id, meta.num_series,
                  meta.num_samples, meta.size_bytes)
 
@@ -288,6 +348,10 @@ class ShardDB:
             if parts:
                 ts = np.concatenate([t for t, _ in parts] + [hts])
                 vals = np.concatenate([v for _, v in parts] + [hvals])
+                if ts.shape[0] > 1 and (np.diff(ts) <= 0).any():
+                    # Backfilled blocks overlap others: merge by time, a timestamp once.
+                    ts, first = np.unique(ts, return_index=True)
+                    vals = vals[first]
             else:
                 ts, vals = hts, hvals
             if ts.shape[0]:

@@ -29,3 +29,8 @@ BLOCK_SAMPLES = Gauge("shardmon_shard_block_samples", "Samples in all stored blo
 WAL_ENTRIES = Gauge("shardmon_shard_wal_entries", "Entries in the WAL stream not yet covered by blocks.")
 REPLAY_SECONDS = Gauge("shardmon_shard_replay_duration_seconds", "Time the last start-up took to recover.")
 SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total", "Series (read) requests, by outcome.", ["outcome"])
+SAMPLES_BACKFILLED = Counter("shardmon_shard_samples_backfilled_total", "Samples written straight into blocks by backfill.")
+SERIES_REQUEST_DURATION = Histogram(
+    "shardmon_shard_series_request_duration_seconds", "Time to answer a Series (read) request.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

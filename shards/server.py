@@ -77,7 +77,10 @@ class ShardService(shard_pb2_grpc.ShardServicer):
                 raise errors.InvalidWriteError(f"malformed batch: {exc}") from exc
             if not request.batch_id:
                 raise errors.InvalidWriteError("batch_id is required (it makes retries idempotent)")
-            out = await self.db.write(request.batch_id, batch)
+            if request.backfill:
+                out = await self.db.backfill(request.batch_id, batch)
+            else:
+                out = await self.db.write(request.batch_id, batch)
         except Exception as exc:  # noqa: BLE001 - every error leaves through the status table
             metrics.WRITES.labels(type(exc).__name__).inc()
             await self._fail(context, exc, "Write")
@@ -89,6 +92,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         )
 
     async def Series(self, request, context):
+        t0 = time.perf_counter()
         try:
             matchers = matchers_from_pb(request.matchers)
             if not matchers:
@@ -111,6 +115,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
                 frame, samples = [], 0
         if frame:
             yield frame_of(frame)
+        metrics.SERIES_REQUEST_DURATION.observe(time.perf_counter() - t0)
 
     async def LabelNames(self, request, context):
         try:

@@ -129,19 +129,35 @@ class RedisStore:
         head_mint_ms: int,
         trim_minid: str | None,
     ) -> None:
-        """Store a block and advance the checkpoint, atomically.
+        """Store a block cut from the head and advance the checkpoint, atomically.
 
         The block's chunks, its series list and metadata, the head's new lower bound and the trim
         of the WAL entries now covered by blocks happen in one MULTI/EXEC, so a crash leaves either
         the old state or the new one.
         """
+        await self.write_blocks([(meta, series_blob, chunks)], {}, head_mint_ms=head_mint_ms, trim_minid=trim_minid)
+
+    async def write_blocks(
+        self,
+        blocks: Sequence[tuple[BlockMeta, bytes, Mapping[bytes, bytes]]],
+        new_series: Mapping[bytes, bytes],
+        *,
+        head_mint_ms: int | None = None,
+        trim_minid: str | None = None,
+    ) -> None:
+        """Store blocks (and the labels of series new to the shard) in one MULTI/EXEC; with
+        ``head_mint_ms``, also move the checkpoint (and trim the WAL up to ``trim_minid``)."""
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                if chunks:
-                    pipe.hset(self.k_block_chunks(meta.block_id), mapping=dict(chunks))
-                pipe.set(self.k_block_series(meta.block_id), series_blob)
-                pipe.hset(self.k_blocks, meta.block_id, meta.to_json())
-                pipe.set(self.k_head_mint, str(head_mint_ms))
+                if new_series:
+                    pipe.hset(self.k_series, mapping=dict(new_series))
+                for meta, series_blob, chunks in blocks:
+                    if chunks:
+                        pipe.hset(self.k_block_chunks(meta.block_id), mapping=dict(chunks))
+                    pipe.set(self.k_block_series(meta.block_id), series_blob)
+                    pipe.hset(self.k_blocks, meta.block_id, meta.to_json())
+                if head_mint_ms is not None:
+                    pipe.set(self.k_head_mint, str(head_mint_ms))
                 if trim_minid is not None:
                     pipe.xtrim(self.k_wal, minid=trim_minid, approximate=False)
                 await pipe.execute()

@@ -8,12 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WriteRequest(_message.Message):
-    __slots__ = ("batch_id", "samples")
+    __slots__ = ("batch_id", "samples", "backfill")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    BACKFILL_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     samples: _types_pb2.SampleColumns
-    def __init__(self, batch_id: _Optional[str] = ..., samples: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ...) -> None: ...
+    backfill: bool
+    def __init__(self, batch_id: _Optional[str] = ..., samples: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ..., backfill: _Optional[bool] = ...) -> None: ...
 
 class WriteResponse(_message.Message):
     __slots__ = ("samples_appended", "samples_rejected", "duplicate_batch")
