@@ -4,9 +4,10 @@
   the shards through the same routing as scraped ones, and the request is answered only once the
   shards have acknowledged them: 204 when everything was written; 400 for a body that cannot be read,
   for invalid series (the valid ones are written) and for samples the shards refused (out of order,
-  out of bounds, another value at the same timestamp), which senders must not retry; 429 when a
-  shard sheds load and 503 when a shard stays unreachable for ``receiver.write_timeout``, both of
-  which senders retry. The receiver's own metrics are at ``/metrics`` there.
+  out of bounds, another value at the same timestamp), which senders must not retry; 429 when more
+  than ``receiver.max_concurrent_writes`` requests are in flight or a shard sheds load, and 503 when
+  a shard stays unreachable for ``receiver.write_timeout``, all of which senders retry. The
+  receiver's own metrics are at ``/metrics`` there.
 - The Pushgateway API on ``receiver.pushgateway_address`` (see :mod:`ingest.pushgateway`), whose
   ``/metrics`` exposes the pushed groups for a scrape job with ``honor_labels: true``.
 """
@@ -67,12 +68,22 @@ class Receiver:
         self.cfg = config.receiver
         self.forwarder = forwarder
         self.store = store
+        self._writes = 0
         PUSH_GROUPS.set(len(store.groups))
 
     # -- remote write --------------------------------------------------------------------------------
 
     @_observed("remote_write")
     async def remote_write(self, request: web.Request) -> web.Response:
+        if self._writes >= self.cfg.max_concurrent_writes:
+            return web.Response(status=429, text="too many remote-write requests at once; retry later\n")
+        self._writes += 1
+        try:
+            return await self._remote_write(request)
+        finally:
+            self._writes -= 1
+
+    async def _remote_write(self, request: web.Request) -> web.Response:
         try:
             decoded = remote_write.decode(await request.read())
         except remote_write.RemoteWriteError as exc:

@@ -213,6 +213,9 @@ class ReceiverConfig(_Model):
     )
     persistence_file: str | None = Field(None, description="Where pushed groups are kept across restarts.")
     write_timeout: Duration = Field(10_000, description="How long a remote-write request waits for the shards.")
+    max_concurrent_writes: int = Field(
+        64, ge=1, description="Remote-write requests handled at once; more are answered 429 (the sender backs off)."
+    )
 
 
 class LocalConfig(_Model):

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -40,7 +41,8 @@ def setup(tmp_path_factory):
     assert exe, "prometheus is not installed (scripts/setup.sh installs Debian's package)"
     tmp = tmp_path_factory.mktemp("remote-write")
     targets = CounterTargets(4).start()
-    cluster = Cluster(tmp, n_shards=2, scrape_configs=[], receiver={"write_timeout": "2s"}).start()
+    cluster = Cluster(tmp, n_shards=2, scrape_configs=[],
+                      receiver={"write_timeout": "2s", "max_concurrent_writes": 3}).start()
     prom_port = free_port()
     prom_cfg = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
@@ -119,7 +121,7 @@ def test_out_of_order_samples_are_a_400(setup):
     assert _post(url, encode([(series, [(now, 1.0)])]))[0] == 204
 
 
-def test_a_shard_down_is_a_503_that_senders_retry_and_the_retry_succeeds(setup):
+def test_a_shard_down_is_a_503_and_too_many_requests_a_429_and_the_retry_succeeds(setup):
     cluster, _, _ = setup
     url = f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write"
     now = int(time.time() * 1000)
@@ -128,9 +130,15 @@ def test_a_shard_down_is_a_503_that_senders_retry_and_the_retry_succeeds(setup):
     cluster.shards[0].kill()
     try:
         t0 = time.monotonic()
-        status, text = _post(url, body)
-        assert status == 503 and "shard 0" in text
-        assert time.monotonic() - t0 >= 1.5  # It kept retrying for the receiver's write_timeout first.
+        # Three requests wait for the shard (max_concurrent_writes: 3); a fourth meanwhile is a 429.
+        with ThreadPoolExecutor(3) as pool:
+            waiting = [pool.submit(_post, url, body) for _ in range(3)]
+            time.sleep(0.5)
+            status, text = _post(url, body)
+            assert status == 429 and "retry" in text
+            results = [f.result() for f in waiting]
+        assert all(s == 503 and "shard 0" in t for s, t in results), results
+        assert time.monotonic() - t0 >= 1.5  # They kept retrying for the receiver's write_timeout first.
     finally:
         cluster.restart_shard(0)
     status = wait_until(lambda: _post(url, body)[0] == 204, 30, "the retried write to succeed", interval_s=0.5)
