@@ -110,9 +110,11 @@ class Engine:
             return QueryResult("scalar", [], float(value.values[0]), time_ms, ctx.warnings)
         assert isinstance(value, InstantVector), type(value)
         ts = np.array([time_ms], dtype=I64)
-        rows = np.flatnonzero(value.present[:, 0])
-        series = [ResultSeries(value.labels[r], ts, value.values[r, :1].copy()) for r in rows.tolist()]
-        series.sort(key=lambda s: s.labels)
+        if value.order is not None:
+            rows = [r for r in value.order.tolist() if value.present[r, 0]]
+        else:
+            rows = sorted(np.flatnonzero(value.present[:, 0]).tolist(), key=value.labels.__getitem__)
+        series = [ResultSeries(value.labels[r], ts, value.values[r, :1].copy()) for r in rows]
         return QueryResult("vector", series, None, time_ms, ctx.warnings)
 
     def _raw_samples(self, ctx: EvalContext, node: promql_parser.MatrixSelector, time_ms: int) -> QueryResult:

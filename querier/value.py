@@ -67,6 +67,9 @@ class InstantVector(NamedTuple):
     labels: list[Labels]
     values: np.ndarray  # float64 [n_series, n_steps]
     present: np.ndarray  # bool [n_series, n_steps]
+    #: For an instant query, the order to present the rows in (``sort``, ``sort_desc``, ``topk``...);
+    #: None means sorted by labels. Only the outermost node's order matters.
+    order: np.ndarray | None = None
 
 
 class RangeVector(NamedTuple):
