@@ -160,6 +160,7 @@ class ShardsConfig(_Model):
     wal_appendfsync: Literal["everysec", "always", "no"] = Field(
         "everysec", description="Redis AOF fsync policy the launcher starts Redis with."
     )
+    allow_reset: bool = Field(False, description="Accept the Reset RPC that deletes all data (tests only).")
 
     @model_validator(mode="after")
     def _unique(self) -> ShardsConfig:

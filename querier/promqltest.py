@@ -29,9 +29,11 @@ Run it from the command line: ``python -m querier.promqltest FILE_OR_DIR...``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import sys
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,11 +41,13 @@ from pathlib import Path
 import numpy as np
 
 from model.errors import QueryError
+from model.hashing import shards_for_series
 from model.labels import Labels
 from model.memory import MemoryStorage
 from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch
 from model.storage import Appender, Querier
 from querier.engine import Engine, QueryResult, ResultSeries
+from querier.fanout import FanoutQuerier
 from querier.value import UnsupportedQueryError
 
 #: Builds an empty storage: where ``load`` writes, and what the engine reads. Called again on ``clear``.
@@ -111,6 +115,37 @@ def memory_storage() -> tuple[Appender, Querier]:
     """The default storage factory: a fresh :class:`~model.memory.MemoryStorage`."""
     storage = MemoryStorage()
     return storage, storage
+
+
+class ShardAppender:
+    """Loads script data into real shards: routes each series by its hash, as the scrapers do."""
+
+    def __init__(self, clients: list, replication_factor: int = 1) -> None:
+        self.clients = clients
+        self.replication_factor = replication_factor
+        self._seq = itertools.count()
+        self._run = uuid.uuid4().hex[:8]
+
+    def append(self, batch: SampleBatch) -> None:
+        shard_ids = [c.shard_id for c in self.clients]
+        owners = shards_for_series(batch.series_ids, shard_ids, self.replication_factor)
+        for pos, client in enumerate(self.clients):
+            mask = (owners == pos).any(axis=1)
+            if mask.any():
+                client.write(f"promqltest-{self._run}-{next(self._seq)}", batch.select_series(mask))
+
+
+def sharded_storage(clients: list, replication_factor: int = 1) -> StorageFactory:
+    """A storage factory over real shards: every call (the start, each ``clear``) empties them
+    (they must run with ``shards.allow_reset``) and returns an appender and the fan-out querier."""
+    querier = FanoutQuerier(clients, partial_response="abort")
+
+    def make() -> tuple[Appender, Querier]:
+        for client in clients:
+            client.reset()
+        return ShardAppender(clients, replication_factor), querier
+
+    return make
 
 
 def run_script(

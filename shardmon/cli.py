@@ -8,6 +8,7 @@
     shardmon receiver [--config FILE]           remote_write and the Pushgateway-compatible push API
     shardmon demo-targets [--config FILE]       the built-in demo targets of ``local.demo_targets``
     shardmon import openmetrics [--config FILE] FILE   backfill an OpenMetrics file with timestamps
+    shardmon promqltest [--shards N] FILE...    run PromQL test scripts, in memory or over N real shards
     shardmon check-config [--config FILE]       load and check a configuration, then exit
 
 Every service subcommand also takes ``--check``: load and check the configuration, then exit.
@@ -208,6 +209,45 @@ def cmd_import(args, config: Config) -> int:
     return 0
 
 
+def cmd_promqltest(args, config: Config) -> int:
+    from pathlib import Path
+
+    from querier.promqltest import ScriptError, ScriptReport, memory_storage, run_file, sharded_storage
+
+    paths: list[Path] = []
+    for arg in args.files:
+        p = Path(arg)
+        paths.extend(sorted(p.glob("*.test")) if p.is_dir() else [p])
+    shards = None
+    make = memory_storage
+    if args.shards:
+        from shardmon.localshards import LocalShards
+
+        shards = LocalShards(args.shards).start()
+        make = sharded_storage(shards.clients())
+    total = ScriptReport()
+    try:
+        for path in paths:
+            try:
+                report = run_file(path, make)
+            except ScriptError as exc:
+                print(f"{path}: {exc}", file=sys.stderr)
+                return 2
+            for failure in report.failures:
+                print(f"FAIL {failure}")
+            for case in report.unsupported_cases:
+                print(f"FAIL (not supported yet) {case}")
+            total.add(report)
+    finally:
+        if shards is not None:
+            shards.stop()
+    failed = total.failed + total.unsupported
+    if total.skipped:
+        print(f"{total.skipped} skipped (native histograms)")
+    print(f"{total.passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def cmd_check_config(args, config: Config) -> int:
     from ingest.target import targets_from_config
 
@@ -249,6 +289,11 @@ def parser() -> argparse.ArgumentParser:
     om.add_argument("--config", help="configuration file (default: the embedded default)")
     om.add_argument("--batch-samples", type=int, default=200_000, help="samples per write")
     om.set_defaults(fn=cmd_import)
+    pt = sub.add_parser("promqltest", help="run PromQL test scripts (Prometheus's format)")
+    pt.add_argument("files", nargs="+", help="*.test files or folders of them")
+    pt.add_argument("--shards", type=int, default=0, help="run over N real shards instead of in memory")
+    pt.add_argument("--config", help=argparse.SUPPRESS)
+    pt.set_defaults(fn=cmd_promqltest)
     add("check-config", cmd_check_config, "check a configuration and exit")
     return p
 

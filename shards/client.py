@@ -139,5 +139,12 @@ class ShardClient:
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("Flush")) from exc
 
+    def reset(self, timeout_s: float = 60.0) -> None:
+        """Delete everything the shard holds (tests only; the shard must allow it)."""
+        try:
+            self._stub.Reset(shard_pb2.ResetRequest(), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("Reset")) from exc
+
     def close(self) -> None:
         self._channel.close()

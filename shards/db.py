@@ -70,6 +70,10 @@ class ShardDB:
     def __init__(self, store: RedisStore, *, block_duration_ms: int) -> None:
         self.store = store
         self.block_duration_ms = block_duration_ms
+        self._lock = asyncio.Lock()
+        self._init_state()
+
+    def _init_state(self) -> None:
         self.registry = SeriesRegistry()
         self.index = LabelIndex()
         self.head = Head(self.registry)
@@ -78,7 +82,6 @@ class ShardDB:
         self._series_maxt = np.empty(0, I64)
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._wal: collections.deque[tuple[str, int]] = collections.deque()  # (entry id, max ts)
-        self._lock = asyncio.Lock()
 
     # -- recovery --------------------------------------------------------------------------------
 
@@ -111,6 +114,13 @@ class ShardDB:
             "recovered %d series, %d blocks, %d WAL entries (%d samples) in %.2fs",
             len(self.registry), len(self.blocks), len(self._wal), replayed, elapsed,
         )
+
+    async def reset(self) -> None:
+        """Delete everything: the shard's Redis keys and its memory (tests only)."""
+        async with self._lock:
+            await self.store.delete_all()
+            self._init_state()
+        self._update_gauges()
 
     # -- writing ---------------------------------------------------------------------------------
 

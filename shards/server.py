@@ -59,8 +59,9 @@ def frame_of(series: list[SelectedSeries]) -> shard_pb2.SeriesFrame:
 
 
 class ShardService(shard_pb2_grpc.ShardServicer):
-    def __init__(self, db: ShardDB) -> None:
+    def __init__(self, db: ShardDB, *, allow_reset: bool = False) -> None:
         self.db = db
+        self.allow_reset = allow_reset
 
     async def _fail(self, context, exc: Exception, what: str):
         code = status_of(exc)
@@ -145,6 +146,18 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         return shard_pb2.FlushResponse(blocks_written=n)
 
 
+    async def Reset(self, request, context):
+        if not self.allow_reset:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "Reset is disabled (shards.allow_reset is false)")
+            return
+        try:
+            await self.db.reset()
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc, "Reset")
+            return
+        return shard_pb2.ResetResponse()
+
+
 async def _maintain(db: ShardDB, interval_s: float) -> None:
     while True:
         await asyncio.sleep(interval_s)
@@ -179,7 +192,7 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
             ("grpc.so_reuseport", 0),
         ]
     )
-    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db), server)
+    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db, allow_reset=config.shards.allow_reset), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if server.add_insecure_port(node.address) == 0:

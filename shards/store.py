@@ -172,6 +172,16 @@ class RedisStore:
         except RedisError as exc:
             raise ShardUnavailableError(f"redis: {exc}") from exc
 
+    async def delete_all(self) -> int:
+        """Delete every key of this shard (``shardmon:<id>:*``); returns how many."""
+        n = 0
+        try:
+            async for key in self._redis.scan_iter(match=self._p + "*", count=1000):
+                n += await self._redis.unlink(key)
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+        return n
+
     async def wal_length(self) -> int:
         try:
             return int(await self._redis.xlen(self.k_wal))

@@ -101,3 +101,11 @@ class FlushResponse(_message.Message):
     BLOCKS_WRITTEN_FIELD_NUMBER: _ClassVar[int]
     blocks_written: int
     def __init__(self, blocks_written: _Optional[int] = ...) -> None: ...
+
+class ResetRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ResetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

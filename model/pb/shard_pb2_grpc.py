@@ -59,6 +59,11 @@ class ShardStub:
                 request_serializer=model_dot_pb_dot_shard__pb2.FlushRequest.SerializeToString,
                 response_deserializer=model_dot_pb_dot_shard__pb2.FlushResponse.FromString,
                 _registered_method=True)
+        self.Reset = channel.unary_unary(
+                '/shardmon.v1.Shard/Reset',
+                request_serializer=model_dot_pb_dot_shard__pb2.ResetRequest.SerializeToString,
+                response_deserializer=model_dot_pb_dot_shard__pb2.ResetResponse.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -100,6 +105,14 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reset(self, request, context):
+        """Deletes everything the shard holds. Only for tests (PromQL scripts' `clear`): refused unless the
+        shard runs with shards.allow_reset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -127,6 +140,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.Flush,
                     request_deserializer=model_dot_pb_dot_shard__pb2.FlushRequest.FromString,
                     response_serializer=model_dot_pb_dot_shard__pb2.FlushResponse.SerializeToString,
+            ),
+            'Reset': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reset,
+                    request_deserializer=model_dot_pb_dot_shard__pb2.ResetRequest.FromString,
+                    response_serializer=model_dot_pb_dot_shard__pb2.ResetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -264,6 +282,33 @@ class Shard:
             '/shardmon.v1.Shard/Flush',
             model_dot_pb_dot_shard__pb2.FlushRequest.SerializeToString,
             model_dot_pb_dot_shard__pb2.FlushResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardmon.v1.Shard/Reset',
+            model_dot_pb_dot_shard__pb2.ResetRequest.SerializeToString,
+            model_dot_pb_dot_shard__pb2.ResetResponse.FromString,
             options,
             channel_credentials,
             insecure,
