@@ -18,7 +18,8 @@ from model import errors
 from model.grpcstatus import status_of
 from model.pb import query_pb2, query_pb2_grpc, types_pb2
 from model.samples import F64, I64
-from querier import metrics
+from model.storage import Querier
+from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,10 @@ def response_of(res: QueryResult) -> query_pb2.QueryResponse:
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
-    def __init__(self, engine: Engine, default_timeout_ms: int) -> None:
+    def __init__(self, engine: Engine, default_timeout_ms: int, querier: Querier | None = None) -> None:
         self.engine = engine
         self.default_timeout_ms = default_timeout_ms
+        self.querier = querier
 
     async def _eval(self, fn, timeout_ms: int, context, kind: str):
         loop = asyncio.get_running_loop()
@@ -80,6 +82,40 @@ class QueryService(query_pb2_grpc.QueryServicer):
         return await self._eval(lambda: self.engine.instant(request.query, request.time_ms), request.timeout_ms,
                                 context, "instant")
 
+    async def _lookup(self, fn, context):
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.wait_for(loop.run_in_executor(None, fn), self.default_timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "lookup timed out")
+        except errors.ShardmonError as exc:
+            await context.abort(status_of(exc), str(exc))
+
+    async def Series(self, request, context):
+        labels, warnings = await self._lookup(
+            lambda: lookup.find_series(self.querier, list(request.match), request.start_ms, _end(request.end_ms)),
+            context,
+        )
+        return query_pb2.SeriesQueryResponse(
+            series=[query_pb2.LabelSet(labels=[types_pb2.Label(name=n, value=v) for n, v in ls]) for ls in labels],
+            warnings=warnings,
+        )
+
+    async def LabelNames(self, request, context):
+        names, warnings = await self._lookup(
+            lambda: lookup.label_names(self.querier, list(request.match), request.start_ms, _end(request.end_ms)),
+            context,
+        )
+        return query_pb2.LabelsQueryResponse(values=names, warnings=warnings)
+
+    async def LabelValues(self, request, context):
+        values, warnings = await self._lookup(
+            lambda: lookup.label_values(self.querier, request.name, list(request.match), request.start_ms,
+                                        _end(request.end_ms)),
+            context,
+        )
+        return query_pb2.LabelsQueryResponse(values=values, warnings=warnings)
+
     async def Range(self, request, context):
         return await self._eval(
             lambda: self.engine.range(request.query, request.start_ms, request.end_ms, request.step_ms),
@@ -87,3 +123,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
             context,
             "range",
         )
+
+
+def _end(end_ms: int) -> int:
+    """An unset (0) end time means "up to now and beyond", as an omitted ``end`` in the HTTP API."""
+    return end_ms if end_ms else 2**62

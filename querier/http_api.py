@@ -17,17 +17,14 @@ import re
 import time
 from collections.abc import Callable
 
-import promql_parser
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from model.config import parse_duration_ms
 from model.errors import BadQueryError, QueryError, QueryTimeoutError
-from model.labels import Matcher
 from model.storage import Querier
-from querier import metrics
+from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
-from querier.selector import selector_matchers
 
 _STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "unavailable": 503, "canceled": 499, "internal": 500, "not_found": 404}
 _MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs
@@ -140,20 +137,6 @@ async def _observe(request: web.Request, handler) -> web.StreamResponse:
     return resp
 
 
-def parse_matchers(text: str) -> list[Matcher]:
-    """A ``match[]`` series selector, e.g. ``up{job="a"}``, as matchers."""
-    try:
-        expr = promql_parser.parse(text)
-    except ValueError as exc:
-        raise BadQueryError(f'invalid parameter "match[]": {exc}') from None
-    if not isinstance(expr, promql_parser.VectorSelector):
-        raise BadQueryError(f'invalid parameter "match[]": {text!r} is not a series selector')
-    matchers = selector_matchers(expr)
-    if all(m.matches("") for m in matchers):
-        raise BadQueryError('invalid parameter "match[]": match[] must contain at least one non-empty matcher')
-    return matchers
-
-
 async def _params(request: web.Request):
     """Query-string and form parameters together (a MultiDict), as Prometheus's ``r.Form``."""
     params = request.query.copy()
@@ -248,57 +231,40 @@ class PrometheusAPI:
         end = parse_time_ms(p["end"], "end") if p.get("end") else _MAX_TIME_MS
         return start, end
 
-    def _matcher_sets(self, p) -> list[list[Matcher]]:
-        return [parse_matchers(m) for m in p.getall("match[]", [])]
-
     async def series(self, request: web.Request) -> web.Response:
         try:
             p = await _params(request)
-            sets = self._matcher_sets(p)
-            if not sets:
-                raise BadQueryError("no match[] parameter provided")
             start, end = self._range(p)
-
-            def run():
-                seen, warnings = {}, []
-                for ms in sets:
-                    res = self.querier.select(ms, start, end, skip_samples=True)
-                    warnings.extend(res.warnings)
-                    for s in res.series:
-                        seen[s.labels] = None
-                return sorted(seen), warnings
-
-            labels, warnings = await self._run(run, self.default_timeout_ms)
+            selectors = p.getall("match[]", [])
+            labels, warnings = await self._run(lambda: lookup.find_series(self.querier, selectors, start, end),
+                                               self.default_timeout_ms)
         except QueryError as exc:
             return error(exc.error_type, str(exc))
         return success(json.dumps([ls.to_dict() for ls in labels]), warnings)
 
-    async def _names(self, request: web.Request, lookup) -> web.Response:
-        """Label names or values: the union over every ``match[]`` set (or all series without one)."""
+    async def labels(self, request: web.Request) -> web.Response:
         try:
             p = await _params(request)
-            sets = self._matcher_sets(p) or [[]]
             start, end = self._range(p)
-
-            def run():
-                found, warnings = set(), []
-                for ms in sets:
-                    names, w = lookup(ms, start, end)
-                    found.update(names)
-                    warnings.extend(w)
-                return sorted(found), warnings
-
-            found, warnings = await self._run(run, self.default_timeout_ms)
+            selectors = p.getall("match[]", [])
+            names, warnings = await self._run(lambda: lookup.label_names(self.querier, selectors, start, end),
+                                              self.default_timeout_ms)
         except QueryError as exc:
             return error(exc.error_type, str(exc))
-        return success(json.dumps(found), warnings)
-
-    async def labels(self, request: web.Request) -> web.Response:
-        return await self._names(request, self.querier.label_names)
+        return success(json.dumps(names), warnings)
 
     async def label_values(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        return await self._names(request, lambda ms, start, end: self.querier.label_values(name, ms, start, end))
+        try:
+            p = await _params(request)
+            start, end = self._range(p)
+            selectors = p.getall("match[]", [])
+            values, warnings = await self._run(
+                lambda: lookup.label_values(self.querier, name, selectors, start, end), self.default_timeout_ms
+            )
+        except QueryError as exc:
+            return error(exc.error_type, str(exc))
+        return success(json.dumps(values), warnings)
 
     async def own_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

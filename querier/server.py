@@ -54,7 +54,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         raise ConfigError(f"querier.http_address: cannot listen on {q.http_address}: {exc.strerror}") from exc
 
     server = grpc.aio.server()
-    query_pb2_grpc.add_QueryServicer_to_server(QueryService(engine, q.query_timeout), server)
+    query_pb2_grpc.add_QueryServicer_to_server(QueryService(engine, q.query_timeout, fanout), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -1,9 +1,23 @@
 """A small typed client of the querier's gRPC Query API.
 
-    >>> from shardmon.client import QueryClient
-    >>> with QueryClient("127.0.0.1:9191") as c:
-    ...     for s in c.instant('sum by (job) (up)').series:
-    ...         print(s.labels, s.values[0])
+Results come back as :class:`~querier.engine.QueryResult` with numpy arrays, errors as the
+:class:`~model.errors.QueryError` subclasses (``BadQueryError`` for a malformed query, ...)::
+
+    from shardmon.client import QueryClient
+
+    with QueryClient("127.0.0.1:9191") as c:
+        # An instant query: one point per series.
+        for s in c.instant('sum by (job) (rate(http_requests_total[5m]))').series:
+            print(s.labels.get("job"), s.values[0])
+
+        # A range query: the points of every series over the grid.
+        res = c.range("up", start_ms, end_ms, step_ms=15_000)
+        for s in res.series:
+            print(s.labels, s.timestamps_ms, s.values)
+
+        c.series(['up{job="node"}'])        # label sets of the matching series
+        c.label_names()                     # every label name
+        c.label_values("job")               # every value of a label
 """
 
 from __future__ import annotations
@@ -72,6 +86,29 @@ class QueryClient:
         req = query_pb2.RangeQueryRequest(query=query, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
         try:
             return result_of(self._stub.Range(req, timeout=self.timeout_s))
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    def series(self, match: list[str], start_ms: int = 0, end_ms: int = 0) -> list[Labels]:
+        """Label sets of the series matching any of the selectors (``end_ms`` 0: no upper bound)."""
+        req = query_pb2.SeriesQueryRequest(match=match, start_ms=start_ms, end_ms=end_ms)
+        try:
+            resp = self._stub.Series(req, timeout=self.timeout_s)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+        return [Labels.from_pairs((lb.name, lb.value) for lb in s.labels) for s in resp.series]
+
+    def label_names(self, match: list[str] | None = None, start_ms: int = 0, end_ms: int = 0) -> list[str]:
+        req = query_pb2.LabelNamesQueryRequest(match=match or [], start_ms=start_ms, end_ms=end_ms)
+        try:
+            return list(self._stub.LabelNames(req, timeout=self.timeout_s).values)
+        except grpc.RpcError as exc:
+            raise _error(exc) from None
+
+    def label_values(self, name: str, match: list[str] | None = None, start_ms: int = 0, end_ms: int = 0) -> list[str]:
+        req = query_pb2.LabelValuesQueryRequest(name=name, match=match or [], start_ms=start_ms, end_ms=end_ms)
+        try:
+            return list(self._stub.LabelValues(req, timeout=self.timeout_s).values)
         except grpc.RpcError as exc:
             raise _error(exc) from None
 

@@ -69,3 +69,57 @@ class QueryResponse(_message.Message):
     string: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, result_type: _Optional[_Union[QueryResponse.ResultType, str]] = ..., series: _Optional[_Iterable[_Union[ResultSeries, _Mapping]]] = ..., time_ms: _Optional[int] = ..., scalar: _Optional[float] = ..., string: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SeriesQueryRequest(_message.Message):
+    __slots__ = ("match", "start_ms", "end_ms")
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    match: _containers.RepeatedScalarFieldContainer[str]
+    start_ms: int
+    end_ms: int
+    def __init__(self, match: _Optional[_Iterable[str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class LabelSet(_message.Message):
+    __slots__ = ("labels",)
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    labels: _containers.RepeatedCompositeFieldContainer[_types_pb2.Label]
+    def __init__(self, labels: _Optional[_Iterable[_Union[_types_pb2.Label, _Mapping]]] = ...) -> None: ...
+
+class SeriesQueryResponse(_message.Message):
+    __slots__ = ("series", "warnings")
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    series: _containers.RepeatedCompositeFieldContainer[LabelSet]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, series: _Optional[_Iterable[_Union[LabelSet, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LabelNamesQueryRequest(_message.Message):
+    __slots__ = ("match", "start_ms", "end_ms")
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    match: _containers.RepeatedScalarFieldContainer[str]
+    start_ms: int
+    end_ms: int
+    def __init__(self, match: _Optional[_Iterable[str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class LabelValuesQueryRequest(_message.Message):
+    __slots__ = ("name", "match", "start_ms", "end_ms")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MATCH_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    match: _containers.RepeatedScalarFieldContainer[str]
+    start_ms: int
+    end_ms: int
+    def __init__(self, name: _Optional[str] = ..., match: _Optional[_Iterable[str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
+
+class LabelsQueryResponse(_message.Message):
+    __slots__ = ("values", "warnings")
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.RepeatedScalarFieldContainer[str]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, values: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...

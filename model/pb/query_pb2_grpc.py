@@ -44,6 +44,21 @@ class QueryStub:
                 request_serializer=model_dot_pb_dot_query__pb2.RangeQueryRequest.SerializeToString,
                 response_deserializer=model_dot_pb_dot_query__pb2.QueryResponse.FromString,
                 _registered_method=True)
+        self.Series = channel.unary_unary(
+                '/shardmon.v1.Query/Series',
+                request_serializer=model_dot_pb_dot_query__pb2.SeriesQueryRequest.SerializeToString,
+                response_deserializer=model_dot_pb_dot_query__pb2.SeriesQueryResponse.FromString,
+                _registered_method=True)
+        self.LabelNames = channel.unary_unary(
+                '/shardmon.v1.Query/LabelNames',
+                request_serializer=model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.SerializeToString,
+                response_deserializer=model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
+                _registered_method=True)
+        self.LabelValues = channel.unary_unary(
+                '/shardmon.v1.Query/LabelValues',
+                request_serializer=model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.SerializeToString,
+                response_deserializer=model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
+                _registered_method=True)
 
 
 class QueryServicer:
@@ -61,6 +76,25 @@ class QueryServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Series(self, request, context):
+        """Series matching any of the selectors (as /api/v1/series), each a label set.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LabelNames(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LabelValues(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +107,21 @@ def add_QueryServicer_to_server(servicer, server):
                     servicer.Range,
                     request_deserializer=model_dot_pb_dot_query__pb2.RangeQueryRequest.FromString,
                     response_serializer=model_dot_pb_dot_query__pb2.QueryResponse.SerializeToString,
+            ),
+            'Series': grpc.unary_unary_rpc_method_handler(
+                    servicer.Series,
+                    request_deserializer=model_dot_pb_dot_query__pb2.SeriesQueryRequest.FromString,
+                    response_serializer=model_dot_pb_dot_query__pb2.SeriesQueryResponse.SerializeToString,
+            ),
+            'LabelNames': grpc.unary_unary_rpc_method_handler(
+                    servicer.LabelNames,
+                    request_deserializer=model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.FromString,
+                    response_serializer=model_dot_pb_dot_query__pb2.LabelsQueryResponse.SerializeToString,
+            ),
+            'LabelValues': grpc.unary_unary_rpc_method_handler(
+                    servicer.LabelValues,
+                    request_deserializer=model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.FromString,
+                    response_serializer=model_dot_pb_dot_query__pb2.LabelsQueryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +178,87 @@ class Query:
             '/shardmon.v1.Query/Range',
             model_dot_pb_dot_query__pb2.RangeQueryRequest.SerializeToString,
             model_dot_pb_dot_query__pb2.QueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Series(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardmon.v1.Query/Series',
+            model_dot_pb_dot_query__pb2.SeriesQueryRequest.SerializeToString,
+            model_dot_pb_dot_query__pb2.SeriesQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LabelNames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardmon.v1.Query/LabelNames',
+            model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.SerializeToString,
+            model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LabelValues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardmon.v1.Query/LabelValues',
+            model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.SerializeToString,
+            model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

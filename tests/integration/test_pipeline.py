@@ -112,6 +112,28 @@ def test_up_is_1_for_all_20_targets_over_grpc_and_http(cluster, targets, ingest,
     agg = client.instant('sum by (job) (up{job="test"})')
     assert [(dict(s.labels), s.values[0]) for s in agg.series] == [({"job": "test"}, 20.0)]
 
+    # The gRPC lookups agree with the HTTP ones.
+    series = client.series(['up{job="test"}'])
+    assert sorted(ls.get("instance") for ls in series) == sorted(targets.addresses())
+    assert {"__name__", "instance", "job"} <= set(client.label_names(['up{job="test"}']))
+    assert client.label_values("instance", ['up{job="test"}']) == sorted(targets.addresses())
+    body = http_query(cluster, "/api/v1/label/instance/values", **{"match[]": 'up{job="test"}'})
+    assert body["data"] == sorted(targets.addresses())
+
+
+def test_the_grpc_api_has_health_and_reflection(cluster):
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{cluster.grpc_port}") as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+        assert status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        (resp,) = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        names = {s.name for s in resp.list_services_response.service}
+        assert "shardmon.v1.Query" in names and "grpc.health.v1.Health" in names
+
 
 def test_stored_counter_values_equal_what_the_targets_served(cluster, targets, ingest, client):
     time.sleep(3 * INTERVAL_S)
