@@ -20,11 +20,13 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import xxhash
 
 from ingest import metrics
 from model.config import IngestConfig, ShardNode
 from model.errors import ShardmonError
 from model.hashing import shards_for_series
+from model.pb import types_pb2
 from model.samples import U32, SampleBatch, SeriesTable, concat
 from shards.client import AsyncShardClient
 
@@ -51,6 +53,7 @@ class _ShardQueue:
         self.sent_samples = 0
         self.retries = 0
         self.last_error = ""
+        self.metadata: dict[str, types_pb2.MetricMetadata] = {}  # sent with the next batch
 
 
 class Forwarder:
@@ -82,6 +85,18 @@ class Forwarder:
             if mask.any():
                 refs = remap[batch.sample_series[mask]].astype(U32)
                 self._enqueue(pos, SampleBatch(sub, refs, batch.timestamps_ms[mask], batch.values[mask]))
+
+    def append_metadata(self, entries: Sequence[tuple[str, str, str, str]]) -> None:
+        """Queue metric metadata (family, type, help, unit), each family for the shard its name
+        hashes to; it travels with that shard's next batch."""
+        if not entries:
+            return
+        ids = np.fromiter((xxhash.xxh64_intdigest(e[0].encode()) for e in entries), np.uint64, len(entries))
+        owners = shards_for_series(ids, self._shard_ids, 1)[:, 0]
+        for (name, typ, help_, unit), pos in zip(entries, owners.tolist()):
+            self._queues[pos].metadata[name] = types_pb2.MetricMetadata(
+                metric_family_name=name, type=typ, help=help_, unit=unit
+            )
 
     def _route(self, table: SeriesTable) -> list:
         """How a series table splits over the shards: ``(shard position, owned mask or None for all,
@@ -151,8 +166,10 @@ class Forwarder:
             q.in_flight = batch.num_samples
             batch_id = f"{self.sender_id}-{q.node.id}-{next(q.seq)}"
             t0 = time.perf_counter()
+            metadata = list(q.metadata.values())
+            q.metadata.clear()
             try:
-                resp = await self._send(pos, batch_id, batch.to_pb(), deadline=None)
+                resp = await self._send(pos, batch_id, batch.to_pb(), deadline=None, metadata=metadata)
             except ShardmonError:
                 self._drop("rejected_by_shard", batch.num_samples, q)
             else:
@@ -164,7 +181,7 @@ class Forwarder:
                     metrics.SAMPLES_REJECTED.labels(reason).inc(count)
             q.in_flight = 0
 
-    async def _send(self, pos: int, batch_id: str, payload, deadline: float | None):
+    async def _send(self, pos: int, batch_id: str, payload, deadline: float | None, metadata=()):
         """One Write, retried with capped backoff while the error is retryable (until ``deadline``,
         a ``loop.time()``, if given). Raises the last error when giving up."""
         q = self._queues[pos]
@@ -177,7 +194,7 @@ class Forwarder:
             if deadline is not None:
                 timeout = max(0.05, min(timeout, deadline - loop.time()))
             try:
-                resp = await client.write(batch_id, payload, timeout)
+                resp = await client.write(batch_id, payload, timeout, metadata)
             except ShardmonError as exc:
                 q.last_error = str(exc)
                 if not exc.retryable or (deadline is not None and loop.time() + backoff >= deadline):

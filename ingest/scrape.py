@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 ACCEPT = "text/plain;version=0.0.4;q=1,*/*;q=0.1"
 USER_AGENT = "Shardmon/0.1"
+METADATA_REFRESH_S = 600.0
+# The 0.0.4 type names as /api/v1/metadata shows them ("untyped" is "unknown" there).
+_METADATA_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
+                   "untyped": "unknown"}
 SYNTHETIC = ("up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling")
 
 
@@ -115,6 +119,8 @@ class ScrapeLoop:
         self._prev: tuple[SeriesTable, np.ndarray] | None = None
         self.health = TargetHealth(target.url, target.labels.to_dict(), "unknown", "", 0, 0.0, 0)
         self.scrapes = 0
+        self._metadata_sent: tuple[dict, dict] | None = None
+        self._metadata_at = 0.0
         self._task: asyncio.Task | None = None
 
     # -- life cycle --------------------------------------------------------------------------------
@@ -199,6 +205,7 @@ class ScrapeLoop:
         else:
             n = int(parsed.refs.shape[0])
             self.appender.append(self._batch(parsed.refs, parsed.timestamps_ms, parsed.values, ts_ms, duration))
+            self._send_metadata(parsed.types, parsed.helps, start_s)
         metrics.SCRAPES.labels("error" if error else "ok").inc()
         metrics.SCRAPE_DURATION.observe(duration)
         metrics.SAMPLES_SCRAPED.inc(n)
@@ -208,6 +215,17 @@ class ScrapeLoop:
         if error:
             log.debug("scrape of %s failed: %s", self.target.url, error)
         return self.health
+
+    def _send_metadata(self, types: dict[str, str], helps: dict[str, str], now_s: float) -> None:
+        """Pass the target's # TYPE and # HELP on when they change, and every METADATA_REFRESH_S."""
+        send = getattr(self.appender, "append_metadata", None)
+        if send is None:
+            return
+        if self._metadata_sent == (types, helps) and now_s - self._metadata_at < METADATA_REFRESH_S:
+            return
+        self._metadata_sent, self._metadata_at = (types, helps), now_s
+        send([(name, _METADATA_TYPES.get(types.get(name, "untyped"), "unknown"), helps.get(name, ""), "")
+              for name in sorted(set(types) | set(helps))])
 
     def _batch(self, refs: np.ndarray, stamps: np.ndarray, values: np.ndarray, ts_ms: int, duration: float) -> SampleBatch:
         """One batch: the scraped samples and the synthetic ones, on the target's series table."""

@@ -87,6 +87,19 @@ class FanoutQuerier:
         results, warnings = self._all(lambda c: c.label_values(name, matchers, start_ms, end_ms))
         return sorted(set().union(*results)) if results else [], warnings
 
+    def metadata(self, metric: str = "", limit: int = 0) -> tuple[dict[str, list[dict]], list[str]]:
+        """Metric metadata from every shard: family -> distinct ``{type, help, unit}``, and warnings."""
+        results, warnings = self._all(lambda c: c.metadata(metric, limit))
+        out: dict[str, list[dict]] = {}
+        for entries in results:
+            for name, typ, help_, unit in entries:
+                item = {"type": typ, "help": help_, "unit": unit}
+                if item not in out.setdefault(name, []):
+                    out[name].append(item)
+        if limit:
+            out = {n: out[n] for n in sorted(out)[:limit]}
+        return out, warnings
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         for c in self.clients:

@@ -166,6 +166,7 @@ class PrometheusAPI:
             app.router.add_route("POST", path, handler)
         app.router.add_get("/api/v1/label/{name}/values", self.label_values)
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
+        app.router.add_get("/api/v1/metadata", self.metadata)
         app.router.add_get("/metrics", self.own_metrics)
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.ready)
@@ -265,6 +266,23 @@ class PrometheusAPI:
         except QueryError as exc:
             return error(exc.error_type, str(exc))
         return success(json.dumps(values), warnings)
+
+    async def metadata(self, request: web.Request) -> web.Response:
+        try:
+            p = await _params(request)
+            limit = p.get("limit", "")
+            try:
+                n = int(limit) if limit else -1  # As Prometheus: absent or negative, no limit; 0, nothing.
+            except ValueError:
+                raise BadQueryError(f'invalid parameter "limit": {limit!r} is not a number') from None
+            fetch = getattr(self.querier, "metadata", None)
+            if fetch is None or n == 0:
+                found, warnings = {}, []
+            else:
+                found, warnings = await self._run(lambda: fetch(p.get("metric", ""), max(n, 0)), self.default_timeout_ms)
+        except QueryError as exc:
+            return error(exc.error_type, str(exc))
+        return success(json.dumps(found), warnings)
 
     async def own_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -60,11 +60,12 @@ class AsyncShardClient:
         self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
         self._stub = shard_pb2_grpc.ShardStub(self._channel)
 
-    async def write(self, batch_id: str, samples: types_pb2.SampleColumns, timeout_s: float) -> shard_pb2.WriteResponse:
+    async def write(self, batch_id: str, samples: types_pb2.SampleColumns, timeout_s: float,
+                    metadata: Sequence[types_pb2.MetricMetadata] = ()) -> shard_pb2.WriteResponse:
         """Send one batch; raises a retryable error when trying again may succeed."""
         try:
             return await self._stub.Write(
-                shard_pb2.WriteRequest(batch_id=batch_id, samples=samples), timeout=timeout_s
+                shard_pb2.WriteRequest(batch_id=batch_id, samples=samples, metadata=metadata), timeout=timeout_s
             )
         except grpc.RpcError as exc:
             raise error_of(exc, f"shard {self.shard_id} ({self.address}) Write") from exc
@@ -138,6 +139,14 @@ class ShardClient:
             return self._stub.Flush(shard_pb2.FlushRequest(), timeout=timeout_s).blocks_written
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("Flush")) from exc
+
+    def metadata(self, metric: str = "", limit: int = 0, timeout_s: float = 30.0) -> list[tuple[str, str, str, str]]:
+        """(family, type, help, unit) the shard has seen."""
+        try:
+            resp = self._stub.Metadata(shard_pb2.MetadataRequest(metric=metric, limit=limit), timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("Metadata")) from exc
+        return [(m.metric_family_name, m.type, m.help, m.unit) for m in resp.metadata]
 
     def reset(self, timeout_s: float = 60.0) -> None:
         """Delete everything the shard holds (tests only; the shard must allow it)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -82,6 +83,8 @@ class ShardDB:
         self._series_maxt = np.empty(0, I64)
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._wal: collections.deque[tuple[str, int]] = collections.deque()  # (entry id, max ts)
+        #: Metric family -> the distinct (type, help, unit) seen for it, as /api/v1/metadata lists them.
+        self.metadata: dict[str, list[tuple[str, str, str]]] = {}
 
     # -- recovery --------------------------------------------------------------------------------
 
@@ -99,6 +102,8 @@ class ShardDB:
             idx = idx[idx >= 0]
             self._series_mint[idx] = np.minimum(self._series_mint[idx], meta.mint_ms)
             self._series_maxt[idx] = np.maximum(self._series_maxt[idx], meta.maxt_ms - 1)
+        for name, raw in (await self.store.load_metadata()).items():
+            self.metadata[name] = [tuple(e) for e in json.loads(raw)]
         head_mint = await self.store.head_mint()
         if head_mint is not None:
             self.head.min_valid_ms = head_mint
@@ -367,6 +372,23 @@ class ShardDB:
             if ts.shape[0]:
                 out.append(SelectedSeries(reg.labels[i], int(reg.ids[i]), reg.keys[i], ts, vals))
         return out
+
+    async def record_metadata(self, entries: Sequence[tuple[str, str, str, str]]) -> None:
+        """Remember metric metadata (family, type, help, unit); only what is new is written."""
+        changed: dict[str, bytes] = {}
+        for name, typ, help_, unit in entries:
+            known = self.metadata.setdefault(name, [])
+            if (typ, help_, unit) not in known:
+                known.append((typ, help_, unit))
+                changed[name] = json.dumps(known).encode()
+        if changed:
+            await self.store.put_metadata(changed)
+
+    def metadata_of(self, metric: str = "", limit: int = 0) -> list[tuple[str, str, str, str]]:
+        names = [metric] if metric else sorted(self.metadata)
+        if limit:
+            names = names[:limit]
+        return [(n, *e) for n in names for e in self.metadata.get(n, [])]
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         if not matchers:

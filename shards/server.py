@@ -82,6 +82,10 @@ class ShardService(shard_pb2_grpc.ShardServicer):
                 out = await self.db.backfill(request.batch_id, batch)
             else:
                 out = await self.db.write(request.batch_id, batch)
+            if request.metadata:
+                await self.db.record_metadata(
+                    [(m.metric_family_name, m.type, m.help, m.unit) for m in request.metadata]
+                )
         except Exception as exc:  # noqa: BLE001 - every error leaves through the status table
             metrics.WRITES.labels(type(exc).__name__).inc()
             await self._fail(context, exc, "Write")
@@ -145,6 +149,12 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             return
         return shard_pb2.FlushResponse(blocks_written=n)
 
+
+    async def Metadata(self, request, context):
+        entries = self.db.metadata_of(request.metric, request.limit)
+        return shard_pb2.MetadataResponse(metadata=[
+            types_pb2.MetricMetadata(metric_family_name=n, type=t, help=h, unit=u) for n, t, h, u in entries
+        ])
 
     async def Reset(self, request, context):
         if not self.allow_reset:

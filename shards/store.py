@@ -47,6 +47,7 @@ class RedisStore:
         self.k_series = p + "series"
         self.k_blocks = p + "blocks"
         self.k_head_mint = p + "head_mint"
+        self.k_metadata = p + "metadata"
         self._p = p
 
     def k_block_chunks(self, block_id: str) -> str:
@@ -169,6 +170,19 @@ class RedisStore:
             return []
         try:
             return await self._redis.hmget(self.k_block_chunks(block_id), list(fields))
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+
+    async def put_metadata(self, entries: Mapping[str, bytes]) -> None:
+        """Store metric metadata: family name -> JSON list of [type, help, unit]."""
+        try:
+            await self._redis.hset(self.k_metadata, mapping=dict(entries))
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+
+    async def load_metadata(self) -> dict[str, bytes]:
+        try:
+            return {k.decode(): v for k, v in (await self._redis.hgetall(self.k_metadata)).items()}
         except RedisError as exc:
             raise ShardUnavailableError(f"redis: {exc}") from exc
 

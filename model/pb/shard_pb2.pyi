@@ -8,14 +8,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class WriteRequest(_message.Message):
-    __slots__ = ("batch_id", "samples", "backfill")
+    __slots__ = ("batch_id", "samples", "backfill", "metadata")
     BATCH_ID_FIELD_NUMBER: _ClassVar[int]
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     BACKFILL_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
     batch_id: str
     samples: _types_pb2.SampleColumns
     backfill: bool
-    def __init__(self, batch_id: _Optional[str] = ..., samples: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ..., backfill: _Optional[bool] = ...) -> None: ...
+    metadata: _containers.RepeatedCompositeFieldContainer[_types_pb2.MetricMetadata]
+    def __init__(self, batch_id: _Optional[str] = ..., samples: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ..., backfill: _Optional[bool] = ..., metadata: _Optional[_Iterable[_Union[_types_pb2.MetricMetadata, _Mapping]]] = ...) -> None: ...
 
 class WriteResponse(_message.Message):
     __slots__ = ("samples_appended", "samples_rejected", "duplicate_batch")
@@ -109,3 +111,17 @@ class ResetRequest(_message.Message):
 class ResetResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class MetadataRequest(_message.Message):
+    __slots__ = ("metric", "limit")
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    metric: str
+    limit: int
+    def __init__(self, metric: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class MetadataResponse(_message.Message):
+    __slots__ = ("metadata",)
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    metadata: _containers.RepeatedCompositeFieldContainer[_types_pb2.MetricMetadata]
+    def __init__(self, metadata: _Optional[_Iterable[_Union[_types_pb2.MetricMetadata, _Mapping]]] = ...) -> None: ...

@@ -64,6 +64,11 @@ class ShardStub:
                 request_serializer=model_dot_pb_dot_shard__pb2.ResetRequest.SerializeToString,
                 response_deserializer=model_dot_pb_dot_shard__pb2.ResetResponse.FromString,
                 _registered_method=True)
+        self.Metadata = channel.unary_unary(
+                '/shardmon.v1.Shard/Metadata',
+                request_serializer=model_dot_pb_dot_shard__pb2.MetadataRequest.SerializeToString,
+                response_deserializer=model_dot_pb_dot_shard__pb2.MetadataResponse.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -113,6 +118,13 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Metadata(self, request, context):
+        """The metric metadata the shard has seen (as /api/v1/metadata).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +157,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.Reset,
                     request_deserializer=model_dot_pb_dot_shard__pb2.ResetRequest.FromString,
                     response_serializer=model_dot_pb_dot_shard__pb2.ResetResponse.SerializeToString,
+            ),
+            'Metadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.Metadata,
+                    request_deserializer=model_dot_pb_dot_shard__pb2.MetadataRequest.FromString,
+                    response_serializer=model_dot_pb_dot_shard__pb2.MetadataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,6 +326,33 @@ class Shard:
             '/shardmon.v1.Shard/Reset',
             model_dot_pb_dot_shard__pb2.ResetRequest.SerializeToString,
             model_dot_pb_dot_shard__pb2.ResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Metadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardmon.v1.Shard/Metadata',
+            model_dot_pb_dot_shard__pb2.MetadataRequest.SerializeToString,
+            model_dot_pb_dot_shard__pb2.MetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -48,3 +48,15 @@ class SampleColumns(_message.Message):
     timestamps_ms: bytes
     values: bytes
     def __init__(self, series_ids: _Optional[bytes] = ..., series_keys: _Optional[bytes] = ..., series_key_ends: _Optional[bytes] = ..., sample_series: _Optional[bytes] = ..., timestamps_ms: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
+
+class MetricMetadata(_message.Message):
+    __slots__ = ("metric_family_name", "type", "help", "unit")
+    METRIC_FAMILY_NAME_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    HELP_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    metric_family_name: str
+    type: str
+    help: str
+    unit: str
+    def __init__(self, metric_family_name: _Optional[str] = ..., type: _Optional[str] = ..., help: _Optional[str] = ..., unit: _Optional[str] = ...) -> None: ...

@@ -120,6 +120,13 @@ def test_up_is_1_for_all_20_targets_over_grpc_and_http(cluster, targets, ingest,
     body = http_query(cluster, "/api/v1/label/instance/values", **{"match[]": 'up{job="test"}'})
     assert body["data"] == sorted(targets.addresses())
 
+    # The targets' # TYPE and # HELP, as /api/v1/metadata lists them.
+    body = http_query(cluster, "/api/v1/metadata")
+    assert body["data"]["test_scrapes_total"] == [{"type": "counter", "help": "Scrapes served.", "unit": ""}]
+    assert body["data"]["test_gauge"] == [{"type": "gauge", "help": "", "unit": ""}]
+    assert list(http_query(cluster, "/api/v1/metadata", limit=1)["data"]) == [sorted(body["data"])[0]]
+    assert http_query(cluster, "/api/v1/metadata", metric="test_gauge")["data"] == {"test_gauge": body["data"]["test_gauge"]}
+
 
 def test_the_grpc_api_has_health_and_reflection(cluster):
     import grpc
