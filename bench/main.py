@@ -222,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sweep-shards", default="1,2,4")
     p.add_argument("--smoke", action="store_true", help="a tiny run, under a minute, to check the harness")
     p.add_argument("--keep-data", action="store_true", help="keep the systems' data and logs (printed where)")
+    p.add_argument("--queries", action="store_true",
+                   help="query latency on the same data (Prometheus remote-writes to Shardmon) instead of ingest")
+    p.add_argument("--fill", type=float, default=300.0, help="with --queries: seconds of data before querying")
     args = p.parse_args(argv)
     out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
     out.mkdir(parents=True, exist_ok=True)
@@ -229,6 +232,24 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tempfile.mkdtemp(prefix="shardmon-bench-smoke-"))
         run = run_workload(out, 5, 50, 1.0, 5.0, args.systems.split(","), 1, 1, query_repeats=1, label="smoke")
         print(report.summary(run))
+        return 0
+    if args.queries:
+        from bench.querybench import markdown, run_query_bench
+
+        targets = args.targets if "--targets" in (argv or sys.argv) else 100
+        series = args.series if "--series" in (argv or sys.argv) else 1000
+        interval = args.interval if "--interval" in (argv or sys.argv) else 10.0
+        work = Path(tempfile.mkdtemp(prefix="shardmon-querybench-"))
+        farm_proc, farm_port = start_farm(work, targets, series)
+        try:
+            run = run_query_bench(out, farm_port, targets, series, interval, args.fill, min(300.0, args.fill - 30),
+                                  15.0, 5, args.shards, work, report.machine())
+        finally:
+            farm_proc.terminate()
+            farm_proc.wait(10)
+            if not args.keep_data:
+                shutil.rmtree(work, ignore_errors=True)
+        print(markdown(run))
         return 0
     if args.sweep:
         sweep = run_sweep(out, args.series, args.interval, args.window, [int(x) for x in args.sweep_targets.split(",")],

@@ -95,14 +95,14 @@ class Shardmon(System):
     name = "shardmon"
 
     def __init__(self, folder: Path, farm_port: int, n_targets: int, interval_s: float, *, shards: int = 2,
-                 scrapers: int = 2) -> None:
+                 scrapers: int = 2, scrape: bool = True, receiver: bool = False) -> None:
         self.folder = folder
         self.shard_metrics = [f"127.0.0.1:{free_port()}" for _ in range(shards)]
         self.redis_ports = [free_port() for _ in range(shards)]
         self.http = f"127.0.0.1:{free_port()}"
         self.config = {
             "global": _global(interval_s),
-            "scrape_configs": scrape_configs(farm_port, n_targets),
+            "scrape_configs": scrape_configs(farm_port, n_targets) if scrape else [],
             "shards": {
                 "nodes": [
                     {"id": i, "address": f"127.0.0.1:{free_port()}", "redis_url": f"redis://127.0.0.1:{self.redis_ports[i]}/0",
@@ -110,10 +110,15 @@ class Shardmon(System):
                     for i in range(shards)
                 ]
             },
-            "ingest": {"scrapers": scrapers, "scraper_num_cpus": 0.1},
+            "ingest": {"scrapers": scrapers, "scraper_num_cpus": 0.1, "self_monitoring": scrape},
             "querier": {"http_address": self.http, "grpc_address": f"127.0.0.1:{free_port()}"},
             "local": {"data_dir": str(folder / "data"), "start_redis": True, "demo_targets": []},
         }
+        self.remote_write_url = None
+        if receiver:
+            address = f"127.0.0.1:{free_port()}"
+            self.config["receiver"] = {"http_address": address, "pushgateway_address": None}
+            self.remote_write_url = f"http://{address}/api/v1/write"
         self.config_path = folder / "shardmon.yml"
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
 
@@ -175,11 +180,16 @@ class Prometheus(System):
 
     name = "prometheus"
 
-    def __init__(self, folder: Path, farm_port: int, n_targets: int, interval_s: float) -> None:
+    def __init__(self, folder: Path, farm_port: int, n_targets: int, interval_s: float,
+                 remote_write_url: str | None = None) -> None:
         self.folder = folder
         self.address = f"127.0.0.1:{free_port()}"
         self.data = folder / "prometheus-data"
-        config = {"global": _global(interval_s), "scrape_configs": scrape_configs(farm_port, n_targets)}
+        config: dict = {"global": _global(interval_s), "scrape_configs": scrape_configs(farm_port, n_targets)}
+        if remote_write_url:
+            config["remote_write"] = [{"url": remote_write_url, "queue_config": {
+                "batch_send_deadline": "1s", "max_samples_per_send": 5000, "capacity": 20000,
+                "min_backoff": "100ms", "max_backoff": "2s"}}]
         self.config_path = folder / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 

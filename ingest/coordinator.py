@@ -61,7 +61,7 @@ class ScrapeCoordinator:
         self.scraper_ids = [f"scraper-{i}" for i in range(config.ingest.scrapers)]
         self.metrics_address = serve_own_metrics()
         self.version = 0
-        self.targets: list = []
+        self.targets: list | None = None  # None until the first refresh, which always assigns
         self.assignment: dict[str, list] = {}
         self._handles: dict[str, ray.actor.ActorHandle] = {}
         self._seen: dict[str, dict] = {}
@@ -78,7 +78,7 @@ class ScrapeCoordinator:
             components += [("scraper", info["metrics_address"], "/metrics")
                            for info in self._seen.values() if info.get("metrics_address")]
             targets += self_targets(self.config, components)
-        if [t.key for t in targets] != [t.key for t in self.targets]:
+        if self.targets is None or [t.key for t in targets] != [t.key for t in self.targets]:
             self.targets = targets
             self.assignment = assign_targets(targets, self.scraper_ids)
             self.version += 1
