@@ -204,8 +204,9 @@ class ScrapeLoop:
             )
         else:
             n = int(parsed.refs.shape[0])
-            self.appender.append(self._batch(parsed.refs, parsed.timestamps_ms, parsed.values, ts_ms, duration))
+            # Metadata first, so that it travels with this scrape's samples.
             self._send_metadata(parsed.types, parsed.helps, start_s)
+            self.appender.append(self._batch(parsed.refs, parsed.timestamps_ms, parsed.values, ts_ms, duration))
         metrics.SCRAPES.labels("error" if error else "ok").inc()
         metrics.SCRAPE_DURATION.observe(duration)
         metrics.SAMPLES_SCRAPED.inc(n)

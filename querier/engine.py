@@ -4,38 +4,47 @@ A query is evaluated for all its steps at once (see :mod:`querier.value`): an in
 range query with one step. Data is read through a :class:`~model.storage.Querier`, once per
 selector, for the whole time span the selector needs.
 
-Implemented so far: instant and range vector selectors (all matcher types, ``offset``), ``rate`` and
-``increase``, the aggregations ``sum``/``avg``/``min``/``max``/``count`` with ``by``/``without``,
-number literals, parentheses and unary minus on scalars. Anything else is rejected with a
-:class:`~querier.value.UnsupportedQueryError` ("... not supported yet"), never answered wrongly.
-The semantics are Prometheus 2.x's (lookback window and range windows closed at both ends).
+All of Prometheus 2.x's PromQL: selectors (all matcher types, ``offset``, ``@`` with
+``start()``/``end()``), subqueries, every binary operator with vector matching, every aggregation
+and every function (classic histograms; native histograms and Prometheus 3's additions are rejected
+with a :class:`~querier.value.UnsupportedQueryError`, "... not supported yet", never answered
+wrongly). The semantics are Prometheus 2.x's (lookback window and range windows closed at both ends);
+Prometheus's own test scripts all pass (``shardmon promqltest``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import NamedTuple
 
 import numpy as np
 import promql_parser
 
-from model.errors import BadQueryError
+from model.errors import BadQueryError, QueryExecutionError
 from model.labels import EMPTY_LABELS, Labels
 from model.samples import F64, I64
 from model.storage import Querier
-from querier.aggregation import AGGREGATIONS, aggregate
+from querier.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
+from querier.binary import binary_op, negate, vector_matching
 from querier.functions import FUNCTIONS
-from querier.selector import eval_matrix_selector, eval_vector_selector
+from querier.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
 from querier.value import (
     EvalContext,
     InstantVector,
+    RangeVector,
     Scalar,
     Value,
+    duration_ms,
     not_supported,
 )
 
 #: Prometheus's HTTP API limit on the points of one series in a range query.
 MAX_POINTS_PER_SERIES = 11_000
+
+#: The most points a subquery's grid may have: Prometheus's default limit on the samples of a query
+#: (``--query.max-samples``), which a subquery of one series with more points would exceed.
+MAX_SUBQUERY_STEPS = 50_000_000
 
 # The parser follows Prometheus 3, which renamed holt_winters to double_exponential_smoothing. We
 # speak Prometheus 2's PromQL, so the old name must parse (registering twice is harmless).
@@ -79,33 +88,45 @@ class Engine:
     """Evaluates PromQL queries against a :class:`~model.storage.Querier`.
 
     ``lookback_delta_ms`` is how far back an instant selector looks for a series' latest sample
-    (Prometheus's ``--query.lookback-delta``); ``timeout_ms`` bounds each query's evaluation.
+    (Prometheus's ``--query.lookback-delta``); ``timeout_ms`` bounds each query's evaluation;
+    ``subquery_step_ms`` is the step of a subquery that names none (``x[1h:]``), Prometheus's global
+    ``evaluation_interval``.
     Errors: :class:`~model.errors.BadQueryError` for a malformed query or parameters (its subclass
     :class:`~querier.value.UnsupportedQueryError` for a feature not implemented yet),
     :class:`~model.errors.QueryExecutionError` for a query that cannot be evaluated, and
     :class:`~model.errors.QueryTimeoutError`.
     """
 
-    def __init__(self, querier: Querier, *, lookback_delta_ms: int = 300_000, timeout_ms: int = 120_000) -> None:
+    def __init__(
+        self,
+        querier: Querier,
+        *,
+        lookback_delta_ms: int = 300_000,
+        timeout_ms: int = 120_000,
+        subquery_step_ms: int = 60_000,
+    ) -> None:
         if lookback_delta_ms <= 0:
             raise ValueError(f"lookback_delta_ms must be positive, got {lookback_delta_ms}")
         if timeout_ms <= 0:
             raise ValueError(f"timeout_ms must be positive, got {timeout_ms}")
+        if subquery_step_ms <= 0:
+            raise ValueError(f"subquery_step_ms must be positive, got {subquery_step_ms}")
         self._querier = querier
         self._lookback_delta_ms = lookback_delta_ms
         self._timeout_ms = timeout_ms
+        self._subquery_step_ms = subquery_step_ms
 
     def instant(self, query: str, time_ms: int) -> QueryResult:
         """Evaluate ``query`` at ``time_ms``: a vector, a scalar, or (for ``foo[5m]``) a matrix."""
         time_ms = int(time_ms)
         expr = _parse(query)
         inner = _unwrap_parens(expr)
-        if isinstance(inner, promql_parser.SubqueryExpr):
-            raise not_supported("a subquery as the result of an instant query")
-        ctx = self._context(np.array([time_ms], dtype=I64))
-        if isinstance(inner, promql_parser.MatrixSelector):
+        ctx = self._context(np.array([time_ms], dtype=I64), time_ms, time_ms)
+        if isinstance(inner, (promql_parser.MatrixSelector, promql_parser.SubqueryExpr)):
             return self._raw_samples(ctx, inner, time_ms)
         value = _evaluate(ctx, expr)
+        if isinstance(value, str):
+            return QueryResult("string", [], value, time_ms, ctx.warnings)
         if isinstance(value, Scalar):
             return QueryResult("scalar", [], float(value.values[0]), time_ms, ctx.warnings)
         assert isinstance(value, InstantVector), type(value)
@@ -117,10 +138,15 @@ class Engine:
         series = [ResultSeries(value.labels[r], ts, value.values[r, :1].copy()) for r in rows]
         return QueryResult("vector", series, None, time_ms, ctx.warnings)
 
-    def _raw_samples(self, ctx: EvalContext, node: promql_parser.MatrixSelector, time_ms: int) -> QueryResult:
-        """``foo[5m]`` as a whole instant query: the raw samples of the window, a matrix."""
-        with np.errstate(all="ignore"):
-            rv = eval_matrix_selector(ctx, node)
+    def _raw_samples(
+        self, ctx: EvalContext, node: promql_parser.MatrixSelector | promql_parser.SubqueryExpr, time_ms: int
+    ) -> QueryResult:
+        """``foo[5m]`` (or a subquery) as a whole instant query: the samples of the window, a matrix.
+
+        A subquery's samples are its points, at the times of its own grid.
+        """
+        rv = _evaluate(ctx, node)
+        assert isinstance(rv, RangeVector), type(rv)
         lo, hi = int(rv.window_ends[0]) - rv.range_ms, int(rv.window_ends[0])
         series = []
         for lbls, ts, vals in zip(rv.labels, rv.timestamps, rv.values):
@@ -153,8 +179,10 @@ class Engine:
             raise BadQueryError(
                 'invalid expression type "range vector" for range query, must be Scalar or instant Vector'
             )
+        if isinstance(_unwrap_parens(expr), promql_parser.StringLiteral):
+            raise BadQueryError('invalid expression type "string" for range query, must be Scalar or instant Vector')
         steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=I64)
-        ctx = self._context(steps)
+        ctx = self._context(steps, start_ms, end_ms)
         value = _evaluate(ctx, expr)
         if isinstance(value, Scalar):
             series = [ResultSeries(EMPTY_LABELS, steps, value.values.astype(F64, copy=True))]
@@ -168,9 +196,17 @@ class Engine:
         series.sort(key=lambda s: s.labels)
         return QueryResult("matrix", series, None, end_ms, ctx.warnings)
 
-    def _context(self, steps: np.ndarray) -> EvalContext:
+    def _context(self, steps: np.ndarray, start_ms: int, end_ms: int) -> EvalContext:
         deadline = time.monotonic() + self._timeout_ms / 1000
-        return EvalContext(self._querier, steps, self._lookback_delta_ms, deadline)
+        return EvalContext(
+            self._querier,
+            steps,
+            self._lookback_delta_ms,
+            deadline,
+            query_start_ms=start_ms,
+            query_end_ms=end_ms,
+            subquery_step_ms=self._subquery_step_ms,
+        )
 
 
 def _parse(query: str) -> promql_parser.Expr:
@@ -212,41 +248,93 @@ class _Evaluator:
     def _eval_ParenExpr(self, node: promql_parser.ParenExpr) -> Value:
         return self.eval(node.expr)
 
+    def _eval_StringLiteral(self, node: promql_parser.StringLiteral) -> str:
+        # A string is only ever a function argument or the whole query: it is its Python str.
+        return node.val
+
     def _eval_UnaryExpr(self, node: promql_parser.UnaryExpr) -> Value:
         # The parser drops a unary plus, so a UnaryExpr is always a minus.
         operand = self.eval(node.expr)
         if isinstance(operand, Scalar):
             return Scalar(-operand.values)
-        raise not_supported("unary minus on an instant vector")
+        assert isinstance(operand, InstantVector), type(operand)
+        return negate(operand)
+
+    def _eval_BinaryExpr(self, node: promql_parser.BinaryExpr) -> Value:
+        op = str(node.op).lower()
+        matching = vector_matching(op, node.modifier)
+        return_bool = node.modifier is not None and bool(node.modifier.return_bool)
+        # Both sides are evaluated first, left then right, as in Prometheus.
+        lhs = self.eval(node.lhs)
+        rhs = self.eval(node.rhs)
+        return binary_op(self.ctx, op, lhs, rhs, matching, return_bool)
 
     def _eval_VectorSelector(self, node: promql_parser.VectorSelector) -> Value:
         return eval_vector_selector(self.ctx, node)
 
     def _eval_MatrixSelector(self, node: promql_parser.MatrixSelector) -> Value:
-        # Function arguments are evaluated in _eval_Call; a range vector anywhere else is only
-        # possible as the whole query, which Engine handles before evaluating.
-        raise not_supported("a range vector outside a function argument")
+        # The parser allows a range vector only as a function argument or as the whole query.
+        return eval_matrix_selector(self.ctx, node)
+
+    def _eval_SubqueryExpr(self, node: promql_parser.SubqueryExpr) -> Value:
+        """``expr[range:step]``: ``expr`` evaluated over a grid of its own, as a range vector.
+
+        As Prometheus 2.x: the inner grid is the multiples of the step (the subquery's, else the
+        engine's default) from the first at or after the earliest window start to the latest window
+        end. Each outer step's window is ``[t - range, t]``, both ends included, ``t`` being the step
+        (or the ``@`` time) minus the offset; so a window holds the grid's points inside it.
+        """
+        ctx = self.ctx
+        range_ms = duration_ms(node.range)
+        step_ms = duration_ms(node.step) if node.step is not None else ctx.subquery_step_ms
+        ends = evaluation_times(ctx, node.at, node.offset)
+        first = -(-(int(ends[0]) - range_ms) // step_ms) * step_ms  # Rounded up to a multiple.
+        n_inner = max(0, (int(ends[-1]) - first) // step_ms + 1)
+        if n_inner > MAX_SUBQUERY_STEPS:
+            raise QueryExecutionError("query processing would load too many samples into memory in query execution")
+        if n_inner == 0:
+            return RangeVector([], [], [], ends, range_ms)
+        inner_steps = first + step_ms * np.arange(n_inner, dtype=I64)
+        inner = _Evaluator(dataclasses.replace(ctx, steps=inner_steps)).eval(node.expr)
+        assert isinstance(inner, InstantVector), type(inner)
+        labels, timestamps, values = _series_points(inner, inner_steps)
+        return RangeVector(labels, timestamps, values, ends, range_ms)
 
     def _eval_Call(self, node: promql_parser.Call) -> Value:
         name = node.func.name
         impl = FUNCTIONS.get(name)
         if impl is None:
             raise not_supported(f"function '{name}'")
-        args = [self._eval_arg(arg) for arg in node.args]
-        return impl(self.ctx, args)
+        # timestamp() of a selector is the time of each sample it picks, not the step's (Prometheus
+        # special-cases it), so the selector must keep those times.
+        sample_times = name == "timestamp"
+        args = [self._eval_arg(arg, sample_times=sample_times) for arg in node.args]
+        # Functions also get the argument expressions: absent() takes labels from its selector.
+        return impl(self.ctx, args, node.args)
 
-    def _eval_arg(self, node) -> Value:
+    def _eval_arg(self, node, *, sample_times: bool = False) -> Value | str:
         # Prometheus unwraps parentheses around a function's range-vector argument:
-        # ``rate((foo[5m]))`` is ``rate(foo[5m])``.
+        # ``rate((foo[5m]))`` is ``rate(foo[5m])``; likewise for timestamp()'s selector.
         inner = _unwrap_parens(node)
         if isinstance(inner, promql_parser.MatrixSelector):
             return eval_matrix_selector(self.ctx, inner)
+        if sample_times and isinstance(inner, promql_parser.VectorSelector):
+            return eval_vector_selector(self.ctx, inner, sample_times=True)
         return self.eval(node)
 
     def _eval_AggregateExpr(self, node: promql_parser.AggregateExpr) -> Value:
         op = str(node.op).lower()
         if op not in AGGREGATIONS:
             raise not_supported(f"aggregation '{op}'")
+        param: np.ndarray | str | None = None
+        if op == "count_values":
+            # The parser has checked that the parameter is a string literal (maybe in parentheses).
+            param = _unwrap_parens(node.param).val
+        elif op in SCALAR_PARAMETER:
+            # A scalar expression, evaluated before the vector as in Prometheus, one value per step.
+            scalar = self.eval(node.param)
+            assert isinstance(scalar, Scalar), type(scalar)
+            param = scalar.values
         vector = self.eval(node.expr)
         assert isinstance(vector, InstantVector), type(vector)
         modifier = node.modifier
@@ -255,7 +343,28 @@ class _Evaluator:
         else:
             grouping = list(modifier.labels)
             without = modifier.type == promql_parser.AggModifierType.Without
-        return aggregate(self.ctx, op, vector, grouping, without)
+        return aggregate(self.ctx, op, vector, grouping, without, param)
+
+
+def _series_points(vector: InstantVector, steps: np.ndarray) -> tuple[list[Labels], list[np.ndarray], list[np.ndarray]]:
+    """Per series with any value, its points (step times and values); rows with equal labels join.
+
+    Rows may share labels when their values fall on different steps; Prometheus's evaluator
+    collects those into one series.
+    """
+    rows_of: dict[Labels, list[int]] = {}
+    for row in np.flatnonzero(vector.present.any(axis=1)).tolist():
+        rows_of.setdefault(vector.labels[row], []).append(row)
+    labels, timestamps, values = [], [], []
+    for lbls, rows in rows_of.items():
+        present = vector.present[rows]
+        mask = present.any(axis=0)
+        # The value of the (single) row present at each step.
+        picked = vector.values[rows][present.argmax(axis=0), np.arange(steps.shape[0])]
+        labels.append(lbls)
+        timestamps.append(steps[mask])
+        values.append(picked[mask])
+    return labels, timestamps, values
 
 
 def _describe(node) -> str:

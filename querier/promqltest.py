@@ -63,8 +63,11 @@ _DURATION = re.compile(
 )
 _DURATION_UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
 _NUMBER = r"(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF]|[nN][aA][nN])"
+# Prometheus's lexer reads no hexadecimal in series values, where it would be ambiguous: ``0x10``
+# is 0 repeated, not 16.
+_SERIES_NUMBER = r"(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF]|[nN][aA][nN])"
 _VALUE_ITEM = re.compile(
-    rf"^(?P<base>stale|[+-]?{_NUMBER})(?:(?P<delta>[+-]{_NUMBER})?x(?P<times>\d+))?$"
+    rf"^(?P<base>stale|[+-]?{_SERIES_NUMBER})(?:(?P<delta>[+-]{_SERIES_NUMBER})?x(?P<times>\d+))?$"
 )
 _BLANK_ITEM = re.compile(r"^_(?:x(?P<times>\d+))?$")
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")

@@ -4,9 +4,15 @@ An instant selector takes, at each step, a series' latest sample in ``[t - lookb
 inclusive, ``t`` the step time minus the offset), unless that sample is a staleness marker, which
 ends the series. A range selector keeps every sample of ``[t - range, t]`` (both ends inclusive, as
 Prometheus 2.x) except staleness markers. Each selector fetches once, for the whole grid.
+
+With ``@ t`` the selector looks at ``t`` minus the offset at every step; ``@ start()`` and
+``@ end()`` are the query's start and end.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
 
 import numpy as np
 import promql_parser
@@ -22,6 +28,9 @@ _MATCH_TYPES = (
     (promql_parser.MatchOp.Re, MatchType.RE),
     (promql_parser.MatchOp.NotRe, MatchType.NRE),
 )
+
+_MAX_INT64 = 2**63 - 1
+
 
 def selector_matchers(vs: promql_parser.VectorSelector) -> list[Matcher]:
     """The matchers of a selector: the metric name as a ``__name__`` equality, then the braces' matchers."""
@@ -39,21 +48,59 @@ def selector_matchers(vs: promql_parser.VectorSelector) -> list[Matcher]:
     return matchers
 
 
-def _check_selector(vs: promql_parser.VectorSelector) -> None:
-    if vs.at is not None:
-        raise not_supported("the @ modifier")
+def at_time_ms(ctx: EvalContext, at: promql_parser.AtModifier | None) -> int | None:
+    """The time (ms) an ``@`` modifier pins a selector or subquery to, or None without one.
+
+    ``@ start()`` and ``@ end()`` are the whole query's start and end, inside subqueries too.
+    """
+    if at is None:
+        return None
+    if at.type == promql_parser.AtModifierType.Start:
+        return ctx.query_start_ms if ctx.query_start_ms is not None else int(ctx.steps[0])
+    if at.type == promql_parser.AtModifierType.End:
+        return ctx.query_end_ms if ctx.query_end_ms is not None else int(ctx.steps[-1])
+    # The parser keeps the time rounded to the millisecond, as Prometheus does, and prints it with
+    # three decimals; its datetime form fails past the year 9999 and panics before 1970 (which the
+    # text shows as 0), so the text is read, and a zero checked.
+    seconds = Decimal(str(at).removeprefix("@").strip())
+    ms = int(seconds * 1000)
+    if ms == 0:
+        try:
+            at.at  # noqa: B018 - only to learn whether the time is before 1970.
+        except BaseException as exc:  # pyo3's PanicException derives from BaseException.
+            if type(exc).__name__ != "PanicException":
+                raise
+            raise not_supported("an @ time before 1970") from None
+    if ms > _MAX_INT64:
+        raise BadQueryError(f"timestamp out of bounds for @ modifier: {seconds}")
+    return ms
 
 
-def eval_vector_selector(ctx: EvalContext, vs: promql_parser.VectorSelector) -> InstantVector:
-    """Evaluate an instant vector selector at every step of the grid."""
-    _check_selector(vs)
+def evaluation_times(
+    ctx: EvalContext, at: promql_parser.AtModifier | None, offset: timedelta | None
+) -> np.ndarray:
+    """Per step, the time a selector or subquery looks at: the step (or its ``@`` time) minus the offset."""
+    fixed = at_time_ms(ctx, at)
+    base = ctx.steps if fixed is None else np.full(ctx.n_steps, fixed, dtype=I64)
+    return base - duration_ms(offset)
+
+
+def eval_vector_selector(
+    ctx: EvalContext, vs: promql_parser.VectorSelector, *, sample_times: bool = False
+) -> InstantVector:
+    """Evaluate an instant vector selector at every step of the grid.
+
+    With ``sample_times``, the result also holds the timestamp of each sample it picked
+    (``sample_ms``), for ``timestamp()``.
+    """
     matchers = selector_matchers(vs)
-    refs = ctx.steps - duration_ms(vs.offset)
+    refs = evaluation_times(ctx, vs.at, vs.offset)
     lookback = ctx.lookback_delta_ms
     series = ctx.select(matchers, int(refs[0]) - lookback, int(refs[-1]))
     n_steps = ctx.n_steps
     values = np.zeros((len(series), n_steps), dtype=F64)
     present = np.zeros((len(series), n_steps), dtype=bool)
+    sample_ms = np.zeros((len(series), n_steps), dtype=I64) if sample_times else None
     oldest = refs - lookback
     for row, s in enumerate(series):
         if row % 256 == 0:
@@ -71,16 +118,17 @@ def eval_vector_selector(ctx: EvalContext, vs: promql_parser.VectorSelector) -> 
         ok &= ~is_stale(picked)
         values[row] = picked
         present[row] = ok
-    return InstantVector([s.labels for s in series], values, present)
+        if sample_ms is not None:
+            sample_ms[row] = ts[idx]
+    return InstantVector([s.labels for s in series], values, present, sample_ms=sample_ms)
 
 
 def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> RangeVector:
     """Fetch the samples of a range vector selector for the whole grid (staleness markers dropped)."""
     vs = ms.vector_selector
-    _check_selector(vs)
     matchers = selector_matchers(vs)
     range_ms = duration_ms(ms.range)
-    ends = ctx.steps - duration_ms(vs.offset)
+    ends = evaluation_times(ctx, vs.at, vs.offset)
     series = ctx.select(matchers, int(ends[0]) - range_ms, int(ends[-1]))
     timestamps, values = [], []
     for s in series:

@@ -70,6 +70,9 @@ class InstantVector(NamedTuple):
     #: For an instant query, the order to present the rows in (``sort``, ``sort_desc``, ``topk``...);
     #: None means sorted by labels. Only the outermost node's order matters.
     order: np.ndarray | None = None
+    #: The timestamp (int64 ms) of the sample each cell holds, set only by a vector selector asked
+    #: for it, for ``timestamp()``; None means the step times.
+    sample_ms: np.ndarray | None = None
 
 
 class RangeVector(NamedTuple):
@@ -104,6 +107,12 @@ class EvalContext:
     lookback_delta_ms: int
     deadline: float  # time.monotonic() value after which the query is abandoned
     warnings: list[str] = field(default_factory=list)
+    #: The query's start and end (ms), what ``@ start()`` and ``@ end()`` stand for, also inside a
+    #: subquery (whose own grid is ``steps``); None stands for the first and the last step.
+    query_start_ms: int | None = None
+    query_end_ms: int | None = None
+    #: The step of a subquery that names none (``x[5m:]``), Prometheus's global evaluation interval.
+    subquery_step_ms: int = 60_000
 
     @property
     def n_steps(self) -> int:

@@ -48,12 +48,13 @@ class WriteOutcome(NamedTuple):
     duplicate_batch: bool
 
 
-class SelectedSeries(NamedTuple):
-    labels: Labels
-    series_id: int
-    key: bytes
-    timestamps_ms: np.ndarray
-    values: np.ndarray
+class Selection(NamedTuple):
+    """Series sorted by labels (registry idx) and their samples one series after the other."""
+
+    idx: np.ndarray
+    counts: np.ndarray  # samples per series
+    ts: np.ndarray
+    vals: np.ndarray
 
 
 class _Block(NamedTuple):
@@ -79,6 +80,7 @@ class ShardDB:
         self.index = LabelIndex()
         self.head = Head(self.registry)
         self.blocks: list[_Block] = []
+        self._rank: np.ndarray | None = None  # series idx -> position in label order (lazily sorted)
         self._series_mint = np.empty(0, I64)
         self._series_maxt = np.empty(0, I64)
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -205,6 +207,7 @@ class ShardDB:
         return new_ids, new_keys
 
     def _register(self, ids: Sequence[int], keys: Sequence[bytes]) -> None:
+        self._rank = None
         first = len(self.registry)
         self.registry.add(ids, keys)
         self.index.add(first, self.registry.labels[first:])
@@ -318,60 +321,74 @@ class ShardDB:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _select_idx(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[int]:
+    def _select_idx(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> np.ndarray:
+        """The idx of the matching series with data around the range, in label order."""
         idx = self.index.select(matchers)
         if idx.shape[0]:
             keep = (self._series_maxt[idx] >= start_ms) & (self._series_mint[idx] <= end_ms)
             idx = idx[keep]
-        labels = self.registry.labels
-        return sorted(idx.tolist(), key=labels.__getitem__)
+        if self._rank is None or self._rank.shape[0] < len(self.registry):
+            # Sorting every series by labels is paid once per change of the series set, not per read.
+            order = sorted(range(len(self.registry)), key=self.registry.labels.__getitem__)
+            self._rank = np.empty(len(order), np.int64)
+            self._rank[np.asarray(order, np.int64)] = np.arange(len(order))
+        return idx[np.argsort(self._rank[idx], kind="stable")]
 
     async def select(
         self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False
-    ) -> list[SelectedSeries]:
-        """Matching series with their samples in ``[start_ms, end_ms]``, sorted by labels."""
+    ) -> Selection:
+        """Matching series with their samples in ``[start_ms, end_ms]``, sorted by labels; series
+        without samples there are left out (with ``skip_samples``, every matching series, no samples)."""
         idxs = self._select_idx(matchers, start_ms, end_ms)
-        reg = self.registry
         if skip_samples:
-            empty_t, empty_v = np.empty(0, I64), np.empty(0, np.float64)
-            return [SelectedSeries(reg.labels[i], int(reg.ids[i]), reg.keys[i], empty_t, empty_v) for i in idxs]
-        if not idxs:
-            return []
-        ids = reg.ids[np.asarray(idxs, np.int64)]
+            return Selection(idxs, np.zeros(idxs.shape[0], np.int64), np.empty(0, I64), np.empty(0, np.float64))
+        counts, ts, vals = self.head.read_many(idxs, start_ms, end_ms)
+        overlapping = [b for b in self.blocks if b.meta.maxt_ms > start_ms and b.meta.mint_ms <= end_ms
+                       and b.series_ids.shape[0]]
+        if overlapping and idxs.shape[0]:
+            counts, ts, vals = await self._with_blocks(overlapping, idxs, start_ms, end_ms, counts, ts, vals)
+        keep = counts > 0
+        if not keep.all():
+            idxs, counts = idxs[keep], counts[keep]
+        return Selection(idxs, counts, ts, vals)
+
+    async def _with_blocks(self, blocks, idxs, start_ms, end_ms, counts, ts, vals):
+        """Add the samples in blocks to the head's, series by series (only series found in blocks)."""
+        ids = self.registry.ids[idxs]
         from_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
-        for block in self.blocks:
-            m = block.meta
-            if m.maxt_ms <= start_ms or m.mint_ms > end_ms or block.series_ids.shape[0] == 0:
-                continue
+        for block in blocks:
             pos = np.minimum(np.searchsorted(block.series_ids, ids), block.series_ids.shape[0] - 1)
             present = np.flatnonzero(block.series_ids[pos] == ids)
             if not present.shape[0]:
                 continue
             fields = [_id_field(int(ids[p])) for p in present.tolist()]
-            for p, data in zip(present.tolist(), await self.store.read_chunks(m.block_id, fields)):
+            for p, data in zip(present.tolist(), await self.store.read_chunks(block.meta.block_id, fields)):
                 if data is None:
                     continue
-                ts, vals = chunk.decode(data)
-                a = int(np.searchsorted(ts, start_ms, "left"))
-                b = int(np.searchsorted(ts, end_ms, "right"))
+                bts, bvals = chunk.decode(data)
+                a = int(np.searchsorted(bts, start_ms, "left"))
+                b = int(np.searchsorted(bts, end_ms, "right"))
                 if b > a:
-                    from_blocks.setdefault(p, []).append((ts[a:b], vals[a:b]))
-        out = []
-        for p, i in enumerate(idxs):
-            hts, hvals = self.head.read(i, start_ms, end_ms)
+                    from_blocks.setdefault(p, []).append((bts[a:b], bvals[a:b]))
+        if not from_blocks:
+            return counts, ts, vals
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        out_ts, out_vals, out_counts = [], [], counts.copy()
+        for p in range(idxs.shape[0]):
+            hts, hvals = ts[starts[p]:ends[p]], vals[starts[p]:ends[p]]
             parts = from_blocks.get(p)
             if parts:
-                ts = np.concatenate([t for t, _ in parts] + [hts])
-                vals = np.concatenate([v for _, v in parts] + [hvals])
-                if ts.shape[0] > 1 and (np.diff(ts) <= 0).any():
+                hts = np.concatenate([t for t, _ in parts] + [hts])
+                hvals = np.concatenate([v for _, v in parts] + [hvals])
+                if hts.shape[0] > 1 and (np.diff(hts) <= 0).any():
                     # Backfilled blocks overlap others: merge by time, a timestamp once.
-                    ts, first = np.unique(ts, return_index=True)
-                    vals = vals[first]
-            else:
-                ts, vals = hts, hvals
-            if ts.shape[0]:
-                out.append(SelectedSeries(reg.labels[i], int(reg.ids[i]), reg.keys[i], ts, vals))
-        return out
+                    hts, first = np.unique(hts, return_index=True)
+                    hvals = hvals[first]
+                out_counts[p] = hts.shape[0]
+            out_ts.append(hts)
+            out_vals.append(hvals)
+        return out_counts, np.concatenate(out_ts), np.concatenate(out_vals)
 
     async def record_metadata(self, entries: Sequence[tuple[str, str, str, str]]) -> None:
         """Remember metric metadata (family, type, help, unit); only what is new is written."""
@@ -388,20 +405,20 @@ class ShardDB:
         names = [metric] if metric else sorted(self.metadata)
         if limit:
             names = names[:limit]
-        return [(n, *e) for n in names for e in self.metadata.get(n, [])]
+        return [(n, *e) for n, es in ((n, self.metadata.get(n, [])) for n in names) for e in es]
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         if not matchers:
             return self.index.label_names()
         names: set[str] = set()
-        for i in self._select_idx(matchers, start_ms, end_ms):
+        for i in self._select_idx(matchers, start_ms, end_ms).tolist():
             names.update(n for n, _ in self.registry.labels[i])
         return sorted(names)
 
     def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         if not matchers:
             return self.index.label_values(name)
-        values = {self.registry.labels[i].get(name) for i in self._select_idx(matchers, start_ms, end_ms)}
+        values = {self.registry.labels[i].get(name) for i in self._select_idx(matchers, start_ms, end_ms).tolist()}
         values.discard("")
         return sorted(values)
 

@@ -53,6 +53,15 @@ class Columns(NamedTuple):
     offsets: np.ndarray
 
 
+def gather_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The positions ``starts[i] .. starts[i] + counts[i] - 1`` of every range, concatenated."""
+    total = int(counts.sum())
+    if not total:
+        return np.empty(0, np.int64)
+    ends = np.cumsum(counts)
+    return np.repeat(starts - (ends - counts), counts) + np.arange(total)
+
+
 class SeriesRegistry:
     """Series known to the shard: idx -> id, labels and canonical key; id -> idx for whole arrays."""
 
@@ -99,6 +108,7 @@ class Head:
         self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._tail_len = 0
         self._sorted = Columns(np.empty(0, np.int64), np.empty(0, I64), np.empty(0, F64), np.zeros(1, np.int64))
+        self._key: tuple[np.ndarray, int] | None = None  # (series<<32 | time - base, base) of _sorted
         self.num_samples = 0
         self._min_ts = _INT64_MAX
         self._max_ts = _INT64_MIN
@@ -170,6 +180,7 @@ class Head:
             idx, ts, vals = idx[order], ts[order], vals[order]
             offsets = np.searchsorted(idx, np.arange(len(self.registry) + 1))
             self._sorted = Columns(idx, ts, vals, offsets)
+            self._key = None
             self._tail = []
             self._tail_len = 0
         elif self._sorted.offsets.shape[0] < len(self.registry) + 1:
@@ -185,6 +196,32 @@ class Head:
         a = int(np.searchsorted(ts, start_ms, "left"))
         b = int(np.searchsorted(ts, end_ms, "right"))
         return ts[a:b], c.vals[lo + a : lo + b]
+
+    def read_many(self, idx: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Samples of every series in ``idx`` within ``[start_ms, end_ms]``: ``(count per series,
+        timestamps, values)``, the series' samples one after the other, all with array operations."""
+        c = self.columns()
+        idx = np.asarray(idx, np.int64)
+        if self._key is None and c.ts.shape[0] and self._max_ts - self._min_ts < 2**32 and len(self.registry) < 2**31:
+            base = self._min_ts
+            self._key = ((c.idx.astype(np.uint64) << np.uint64(32)) | (c.ts - base).astype(np.uint64), base)
+        if self._key is None:  # Empty, or too wide for the composite key: one series at a time.
+            parts = [self.read(int(i), start_ms, end_ms) for i in idx.tolist()]
+            counts = np.fromiter((p[0].shape[0] for p in parts), np.int64, len(parts))
+            if not parts:
+                return counts, np.empty(0, I64), np.empty(0, F64)
+            return counts, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        key, base = self._key
+        if end_ms < base or start_ms > end_ms:
+            return np.zeros(idx.shape[0], np.int64), np.empty(0, I64), np.empty(0, F64)
+        high = idx.astype(np.uint64) << np.uint64(32)
+        lo = np.uint64(min(max(start_ms - base, 0), 2**32 - 1))
+        hi = np.uint64(min(end_ms - base, 2**32 - 1))
+        a = np.searchsorted(key, high | lo, "left")
+        b = np.searchsorted(key, high | hi, "right")
+        counts = (b - a).astype(np.int64)
+        pos = gather_ranges(a.astype(np.int64), counts)
+        return counts, c.ts[pos], c.vals[pos]
 
     def time_range(self) -> tuple[int, int] | None:
         """(min, max) timestamp in the head, or None when empty (kept up to date, no sorting)."""
@@ -204,6 +241,7 @@ class Head:
         keep = ~old
         idx = c.idx[keep]
         self._sorted = Columns(idx, c.ts[keep], c.vals[keep], np.searchsorted(idx, np.arange(len(self.registry) + 1)))
+        self._key = None
         self.num_samples = int(idx.shape[0])
         self.min_valid_ms = max(self.min_valid_ms, boundary_ms)
         self._min_ts = int(self._sorted.ts.min()) if self.num_samples else _INT64_MAX

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 
 import grpc
 import numpy as np
@@ -20,9 +21,9 @@ from model.grpcstatus import status_of
 from model.labels import Matcher, MatchType
 from model.lifecycle import wait_until_stopped
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
-from model.samples import F64, I64, U32, U64, SampleBatch
+from model.samples import U32, SampleBatch, SeriesTable
 from shards import metrics
-from shards.db import SelectedSeries, ShardDB
+from shards.db import Selection, ShardDB
 from shards.store import RedisStore
 
 log = logging.getLogger(__name__)
@@ -45,17 +46,24 @@ def matchers_from_pb(pbs) -> list[Matcher]:
         raise errors.BadQueryError(str(exc)) from exc
 
 
-def frame_of(series: list[SelectedSeries]) -> shard_pb2.SeriesFrame:
-    """One frame of series, samples grouped per series (the columnar ``SampleColumns``)."""
-    counts = np.fromiter((s.timestamps_ms.shape[0] for s in series), np.int64, len(series))
-    batch = SampleBatch.of(
-        np.fromiter((s.series_id for s in series), U64, len(series)),
-        [s.key for s in series],
-        np.repeat(np.arange(len(series), dtype=U32), counts),
-        np.concatenate([s.timestamps_ms for s in series]).astype(I64) if series else np.empty(0, I64),
-        np.concatenate([s.values for s in series]).astype(F64) if series else np.empty(0, F64),
-    )
-    return shard_pb2.SeriesFrame(series=batch.to_pb())
+def frames_of(db: ShardDB, sel: Selection) -> Iterator[shard_pb2.SeriesFrame]:
+    """The selection in frames of at most _FRAME_SERIES series or about _FRAME_SAMPLES samples."""
+    n = sel.idx.shape[0]
+    ends = np.cumsum(sel.counts)
+    ids, keys = db.registry.ids, db.registry.keys
+    first = 0
+    while first < n:
+        base = int(ends[first - 1]) if first else 0
+        # The last series of the frame: within the series budget, and the sample budget (one at least).
+        last = min(first + _FRAME_SERIES, int(np.searchsorted(ends, base + _FRAME_SAMPLES, "right")), n)
+        last = max(last, first + 1)
+        rows = sel.idx[first:last]
+        stop = int(ends[last - 1])
+        table = SeriesTable.from_keys(ids[rows], [keys[i] for i in rows.tolist()])
+        refs = np.repeat(np.arange(last - first, dtype=U32), sel.counts[first:last])
+        batch = SampleBatch(table, refs, sel.ts[base:stop], sel.vals[base:stop])
+        yield shard_pb2.SeriesFrame(series=batch.to_pb())
+        first = last
 
 
 class ShardService(shard_pb2_grpc.ShardServicer):
@@ -83,9 +91,14 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             else:
                 out = await self.db.write(request.batch_id, batch)
             if request.metadata:
-                await self.db.record_metadata(
-                    [(m.metric_family_name, m.type, m.help, m.unit) for m in request.metadata]
-                )
+                # Best effort: the samples are durable already, so a metadata failure must not fail
+                # the write (the sender would drop or resend samples that are in).
+                try:
+                    await self.db.record_metadata(
+                        [(m.metric_family_name, m.type, m.help, m.unit) for m in request.metadata]
+                    )
+                except errors.ShardmonError as exc:
+                    log.warning("metadata not stored: %s", exc)
         except Exception as exc:  # noqa: BLE001 - every error leaves through the status table
             metrics.WRITES.labels(type(exc).__name__).inc()
             await self._fail(context, exc, "Write")
@@ -110,16 +123,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             await self._fail(context, exc, "Series")
             return
         metrics.SERIES_REQUESTS.labels("ok").inc()
-        frame: list[SelectedSeries] = []
-        samples = 0
-        for s in series:
-            frame.append(s)
-            samples += s.timestamps_ms.shape[0]
-            if len(frame) >= _FRAME_SERIES or samples >= _FRAME_SAMPLES:
-                yield frame_of(frame)
-                frame, samples = [], 0
-        if frame:
-            yield frame_of(frame)
+        for frame in frames_of(self.db, series):
+            yield frame
         metrics.SERIES_REQUEST_DURATION.observe(time.perf_counter() - t0)
 
     async def LabelNames(self, request, context):

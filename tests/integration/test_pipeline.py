@@ -121,7 +121,8 @@ def test_up_is_1_for_all_20_targets_over_grpc_and_http(cluster, targets, ingest,
     assert body["data"] == sorted(targets.addresses())
 
     # The targets' # TYPE and # HELP, as /api/v1/metadata lists them.
-    body = http_query(cluster, "/api/v1/metadata")
+    body = wait_until(lambda: (b := http_query(cluster, "/api/v1/metadata"))["data"].get("test_gauge") and b,
+                      2 * INTERVAL_S + 2, "metadata")
     assert body["data"]["test_scrapes_total"] == [{"type": "counter", "help": "Scrapes served.", "unit": ""}]
     assert body["data"]["test_gauge"] == [{"type": "gauge", "help": "", "unit": ""}]
     assert list(http_query(cluster, "/api/v1/metadata", limit=1)["data"]) == [sorted(body["data"])[0]]

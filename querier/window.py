@@ -1,0 +1,233 @@
+"""The windows of a range vector, and reductions over every window at once.
+
+A range-vector function looks, for each series and step, at the samples of one window. Here all the
+series' samples are laid end to end in flat arrays, and each window is a slice ``[lo, hi)`` of them,
+so a reduction runs over every (series, step) cell of the grid in one numpy pass. The cells a
+function computes (those whose window holds enough samples) are picked as flat indices into the
+``[n_series, n_steps]`` grid.
+
+Three kinds of reductions, by what they need:
+
+- running sums (``cumsum``) for what can be subtracted: counts, sums, averages. A sum window costs
+  O(1) whatever its length, and stays accurate (see :func:`window_sums`, which falls back to
+  Prometheus's loop for the rare windows where it could not be sure);
+- ``reduceat`` over the windows for ``min`` and ``max``, in C;
+- a fold (:func:`fold`) for what Prometheus computes sample by sample with rounding that matters
+  (Welford's variance, the linear regression, Holt-Winters): one numpy step per sample position,
+  over all the cells whose window is at least that long, so each cell sees its samples in order
+  and rounds as Prometheus does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from model.samples import F64, I64
+from querier.value import EvalContext, RangeVector
+
+
+class Windows(NamedTuple):
+    """Every window of a range vector, as slices of its samples laid end to end.
+
+    Series i's samples are ``timestamps[offsets[i]:offsets[i+1]]`` (and ``values``); the window of
+    series i at step k is ``[lo[i, k], hi[i, k])``, empty where ``lo == hi``.
+    """
+
+    timestamps: np.ndarray  # int64 [n_samples]
+    values: np.ndarray  # float64 [n_samples]
+    offsets: np.ndarray  # int64 [n_series + 1]
+    lo: np.ndarray  # int64 [n_series, n_steps]
+    hi: np.ndarray  # int64 [n_series, n_steps]
+
+    @property
+    def counts(self) -> np.ndarray:
+        """The number of samples in each window, int64 [n_series, n_steps]."""
+        return self.hi - self.lo
+
+    def cells(self, min_samples: int) -> np.ndarray:
+        """Flat indices (into the grid, row-major) of the windows with at least ``min_samples``."""
+        return np.flatnonzero(self.counts.ravel() >= min_samples)
+
+
+def windows_of(ctx: EvalContext, rv: RangeVector) -> Windows:
+    """Lay out ``rv``'s samples end to end and find each step's window in each series."""
+    n_series, n_steps = len(rv.labels), rv.window_ends.shape[0]
+    ends = rv.window_ends
+    starts = ends - rv.range_ms
+    lo = np.zeros((n_series, n_steps), dtype=I64)
+    hi = np.zeros((n_series, n_steps), dtype=I64)
+    offsets = np.zeros(n_series + 1, dtype=I64)
+    for row, ts in enumerate(rv.timestamps):
+        if row % 256 == 0:
+            ctx.check_deadline()
+        offset = offsets[row]
+        lo[row] = np.searchsorted(ts, starts, side="left") + offset
+        hi[row] = np.searchsorted(ts, ends, side="right") + offset
+        offsets[row + 1] = offset + ts.shape[0]
+    if n_series:
+        timestamps = np.concatenate(rv.timestamps).astype(I64, copy=False)
+        values = np.concatenate(rv.values).astype(F64, copy=False)
+    else:
+        timestamps, values = np.zeros(0, dtype=I64), np.zeros(0, dtype=F64)
+    return Windows(timestamps, values, offsets, lo, hi)
+
+
+def prefix_count(flags: np.ndarray) -> np.ndarray:
+    """``out[i]`` is how many of ``flags[:i]`` are true (one longer than ``flags``), for window counts."""
+    out = np.zeros(flags.shape[0] + 1, dtype=I64)
+    np.cumsum(flags, out=out[1:])
+    return out
+
+
+def window_sums(ctx: EvalContext, w: Windows, cells: np.ndarray, *, average: bool = False) -> np.ndarray:
+    """The sum (or with ``average`` the mean) of each cell's window, as Prometheus computes it.
+
+    Differences of running sums: every series' running sum, with the rounding error of each of its
+    additions recovered exactly (Knuth's TwoSum) and summed on the side. A window's sum is then
+    exact but for the rounding of those error sums, whose bound is computed too; the few windows
+    where it is not below 1e-12 of the result (values of very different sizes that cancel out) are
+    summed again by Prometheus's own loop (Kahan's sum, or its incremental mean). Infinities and NaN
+    are counted apart, with Prometheus's outcome: NaN if there is a NaN or both infinities, else
+    the infinity. Large values are scaled down by a power of two (exactly) so that no running sum
+    overflows, and the results scaled back: a sum that overflows is infinite, as in Prometheus, but
+    a mean is not.
+    """
+    n_steps = w.lo.shape[1]
+    rows = cells // n_steps
+    lo, hi = w.lo.ravel()[cells], w.hi.ravel()[cells]
+    finite = np.isfinite(w.values)
+    x = np.where(finite, w.values, 0.0)
+    # Per series, its running sums with a leading 0: sample g of series r is at g + r + 1.
+    size = x.shape[0] + rows.max(initial=-1) + 1
+    running, errors, error_mass = (np.zeros(size, dtype=F64) for _ in range(3))
+    scale = np.ones(w.offsets.shape[0] - 1, dtype=F64)
+    for row in np.unique(rows).tolist():
+        if row % 256 == 0:
+            ctx.check_deadline()
+        a, b = int(w.offsets[row]), int(w.offsets[row + 1])
+        scale[row] = _power_of_two_scale(x[a:b])
+        xs = x[a:b] * scale[row]
+        sums = np.cumsum(xs)
+        before = np.concatenate(([0.0], sums[:-1]))
+        # TwoSum: sums[i] = before[i] + xs[i] - err[i], exactly.
+        virtual = sums - before
+        err = (before - (sums - virtual)) + (xs - virtual)
+        running[a + row + 1 : b + row + 1] = sums
+        errors[a + row + 1 : b + row + 1] = np.cumsum(err)
+        error_mass[a + row + 1 : b + row + 1] = np.cumsum(np.abs(err))
+    lo_at, hi_at = lo + rows, hi + rows
+    result = (running[hi_at] - running[lo_at]) + (errors[hi_at] - errors[lo_at])
+    # Summing n error terms rounds by at most n * 2**-53 times their total magnitude (doubled here).
+    first = w.offsets[rows]
+    bound = 2.0**-52 * ((hi - first) * error_mass[hi_at] + (lo - first) * error_mass[lo_at])
+    unsure = bound > 1e-12 * np.abs(result)
+    if average:
+        result = result / (hi - lo)
+    result = result / scale[rows]
+    if not finite.all():
+        nan, pos, neg = (prefix_count(f) for f in (np.isnan(w.values), w.values == np.inf, w.values == -np.inf))
+        has_nan, has_pos, has_neg = (c[hi] > c[lo] for c in (nan, pos, neg))
+        result = np.where(has_pos, np.inf, np.where(has_neg, -np.inf, result))
+        result[has_nan | (has_pos & has_neg)] = np.nan
+        unsure &= ~(has_nan | has_pos | has_neg)
+    if unsure.any():
+        doubtful = cells[unsure]
+        again = longest_first(w, doubtful)
+        redone = (_prometheus_mean if average else _prometheus_sum)(ctx, w, again)
+        # again holds the same (distinct) cells as doubtful, in another order: match them up.
+        by_cell = np.argsort(again)
+        result[unsure] = redone[by_cell[np.searchsorted(again[by_cell], doubtful)]]
+    return result
+
+
+def _prometheus_sum(ctx: EvalContext, w: Windows, cells: np.ndarray) -> np.ndarray:
+    """Prometheus's ``sum_over_time`` loop (Kahan's sum) for each cell (longest first)."""
+    total, comp = np.zeros(cells.shape[0], dtype=F64), np.zeros(cells.shape[0], dtype=F64)
+
+    def step(j: int, v: np.ndarray, t: np.ndarray, part: slice) -> None:
+        total[part], comp[part] = kahan_inc(v, total[part], comp[part])
+
+    fold(ctx, w, cells, step)
+    return np.where(np.isinf(total), total, total + comp)
+
+
+def _prometheus_mean(ctx: EvalContext, w: Windows, cells: np.ndarray) -> np.ndarray:
+    """Prometheus's ``avg_over_time`` loop (an incremental mean, Kahan-summed) for finite windows."""
+    mean, comp, count = (np.zeros(cells.shape[0], dtype=F64) for _ in range(3))
+
+    def step(j: int, v: np.ndarray, t: np.ndarray, part: slice) -> None:
+        count[part] += 1.0
+        # A mean gone infinite by overflow stays so, as in Prometheus (whose loop skips finite
+        # values once the mean is infinite).
+        go = ~np.isinf(mean[part])
+        new_mean, new_comp = kahan_inc(v / count[part] - mean[part] / count[part], mean[part], comp[part])
+        mean[part] = np.where(go, new_mean, mean[part])
+        comp[part] = np.where(go, new_comp, comp[part])
+
+    fold(ctx, w, cells, step)
+    return np.where(np.isinf(mean), mean, mean + comp)
+
+
+def _power_of_two_scale(x: np.ndarray) -> float:
+    """1, or a power of two small enough that no running sum of ``x * scale`` can overflow."""
+    if x.shape[0] == 0:
+        return 1.0
+    biggest = float(np.max(np.abs(x)))
+    if biggest == 0.0:
+        return 1.0
+    exponent = int(np.frexp(biggest)[1]) + int(x.shape[0]).bit_length()
+    return 1.0 if exponent < 1020 else float(np.ldexp(1.0, 1020 - exponent))
+
+
+def window_extreme(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, largest: bool) -> np.ndarray:
+    """The min (or max) of each non-empty window; NaN only if all its values are NaN, as Prometheus."""
+    if lo.shape[0] == 0:
+        return np.zeros(0, dtype=F64)
+    # reduceat reduces values[idx[j]:idx[j+1]]; with idx = lo0, hi0, lo1, hi1, ... the even results
+    # are the windows. A sentinel keeps every hi a valid index.
+    padded = np.concatenate((values, [np.nan]))
+    idx = np.stack((lo, hi), axis=1).ravel()
+    ufunc = np.fmax if largest else np.fmin
+    return ufunc.reduceat(padded, idx)[::2]
+
+
+def kahan_inc(inc: np.ndarray, total: np.ndarray, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One step of Prometheus's ``kahanSumInc`` (Neumaier's variant), element-wise."""
+    t = total + inc
+    # The comparison is false for NaN, which takes the second branch, as in Go.
+    comp = comp + np.where(np.abs(total) >= np.abs(inc), (total - t) + inc, (inc - t) + total)
+    return t, comp
+
+
+def longest_first(windows: Windows, cells: np.ndarray) -> np.ndarray:
+    """``cells`` reordered by window length, longest first, as :func:`fold` wants them."""
+    counts = windows.hi.ravel()[cells] - windows.lo.ravel()[cells]
+    return cells[np.argsort(-counts, kind="stable")]
+
+
+#: A fold step: (j, the j-th value and timestamp of the windows taking part, which cells take part
+#: as a slice of the state) -> None, updating the state in place.
+FoldStep = Callable[[int, np.ndarray, np.ndarray, slice], None]
+
+
+def fold(ctx: EvalContext, windows: Windows, cells: np.ndarray, step: FoldStep) -> None:
+    """Visit the samples of each cell's window in order, all cells at once, sample position by position.
+
+    ``cells`` must come from :func:`longest_first`, and the caller's state be in the same order:
+    then the cells whose window has more than j samples, those that take part in ``step(j, ...)``,
+    are always a prefix of the state.
+    """
+    first = windows.lo.ravel()[cells]
+    counts = windows.hi.ravel()[cells] - first
+    if counts.shape[0] == 0:
+        return
+    # taking[j]: how many cells have a window longer than j (counts are in descending order).
+    taking = np.searchsorted(-counts, -np.arange(int(counts[0])), side="left")
+    for j, m in enumerate(taking.tolist()):
+        if j % 1024 == 1023:
+            ctx.check_deadline()
+        idx = first[:m] + j
+        step(j, windows.values[idx], windows.timestamps[idx], slice(0, m))
