@@ -203,6 +203,11 @@ class QuerierConfig(_Model):
     partial_response: Literal["warn", "abort"] = Field(
         "warn", description="With a shard down: answer with a warning, or fail the query."
     )
+    max_samples: int = Field(50_000_000, ge=1, description="Samples one query may load (Prometheus's --query.max-samples).")
+    max_series: int = Field(1_000_000, ge=1, description="Series one query may read.")
+    subquery_step: Duration | None = Field(
+        None, description="Step of subqueries that name none (default: global.evaluation_interval)."
+    )
 
 
 class ReceiverConfig(_Model):

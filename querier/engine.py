@@ -32,6 +32,7 @@ from querier.selector import eval_matrix_selector, eval_vector_selector, evaluat
 from querier.value import (
     EvalContext,
     InstantVector,
+    QueryLimits,
     RangeVector,
     Scalar,
     Value,
@@ -104,6 +105,8 @@ class Engine:
         lookback_delta_ms: int = 300_000,
         timeout_ms: int = 120_000,
         subquery_step_ms: int = 60_000,
+        max_samples: int = 50_000_000,
+        max_series: int = 1_000_000,
     ) -> None:
         if lookback_delta_ms <= 0:
             raise ValueError(f"lookback_delta_ms must be positive, got {lookback_delta_ms}")
@@ -114,6 +117,8 @@ class Engine:
         self._querier = querier
         self._lookback_delta_ms = lookback_delta_ms
         self._timeout_ms = timeout_ms
+        self._max_samples = max_samples
+        self._max_series = max_series
         self._subquery_step_ms = subquery_step_ms
 
     def instant(self, query: str, time_ms: int) -> QueryResult:
@@ -206,6 +211,7 @@ class Engine:
             query_start_ms=start_ms,
             query_end_ms=end_ms,
             subquery_step_ms=self._subquery_step_ms,
+            limits=QueryLimits(self._max_samples, self._max_series),
         )
 
 

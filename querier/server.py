@@ -30,7 +30,15 @@ def build(config: Config) -> tuple[Engine, FanoutQuerier]:
         partial_response=q.partial_response,
         timeout_s=q.query_timeout / 1000,
     )
-    return Engine(fanout, lookback_delta_ms=q.lookback_delta, timeout_ms=q.query_timeout), fanout
+    engine = Engine(
+        fanout,
+        lookback_delta_ms=q.lookback_delta,
+        timeout_ms=q.query_timeout,
+        subquery_step_ms=q.subquery_step or config.global_.evaluation_interval,
+        max_samples=q.max_samples,
+        max_series=q.max_series,
+    )
+    return engine, fanout
 
 
 def _split(address: str) -> tuple[str, int]:

@@ -95,6 +95,29 @@ Value = Scalar | InstantVector | RangeVector
 
 
 @dataclass
+class QueryLimits:
+    """How much one query may read, and how much it has read (shared by its subqueries)."""
+
+    max_samples: int = 50_000_000
+    max_series: int = 1_000_000
+    samples: int = 0
+    series: int = 0
+
+    def charge(self, series: Sequence[Series]) -> None:
+        self.series += len(series)
+        self.samples += sum(s.timestamps_ms.shape[0] for s in series)
+        if self.samples > self.max_samples:
+            raise QueryExecutionError(
+                "query processing would load too many samples into memory in query execution "
+                f"(more than {self.max_samples:,}; querier.max_samples)"
+            )
+        if self.series > self.max_series:
+            raise QueryExecutionError(
+                f"query would read too many series (more than {self.max_series:,}; querier.max_series)"
+            )
+
+
+@dataclass
 class EvalContext:
     """What every node of one query evaluation shares: the step grid, the storage, the limits.
 
@@ -113,6 +136,7 @@ class EvalContext:
     query_end_ms: int | None = None
     #: The step of a subquery that names none (``x[5m:]``), Prometheus's global evaluation interval.
     subquery_step_ms: int = 60_000
+    limits: QueryLimits = field(default_factory=QueryLimits)
 
     @property
     def n_steps(self) -> int:
@@ -130,6 +154,7 @@ class EvalContext:
         for warning in result.warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)
+        self.limits.charge(result.series)
         self.check_deadline()
         return result.series
 

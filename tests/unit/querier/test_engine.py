@@ -597,3 +597,17 @@ def test_increase_over_a_window_with_many_resets_matches_prometheus() -> None:
     for window, t in (("250s", 199 * S), ("100s", 199 * S), ("100s", 120 * S)):
         want = ref_extrapolated_rate(ts, vals, t, int(window[:-1]) * S, is_rate=False)
         assert same(single(engine.instant(f"increase(c[{window}])", t)), want), window
+
+
+def test_query_limits_are_clear_errors() -> None:
+    st = MemoryStorage()
+    for i in range(5):
+        st.add_series(Labels.from_dict({"__name__": "x", "i": str(i)}), np.arange(10) * 1000, np.ones(10))
+    assert Engine(st, max_samples=50).instant("sum(x)", 9000).series[0].values[0] == 5
+    with pytest.raises(QueryExecutionError, match="too many samples"):
+        Engine(st, max_samples=49).range("sum(x)", 0, 9000, 1000)
+    with pytest.raises(QueryExecutionError, match="too many series"):
+        Engine(st, max_series=4).instant("x", 9000)
+    # The budget is for the whole query, subqueries included.
+    with pytest.raises(QueryExecutionError, match="too many samples"):
+        Engine(st, max_samples=49).instant("max_over_time(sum(x)[5s:1s])", 9000)
