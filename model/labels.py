@@ -109,6 +109,12 @@ class Labels(tuple):
 EMPTY_LABELS = Labels()
 
 
+@functools.lru_cache(maxsize=1 << 20)
+def without_name(labels: Labels) -> Labels:
+    """``labels`` without ``__name__``, memoised (queries drop the name of the same series over and over)."""
+    return labels.without((METRIC_NAME,))
+
+
 def series_id_of(canonical: bytes) -> int:
     """The series id: xxhash64 of the canonical label bytes (never Python's salted ``hash``)."""
     return xxhash.xxh64_intdigest(canonical)

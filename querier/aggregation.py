@@ -19,6 +19,7 @@ per value, the value written into a label as Go's ``strconv.FormatFloat(v, 'f', 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
@@ -164,6 +165,11 @@ SCALAR_PARAMETER: frozenset[str] = frozenset({"bottomk", "quantile", "topk"})
 
 def group_labels(labels: Labels, grouping: Sequence[str], without: bool) -> Labels:
     """The labels of the group a series belongs to (``without`` also drops ``__name__``)."""
+    return _group_labels(labels, tuple(grouping), without)
+
+
+@functools.lru_cache(maxsize=1 << 20)
+def _group_labels(labels: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
     if without:
         return labels.without((*grouping, METRIC_NAME))
     return labels.keep(grouping)

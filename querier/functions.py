@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import promql_parser
 
-from model.labels import EMPTY_LABELS, METRIC_NAME, Labels
+from model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_name
 from model.samples import F64, I64
 from querier.functions_label import LABEL_FUNCTIONS
 from querier.functions_range import RANGE_FUNCTIONS
@@ -38,7 +38,7 @@ FunctionImpl = Callable[[EvalContext, Sequence[Value | str], Sequence[promql_par
 
 def _without_name(vector: InstantVector, values: np.ndarray, present: np.ndarray | None = None) -> InstantVector:
     """``vector`` with new values (and presence), ``__name__`` dropped."""
-    labels = [lbls.without((METRIC_NAME,)) for lbls in vector.labels]
+    labels = [without_name(lbls) for lbls in vector.labels]
     return merge_same_labels(labels, values, vector.present if present is None else present)
 
 

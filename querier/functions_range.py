@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from model.errors import QueryExecutionError
-from model.labels import METRIC_NAME
+from model.labels import without_name
 from model.samples import F64
 from querier.value import EvalContext, InstantVector, RangeVector, Scalar, check_unique_labels
 from querier.window import (
@@ -48,57 +48,45 @@ def extrapolated_rate(ctx: EvalContext, rv: RangeVector, *, is_counter: bool, is
 
     A window with fewer than two samples gives no value. The result drops ``__name__``.
     """
-    n_series, n_steps = len(rv.labels), rv.window_ends.shape[0]
-    out = np.zeros((n_series, n_steps), dtype=F64)
-    present = np.zeros((n_series, n_steps), dtype=bool)
+    n_steps = rv.window_ends.shape[0]
     range_end = rv.window_ends
     range_start = range_end - rv.range_ms
     range_seconds = rv.range_ms / 1000
-    for row in range(n_series):
-        if row % 256 == 0:
-            ctx.check_deadline()
-        ts, vals = rv.timestamps[row], rv.values[row]
-        if ts.shape[0] < 2:
-            continue
-        lo = np.searchsorted(ts, range_start, side="left")
-        hi = np.searchsorted(ts, range_end, side="right")
-        steps = np.flatnonzero(hi - lo >= 2)
-        if steps.shape[0] == 0:
-            continue
-        first, last = lo[steps], hi[steps] - 1
-        first_v = vals[first]
-        result = vals[last] - first_v
-        if is_counter:
-            result = _add_resets(vals, first, last, result)
+    w = windows_of(ctx, rv)
+    ts, vals = w.timestamps, w.values
+    cells = w.cells(2)  # Every (series, step) whose window holds two samples or more, at once.
+    steps = cells % n_steps
+    first, last = w.lo.ravel()[cells], w.hi.ravel()[cells] - 1
+    first_v = vals[first]
+    result = vals[last] - first_v
+    if is_counter:
+        result = _add_resets(vals, first, last, result)
 
-        t_first = ts[first]
-        t_last = ts[last]
-        duration_to_start = (t_first - range_start[steps]).astype(F64) / 1000
-        duration_to_end = (range_end[steps] - t_last).astype(F64) / 1000
-        sampled = (t_last - t_first).astype(F64) / 1000
-        average_between = sampled / (last - first).astype(F64)
+    t_first = ts[first]
+    t_last = ts[last]
+    duration_to_start = (t_first - range_start[steps]).astype(F64) / 1000
+    duration_to_end = (range_end[steps] - t_last).astype(F64) / 1000
+    sampled = (t_last - t_first).astype(F64) / 1000
+    average_between = sampled / (last - first).astype(F64)
 
-        if is_counter:
-            # A counter cannot go below zero: if extrapolating backwards would cross zero, stop at
-            # the zero point. The comparisons are false for NaN, as in Prometheus.
+    if is_counter:
+        # A counter cannot go below zero: if extrapolating backwards would cross zero, stop at
+        # the zero point. The comparisons are false for NaN, as in Prometheus.
+        with np.errstate(divide="ignore", invalid="ignore"):
             to_zero = sampled * (first_v / result)
-            use_zero = (result > 0) & (first_v >= 0) & (to_zero < duration_to_start)
-            duration_to_start = np.where(use_zero, to_zero, duration_to_start)
+        use_zero = (result > 0) & (first_v >= 0) & (to_zero < duration_to_start)
+        duration_to_start = np.where(use_zero, to_zero, duration_to_start)
 
-        # Extrapolate to a window end only when the samples reach close to it (within 1.1 average
-        # intervals); otherwise assume the series starts or ends half an interval beyond its samples.
-        threshold = average_between * 1.1
-        half = average_between / 2
-        interval = sampled + np.where(duration_to_start < threshold, duration_to_start, half)
-        interval = interval + np.where(duration_to_end < threshold, duration_to_end, half)
-        factor = interval / sampled
-        if is_rate:
-            factor = factor / range_seconds
-        out[row, steps] = result * factor
-        present[row, steps] = True
-    labels = [lbls.without((METRIC_NAME,)) for lbls in rv.labels]
-    check_unique_labels(labels, present)
-    return InstantVector(labels, out, present)
+    # Extrapolate to a window end only when the samples reach close to it (within 1.1 average
+    # intervals); otherwise assume the series starts or ends half an interval beyond its samples.
+    threshold = average_between * 1.1
+    half = average_between / 2
+    interval = sampled + np.where(duration_to_start < threshold, duration_to_start, half)
+    interval = interval + np.where(duration_to_end < threshold, duration_to_end, half)
+    factor = interval / sampled
+    if is_rate:
+        factor = factor / range_seconds
+    return _result(rv, cells, result * factor)
 
 
 def _add_resets(vals: np.ndarray, first: np.ndarray, last: np.ndarray, result: np.ndarray) -> np.ndarray:
@@ -107,6 +95,7 @@ def _add_resets(vals: np.ndarray, first: np.ndarray, last: np.ndarray, result: n
     A reset is a sample lower than the one before it; Prometheus then adds the value before the
     reset, assuming the counter restarted from zero. The comparison is false for NaN, as in Go.
     """
+    # Over series laid end to end: a "reset" where one series ends and the next begins lies in no window.
     reset_at = np.flatnonzero(vals[1:] < vals[:-1]) + 1
     if reset_at.shape[0] == 0:
         return result
@@ -141,7 +130,7 @@ def _result(rv: RangeVector, cells: np.ndarray, values: np.ndarray, *, keep_name
     present = np.zeros(shape, dtype=bool)
     out.ravel()[cells] = values
     present.ravel()[cells] = True
-    labels = list(rv.labels) if keep_name else [lbls.without((METRIC_NAME,)) for lbls in rv.labels]
+    labels = list(rv.labels) if keep_name else [without_name(lbls) for lbls in rv.labels]
     check_unique_labels(labels, present)
     return InstantVector(labels, out, present)
 

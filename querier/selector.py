@@ -21,6 +21,7 @@ from model.errors import BadQueryError
 from model.labels import METRIC_NAME, Matcher, MatchType
 from model.samples import F64, I64, is_stale
 from querier.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
+from querier.window import flatten, searchsorted_rows
 
 _MATCH_TYPES = (
     (promql_parser.MatchOp.Equal, MatchType.EQ),
@@ -97,29 +98,19 @@ def eval_vector_selector(
     refs = evaluation_times(ctx, vs.at, vs.offset)
     lookback = ctx.lookback_delta_ms
     series = ctx.select(matchers, int(refs[0]) - lookback, int(refs[-1]))
-    n_steps = ctx.n_steps
-    values = np.zeros((len(series), n_steps), dtype=F64)
-    present = np.zeros((len(series), n_steps), dtype=bool)
-    sample_ms = np.zeros((len(series), n_steps), dtype=I64) if sample_times else None
-    oldest = refs - lookback
-    for row, s in enumerate(series):
-        if row % 256 == 0:
-            ctx.check_deadline()
-        ts = np.asarray(s.timestamps_ms, dtype=I64)
-        if ts.shape[0] == 0:
-            continue
-        vals = np.asarray(s.values, dtype=F64)
-        # The latest sample at or before each step; -1 where there is none.
-        idx = np.searchsorted(ts, refs, side="right") - 1
-        ok = idx >= 0
-        idx = np.maximum(idx, 0)
-        picked = vals[idx]
-        ok &= ts[idx] >= oldest
-        ok &= ~is_stale(picked)
-        values[row] = picked
-        present[row] = ok
-        if sample_ms is not None:
-            sample_ms[row] = ts[idx]
+    ts, vals, offsets = flatten([s.timestamps_ms for s in series], [s.values for s in series])
+    if ts.shape[0] == 0:
+        shape = (len(series), ctx.n_steps)
+        return InstantVector([s.labels for s in series], np.zeros(shape, dtype=F64), np.zeros(shape, dtype=bool),
+                             sample_ms=np.zeros(shape, dtype=I64) if sample_times else None)
+    # The latest sample at or before each step, if it is of this series, recent enough and not a marker.
+    idx = searchsorted_rows(ts, offsets, refs, "right") - 1
+    present = idx >= offsets[:-1, None]
+    idx = np.maximum(idx, 0)
+    values = vals[idx]
+    present &= ts[idx] >= (refs - lookback)[None, :]
+    present &= ~is_stale(values)
+    sample_ms = ts[idx] if sample_times else None
     return InstantVector([s.labels for s in series], values, present, sample_ms=sample_ms)
 
 
@@ -130,13 +121,12 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
     range_ms = duration_ms(ms.range)
     ends = evaluation_times(ctx, vs.at, vs.offset)
     series = ctx.select(matchers, int(ends[0]) - range_ms, int(ends[-1]))
-    timestamps, values = [], []
-    for s in series:
-        ts = np.asarray(s.timestamps_ms, dtype=I64)
-        vals = np.asarray(s.values, dtype=F64)
-        keep = ~is_stale(vals)
-        if not keep.all():
-            ts, vals = ts[keep], vals[keep]
-        timestamps.append(ts)
-        values.append(vals)
+    ts, vals, offsets = flatten([s.timestamps_ms for s in series], [s.values for s in series])
+    stale = is_stale(vals)
+    if stale.any():  # Drop the markers: re-cut the series at their new offsets.
+        kept = np.concatenate(([0], np.cumsum(~stale)))
+        offsets = kept[offsets]
+        ts, vals = ts[~stale], vals[~stale]
+    cuts = offsets[1:-1]
+    timestamps, values = (np.split(ts, cuts), np.split(vals, cuts)) if series else ([], [])
     return RangeVector([s.labels for s in series], timestamps, values, ends, range_ms)

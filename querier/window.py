@@ -52,26 +52,49 @@ class Windows(NamedTuple):
         return np.flatnonzero(self.counts.ravel() >= min_samples)
 
 
+def searchsorted_rows(timestamps: np.ndarray, offsets: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
+    """``np.searchsorted`` of ``queries`` in every series of samples laid end to end, in one call.
+
+    Series i is ``timestamps[offsets[i]:offsets[i+1]]`` (sorted). Returns int64 [n_series, n_queries]
+    of indices into the flat array: what ``searchsorted(series_i, q, side) + offsets[i]`` gives. Each
+    sample is keyed by ``row * span + (t - base)`` with span wider than every time involved, so the
+    keys of all series are sorted together and one search answers every (series, query) pair.
+    """
+    n_series = offsets.shape[0] - 1
+    queries = np.asarray(queries, dtype=I64)
+    if n_series == 0 or queries.shape[0] == 0:
+        return np.zeros((n_series, queries.shape[0]), dtype=I64)
+    n = timestamps.shape[0]
+    base = int(queries.min()) if n == 0 else min(int(timestamps.min()), int(queries.min()))
+    top = int(queries.max()) if n == 0 else max(int(timestamps.max()), int(queries.max()))
+    span = top - base + 1
+    if span * (n_series + 1) >= 2**62:  # Times too far apart to key together: one search per series.
+        return np.stack([np.searchsorted(timestamps[offsets[i]:offsets[i + 1]], queries, side=side) + offsets[i]
+                         for i in range(n_series)]).astype(I64, copy=False)
+    rows = np.repeat(np.arange(n_series, dtype=I64), np.diff(offsets))
+    keys = rows * span + (timestamps - base)
+    wanted = np.arange(n_series, dtype=I64)[:, None] * span + (queries - base)[None, :]
+    return np.searchsorted(keys, wanted, side=side).astype(I64, copy=False)
+
+
+def flatten(timestamps: list[np.ndarray], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Series' samples laid end to end: ``(timestamps, values, offsets)``."""
+    offsets = np.zeros(len(timestamps) + 1, dtype=I64)
+    if not timestamps:
+        return np.zeros(0, dtype=I64), np.zeros(0, dtype=F64), offsets
+    np.cumsum([t.shape[0] for t in timestamps], out=offsets[1:])
+    return (np.concatenate(timestamps).astype(I64, copy=False), np.concatenate(values).astype(F64, copy=False),
+            offsets)
+
+
 def windows_of(ctx: EvalContext, rv: RangeVector) -> Windows:
     """Lay out ``rv``'s samples end to end and find each step's window in each series."""
-    n_series, n_steps = len(rv.labels), rv.window_ends.shape[0]
     ends = rv.window_ends
     starts = ends - rv.range_ms
-    lo = np.zeros((n_series, n_steps), dtype=I64)
-    hi = np.zeros((n_series, n_steps), dtype=I64)
-    offsets = np.zeros(n_series + 1, dtype=I64)
-    for row, ts in enumerate(rv.timestamps):
-        if row % 256 == 0:
-            ctx.check_deadline()
-        offset = offsets[row]
-        lo[row] = np.searchsorted(ts, starts, side="left") + offset
-        hi[row] = np.searchsorted(ts, ends, side="right") + offset
-        offsets[row + 1] = offset + ts.shape[0]
-    if n_series:
-        timestamps = np.concatenate(rv.timestamps).astype(I64, copy=False)
-        values = np.concatenate(rv.values).astype(F64, copy=False)
-    else:
-        timestamps, values = np.zeros(0, dtype=I64), np.zeros(0, dtype=F64)
+    timestamps, values, offsets = flatten(rv.timestamps, rv.values)
+    ctx.check_deadline()
+    lo = searchsorted_rows(timestamps, offsets, starts, "left")
+    hi = searchsorted_rows(timestamps, offsets, ends, "right")
     return Windows(timestamps, values, offsets, lo, hi)
 
 

@@ -38,6 +38,22 @@ def matchers_to_pb(matchers: Sequence[Matcher]) -> list[types_pb2.Matcher]:
     return [types_pb2.Matcher(type=_PB_MATCH[m.type], name=m.name, value=m.value) for m in matchers]
 
 
+# Canonical label bytes -> Labels, for the series queries keep reading: parsing label bytes into a
+# Labels is the largest per-series cost of a read. Bounded; cleared whole when full.
+_LABELS_CACHE: dict[bytes, Labels] = {}
+_LABELS_CACHE_MAX = 2_000_000
+
+
+def labels_of(key: bytes) -> Labels:
+    """``Labels.from_canonical(key)``, memoised."""
+    lbls = _LABELS_CACHE.get(key)
+    if lbls is None:
+        if len(_LABELS_CACHE) >= _LABELS_CACHE_MAX:
+            _LABELS_CACHE.clear()
+        lbls = _LABELS_CACHE[key] = Labels.from_canonical(key)
+    return lbls
+
+
 def series_of_frame(frame: shard_pb2.SeriesFrame) -> list[Series]:
     """Decode one frame into :class:`Series` (arrays are views of the frame's bytes)."""
     b = SampleBatch.from_pb(frame.series)
@@ -46,7 +62,7 @@ def series_of_frame(frame: shard_pb2.SeriesFrame) -> list[Series]:
     out = []
     start = 0
     for key, end in zip(b.series.keys(), ends.tolist()):
-        out.append(Series(Labels.from_canonical(key), b.timestamps_ms[start:end], b.values[start:end]))
+        out.append(Series(labels_of(key), b.timestamps_ms[start:end], b.values[start:end]))
         start = end
     return out
 
