@@ -96,6 +96,10 @@ class SeriesRegistry:
         self._sorted_idx = order.astype(np.int64)
 
 
+# The tail is folded into the sorted part once it holds this many samples and an eighth of the head.
+_TAIL_MERGE_MIN = 1 << 18
+
+
 class Head:
     """In-memory recent samples of every series, with Prometheus's append rules."""
 
@@ -199,14 +203,53 @@ class Head:
 
     def read_many(self, idx: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Samples of every series in ``idx`` within ``[start_ms, end_ms]``: ``(count per series,
-        timestamps, values)``, the series' samples one after the other, all with array operations."""
-        c = self.columns()
+        timestamps, values)``, the series' samples one after the other, all with array operations.
+
+        The sorted part is searched; the tail (batches appended since it was last sorted) is scanned
+        and its few matching samples merged in, so a read costs the tail, not a sort of the head. The
+        tail is folded into the sorted part once it grows past an eighth of it.
+        """
+        if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted.ts.shape[0] // 8):
+            self.columns()
         idx = np.asarray(idx, np.int64)
-        if self._key is None and c.ts.shape[0] and self._max_ts - self._min_ts < 2**32 and len(self.registry) < 2**31:
-            base = self._min_ts
-            self._key = ((c.idx.astype(np.uint64) << np.uint64(32)) | (c.ts - base).astype(np.uint64), base)
+        counts, ts, vals = self._read_sorted(idx, start_ms, end_ms)
+        if not self._tail or start_ms > end_ms:
+            return counts, ts, vals
+        t_idx, t_ts, t_vals = self._tail_columns()
+        position = np.full(len(self.registry), -1, np.int64)
+        position[idx] = np.arange(idx.shape[0])
+        t_pos = position[t_idx]
+        hit = (t_pos >= 0) & (t_ts >= start_ms) & (t_ts <= end_ms)
+        if not hit.any():
+            return counts, ts, vals
+        # Tail samples of a series are newer than its sorted ones (the append rules), so sorting by
+        # (position, time) is a merge of the two.
+        pos = np.concatenate((np.repeat(np.arange(idx.shape[0]), counts), t_pos[hit]))
+        ts = np.concatenate((ts, t_ts[hit]))
+        vals = np.concatenate((vals, t_vals[hit]))
+        order = np.lexsort((ts, pos))
+        return np.bincount(pos, minlength=idx.shape[0]).astype(np.int64), ts[order], vals[order]
+
+    def _tail_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(self._tail) > 1:
+            self._tail = [tuple(np.concatenate([t[i] for t in self._tail]) for i in range(3))]
+        return self._tail[0]
+
+    def _read_sorted(self, idx: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = self._sorted
+        if s.offsets.shape[0] < len(self.registry) + 1:
+            self._sorted = s = Columns(s.idx, s.ts, s.vals, np.searchsorted(s.idx, np.arange(len(self.registry) + 1)))
+        if self._key is None and s.ts.shape[0] and int(s.ts.max()) - int(s.ts.min()) < 2**32 \
+                and len(self.registry) < 2**31:
+            base = int(s.ts.min())
+            self._key = ((s.idx.astype(np.uint64) << np.uint64(32)) | (s.ts - base).astype(np.uint64), base)
         if self._key is None:  # Empty, or too wide for the composite key: one series at a time.
-            parts = [self.read(int(i), start_ms, end_ms) for i in idx.tolist()]
+            parts = []
+            for i in idx.tolist():
+                lo, hi = int(s.offsets[i]), int(s.offsets[i + 1])
+                a = lo + int(np.searchsorted(s.ts[lo:hi], start_ms, "left"))
+                b = lo + int(np.searchsorted(s.ts[lo:hi], end_ms, "right"))
+                parts.append((s.ts[a:b], s.vals[a:b]))
             counts = np.fromiter((p[0].shape[0] for p in parts), np.int64, len(parts))
             if not parts:
                 return counts, np.empty(0, I64), np.empty(0, F64)
@@ -221,7 +264,7 @@ class Head:
         b = np.searchsorted(key, high | hi, "right")
         counts = (b - a).astype(np.int64)
         pos = gather_ranges(a.astype(np.int64), counts)
-        return counts, c.ts[pos], c.vals[pos]
+        return counts, s.ts[pos], s.vals[pos]
 
     def time_range(self) -> tuple[int, int] | None:
         """(min, max) timestamp in the head, or None when empty (kept up to date, no sorting)."""

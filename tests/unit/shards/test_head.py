@@ -74,3 +74,29 @@ def test_registry_looks_up_whole_arrays():
     reg = h.registry
     ids = np.array([reg.ids[3], 12345, reg.ids[0]], dtype=np.uint64)
     assert reg.lookup(ids).tolist() == [3, -1, 0]
+
+
+def test_read_many_merges_the_unsorted_tail_with_the_sorted_part():
+    rng = np.random.default_rng(7)
+    reg = SeriesRegistry()
+    reg.add(list(range(1, 51)), [f"s{i}".encode() for i in range(1, 51)])
+    head = Head(reg)
+    expected: dict[int, list[tuple[int, float]]] = {i: [] for i in range(50)}
+    for step in range(40):  # batches of random series, each at a later time
+        idx = np.unique(rng.integers(0, 50, 30))
+        ts = np.full(idx.shape[0], 1000 * step, np.int64)
+        vals = rng.random(idx.shape[0])
+        head.append(idx, ts, vals)
+        for i, t, v in zip(idx.tolist(), ts.tolist(), vals.tolist()):
+            expected[i].append((t, v))
+        if step == 20:
+            head.columns()  # the first half sorted, the rest stays in the tail
+    want = np.array([45, 3, 17, 0, 49])
+    counts, ts, vals = head.read_many(want, 5_000, 35_000)
+    assert head._tail, "the read must not have sorted the tail away"
+    at = 0
+    for i, n in zip(want.tolist(), counts.tolist()):
+        got = list(zip(ts[at:at + n].tolist(), vals[at:at + n].tolist()))
+        assert got == [(t, v) for t, v in expected[i] if 5_000 <= t <= 35_000]
+        at += n
+    assert at == ts.shape[0]
