@@ -127,20 +127,7 @@ def window_sums(ctx: EvalContext, w: Windows, cells: np.ndarray, *, average: boo
     size = x.shape[0] + rows.max(initial=-1) + 1
     running, errors, error_mass = (np.zeros(size, dtype=F64) for _ in range(3))
     scale = np.ones(w.offsets.shape[0] - 1, dtype=F64)
-    for row in np.unique(rows).tolist():
-        if row % 256 == 0:
-            ctx.check_deadline()
-        a, b = int(w.offsets[row]), int(w.offsets[row + 1])
-        scale[row] = _power_of_two_scale(x[a:b])
-        xs = x[a:b] * scale[row]
-        sums = np.cumsum(xs)
-        before = np.concatenate(([0.0], sums[:-1]))
-        # TwoSum: sums[i] = before[i] + xs[i] - err[i], exactly.
-        virtual = sums - before
-        err = (before - (sums - virtual)) + (xs - virtual)
-        running[a + row + 1 : b + row + 1] = sums
-        errors[a + row + 1 : b + row + 1] = np.cumsum(err)
-        error_mass[a + row + 1 : b + row + 1] = np.cumsum(np.abs(err))
+    _running_sums(ctx, x, w.offsets, np.unique(rows), scale, running, errors, error_mass)
     lo_at, hi_at = lo + rows, hi + rows
     result = (running[hi_at] - running[lo_at]) + (errors[hi_at] - errors[lo_at])
     # Summing n error terms rounds by at most n * 2**-53 times their total magnitude (doubled here).
@@ -164,6 +151,52 @@ def window_sums(ctx: EvalContext, w: Windows, cells: np.ndarray, *, average: boo
         by_cell = np.argsort(again)
         result[unsure] = redone[by_cell[np.searchsorted(again[by_cell], doubtful)]]
     return result
+
+
+def _running_sums(ctx: EvalContext, x: np.ndarray, offsets: np.ndarray, rows: np.ndarray, scale: np.ndarray,
+                  running: np.ndarray, errors: np.ndarray, error_mass: np.ndarray) -> None:
+    """Fill, for each series in ``rows``, its scaled running sums and TwoSum error sums (see window_sums).
+
+    Series of similar lengths are stacked as rows of a zero-padded matrix and summed along its rows
+    at once (numpy's cumsum adds in order, so each row rounds exactly as its own cumsum would); very
+    uneven lengths, where the padding would cost too much, go one series at a time.
+    """
+    if rows.shape[0] == 0:
+        return
+    starts, lens = offsets[rows], offsets[rows + 1] - offsets[rows]
+    width = int(lens.max())
+    if rows.shape[0] * width > 4 * int(lens.sum()) + 4096:
+        for i, row in enumerate(rows.tolist()):
+            if i % 256 == 0:
+                ctx.check_deadline()
+            one = np.array([row])
+            _running_sums_stacked(x, starts[i:i + 1], lens[i:i + 1], one, int(lens[i]), scale, running, errors,
+                                  error_mass)
+        return
+    _running_sums_stacked(x, starts, lens, rows, width, scale, running, errors, error_mass)
+
+
+def _running_sums_stacked(x, starts, lens, rows, width, scale, running, errors, error_mass) -> None:
+    col = np.arange(width)
+    valid = col[None, :] < lens[:, None]
+    at = np.where(valid, starts[:, None] + col[None, :], 0)
+    m = np.where(valid, x[at], 0.0)
+    biggest = np.abs(m).max(axis=1, initial=0.0)
+    exponent = np.frexp(biggest)[1] + np.frexp(lens.astype(F64))[1]  # frexp's exponent of n is n.bit_length()
+    row_scale = np.where((biggest == 0.0) | (exponent < 1020), 1.0, np.ldexp(1.0, np.minimum(1020 - exponent, 0)))
+    scale[rows] = row_scale
+    xs = m * row_scale[:, None]
+    sums = np.cumsum(xs, axis=1)
+    before = np.zeros_like(sums)
+    before[:, 1:] = sums[:, :-1]
+    # TwoSum: sums[i] = before[i] + xs[i] - err[i], exactly.
+    virtual = sums - before
+    err = (before - (sums - virtual)) + (xs - virtual)
+    # Series r's sample g goes to g + r + 1 (a leading 0 per series).
+    dest = (at + rows[:, None] + 1)[valid]
+    running[dest] = sums[valid]
+    errors[dest] = np.cumsum(err, axis=1)[valid]
+    error_mass[dest] = np.cumsum(np.abs(err), axis=1)[valid]
 
 
 def _prometheus_sum(ctx: EvalContext, w: Windows, cells: np.ndarray) -> np.ndarray:
@@ -192,17 +225,6 @@ def _prometheus_mean(ctx: EvalContext, w: Windows, cells: np.ndarray) -> np.ndar
 
     fold(ctx, w, cells, step)
     return np.where(np.isinf(mean), mean, mean + comp)
-
-
-def _power_of_two_scale(x: np.ndarray) -> float:
-    """1, or a power of two small enough that no running sum of ``x * scale`` can overflow."""
-    if x.shape[0] == 0:
-        return 1.0
-    biggest = float(np.max(np.abs(x)))
-    if biggest == 0.0:
-        return 1.0
-    exponent = int(np.frexp(biggest)[1]) + int(x.shape[0]).bit_length()
-    return 1.0 if exponent < 1020 else float(np.ldexp(1.0, 1020 - exponent))
 
 
 def window_extreme(values: np.ndarray, lo: np.ndarray, hi: np.ndarray, *, largest: bool) -> np.ndarray:
