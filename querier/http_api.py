@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Callable
 
+import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -57,6 +58,30 @@ def format_ts(ms: int) -> str:
     return f"{sign}{ms // 1000}.{frac:03d}" if frac else f"{sign}{ms // 1000}"
 
 
+def format_values(values: np.ndarray) -> list[str]:
+    """:func:`format_value` of every value of a float64 array, mostly without a Python call per value."""
+    vals = np.asarray(values, dtype=np.float64)
+    out = list(map(repr, vals.tolist()))
+    with np.errstate(invalid="ignore"):
+        mag = np.abs(vals)
+        whole = (vals == np.trunc(vals)) & (mag < 1e15) & ~((vals == 0) & np.signbit(vals))
+        odd = ~whole & (~np.isfinite(vals) | (mag >= 1e16) | ((mag < 1e-4) & (vals != 0)) | (vals == np.trunc(vals)))
+    at = np.flatnonzero(whole)
+    for i, text in zip(at.tolist(), map(str, vals[at].astype(np.int64).tolist())):
+        out[i] = text
+    for i in np.flatnonzero(odd).tolist():
+        out[i] = format_value(float(vals[i]))
+    return out
+
+
+def format_timestamps(ms: np.ndarray) -> list[str]:
+    """:func:`format_ts` of every timestamp, each distinct one formatted once (a range query's steps)."""
+    ms = np.asarray(ms, dtype=np.int64)
+    uniq, inverse = np.unique(ms, return_inverse=True)
+    texts = [format_ts(t) for t in uniq.tolist()]
+    return [texts[i] for i in inverse.reshape(-1).tolist()]
+
+
 def _point(ts: int, v: float) -> str:
     return f'[{format_ts(ts)},"{format_value(v)}"]'
 
@@ -74,9 +99,16 @@ def result_json(res: QueryResult) -> str:
                 f'{{"metric":{json.dumps(s.labels.to_dict())},"value":{_point(int(s.timestamps_ms[0]), float(s.values[0]))}}}'
             )
     else:
-        for s in res.series:
-            pts = ",".join(map(_point, s.timestamps_ms.tolist(), s.values.tolist()))
-            parts.append(f'{{"metric":{json.dumps(s.labels.to_dict())},"values":[{pts}]}}')
+        series = res.series
+        if series:  # Every point of every series formatted at once, then cut per series.
+            times = format_timestamps(np.concatenate([s.timestamps_ms for s in series]))
+            values = format_values(np.concatenate([s.values for s in series]))
+            points = [f'[{t},"{v}"]' for t, v in zip(times, values)]
+        at = 0
+        for s in series:
+            n = s.timestamps_ms.shape[0]
+            parts.append(f'{{"metric":{json.dumps(s.labels.to_dict())},"values":[{",".join(points[at:at + n])}]}}')
+            at += n
     return f'{{"resultType":"{res.result_type}","result":[{",".join(parts)}]}}'
 
 

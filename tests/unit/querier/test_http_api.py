@@ -15,7 +15,15 @@ from model.memory import MemoryStorage
 from model.storage import Series
 from querier.engine import Engine
 from querier.fanout import merge_series
-from querier.http_api import PrometheusAPI, format_ts, format_value, parse_step_ms, parse_time_ms
+from querier.http_api import (
+    PrometheusAPI,
+    format_timestamps,
+    format_ts,
+    format_value,
+    format_values,
+    parse_step_ms,
+    parse_time_ms,
+)
 
 
 def test_values_are_formatted_as_go_formatfloat_f_minus_1():
@@ -142,3 +150,17 @@ def test_fanout_merges_replicas_by_exact_timestamp():
     merged = merge_series([s1, s2])
     assert [m.labels for m in merged] == [a, b]
     assert merged[0].timestamps_ms.tolist() == [1, 2, 3, 4] and merged[0].values.tolist() == [1, 2, 3, 4]
+
+
+def test_whole_arrays_format_exactly_as_one_value_at_a_time():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.standard_normal(2000) * 10.0 ** rng.integers(-30, 30, 2000),
+        rng.integers(-10**17, 10**17, 200).astype(float),
+        np.round(rng.random(200) * 100, 2),
+        [0.0, -0.0, np.nan, np.inf, -np.inf, 1e15, 1e16, -1e15, 123456789012345.0, 1e-4, 9.999e-5, 5e-324,
+         1.7976931348623157e308],
+    ])
+    assert format_values(values) == [format_value(float(v)) for v in values]
+    times = np.array([-1500, -1000, 0, 1, 999, 1000, 1795783205944, 1000])
+    assert format_timestamps(times) == [format_ts(int(t)) for t in times]
