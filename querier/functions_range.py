@@ -97,7 +97,7 @@ def _add_resets(vals: np.ndarray, first: np.ndarray, last: np.ndarray, result: n
     """
     # Over series laid end to end: a "reset" where one series ends and the next begins lies in no window.
     reset_at = np.flatnonzero(vals[1:] < vals[:-1]) + 1
-    if reset_at.shape[0] == 0:
+    if reset_at.shape[0] == 0 or first.shape[0] == 0:
         return result
     # The resets of window k are reset_at[lo[k] : lo[k] + count[k]] (those after its first sample).
     lo = np.searchsorted(reset_at, first, side="right")

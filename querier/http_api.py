@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -23,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from model.config import parse_duration_ms
 from model.errors import BadQueryError, QueryError, QueryTimeoutError
+from model.labels import Labels
 from model.storage import Querier
 from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
@@ -82,6 +84,12 @@ def format_timestamps(ms: np.ndarray) -> list[str]:
     return [texts[i] for i in inverse.reshape(-1).tolist()]
 
 
+@functools.lru_cache(maxsize=1 << 20)
+def labels_json(labels: Labels) -> str:
+    """A series' labels as the API's ``metric`` object, memoised (dashboards ask for the same series)."""
+    return json.dumps(labels.to_dict())
+
+
 def _point(ts: int, v: float) -> str:
     return f'[{format_ts(ts)},"{format_value(v)}"]'
 
@@ -94,10 +102,12 @@ def result_json(res: QueryResult) -> str:
         return f'{{"resultType":"string","result":[{format_ts(res.time_ms)},{json.dumps(res.scalar)}]}}'
     parts = []
     if res.result_type == "vector":
-        for s in res.series:
-            parts.append(
-                f'{{"metric":{json.dumps(s.labels.to_dict())},"value":{_point(int(s.timestamps_ms[0]), float(s.values[0]))}}}'
-            )
+        series = res.series
+        if series:
+            times = format_timestamps(np.fromiter((s.timestamps_ms[0] for s in series), np.int64, len(series)))
+            values = format_values(np.fromiter((s.values[0] for s in series), np.float64, len(series)))
+            parts = [f'{{"metric":{labels_json(s.labels)},"value":[{t},"{v}"]}}'
+                     for s, t, v in zip(series, times, values)]
     else:
         series = res.series
         if series:  # Every point of every series formatted at once, then cut per series.
@@ -107,7 +117,7 @@ def result_json(res: QueryResult) -> str:
         at = 0
         for s in series:
             n = s.timestamps_ms.shape[0]
-            parts.append(f'{{"metric":{json.dumps(s.labels.to_dict())},"values":[{",".join(points[at:at + n])}]}}')
+            parts.append(f'{{"metric":{labels_json(s.labels)},"values":[{",".join(points[at:at + n])}]}}')
             at += n
     return f'{{"resultType":"{res.result_type}","result":[{",".join(parts)}]}}'
 
