@@ -15,6 +15,14 @@ import numpy as np
 from model.labels import Labels, Matcher
 from model.samples import SampleBatch
 
+#: How every warning about a shard that did not answer begins.
+PARTIAL_PREFIX = "partial response: "
+
+
+def is_partial(warnings: Sequence[str]) -> bool:
+    """Whether these warnings say an answer may lack the series of a shard that did not answer."""
+    return any(w.startswith(PARTIAL_PREFIX) for w in warnings)
+
 
 class Series(NamedTuple):
     """One series with its samples in time order (int64 ms, float64 values, staleness markers kept)."""

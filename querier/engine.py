@@ -24,7 +24,7 @@ import promql_parser
 from model.errors import BadQueryError, QueryExecutionError
 from model.labels import EMPTY_LABELS, Labels
 from model.samples import F64, I64
-from model.storage import Querier
+from model.storage import Querier, is_partial
 from querier.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
 from querier.binary import binary_op, negate, vector_matching
 from querier.functions import FUNCTIONS
@@ -83,6 +83,11 @@ class QueryResult(NamedTuple):
     scalar: float | None
     time_ms: int
     warnings: list[str]
+
+    @property
+    def is_partial(self) -> bool:
+        """Whether a shard did not answer and the result may lack its series (see the warnings)."""
+        return is_partial(self.warnings)
 
 
 class Engine:

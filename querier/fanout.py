@@ -18,7 +18,7 @@ import numpy as np
 
 from model.errors import QueryUnavailableError, ShardmonError
 from model.labels import Matcher
-from model.storage import Series, SeriesSet
+from model.storage import PARTIAL_PREFIX, Series, SeriesSet
 from querier import metrics
 from shards.client import ShardClient
 
@@ -63,7 +63,7 @@ class FanoutQuerier:
                 metrics.SHARD_REQUESTS.labels(str(c.shard_id), "error").inc()
                 if self.partial_response == "abort":
                     raise QueryUnavailableError(f"shard {c.shard_id} failed: {exc}") from exc
-                warnings.append(f"partial response: shard {c.shard_id} ({c.address}) failed: {exc}")
+                warnings.append(f"{PARTIAL_PREFIX}shard {c.shard_id} ({c.address}) failed: {exc}")
         return results, warnings
 
     def select(

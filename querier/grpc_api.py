@@ -18,7 +18,7 @@ from model import errors
 from model.grpcstatus import status_of
 from model.pb import query_pb2, query_pb2_grpc, types_pb2
 from model.samples import F64, I64
-from model.storage import Querier
+from model.storage import Querier, is_partial
 from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
 
@@ -33,7 +33,8 @@ _TYPES = {
 
 
 def response_of(res: QueryResult) -> query_pb2.QueryResponse:
-    out = query_pb2.QueryResponse(result_type=_TYPES[res.result_type], time_ms=res.time_ms, warnings=res.warnings)
+    out = query_pb2.QueryResponse(result_type=_TYPES[res.result_type], time_ms=res.time_ms, warnings=res.warnings,
+                                 is_partial=is_partial(res.warnings))
     if res.result_type == "scalar":
         out.scalar = float(res.scalar)
     elif res.result_type == "string":
@@ -99,6 +100,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         return query_pb2.SeriesQueryResponse(
             series=[query_pb2.LabelSet(labels=[types_pb2.Label(name=n, value=v) for n, v in ls]) for ls in labels],
             warnings=warnings,
+            is_partial=is_partial(warnings),
         )
 
     async def LabelNames(self, request, context):
@@ -106,7 +108,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
             lambda: lookup.label_names(self.querier, list(request.match), request.start_ms, _end(request.end_ms)),
             context,
         )
-        return query_pb2.LabelsQueryResponse(values=names, warnings=warnings)
+        return query_pb2.LabelsQueryResponse(values=names, warnings=warnings, is_partial=is_partial(warnings))
 
     async def LabelValues(self, request, context):
         values, warnings = await self._lookup(
@@ -114,7 +116,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
                                         _end(request.end_ms)),
             context,
         )
-        return query_pb2.LabelsQueryResponse(values=values, warnings=warnings)
+        return query_pb2.LabelsQueryResponse(values=values, warnings=warnings, is_partial=is_partial(warnings))
 
     async def Range(self, request, context):
         return await self._eval(

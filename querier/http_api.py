@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from model.config import parse_duration_ms
 from model.errors import BadQueryError, QueryError, QueryTimeoutError
 from model.labels import Labels
-from model.storage import Querier
+from model.storage import Querier, is_partial
 from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
 
@@ -126,6 +126,8 @@ def success(data_json: str, warnings: list[str] | None = None) -> web.Response:
     body = f'{{"status":"success","data":{data_json}'
     if warnings:
         body += f',"warnings":{json.dumps(warnings)}'
+        if is_partial(warnings):  # As Thanos: the answer lacks the series of a shard that did not answer.
+            body += ',"isPartial":true'
     return web.Response(text=body + "}", content_type="application/json")
 
 

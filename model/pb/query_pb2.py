@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from model.pb import types_pb2 as model_dot_pb_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14model/pb/query.proto\x12\x0bshardmon.v1\x1a\x14model/pb/types.proto\"I\n\x13InstantQueryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x03 \x01(\x03\"i\n\x11RangeQueryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x0f\n\x07step_ms\x18\x04 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x03\"Y\n\x0cResultSeries\x12\"\n\x06labels\x18\x01 \x03(\x0b\x32\x12.shardmon.v1.Label\x12\x15\n\rtimestamps_ms\x18\x02 \x01(\x0c\x12\x0e\n\x06values\x18\x03 \x01(\x0c\"\x94\x02\n\rQueryResponse\x12:\n\x0bresult_type\x18\x01 \x01(\x0e\x32%.shardmon.v1.QueryResponse.ResultType\x12)\n\x06series\x18\x02 \x03(\x0b\x32\x19.shardmon.v1.ResultSeries\x12\x0f\n\x07time_ms\x18\x03 \x01(\x03\x12\x0e\n\x06scalar\x18\x04 \x01(\x01\x12\x0e\n\x06string\x18\x05 \x01(\t\x12\x10\n\x08warnings\x18\x06 \x03(\t\"Y\n\nResultType\x12\x1b\n\x17RESULT_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06VECTOR\x10\x01\x12\n\n\x06MATRIX\x10\x02\x12\n\n\x06SCALAR\x10\x03\x12\n\n\x06STRING\x10\x04\"E\n\x12SeriesQueryRequest\x12\r\n\x05match\x18\x01 \x03(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\".\n\x08LabelSet\x12\"\n\x06labels\x18\x01 \x03(\x0b\x32\x12.shardmon.v1.Label\"N\n\x13SeriesQueryResponse\x12%\n\x06series\x18\x01 \x03(\x0b\x32\x15.shardmon.v1.LabelSet\x12\x10\n\x08warnings\x18\x02 \x03(\t\"I\n\x16LabelNamesQueryRequest\x12\r\n\x05match\x18\x01 \x03(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\"X\n\x17LabelValuesQueryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05match\x18\x02 \x03(\t\x12\x10\n\x08start_ms\x18\x03 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\x03\"7\n\x13LabelsQueryResponse\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t2\x8e\x03\n\x05Query\x12G\n\x07Instant\x12 .shardmon.v1.InstantQueryRequest\x1a\x1a.shardmon.v1.QueryResponse\x12\x43\n\x05Range\x12\x1e.shardmon.v1.RangeQueryRequest\x1a\x1a.shardmon.v1.QueryResponse\x12K\n\x06Series\x12\x1f.shardmon.v1.SeriesQueryRequest\x1a .shardmon.v1.SeriesQueryResponse\x12S\n\nLabelNames\x12#.shardmon.v1.LabelNamesQueryRequest\x1a .shardmon.v1.LabelsQueryResponse\x12U\n\x0bLabelValues\x12$.shardmon.v1.LabelValuesQueryRequest\x1a .shardmon.v1.LabelsQueryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14model/pb/query.proto\x12\x0bshardmon.v1\x1a\x14model/pb/types.proto\"I\n\x13InstantQueryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x03 \x01(\x03\"i\n\x11RangeQueryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x0f\n\x07step_ms\x18\x04 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x03\"Y\n\x0cResultSeries\x12\"\n\x06labels\x18\x01 \x03(\x0b\x32\x12.shardmon.v1.Label\x12\x15\n\rtimestamps_ms\x18\x02 \x01(\x0c\x12\x0e\n\x06values\x18\x03 \x01(\x0c\"\xa8\x02\n\rQueryResponse\x12:\n\x0bresult_type\x18\x01 \x01(\x0e\x32%.shardmon.v1.QueryResponse.ResultType\x12)\n\x06series\x18\x02 \x03(\x0b\x32\x19.shardmon.v1.ResultSeries\x12\x0f\n\x07time_ms\x18\x03 \x01(\x03\x12\x0e\n\x06scalar\x18\x04 \x01(\x01\x12\x0e\n\x06string\x18\x05 \x01(\t\x12\x10\n\x08warnings\x18\x06 \x03(\t\x12\x12\n\nis_partial\x18\x07 \x01(\x08\"Y\n\nResultType\x12\x1b\n\x17RESULT_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06VECTOR\x10\x01\x12\n\n\x06MATRIX\x10\x02\x12\n\n\x06SCALAR\x10\x03\x12\n\n\x06STRING\x10\x04\"E\n\x12SeriesQueryRequest\x12\r\n\x05match\x18\x01 \x03(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\".\n\x08LabelSet\x12\"\n\x06labels\x18\x01 \x03(\x0b\x32\x12.shardmon.v1.Label\"b\n\x13SeriesQueryResponse\x12%\n\x06series\x18\x01 \x03(\x0b\x32\x15.shardmon.v1.LabelSet\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x12\n\nis_partial\x18\x03 \x01(\x08\"I\n\x16LabelNamesQueryRequest\x12\r\n\x05match\x18\x01 \x03(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\"X\n\x17LabelValuesQueryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05match\x18\x02 \x03(\t\x12\x10\n\x08start_ms\x18\x03 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\x03\"K\n\x13LabelsQueryResponse\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x12\n\nis_partial\x18\x03 \x01(\x08\x32\x8e\x03\n\x05Query\x12G\n\x07Instant\x12 .shardmon.v1.InstantQueryRequest\x1a\x1a.shardmon.v1.QueryResponse\x12\x43\n\x05Range\x12\x1e.shardmon.v1.RangeQueryRequest\x1a\x1a.shardmon.v1.QueryResponse\x12K\n\x06Series\x12\x1f.shardmon.v1.SeriesQueryRequest\x1a .shardmon.v1.SeriesQueryResponse\x12S\n\nLabelNames\x12#.shardmon.v1.LabelNamesQueryRequest\x1a .shardmon.v1.LabelsQueryResponse\x12U\n\x0bLabelValues\x12$.shardmon.v1.LabelValuesQueryRequest\x1a .shardmon.v1.LabelsQueryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,21 +39,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESULTSERIES']._serialized_start=241
   _globals['_RESULTSERIES']._serialized_end=330
   _globals['_QUERYRESPONSE']._serialized_start=333
-  _globals['_QUERYRESPONSE']._serialized_end=609
-  _globals['_QUERYRESPONSE_RESULTTYPE']._serialized_start=520
-  _globals['_QUERYRESPONSE_RESULTTYPE']._serialized_end=609
-  _globals['_SERIESQUERYREQUEST']._serialized_start=611
-  _globals['_SERIESQUERYREQUEST']._serialized_end=680
-  _globals['_LABELSET']._serialized_start=682
-  _globals['_LABELSET']._serialized_end=728
-  _globals['_SERIESQUERYRESPONSE']._serialized_start=730
-  _globals['_SERIESQUERYRESPONSE']._serialized_end=808
-  _globals['_LABELNAMESQUERYREQUEST']._serialized_start=810
-  _globals['_LABELNAMESQUERYREQUEST']._serialized_end=883
-  _globals['_LABELVALUESQUERYREQUEST']._serialized_start=885
-  _globals['_LABELVALUESQUERYREQUEST']._serialized_end=973
-  _globals['_LABELSQUERYRESPONSE']._serialized_start=975
-  _globals['_LABELSQUERYRESPONSE']._serialized_end=1030
-  _globals['_QUERY']._serialized_start=1033
-  _globals['_QUERY']._serialized_end=1431
+  _globals['_QUERYRESPONSE']._serialized_end=629
+  _globals['_QUERYRESPONSE_RESULTTYPE']._serialized_start=540
+  _globals['_QUERYRESPONSE_RESULTTYPE']._serialized_end=629
+  _globals['_SERIESQUERYREQUEST']._serialized_start=631
+  _globals['_SERIESQUERYREQUEST']._serialized_end=700
+  _globals['_LABELSET']._serialized_start=702
+  _globals['_LABELSET']._serialized_end=748
+  _globals['_SERIESQUERYRESPONSE']._serialized_start=750
+  _globals['_SERIESQUERYRESPONSE']._serialized_end=848
+  _globals['_LABELNAMESQUERYREQUEST']._serialized_start=850
+  _globals['_LABELNAMESQUERYREQUEST']._serialized_end=923
+  _globals['_LABELVALUESQUERYREQUEST']._serialized_start=925
+  _globals['_LABELVALUESQUERYREQUEST']._serialized_end=1013
+  _globals['_LABELSQUERYRESPONSE']._serialized_start=1015
+  _globals['_LABELSQUERYRESPONSE']._serialized_end=1090
+  _globals['_QUERY']._serialized_start=1093
+  _globals['_QUERY']._serialized_end=1491
 # @@protoc_insertion_point(module_scope)

@@ -43,7 +43,7 @@ class ResultSeries(_message.Message):
     def __init__(self, labels: _Optional[_Iterable[_Union[_types_pb2.Label, _Mapping]]] = ..., timestamps_ms: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
-    __slots__ = ("result_type", "series", "time_ms", "scalar", "string", "warnings")
+    __slots__ = ("result_type", "series", "time_ms", "scalar", "string", "warnings", "is_partial")
     class ResultType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         RESULT_TYPE_UNSPECIFIED: _ClassVar[QueryResponse.ResultType]
@@ -62,13 +62,15 @@ class QueryResponse(_message.Message):
     SCALAR_FIELD_NUMBER: _ClassVar[int]
     STRING_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    IS_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     result_type: QueryResponse.ResultType
     series: _containers.RepeatedCompositeFieldContainer[ResultSeries]
     time_ms: int
     scalar: float
     string: str
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, result_type: _Optional[_Union[QueryResponse.ResultType, str]] = ..., series: _Optional[_Iterable[_Union[ResultSeries, _Mapping]]] = ..., time_ms: _Optional[int] = ..., scalar: _Optional[float] = ..., string: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    is_partial: bool
+    def __init__(self, result_type: _Optional[_Union[QueryResponse.ResultType, str]] = ..., series: _Optional[_Iterable[_Union[ResultSeries, _Mapping]]] = ..., time_ms: _Optional[int] = ..., scalar: _Optional[float] = ..., string: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ..., is_partial: _Optional[bool] = ...) -> None: ...
 
 class SeriesQueryRequest(_message.Message):
     __slots__ = ("match", "start_ms", "end_ms")
@@ -87,12 +89,14 @@ class LabelSet(_message.Message):
     def __init__(self, labels: _Optional[_Iterable[_Union[_types_pb2.Label, _Mapping]]] = ...) -> None: ...
 
 class SeriesQueryResponse(_message.Message):
-    __slots__ = ("series", "warnings")
+    __slots__ = ("series", "warnings", "is_partial")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    IS_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     series: _containers.RepeatedCompositeFieldContainer[LabelSet]
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, series: _Optional[_Iterable[_Union[LabelSet, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    is_partial: bool
+    def __init__(self, series: _Optional[_Iterable[_Union[LabelSet, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ..., is_partial: _Optional[bool] = ...) -> None: ...
 
 class LabelNamesQueryRequest(_message.Message):
     __slots__ = ("match", "start_ms", "end_ms")
@@ -117,9 +121,11 @@ class LabelValuesQueryRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., match: _Optional[_Iterable[str]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ...) -> None: ...
 
 class LabelsQueryResponse(_message.Message):
-    __slots__ = ("values", "warnings")
+    __slots__ = ("values", "warnings", "is_partial")
     VALUES_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    IS_PARTIAL_FIELD_NUMBER: _ClassVar[int]
     values: _containers.RepeatedScalarFieldContainer[str]
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, values: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    is_partial: bool
+    def __init__(self, values: _Optional[_Iterable[str]] = ..., warnings: _Optional[_Iterable[str]] = ..., is_partial: _Optional[bool] = ...) -> None: ...

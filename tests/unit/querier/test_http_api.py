@@ -164,3 +164,29 @@ def test_whole_arrays_format_exactly_as_one_value_at_a_time():
     assert format_values(values) == [format_value(float(v)) for v in values]
     times = np.array([-1500, -1000, 0, 1, 999, 1000, 1795783205944, 1000])
     assert format_timestamps(times) == [format_ts(int(t)) for t in times]
+
+
+def test_a_result_without_a_shard_is_flagged_partial_and_a_whole_one_is_not():
+    from model.storage import PARTIAL_PREFIX, SeriesSet
+
+    class OneShardDown:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def select(self, matchers, start_ms, end_ms, *, skip_samples=False):
+            got = self.inner.select(matchers, start_ms, end_ms, skip_samples=skip_samples)
+            return SeriesSet(got.series, [f"{PARTIAL_PREFIX}shard 1 (127.0.0.1:1) failed: unavailable"])
+
+    async def main(partial):
+        st = _storage()
+        queried = OneShardDown(st) if partial else st
+        app = web.Application()
+        PrometheusAPI(Engine(queried), queried, default_timeout_ms=10_000).routes(app)
+        async with TestClient(TestServer(app)) as client:
+            return await _get(client, "/api/v1/query", query="up", time="600")
+
+    status, body = asyncio.run(main(True))
+    assert status == 200 and body["status"] == "success" and len(body["data"]["result"]) == 2
+    assert body["isPartial"] is True and "shard 1" in body["warnings"][0]
+    status, body = asyncio.run(main(False))
+    assert "isPartial" not in body and "warnings" not in body
