@@ -211,6 +211,12 @@ class PrometheusAPI:
         app.router.add_get("/api/v1/label/{name}/values", self.label_values)
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
         app.router.add_get("/api/v1/metadata", self.metadata)
+        # Grafana's data source also asks for these; Shardmon keeps no exemplars and evaluates no
+        # rules, so they answer empty, as a Prometheus without any would.
+        for path, empty in (("/api/v1/query_exemplars", "[]"), ("/api/v1/rules", '{"groups":[]}'),
+                            ("/api/v1/alerts", '{"alerts":[]}')):
+            app.router.add_route("GET", path, self._empty(empty))
+            app.router.add_route("POST", path, self._empty(empty))
         app.router.add_get("/metrics", self.own_metrics)
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.ready)
@@ -336,6 +342,13 @@ class PrometheusAPI:
 
     async def ready(self, request: web.Request) -> web.Response:
         return web.Response(text="Shardmon is Ready.\n")
+
+    @staticmethod
+    def _empty(data_json: str) -> Callable:
+        async def handler(request: web.Request) -> web.Response:
+            return success(data_json)
+
+        return handler
 
     async def buildinfo(self, request: web.Request) -> web.Response:
         return success(json.dumps({

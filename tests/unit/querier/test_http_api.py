@@ -190,3 +190,13 @@ def test_a_result_without_a_shard_is_flagged_partial_and_a_whole_one_is_not():
     assert body["isPartial"] is True and "shard 1" in body["warnings"][0]
     status, body = asyncio.run(main(False))
     assert "isPartial" not in body and "warnings" not in body
+
+
+def test_the_endpoints_grafana_also_calls_answer_empty():
+    async def calls(client):
+        return [await _get(client, path) for path in ("/api/v1/query_exemplars", "/api/v1/rules", "/api/v1/alerts")]
+
+    (s1, ex), (s2, rules), (s3, alerts) = _run(calls)
+    assert (s1, s2, s3) == (200, 200, 200)
+    assert ex == {"status": "success", "data": []}
+    assert rules["data"] == {"groups": []} and alerts["data"] == {"alerts": []}
