@@ -2,9 +2,12 @@
 
 Each call goes to all shards in parallel (a thread per shard call; the gRPC client blocks), and the
 answers, each sorted by labels, are merged k-way. A series found on several shards (replicas) is
-merged sample by sample, identical timestamps kept once. A shard that fails becomes a warning
-(``partial_response: warn``, the answer is flagged as possibly incomplete) or fails the whole call
-(``abort``), as Thanos's partial-response strategies.
+merged sample by sample, identical timestamps kept once. With replication factor RF, up to RF-1
+failed shards lose no series (each has a replica on another shard), so the answer is complete and
+says nothing. From RF failures on, a failed shard becomes a warning (``partial_response: warn``,
+the answer is flagged as possibly incomplete) or fails the whole call (``abort``), as Thanos's
+partial-response strategies. (Samples written while one replica was down exist only on the others;
+there is no repair yet, so a later failure of those others can hide them without a warning.)
 """
 
 from __future__ import annotations
@@ -45,26 +48,34 @@ def merge_series(sets: Sequence[list[Series]]) -> list[Series]:
 class FanoutQuerier:
     """Reads from every shard and merges; see the module docstring for failures."""
 
-    def __init__(self, clients: Sequence[ShardClient], *, partial_response: str = "warn", timeout_s: float = 120.0) -> None:
+    def __init__(self, clients: Sequence[ShardClient], *, partial_response: str = "warn", timeout_s: float = 120.0,
+                 replication_factor: int = 1) -> None:
         self.clients = list(clients)
+        #: Every series is on this many distinct shards: up to RF-1 of them failing loses no series.
+        self.replication_factor = replication_factor
         self.partial_response = partial_response
         self.timeout_s = timeout_s
         self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self.clients)), thread_name_prefix="fanout")
 
     def _all(self, call: Callable[[ShardClient], T]) -> tuple[list[T], list[str]]:
+        """Call every shard. Up to RF-1 failed shards leave the answer complete (each series has a
+        replica among the others); more make it partial: warnings, or an error with ``abort``."""
         futures = [self._pool.submit(call, c) for c in self.clients]
         results: list[T] = []
-        warnings: list[str] = []
+        failed: list[tuple[ShardClient, ShardmonError]] = []
         for c, f in zip(self.clients, futures):
             try:
                 results.append(f.result())
                 metrics.SHARD_REQUESTS.labels(str(c.shard_id), "ok").inc()
             except ShardmonError as exc:
                 metrics.SHARD_REQUESTS.labels(str(c.shard_id), "error").inc()
-                if self.partial_response == "abort":
-                    raise QueryUnavailableError(f"shard {c.shard_id} failed: {exc}") from exc
-                warnings.append(f"{PARTIAL_PREFIX}shard {c.shard_id} ({c.address}) failed: {exc}")
-        return results, warnings
+                failed.append((c, exc))
+        if not failed or len(failed) < self.replication_factor:
+            return results, []
+        if self.partial_response == "abort":
+            c, exc = failed[0]
+            raise QueryUnavailableError(f"shard {c.shard_id} failed: {exc}") from exc
+        return results, [f"{PARTIAL_PREFIX}shard {c.shard_id} ({c.address}) failed: {exc}" for c, exc in failed]
 
     def select(
         self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False

@@ -29,6 +29,7 @@ def build(config: Config) -> tuple[Engine, FanoutQuerier]:
         [ShardClient(n.id, n.address) for n in config.shards.nodes],
         partial_response=q.partial_response,
         timeout_s=q.query_timeout / 1000,
+        replication_factor=config.shards.replication_factor,
     )
     engine = Engine(
         fanout,

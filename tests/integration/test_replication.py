@@ -1,0 +1,106 @@
+"""Replication: RF=2 over 3 shards. Stopping any one shard leaves every query result complete and
+identical, with no partial-response warning; stopping two makes it partial and says so."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+
+from ingest.remote_write import encode
+from model.labels import Labels, Matcher, MatchType
+from shards.client import ShardClient
+from tests.integration.procs import Cluster, wait_until
+
+N_SERIES = 300
+N_SAMPLES = 60
+STEP_MS = 10_000
+
+QUERIES = [
+    "repl_requests_total",
+    "sum by (code) (rate(repl_requests_total[1m]))",
+    "count by (instance) (repl_requests_total)",
+    "topk(5, repl_requests_total)",
+    "max_over_time(repl_requests_total[2m])",
+    'sum(rate(repl_requests_total{code="500"}[1m])) / sum(rate(repl_requests_total[1m]))',
+]
+
+
+def _post(url: str, body: bytes) -> int:
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return resp.status
+
+
+def _query_all(cluster, end_s: float) -> dict[str, dict]:
+    out = {}
+    for q in QUERIES:
+        url = f"http://127.0.0.1:{cluster.http_port}/api/v1/query_range?" + urllib.parse.urlencode(
+            {"query": q, "start": f"{end_s - 500:.3f}", "end": f"{end_s:.3f}", "step": "15"})
+        try:
+            with urllib.request.urlopen(url, timeout=60) as resp:
+                out[q] = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            out[q] = json.loads(exc.read())
+    return out
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    c = Cluster(tmp_path_factory.mktemp("replication"), n_shards=3, scrape_configs=[],
+                shards_extra={"replication_factor": 2}, receiver={"write_timeout": "5s"}).start()
+    yield c
+    c.stop()
+
+
+def test_any_one_shard_down_leaves_every_result_complete_and_identical(cluster):
+    rng = np.random.default_rng(3)
+    end_ms = 1_800_000_000_000
+    start_ms = end_ms - (N_SAMPLES - 1) * STEP_MS
+    series = []
+    for i in range(N_SERIES):
+        labels = Labels.from_dict({"__name__": "repl_requests_total", "instance": f"host-{i % 30}",
+                                   "code": ("200", "500", "404")[i % 3], "i": str(i)})
+        values = np.cumsum(rng.integers(0, 100, N_SAMPLES)).astype(float)
+        series.append((labels, [(start_ms + k * STEP_MS, float(v)) for k, v in enumerate(values)]))
+    assert _post(f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write", encode(series)) in (200, 204)
+
+    # Every shard holds about 2/3 of the series: each series is on two of the three.
+    per_shard = []
+    for i, port in enumerate(cluster.shard_ports):
+        client = ShardClient(i, f"127.0.0.1:{port}")
+        per_shard.append(len(client.series([Matcher(MatchType.EQ, "__name__", "repl_requests_total")], 0, 2**62,
+                                           skip_samples=True)))
+        client.close()
+    assert sum(per_shard) == 2 * N_SERIES and all(0 < n < N_SERIES for n in per_shard), per_shard
+
+    end_s = end_ms / 1000
+    baseline = _query_all(cluster, end_s)
+    for q, body in baseline.items():
+        assert body["status"] == "success" and body["data"]["result"], q
+        assert "warnings" not in body
+    assert len(baseline["repl_requests_total"]["data"]["result"]) == N_SERIES
+
+    for i in range(3):
+        cluster.shards[i].stop()
+        try:
+            assert _query_all(cluster, end_s) == baseline, f"results differ with shard {i} down"
+        finally:
+            cluster.restart_shard(i)
+
+    # Two shards down out of three: some series have no replica left; the answer says it is partial.
+    cluster.shards[0].stop()
+    cluster.shards[1].stop()
+    try:
+        body = _query_all(cluster, end_s)["repl_requests_total"]
+        assert body["status"] == "success" and body.get("isPartial") is True
+        assert len(body["data"]["result"]) < N_SERIES
+    finally:
+        cluster.restart_shard(0)
+        cluster.restart_shard(1)
+    wait_until(lambda: "warnings" not in _query_all(cluster, end_s)["repl_requests_total"], 30, "all shards back")
