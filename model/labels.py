@@ -217,6 +217,54 @@ def _compile_anchored(pattern: str) -> re.Pattern[str]:
         raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
 
 
+_REGEX_META = frozenset(".^$*+?()[]{}|\\")
+_QUANTIFIERS = frozenset("*+?{")
+
+
+def _literal_run(pattern: str) -> tuple[str, int]:
+    """The literal text at the start of ``pattern`` (escaped punctuation unescaped) and where it ends."""
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 < n and not pattern[i + 1].isalnum():
+                out.append(pattern[i + 1])
+                i += 2
+                continue
+            break
+        if c in _REGEX_META:
+            break
+        out.append(c)
+        i += 1
+    return "".join(out), i
+
+
+@functools.lru_cache(maxsize=4096)
+def regex_shape(pattern: str) -> tuple[frozenset[str] | None, str]:
+    """What an (anchored) label regex lets an index skip: ``(alternatives, prefix)``.
+
+    ``alternatives`` is the set of strings the pattern matches when it is a plain alternation of
+    literals (``a|b|c``, Prometheus's "set matcher"), else None. ``prefix`` is literal text every
+    match starts with (``""`` when there is none), so only values in a prefix range need the regex.
+    """
+    parts = pattern.split("|")
+    literal = []
+    for part in parts:
+        text, end = _literal_run(part)
+        if end != len(part) or part.endswith("\\"):
+            break
+        literal.append(text)
+    else:
+        return frozenset(literal), (literal[0] if len(literal) == 1 else "")
+    if len(parts) > 1:  # Any other top-level alternation: no common prefix worth finding.
+        return None, ""
+    text, end = _literal_run(pattern)
+    if end < len(pattern) and pattern[end] in _QUANTIFIERS:
+        text = text[:-1]  # ``ab*``: the b may be absent
+    return None, text
+
+
 class Matcher(NamedTuple):
     """A label matcher: ``name`` compared with ``value`` by ``type``.
 

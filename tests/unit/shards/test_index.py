@@ -44,3 +44,19 @@ def test_label_names_and_values():
     idx = _index()
     assert idx.label_names() == ["__name__", "code", "env", "job"]
     assert idx.label_values("job") == ["api", "web"]
+
+
+def test_set_and_prefix_regexes_select_as_a_full_scan_would():
+    from model.labels import Labels, Matcher, MatchType
+    from shards.index import LabelIndex
+
+    values = [f"{p}{i}" for p in ("api/v1/", "api/v2/", "web-", "x.y", "") for i in range(30)]
+    idx = LabelIndex()
+    idx.add(0, [Labels.from_dict({"__name__": "m", "path": v}) for v in values])
+    patterns = ["api/v1/1|web-2|nope", "api/v1/.*", "api/v[12]/2.*", "x\\.y1.*", "web-+1", "web-(1|2)", ".*", "",
+                "api/v1/3|", "(?i)API/v1/4"]
+    for pattern in patterns:
+        for t in (MatchType.RE, MatchType.NRE):
+            m = Matcher(t, "path", pattern)
+            want = [i for i, v in enumerate(values) if m.matches(v)]
+            assert idx.select([Matcher(MatchType.EQ, "__name__", "m"), m]).tolist() == want, (t, pattern)
