@@ -103,8 +103,11 @@ _TAIL_MERGE_MIN = 1 << 18
 class Head:
     """In-memory recent samples of every series, with Prometheus's append rules."""
 
-    def __init__(self, registry: SeriesRegistry, min_valid_ms: int = _INT64_MIN) -> None:
+    def __init__(self, registry: SeriesRegistry, min_valid_ms: int = _INT64_MIN, out_of_order_window_ms: int = 0) -> None:
         self.registry = registry
+        #: A sample older than its series' latest is still accepted when it is at most this much older
+        #: than the newest sample of the head (Prometheus's ``out_of_order_time_window``; 0: never).
+        self.out_of_order_window_ms = out_of_order_window_ms
         #: Samples older than this are in blocks already; appends below it are out of bounds.
         self.min_valid_ms = min_valid_ms
         self.last_ts = np.empty(0, I64)
@@ -146,7 +149,14 @@ class Head:
         duplicate = same_ts & (bits == prev_bits)
         conflict = same_ts & ~duplicate
         keep = ~(out_of_bounds | out_of_order | same_ts)
-
+        if self.out_of_order_window_ms > 0 and out_of_order.any():
+            late = np.flatnonzero(out_of_order & (ts >= self._max_ts - self.out_of_order_window_ms))
+            if late.shape[0]:
+                ok, dup, clash = self._check_late(idx[late], ts[late], bits[late])
+                keep[late[ok]] = True
+                out_of_order[late[ok | dup | clash]] = False
+                duplicate[late[dup]] = True
+                conflict[late[clash]] = True
         rejected = {}
         for reason, mask in (
             ("out_of_bounds", out_of_bounds),
@@ -162,6 +172,8 @@ class Head:
             # The last kept sample of each series is its new latest (samples are sorted by time).
             last = np.ones(k_idx.shape[0], bool)
             last[:-1] = k_idx[1:] != k_idx[:-1]
+            # ...unless it is a late (out-of-order) one, older than the latest.
+            last &= k_ts > self.last_ts[k_idx]
             self.last_ts[k_idx[last]] = k_ts[last]
             self.last_val[k_idx[last]] = k_vals[last]
             self._tail.append((k_idx, k_ts, k_vals))
@@ -170,6 +182,35 @@ class Head:
             self._min_ts = min(self._min_ts, int(k_ts.min()))
             self._max_ts = max(self._max_ts, int(k_ts.max()))
         return AppendResult(n_keep, rejected, int(duplicate.sum()))
+
+    def _check_late(self, idx: np.ndarray, ts: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, ...]:
+        """For late samples (sorted by series, time): ``(new, duplicate, conflict)`` masks against the
+        head's samples and each other. A duplicate has the same time and value bits as a sample already
+        there (accepted silently, not stored twice); a conflict the same time and another value."""
+        n = idx.shape[0]
+        series = np.unique(idx)
+        counts, old_ts, old_vals = self.read_many(series, int(ts.min()), int(ts.max()))
+        old_idx = np.repeat(series, counts)
+        # Every sample of those series in the late samples' span, old first, then the late ones.
+        all_idx = np.concatenate((old_idx, idx))
+        all_ts = np.concatenate((old_ts, ts))
+        all_bits = np.concatenate((old_vals.view(U64), bits))
+        order = np.lexsort((np.arange(all_idx.shape[0]), all_ts, all_idx))  # stable: old before late
+        s_idx, s_ts, s_bits = all_idx[order], all_ts[order], all_bits[order]
+        repeat = np.zeros(order.shape[0], bool)
+        repeat[1:] = (s_idx[1:] == s_idx[:-1]) & (s_ts[1:] == s_ts[:-1])
+        # The first sample at each (series, time) is what a repeat is compared with.
+        first_at = np.maximum.accumulate(np.where(~repeat, np.arange(order.shape[0]), 0))
+        same_value = s_bits == s_bits[first_at]
+        new = np.zeros(n, bool)
+        dup = np.zeros(n, bool)
+        clash = np.zeros(n, bool)
+        is_late = order >= old_idx.shape[0]
+        which = order[is_late] - old_idx.shape[0]
+        new[which] = ~repeat[is_late]
+        dup[which] = repeat[is_late] & same_value[is_late]
+        clash[which] = repeat[is_late] & ~same_value[is_late]
+        return new, dup, clash
 
     # -- reading ---------------------------------------------------------------------------------
 

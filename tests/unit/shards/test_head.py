@@ -100,3 +100,28 @@ def test_read_many_merges_the_unsorted_tail_with_the_sorted_part():
         assert got == [(t, v) for t, v in expected[i] if 5_000 <= t <= 35_000]
         at += n
     assert at == ts.shape[0]
+
+
+def test_out_of_order_samples_within_the_window_are_kept_in_time_order():
+    h = _head()
+    h.out_of_order_window_ms = 100
+    _append(h, [0, 0, 1], [100, 200, 200], [1, 2, 3])
+    r = _append(h, [0, 0, 0, 1], [150, 50, 200, 120], [9, 9, 2, 4])
+    # 150 and 120 are late but inside the window (200 - 100); 50 is outside it; (0, 200, 2) repeats.
+    assert r.appended == 2 and r.rejected == {"out_of_order": 1} and r.duplicates == 1
+    ts, vals = h.read(0, 0, 1000)
+    assert ts.tolist() == [100, 150, 200] and vals.tolist() == [1, 9, 2]
+    ts, vals = h.read(1, 0, 1000)
+    assert ts.tolist() == [120, 200] and vals.tolist() == [4, 3]
+    # A late sample on an existing timestamp: the same value is a duplicate, another value a conflict.
+    r = _append(h, [0, 0], [150, 100], [9, 7])
+    assert r.appended == 0 and r.duplicates == 1 and r.rejected == {"duplicate_timestamp": 1}
+    # The latest sample is still 200: a new one at 210 is in order.
+    assert _append(h, [0], [210], [5]).appended == 1
+    assert h.read(0, 0, 1000)[0].tolist() == [100, 150, 200, 210]
+
+
+def test_without_a_window_late_samples_are_out_of_order():
+    h = _head()
+    _append(h, [0], [200], [1])
+    assert _append(h, [0], [150], [1]).rejected == {"out_of_order": 1}
