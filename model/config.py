@@ -19,6 +19,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from model.errors import ConfigError
 from model.labels import is_valid_label_name
+from model.relabel_config import RelabelConfig
+from model.sd_config import (
+    Authorization,
+    BasicAuth,
+    FileSDConfig,
+    HTTPClientConfig,
+    HTTPSDConfig,
+    KubernetesSDConfig,
+    TLSConfig,
+)
 
 _DURATION_RE = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
@@ -56,6 +66,36 @@ def _duration(value: Any) -> int:
 
 #: A duration in the YAML, milliseconds in Python.
 Duration = Annotated[int, BeforeValidator(_duration)]
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([KMGTPE]i?)?B$")
+_SIZE_POWER = {None: 0, "K": 1, "M": 2, "G": 3, "T": 4, "P": 5, "E": 6}
+
+
+def parse_size_bytes(text: str) -> int:
+    """Parse a size as Prometheus's ``--storage.tsdb.retention.size`` does (base 2: ``512MB`` is
+    512 MiB; ``B``, ``KB``..``EB`` and ``KiB``..``EiB``; ``0`` alone means zero) into bytes."""
+    if text == "0":
+        return 0
+    m = _SIZE_RE.match(text) if text else None
+    if m is None:
+        raise ValueError(f"not a valid size: {text!r} (write it like \"512MB\", \"10GB\" or \"1TiB\")")
+    return int(float(m.group(1)) * 1024 ** _SIZE_POWER[m.group(2)[0] if m.group(2) else None])
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"not a valid size: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"not a valid size: {value!r} (negative)")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"not a valid size: {value!r} (write it as a string like \"512MB\")")
+    return parse_size_bytes(value)
+
+
+#: A size in bytes: ``"512MB"`` (base 2, as Prometheus) or a plain integer number of bytes in the YAML.
+Size = Annotated[int, BeforeValidator(_size)]
 
 
 class _Model(BaseModel):
@@ -124,6 +164,38 @@ class ScrapeConfig(_Model):
     honor_timestamps: bool = Field(True, description="Use the timestamps the target exposes.")
     params: dict[str, list[str]] = Field(default_factory=dict, description="URL parameters of the scrape.")
     static_configs: list[StaticConfig] = Field(default_factory=list)
+    file_sd_configs: list[FileSDConfig] = Field(default_factory=list)
+    http_sd_configs: list[HTTPSDConfig] = Field(default_factory=list)
+    kubernetes_sd_configs: list[KubernetesSDConfig] = Field(default_factory=list)
+    relabel_configs: list[RelabelConfig] = Field(default_factory=list, description="Target relabeling, in order.")
+    metric_relabel_configs: list[RelabelConfig] = Field(default_factory=list, description="Series relabeling.")
+    # Limits (Prometheus 2.42's; 0 means none). Exceeding one fails the whole scrape (up = 0).
+    sample_limit: int = Field(0, ge=0, description="Samples (after metric relabeling) one scrape may have.")
+    label_limit: int = Field(0, ge=0, description="Labels one series may have (after relabeling, __name__ included).")
+    label_name_length_limit: int = Field(0, ge=0, description="Bytes of a label name, at most.")
+    label_value_length_limit: int = Field(0, ge=0, description="Bytes of a label value, at most.")
+    body_size_limit: Size = Field(0, description='Uncompressed bytes of a response, e.g. "10MB" (base 2); 0: none.')
+    target_limit: int = Field(
+        0, ge=0, description="Targets (after relabeling) of this job, at most; over it every target reports the error."
+    )
+    # Prometheus's <http_config>, inline as in prometheus.yml (checked as model.sd_config.HTTPClientConfig).
+    basic_auth: BasicAuth | None = None
+    authorization: Authorization | None = None
+    bearer_token: str | None = Field(None, description="Deprecated form of authorization.credentials.")
+    bearer_token_file: str | None = Field(None, description="Deprecated form of authorization.credentials_file.")
+    tls_config: TLSConfig = Field(default_factory=TLSConfig)
+    follow_redirects: bool = True
+    enable_http2: bool = Field(True, description="Accepted for compatibility; scrapes use HTTP/1.1.")
+    proxy_url: str | None = Field(None, description="An http:// proxy for the scrapes.")
+
+    @model_validator(mode="after")
+    def _http_client(self) -> ScrapeConfig:
+        self.http_client_config()  # Prometheus's checks (one kind of authentication, ...)
+        return self
+
+    def http_client_config(self) -> HTTPClientConfig:
+        """The scrape's HTTP client settings (authentication, TLS, redirects, proxy)."""
+        return HTTPClientConfig(**{name: getattr(self, name) for name in HTTPClientConfig.model_fields})
 
     def resolved(self, glob: GlobalConfig) -> ScrapeConfig:
         """This config with the global defaults filled in, checked as Prometheus checks it."""
@@ -151,6 +223,10 @@ def _one_local_shard() -> list[ShardNode]:
     return [ShardNode(id=0, address="127.0.0.1:9301", redis_url="redis://127.0.0.1:6401/0")]
 
 
+_DEFAULT_RETENTION_MS = 15 * 86_400_000
+_MAX_BLOCK_MS = 31 * 86_400_000
+
+
 class ShardsConfig(_Model):
     nodes: list[ShardNode] = Field(
         default_factory=_one_local_shard, min_length=1, description="The shards (default: one local shard)."
@@ -158,9 +234,49 @@ class ShardsConfig(_Model):
     replication_factor: int = Field(1, ge=1, description="Copies of each series on distinct shards.")
     block_duration: Duration = Field(2 * 3_600_000, description="Time window of a block cut from the head.")
     wal_appendfsync: Literal["everysec", "always", "no"] = Field(
-        "everysec", description="Redis AOF fsync policy the launcher starts Redis with."
+        "everysec",
+        description="Redis AOF fsync policy: the launcher starts Redis with it and each shard sets it (CONFIG SET) "
+        "on its Redis at start-up when Redis allows CONFIG.",
     )
     allow_reset: bool = Field(False, description="Accept the Reset RPC that deletes all data (tests only).")
+    retention_time: Duration | None = Field(
+        None,
+        description="Delete blocks whose end is this much older than the newest block's end (Prometheus's "
+        "--storage.tsdb.retention.time); \"0\" turns it off. Default 15d, or off when retention_size is set.",
+    )
+    retention_size: Size = Field(
+        0, description="Delete the oldest blocks while all blocks together exceed this many bytes, e.g. \"10GB\" "
+        "(base 2, as Prometheus's --storage.tsdb.retention.size); 0 turns it off.",
+    )
+    max_block_duration: Duration | None = Field(
+        None,
+        description="Largest block compaction builds (Prometheus's --storage.tsdb.max-block-duration); "
+        "default 10% of retention_time, at most 31d.",
+    )
+    max_active_series: int = Field(
+        0, ge=0, description="Series with samples in a shard's head, at most (per shard); 0: unlimited.",
+    )
+    max_series_per_metric: int = Field(
+        0, ge=0, description="Series of one metric name with samples in a shard's head, at most; 0: unlimited.",
+    )
+
+    @model_validator(mode="after")
+    def _retention(self) -> ShardsConfig:
+        if self.retention_time is None:
+            # As Prometheus: 15d unless only a size retention is configured.
+            object.__setattr__(self, "retention_time", 0 if self.retention_size else _DEFAULT_RETENTION_MS)
+        if self.max_block_duration is None:
+            limit = self.retention_time // 10 if self.retention_time else _MAX_BLOCK_MS
+            object.__setattr__(self, "max_block_duration", min(limit, _MAX_BLOCK_MS))
+        return self
+
+    def compaction_ranges(self) -> list[int]:
+        """Block durations compaction builds, as Prometheus's: block_duration, then x3 steps up to
+        max_block_duration (only block_duration when that is smaller than 3 block durations)."""
+        ranges = [self.block_duration]
+        while ranges[-1] * 3 <= (self.max_block_duration or 0):
+            ranges.append(ranges[-1] * 3)
+        return ranges
 
     @model_validator(mode="after")
     def _unique(self) -> ShardsConfig:
