@@ -1,13 +1,34 @@
-# One image for every Shardmon service (first version; the compose issue completes it).
-FROM python:3.11-slim
-RUN useradd --create-home --uid 10001 shardmon
-WORKDIR /app
+# One image for every Shardmon service of compose.yaml (shards, querier, receiver, ingest, Ray head and
+# workers, demo targets): `shardmon` is the entrypoint, the service's subcommand its command.
+#   docker build -t shardmon .
+#   docker run --rm -v "$PWD/deploy/shardmon.yml:/etc/shardmon/shardmon.yml:ro" shardmon \
+#       querier --config /etc/shardmon/shardmon.yml --check
+
+# Build stage: the package, installed from this repository into a virtualenv.
+FROM python:3.11-slim AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/shardmon
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY model model
 COPY shards shards
 COPY ingest ingest
 COPY querier querier
 COPY shardmon shardmon
-RUN pip install --no-cache-dir . && rm -rf /root/.cache
+RUN /opt/shardmon/bin/pip install . \
+    && find /opt/shardmon -name '__pycache__' -prune -exec rm -rf {} +
+
+# Run stage: the slim base, the virtualenv, and an unprivileged user. Nothing of the build is left.
+FROM python:3.11-slim
+ENV PATH=/opt/shardmon/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    RAY_USAGE_STATS_ENABLED=0
+COPY --from=build /opt/shardmon /opt/shardmon
+# /data: where a named volume (the receiver's push persistence) is mounted; a new volume takes its owner.
+RUN useradd --create-home --uid 10001 --user-group shardmon \
+    && mkdir -p /data /etc/shardmon && chown shardmon:shardmon /data
 USER shardmon
+WORKDIR /home/shardmon
 ENTRYPOINT ["shardmon"]
+CMD ["--help"]

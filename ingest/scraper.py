@@ -77,18 +77,21 @@ class Scraper:
             "incarnation": self.incarnation,
             "pid": os.getpid(),
             "node_id": _node_id(),
+            "node_ip": node_ip(),
             "assignment_version": self.assignment_version,
             "targets": len(self._loops),
             "metrics_address": self.metrics_address,
         }
 
-    async def assign(self, version: int, targets: list[Target]) -> None:
-        """Run exactly these targets from now on."""
+    async def assign(self, version: int, targets: list[Target], moved: list[bytes] = ()) -> None:
+        """Run exactly these targets from now on. A target taken away ends its series with staleness
+        markers, unless its key is in ``moved``: another scraper runs it now and the series go on."""
         async with self._assign_lock:
             self._ensure_started()
             wanted = {t.key: t for t in targets}
+            moved_keys = set(moved)
             for key in [k for k in self._loops if k not in wanted]:
-                await self._loops.pop(key).stop(mark_stale=True)
+                await self._loops.pop(key).stop(mark_stale=key not in moved_keys)
             for key, target in wanted.items():
                 if key not in self._loops:
                     loop = ScrapeLoop(target, self._forwarder, self._session)  # type: ignore[arg-type]

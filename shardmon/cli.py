@@ -4,14 +4,18 @@
     shardmon query [--config FILE] [--json] [--time T] EXPR
     shardmon shard --id N [--config FILE]       one storage shard server
     shardmon querier [--config FILE]            the querier (HTTP and gRPC APIs)
-    shardmon ingest [--config FILE]             the ingest service (Ray coordinator and scrapers)
+    shardmon ingest [--config FILE] [--ray-address ADDR]   the ingest service (Ray coordinator and scrapers)
+    shardmon ingest --status [--config FILE]    where the running scrapers are (asks the Ray cluster), then exit
     shardmon receiver [--config FILE]           remote_write and the Pushgateway-compatible push API
     shardmon demo-targets [--config FILE]       the built-in demo targets of ``local.demo_targets``
+    shardmon ray-node (--head | --address H:P)  a Ray node for the scrapers (``ray start --block``)
     shardmon import openmetrics [--config FILE] FILE   backfill an OpenMetrics file with timestamps
     shardmon promqltest [--shards N] FILE...    run PromQL test scripts, in memory or over N real shards
     shardmon check-config [--config FILE]       load and check a configuration, then exit
 
-Every service subcommand also takes ``--check``: load and check the configuration, then exit.
+Every service subcommand also takes ``--check``: load and check the configuration and the subcommand's
+own arguments, print a one-line summary, and exit (0 when all is well, 2 with the field at fault when
+not) without starting anything.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import re
+import shlex
 import signal
 import sys
 import time
+import urllib.parse
 from importlib import resources
+from pathlib import Path
 
 from model.config import Config, load_config, parse_config
 from model.errors import ConfigError, QueryError
@@ -39,6 +48,61 @@ def load(path: str | None) -> Config:
     if path:
         return load_config(path)
     return parse_config(default_config_text(), "<embedded default config>")
+
+
+class UsageError(Exception):
+    """A subcommand's arguments do not fit together or with the configuration (exit code 2)."""
+
+
+def _source(args) -> str:
+    return args.config or "<embedded default config>"
+
+
+def _ok(args, summary: str) -> int:
+    """What ``--check`` prints when all is well."""
+    print(f"{_source(args)}: OK: {summary}")
+    return 0
+
+
+_HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+
+
+def check_address(field: str, value: str) -> str:
+    """``value`` as a ``host:port`` to listen on or connect to; a ConfigError naming ``field`` if not."""
+    m = _HOST_PORT.match(value or "")
+    if m is None or not 0 < int(m.group(1)) < 65536:
+        raise ConfigError(f"{field}: not a host:port address: {value!r}")
+    return value
+
+
+def check_redis_url(field: str, value: str) -> str:
+    url = urllib.parse.urlparse(value)
+    if url.scheme not in ("redis", "rediss", "unix") or (url.scheme != "unix" and not url.hostname):
+        raise ConfigError(f"{field}: not a redis:// URL: {value!r}")
+    return value
+
+
+def check_ray_address(field: str, value: str) -> str:
+    """``local``, a head's GCS ``host:port``, or a Ray Client ``ray://host:port``."""
+    if value != "local":
+        check_address(field, value.removeprefix("ray://"))
+    return value
+
+
+def _node_index(config: Config, shard_id: int) -> int:
+    for i, n in enumerate(config.shards.nodes):
+        if n.id == shard_id:
+            return i
+    ids = [n.id for n in config.shards.nodes]
+    raise ConfigError(f"shards.nodes: no shard with id {shard_id} (the ids are {ids})")
+
+
+def check_shards(config: Config) -> None:
+    for i, n in enumerate(config.shards.nodes):
+        check_address(f"shards.nodes[{i}].address", n.address)
+        check_redis_url(f"shards.nodes[{i}].redis_url", n.redis_url)
+        if n.metrics_address:
+            check_address(f"shards.nodes[{i}].metrics_address", n.metrics_address)
 
 
 def _logging(verbose: bool = False) -> None:
@@ -141,9 +205,12 @@ def cmd_query(args, config: Config) -> int:
 def cmd_shard(args, config: Config) -> int:
     from shards.server import serve
 
-    config.shards.node(args.id)
+    i = _node_index(config, args.id)
+    check_shards(config)
     if args.check:
-        return 0
+        n = config.shards.nodes[i]
+        return _ok(args, f"shard {n.id} of {len(config.shards.nodes)} on {n.address}, Redis {n.redis_url}"
+                         + (f", /metrics on {n.metrics_address}" if n.metrics_address else ""))
     _logging(args.verbose)
     asyncio.run(serve(config, args.id))
     return 0
@@ -152,8 +219,13 @@ def cmd_shard(args, config: Config) -> int:
 def cmd_querier(args, config: Config) -> int:
     from querier.server import serve
 
+    q = config.querier
+    check_address("querier.http_address", q.http_address)
+    check_address("querier.grpc_address", q.grpc_address)
+    check_shards(config)
     if args.check:
-        return 0
+        return _ok(args, f"querier: HTTP on {q.http_address}, gRPC on {q.grpc_address}, "
+                         f"over {len(config.shards.nodes)} shards")
     _logging(args.verbose)
     asyncio.run(serve(config))
     return 0
@@ -162,21 +234,57 @@ def cmd_querier(args, config: Config) -> int:
 def cmd_ingest(args, config: Config) -> int:
     from ingest.target import targets_from_config
 
-    targets_from_config(config)  # Target-level checks (label overrides) fail here, before Ray starts.
+    if args.ray_address:
+        config = config.model_copy(update={"ingest": config.ingest.model_copy(update={"ray_address": args.ray_address})})
+    field = "--ray-address" if args.ray_address else "ingest.ray_address"
+    check_ray_address(field, config.ingest.ray_address)
+    check_shards(config)
+    targets = targets_from_config(config)  # Target-level checks (label overrides) fail here, before Ray starts.
+    if args.status:
+        return _ingest_status(config)
     if args.check:
-        return 0
+        ray_at = "a local Ray" if config.ingest.ray_address == "local" else f"the Ray cluster at {config.ingest.ray_address}"
+        return _ok(args, f"ingest: {len(targets)} targets in {len(config.scrape_configs)} scrape configs, "
+                         f"{config.ingest.scrapers} scrapers on {ray_at}, writing to {len(config.shards.nodes)} shards")
     from ingest.service import run
 
+    if args.ready_file:
+        # A container restarted keeps its files: "ready" must mean this run's scrapers.
+        Path(args.ready_file).unlink(missing_ok=True)
     _logging(args.verbose)
     run(config, ready_file=args.ready_file)
+    return 0
+
+
+def _ingest_status(config: Config) -> int:
+    """Print, as JSON, the running coordinator's scrapers (with their nodes) and the cluster's nodes."""
+    import json
+
+    from ingest.coordinator import cluster_status
+
+    if config.ingest.ray_address == "local":
+        raise UsageError("ingest --status: ingest.ray_address is \"local\": there is no shared Ray cluster to ask "
+                         "(give --ray-address)")
+    try:
+        status = cluster_status(config.ingest.ray_address)
+    except LookupError as exc:
+        print(f"shardmon ingest --status: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(status, indent=2, sort_keys=True))
     return 0
 
 
 def cmd_receiver(args, config: Config) -> int:
     if config.receiver is None:
         raise ConfigError("receiver: the section is missing, so there is no receiver to run")
+    rc = config.receiver
+    check_address("receiver.http_address", rc.http_address)
+    if rc.pushgateway_address:
+        check_address("receiver.pushgateway_address", rc.pushgateway_address)
+    check_shards(config)
     if args.check:
-        return 0
+        return _ok(args, f"receiver: remote_write on {rc.http_address}, "
+                         f"push API on {rc.pushgateway_address or '(off)'}, writing to {len(config.shards.nodes)} shards")
     from ingest.receiver import serve
 
     _logging(args.verbose)
@@ -187,10 +295,61 @@ def cmd_receiver(args, config: Config) -> int:
 def cmd_demo_targets(args, config: Config) -> int:
     from shardmon.demo import serve
 
+    addresses = list(config.local.demo_targets)
+    if not addresses:
+        raise ConfigError("local.demo_targets: empty, so there are no demo targets to serve")
+    for i, a in enumerate(addresses):
+        check_address(f"local.demo_targets[{i}]", a)
     if args.check:
-        return 0
-    asyncio.run(serve(list(config.local.demo_targets)))
+        return _ok(args, f"demo-targets: {len(addresses)} targets on {', '.join(addresses)}")
+    asyncio.run(serve(addresses))
     return 0
+
+
+def ray_node_argv(args) -> list[str]:
+    """The ``ray start`` command line of ``shardmon ray-node``."""
+    argv = [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--disable-usage-stats"]
+    if args.head:
+        argv += ["--head", "--port", str(args.port), "--ray-client-server-port", str(args.client_port),
+                 "--include-dashboard", "false"]
+    else:
+        argv += ["--address", args.address]
+    if args.node_ip_address:
+        argv += ["--node-ip-address", args.node_ip_address]
+    if args.num_cpus is not None:
+        argv += ["--num-cpus", str(args.num_cpus)]
+    extra = list(args.ray_args)
+    if extra[:1] == ["--"]:
+        extra = extra[1:]
+    return argv + extra
+
+
+def cmd_ray_node(args, config: Config) -> int:
+    if args.head == bool(args.address):
+        raise UsageError("ray-node: give either --head or --address HOST:PORT (the head's GCS address)")
+    if args.address:
+        check_address("--address", args.address)
+    for name in ("port", "client_port"):
+        if not 0 < getattr(args, name) < 65536:
+            raise UsageError(f"ray-node: --{name.replace('_', '-')}: not a port: {getattr(args, name)}")
+    need = config.ingest.scraper_num_cpus
+    if not args.head and args.num_cpus is not None and args.num_cpus < need:
+        raise ConfigError(f"ingest.scraper_num_cpus: {need} is more than this worker's --num-cpus {args.num_cpus}, "
+                          "so no scraper could run on it")
+    argv = ray_node_argv(args)
+    env = dict(os.environ)
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # A node told to stop (docker stop, scale down, Ctrl-C) leaves at once: Ray's default drain waits
+    # up to 30 s for work that never ends here (scrapers run forever), and a container is killed
+    # before that, which the cluster only sees at its next health checks. Leaving cleanly, the
+    # node's scrapers restart on the remaining nodes right away.
+    env.setdefault("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "0")
+    if args.check:
+        role = "head" if args.head else f"worker of {args.address}"
+        return _ok(args, f"ray-node: {role}; would run: ray {shlex.join(argv[3:])}")
+    sys.stdout.flush()
+    os.execve(sys.executable, argv, env)
+    return 0  # not reached
 
 
 def cmd_import(args, config: Config) -> int:
@@ -280,8 +439,21 @@ def parser() -> argparse.ArgumentParser:
     add("querier", cmd_querier, "run the querier", service=True)
     i = add("ingest", cmd_ingest, "run the ingest service (Ray)", service=True)
     i.add_argument("--ready-file", help="create this file once the scrapers are running")
+    i.add_argument("--ray-address", help="the Ray cluster to run on, instead of ingest.ray_address: "
+                                         "local, the head's host:port, or ray://host:port (Ray Client)")
+    i.add_argument("--status", action="store_true",
+                   help="print the running scrapers and the nodes they are on (JSON), then exit")
     add("receiver", cmd_receiver, "run the receiver (remote_write, Pushgateway API)", service=True)
     add("demo-targets", cmd_demo_targets, "serve the demo targets", service=True)
+    rn = add("ray-node", cmd_ray_node, "run a Ray node for the scrapers (ray start --block)", service=True)
+    rn.add_argument("--head", action="store_true", help="start the cluster's head node")
+    rn.add_argument("--address", help="join the cluster whose head's GCS is at host:port")
+    rn.add_argument("--port", type=int, default=6379, help="the head's GCS port (default 6379)")
+    rn.add_argument("--client-port", type=int, default=10001,
+                    help="the head's Ray Client port, for ray://host:port drivers (default 10001)")
+    rn.add_argument("--num-cpus", type=int, help="CPUs this node offers (default: all of the machine's)")
+    rn.add_argument("--node-ip-address", help="the address other nodes reach this one at")
+    rn.add_argument("ray_args", nargs=argparse.REMAINDER, help="after --: more `ray start` options")
     imp = sub.add_parser("import", help="backfill historical data into the shards")
     imp_sub = imp.add_subparsers(dest="format", required=True)
     om = imp_sub.add_parser("openmetrics", help="an OpenMetrics text file with timestamps (as promtool)")
@@ -305,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.fn(args, config)
     except ConfigError as exc:
         print(f"shardmon: config error: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"shardmon: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
