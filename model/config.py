@@ -299,6 +299,11 @@ class ShardsConfig(_Model):
 class IngestConfig(_Model):
     scrapers: int = Field(2, ge=1, description="Number of scraper actors.")
     ray_address: str = Field("local", description='"local" starts a Ray of its own; else a cluster address.')
+    http_address: str | None = Field(
+        None,
+        description="host:port of the ingest service's API (/api/v1/targets, /api/v1/scrapers, POST /-/reload); "
+        "none when unset.",
+    )
     scraper_num_cpus: float = Field(0.25, gt=0, description="Ray CPUs reserved per scraper actor.")
     batch_max_samples: int = Field(20_000, ge=1, description="Largest Write sent to a shard.")
     flush_interval: Duration = Field(1000, description="Longest a sample waits before it is sent.")

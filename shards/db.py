@@ -11,6 +11,18 @@ entries now wholly in blocks) in one transaction.
 
 Recovery: load the series labels, the blocks' series lists and the checkpoint, then replay the WAL
 entries still in the stream, dropping samples below the checkpoint (they are in blocks).
+
+Limits: with ``max_active_series`` / ``max_series_per_metric``, a write's series new to the head beyond
+a limit are refused before anything is made durable: their samples never reach the WAL (so replay needs
+no limits and gives the same head), the rest of the batch is appended, and the write then fails with
+:class:`SeriesLimitError` (non-retryable, gRPC INVALID_ARGUMENT).
+
+Retention and compaction (as Prometheus's): whole blocks are deleted once their end is
+``retention_time`` older than the newest block's end, or, oldest first, while all blocks together
+exceed ``retention_size`` bytes. Overlapping blocks are merged, and blocks that lie in one aligned
+window of a larger compaction range (3, 9, 27... block durations), a window the head has left behind,
+are merged into one block. Each deletion or merge is one Redis transaction, and the in-memory block
+list changes right after it commits; a read that meets a block deleted under it starts again.
 """
 
 from __future__ import annotations
@@ -20,13 +32,14 @@ import collections
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import xxhash
 
-from model.errors import InvalidWriteError
+from model.config import ShardsConfig
+from model.errors import InvalidWriteError, ShardUnavailableError
 from model.labels import Labels, Matcher, series_id_of
 from model.samples import I64, U64, SampleBatch
 from shards import chunk, metrics
@@ -40,6 +53,18 @@ log = logging.getLogger(__name__)
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max
 _SEEN_BATCHES = 200_000
+_MERGE_SLICE = 500  # series merged by a compaction between two yields to the event loop
+
+
+class SeriesLimitError(InvalidWriteError):
+    """A write brought series new to the head beyond ``shards.max_active_series`` or
+    ``shards.max_series_per_metric``. The samples of the other series were appended (durably) and the
+    batch id is remembered when any were; the refused series' samples are not in the WAL. Not
+    retryable: retrying cannot succeed until series leave the head or the limit is raised."""
+
+    def __init__(self, message: str, outcome: WriteOutcome) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 class WriteOutcome(NamedTuple):
@@ -66,14 +91,187 @@ def _id_field(series_id: int) -> bytes:
     return int(series_id).to_bytes(8, "big")
 
 
+def _backfill_tags(meta: BlockMeta) -> list[str]:
+    """The backfill batch tags a block holds: its own (a backfill block's id ends with it) and
+    those of the backfill blocks merged into it."""
+    last = meta.block_id.rsplit("-", 1)[-1]
+    return [*meta.backfill, last] if last.startswith("bf") else list(meta.backfill)
+
+
+class _BlocksChanged(Exception):
+    """A read met a block deleted (retention, compaction) after it listed the blocks: read again."""
+
+
+# -- pure logic: retention, compaction planning, series limits, merging ------------------------------
+
+_ADMITTED, _SERIES_LIMIT, _METRIC_SERIES_LIMIT = 0, 1, 2
+LIMIT_REASONS = {_SERIES_LIMIT: "series_limit", _METRIC_SERIES_LIMIT: "metric_series_limit"}
+
+
+def blocks_beyond_retention(
+    metas: Sequence[BlockMeta], retention_time_ms: int, retention_size_bytes: int
+) -> list[tuple[BlockMeta, str]]:
+    """The blocks retention deletes, each with its reason (``"time"`` or ``"size"``), as Prometheus's
+    BeyondTimeRetention and BeyondSizeRetention: by time, every block whose end is at least
+    ``retention_time_ms`` older than the newest block's end; by size, going from the newest block to
+    the oldest (by end), every block from the first one that brings the total over the limit on. 0
+    turns a rule off. Only block bytes count towards the size (not the head or the WAL)."""
+    out: dict[str, tuple[BlockMeta, str]] = {}
+    if not metas:
+        return []
+    if retention_time_ms > 0:
+        newest = max(m.maxt_ms for m in metas)
+        for m in metas:
+            if newest - m.maxt_ms >= retention_time_ms:
+                out[m.block_id] = (m, "time")
+    if retention_size_bytes > 0:
+        rest = sorted((m for m in metas if m.block_id not in out),
+                      key=lambda m: (m.maxt_ms, m.mint_ms, m.block_id), reverse=True)
+        total = 0
+        for i, m in enumerate(rest):
+            total += m.size_bytes
+            if total > retention_size_bytes:
+                for old in rest[i:]:
+                    out[old.block_id] = (old, "size")
+                break
+    return sorted(out.values(), key=lambda e: (e[0].mint_ms, e[0].block_id))
+
+
+def plan_compaction(metas: Sequence[BlockMeta], ranges: Sequence[int], head_bound_ms: int) -> list[BlockMeta]:
+    """The blocks to merge next into one (empty: nothing to do), as Prometheus's leveled compactor plans:
+
+    1. overlapping blocks first: the first group of blocks (by start) that overlap one another;
+    2. else, for each range after the first (3, 9, ... block durations), the first aligned window
+       ``[k·range, (k+1)·range)`` holding two blocks or more entirely, if the window ends no later than
+       ``head_bound_ms`` (the head will cut no more blocks into it). Gaps are allowed.
+    """
+    ordered = sorted(metas, key=lambda m: (m.mint_ms, m.block_id))
+    group: list[BlockMeta] = []
+    group_end = _INT64_MIN
+    for m in ordered:
+        if group and m.mint_ms < group_end:
+            group.append(m)
+            group_end = max(group_end, m.maxt_ms)
+            continue
+        if len(group) > 1:
+            return group
+        group, group_end = [m], m.maxt_ms
+    if len(group) > 1:
+        return group
+    for rng in ranges[1:]:
+        windows: dict[int, list[BlockMeta]] = {}
+        for m in ordered:
+            start = (m.mint_ms // rng) * rng
+            if m.maxt_ms <= start + rng:
+                windows.setdefault(start, []).append(m)
+        for start in sorted(windows):
+            if len(windows[start]) > 1 and start + rng <= head_bound_ms:
+                return windows[start]
+    return []
+
+
+def admit_series(
+    metric: np.ndarray, metric_active: np.ndarray | None, active: int, max_active: int, max_per_metric: int
+) -> np.ndarray:
+    """Which series new to the head a write may add, in the order they come.
+
+    ``metric`` is each candidate's metric code, ``metric_active`` the series already in the head per
+    code (codes past its end have none), ``active`` the series in the head. Returns a reason per
+    candidate: 0 admitted, 1 ``series_limit``, 2 ``metric_series_limit`` (checked first, so a series
+    refused by its metric takes no room under the shard's limit). A limit of 0 is no limit.
+    """
+    n = metric.shape[0]
+    reasons = np.zeros(n, np.int8)
+    if not n:
+        return reasons
+    if max_per_metric > 0:
+        order = np.argsort(metric, kind="stable")
+        m_sorted = metric[order]
+        first = np.ones(n, bool)
+        first[1:] = m_sorted[1:] != m_sorted[:-1]
+        starts = np.flatnonzero(first)
+        rank_sorted = np.arange(n) - np.repeat(starts, np.diff(np.append(starts, n)))
+        rank = np.empty(n, np.int64)
+        rank[order] = rank_sorted
+        before = np.zeros(n, np.int64)
+        if metric_active is not None and metric_active.shape[0]:
+            known = metric < metric_active.shape[0]
+            before[known] = metric_active[metric[known]]
+        reasons[before + rank >= max_per_metric] = _METRIC_SERIES_LIMIT
+    if max_active > 0:
+        ok = reasons == _ADMITTED
+        position = np.cumsum(ok) - 1  # among the series still admitted
+        reasons[ok & (active + position >= max_active)] = _SERIES_LIMIT
+    return reasons
+
+
+def merge_block_chunks(
+    sources: Sequence[Mapping[bytes, bytes]], num_samples: int, fields: Sequence[bytes] | None = None
+) -> tuple[dict[bytes, bytes], int]:
+    """Merge the chunks of blocks (in the order reads merge them) into one block's chunks.
+
+    A series found in one block keeps its chunk byte for byte; one found in several has its samples
+    concatenated in block order and, where timestamps repeat, the first kept, exactly as a read merges
+    them. ``num_samples`` is the sources' total; returns the chunks (of ``fields`` only, if given) and
+    ``num_samples`` less the repeated samples dropped.
+    """
+    out: dict[bytes, bytes] = {}
+    if fields is None:
+        fields = list(dict.fromkeys(f for src in sources for f in src))
+    for field in fields:
+        parts = [src[field] for src in sources if field in src]
+        if len(parts) == 1:
+            out[field] = parts[0]
+            continue
+        decoded = [chunk.decode(p) for p in parts]
+        ts = np.concatenate([t for t, _ in decoded])
+        vals = np.concatenate([v for _, v in decoded])
+        if ts.shape[0] > 1 and (np.diff(ts) <= 0).any():
+            n_in = ts.shape[0]
+            ts, first = np.unique(ts, return_index=True)
+            vals = vals[first]
+            num_samples -= n_in - ts.shape[0]
+        out[field] = chunk.encode(ts, vals)
+    return out, num_samples
+
+
 class ShardDB:
     """One shard's storage. All mutations run under one asyncio lock, in WAL order."""
 
-    def __init__(self, store: RedisStore, *, block_duration_ms: int) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        *,
+        block_duration_ms: int,
+        retention_time_ms: int = 0,
+        retention_size_bytes: int = 0,
+        compaction_ranges: Sequence[int] | None = None,
+        max_active_series: int = 0,
+        max_series_per_metric: int = 0,
+    ) -> None:
         self.store = store
         self.block_duration_ms = block_duration_ms
-        self._lock = asyncio.Lock()
+        self.retention_time_ms = retention_time_ms
+        self.retention_size_bytes = retention_size_bytes
+        #: Block durations compaction builds; the first is the block duration (blocks cut from the head).
+        self.compaction_ranges = list(compaction_ranges or [block_duration_ms])
+        self.max_active_series = max_active_series
+        self.max_series_per_metric = max_series_per_metric
+        self._lock = asyncio.Lock()  # the head, the WAL and blocks cut from the head
+        self._maint_lock = asyncio.Lock()  # block deletions: retention and compaction, one at a time
         self._init_state()
+
+    @classmethod
+    def from_config(cls, store: RedisStore, cfg: ShardsConfig) -> ShardDB:
+        return cls(
+            store,
+            block_duration_ms=cfg.block_duration,
+            retention_time_ms=cfg.retention_time or 0,
+            retention_size_bytes=cfg.retention_size,
+            compaction_ranges=cfg.compaction_ranges(),
+            max_active_series=cfg.max_active_series,
+            max_series_per_metric=cfg.max_series_per_metric,
+        )
 
     def _init_state(self) -> None:
         self.registry = SeriesRegistry()
@@ -85,6 +283,14 @@ class ShardDB:
         self._series_maxt = np.empty(0, I64)
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._wal: collections.deque[tuple[str, int]] = collections.deque()  # (entry id, max ts)
+        self._metric_codes: dict[str, int] = {}  # metric name -> code
+        self._metric_of = np.empty(0, np.int64)  # series idx -> metric code
+        #: Blocks whose deletion (retention, compaction) is being committed, and set when there are none.
+        self._retiring: set[str] = set()
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._blocks_stale = False  # a deletion's outcome is unknown: reload the block list from Redis
+        self._bf_tags: set[str] = set()  # the backfill batch tags the blocks hold (see backfill)
         #: Metric family -> the distinct (type, help, unit) seen for it, as /api/v1/metadata lists them.
         self.metadata: dict[str, list[tuple[str, str, str]]] = {}
 
@@ -97,13 +303,7 @@ class ShardDB:
         series = await self.store.load_series()
         if series:
             self._register([int.from_bytes(i, "big") for i, _ in series], [k for _, k in series])
-        for meta, blob in await self.store.load_blocks():
-            ids = np.frombuffer(blob, U64)
-            self.blocks.append(_Block(meta, ids))
-            idx = self.registry.lookup(ids)
-            idx = idx[idx >= 0]
-            self._series_mint[idx] = np.minimum(self._series_mint[idx], meta.mint_ms)
-            self._series_maxt[idx] = np.maximum(self._series_maxt[idx], meta.maxt_ms - 1)
+        await self._load_blocks()
         for name, raw in (await self.store.load_metadata()).items():
             self.metadata[name] = [tuple(e) for e in json.loads(raw)]
         head_mint = await self.store.head_mint()
@@ -122,9 +322,21 @@ class ShardDB:
             len(self.registry), len(self.blocks), len(self._wal), replayed, elapsed,
         )
 
+    async def _load_blocks(self) -> None:
+        """(Re)load the block list from Redis and widen the series' time ranges to their blocks."""
+        blocks = [_Block(meta, np.frombuffer(blob, U64)) for meta, blob in await self.store.load_blocks()]
+        self.blocks = blocks
+        self._blocks_stale = False
+        self._bf_tags = {t for b in blocks for t in _backfill_tags(b.meta)}
+        for b in blocks:
+            idx = self.registry.lookup(b.series_ids)
+            idx = idx[idx >= 0]
+            self._series_mint[idx] = np.minimum(self._series_mint[idx], b.meta.mint_ms)
+            self._series_maxt[idx] = np.maximum(self._series_maxt[idx], b.meta.maxt_ms - 1)
+
     async def reset(self) -> None:
         """Delete everything: the shard's Redis keys and its memory (tests only)."""
-        async with self._lock:
+        async with self._maint_lock, self._lock:
             await self.store.delete_all()
             self._init_state()
         self._update_gauges()
@@ -132,30 +344,131 @@ class ShardDB:
     # -- writing ---------------------------------------------------------------------------------
 
     async def write(self, batch_id: str, batch: SampleBatch) -> WriteOutcome:
-        """Make ``batch`` durable and apply it. Raises InvalidWriteError or ShardUnavailableError."""
+        """Make ``batch`` durable and apply it. Raises InvalidWriteError (SeriesLimitError when series
+        were refused by a limit, after the rest was appended) or ShardUnavailableError."""
         async with self._lock:
             if batch_id in self._seen:
                 return WriteOutcome(0, {}, True)
-            new_ids, new_keys = self._check_new_series(batch)
+            new_ids, new_keys, new_names = self._check_new_series(batch)
+            refused: dict[str, tuple[int, int]] = {}
+            refused_metrics: list[str] = []
+            if self.max_active_series or self.max_series_per_metric:
+                batch, new_ids, new_keys, refused, refused_metrics = self._apply_limits(
+                    batch, new_ids, new_keys, new_names
+                )
+            if refused and batch.num_samples == 0:
+                # Nothing left: nothing goes to the WAL and the batch id is not remembered, so a
+                # retry is judged afresh (and may pass once the limit is raised).
+                for reason, (_, n_samples) in refused.items():
+                    metrics.SAMPLES_REJECTED.labels(reason).inc(n_samples)
+                out = WriteOutcome(0, {r: n for r, (_, n) in refused.items()}, False)
+                raise SeriesLimitError(self._limit_message(refused, refused_metrics, out), out)
             record = encode_record(batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values)
             entry_id = await self.store.append(batch_id, record, {_id_field(i): k for i, k in zip(new_ids, new_keys)})
-            return self._apply(
+            out = self._apply(
                 batch_id, entry_id, batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values,
                 new_ids, new_keys,
             )
+        if refused:
+            rejected = dict(out.rejected)
+            for reason, (_, n_samples) in refused.items():
+                metrics.SAMPLES_REJECTED.labels(reason).inc(n_samples)
+                rejected[reason] = rejected.get(reason, 0) + n_samples
+            out = out._replace(rejected=rejected)
+            raise SeriesLimitError(self._limit_message(refused, refused_metrics, out), out)
+        return out
+
+    def _head_series(self) -> np.ndarray:
+        """Per registered series: whether it has samples in the head (its latest sample is at or
+        after the head's lower bound)."""
+        n = len(self.registry)
+        last = np.full(n, _INT64_MIN, I64)
+        m = min(n, self.head.last_ts.shape[0])
+        last[:m] = self.head.last_ts[:m]
+        return (last > _INT64_MIN) & (last >= self.head.min_valid_ms)
+
+    def _apply_limits(self, batch: SampleBatch, new_ids: list[int], new_keys: list[bytes], new_names: list[str]):
+        """Drop from ``batch`` the series new to the head beyond the series limits.
+
+        Returns the batch left, its series new to the shard, ``{reason: (series, samples)}`` refused
+        and the metric names refused by ``max_series_per_metric``.
+        """
+        idx = self.registry.lookup(batch.series_ids)
+        active_mask = self._head_series()
+        in_head = np.zeros(idx.shape[0], bool)
+        known = idx >= 0
+        in_head[known] = active_mask[idx[known]]
+        rows = np.flatnonzero(~in_head)
+        if not rows.shape[0]:
+            return batch, new_ids, new_keys, {}, []
+        # The candidates: each series new to the head once, in the order the batch lists them.
+        _, first = np.unique(batch.series_ids[rows], return_index=True)
+        cand = rows[np.sort(first)]
+        cand_ids = batch.series_ids[cand]
+        name_of_new = dict(zip(new_ids, new_names))
+        local_codes = dict(self._metric_codes)
+        metric = np.empty(cand.shape[0], np.int64)
+        for k, (row, sid) in enumerate(zip(cand.tolist(), cand_ids.tolist())):
+            i = int(idx[row])
+            if i >= 0:
+                metric[k] = self._metric_of[i]
+            else:
+                metric[k] = local_codes.setdefault(name_of_new[sid], len(local_codes))
+        metric_active = None
+        if self.max_series_per_metric:
+            metric_active = np.bincount(self._metric_of[active_mask], minlength=len(self._metric_codes))
+        reasons = admit_series(metric, metric_active, int(active_mask.sum()), self.max_active_series,
+                               self.max_series_per_metric)
+        if not reasons.any():
+            return batch, new_ids, new_keys, {}, []
+        names_by_code = {c: n for n, c in local_codes.items()}
+        refused_metrics = sorted({names_by_code[int(c)] for c in metric[reasons == _METRIC_SERIES_LIMIT].tolist()})
+        refused_ids = cand_ids[reasons > 0]
+        reason_of = dict(zip(refused_ids.tolist(), reasons[reasons > 0].tolist()))
+        row_reason = np.zeros(batch.num_series, np.int8)
+        drop = np.isin(batch.series_ids, refused_ids)
+        row_reason[drop] = [reason_of[int(sid)] for sid in batch.series_ids[drop].tolist()]
+        sample_reason = row_reason[batch.sample_series]
+        refused = {}
+        for code, reason in LIMIT_REASONS.items():
+            n_series = int((reasons == code).sum())
+            if n_series:
+                refused[reason] = (n_series, int((sample_reason == code).sum()))
+        kept = [(i, k) for i, k in zip(new_ids, new_keys) if i not in reason_of]
+        return (batch.select_series(~drop), [i for i, _ in kept], [k for _, k in kept], refused,
+                refused_metrics)
+
+    def _limit_message(self, refused: dict[str, tuple[int, int]], refused_metrics: list[str],
+                       out: WriteOutcome) -> str:
+        parts = []
+        if "series_limit" in refused:
+            n_series, n_samples = refused["series_limit"]
+            parts.append(f"{n_series} new series ({n_samples} samples) over shards.max_active_series = "
+                         f"{self.max_active_series} series in the head")
+        if "metric_series_limit" in refused:
+            n_series, n_samples = refused["metric_series_limit"]
+            names = ", ".join(refused_metrics[:5]) + (", ..." if len(refused_metrics) > 5 else "")
+            parts.append(f"{n_series} new series ({n_samples} samples) over shards.max_series_per_metric = "
+                         f"{self.max_series_per_metric} series in the head for metric {names}")
+        other = {r: n for r, n in out.rejected.items() if r not in LIMIT_REASONS.values()}
+        tail = f"; {out.appended} samples of other series appended"
+        if other:
+            tail += ", refused otherwise: " + ", ".join(f"{n} {r}" for r, n in sorted(other.items()))
+        return "series limit reached: refused " + "; ".join(parts) + tail
 
     async def backfill(self, batch_id: str, batch: SampleBatch) -> WriteOutcome:
         """Write historical samples straight into blocks of their own (one per block window).
 
         Any age is accepted; the head and its ordering rules are not involved. Within the batch a
         series' samples are sorted and a repeated timestamp keeps its first value. Blocks may
-        overlap others in time; reads merge them. Idempotent: a batch id names its blocks.
+        overlap others in time; reads merge them, and so does compaction. Idempotent: a batch id names
+        its blocks (and a block compacted from them keeps the names in its metadata).
         """
         async with self._lock:
             tag = f"bf{xxhash.xxh64_hexdigest(batch_id.encode())}"
-            if any(b.meta.block_id.endswith(tag) for b in self.blocks):
+            if tag in self._bf_tags:
                 return WriteOutcome(0, {}, True)
-            new_ids, new_keys = self._check_new_series(batch)
+            new_ids, new_keys, _ = self._check_new_series(batch)
             # Series new to the shard get the idx they will have once registered (after the write).
             ids_by_idx = np.concatenate((self.registry.ids, np.asarray(new_ids, dtype=U64)))
             series_idx = self.registry.lookup(batch.series_ids)
@@ -192,9 +505,11 @@ class ShardDB:
         self._update_gauges()
         return WriteOutcome(int(ts.shape[0]), {}, False)
 
-    def _check_new_series(self, batch: SampleBatch) -> tuple[list[int], list[bytes]]:
-        """The series of ``batch`` new to the shard, each checked (id matches labels, has a name)."""
+    def _check_new_series(self, batch: SampleBatch) -> tuple[list[int], list[bytes], list[str]]:
+        """The series of ``batch`` new to the shard, each checked (id matches labels, has a name):
+        their ids, label bytes and metric names."""
         _, new_ids, new_keys = resolve_batch(self.registry, batch)
+        names = []
         for sid, key in zip(new_ids, new_keys):
             if series_id_of(key) != sid:
                 raise InvalidWriteError(f"series id {sid:#x} does not match its labels {key!r}")
@@ -204,7 +519,8 @@ class ShardDB:
                 raise InvalidWriteError(f"series labels are not valid UTF-8: {key!r}") from None
             if not labels.name:
                 raise InvalidWriteError(f"series without a metric name: {labels}")
-        return new_ids, new_keys
+            names.append(labels.name)
+        return new_ids, new_keys, names
 
     def _register(self, ids: Sequence[int], keys: Sequence[bytes]) -> None:
         self._rank = None
@@ -212,6 +528,9 @@ class ShardDB:
         self.registry.add(ids, keys)
         self.index.add(first, self.registry.labels[first:])
         n = len(self.registry)
+        codes = self._metric_codes
+        self._metric_of = np.concatenate((self._metric_of, np.fromiter(
+            (codes.setdefault(lbls.name, len(codes)) for lbls in self.registry.labels[first:]), np.int64, n - first)))
         self._series_mint = np.concatenate((self._series_mint, np.full(n - first, _INT64_MAX, I64)))
         self._series_maxt = np.concatenate((self._series_maxt, np.full(n - first, _INT64_MIN, I64)))
 
@@ -295,6 +614,7 @@ class ShardDB:
 
     def _add_block(self, meta: BlockMeta, sorted_ids: np.ndarray) -> None:
         self.blocks.append(_Block(meta, sorted_ids))
+        self._bf_tags.update(_backfill_tags(meta))
         self.blocks.sort(key=lambda b: (b.meta.mint_ms, b.meta.block_id))
 
     async def _write_block(self, start: int, end: int) -> None:
@@ -318,6 +638,138 @@ class ShardDB:
         self._add_block(meta, sorted_ids)
         log.info("cut block %s: %d series, %d samples, %d bytes", meta.block_id, meta.num_series,
                  meta.num_samples, meta.size_bytes)
+
+    # -- retention and compaction -----------------------------------------------------------------
+
+    async def maintain(self) -> tuple[int, int]:
+        """Apply retention, then compact: ``(blocks deleted, compactions)``."""
+        return await self.apply_retention(), await self.compact()
+
+    async def apply_retention(self) -> int:
+        """Delete the blocks beyond ``retention_time`` / ``retention_size``; returns how many."""
+        async with self._maint_lock:
+            await self._resync_if_stale()
+            doomed = blocks_beyond_retention([b.meta for b in self.blocks], self.retention_time_ms,
+                                             self.retention_size_bytes)
+            if not doomed:
+                return 0
+            ids = [m.block_id for m, _ in doomed]
+            await self._retire(ids, self.store.delete_blocks(ids), None)
+            for meta, reason in doomed:
+                metrics.RETENTION_DELETIONS.labels(reason).inc()
+                log.info("retention (%s) deleted block %s: %d series, %d samples, %d bytes", reason, meta.block_id,
+                         meta.num_series, meta.num_samples, meta.size_bytes)
+            self._recompute_series_ranges()
+        self._update_gauges()
+        return len(doomed)
+
+    async def compact(self) -> int:
+        """Merge blocks while the plan finds some to merge (overlapping ones first, then the blocks of
+        each closed window of a larger range); returns how many compactions were done."""
+        done = 0
+        async with self._maint_lock:
+            await self._resync_if_stale()
+            while group := plan_compaction([b.meta for b in self.blocks], self.compaction_ranges,
+                                           self._head_bound()):
+                t0 = time.perf_counter()
+                try:
+                    await self._compact(group)
+                except Exception:
+                    metrics.COMPACTIONS_FAILED.inc()
+                    raise
+                metrics.COMPACTIONS.inc()
+                metrics.COMPACTION_DURATION.observe(time.perf_counter() - t0)
+                done += 1
+        if done:
+            self._update_gauges()
+        return done
+
+    def _head_bound(self) -> int:
+        """No block will be cut from the head before this time: windows ending by then are closed."""
+        bound = self.head.min_valid_ms if self.head.min_valid_ms > _INT64_MIN else _INT64_MAX
+        rng = self.head.time_range()
+        if rng is not None:
+            d = self.block_duration_ms
+            bound = min(bound, (rng[0] // d) * d)
+        return bound
+
+    async def _compact(self, group: Sequence[BlockMeta]) -> None:
+        ids = {m.block_id for m in group}
+        sources = [b for b in self.blocks if b.meta.block_id in ids]  # in read-merge order
+        datas = [await self.store.read_block(b.meta.block_id) for b in sources]
+        # Merged on the event loop a slice of series at a time, letting writes and reads in between
+        # (not in a thread: the chunk codec's zstd contexts are shared and not thread-safe).
+        fields = list(dict.fromkeys(f for data in datas for f in data))
+        chunks: dict[bytes, bytes] = {}
+        num_samples = sum(b.meta.num_samples for b in sources)
+        for a in range(0, len(fields), _MERGE_SLICE):
+            part, num_samples = merge_block_chunks(datas, num_samples, fields[a:a + _MERGE_SLICE])
+            chunks.update(part)
+            await asyncio.sleep(0)
+        # Big-endian fixed-width fields sort as the numbers they hold.
+        sorted_ids = np.frombuffer(b"".join(sorted(chunks)), ">u8").astype(U64)
+        mint = min(b.meta.mint_ms for b in sources)
+        maxt = max(b.meta.maxt_ms for b in sources)
+        tags = sorted({t for b in sources for t in _backfill_tags(b.meta)})
+        digest = xxhash.xxh64_hexdigest("\n".join(b.meta.block_id for b in sources).encode())
+        meta = BlockMeta(block_id=f"{mint}-{maxt}-c{digest}", mint_ms=mint, maxt_ms=maxt,
+                         num_series=int(sorted_ids.shape[0]), num_samples=num_samples,
+                         size_bytes=sum(len(v) for v in chunks.values()), backfill=tuple(tags))
+        old_ids = [b.meta.block_id for b in sources]
+        await self._retire(old_ids, self.store.replace_blocks(meta, sorted_ids.tobytes(), chunks, old_ids),
+                           _Block(meta, sorted_ids))
+        log.info("compacted %d blocks (%s) into %s: %d series, %d samples, %d -> %d bytes", len(sources),
+                 ", ".join(old_ids), meta.block_id, meta.num_series, meta.num_samples,
+                 sum(b.meta.size_bytes for b in sources), meta.size_bytes)
+
+    async def _retire(self, block_ids: Sequence[str], commit, replacement: _Block | None) -> None:
+        """Run ``commit`` (the Redis transaction deleting ``block_ids``, and writing ``replacement``),
+        then swap the blocks in memory at once. While it runs, a read that finds one of these blocks
+        gone waits for the swap and reads again. If the outcome is unknown (an error), the block list
+        is reloaded from Redis before the next read, deletion or compaction."""
+        gone = set(block_ids)
+        self._retiring |= gone
+        self._settled.clear()
+        try:
+            await commit
+        except BaseException:
+            self._blocks_stale = True
+            raise
+        else:
+            blocks = [b for b in self.blocks if b.meta.block_id not in gone]
+            if replacement is not None:
+                blocks.append(replacement)
+                blocks.sort(key=lambda b: (b.meta.mint_ms, b.meta.block_id))
+            self.blocks = blocks
+            self._bf_tags = {t for b in blocks for t in _backfill_tags(b.meta)}
+        finally:
+            self._retiring -= gone
+            if not self._retiring:
+                self._settled.set()
+
+    async def _resync_if_stale(self) -> None:
+        if self._blocks_stale:
+            await self._load_blocks()
+            self._recompute_series_ranges()
+            self._update_gauges()
+
+    def _recompute_series_ranges(self) -> None:
+        """Each series' time range from the blocks left and the head (after blocks were deleted)."""
+        n = len(self.registry)
+        mint = np.full(n, _INT64_MAX, I64)
+        maxt = np.full(n, _INT64_MIN, I64)
+        for b in self.blocks:
+            idx = self.registry.lookup(b.series_ids)
+            idx = idx[idx >= 0]
+            mint[idx] = np.minimum(mint[idx], b.meta.mint_ms)
+            maxt[idx] = np.maximum(maxt[idx], b.meta.maxt_ms - 1)
+        if self.head.num_samples:
+            c = self.head.columns()
+            lo, hi = c.offsets[:-1], c.offsets[1:]
+            has = np.flatnonzero(hi > lo)
+            mint[has] = np.minimum(mint[has], c.ts[lo[has]])
+            maxt[has] = np.maximum(maxt[has], c.ts[hi[has] - 1])
+        self._series_mint, self._series_maxt = mint, maxt
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -343,10 +795,22 @@ class ShardDB:
         if skip_samples:
             return Selection(idxs, np.zeros(idxs.shape[0], np.int64), np.empty(0, I64), np.empty(0, np.float64))
         counts, ts, vals = self.head.read_many(idxs, start_ms, end_ms)
-        overlapping = [b for b in self.blocks if b.meta.maxt_ms > start_ms and b.meta.mint_ms <= end_ms
-                       and b.series_ids.shape[0]]
-        if overlapping and idxs.shape[0]:
-            counts, ts, vals = await self._with_blocks(overlapping, idxs, start_ms, end_ms, counts, ts, vals)
+        if idxs.shape[0]:
+            for _ in range(100):
+                if self._blocks_stale:
+                    async with self._maint_lock:
+                        await self._resync_if_stale()
+                overlapping = [b for b in self.blocks if b.meta.maxt_ms > start_ms and b.meta.mint_ms <= end_ms
+                               and b.series_ids.shape[0]]
+                if not overlapping:
+                    break
+                try:
+                    counts, ts, vals = await self._with_blocks(overlapping, idxs, start_ms, end_ms, counts, ts, vals)
+                    break
+                except _BlocksChanged:
+                    await self._settled.wait()  # the deletion has committed: list the blocks again
+            else:
+                raise ShardUnavailableError("blocks kept changing under a read")
         keep = counts > 0
         if not keep.all():
             idxs, counts = idxs[keep], counts[keep]
@@ -364,7 +828,10 @@ class ShardDB:
             fields = [_id_field(int(ids[p])) for p in present.tolist()]
             for p, data in zip(present.tolist(), await self.store.read_chunks(block.meta.block_id, fields)):
                 if data is None:
-                    continue
+                    if block.meta.block_id in self._retiring or not any(b is block for b in self.blocks) \
+                            or self._blocks_stale:
+                        raise _BlocksChanged(block.meta.block_id)
+                    continue  # Only a damaged Redis (a block without one of its chunks) gets here.
                 bts, bvals = chunk.decode(data)
                 a = int(np.searchsorted(bts, start_ms, "left"))
                 b = int(np.searchsorted(bts, end_ms, "right"))
@@ -426,10 +893,15 @@ class ShardDB:
 
     def _update_gauges(self) -> None:
         metrics.SERIES.set(len(self.registry))
+        metrics.HEAD_SERIES.set(int(self._head_series().sum()))
         metrics.HEAD_SAMPLES.set(self.head.num_samples)
         metrics.BLOCKS.set(len(self.blocks))
-        metrics.BLOCK_BYTES.set(sum(b.meta.size_bytes for b in self.blocks))
-        metrics.BLOCK_SAMPLES.set(sum(b.meta.num_samples for b in self.blocks))
+        block_bytes = sum(b.meta.size_bytes for b in self.blocks)
+        block_samples = sum(b.meta.num_samples for b in self.blocks)
+        metrics.BLOCK_BYTES.set(block_bytes)
+        metrics.BLOCK_SAMPLES.set(block_samples)
+        metrics.BLOCK_CHUNKS.set(sum(b.meta.num_series for b in self.blocks))
+        metrics.BYTES_PER_SAMPLE.set(block_bytes / block_samples if block_samples else 0)
         metrics.WAL_ENTRIES.set(len(self._wal))
 
     def update_gauges(self) -> None:

@@ -15,17 +15,38 @@ WRITE_DURATION = Histogram(
 )
 SAMPLES_APPENDED = Counter("shardmon_shard_samples_appended_total", "Samples appended to the head.")
 SAMPLES_REJECTED = Counter(
-    "shardmon_shard_samples_rejected_total", "Samples refused by the head, by reason.", ["reason"]
+    "shardmon_shard_samples_rejected_total",
+    "Samples refused, by reason: the head's rules (out_of_bounds, out_of_order, duplicate_timestamp) and the "
+    "series limits (series_limit, metric_series_limit).",
+    ["reason"],
 )
 SAMPLES_DUPLICATE = Counter(
     "shardmon_shard_samples_duplicate_total",
     "Samples equal to the series' latest one (same timestamp and value): dropped silently as Prometheus does.",
 )
 SERIES = Gauge("shardmon_shard_series", "Series known to the shard.")
+HEAD_SERIES = Gauge(
+    "shardmon_shard_head_series", "Series with samples in the head (what shards.max_active_series limits)."
+)
 HEAD_SAMPLES = Gauge("shardmon_shard_head_samples", "Samples in the in-memory head.")
 BLOCKS = Gauge("shardmon_shard_blocks", "Blocks stored in Redis.")
 BLOCK_BYTES = Gauge("shardmon_shard_block_bytes", "Bytes of all stored blocks' chunks.")
 BLOCK_SAMPLES = Gauge("shardmon_shard_block_samples", "Samples in all stored blocks.")
+BLOCK_CHUNKS = Gauge("shardmon_shard_chunks", "Chunks in all stored blocks (one per series per block).")
+BYTES_PER_SAMPLE = Gauge(
+    "shardmon_shard_block_bytes_per_sample", "Block bytes over block samples (0 without blocks)."
+)
+RETENTION_DELETIONS = Counter(
+    "shardmon_shard_retention_deletions_total",
+    "Blocks deleted by retention, by reason (time: shards.retention_time, size: shards.retention_size).",
+    ["reason"],
+)
+COMPACTIONS = Counter("shardmon_shard_compactions_total", "Compactions done (each merges blocks into one).")
+COMPACTIONS_FAILED = Counter("shardmon_shard_compactions_failed_total", "Compactions that failed (retried later).")
+COMPACTION_DURATION = Histogram(
+    "shardmon_shard_compaction_duration_seconds", "Time one compaction took.",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
+)
 WAL_ENTRIES = Gauge("shardmon_shard_wal_entries", "Entries in the WAL stream not yet covered by blocks.")
 REPLAY_SECONDS = Gauge("shardmon_shard_replay_duration_seconds", "Time the last start-up took to recover.")
 SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total", "Series (read) requests, by outcome.", ["outcome"])
@@ -34,3 +55,9 @@ SERIES_REQUEST_DURATION = Histogram(
     "shardmon_shard_series_request_duration_seconds", "Time to answer a Series (read) request.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+# Every reason is exposed from the start (at 0), so rates and alerts need no "absent" special case.
+for _reason in ("time", "size"):
+    RETENTION_DELETIONS.labels(_reason)
+for _reason in ("out_of_bounds", "out_of_order", "duplicate_timestamp", "series_limit", "metric_series_limit"):
+    SAMPLES_REJECTED.labels(_reason)

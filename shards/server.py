@@ -147,8 +147,11 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
 
     async def Flush(self, request, context):
+        # The head into blocks, then the maintenance the periodic task would do next (retention and
+        # compaction), so that block sizes measured after a Flush are the settled ones.
         try:
             n = await self.db.flush()
+            await self.db.maintain()
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc, "Flush")
             return
@@ -174,12 +177,16 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
 
 async def _maintain(db: ShardDB, interval_s: float) -> None:
+    """Every ``interval_s``: cut the blocks the head has outgrown, apply retention, compact."""
     while True:
         await asyncio.sleep(interval_s)
         try:
             await db.cut_blocks()
+            await db.maintain()
         except errors.ShardUnavailableError as exc:
-            log.warning("block cut postponed: %s", exc)
+            log.warning("block maintenance postponed: %s", exc)
+        except Exception:  # noqa: BLE001 - the loop must outlive a bug in one round; it is logged
+            log.exception("block maintenance failed")
         db.update_gauges()
 
 
@@ -192,14 +199,20 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
         host, port = node.metrics_address.rsplit(":", 1)
         start_http_server(int(port), addr=host)
     store = RedisStore(node.redis_url, shard_id)
-    db = ShardDB(store, block_duration_ms=config.shards.block_duration)
+    db = ShardDB.from_config(store, config.shards)
     while True:
         try:
+            problem = await store.apply_appendfsync(config.shards.wal_appendfsync)
             await db.open()
             break
         except errors.ShardUnavailableError as exc:
             log.warning("shard %d: waiting for redis at %s: %s", shard_id, node.redis_url, exc)
             await asyncio.sleep(1)
+    if problem:
+        log.warning("shard %d: WAL durability not set (shards.wal_appendfsync: %s): %s", shard_id,
+                    config.shards.wal_appendfsync, problem)
+    else:
+        log.info("shard %d: redis appendonly yes, appendfsync %s", shard_id, config.shards.wal_appendfsync)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import NamedTuple
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from model.errors import ShardUnavailableError
 
 _REPLAY_PAGE = 256
+_HSET_FIELDS = 20_000
+_HSET_BYTES = 64 << 20
 
 
 class BlockMeta(NamedTuple):
@@ -28,13 +30,39 @@ class BlockMeta(NamedTuple):
     num_series: int
     num_samples: int
     size_bytes: int
+    #: The backfill batch tags of the backfill blocks a compaction merged into this one (so a retried
+    #: backfill batch is still recognised once its blocks are compacted).
+    backfill: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
-        return json.dumps(self._asdict()).encode()
+        d = self._asdict()
+        if not d["backfill"]:
+            del d["backfill"]
+        else:
+            d["backfill"] = list(d["backfill"])
+        return json.dumps(d).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> BlockMeta:
-        return cls(**json.loads(data))
+        d = json.loads(data)
+        if "backfill" in d:
+            d["backfill"] = tuple(d["backfill"])
+        return cls(**d)
+
+
+def _hset_in_parts(pipe, key: str, mapping: Mapping[bytes, bytes]) -> None:
+    """HSET ``mapping`` as several commands of bounded size (each command of a transaction is
+    parsed whole into Redis's query buffer, limited to 1 GB by default)."""
+    part: dict[bytes, bytes] = {}
+    size = 0
+    for field, value in mapping.items():
+        part[field] = value
+        size += len(field) + len(value)
+        if len(part) >= _HSET_FIELDS or size >= _HSET_BYTES:
+            pipe.hset(key, mapping=part)
+            part, size = {}, 0
+    if part:
+        pipe.hset(key, mapping=part)
 
 
 class RedisStore:
@@ -88,11 +116,12 @@ class RedisStore:
             raise ShardUnavailableError(f"redis: {exc}") from exc
 
     async def load_blocks(self) -> list[tuple[BlockMeta, bytes]]:
-        """Every block's metadata and its series-id array (raw bytes), ordered by time."""
+        """Every block's metadata and its series-id array (raw bytes), ordered by (mint, block id): the
+        order reads merge overlapping blocks in."""
         try:
             metas = sorted(
                 (BlockMeta.from_json(v) for v in (await self._redis.hgetall(self.k_blocks)).values()),
-                key=lambda m: m.mint_ms,
+                key=lambda m: (m.mint_ms, m.block_id),
             )
             out = []
             for m in metas:
@@ -153,8 +182,7 @@ class RedisStore:
                 if new_series:
                     pipe.hset(self.k_series, mapping=dict(new_series))
                 for meta, series_blob, chunks in blocks:
-                    if chunks:
-                        pipe.hset(self.k_block_chunks(meta.block_id), mapping=dict(chunks))
+                    _hset_in_parts(pipe, self.k_block_chunks(meta.block_id), chunks)
                     pipe.set(self.k_block_series(meta.block_id), series_blob)
                     pipe.hset(self.k_blocks, meta.block_id, meta.to_json())
                 if head_mint_ms is not None:
@@ -164,6 +192,43 @@ class RedisStore:
                 await pipe.execute()
         except RedisError as exc:
             raise ShardUnavailableError(f"redis: block write failed: {exc}") from exc
+
+    async def delete_blocks(self, block_ids: Sequence[str]) -> None:
+        """Delete whole blocks (retention): their chunks, series lists and metadata, in one MULTI/EXEC."""
+        if not block_ids:
+            return
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for block_id in block_ids:
+                    pipe.unlink(self.k_block_chunks(block_id), self.k_block_series(block_id))
+                pipe.hdel(self.k_blocks, *block_ids)
+                await pipe.execute()
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: block deletion failed: {exc}") from exc
+
+    async def replace_blocks(
+        self, meta: BlockMeta, series_blob: bytes, chunks: Mapping[bytes, bytes], old_ids: Sequence[str]
+    ) -> None:
+        """Store a compacted block and delete the blocks it replaces, in one MULTI/EXEC: a crash
+        leaves either the old blocks or the new one, never both and never neither."""
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                for block_id in old_ids:
+                    pipe.unlink(self.k_block_chunks(block_id), self.k_block_series(block_id))
+                pipe.hdel(self.k_blocks, *old_ids)
+                _hset_in_parts(pipe, self.k_block_chunks(meta.block_id), chunks)
+                pipe.set(self.k_block_series(meta.block_id), series_blob)
+                pipe.hset(self.k_blocks, meta.block_id, meta.to_json())
+                await pipe.execute()
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: compaction commit failed: {exc}") from exc
+
+    async def read_block(self, block_id: str) -> dict[bytes, bytes]:
+        """Every chunk of a block: 8-byte big-endian series id -> chunk."""
+        try:
+            return await self._redis.hgetall(self.k_block_chunks(block_id))
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
 
     async def read_chunks(self, block_id: str, fields: Sequence[bytes]) -> list[bytes | None]:
         if not fields:
@@ -195,6 +260,22 @@ class RedisStore:
         except RedisError as exc:
             raise ShardUnavailableError(f"redis: {exc}") from exc
         return n
+
+    async def apply_appendfsync(self, policy: str) -> str | None:
+        """Make Redis keep an append-only file fsynced by ``policy`` (``everysec``, ``always``, ``no``):
+        ``CONFIG SET appendonly yes`` and ``appendfsync``, each only when it differs. Returns None when
+        Redis runs so, else why not (CONFIG refused, e.g. a managed Redis): the caller warns and goes on."""
+        want = {"appendonly": "yes", "appendfsync": policy}
+        try:
+            for name, value in want.items():
+                current = (await self._redis.config_get(name)).get(name.encode())
+                if current is None or current.decode() != value:
+                    await self._redis.config_set(name, value)
+        except ResponseError as exc:
+            return f"redis refused CONFIG ({exc}); set appendonly yes and appendfsync {policy} in its own configuration"
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+        return None
 
     async def wal_length(self) -> int:
         try:
