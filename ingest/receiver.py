@@ -98,7 +98,9 @@ class Receiver:
             out = await self.forwarder.write_now(batch, self.cfg.write_timeout / 1000)
             if out.error is not None:
                 SAMPLES.labels("failed").inc(batch.num_samples)
-                status = 429 if isinstance(out.error, ShardOverloadedError) else (503 if out.error.retryable else 500)
+                # Prometheus retries 5xx and 429, never another 4xx: a refusal that a retry cannot
+                # change (a series limit, an invalid batch) is a 400.
+                status = 429 if isinstance(out.error, ShardOverloadedError) else (503 if out.error.retryable else 400)
                 return web.Response(status=status, text=f"{out.error}\n")
             rejected = sum(out.rejected.values())
             SAMPLES.labels("written").inc(batch.num_samples - rejected)

@@ -256,6 +256,11 @@ class ShardsConfig(_Model):
     max_active_series: int = Field(
         0, ge=0, description="Series with samples in a shard's head, at most (per shard); 0: unlimited.",
     )
+    out_of_order_time_window: Duration = Field(
+        0,
+        description="How much older than the newest sample of the head a sample may be and still be accepted "
+        "(Prometheus's storage.tsdb.out_of_order_time_window); 0: in-order only.",
+    )
     max_series_per_metric: int = Field(
         0, ge=0, description="Series of one metric name with samples in a shard's head, at most; 0: unlimited.",
     )

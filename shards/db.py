@@ -248,8 +248,10 @@ class ShardDB:
         compaction_ranges: Sequence[int] | None = None,
         max_active_series: int = 0,
         max_series_per_metric: int = 0,
+        out_of_order_window_ms: int = 0,
     ) -> None:
         self.store = store
+        self.out_of_order_window_ms = out_of_order_window_ms
         self.block_duration_ms = block_duration_ms
         self.retention_time_ms = retention_time_ms
         self.retention_size_bytes = retention_size_bytes
@@ -271,12 +273,13 @@ class ShardDB:
             compaction_ranges=cfg.compaction_ranges(),
             max_active_series=cfg.max_active_series,
             max_series_per_metric=cfg.max_series_per_metric,
+            out_of_order_window_ms=cfg.out_of_order_time_window,
         )
 
     def _init_state(self) -> None:
         self.registry = SeriesRegistry()
         self.index = LabelIndex()
-        self.head = Head(self.registry)
+        self.head = Head(self.registry, out_of_order_window_ms=self.out_of_order_window_ms)
         self.blocks: list[_Block] = []
         self._rank: np.ndarray | None = None  # series idx -> position in label order (lazily sorted)
         self._series_mint = np.empty(0, I64)

@@ -106,3 +106,28 @@ def test_flush_moves_the_whole_head_into_blocks_and_reads_stay_the_same(shard):
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
     # The flushed window is closed: an older sample is now out of bounds.
     assert dict(client.write("f-late", _batch(4, np.full(N_SERIES, 9.0))).samples_rejected) == {"out_of_bounds": N_SERIES}
+
+
+def test_an_out_of_order_window_accepts_late_samples_and_keeps_them_across_a_restart(tmp_path):
+    c = Cluster(tmp_path, n_shards=1, scrape_configs=[],
+                shards_extra={"block_duration": "1h", "out_of_order_time_window": "15s"})
+    for p in c.redis + c.shards:
+        p.start()
+    client = ShardClient(0, f"127.0.0.1:{c.shard_ports[0]}")
+    try:
+        for step in (10, 20, 30):
+            assert client.write(f"in-{step}", _batch(step)).samples_appended == N_SERIES
+        late = client.write("late-15", _batch(15))  # 15 s: older than the latest (30 s), inside the window
+        assert late.samples_appended == N_SERIES and not late.samples_rejected
+        too_late = client.write("late-0", _batch(0))  # 30 s behind the newest: outside the 15 s window
+        assert too_late.samples_appended == 0 and dict(too_late.samples_rejected) == {"out_of_order": N_SERIES}
+        want = {ls: ts for ls, (ts, _) in _all(client).items()}
+        assert all(ts == [10_000, 15_000, 20_000, 30_000] for ts in want.values())
+        c.shards[0].kill()
+        c.restart_shard(0)
+        after = wait_until(lambda: _try(_all, client), 30, "the restarted shard to answer")
+        assert {ls: ts for ls, (ts, _) in after.items()} == want
+    finally:
+        client.close()
+        for p in c.shards + c.redis:
+            p.stop()
