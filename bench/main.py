@@ -4,6 +4,7 @@
     bench/run --targets 500 --series 1000       # the 100k samples/s workload
     bench/run --sweep                           # scale sweep: targets x shards
     bench/run --smoke                           # a tiny run (under a minute), as CI does
+    bench/run --storage                         # the storage benchmark (bench/storagebench.py)
 
 For each system, one after the other on the same farm: start it, let it warm up, then measure over a
 window: samples ingested per second, CPU seconds per million samples of all its processes (for
@@ -225,7 +226,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", action="store_true",
                    help="query latency on the same data (Prometheus remote-writes to Shardmon) instead of ingest")
     p.add_argument("--fill", type=float, default=300.0, help="with --queries: seconds of data before querying")
+    p.add_argument("--storage", action="store_true",
+                   help="the storage benchmark instead (bench/storagebench.py): bytes per sample after compaction, "
+                        "head memory per series, ingest CPU per million samples, restart time per million WAL samples")
+    p.add_argument("--storage-hosts", type=int, default=10, help="with --storage: node_exporter-like hosts on disk")
+    p.add_argument("--storage-duration", default="2h15m", help="with --storage: the data's time span (at least 2h)")
+    p.add_argument("--head-series", type=int, default=100_000, help="with --storage: series in the head test")
+    p.add_argument("--head-samples", type=int, default=60, help="with --storage: samples per series in the head test")
+    p.add_argument("--compaction-wait", type=float, default=75.0,
+                   help="with --storage: seconds Prometheus runs on its backfilled blocks (its compactor starts at 60)")
     args = p.parse_args(argv)
+    if args.storage:
+        return _storage(args)
     out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
     out.mkdir(parents=True, exist_ok=True)
     if args.smoke:
@@ -259,6 +271,23 @@ def main(argv: list[str] | None = None) -> int:
     run = run_workload(out, args.targets, args.series, args.interval, args.window, args.systems.split(","),
                        args.shards, args.scrapers, keep_data=args.keep_data)
     print(report.summary(run))
+    return 0
+
+
+def _storage(args) -> int:
+    from bench.storagebench import markdown, run_storage_bench
+
+    systems = tuple(args.systems.split(","))
+    if args.smoke:
+        out = args.out or Path(tempfile.mkdtemp(prefix="shardmon-bench-smoke-"))
+        run = run_storage_bench(out, hosts=1, head_series=5000, head_samples=8, compaction_wait_s=65.0,
+                                systems=systems, label="storage-smoke", keep_data=args.keep_data)
+    else:
+        out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
+        run = run_storage_bench(out, hosts=args.storage_hosts, duration=args.storage_duration,
+                                head_series=args.head_series, head_samples=args.head_samples,
+                                compaction_wait_s=args.compaction_wait, systems=systems, keep_data=args.keep_data)
+    print(markdown(run))
     return 0
 
 
