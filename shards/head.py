@@ -71,6 +71,16 @@ class SeriesRegistry:
         self.keys: list[bytes] = []
         self._sorted_ids = np.empty(0, U64)
         self._sorted_idx = np.empty(0, np.int64)
+        # Every distinct (name, value) pair once: series share their pairs (job, instance, mode...),
+        # which keeps a series' labels to little more than one tuple of pointers.
+        self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _labels_of(self, key: bytes) -> Labels:
+        if not key:
+            return Labels()
+        parts = key.decode("utf-8", "surrogateescape").split("\udcff")
+        pairs = self._pairs
+        return Labels(pairs.setdefault(p, p) for p in zip(parts[0::2], parts[1::2]))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -89,7 +99,7 @@ class SeriesRegistry:
         if not new_keys:
             return
         self.keys.extend(new_keys)
-        self.labels.extend(Labels.from_canonical(k) for k in new_keys)
+        self.labels.extend(self._labels_of(k) for k in new_keys)
         self.ids = np.concatenate((self.ids, np.asarray(new_ids, dtype=U64)))
         order = np.argsort(self.ids, kind="stable")
         self._sorted_ids = self.ids[order]
