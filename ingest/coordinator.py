@@ -20,6 +20,7 @@ die with it).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 
@@ -28,9 +29,22 @@ from prometheus_client import Counter, Gauge, Histogram
 from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ingest.discovery import DiscoveryManager, TargetGroup
 from ingest.scraper import Scraper, serve_own_metrics
-from ingest.target import assign_targets, self_targets, static_components, targets_from_config
-from model.config import Config
+from ingest.target import (
+    SELF_JOB,
+    Target,
+    TargetError,
+    apply_target_limit,
+    assign_targets,
+    populate_target,
+    scrape_options,
+    self_targets,
+    static_components,
+    targets_from_config,
+)
+from model.config import Config, format_duration_ms
+from model.labels import Labels
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +60,9 @@ ASSIGNMENTS = Counter("shardmon_coordinator_assignments_total", "Assignments sen
 NODES = Gauge("shardmon_coordinator_ray_nodes", "Alive Ray nodes at the last supervision round, by whether scrapers go there.",
               ["eligible"])
 NODES_LEFT = Counter("shardmon_coordinator_ray_nodes_left_total", "Ray nodes seen leaving the cluster.")
+SCRAPER_COUNT = Gauge("shardmon_coordinator_scrapers_wanted", "Scrapers the coordinator runs (ingest.scrapers, or as scaled).")
+SCALINGS = Counter("shardmon_coordinator_scalings_total", "Changes of the number of scrapers at runtime.")
+RELOADS = Counter("shardmon_coordinator_reloads_total", "Configurations applied at runtime.")
 VERSION = Gauge("shardmon_coordinator_assignment_version", "The version of the current target assignment.")
 ROUND = Histogram("shardmon_coordinator_supervision_duration_seconds", "Time of one supervision round.",
                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
@@ -71,6 +88,13 @@ def connect_ray(address: str = "local") -> None:
     if not address.startswith("ray://"):
         kwargs["configure_logging"] = False  # Not a Ray Client option.
     ray.init(address=address, **kwargs)
+
+
+def _rfc3339(ms: int) -> str:
+    """A time as Prometheus's API writes it; Go's zero time when there is none yet."""
+    if ms <= 0:
+        return "0001-01-01T00:00:00Z"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _is_head(node: dict) -> bool:
@@ -109,7 +133,12 @@ class ScrapeCoordinator:
     def __init__(self, config: Config) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         self.config = config
+        # Static targets at once; service discovery (static groups included) takes over per job as it reports.
         self.configured = targets_from_config(config)
+        #: Per job, what discovery found: (discovered labels, the target or None when relabeling dropped it).
+        self._discovered: dict[str, list[tuple[dict[str, str], Target | None]]] = {}
+        self._job_targets: dict[str, list[Target]] = {}
+        self._sd: DiscoveryManager | None = None
         self.scraper_ids = [f"scraper-{i}" for i in range(config.ingest.scrapers)]
         self.metrics_address = serve_own_metrics()
         self.version = 0
@@ -124,6 +153,9 @@ class ScrapeCoordinator:
         self._lost: set[str] = set()
         self._node_of: dict[str, str] = {}  # scraper id -> the node it last answered from
         self._members: list[str] = list(self.scraper_ids)
+        self._running: dict[str, set[bytes]] = {}  # scraper id -> keys of the targets it was last given
+        self._handover: dict[bytes, int] = {}  # while targets move: key -> when its old scraper last scraped it
+        self._lock = asyncio.Lock()  # one change of scrapers or assignment at a time
         self._task: asyncio.Task | None = None
         self._refresh_targets()
 
@@ -214,6 +246,10 @@ class ScrapeCoordinator:
         for sid in self.scraper_ids:
             self._scraper(sid)
         await self._supervise_once()
+        if self._sd is None:  # Discovery once the scrapers run (static targets are already theirs).
+            self._sd = DiscoveryManager(self._on_discovery,
+                                        update_interval=self.config.ingest.discovery_update_interval / 1000)
+            await self._sd.apply_config(self.config.scrape_configs)
         if self._task is None:
             self._task = asyncio.create_task(self._supervise())
 
@@ -244,14 +280,17 @@ class ScrapeCoordinator:
             log.info("scraper %s is back on node %s", sid, info.get("node_id"))
         if info["assignment_version"] != self.version:
             try:
-                await asyncio.wait_for(h.assign.remote(self.version, self.assignment.get(sid, []), self._moving(sid)),
-                                       10 * PING_TIMEOUT_S)
+                mine = self.assignment.get(sid, [])
+                handover = {t.key: self._handover[t.key] for t in mine if t.key in self._handover}
+                self._handover.update(await asyncio.wait_for(
+                    h.assign.remote(self.version, mine, self._moving(sid), handover), 10 * PING_TIMEOUT_S) or {})
             except (RayError, asyncio.TimeoutError) as exc:
                 ASSIGNMENTS.labels("error").inc()
                 self._seen[sid] = {"scraper_id": sid, "state": f"assign failed: {exc}"}
                 return
             ASSIGNMENTS.labels("ok").inc()
             info = dict(info, assignment_version=self.version, targets=len(self.assignment.get(sid, [])))
+        self._running[sid] = {t.key for t in self.assignment.get(sid, [])}
         self._seen[sid] = dict(info, state="running")
 
     def _moving(self, sid: str) -> list[bytes]:
@@ -259,21 +298,179 @@ class ScrapeCoordinator:
         stops them without staleness markers (their series go on, scraped by the other scraper)."""
         return [t.key for other, ts in self.assignment.items() if other != sid for t in ts]
 
+    async def _apply(self) -> None:
+        """Give every scraper its part of the current assignment, in two phases: first the scrapers that
+        lose targets stop them, then the others start theirs. A moved target is so never scraped by two
+        scrapers at once; it resumes at its next phase point (its scrape times hang on its hash, not on
+        the scraper), so no interval is skipped but the one a stop may straddle."""
+        wanted = {sid: {t.key for t in self.assignment.get(sid, [])} for sid in self.scraper_ids}
+        losing = [sid for sid in self.scraper_ids if self._running.get(sid, set()) - wanted[sid]]
+        await asyncio.gather(*(self._check(sid) for sid in losing))
+        # The others start the moved targets, each told when its old scraper last scraped it.
+        await asyncio.gather(*(self._check(sid) for sid in self.scraper_ids if sid not in losing))
+        self._handover.clear()
+
     async def _supervise_once(self) -> None:
+        async with self._lock:
+            await self._supervise_round()
+
+    async def _supervise_round(self) -> None:
         with ROUND.time():
             self._watch_nodes()
             self._refresh_targets()
-            await asyncio.gather(*(self._check(sid) for sid in self.scraper_ids))
+            await self._apply()
             members = self._members
             self._refresh_targets()
             if self._members != members:  # A lost scraper is back: its targets go back to it now.
-                await asyncio.gather(*(self._check(sid) for sid in self.scraper_ids))
+                await self._apply()
             states: dict[str, int] = {}
             for info in self._seen.values():
                 state = info.get("state", "?").split(":")[0]
                 states[state] = states.get(state, 0) + 1
             for state in ("running", "unavailable", "assign failed"):
                 SCRAPERS.labels(state).set(states.get(state, 0))
+            SCRAPER_COUNT.set(len(self.scraper_ids))
+
+    async def set_scrapers(self, count: int) -> dict:
+        """Run ``count`` scrapers from now on (``scraper-0`` ... ``scraper-<count-1>``), moving only the
+        targets that must move: to a new scraper, the ~1/N that rendezvous hashing gives it; from a
+        removed one, its own. Removed scrapers stop their targets first (no staleness markers: the
+        series go on elsewhere), then the others take them. Returns ``{"scrapers", "targets", "moved"}``."""
+        if count < 1:
+            raise ValueError("at least one scraper is needed")
+        async with self._lock:
+            before = {t.key: sid for sid, ts in self.assignment.items() for t in ts}
+            new_ids = [f"scraper-{i}" for i in range(count)]
+            removed = [sid for sid in self.scraper_ids if sid not in new_ids]
+            self.scraper_ids = new_ids
+            self._lost -= set(removed)
+            self._place()
+            added = [sid for sid in new_ids if sid not in self._handles]
+            for sid in new_ids:
+                self._scraper(sid)
+            # New scrapers must be up before targets move to them, or the moved targets would wait.
+            for sid in added:
+                try:
+                    await asyncio.wait_for(self._handles[sid].ping.remote(), 120)
+                except (RayError, asyncio.TimeoutError) as exc:
+                    log.warning("new scraper %s not answering yet (%s); its targets wait for it", sid, exc)
+            self._refresh_targets()
+            for sid in removed:
+                handle = self._handles.pop(sid, None)
+                keys = list(self._running.pop(sid, set()))
+                if handle is not None:
+                    try:
+                        self._handover.update(await asyncio.wait_for(
+                            handle.assign.remote(self.version, [], keys), 10 * PING_TIMEOUT_S) or {})
+                        # Send what its last scrapes queued before it goes.
+                        await asyncio.wait_for(handle.stop.remote(5.0), 10 * PING_TIMEOUT_S)
+                    except (RayError, asyncio.TimeoutError) as exc:
+                        log.warning("scraper %s did not stop its targets before removal: %s", sid, exc)
+                    ray.kill(handle, no_restart=True)
+                for table in (self._seen, self._placement, self._node_of):
+                    table.pop(sid, None)
+            await self._apply()
+            after = {t.key: sid for sid, ts in self.assignment.items() for t in ts}
+            moved = sum(1 for key, sid in after.items() if key in before and before[key] != sid)
+            SCALINGS.inc()
+            log.info("scrapers: %d (removed %s); %d of %d targets moved", count, removed or "none", moved, len(after))
+            return {"scrapers": count, "targets": len(after), "moved": moved}
+
+    # -- discovery and reload ----------------------------------------------------------------------
+
+    async def _on_discovery(self, job: str, groups: list[TargetGroup]) -> None:
+        """A job's target groups changed: rebuild its targets (relabeling, defaults, target_limit) and
+        apply the new assignment at once."""
+        sc = next((c for c in self.config.scrape_configs if c.job_name == job), None)
+        if sc is None or not groups:
+            self._discovered.pop(job, None)
+            self._job_targets.pop(job, None)
+        else:
+            options = scrape_options(sc)
+            found: list[tuple[dict[str, str], Target | None]] = []
+            targets: list[Target] = []
+            seen: set[bytes] = set()
+            for group in groups:
+                for labels in group.label_sets():
+                    try:
+                        target = populate_target(sc, labels, options)
+                    except TargetError as exc:  # Prometheus logs such a target and leaves it out
+                        log.warning("job %s: target %s left out: %s", job, labels.get("__address__"), exc)
+                        continue
+                    found.append((dict(labels), target))
+                    if target is not None and target.key not in seen:
+                        seen.add(target.key)
+                        targets.append(target)
+            self._discovered[job] = found
+            self._job_targets[job] = apply_target_limit(targets, sc.target_limit)
+        configured: list[Target] = []
+        seen_keys: set[bytes] = set()
+        for c in self.config.scrape_configs:
+            for t in self._job_targets.get(c.job_name, []):
+                if t.key not in seen_keys:
+                    seen_keys.add(t.key)
+                    configured.append(t)
+        self.configured = configured
+        async with self._lock:
+            self._refresh_targets()
+            await self._apply()
+
+    async def reload(self, config: Config) -> dict:
+        """Apply a new configuration: scrape configs (targets added, changed and removed; unchanged
+        ones keep their scrape loops) and ``ingest.scrapers``. Other sections need a restart."""
+        old = self.config
+        self.config = config
+        if self._sd is not None:
+            await self._sd.apply_config(config.scrape_configs)
+        if config.ingest.scrapers != len(self.scraper_ids):
+            await self.set_scrapers(config.ingest.scrapers)
+        changed = [name for name in ("shards", "querier", "receiver") if getattr(old, name) != getattr(config, name)]
+        if changed:
+            log.warning("reload: changes to %s apply only after a restart", ", ".join(changed))
+        RELOADS.inc()
+        return {"jobs": [c.job_name for c in config.scrape_configs], "restart_needed_for": changed}
+
+    async def targets_api(self, state: str = "any", scrape_pool: str = "") -> dict:
+        """``/api/v1/targets``'s ``data``, as Prometheus's, plus each active target's ``scraper``."""
+        health = {}
+        owner = {t.key: sid for sid, ts in self.assignment.items() for t in ts}
+        for h in await self.target_health():
+            health[Labels.from_dict(h.labels).canonical() + b"\x00" + h.url.encode()] = h
+        active, dropped = [], []
+        pools = [(c.job_name, self._discovered.get(c.job_name, [])) for c in self.config.scrape_configs]
+        own = [t for t in (self.targets or []) if t.job == SELF_JOB]
+        pools.append((SELF_JOB, [(dict(t.labels), t) for t in own]))
+        current = {t.key: t for t in (self.targets or [])}
+        for pool, found in pools:
+            if scrape_pool and pool != scrape_pool:
+                continue
+            for discovered, target in found:
+                if target is None:
+                    dropped.append({"discoveredLabels": discovered})
+                    continue
+                target = current.get(target.key, target)
+                h = health.get(target.key)
+                last_ms = h.last_scrape_ms if h else 0
+                active.append({
+                    "discoveredLabels": discovered,
+                    "labels": target.labels.to_dict(),
+                    "scrapePool": pool,
+                    "scrapeUrl": target.url,
+                    "globalUrl": target.url,
+                    "lastError": (h.last_error if h else "") or target.error,
+                    "lastScrape": _rfc3339(last_ms),
+                    "lastScrapeDuration": h.last_duration_s if h else 0,
+                    "health": h.health if h else "unknown",
+                    "scrapeInterval": format_duration_ms(target.interval_ms),
+                    "scrapeTimeout": format_duration_ms(target.timeout_ms),
+                    "scraper": owner.get(target.key, ""),
+                })
+        data: dict = {}
+        if state in ("any", "active"):
+            data["activeTargets"] = active
+        if state in ("any", "dropped"):
+            data["droppedTargets"] = dropped
+        return data
 
     async def assignment_for(self, sid: str) -> tuple[int, list]:
         """The current assignment version and the targets of scraper ``sid`` (asked by a restarted scraper)."""
@@ -321,6 +518,9 @@ class ScrapeCoordinator:
 
     async def stop(self, flush_timeout_s: float = 5.0) -> None:
         """Stop supervising, stop every scraper (flushing its queue), then end the actors."""
+        if self._sd is not None:
+            await self._sd.stop()
+            self._sd = None
         if self._task:
             self._task.cancel()
             self._task = None

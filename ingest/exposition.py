@@ -1,10 +1,27 @@
-"""The Prometheus text exposition format (version 0.0.4), parsed with a per-target series cache.
+"""The Prometheus text exposition format (0.0.4) and OpenMetrics 1.0 text, parsed with a per-target
+series cache.
 
-Acceptance follows Prometheus's own parser (``model/textparse/promlex.l`` and ``promparse.go``):
-the same whitespace rules, label-value escapes, float syntax (Go's ``strconv.ParseFloat`` without
-hex floats or underscores) and timestamps (int64 milliseconds written as digits, never negative).
-A malformed line fails the whole scrape with :class:`~model.errors.ExpositionError`, naming the
-line and quoting the bad bit.
+Acceptance follows Prometheus 2.42's own parsers (``model/textparse/promlex.l``, ``promparse.go``,
+``openmetricslex.l``, ``openmetricsparse.go``), checked against a real Prometheus 2.42 on the same
+bodies:
+
+- text format (:func:`parse_text`): the lenient whitespace rules, label-value escapes, float syntax (Go's
+  ``strconv.ParseFloat`` without hex floats or underscores) and timestamps (int64 milliseconds
+  written as digits, never negative);
+- OpenMetrics (:func:`parse_openmetrics`): single spaces only, no blank lines, comments only ``# HELP``,
+  ``# TYPE``, ``# UNIT`` and a final ``# EOF`` (then at most one line feed), types ``counter``,
+  ``gauge``, ``histogram``, ``gaugehistogram``, ``summary``, ``info``, ``stateset``, ``unknown``, a
+  unit that must end the metric name, timestamps in seconds (any Go float, NaN and infinities
+  refused) truncated to milliseconds as Go's ``int64(ts * 1000)``, and exemplars, which are checked
+  and then dropped (Prometheus keeps them only with its exemplar storage, which Shardmon lacks).
+  ``foo_created`` lines are samples like any other: Prometheus 2.42 ingests them as the series
+  ``foo_created``, and so does Shardmon.
+
+A malformed line fails the whole scrape with :class:`BodyError` (an
+:class:`~model.errors.ExpositionError`), naming the line and quoting the bad bit, and saying how
+many samples came before it (Prometheus reports those in ``scrape_samples_scraped`` even though it
+stores none of them). A repeated label name is an error of the sample, worded as Prometheus words it
+(``label name "b" is not unique: invalid sample``).
 
 Parsing is built for the steady state, where a target exposes the same series scrape after scrape.
 :class:`SeriesCache` maps the raw text of a series (the bytes before the value, such as
@@ -35,7 +52,12 @@ NO_TIMESTAMP: int = int(np.iinfo(np.int64).min)
 """The timestamp of a sample whose line carries none."""
 
 _INT64_MAX = int(np.iinfo(np.int64).max)
+_INT64_MIN = int(np.iinfo(np.int64).min)
+#: An OpenMetrics timestamp beyond int64 milliseconds: Go's conversion gives int64's minimum on amd64,
+#: which is NO_TIMESTAMP here, so one more (the sample is out of bounds either way).
+OUT_OF_RANGE_TIMESTAMP = _INT64_MIN + 1
 _METRIC_TYPES = frozenset((b"counter", b"gauge", b"histogram", b"summary", b"untyped"))
+_OM_TYPES = frozenset((b"counter", b"gauge", b"histogram", b"gaugehistogram", b"summary", b"info", b"stateset", b"unknown"))
 
 _WS = re.compile(rb"[ \t]*")
 _NAME = re.compile(rb"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -62,6 +84,18 @@ _JSON_NUMBER_BYTES = b"0123456789-.eE,NaIfinty"
 _LABEL_ESCAPES = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
 _LABEL_ESCAPE = re.compile(r'\\[\\"n]')
 _HELP_ESCAPE = re.compile(r"\\[\\n]")
+# OpenMetrics, as Prometheus 2.42's lexer reads it. A label value is quoted, any escape allowed, no raw
+# line feed; a line is a sample (name, labels, value, timestamp, exemplar, each after one space) or
+# HELP/TYPE/UNIT metadata.
+_OM_NAME = rb"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_OM_PAIR = rb'[a-zA-Z_][a-zA-Z0-9_]*="(?:\\[^\n]|[^\\"\n])*"'
+_OM_LSET = rb"\{(?:" + _OM_PAIR + rb"(?:," + _OM_PAIR + rb")*)?\}"
+_OM_SAMPLE = re.compile(
+    rb"(" + _OM_NAME + rb")(" + _OM_LSET + rb")? ([^ \n]+)(?: ([^ \n]+))?(?: # (" + _OM_LSET + rb") ([^ \n]+)(?: ([^ \n]+))?)?"
+)
+_OM_PAIRS = re.compile(rb'([a-zA-Z_][a-zA-Z0-9_]*)="((?:\\[^\n]|[^\\"\n])*)"')
+_OM_META = re.compile(rb"# (HELP|TYPE|UNIT) (" + _OM_NAME + rb")(?: (.*))?", re.S)
+_OM_HELP_ESCAPE = re.compile(r'\\[\\"n]')
 _QUOTE_LIMIT = 80
 _UNSEEN = object()
 _CONTROL = {i: f"\\x{i:02x}" for i in (*range(32), 127)} | {9: "\\t", 10: "\\n", 13: "\\r"}
@@ -120,6 +154,26 @@ class ParsedScrape(NamedTuple):
     timestamps_ms: np.ndarray  # int64 per sample, NO_TIMESTAMP where the line has none
     types: dict[str, str]  # metric family name -> type, from # TYPE
     helps: dict[str, str]  # metric family name -> help text, from # HELP
+    units: dict[str, str] = {}  # metric family name -> unit, from # UNIT (OpenMetrics only)
+
+
+class BodyError(ExpositionError):
+    """A body Prometheus would refuse, with what it would have counted before refusing it.
+
+    ``samples`` is what Prometheus reports as ``scrape_samples_scraped`` for such a scrape: the sample
+    lines before the bad line, plus the bad line when it parsed but its sample is invalid (a repeated
+    label name). Of those, ``refs_before`` are the series the cache knew (their indices, one per
+    sample) and ``new_samples`` the samples of series it did not know, whose texts are ``new_keys``; the
+    cache is left as it was for those.
+    """
+
+    def __init__(self, message: str, line: int, *, samples: int = 0, refs_before: np.ndarray | None = None,
+                 new_samples: int = 0, new_keys: tuple[bytes, ...] = ()) -> None:
+        super().__init__(message, line)
+        self.samples = samples
+        self.refs_before = refs_before if refs_before is not None else np.empty(0, np.int64)
+        self.new_samples = new_samples
+        self.new_keys = new_keys
 
 
 class _Layout(NamedTuple):
@@ -131,19 +185,56 @@ class _Layout(NamedTuple):
     refs: np.ndarray  # their series
     types: dict[str, str]
     helps: dict[str, str]
+    units: dict[str, str]
     generation: int
 
 
 class _LineError(Exception):
-    """A malformed line; the caller knows which line it was."""
+    """A malformed line; the caller knows which line it was. ``counted``: the line parsed as a sample
+    but the sample is invalid (Prometheus counts it as scraped before refusing it)."""
+
+    def __init__(self, message: str, counted: bool = False) -> None:
+        super().__init__(message)
+        self.counted = counted
 
 
 def parse_text(body: bytes, cache: SeriesCache) -> ParsedScrape:
     """Parse a text-format scrape body, resolving series through (and adding new ones to) ``cache``.
 
-    Raises :class:`ExpositionError` for the first malformed line; no series is then added to the cache.
+    Raises :class:`BodyError` for the first malformed line; no series is then added to the cache.
     """
-    lines = _Body(_cut_at_end_of_input(body) if b"\x00" in body else body)
+    return _parse(_Body(_cut_at_end_of_input(body) if b"\x00" in body else body), cache)
+
+
+def parse_openmetrics(body: bytes, cache: SeriesCache) -> ParsedScrape:
+    """Parse an OpenMetrics 1.0 text body (``application/openmetrics-text``), as :func:`parse_text`.
+
+    ``cache`` must only ever see OpenMetrics bodies: a series text known to it skips the line checks,
+    and the text format accepts lines that OpenMetrics refuses.
+    """
+    # The first line starting "# EOF" ends the data; the line feed before it ends the last data line.
+    if body.startswith(b"# EOF"):
+        eof = 0
+    else:
+        eof = body.find(b"\n# EOF")
+        eof += eof >= 0
+    end = eof if eof >= 0 else len(body)
+    data = body[: end - 1] if body[:end].endswith(b"\n") else body[:end]
+    has_lines = end > 0  # "\n# EOF" has one (blank) data line; "# EOF" and "" have none.
+    parsed = _parse(_Body(data, om=True), cache) if has_lines else _empty_parse()
+    lines = data.count(b"\n") + 1 if has_lines else 0
+    if eof < 0:
+        raise BodyError("data does not end with # EOF", lines + 1, samples=len(parsed.refs), refs_before=parsed.refs)
+    if body[eof + 5 :] not in (b"", b"\n"):
+        raise BodyError("unexpected data after # EOF", lines + 1, samples=len(parsed.refs), refs_before=parsed.refs)
+    return parsed
+
+
+def _empty_parse() -> ParsedScrape:
+    return ParsedScrape(np.empty(0, np.int64), np.empty(0), np.empty(0, np.int64), {}, {}, {})
+
+
+def _parse(lines: _Body, cache: SeriesCache) -> ParsedScrape:
     same = _same_layout(lines, cache)
     if same is not None:
         return same
@@ -153,9 +244,10 @@ def parse_text(body: bytes, cache: SeriesCache) -> ParsedScrape:
     meta += lines.parse_slow_lines(slow, cache)
     types: dict[str, str] = {}
     helps: dict[str, str] = {}
+    units: dict[str, str] = {}
     # In body order, so that of two HELP lines for one family the later wins, as in Prometheus.
     for _, (kind, name, text) in sorted(meta):
-        (types if kind == "TYPE" else helps)[name] = text
+        (types if kind == "TYPE" else helps if kind == "HELP" else units)[name] = text
     take = np.flatnonzero(lines.refs >= 0)
     refs = lines.refs[take]
     if len(cache._index) > 2 * len(refs) + 1000:
@@ -164,9 +256,11 @@ def parse_text(body: bytes, cache: SeriesCache) -> ParsedScrape:
             refs = cache._compact(live, refs)
     stamps = lines.stamps[take]
     cache._layout = None
-    if not (stamps != NO_TIMESTAMP).any():
-        cache._layout = _Layout(lines.signature(), len(lines.starts), take, refs, dict(types), dict(helps), cache.generation)
-    return ParsedScrape(refs, lines.values[take], stamps, types, helps)
+    # The fast path reads each line's last token as its value: not for timestamps, nor exemplars.
+    if not (stamps != NO_TIMESTAMP).any() and not (lines.om and b" # {" in lines.body):
+        cache._layout = _Layout(lines.signature(), len(lines.starts), take, refs, dict(types), dict(helps), dict(units),
+                                cache.generation)
+    return ParsedScrape(refs, lines.values[take], stamps, types, helps, units)
 
 
 def _same_layout(lines: _Body, cache: SeriesCache) -> ParsedScrape | None:
@@ -185,7 +279,7 @@ def _same_layout(lines: _Body, cache: SeriesCache) -> ParsedScrape | None:
     if rows.shape[0] and lines.fill_values(lines.cut1()[rows] + 1, lines.ends[rows], rows):
         return None
     return ParsedScrape(lay.refs, lines.values[rows], np.full(rows.shape[0], NO_TIMESTAMP, np.int64),
-                        dict(lay.types), dict(lay.helps))
+                        dict(lay.types), dict(lay.helps), dict(lay.units))
 
 
 def _cut_at_end_of_input(body: bytes) -> bytes:
@@ -216,8 +310,9 @@ class _Body:
     text, sliced and looked up lazily) rather than a line, its parts and a tuple.
     """
 
-    def __init__(self, body: bytes) -> None:
+    def __init__(self, body: bytes, om: bool = False) -> None:
         self.body = body
+        self.om = om  # OpenMetrics: its line parser and timestamps in seconds
         self.data = np.frombuffer(body, np.uint8)
         breaks = np.flatnonzero(self.data == 10)
         self.starts = np.concatenate(([0], breaks + 1))
@@ -298,7 +393,8 @@ class _Body:
                 self.refs[got] = found[hit]
                 slow += self.fill_values(cut[got] + 1, cut1[got] if stamped else ends[got], got)
                 if stamped:
-                    slow += self.fill_stamps(cut1[got] + 1, ends[got], got)
+                    fill = self.fill_om_stamps if self.om else self.fill_stamps
+                    slow += fill(cut1[got] + 1, ends[got], got)
             rows = rows[~hit]
         cache._stamped = hits[True] > hits[False]  # Only a hint, so a failing scrape may set it.
         return slow + rows.tolist()
@@ -350,12 +446,23 @@ class _Body:
                 slow.append(line)
         return slow
 
+    def fill_om_stamps(self, begin: np.ndarray, end: np.ndarray, where: np.ndarray) -> list[int]:
+        """As :meth:`fill_stamps` for OpenMetrics timestamps (seconds, any float syntax)."""
+        slow = []
+        for line, b, e in zip(where.tolist(), begin.tolist(), end.tolist()):
+            try:
+                self.stamps[line] = _om_timestamp(self.body[b:e])
+            except _LineError:
+                slow.append(line)
+        return slow
+
     def parse_slow_lines(self, todo: list[int], cache: SeriesCache) -> list[tuple[int, tuple[str, str, str]]]:
         """Parse the lines the bulk path left, in body order, so the first bad line is the one reported.
 
-        Fills in the samples; returns ``(line, HELP or TYPE)`` pairs.
+        Fills in the samples; returns ``(line, HELP, TYPE or UNIT)`` pairs.
         """
         body, starts, ends, values, stamps = self.body, self.starts, self.ends, self.values, self.stamps
+        parse_line = _parse_om_line if self.om else _parse_line
         index = cache._index
         meta = []
         pending: dict[bytes, Labels] = {}
@@ -365,9 +472,9 @@ class _Body:
             item = cache._comments.get(line, _UNSEEN)
             if item is _UNSEEN:
                 try:
-                    item = _parse_line(line)
+                    item = parse_line(line)
                 except _LineError as exc:
-                    raise ExpositionError(str(exc), i + 1) from None
+                    raise self._error(exc, i, found, pending, index) from None
                 if item is None or item[0] != "SAMPLE":
                     cache._comments[line] = item
             if item is None:
@@ -385,6 +492,15 @@ class _Body:
         for i, key in found:
             self.refs[i] = index[key]
         return meta
+
+    def _error(self, exc: _LineError, i: int, found: list[tuple[int, bytes]], pending: dict[bytes, Labels],
+               index: dict[bytes, int]) -> BodyError:
+        """The error for line ``i``, with what came before it (see :class:`BodyError`)."""
+        bulk = self.refs[:i][self.refs[:i] >= 0]  # Lines the bulk path resolved; slow ones are still -1.
+        known = [index[key] for _, key in found if key in index]
+        refs = np.concatenate((bulk, np.array(known, np.int64)))
+        return BodyError(str(exc), i + 1, samples=len(refs) + (len(found) - len(known)) + exc.counted,
+                         refs_before=refs, new_samples=len(found) - len(known), new_keys=tuple(pending))
 
 
 def _space_or_start(spaces: np.ndarray, k: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -496,11 +612,16 @@ def _parse_labels(line: bytes, pos: int) -> tuple[list[tuple[str, str]], int]:
         if "\\" in value:
             value = _LABEL_ESCAPE.sub(lambda m: _LABEL_ESCAPES[m.group()], value)
         pairs.append((raw_name.decode(), value))
+    _check_unique(pairs)
+    return pairs, match.end()
+
+
+def _check_unique(pairs: list[tuple[str, str]]) -> None:
     names = [METRIC_NAME, *(name for name, _ in pairs)]
     if len(set(names)) != len(names):
         duplicate = next(name for name in names if names.count(name) > 1)
-        raise _LineError(f"duplicate label name {_q(duplicate.encode())}")
-    return pairs, match.end()
+        # Prometheus parses the line and then refuses the sample when appending it, with these words.
+        raise _LineError(f"label name {_q(duplicate.encode())} is not unique: invalid sample", counted=True)
 
 
 def _raise_label_error(line: bytes, pos: int) -> NoReturn:
@@ -538,6 +659,152 @@ def _parse_timestamp(line: bytes, pos: int) -> int:
     if rest != len(line):
         raise _LineError(f"expected end of line after timestamp, got {_got(line, rest)}")
     return int(token)
+
+
+def _parse_om_line(line: bytes) -> tuple:
+    """Parse one OpenMetrics line (not ``# EOF``) as Prometheus 2.42's lexer would: as
+    :func:`_parse_line`, but every line is metadata or a sample, and nothing is lenient."""
+    if line[:1] == b"#":
+        return _parse_om_meta(line)
+    m = _OM_SAMPLE.fullmatch(line)
+    if m is None:
+        raise _LineError(_om_diagnose(line))
+    name, lset, value, stamp, ex_lset, ex_value, ex_stamp = m.groups()
+    pairs = _om_pairs(lset) if lset else []
+    value_f = _float(value)
+    ts = _om_timestamp(stamp) if stamp is not None else NO_TIMESTAMP
+    if ex_lset is not None:  # An exemplar: checked as Prometheus checks it, then dropped.
+        _om_pairs(ex_lset, check_unique=False)
+        _float(ex_value)
+        if ex_stamp is not None:
+            _om_timestamp(ex_stamp, "exemplar timestamp")
+    metric = name.decode()
+    key = line[: m.end(2) if lset else m.end(1)]
+    return "SAMPLE", key, lambda: Labels(sorted([(METRIC_NAME, metric), *pairs])), value_f, ts
+
+
+def _parse_om_meta(line: bytes) -> tuple:
+    m = _OM_META.fullmatch(line)
+    if m is None:
+        head = re.match(rb"# (HELP|TYPE|UNIT) ", line)
+        if head is None:
+            raise _LineError(f"invalid comment {_q(line)}: OpenMetrics allows only # HELP, # TYPE, # UNIT and # EOF")
+        raise _LineError(f"expected metric name after {head.group(1).decode()}, got {_got(line, head.end())}")
+    kind, raw_name, text = m.group(1).decode(), m.group(2), m.group(3)
+    if text is None:
+        raise _LineError(f"expected text in {kind}")
+    name = raw_name.decode()
+    if kind == "TYPE":
+        if text not in _OM_TYPES:
+            raise _LineError(f"invalid metric type {_q(text)}")
+        return kind, name, text.decode()
+    try:
+        decoded = text.decode()
+    except UnicodeDecodeError:
+        raise _LineError(f"{kind.lower()} text {_q(text)} is not valid UTF-8") from None
+    if kind == "UNIT":
+        if decoded and not (name.endswith("_" + decoded) and len(name) > len(decoded) + 1):
+            raise _LineError(f"unit {_q(text)} not a suffix of metric {_q(raw_name)}")
+        return kind, name, decoded
+    if "\\" in decoded:  # OpenMetrics HELP text escapes as label values do.
+        decoded = _OM_HELP_ESCAPE.sub(lambda e: _LABEL_ESCAPES[e.group()], decoded)
+    return kind, name, decoded
+
+
+def _om_pairs(lset: bytes, check_unique: bool = True) -> list[tuple[str, str]]:
+    pairs = []
+    for raw_name, raw_value in _OM_PAIRS.findall(lset):
+        try:
+            value = raw_value.decode()
+        except UnicodeDecodeError:
+            raise _LineError(f"invalid UTF-8 label value {_q(raw_value)}") from None
+        if "\\" in value:
+            value = _LABEL_ESCAPE.sub(lambda e: _LABEL_ESCAPES[e.group()], value)
+        pairs.append((raw_name.decode(), value))
+    if check_unique:
+        _check_unique(pairs)
+    return pairs
+
+
+def _om_timestamp(token: bytes, what: str = "timestamp") -> int:
+    """Seconds as any Go float, to int64 milliseconds truncated toward zero, as ``int64(ts * 1000)``."""
+    try:
+        seconds = _float(token)
+    except _LineError:
+        raise _LineError(f"invalid {what} {_q(token)}") from None
+    if not math.isfinite(seconds):
+        raise _LineError(f"invalid {what} {_q(token)}")
+    ms = seconds * 1000.0
+    if not -(2.0**63) <= ms < 2.0**63:
+        return OUT_OF_RANGE_TIMESTAMP
+    return int(ms)
+
+
+def _om_diagnose(line: bytes) -> str:
+    """Why an OpenMetrics sample line does not match :data:`_OM_SAMPLE` (for the error message)."""
+    if not line:
+        return "unexpected blank line (OpenMetrics allows none)"
+    name = re.match(_OM_NAME, line)
+    if name is None:
+        if line[:1] in (b" ", b"\t"):
+            return f"unexpected whitespace at the start of the line {_q(line)}"
+        return f"invalid metric name {_q(_NAME_WORD.match(line).group() or line[:1])}"
+    pos = name.end()
+    if line[pos : pos + 1] == b"{":
+        pos, problem = _om_diagnose_labels(line, pos)
+        if problem:
+            return problem
+    for part in ("value", "timestamp or exemplar", "exemplar"):
+        if pos == len(line):
+            return "expected value after metric, got end of line" if part == "value" else "malformed line"
+        if part == "exemplar" or line[pos : pos + 3] == b" # ":
+            if line[pos : pos + 4] != b" # {":
+                return f"expected exemplar, timestamp or end of line after value, got {_got(line, pos)}"
+            pos, problem = _om_diagnose_labels(line, pos + 3)
+            if problem:
+                return problem
+            token = re.match(rb" [^ \n]+", line[pos:])
+            if token is None:
+                return f"expected value after exemplar labels, got {_got(line, pos)}"
+            pos += token.end()
+            stamp = re.match(rb" [^ \n]+", line[pos:])
+            pos += stamp.end() if stamp else 0
+            return f"expected end of line after exemplar, got {_got(line, pos)}"
+        token = re.match(rb" [^ \n]+", line[pos:])
+        if token is None:
+            what = "metric" if part == "value" else "value"
+            return f"expected a single space and a {part} after {what}, got {_got(line, pos)}"
+        pos += token.end()
+    return f"expected end of line after timestamp, got {_got(line, pos)}"
+
+
+def _om_diagnose_labels(line: bytes, pos: int) -> tuple[int, str]:
+    """Walk the label set at ``line[pos] == "{"``: the position after it, or what is wrong with it."""
+    pos += 1
+    first = True
+    while True:
+        if line[pos : pos + 1] == b"}" and first:
+            return pos + 1, ""
+        name = re.match(rb"[a-zA-Z_][a-zA-Z0-9_]*", line[pos:])
+        if name is None:
+            return pos, f"expected label name, got {_got(line, pos)}"
+        label = name.group()
+        pos += name.end()
+        if line[pos : pos + 1] != b"=":
+            return pos, f'expected "=" after label name {_q(label)}, got {_got(line, pos)}'
+        pos += 1
+        if line[pos : pos + 1] != b'"':
+            return pos, f"expected quoted label value for {_q(label)}, got {_got(line, pos)}"
+        value = re.match(rb'"(?:\\[^\n]|[^\\"\n])*"', line[pos:])
+        if value is None:
+            return pos, f"unterminated label value {_q(line[pos:])}"
+        pos += value.end()
+        if line[pos : pos + 1] == b"}":
+            return pos + 1, ""
+        if line[pos : pos + 1] != b",":
+            return pos, f'expected "," or "}}" after label value, got {_got(line, pos)}'
+        pos += 1
+        first = False
 
 
 def _float(token: bytes) -> float:

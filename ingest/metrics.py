@@ -14,6 +14,15 @@ SCRAPE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 SAMPLES_SCRAPED = Counter("shardmon_scraper_samples_scraped_total", "Samples parsed from targets.")
+DUPLICATE_SAMPLES = Counter(
+    "shardmon_scraper_samples_duplicate_total",
+    "Samples of a series repeated in one scrape with one timestamp: the first is kept, the rest dropped (as Prometheus).",
+)
+LIMIT_EXCEEDED = Counter(
+    "shardmon_scraper_scrapes_limit_exceeded_total",
+    "Scrapes failed by a scrape config limit (sample_limit, body_size_limit, label_limit, ...), by limit.",
+    ["limit"],
+)
 TARGETS = Gauge("shardmon_scraper_targets", "Targets this scraper scrapes.")
 QUEUE_SAMPLES = Gauge("shardmon_scraper_queue_samples", "Samples waiting to be sent, per shard.", ["shard"])
 SAMPLES_SENT = Counter("shardmon_scraper_samples_sent_total", "Samples acknowledged by a shard.", ["shard"])

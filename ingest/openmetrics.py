@@ -1,21 +1,23 @@
 """Reading an OpenMetrics text file with timestamps for backfill (``shardmon import openmetrics``).
 
-As ``promtool tsdb create-blocks-from openmetrics``: every sample needs a timestamp (OpenMetrics
-writes seconds, possibly fractional; they become milliseconds), the file ends with ``# EOF``,
-``# TYPE``/``# HELP``/``# UNIT`` lines are read past and exemplars are dropped. Series labels are
-parsed once per distinct series text; a malformed line raises :class:`ExpositionError` with its
-line number. The file is read as a stream and yielded as batches of sample columns.
+As ``promtool tsdb create-blocks-from openmetrics``, whose parser is Prometheus's OpenMetrics parser:
+every line is checked as a scrape of ``application/openmetrics-text`` would be (:mod:`ingest.exposition`:
+single spaces, no blank lines, only ``# HELP``/``# TYPE``/``# UNIT`` comments, the file ending with
+``# EOF``), every sample needs a timestamp (seconds, possibly fractional, truncated to milliseconds as
+Prometheus's ``int64(ts * 1000)``), and exemplars are checked and dropped. Series labels are parsed once
+per distinct series text (later lines of a known series only have their value and timestamp read); a
+malformed line raises :class:`ExpositionError` with its line number. The file is read as a stream and
+yielded as batches of sample columns.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from ingest.exposition import _LineError, _parse_line
+from ingest.exposition import NO_TIMESTAMP, _float, _LineError, _om_timestamp, _parse_om_line
 from model.errors import ExpositionError
 from model.labels import Labels, series_id_of
 from model.samples import F64, I64, U32, U64, SampleBatch
@@ -24,14 +26,6 @@ from model.samples import F64, I64, U32, U64, SampleBatch
 class Progress(NamedTuple):
     bytes_read: int
     samples: int
-
-
-def _parse_float(token: bytes, what: str) -> float:
-    try:
-        v = float(token)
-    except ValueError:
-        raise _LineError(f"invalid {what} {token.decode(errors='replace')!r}") from None
-    return v
 
 
 def read_batches(stream: BinaryIO, batch_samples: int = 200_000) -> Iterator[tuple[SampleBatch, Progress]]:
@@ -58,38 +52,32 @@ def read_batches(stream: BinaryIO, batch_samples: int = 200_000) -> Iterator[tup
 
     for lineno, raw in enumerate(stream, 1):
         read += len(raw)
-        line = raw.rstrip(b"\n")
+        line = raw[:-1] if raw.endswith(b"\n") else raw
         if eof:
-            if line.strip():
-                raise ExpositionError("unexpected content after # EOF", lineno)
+            raise ExpositionError("unexpected data after # EOF", lineno)
+        if line.startswith(b"# EOF"):
+            if line != b"# EOF":
+                raise ExpositionError("unexpected data after # EOF", lineno)
+            eof = True
             continue
         try:
-            if line.startswith(b"#"):
-                if line.strip() == b"# EOF":
-                    eof = True
-                continue
-            if not line.strip():
-                continue
-            cut = line.find(b" # ")  # An exemplar follows: dropped, as promtool does.
-            if cut >= 0:
-                line = line[:cut]
-            close = line.rfind(b"}")
-            if close >= 0:
-                series, rest = line[: close + 1], line[close + 1 :].split()
-            else:
-                series, *rest = line.split()
-            if len(rest) != 2:
-                raise _LineError("expected a value and a timestamp after the series (backfill needs timestamps)")
-            key = labels_of.get(series)
+            parts = line.rsplit(b" ", 2) if b" # " not in line else ()
+            key = labels_of.get(parts[0]) if len(parts) == 3 else None
+            if key is not None:  # A known series: only its value and timestamp are new.
+                try:
+                    value, stamp = _float(parts[1]), _om_timestamp(parts[2])
+                except _LineError:
+                    key = None  # The full parse below says what is wrong.
             if key is None:
-                parsed = _parse_line(series + b" 0")
-                if parsed is None or parsed[0] != "SAMPLE":
-                    raise _LineError(f"invalid series {series.decode(errors='replace')!r}")
-                key = labels_of[series] = Labels.from_pairs(parsed[2]()).canonical()
-            value = _parse_float(rest[0], "value")
-            seconds = _parse_float(rest[1], "timestamp")
-            if not math.isfinite(seconds):
-                raise _LineError(f"invalid timestamp {rest[1].decode(errors='replace')!r}")
+                item = _parse_om_line(line)
+                if item[0] != "SAMPLE":
+                    continue
+                _, series, labels, value, stamp = item
+                if stamp == NO_TIMESTAMP:
+                    raise _LineError("expected a value and a timestamp after the series (backfill needs timestamps)")
+                key = labels_of.get(series)
+                if key is None:
+                    key = labels_of[series] = Labels(labels()).canonical()
         except _LineError as exc:
             raise ExpositionError(str(exc), lineno) from None
         ref = keys.get(key)
@@ -97,11 +85,11 @@ def read_batches(stream: BinaryIO, batch_samples: int = 200_000) -> Iterator[tup
             ref = keys[key] = len(keys)
         refs.append(ref)
         values.append(value)
-        stamps.append(round(seconds * 1000))
+        stamps.append(stamp)
         total += 1
         if len(refs) >= batch_samples:
             yield flush(), Progress(read, total)
     if not eof:
-        raise ExpositionError("the file does not end with # EOF", lineno if total else 1)
+        raise ExpositionError("data does not end with # EOF", lineno + 1 if read else 1)
     if refs:
         yield flush(), Progress(read, total)

@@ -83,22 +83,35 @@ class Scraper:
             "metrics_address": self.metrics_address,
         }
 
-    async def assign(self, version: int, targets: list[Target], moved: list[bytes] = ()) -> None:
+    async def assign(self, version: int, targets: list[Target], moved: list[bytes] = (),
+                     handover: dict[bytes, int] | None = None) -> dict[bytes, int]:
         """Run exactly these targets from now on. A target taken away ends its series with staleness
-        markers, unless its key is in ``moved``: another scraper runs it now and the series go on."""
+        markers, unless its key is in ``moved``: another scraper runs it now and the series go on.
+
+        Returns, for each target taken away, when it was last scraped here (ms, 0 if never): what its
+        next scraper gets as ``handover``, so that it scrapes at once for a grid point nobody took."""
         async with self._assign_lock:
             self._ensure_started()
             wanted = {t.key: t for t in targets}
             moved_keys = set(moved)
-            for key in [k for k in self._loops if k not in wanted]:
-                await self._loops.pop(key).stop(mark_stale=key not in moved_keys)
+            gone = {key: self._loops.pop(key) for key in [k for k in self._loops if k not in wanted]}
+            await asyncio.gather(*(loop.stop(mark_stale=key not in moved_keys) for key, loop in gone.items()))
+            last_scraped = {key: loop.health.last_scrape_ms for key, loop in gone.items()}
             for key, target in wanted.items():
+                running = self._loops.get(key)
+                since = handover.get(key) if handover else None
+                if running is not None and running.target != target:
+                    # Same series, new settings (interval, timeout, limits...): a new loop, no markers.
+                    await self._loops.pop(key).stop(mark_stale=False)
+                    since = running.health.last_scrape_ms
                 if key not in self._loops:
                     loop = ScrapeLoop(target, self._forwarder, self._session)  # type: ignore[arg-type]
+                    loop.catch_up_since_ms = since
                     loop.start()
                     self._loops[key] = loop
             self.assignment_version = version
             metrics.TARGETS.set(len(self._loops))
+            return last_scraped
 
     async def targets(self) -> list[TargetHealth]:
         return [loop.health for loop in self._loops.values()]
@@ -113,8 +126,9 @@ class Scraper:
         }
 
     async def stop(self, flush_timeout_s: float = 5.0) -> None:
-        """Stop every loop (ending its series with staleness markers) and send what is queued."""
-        await asyncio.gather(*(loop.stop(mark_stale=True) for loop in self._loops.values()))
+        """Stop every loop and send what is queued. No staleness markers: Prometheus writes none when it
+        shuts down (the targets are not gone), and the scraper's would come after its queue closed."""
+        await asyncio.gather(*(loop.stop(mark_stale=False) for loop in self._loops.values()))
         self._loops.clear()
         if self._forwarder is not None:
             await self._forwarder.close(flush_timeout_s)

@@ -2,8 +2,8 @@
 
 ``shardmon ingest`` runs :func:`run`: join (or start) Ray, start the coordinator actor, and until
 SIGTERM/SIGINT, nudge it every few seconds (``start`` is idempotent, so a coordinator that Ray
-restarted picks its scrapers up again). On stop, the scrapers end their series with staleness
-markers and flush their queues before Ray shuts down.
+restarted picks its scrapers up again). On stop, the scrapers flush their queues before Ray shuts down
+(no staleness markers: as Prometheus on shutdown, the targets are not gone).
 """
 
 from __future__ import annotations
@@ -11,40 +11,94 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import ray
 from ray.exceptions import RayError
 
+from ingest.api import Coordinator, IngestAPI, serve_in_thread
 from ingest.coordinator import connect_ray, start_coordinator
 from model.config import Config
+from model.errors import ConfigError, QueryUnavailableError
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 10.0
 
 
-def run(config: Config, stop: threading.Event | None = None, ready_file: str | None = None) -> None:
+def run(config: Config, stop: threading.Event | None = None, ready_file: str | None = None,
+        reload_config: Callable[[], Config] | None = None) -> None:
     """Run the ingest service until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None).
 
-    ``ready_file`` is created once the coordinator has given every scraper its targets.
+    ``ready_file`` is created once the coordinator has given every scraper its targets. SIGHUP and
+    ``POST /-/reload`` call ``reload_config`` (which reads the configuration file again, raising
+    ``ConfigError`` for a bad one) and apply what it returns; ``ingest.http_address`` serves the API of
+    :mod:`ingest.api`.
     """
+    reload_requested = threading.Event()
     if stop is None:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: (reload_requested.set(), stop.set()) and None)
     connect_ray(config.ingest.ray_address)
     coordinator = start_coordinator(config)
     log.info("ingest running: %d scrapers", config.ingest.scrapers)
+    reload_lock = threading.Lock()
+
+    def reload() -> dict:
+        if reload_config is None:
+            raise ConfigError("this ingest service was started without a configuration file to reload")
+        with reload_lock:
+            new = reload_config()  # ConfigError: the running configuration stays
+            result = ray.get(coordinator.reload.remote(new), timeout=120)
+            log.info("configuration reloaded")
+            return result
+
+    def ask(ref, timeout_s: float = 120.0):
+        try:
+            return ray.get(ref, timeout=timeout_s)
+        except RayError as exc:
+            raise QueryUnavailableError(str(exc)) from exc
+
+    def reload_api() -> dict:
+        try:
+            return reload()
+        except RayError as exc:
+            raise QueryUnavailableError(str(exc)) from exc
+
+    stop_api = None
+    if config.ingest.http_address:
+        api = Coordinator(
+            targets=lambda state, pool: ask(coordinator.targets_api.remote(state, pool)),
+            scrapers=lambda: ask(coordinator.scrapers.remote()),
+            scale=lambda n: ask(coordinator.set_scrapers.remote(n), 300),
+            reload=reload_api,
+        )
+        stop_api = serve_in_thread(IngestAPI(api), config.ingest.http_address)
     if ready_file:
         Path(ready_file).write_text("ready\n")
     try:
-        while not stop.wait(KEEPALIVE_S):
+        while True:
+            stop.wait(KEEPALIVE_S)
+            if reload_requested.is_set():  # SIGHUP: it also woke the wait up
+                reload_requested.clear()
+                stop.clear()
+                try:
+                    reload()
+                except (ConfigError, RayError) as exc:
+                    log.error("reload failed, the running configuration stays: %s", exc)
+                continue
+            if stop.is_set():
+                break
             try:
                 ray.get(coordinator.start.remote(), timeout=30)
             except RayError as exc:
                 log.warning("coordinator not answering: %s", exc)
     finally:
+        if stop_api is not None:
+            stop_api()
         try:
             ray.get(coordinator.stop.remote(), timeout=30)
         except RayError as exc:

@@ -1,22 +1,43 @@
-"""Scrape targets: what to scrape, how often, and with which labels, as Prometheus derives them.
+"""Scrape targets: what to scrape, how often, and with which labels, as Prometheus 2.42 derives them.
 
-From a ``static_configs`` target group, each address gets the group's labels, then the scrape
-config's defaults where the group did not set them (``job``, ``__metrics_path__``, ``__scheme__``,
-``__scrape_interval__``, ``__scrape_timeout__``, ``__param_<name>``), so a group label overrides the
-config, exactly as in Prometheus. ``instance`` defaults to ``__address__``. Labels starting with
-``__`` shape the scrape and are then dropped from the target's labels.
+A target starts as a label set: its group's labels overridden by its own, ``__address__`` among them
+(static targets, or the groups of service discovery). :func:`populate_target` then does what
+Prometheus's ``PopulateLabels`` does, in its order (checked against a real Prometheus 2.42):
+
+1. the scrape config's defaults where the label is missing or empty: ``job``, ``__scrape_interval__``,
+   ``__scrape_timeout__``, ``__metrics_path__``, ``__scheme__``;
+2. ``__param_<name>`` set to the first value of each ``params`` entry, *overriding* a group's label of
+   that name, as Prometheus does;
+3. ``relabel_configs``: a target relabeled to nothing is dropped;
+4. ``__address__`` must be set ("no address"); an address without a port gets the scheme's (``:80``,
+   ``:443``), and one with a ``/`` is refused; interval and timeout must parse, be non-zero and the
+   timeout at most the interval;
+5. ``__meta_*`` labels are deleted and ``instance`` defaults to ``__address__``.
+
+The target's labels are then those not starting with ``__`` (so ``__tmp_*`` and the others shape the
+scrape and vanish). Its URL is ``<__scheme__>://<__address__><__metrics_path__>`` with the ``params``
+where every ``__param_<name>`` label replaces the first value of ``<name>``, sorted by name (Go's
+``url.Values.Encode``).
+
+``target_limit``: when a job has more targets than that, every one of them fails each scrape with
+``target_limit exceeded (number of targets: N, limit: L)`` without being fetched (:attr:`Target.error`),
+as in Prometheus. :func:`job_targets` applies it to the targets of one job; the coordinator must call it
+again whenever discovery changes a job's targets.
 """
 
 from __future__ import annotations
 
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
+from ingest.relabel import process as relabel
 from model.config import Config, ScrapeConfig, format_duration_ms, parse_duration_ms
 from model.errors import ConfigError
 from model.hashing import rendezvous_owner
 from model.labels import Labels
+from model.relabel_config import RelabelConfig
+from model.sd_config import HTTPClientConfig
 
 ADDRESS = "__address__"
 SCHEME = "__scheme__"
@@ -24,6 +45,23 @@ METRICS_PATH = "__metrics_path__"
 SCRAPE_INTERVAL = "__scrape_interval__"
 SCRAPE_TIMEOUT = "__scrape_timeout__"
 PARAM_PREFIX = "__param_"
+META_PREFIX = "__meta_"
+_DEFAULT_HTTP = HTTPClientConfig()
+
+
+class ScrapeOptions(NamedTuple):
+    """How a target's scrapes are made and checked, beyond its URL (picklable, for Ray). 0: no limit."""
+
+    sample_limit: int = 0
+    label_limit: int = 0
+    label_name_length_limit: int = 0
+    label_value_length_limit: int = 0
+    body_size_limit: int = 0
+    metric_relabel_configs: tuple[RelabelConfig, ...] = ()
+    http: HTTPClientConfig | None = None  # None: plain requests (no authentication, default TLS)
+
+
+DEFAULT_OPTIONS = ScrapeOptions()
 
 
 class Target(NamedTuple):
@@ -36,6 +74,8 @@ class Target(NamedTuple):
     timeout_ms: int
     honor_labels: bool
     honor_timestamps: bool
+    options: ScrapeOptions = DEFAULT_OPTIONS
+    error: str = ""  # set: every scrape fails with this error, nothing is fetched (target_limit)
 
     @property
     def key(self) -> bytes:
@@ -47,9 +87,29 @@ class Target(NamedTuple):
         return self.labels.get("instance")
 
 
-def _target(sc: ScrapeConfig, address: str, group_labels: dict[str, str], where: str) -> Target:
-    lb = dict(group_labels)
-    lb[ADDRESS] = address
+class TargetError(ValueError):
+    """A target Prometheus would not create (Prometheus logs it and skips the target)."""
+
+
+def scrape_options(sc: ScrapeConfig) -> ScrapeOptions:
+    """The per-target options of a scrape config."""
+    http = sc.http_client_config()
+    return ScrapeOptions(
+        sample_limit=sc.sample_limit,
+        label_limit=sc.label_limit,
+        label_name_length_limit=sc.label_name_length_limit,
+        label_value_length_limit=sc.label_value_length_limit,
+        body_size_limit=sc.body_size_limit,
+        metric_relabel_configs=tuple(sc.metric_relabel_configs),
+        http=None if http == _DEFAULT_HTTP else http,
+    )
+
+
+def populate_target(sc: ScrapeConfig, labels: Mapping[str, str], options: ScrapeOptions | None = None) -> Target | None:
+    """The target of one discovered label set (see the module docstring), or None when relabeling drops
+    it. Raises :class:`TargetError` for a target Prometheus would refuse. ``options`` saves recomputing
+    :func:`scrape_options` for each target of one config."""
+    lb = dict(labels)
     defaults = {
         "job": sc.job_name,
         SCRAPE_INTERVAL: format_duration_ms(sc.scrape_interval),  # type: ignore[arg-type]
@@ -57,47 +117,142 @@ def _target(sc: ScrapeConfig, address: str, group_labels: dict[str, str], where:
         METRICS_PATH: sc.metrics_path,
         SCHEME: sc.scheme,
     }
-    for name, values in sc.params.items():
-        if values:
-            defaults[PARAM_PREFIX + name] = values[0]
     for name, value in defaults.items():
         if not lb.get(name):
             lb[name] = value
-    if not lb.get("instance"):
-        lb["instance"] = lb[ADDRESS]
-    try:
-        interval = parse_duration_ms(lb[SCRAPE_INTERVAL])
-        timeout = parse_duration_ms(lb[SCRAPE_TIMEOUT])
-    except ValueError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    if timeout > interval:
-        raise ConfigError(f"{where}: scrape timeout {lb[SCRAPE_TIMEOUT]} greater than interval {lb[SCRAPE_INTERVAL]}")
-    scheme = lb[SCHEME]
+    for name, values in sc.params.items():
+        if values:
+            lb[PARAM_PREFIX + name] = values[0]
+    relabeled = relabel(lb, sc.relabel_configs) if sc.relabel_configs else Labels.from_dict(lb)
+    if relabeled is None:
+        return None
+    lb = dict(relabeled)
+    address = lb.get(ADDRESS, "")
+    if not address:
+        raise TargetError("no address")
+    scheme = lb.get(SCHEME, "")
+    if _needs_port(address):
+        if scheme in ("http", ""):
+            address += ":80"
+        elif scheme == "https":
+            address += ":443"
+        else:
+            raise TargetError(f"invalid scheme: {sc.scheme!r}")
+        lb[ADDRESS] = address
+    if "/" in address:
+        raise TargetError(f"{address!r} is not a valid hostname")
     if scheme not in ("http", "https"):
-        raise ConfigError(f"{where}: invalid scheme {scheme!r}")
+        raise TargetError(f"invalid scheme {scheme!r} (http or https)")
+    interval = _duration(lb.get(SCRAPE_INTERVAL, ""), "interval")
+    timeout = _duration(lb.get(SCRAPE_TIMEOUT, ""), "timeout")
+    if timeout > interval:
+        raise TargetError(f"scrape timeout cannot be greater than scrape interval "
+                          f"({lb[SCRAPE_TIMEOUT]!r} > {lb[SCRAPE_INTERVAL]!r})")
+    for name in [n for n in lb if n.startswith(META_PREFIX)]:
+        del lb[name]
+    if not lb.get("instance"):
+        lb["instance"] = address
+    public = Labels.from_pairs((n, v) for n, v in lb.items() if not n.startswith("__"))
+    return Target(lb.get("job", ""), _url(sc, lb), public, interval, timeout, sc.honor_labels, sc.honor_timestamps,
+                  options if options is not None else scrape_options(sc))
+
+
+def _duration(text: str, what: str) -> int:
+    try:
+        ms = parse_duration_ms(text)
+    except ValueError as exc:
+        raise TargetError(f"error parsing scrape {what}: {exc}") from None
+    if ms == 0:
+        raise TargetError(f"scrape {what} cannot be 0")
+    return ms
+
+
+def _needs_port(address: str) -> bool:
+    """Whether Go's ``net.SplitHostPort`` fails on ``address`` only for want of a port (Prometheus
+    then appends the scheme's default port)."""
+    return _split_host_port(address) is None and _split_host_port(address + ":1234") is not None
+
+
+def _split_host_port(address: str) -> tuple[str, str] | None:
+    """Go's ``net.SplitHostPort``, or None where it fails."""
+    colon = address.rfind(":")
+    if colon < 0:
+        return None  # missing port
+    j = k = 0
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0 or end + 1 != colon:
+            return None  # missing "]", missing port, or too many colons
+        host = address[1:end]
+        j, k = 1, end + 1
+    else:
+        host = address[:colon]
+        if ":" in host:
+            return None  # too many colons
+    if "[" in address[j:] or "]" in address[k:]:
+        return None
+    return host, address[colon + 1 :]
+
+
+def _url(sc: ScrapeConfig, lb: Mapping[str, str]) -> str:
     params: dict[str, list[str]] = {k: list(v) for k, v in sc.params.items()}
     for name, value in lb.items():
         if name.startswith(PARAM_PREFIX):
-            pname = name[len(PARAM_PREFIX) :]
-            params[pname] = [value] + params.get(pname, [])[1:]
-    query = urllib.parse.urlencode([(k, v) for k, vs in params.items() for v in vs])
-    path = lb[METRICS_PATH]
-    url = f"{scheme}://{lb[ADDRESS]}{path}" + (f"?{query}" if query else "")
-    public = Labels.from_pairs((n, v) for n, v in lb.items() if not n.startswith("__"))
-    return Target(lb["job"], url, public, interval, timeout, sc.honor_labels, sc.honor_timestamps)
+            key = name[len(PARAM_PREFIX) :]
+            params[key] = [value] + params.get(key, [])[1:]
+    query = urllib.parse.urlencode([(k, v) for k in sorted(params) for v in params[k]])
+    path = urllib.parse.quote(lb.get(METRICS_PATH, ""), safe="/$&+,:;=@!'()*~")
+    return f"{lb[SCHEME]}://{lb[ADDRESS]}{path}" + (f"?{query}" if query else "")
+
+
+def job_targets(sc: ScrapeConfig, label_sets: Iterable[Mapping[str, str]],
+                on_error: Callable[[int, TargetError], None] | None = None) -> list[Target]:
+    """The targets of one job from its discovered label sets (group labels already merged with each
+    target's own), in order, without duplicates, with ``target_limit`` applied. A label set Prometheus
+    would refuse is skipped after ``on_error(position, error)``; without ``on_error`` the error is
+    raised."""
+    options = scrape_options(sc)
+    out: list[Target] = []
+    seen: set[bytes] = set()
+    for i, labels in enumerate(label_sets):
+        try:
+            t = populate_target(sc, labels, options)
+        except TargetError as exc:
+            if on_error is None:
+                raise
+            on_error(i, exc)
+            continue
+        if t is not None and t.key not in seen:
+            seen.add(t.key)
+            out.append(t)
+    return apply_target_limit(out, sc.target_limit)
+
+
+def apply_target_limit(targets: Sequence[Target], limit: int) -> list[Target]:
+    """The targets of one job, each with the ``target_limit`` error when there are more than ``limit``."""
+    if not limit or len(targets) <= limit:
+        return [t._replace(error="") if t.error else t for t in targets]
+    error = f"target_limit exceeded (number of targets: {len(targets)}, limit: {limit})"
+    return [t._replace(error=error) for t in targets]
 
 
 def targets_from_config(config: Config) -> list[Target]:
-    """Every target of every scrape config, in configuration order, without duplicates."""
+    """Every target of every scrape config's ``static_configs``, in configuration order, without
+    duplicates. A static target Prometheus would refuse is a :class:`ConfigError` naming it."""
     out: list[Target] = []
     seen: set[bytes] = set()
     for i, sc in enumerate(config.scrape_configs):
-        for j, group in enumerate(sc.static_configs):
-            for k, address in enumerate(group.targets):
-                t = _target(sc, address, group.labels, f"scrape_configs[{i}].static_configs[{j}].targets[{k}]")
-                if t.key not in seen:
-                    seen.add(t.key)
-                    out.append(t)
+        where = [(j, k) for j, group in enumerate(sc.static_configs) for k in range(len(group.targets))]
+        label_sets = [{**group.labels, ADDRESS: address} for group in sc.static_configs for address in group.targets]
+
+        def fail(pos: int, exc: TargetError, i: int = i, where: list = where) -> None:
+            j, k = where[pos]
+            raise ConfigError(f"scrape_configs[{i}].static_configs[{j}].targets[{k}]: {exc}")
+
+        for t in job_targets(sc, label_sets, fail):
+            if t.key not in seen:
+                seen.add(t.key)
+                out.append(t)
     return out
 
 

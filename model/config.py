@@ -310,6 +310,8 @@ class IngestConfig(_Model):
         "none when unset.",
     )
     scraper_num_cpus: float = Field(0.25, gt=0, description="Ray CPUs reserved per scraper actor.")
+    discovery_update_interval: Duration = Field(
+        5000, description="Longest a discovered change waits before targets are updated (Prometheus: 5s).")
     batch_max_samples: int = Field(20_000, ge=1, description="Largest Write sent to a shard.")
     flush_interval: Duration = Field(1000, description="Longest a sample waits before it is sent.")
     queue_max_samples: int = Field(2_000_000, ge=1, description="Unacknowledged samples kept per shard per scraper.")

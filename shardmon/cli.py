@@ -231,11 +231,16 @@ def cmd_querier(args, config: Config) -> int:
     return 0
 
 
+def _with_ray_address(config: Config, address: str | None) -> Config:
+    if not address:
+        return config
+    return config.model_copy(update={"ingest": config.ingest.model_copy(update={"ray_address": address})})
+
+
 def cmd_ingest(args, config: Config) -> int:
     from ingest.target import targets_from_config
 
-    if args.ray_address:
-        config = config.model_copy(update={"ingest": config.ingest.model_copy(update={"ray_address": args.ray_address})})
+    config = _with_ray_address(config, args.ray_address)
     field = "--ray-address" if args.ray_address else "ingest.ray_address"
     check_ray_address(field, config.ingest.ray_address)
     check_shards(config)
@@ -252,7 +257,8 @@ def cmd_ingest(args, config: Config) -> int:
         # A container restarted keeps its files: "ready" must mean this run's scrapers.
         Path(args.ready_file).unlink(missing_ok=True)
     _logging(args.verbose)
-    run(config, ready_file=args.ready_file)
+    run(config, ready_file=args.ready_file,
+        reload_config=lambda: _with_ray_address(load(args.config), args.ray_address))
     return 0
 
 
@@ -407,6 +413,62 @@ def cmd_promqltest(args, config: Config) -> int:
     return 1 if failed else 0
 
 
+def _ingest_api(config: Config, path: str, data: dict | None = None) -> dict:
+    """Call the running ingest service's API (``ingest.http_address``); its JSON answer."""
+    import json
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if not config.ingest.http_address:
+        raise UsageError("ingest.http_address is not set: the ingest service serves no API")
+    url = f"http://{config.ingest.http_address}{path}"
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=120) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:
+        answer = json.loads(exc.read() or b"{}")
+        raise UsageError(f"{url}: {answer.get('error', exc)}") from None
+    except OSError as exc:
+        raise UsageError(f"the ingest service does not answer at {url}: {exc}") from None
+
+
+def cmd_targets(args, config: Config) -> int:
+    """Print the targets (as /api/v1/targets, with each target's scraper): a table, or the JSON."""
+    import json
+
+    answer = _ingest_api(config, "/api/v1/targets?state=" + ("any" if args.dropped else "active"))
+    if args.json:
+        print(json.dumps(answer["data"], indent=2))
+        return 0
+    rows = [("POOL", "URL", "HEALTH", "SCRAPER", "LAST SCRAPE", "DURATION", "ERROR")]
+    for t in answer["data"].get("activeTargets", []):
+        rows.append((t["scrapePool"], t["scrapeUrl"], t["health"], t["scraper"], t["lastScrape"][:23],
+                     f"{t['lastScrapeDuration']:.3f}s", t["lastError"]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    if args.dropped:
+        print(f"{len(answer['data'].get('droppedTargets', []))} dropped by relabeling")
+    return 0
+
+
+def cmd_scale(args, config: Config) -> int:
+    """Change the number of scrapers of the running ingest service."""
+    answer = _ingest_api(config, "/api/v1/scrapers", {"count": args.scrapers})
+    d = answer["data"]
+    print(f"{d['scrapers']} scrapers; {d['moved']} of {d['targets']} targets moved")
+    return 0
+
+
+def cmd_reload(args, config: Config) -> int:
+    """Ask the running ingest service to read its configuration again."""
+    answer = _ingest_api(config, "/-/reload", {})
+    print(f"reloaded: {answer['data']}")
+    return 0
+
+
 def cmd_check_config(args, config: Config) -> int:
     from ingest.target import targets_from_config
 
@@ -466,6 +528,12 @@ def parser() -> argparse.ArgumentParser:
     pt.add_argument("--shards", type=int, default=0, help="run over N real shards instead of in memory")
     pt.add_argument("--config", help=argparse.SUPPRESS)
     pt.set_defaults(fn=cmd_promqltest)
+    tg = add("targets", cmd_targets, "print the scrape targets of the running ingest service")
+    tg.add_argument("--json", action="store_true", help="print /api/v1/targets's data as JSON")
+    tg.add_argument("--dropped", action="store_true", help="also count the targets relabeling dropped")
+    sc = add("scale", cmd_scale, "change the number of scrapers of the running ingest service")
+    sc.add_argument("--scrapers", type=int, required=True, help="how many scrapers to run from now on")
+    add("reload", cmd_reload, "make the running ingest service read its configuration again (as SIGHUP)")
     add("check-config", cmd_check_config, "check a configuration and exit")
     return p
 

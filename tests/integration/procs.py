@@ -116,7 +116,8 @@ class Cluster:
                 **(shards_extra or {}),
             },
             "ingest": {"scrapers": 2, "scraper_num_cpus": 0.1, "flush_interval": "100ms",
-                       "retry_backoff_max": "500ms", **(ingest or {})},
+                       "retry_backoff_max": "500ms", "http_address": f"127.0.0.1:{free_port()}",
+                       "discovery_update_interval": "200ms", **(ingest or {})},
             "querier": {"http_address": f"127.0.0.1:{self.http_port}", "grpc_address": f"127.0.0.1:{self.grpc_port}"},
         }
         self.receiver_port = self.pushgateway_port = 0
@@ -166,7 +167,14 @@ class CounterTargets:
     and records (serve time in ms, value) so tests can compare what was stored with what was served."""
 
     def __init__(self, n: int, metric: str = "test_scrapes_total") -> None:
-        self.ports = [free_port() for _ in range(n)]
+        # Bound now (port 0: the kernel's choice), so the ports are distinct and stay ours.
+        self._socks = []
+        for _ in range(n):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", 0))
+            self._socks.append(sock)
+        self.ports = [sock.getsockname()[1] for sock in self._socks]
         self.metric = metric
         self.served: dict[int, list[tuple[int, float]]] = {p: [] for p in self.ports}
         self._lock = threading.Lock()
@@ -178,7 +186,7 @@ class CounterTargets:
         return [f"127.0.0.1:{p}" for p in self.ports]
 
     async def _start(self) -> None:
-        for port in self.ports:
+        for port, sock in zip(self.ports, self._socks):
             async def handler(request, port=port):
                 with self._lock:
                     n = len(self.served[port]) + 1
@@ -195,7 +203,7 @@ class CounterTargets:
             app.router.add_get("/metrics", handler)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", port).start()
+            await web.SockSite(runner, sock).start()
             self._runners.append(runner)
 
     def start(self) -> CounterTargets:

@@ -303,8 +303,8 @@ def test_nul_bytes_are_allowed_in_label_values_and_a_nul_at_a_line_start_ends_th
         (b"# TYPE 0a counter\n", 1, 'expected metric name after TYPE, got "0a counter"'),
         (b"# HELP \n", 1, "expected metric name after HELP, got end of line"),
         (b"# HELP a bad \xff utf8\n", 1, "is not valid UTF-8"),
-        (b'a{b="1",b="2"} 1\n', 1, 'duplicate label name "b"'),
-        (b'a{__name__="b"} 1\n', 1, 'duplicate label name "__name__"'),
+        (b'a{b="1",b="2"} 1\n', 1, 'label name "b" is not unique: invalid sample'),
+        (b'a{__name__="b"} 1\n', 1, 'label name "__name__" is not unique: invalid sample'),
         (b'a{b="\xff"} 1\n', 1, 'invalid UTF-8 label value "\\xff"'),
         (b'a{b="\xed\xa0\x80"} 1\n', 1, "invalid UTF-8 label value"),  # A surrogate, invalid in Go too.
         (b'a{1b="c"} 1\n', 1, 'invalid label name "1b"'),

@@ -1,0 +1,152 @@
+"""Elastic target sharding: 500 targets while the scrapers go 4 -> 5 -> 3 at runtime (the ingest API),
+then a reload that removes some targets.
+
+Each target counts its scrapes, so the stored samples show what happened: every stored value is the
+previous one plus one exactly when no scrape was lost or doubled, and consecutive timestamps show
+the gaps. The test asserts, per step, that about 1/N of the targets moved (not all), that no target was
+scraped twice in an interval or skipped for more than one, and that the removed targets' series end
+with staleness markers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+import yaml
+
+from model.labels import Matcher, MatchType
+from model.samples import is_stale
+from shards.client import ShardClient
+from tests.integration.procs import Cluster, CounterTargets, Proc, wait_until
+
+N_TARGETS = 500
+INTERVAL_S = 3.0
+SETTLE_S = 4 * INTERVAL_S
+
+
+def _api(cluster, path: str, data: dict | None = None) -> dict:
+    url = f"http://{cluster.raw['ingest']['http_address']}{path}"
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=120) as resp:
+        return json.load(resp)
+
+
+def _owners(cluster) -> dict[str, str]:
+    active = _api(cluster, "/api/v1/targets?state=active")["data"]["activeTargets"]
+    return {t["scrapeUrl"]: t["scraper"] for t in active if t["scrapePool"] == "elastic"}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("elastic")
+    targets = CounterTargets(N_TARGETS).start()
+    scrape = {"job_name": "elastic", "scrape_interval": f"{INTERVAL_S:g}s", "scrape_timeout": "2s",
+              "static_configs": [{"targets": targets.addresses()}]}
+    cluster = Cluster(tmp, n_shards=2, scrape_configs=[scrape],
+                      ingest={"scrapers": 4, "self_monitoring": False, "scraper_num_cpus": 0.01}).start()
+    ready = tmp / "ingest.ready"
+    ingest = Proc("ingest", [sys.executable, "-m", "shardmon", "ingest", "--config", str(cluster.config_path),
+                             "--ready-file", str(ready)], cluster.logs).start()
+    try:
+        wait_until(lambda: ready.exists() or ingest._dead(), 120, "the ingest service")
+        assert not ingest._dead(), (cluster.logs / "ingest.log").read_text()[-3000:]
+        wait_until(lambda: len(_owners(cluster)) == N_TARGETS, 60, "every target assigned")
+        yield cluster, targets, ingest
+    finally:
+        ingest.stop()
+        cluster.stop()
+        targets.stop()
+
+
+def _series(cluster) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """instance -> (timestamps, values) of test_scrapes_total, read from every shard."""
+    out = {}
+    for i, port in enumerate(cluster.shard_ports):
+        client = ShardClient(i, f"127.0.0.1:{port}")
+        for s in client.series([Matcher(MatchType.EQ, "__name__", "test_scrapes_total")], 0, 2**62):
+            out[s.labels.get("instance")] = (s.timestamps_ms.copy(), s.values.copy())
+        client.close()
+    return out
+
+
+def test_scrapers_scale_4_5_3_moving_only_what_must_move(setup):
+    cluster, targets, ingest = setup
+    time.sleep(SETTLE_S)
+    start_ms = int(time.time() * 1000)
+    steps = []
+    owners = _owners(cluster)
+    assert len(set(owners.values())) == 4
+    history = [dict(owners)]
+    calls = []
+    for n in (5, 3):
+        t0 = time.time()
+        answer = _api(cluster, "/api/v1/scrapers", {"count": n})["data"]
+        calls.append((t0, time.time()))
+        time.sleep(SETTLE_S)
+        now = _owners(cluster)
+        moved = sum(1 for url, sid in now.items() if owners[url] != sid)
+        assert answer["moved"] == moved and len(set(now.values())) == n
+        steps.append((n, moved))
+        owners = now
+        history.append(dict(now))
+    end_ms = int(time.time() * 1000) - 2000
+    print(f"\nmoved per step (of {N_TARGETS}): {steps}")
+    # 4 -> 5: the new scraper takes about 1/5; 5 -> 3: the two removed ones' targets, about 2/5.
+    assert 0.1 * N_TARGETS < steps[0][1] < 0.3 * N_TARGETS
+    assert 0.3 * N_TARGETS < steps[1][1] < 0.5 * N_TARGETS
+
+    stored = _series(cluster)
+    assert len(stored) == N_TARGETS
+    bad = []
+    for instance, (ts, vals) in stored.items():
+        keep = (ts >= start_ms) & (ts <= end_ms) & ~is_stale(vals)
+        g = np.diff(ts[keep]) / 1000
+        if g.shape[0] and (g.max() >= 1.5 * INTERVAL_S or g.min() <= 0.5 * INTERVAL_S):
+            i = int(np.argmax(g)) if g.max() >= 1.5 * INTERVAL_S else int(np.argmin(g))
+            url = f"http://{instance}/metrics"
+            bad.append((instance, float(g[i]), ts[keep][i] / 1000, ts[keep][i + 1] / 1000, [h.get(url) for h in history]))
+    assert not bad, f"{len(bad)} targets doubled or skipped (gap s, from, to, owners per step; calls {calls}): {bad[:5]}"
+    worst_gap = 0.0
+    for instance, (ts, vals) in stored.items():
+        keep = (ts >= start_ms) & (ts <= end_ms) & ~is_stale(vals)
+        ts, vals = ts[keep], vals[keep]
+        assert ts.shape[0] >= (end_ms - start_ms) / 1000 / INTERVAL_S - 2, instance
+        gaps = np.diff(ts) / 1000
+        worst_gap = max(worst_gap, float(gaps.max()))
+        # Never two scrapes in one interval; never more than one interval without one.
+        assert gaps.min() > 0.5 * INTERVAL_S, (instance, gaps.min())
+        assert gaps.max() < 1.5 * INTERVAL_S, (instance, gaps.max())
+        # Every scrape stored, none doubled: the target's counter went up by one each time.
+        assert np.all(np.diff(vals) == 1), (instance, np.diff(vals))
+    print(f"longest gap between two samples of one target: {worst_gap:.2f} s (interval {INTERVAL_S:g} s)")
+
+
+def test_a_reload_removes_targets_with_staleness_markers_and_keeps_the_others_running(setup):
+    cluster, targets, ingest = setup
+    addresses = targets.addresses()
+    raw = yaml.safe_load(cluster.config_path.read_text())
+    raw["scrape_configs"][0]["static_configs"] = [{"targets": addresses[:-50]}]
+    cluster.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    before = _series(cluster)
+    reload_ms = int(time.time() * 1000)
+    _api(cluster, "/-/reload", {})
+    wait_until(lambda: len(_owners(cluster)) == N_TARGETS - 50, 30, "the reload to apply")
+    time.sleep(3 * INTERVAL_S + 2)
+    after = _series(cluster)
+    removed = set(addresses[-50:])
+    for instance, (ts, vals) in after.items():
+        if instance in removed:
+            assert is_stale(vals[-1:]).all(), f"{instance}: no staleness marker at the end"
+        else:
+            # Unchanged targets kept scraping, without a restart of their counting (no gap, no repeat).
+            new = ts > before[instance][0][-1]
+            assert new.sum() >= 2 and not is_stale(vals[new]).any()
+            assert np.all(np.diff(vals[~is_stale(vals)]) == 1)
+            assert ts[new][0] - before[instance][0][-1] < 1.5 * INTERVAL_S * 1000
+    assert reload_ms > 0
