@@ -138,13 +138,8 @@ class StaticConfig(_Model):
     targets: list[str] = Field(default_factory=list, description="host:port addresses.")
     labels: dict[str, str] = Field(default_factory=dict, description="Labels of every target in the group.")
 
-    @field_validator("targets")
-    @classmethod
-    def _targets(cls, v: list[str]) -> list[str]:
-        for t in v:
-            if "/" in t or not t:
-                raise ValueError(f"{t!r} is not a valid hostname")
-        return v
+    # No check of the addresses here: as in Prometheus, a target may be a URL that relabeling moves into
+    # a parameter (blackbox probes); the address left after relabeling is checked (ingest/target.py).
 
     @field_validator("labels")
     @classmethod

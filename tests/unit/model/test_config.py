@@ -81,10 +81,6 @@ querier: {http_address: "0.0.0.0:9090", partial_response: abort}
         ),
         ("scrape_configs: [{job_name: a}, {job_name: a}]", "found multiple scrape configs with job name 'a'"),
         (
-            "scrape_configs: [{job_name: a, static_configs: [{targets: ['http://h:1']}]}]",
-            "scrape_configs[0].static_configs[0].targets: Value error, 'http://h:1' is not a valid hostname",
-        ),
-        (
             "scrape_configs: [{job_name: a, static_configs: [{targets: ['h:1'], labels: {'0bad': x}}]}]",
             "scrape_configs[0].static_configs[0].labels: Value error, '0bad' is not a valid label name",
         ),
@@ -104,3 +100,12 @@ def test_bad_configs_name_the_field(text, message):
         parse_config(text, "cfg.yml")
     assert message.replace("Value error, ", "") in str(exc.value)
     assert str(exc.value).startswith("cfg.yml: ")
+
+
+def test_a_static_url_target_is_refused_only_when_no_relabeling_moves_it():
+    """As Prometheus: the address is checked after relabeling, so blackbox-style URL targets load."""
+    from ingest.target import targets_from_config
+
+    bad = parse_config("scrape_configs: [{job_name: a, static_configs: [{targets: ['http://h:1']}]}]")
+    with pytest.raises(ConfigError, match=r"scrape_configs\[0\]\.static_configs\[0\]\.targets\[0\]: .*not a valid hostname"):
+        targets_from_config(bad)
