@@ -49,7 +49,7 @@ from model.labels import Labels
 log = logging.getLogger(__name__)
 
 SUPERVISE_INTERVAL_S = 2.0
-PING_TIMEOUT_S = 2.0
+PING_TIMEOUT_S = 5.0  # a busy scraper on a loaded machine can take seconds to answer
 NAMESPACE = "shardmon"
 
 
@@ -282,8 +282,11 @@ class ScrapeCoordinator:
             try:
                 mine = self.assignment.get(sid, [])
                 handover = {t.key: self._handover[t.key] for t in mine if t.key in self._handover}
-                self._handover.update(await asyncio.wait_for(
-                    h.assign.remote(self.version, mine, self._moving(sid), handover), 10 * PING_TIMEOUT_S) or {})
+                given_back = await asyncio.wait_for(
+                    h.assign.remote(self.version, mine, self._moving(sid), handover), 10 * PING_TIMEOUT_S) or {}
+                for key in handover:
+                    self._handover.pop(key, None)
+                self._handover.update(given_back)
             except (RayError, asyncio.TimeoutError) as exc:
                 ASSIGNMENTS.labels("error").inc()
                 self._seen[sid] = {"scraper_id": sid, "state": f"assign failed: {exc}"}
@@ -308,7 +311,10 @@ class ScrapeCoordinator:
         await asyncio.gather(*(self._check(sid) for sid in losing))
         # The others start the moved targets, each told when its old scraper last scraped it.
         await asyncio.gather(*(self._check(sid) for sid in self.scraper_ids if sid not in losing))
-        self._handover.clear()
+        # Entries of scrapers that did not answer stay for the next round (they are few and bounded).
+        current = {t.key for t in self.targets or []}
+        for key in [k for k in self._handover if k not in current]:
+            del self._handover[key]
 
     async def _supervise_once(self) -> None:
         async with self._lock:

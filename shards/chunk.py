@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import threading
 
 import numpy as np
 import zstandard
@@ -64,19 +65,28 @@ MAX_SAMPLES = 2**32 - 1  # per chunk, as in format 1; also bounds what a corrupt
 _U64_MASK = (1 << 64) - 1
 
 _V1_HEADER = struct.Struct("<BI")  # format, sample count
-_decompressor_v1 = zstandard.ZstdDecompressor()
-# Format 2's frames: no magic number, content size or checksum (the chunk says how long each plane is).
-_compressor = zstandard.ZstdCompressor(
-    compression_params=zstandard.ZstdCompressionParameters.from_level(
-        ZSTD_LEVEL,
-        min_match=ZSTD_MIN_MATCH,
-        format=zstandard.FORMAT_ZSTD1_MAGICLESS,
-        write_content_size=0,
-        write_checksum=0,
-        write_dict_id=0,
-    )
-)
-_decompressor = zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS)
+# zstd contexts are not thread-safe: one set per thread (shards encode blocks off the event loop).
+_local = threading.local()
+
+
+def _contexts() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor, zstandard.ZstdDecompressor]:
+    """(format-2 compressor, format-2 decompressor, format-1 decompressor) of this thread."""
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        # Format 2's frames: no magic number, content size or checksum (the chunk says how long each plane is).
+        compressor = zstandard.ZstdCompressor(
+            compression_params=zstandard.ZstdCompressionParameters.from_level(
+                ZSTD_LEVEL,
+                min_match=ZSTD_MIN_MATCH,
+                format=zstandard.FORMAT_ZSTD1_MAGICLESS,
+                write_content_size=0,
+                write_checksum=0,
+                write_dict_id=0,
+            )
+        )
+        ctx = _local.ctx = (compressor, zstandard.ZstdDecompressor(format=zstandard.FORMAT_ZSTD1_MAGICLESS),
+                            zstandard.ZstdDecompressor())
+    return ctx
 
 # --- decimal scaling -------------------------------------------------------------------------------
 
@@ -272,7 +282,7 @@ def _put_planes(out: bytearray, col: np.ndarray) -> None:
     planes = np.ascontiguousarray(col.view(np.uint8).reshape(col.shape[0], col.dtype.itemsize).T)
     for plane in planes:
         raw = plane.tobytes()
-        z = _compressor.compress(raw)
+        z = _contexts()[0].compress(raw)
         if len(z) < len(raw):
             _put_uvarint(out, len(z) << 1 | 1)
             out += z
@@ -290,7 +300,7 @@ def _get_planes(data, pos: int, n: int, width: int) -> tuple[np.ndarray, int]:
         if len(piece) != size:
             raise ValueError("chunk truncated")
         pos += size
-        raw = _decompressor.decompress(piece, max_output_size=n) if code & 1 else piece
+        raw = _contexts()[1].decompress(piece, max_output_size=n) if code & 1 else piece
         if len(raw) != n:
             raise ValueError("chunk plane has the wrong length")
         planes[i] = np.frombuffer(raw, np.uint8)
@@ -407,7 +417,7 @@ def _decode_v2(data: memoryview) -> tuple[np.ndarray, np.ndarray]:
 
 def _decode_v1(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     fmt, n = _V1_HEADER.unpack_from(data)
-    raw = _decompressor_v1.decompress(data[_V1_HEADER.size :], max_output_size=16 * n)
+    raw = _contexts()[2].decompress(data[_V1_HEADER.size :], max_output_size=16 * n)
     tcol = np.frombuffer(raw, I64, n)
     vcol = np.frombuffer(raw, U64, n, offset=8 * n)
     ts = np.empty(n, I64)

@@ -31,6 +31,7 @@ import asyncio
 import collections
 import json
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
@@ -49,6 +50,9 @@ from shards.store import BlockMeta, RedisStore
 from shards.wal import decode_record, encode_record, next_stream_id
 
 log = logging.getLogger(__name__)
+#: Tests only (the crash test): seconds to wait, mid block cut, between encoding and the transaction that
+#: writes the block and trims the WAL, so that kills land there. Never set in production.
+_FAULT_CUT_PAUSE_S = float(os.environ.get("SHARDMON_FAULT_CUT_PAUSE_S", "0") or 0)
 
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max
@@ -621,10 +625,12 @@ class ShardDB:
         self.blocks.sort(key=lambda b: (b.meta.mint_ms, b.meta.block_id))
 
     async def _write_block(self, start: int, end: int) -> None:
+        log.info("cutting block %d-%d", start, end)
         c = self.head.columns()
         old = c.ts < end
-        meta, sorted_ids, chunks = self._encode_block(f"{start}-{end}", start, end, c.idx[old], c.ts[old], c.vals[old],
-                                                      self.registry.ids)
+        # Encoding takes a while (~0.2 ms a series): off the event loop, so reads and pings go on.
+        meta, sorted_ids, chunks = await asyncio.to_thread(
+            self._encode_block, f"{start}-{end}", start, end, c.idx[old], c.ts[old], c.vals[old], self.registry.ids.copy())
         # WAL entries whose samples all lie before the block's end are covered; trim a prefix of them.
         trim_upto = None
         n_trim = 0
@@ -634,6 +640,8 @@ class ShardDB:
             trim_upto = entry_id
             n_trim += 1
         trim_minid = next_stream_id(trim_upto) if trim_upto else None
+        if _FAULT_CUT_PAUSE_S:  # Fault injection for the crash test: widen the window between encode and commit.
+            await asyncio.sleep(_FAULT_CUT_PAUSE_S)
         await self.store.write_block(meta, sorted_ids.tobytes(), chunks, end, trim_minid)
         for _ in range(n_trim):
             self._wal.popleft()

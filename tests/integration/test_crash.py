@@ -86,8 +86,16 @@ def _bits(values) -> list[int]:
     return np.asarray(values, dtype=np.float64).view(np.uint64).tolist()
 
 
+def _in_cut(log_text: str) -> bool:
+    """Whether the shard's log ends inside a block cut: "cutting block" with no "cut block" after it."""
+    return log_text.rfind("cutting block") > log_text.rfind("cut block ")
+
+
 @pytest.fixture()
-def cluster(tmp_path):
+def cluster(tmp_path, monkeypatch):
+    # Each cut pauses between encoding and its transaction (block write + WAL trim), so that random
+    # kills land inside cuts too (the shards inherit this environment).
+    monkeypatch.setenv("SHARDMON_FAULT_CUT_PAUSE_S", "0.2")
     c = Cluster(tmp_path, n_shards=2, scrape_configs=[],
                 shards_extra={"block_duration": "10s", "wal_appendfsync": "always"})
     # An acknowledged write must survive a SIGKILL of Redis too: fsync every write.
@@ -107,13 +115,18 @@ def test_acknowledged_samples_survive_random_sigkills_of_shards_and_redis(cluste
         w.start()
 
     rnd = random.Random(1234)
-    kills = redis_kills = 0
+    kills = redis_kills = kills_in_cut = 0
     deadline = time.monotonic() + DURATION_S
     while time.monotonic() < deadline or kills < MIN_KILLS:
         time.sleep(rnd.uniform(0.5, 4.0))
         i = rnd.randrange(len(cluster.shards))
+        if kills % 3 == 0:  # every third kill waits for a cut to begin, and strikes inside it
+            log_path = cluster.logs / f"shard-{i}.log"
+            wait_until(lambda p=log_path: _in_cut(p.read_text()), 30, "a block cut to begin", interval_s=0.01)
         cluster.shards[i].kill()  # SIGKILL: whatever it was doing (appending, cutting, trimming) stops here
         kills += 1
+        if _in_cut((cluster.logs / f"shard-{i}.log").read_text()):
+            kills_in_cut += 1
         if kills % 7 == 0:  # now and then its Redis dies too, and comes back from its AOF
             cluster.redis[i].kill()
             cluster.redis[i].start()
@@ -130,10 +143,11 @@ def test_acknowledged_samples_survive_random_sigkills_of_shards_and_redis(cluste
 
     cuts = sum((cluster.logs / f"shard-{i}.log").read_text().count("cut block") for i in range(2))
     acked = sum(w.batches for w in writers) * N_SERIES
-    print(f"\n{kills} shard kills, {redis_kills} Redis kills, {acked:,} acknowledged samples, "
+    print(f"\n{kills} shard kills ({kills_in_cut} inside a block cut, before its block write and WAL trim), "
+          f"{redis_kills} Redis kills, {acked:,} acknowledged samples, "
           f"{sum(w.retries for w in writers)} retried writes, {cuts} block cuts logged")
     assert sum(w.retries for w in writers) > 0
-    assert cuts >= 10
+    assert cuts >= 10 and kills_in_cut >= MIN_KILLS // 3
 
     # Each shard directly: every acknowledged sample, bit for bit, once.
     for w in writers:

@@ -134,11 +134,13 @@ def test_a_reload_removes_targets_with_staleness_markers_and_keeps_the_others_ru
     raw["scrape_configs"][0]["static_configs"] = [{"targets": addresses[:-50]}]
     cluster.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     before = _series(cluster)
+    owners_before = _owners(cluster)
     reload_ms = int(time.time() * 1000)
-    _api(cluster, "/-/reload", {})
+    answer = _api(cluster, "/-/reload", {})["data"]
     wait_until(lambda: len(_owners(cluster)) == N_TARGETS - 50, 30, "the reload to apply")
     time.sleep(3 * INTERVAL_S + 2)
     after = _series(cluster)
+    owners_after = _owners(cluster)
     removed = set(addresses[-50:])
     for instance, (ts, vals) in after.items():
         if instance in removed:
@@ -148,5 +150,8 @@ def test_a_reload_removes_targets_with_staleness_markers_and_keeps_the_others_ru
             new = ts > before[instance][0][-1]
             assert new.sum() >= 2 and not is_stale(vals[new]).any()
             assert np.all(np.diff(vals[~is_stale(vals)]) == 1)
-            assert ts[new][0] - before[instance][0][-1] < 1.5 * INTERVAL_S * 1000
+            url = f"http://{instance}/metrics"
+            assert ts[new][0] - before[instance][0][-1] < 1.5 * INTERVAL_S * 1000, (
+                instance, owners_before.get(url), owners_after.get(url), answer, reload_ms, before[instance][0][-1],
+                ts[new][:3])
     assert reload_ms > 0
