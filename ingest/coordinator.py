@@ -261,7 +261,10 @@ class ScrapeCoordinator:
             except Exception:  # noqa: BLE001 - supervision must go on whatever one round met.
                 log.exception("supervision round failed")
 
-    async def _check(self, sid: str) -> None:
+    async def _check(self, sid: str, withheld: frozenset[bytes] = frozenset()) -> None:
+        """Ping ``sid`` and give it its targets if its assignment is not the current one. ``withheld``
+        targets are left out for now (another scraper may still run them): the scraper is then given
+        the assignment under version -1, so the next round gives it the rest."""
         h = self._scraper(sid)
         try:
             info = await asyncio.wait_for(h.ping.remote(), PING_TIMEOUT_S)
@@ -280,10 +283,11 @@ class ScrapeCoordinator:
             log.info("scraper %s is back on node %s", sid, info.get("node_id"))
         if info["assignment_version"] != self.version:
             try:
-                mine = self.assignment.get(sid, [])
+                mine = [t for t in self.assignment.get(sid, []) if t.key not in withheld]
+                version = self.version if len(mine) == len(self.assignment.get(sid, [])) else -1
                 handover = {t.key: self._handover[t.key] for t in mine if t.key in self._handover}
                 given_back = await asyncio.wait_for(
-                    h.assign.remote(self.version, mine, self._moving(sid), handover), 10 * PING_TIMEOUT_S) or {}
+                    h.assign.remote(version, mine, self._moving(sid), handover), 10 * PING_TIMEOUT_S) or {}
                 for key in handover:
                     self._handover.pop(key, None)
                 self._handover.update(given_back)
@@ -292,8 +296,10 @@ class ScrapeCoordinator:
                 self._seen[sid] = {"scraper_id": sid, "state": f"assign failed: {exc}"}
                 return
             ASSIGNMENTS.labels("ok").inc()
-            info = dict(info, assignment_version=self.version, targets=len(self.assignment.get(sid, [])))
-        self._running[sid] = {t.key for t in self.assignment.get(sid, [])}
+            info = dict(info, assignment_version=version, targets=len(mine))
+            self._running[sid] = {t.key for t in mine}
+        else:
+            self._running[sid] = {t.key for t in self.assignment.get(sid, [])}
         self._seen[sid] = dict(info, state="running")
 
     def _moving(self, sid: str) -> list[bytes]:
@@ -309,8 +315,14 @@ class ScrapeCoordinator:
         wanted = {sid: {t.key for t in self.assignment.get(sid, [])} for sid in self.scraper_ids}
         losing = [sid for sid in self.scraper_ids if self._running.get(sid, set()) - wanted[sid]]
         await asyncio.gather(*(self._check(sid) for sid in losing))
+        # A loser that did not answer may still scrape what it lost (unless its node is gone): those
+        # targets wait for the next round rather than be scraped twice.
+        withheld = frozenset().union(*(self._running.get(sid, set()) - wanted[sid]
+                                       for sid in losing if sid not in self._lost))
+        if withheld:
+            log.info("%d moving targets wait for their old scrapers to let them go", len(withheld))
         # The others start the moved targets, each told when its old scraper last scraped it.
-        await asyncio.gather(*(self._check(sid) for sid in self.scraper_ids if sid not in losing))
+        await asyncio.gather(*(self._check(sid, withheld) for sid in self.scraper_ids if sid not in losing))
         # Entries of scrapers that did not answer stay for the next round (they are few and bounded).
         current = {t.key for t in self.targets or []}
         for key in [k for k in self._handover if k not in current]:

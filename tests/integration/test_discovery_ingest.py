@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import threading
 import time
@@ -107,6 +108,12 @@ def test_file_and_http_discovery_add_change_and_remove_targets(setup):
     assert t0["scrapeInterval"] == "1s" and t0["scraper"].startswith("scraper-")
     wait_until(lambda: set(_active(cluster, "http")) == {a[3]}, 30, "the http target")
     wait_until(lambda: _active(cluster, "files")[a[0]]["health"] == "up", 30, "a first scrape")
+    # The same through the CLI.
+    out = subprocess.run([sys.executable, "-m", "shardmon", "targets", "--config", str(cluster.config_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = next(ln for ln in out.stdout.splitlines() if f"http://{a[0]}/metrics" in ln)
+    assert "files" in line and " up " in line and "scraper-" in line
 
     # Add a target, change another's labels, drop one by relabeling, in the file; and in the HTTP list.
     sd_file.write_text(json.dumps([

@@ -133,7 +133,16 @@ def test_a_shard_down_is_a_503_and_too_many_requests_a_429_and_the_retry_succeed
         # Three requests wait for the shard (max_concurrent_writes: 3); a fourth meanwhile is a 429.
         with ThreadPoolExecutor(3) as pool:
             waiting = [pool.submit(_post, url, body) for _ in range(3)]
-            time.sleep(0.5)
+            metrics_url = f"http://127.0.0.1:{cluster.receiver_port}/metrics"
+
+            def in_flight() -> float:
+                with urllib.request.urlopen(metrics_url, timeout=10) as resp:
+                    for line in resp.read().decode().splitlines():
+                        if line.startswith("shardmon_receiver_requests_in_flight "):
+                            return float(line.split()[1])
+                return 0.0
+
+            wait_until(lambda: in_flight() >= 3, 10, "the three writes to be in flight", interval_s=0.02)
             status, text = _post(url, body)
             assert status == 429 and "retry" in text
             results = [f.result() for f in waiting]
