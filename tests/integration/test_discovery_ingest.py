@@ -34,7 +34,10 @@ class HTTPSD:
 
         async def start():
             app = web.Application()
-            app.router.add_get("/sd", lambda request: web.json_response(self.groups))
+            async def serve(request: web.Request) -> web.Response:
+                return web.json_response(self.groups)
+
+            app.router.add_get("/sd", serve)
             runner = web.AppRunner(app)
             await runner.setup()
             await web.TCPSite(runner, "127.0.0.1", self.port).start()
