@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Callable
 
+import aiohttp
 import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -192,7 +193,10 @@ async def _params(request: web.Request):
 class PrometheusAPI:
     """The aiohttp routes of the Prometheus HTTP API over an :class:`Engine` and a :class:`Querier`."""
 
-    def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str = "0.1.0") -> None:
+    def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str = "0.1.0",
+                 ingest_api: str | None = None) -> None:
+        #: host:port of the ingest service's API, which answers /api/v1/targets (None: not configured).
+        self.ingest_api = ingest_api
         self.engine = engine
         self.querier = querier
         self.default_timeout_ms = default_timeout_ms
@@ -211,6 +215,7 @@ class PrometheusAPI:
         app.router.add_get("/api/v1/label/{name}/values", self.label_values)
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
         app.router.add_get("/api/v1/metadata", self.metadata)
+        app.router.add_get("/api/v1/targets", self.targets)
         # Grafana's data source also asks for these; Shardmon keeps no exemplars and evaluates no
         # rules, so they answer empty, as a Prometheus without any would.
         for path, empty in (("/api/v1/query_exemplars", "[]"), ("/api/v1/rules", '{"groups":[]}'),
@@ -342,6 +347,18 @@ class PrometheusAPI:
 
     async def ready(self, request: web.Request) -> web.Response:
         return web.Response(text="Shardmon is Ready.\n")
+
+    async def targets(self, request: web.Request) -> web.Response:
+        """``/api/v1/targets``, answered by the ingest service (which owns the targets), as Prometheus's."""
+        if not self.ingest_api:
+            return error("unavailable", "no ingest service API configured (ingest.http_address)", 503)
+        url = f"http://{self.ingest_api}/api/v1/targets"
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(url, params=request.query, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                    return web.Response(text=await resp.text(), status=resp.status, content_type="application/json")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            return error("unavailable", f"the ingest service at {self.ingest_api} does not answer: {exc}", 503)
 
     @staticmethod
     def _empty(data_json: str) -> Callable:

@@ -53,7 +53,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     engine, fanout = build(config)
 
     app = web.Application()
-    PrometheusAPI(engine, fanout, default_timeout_ms=q.query_timeout).routes(app)
+    PrometheusAPI(engine, fanout, default_timeout_ms=q.query_timeout,
+                  ingest_api=config.ingest.http_address).routes(app)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, port = _split(q.http_address)

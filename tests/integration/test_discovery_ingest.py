@@ -111,7 +111,11 @@ def test_file_and_http_discovery_add_change_and_remove_targets(setup):
     assert t0["scrapeInterval"] == "1s" and t0["scraper"].startswith("scraper-")
     wait_until(lambda: set(_active(cluster, "http")) == {a[3]}, 30, "the http target")
     wait_until(lambda: _active(cluster, "files")[a[0]]["health"] == "up", 30, "a first scrape")
-    # The same through the CLI.
+    # The same through the querier's Prometheus API (which asks the ingest service) and the CLI.
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.http_port}/api/v1/targets?scrapePool=files",
+                                timeout=60) as resp:
+        via_querier = json.load(resp)["data"]["activeTargets"]
+    assert {t["labels"]["instance"] for t in via_querier} == set(a[:2])
     out = subprocess.run([sys.executable, "-m", "shardmon", "targets", "--config", str(cluster.config_path)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

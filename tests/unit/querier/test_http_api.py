@@ -200,3 +200,30 @@ def test_the_endpoints_grafana_also_calls_answer_empty():
     assert (s1, s2, s3) == (200, 200, 200)
     assert ex == {"status": "success", "data": []}
     assert rules["data"] == {"groups": []} and alerts["data"] == {"alerts": []}
+
+
+def test_targets_are_answered_by_the_ingest_service_and_passed_through():
+    async def main():
+        seen = {}
+
+        async def ingest_targets(request):
+            seen.update(request.query)
+            return web.json_response({"status": "success", "data": {"activeTargets": [], "droppedTargets": []}})
+
+        ingest = web.Application()
+        ingest.router.add_get("/api/v1/targets", ingest_targets)
+        async with TestServer(ingest) as fake_ingest:
+            st = _storage()
+            app = web.Application()
+            PrometheusAPI(Engine(st), st, default_timeout_ms=10_000,
+                          ingest_api=f"127.0.0.1:{fake_ingest.port}").routes(app)
+            bare = web.Application()
+            PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).routes(bare)
+            async with TestClient(TestServer(app)) as client, TestClient(TestServer(bare)) as unconfigured:
+                return seen, await _get(client, "/api/v1/targets", state="active"), \
+                    await _get(unconfigured, "/api/v1/targets")
+
+    seen, (status, body), (status2, body2) = asyncio.run(main())
+    assert status == 200 and body["data"] == {"activeTargets": [], "droppedTargets": []}
+    assert seen == {"state": "active"}
+    assert status2 == 503 and body2["errorType"] == "unavailable"
