@@ -559,8 +559,13 @@ class ShardDB:
         for reason, count in res.rejected.items():
             metrics.SAMPLES_REJECTED.labels(reason).inc(count)
         if ts.shape[0]:
-            np.minimum.at(self._series_mint, sample_idx, ts)
-            np.maximum.at(self._series_maxt, sample_idx, ts)
+            # Each series' time range, widened by this batch (group by series: ufunc.at is slow).
+            order = np.argsort(sample_idx, kind="stable")
+            s_idx, s_ts = sample_idx[order], ts[order]
+            starts = np.flatnonzero(np.concatenate(([True], s_idx[1:] != s_idx[:-1])))
+            series = s_idx[starts]
+            self._series_mint[series] = np.minimum(self._series_mint[series], np.minimum.reduceat(s_ts, starts))
+            self._series_maxt[series] = np.maximum(self._series_maxt[series], np.maximum.reduceat(s_ts, starts))
             self._wal.append((entry_id, int(ts.max())))
         else:
             self._wal.append((entry_id, _INT64_MIN))
