@@ -41,6 +41,7 @@ from ingest.target import (
     scrape_options,
     self_targets,
     static_components,
+    target_key,
     targets_from_config,
 )
 from model.config import Config, format_duration_ms
@@ -453,7 +454,7 @@ class ScrapeCoordinator:
         health = {}
         owner = {t.key: sid for sid, ts in self.assignment.items() for t in ts}
         for h in await self.target_health():
-            health[Labels.from_dict(h.labels).canonical() + b"\x00" + h.url.encode()] = h
+            health[target_key(Labels.from_dict(h.labels), h.url)] = h
         active, dropped = [], []
         pools = [(c.job_name, self._discovered.get(c.job_name, [])) for c in self.config.scrape_configs]
         own = [t for t in (self.targets or []) if t.job == SELF_JOB]

@@ -41,7 +41,12 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-        signal.signal(signal.SIGHUP, lambda *_: (reload_requested.set(), stop.set()) and None)
+
+        def on_sighup(*_) -> None:  # reload: flag it, and wake the main loop's wait up
+            reload_requested.set()
+            stop.set()
+
+        signal.signal(signal.SIGHUP, on_sighup)
     connect_ray(config.ingest.ray_address)
     coordinator = start_coordinator(config)
     log.info("ingest running: %d scrapers", config.ingest.scrapers)

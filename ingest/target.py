@@ -64,6 +64,11 @@ class ScrapeOptions(NamedTuple):
 DEFAULT_OPTIONS = ScrapeOptions()
 
 
+def target_key(labels: Labels, url: str) -> bytes:
+    """A target's identity from its labels and URL (:attr:`Target.key`)."""
+    return labels.canonical() + b"\x00" + url.encode()
+
+
 class Target(NamedTuple):
     """One scrape target, everything a scrape loop needs (picklable, for Ray)."""
 
@@ -80,7 +85,7 @@ class Target(NamedTuple):
     @property
     def key(self) -> bytes:
         """Stable identity of the target: its labels and URL (what rendezvous hashing hashes)."""
-        return self.labels.canonical() + b"\x00" + self.url.encode()
+        return target_key(self.labels, self.url)
 
     @property
     def instance(self) -> str:

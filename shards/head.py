@@ -245,12 +245,8 @@ class Head:
 
     def read(self, idx: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
         """Samples of series ``idx`` with ``start_ms <= t <= end_ms``."""
-        c = self.columns()
-        lo, hi = int(c.offsets[idx]), int(c.offsets[idx + 1])
-        ts = c.ts[lo:hi]
-        a = int(np.searchsorted(ts, start_ms, "left"))
-        b = int(np.searchsorted(ts, end_ms, "right"))
-        return ts[a:b], c.vals[lo + a : lo + b]
+        _, ts, vals = self.read_many(np.array([idx], np.int64), start_ms, end_ms)
+        return ts, vals
 
     def read_many(self, idx: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Samples of every series in ``idx`` within ``[start_ms, end_ms]``: ``(count per series,
