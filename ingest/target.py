@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from ingest.relabel import process as relabel
 from model.config import Config, ScrapeConfig, format_duration_ms, parse_duration_ms
-from model.errors import ConfigError
+from model.errors import ConfigError, ShardmonError
 from model.hashing import rendezvous_owner
 from model.labels import Labels
 from model.relabel_config import RelabelConfig
@@ -92,7 +92,7 @@ class Target(NamedTuple):
         return self.labels.get("instance")
 
 
-class TargetError(ValueError):
+class TargetError(ShardmonError, ValueError):
     """A target Prometheus would not create (Prometheus logs it and skips the target)."""
 
 
