@@ -9,7 +9,9 @@
   a shard stays unreachable for ``receiver.write_timeout``, all of which senders retry. The
   receiver's own metrics are at ``/metrics`` there.
 - The Pushgateway API on ``receiver.pushgateway_address`` (see :mod:`ingest.pushgateway`), whose
-  ``/metrics`` exposes the pushed groups for a scrape job with ``honor_labels: true``.
+  ``/metrics`` exposes the pushed groups for a scrape job with ``honor_labels: true``. Its admin
+  endpoint ``PUT /api/v1/admin/wipe`` answers 403 unless ``web.enable_admin_api`` (the Pushgateway's
+  ``--web.enable-admin-api``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ SAMPLES = Counter("shardmon_receiver_samples_total",
 IN_FLIGHT = Gauge("shardmon_receiver_requests_in_flight", "Requests being handled (saturation).")
 PUSH_GROUPS = Gauge("shardmon_receiver_push_groups", "Pushed groups held.")
 
+#: What the push API's wipe answers when the admin API is off (Prometheus's words, and the field).
+ADMIN_DISABLED = "admin APIs disabled (set web.enable_admin_api: true to enable them)"
+
 
 def _observed(handler: str):
     def wrap(fn):
@@ -66,6 +71,7 @@ class Receiver:
     def __init__(self, config: Config, forwarder: Forwarder, store: PushStore) -> None:
         assert config.receiver is not None
         self.cfg = config.receiver
+        self.enable_admin_api = config.web.enable_admin_api
         self.forwarder = forwarder
         self.store = store
         self._writes = 0
@@ -149,7 +155,12 @@ class Receiver:
             "flags": {"persistence.file": self.cfg.persistence_file or ""},
         }})
 
+    @_observed("wipe")
     async def wipe(self, request: web.Request) -> web.Response:
+        if not self.enable_admin_api:
+            # Prometheus's answer for its disabled admin API, with 403 for its status, naming the field.
+            return web.json_response({"status": "error", "errorType": "unavailable", "error": ADMIN_DISABLED},
+                                     status=403)
         await asyncio.to_thread(self.store.wipe)
         PUSH_GROUPS.set(0)
         return web.Response(status=202)

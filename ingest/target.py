@@ -290,4 +290,6 @@ def static_components(config: Config) -> list[tuple[str, str, str]]:
     out.append(("querier", config.querier.http_address, "/metrics"))
     if config.receiver is not None:
         out.append(("receiver", config.receiver.http_address, "/metrics"))
+    if config.ingest.http_address:  # the ingest service's API (its driver process)
+        out.append(("ingest", config.ingest.http_address, "/metrics"))
     return out

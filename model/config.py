@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from model.errors import ConfigError
 from model.labels import is_valid_label_name
@@ -233,7 +242,6 @@ class ShardsConfig(_Model):
         description="Redis AOF fsync policy: the launcher starts Redis with it and each shard sets it (CONFIG SET) "
         "on its Redis at start-up when Redis allows CONFIG.",
     )
-    allow_reset: bool = Field(False, description="Accept the Reset RPC that deletes all data (tests only).")
     retention_time: Duration | None = Field(
         None,
         description="Delete blocks whose end is this much older than the newest block's end (Prometheus's "
@@ -259,6 +267,14 @@ class ShardsConfig(_Model):
     max_series_per_metric: int = Field(
         0, ge=0, description="Series of one metric name with samples in a shard's head, at most; 0: unlimited.",
     )
+    allow_reset: None = Field(
+        None, exclude=True, description="Removed: the Reset RPC is part of the admin API (web.enable_admin_api)."
+    )
+
+    @field_validator("allow_reset", mode="before")
+    @classmethod
+    def _removed(cls, v: Any) -> None:
+        raise ValueError("removed; the Reset RPC is part of the admin API now: set web.enable_admin_api: true")
 
     @model_validator(mode="after")
     def _retention(self) -> ShardsConfig:
@@ -297,7 +313,13 @@ class ShardsConfig(_Model):
 
 
 class IngestConfig(_Model):
-    scrapers: int = Field(2, ge=1, description="Number of scraper actors.")
+    # Before `scrapers`, whose check reads it.
+    max_scrapers: int = Field(
+        64, ge=1,
+        description="Most scrapers the ingest service runs: bounds ingest.scrapers and runtime scaling "
+        "(POST /api/v1/scrapers, `shardmon scale`), so that one request cannot ask Ray for thousands of actors.",
+    )
+    scrapers: int = Field(2, ge=1, description="Number of scraper actors (at most max_scrapers).")
     ray_address: str = Field("local", description='"local" starts a Ray of its own; else a cluster address.')
     http_address: str | None = Field(
         None,
@@ -316,6 +338,14 @@ class IngestConfig(_Model):
     self_monitoring: bool = Field(
         True, description="Scrape Shardmon's own components (job \"shardmon\", label component) without configuring them."
     )
+
+    @field_validator("scrapers")
+    @classmethod
+    def _bounded(cls, v: int, info: ValidationInfo) -> int:
+        bound = info.data.get("max_scrapers")
+        if bound is not None and v > bound:
+            raise ValueError(f"{v} is more than ingest.max_scrapers ({bound})")
+        return v
 
 
 class QuerierConfig(_Model):
@@ -353,6 +383,29 @@ class LocalConfig(_Model):
     data_dir: str = Field(".shardmon", description="Folder for Redis data and logs.")
     start_redis: bool = Field(True, description="Start a redis-server for every shard's loopback redis_url.")
     demo_targets: list[str] = Field(default_factory=list, description="host:port of built-in demo targets to serve.")
+    stop_grace_period: Duration = Field(
+        15_000,
+        description="How long `shardmon up`, stopping, lets a child exit after SIGTERM before it kills it "
+        "(SIGKILL). Children stop in three stages (ingest and receiver; querier, shards and demo targets; "
+        "Redis), each stage's children at once, so stopping takes at most three of these.",
+    )
+
+
+class WebConfig(_Model):
+    """Which state-changing HTTP and gRPC endpoints are served, as Prometheus's ``--web.*`` flags."""
+
+    enable_lifecycle: bool = Field(
+        False,
+        description="Serve the lifecycle endpoints (Prometheus's --web.enable-lifecycle): POST/PUT /-/reload and "
+        "POST/PUT /api/v1/scrapers (scaling) on ingest.http_address. When false they answer 403; SIGHUP still "
+        "reloads.",
+    )
+    enable_admin_api: bool = Field(
+        False,
+        description="Serve the admin endpoints (Prometheus's --web.enable-admin-api): the push API's "
+        "PUT /api/v1/admin/wipe and the shards' Flush and Reset RPCs. When false they answer 403 "
+        "(gRPC PERMISSION_DENIED).",
+    )
 
 
 class Config(_Model):
@@ -365,6 +418,7 @@ class Config(_Model):
     querier: QuerierConfig = Field(default_factory=QuerierConfig)
     receiver: ReceiverConfig | None = Field(None, description="Run a receiver (remote_write, push API).")
     local: LocalConfig = Field(default_factory=LocalConfig)
+    web: WebConfig = Field(default_factory=WebConfig, description="Lifecycle and admin endpoints (off by default).")
 
     @model_validator(mode="after")
     def _resolve(self) -> Config:

@@ -66,10 +66,20 @@ def frames_of(db: ShardDB, sel: Selection) -> Iterator[shard_pb2.SeriesFrame]:
         first = last
 
 
+#: What a disabled admin RPC answers (PERMISSION_DENIED): Prometheus's words, and the field that turns it on.
+ADMIN_DISABLED = "admin APIs disabled (set web.enable_admin_api: true to enable {rpc})"
+
+
 class ShardService(shard_pb2_grpc.ShardServicer):
-    def __init__(self, db: ShardDB, *, allow_reset: bool = False) -> None:
+    def __init__(self, db: ShardDB, *, enable_admin_api: bool = False) -> None:
         self.db = db
-        self.allow_reset = allow_reset
+        #: Flush and Reset change what the shard holds: off unless ``web.enable_admin_api``.
+        self.enable_admin_api = enable_admin_api
+
+    def _admin(self, rpc: str) -> None:
+        if not self.enable_admin_api:
+            metrics.ADMIN_REFUSED.labels(rpc).inc()
+            raise errors.PermissionDeniedError(ADMIN_DISABLED.format(rpc=rpc))
 
     async def _fail(self, context, exc: Exception, what: str):
         code = status_of(exc)
@@ -150,6 +160,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         # The head into blocks, then the maintenance the periodic task would do next (retention and
         # compaction), so that block sizes measured after a Flush are the settled ones.
         try:
+            self._admin("Flush")
             n = await self.db.flush()
             await self.db.maintain()
         except Exception as exc:  # noqa: BLE001
@@ -165,10 +176,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         ])
 
     async def Reset(self, request, context):
-        if not self.allow_reset:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "Reset is disabled (shards.allow_reset is false)")
-            return
         try:
+            self._admin("Reset")
             await self.db.reset()
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc, "Reset")
@@ -220,7 +229,7 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
             ("grpc.so_reuseport", 0),
         ]
     )
-    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db, allow_reset=config.shards.allow_reset), server)
+    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db, enable_admin_api=config.web.enable_admin_api), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     if server.add_insecure_port(node.address) == 0:
