@@ -34,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 
 from model.config import Config, load_config, parse_config
-from model.errors import ConfigError, QueryError
+from model.errors import ConfigError, ShardmonError
 
 DEFAULT_CONFIG = "default.yml"
 
@@ -180,13 +180,14 @@ def cmd_query(args, config: Config) -> int:
         t = parse_time_ms(args.time, "time") if args.time else None
         with QueryClient(config.querier.grpc_address, timeout_s=config.querier.query_timeout / 1000) as client:
             res = client.instant(args.expr, t)
-    except QueryError as exc:
+    except ShardmonError as exc:  # a QueryError, or the querier refusing the caller
+        error_type = getattr(exc, "error_type", "unavailable" if exc.retryable else "error")
         if args.json:
             import json
 
-            print(json.dumps({"status": "error", "errorType": exc.error_type, "error": str(exc)}))
+            print(json.dumps({"status": "error", "errorType": error_type, "error": str(exc)}))
         else:
-            print(f"shardmon query: {exc.error_type}: {exc}", file=sys.stderr)
+            print(f"shardmon query: {error_type}: {exc}", file=sys.stderr)
         return 1
     if args.json:
         import json
@@ -428,8 +429,14 @@ def _ingest_api(config: Config, path: str, data: dict | None = None) -> dict:
         with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=120) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
-        answer = json.loads(exc.read() or b"{}")
-        raise UsageError(f"{url}: {answer.get('error', exc)}") from None
+        text = exc.read().decode("utf-8", "replace").strip()
+        try:
+            message = json.loads(text).get("error", text)
+        except (ValueError, AttributeError):
+            message = text  # /-/reload answers plain text, as Prometheus's
+        if exc.code == 403 and "web.enable_lifecycle" not in message:
+            message += " (the ingest service runs with web.enable_lifecycle: false)"
+        raise UsageError(f"{url}: refused with HTTP {exc.code}: {message or exc.reason}") from None
     except OSError as exc:
         raise UsageError(f"the ingest service does not answer at {url}: {exc}") from None
 
