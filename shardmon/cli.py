@@ -113,14 +113,12 @@ def _logging(verbose: bool = False) -> None:
 
 
 def cmd_up(args, config: Config) -> int:
-    from shardmon.launcher import LocalCluster
+    from shardmon.launcher import Interrupted, LocalCluster
 
     cluster = LocalCluster(config, args.config)
-    stopping = False
 
-    def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
+    def on_signal(signum, frame):  # no I/O here: the main thread may be printing
+        cluster.request_stop()  # the first: stop in stages; the next: kill the rest at once
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -134,19 +132,23 @@ def cmd_up(args, config: Config) -> int:
             f"  shardmon query up\n"
             f"  curl 'http://{q.http_address}/api/v1/query?query=up'   (Prometheus HTTP API; Grafana: http://{q.http_address})\n"
             f"  gRPC Query API on {q.grpc_address}\n"
-            f"Ctrl-C stops everything.\n",
+            f"Ctrl-C stops everything (a second Ctrl-C kills at once).\n",
             flush=True,
         )
-        while not stopping:
+        while not cluster.stop_requested:
             time.sleep(0.5)
             cluster.supervise_once()
+    except Interrupted as exc:
+        print(f"shardmon up: {exc}", file=sys.stderr)
+        return_code = 130
     except RuntimeError as exc:
         print(f"shardmon up: {exc}", file=sys.stderr)
         return_code = 1
     else:
         return_code = 0
     finally:
-        print("\nStopping Shardmon...", flush=True)
+        print(f"\nStopping Shardmon (children that do not exit within "
+              f"{config.local.stop_grace_period / 1000:g}s of SIGTERM are killed)...", flush=True)
         cluster.stop()
     return return_code
 
