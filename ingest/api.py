@@ -29,16 +29,29 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    generate_latest,
+)
 
 from model.config import Config
 from model.errors import BadRequestError, ConfigError, ShardmonError
 
 log = logging.getLogger(__name__)
 
+# The ingest service's /metrics: this process's own (the coordinator's and the scrapers' modules are
+# imported here too, but their metrics live in their actors' processes, not in this registry).
+REGISTRY = CollectorRegistry(auto_describe=True)
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+    REGISTRY.register(_collector)
 REQUESTS = Counter("shardmon_ingest_api_requests_total",
                    "Requests to the ingest service's API, by handler and status code (403: lifecycle API off).",
-                   ["handler", "code"])
+                   ["handler", "code"], registry=REGISTRY)
 
 #: Prometheus's answer when the lifecycle API is off, and the field that turns it on.
 LIFECYCLE_DISABLED = ("Lifecycle API is not enabled. Set web.enable_lifecycle: true in the ingest service's "
@@ -146,7 +159,7 @@ class IngestAPI:
         return _json({"status": "success", "data": data})
 
     async def own_metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def ok(self, request: web.Request) -> web.Response:
         return web.Response(text="Shardmon ingest is Healthy.\n")
