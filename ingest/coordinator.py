@@ -35,8 +35,8 @@ import os
 import uuid
 
 import ray
-from ray import cloudpickle
 from prometheus_client import Counter, Gauge, Histogram
+from ray import cloudpickle
 from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -330,12 +330,6 @@ class ScrapeCoordinator:
             if self._task is None:
                 self._task = asyncio.create_task(self._supervise())
 
-    async def info(self) -> dict:
-        """This coordinator process: ``pid``, ``node_id``, ``resumed`` (a restart that resumed from its
-        checkpoint), ``scrapers`` (how many it runs)."""
-        return {"pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                "resumed": self.resumed, "scrapers": len(self.scraper_ids)}
-
     async def _supervise(self) -> None:
         while True:
             await asyncio.sleep(SUPERVISE_INTERVAL_S)
@@ -487,13 +481,10 @@ class ScrapeCoordinator:
         """A job's target groups changed: rebuild its targets (relabeling, defaults, target_limit) and
         apply the new assignment at once."""
         sc = next((c for c in self.config.scrape_configs if c.job_name == job), None)
-        if sc is None or not groups:
-            self._discovered.pop(job, None)
-            self._job_targets.pop(job, None)
-        else:
+        found: list[tuple[dict[str, str], Target | None]] = []
+        targets: list[Target] = []
+        if sc is not None and groups:
             options = scrape_options(sc)
-            found: list[tuple[dict[str, str], Target | None]] = []
-            targets: list[Target] = []
             seen: set[bytes] = set()
             for group in groups:
                 for labels in group.label_sets():
@@ -506,17 +497,23 @@ class ScrapeCoordinator:
                     if target is not None and target.key not in seen:
                         seen.add(target.key)
                         targets.append(target)
-            self._discovered[job] = found
-            self._job_targets[job] = apply_target_limit(targets, sc.target_limit)
-        configured: list[Target] = []
-        seen_keys: set[bytes] = set()
-        for c in self.config.scrape_configs:
-            for t in self._job_targets.get(c.job_name, []):
-                if t.key not in seen_keys:
-                    seen_keys.add(t.key)
-                    configured.append(t)
-        self.configured = configured
+        # The discovered targets and their assignment change together (no await in between), so that
+        # /api/v1/targets never shows a discovered target without its scraper.
         async with self._lock:
+            if sc is None or not groups:
+                self._discovered.pop(job, None)
+                self._job_targets.pop(job, None)
+            else:
+                self._discovered[job] = found
+                self._job_targets[job] = apply_target_limit(targets, sc.target_limit)
+            configured: list[Target] = []
+            seen_keys: set[bytes] = set()
+            for c in self.config.scrape_configs:
+                for t in self._job_targets.get(c.job_name, []):
+                    if t.key not in seen_keys:
+                        seen_keys.add(t.key)
+                        configured.append(t)
+            self.configured = configured
             self._refresh_targets()
             await self._apply()
 
