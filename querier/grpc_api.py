@@ -91,6 +91,9 @@ class QueryService(query_pb2_grpc.QueryServicer):
             await context.abort(status_of(timeout), str(timeout))
         except errors.ShardmonError as exc:
             await context.abort(status_of(exc), str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug becomes INTERNAL, logged with its trace.
+            log.exception("lookup failed")
+            await context.abort(status_of(exc), f"internal error: {exc}")
 
     async def Series(self, request, context):
         labels, warnings = await self._lookup(

@@ -170,7 +170,11 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
 
     async def Metadata(self, request, context):
-        entries = self.db.metadata_of(request.metric, request.limit)
+        try:
+            entries = self.db.metadata_of(request.metric, request.limit)
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc, "Metadata")
+            return
         return shard_pb2.MetadataResponse(metadata=[
             types_pb2.MetricMetadata(metric_family_name=n, type=t, help=h, unit=u) for n, t, h, u in entries
         ])
