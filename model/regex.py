@@ -301,19 +301,41 @@ class Regex:
     # -- many values at once -----------------------------------------------------------------------
 
     def select(self, values: Iterable[str]) -> list[str]:
-        """The values that match, in their order. One RE2 call per value, no Python object per value
-        besides the encoded text (about 0.6 us a value)."""
+        """The values that match, in their order.
+
+        One RE2 call per value (about 0.6 us), except for the shapes that are plain string tests
+        (``.*``, ``.+``, ``lit.*``, ``.*lit``, ``.*lit.*``: ``.`` is any character but a newline).
+        """
+        shape = self._shape
+        if shape is not None:
+            return list(filter(_SHAPE_TESTS[shape[0]](shape[1]), values))
         match, u, none = self._bool.Match, _UNANCHORED, _NO_MATCH
-        out = [v for v in values if match(u, (b := v.encode("utf-8", "surrogatepass")), 0, len(b))[0] != none]
-        return out
+        return [v for v in values if match(u, (b := v.encode("utf-8", "surrogatepass")), 0, len(b))[0] != none]
 
     def partition(self, values: Sequence[str]) -> tuple[list[str], list[str]]:
         """``(matching, not matching)`` values, each in their order."""
-        match, u, none = self._bool.Match, _UNANCHORED, _NO_MATCH
-        mask = [match(u, (b := v.encode("utf-8", "surrogatepass")), 0, len(b))[0] != none for v in values]
+        shape = self._shape
+        if shape is not None:
+            mask = list(map(_SHAPE_TESTS[shape[0]](shape[1]), values))
+        else:
+            match, u, none = self._bool.Match, _UNANCHORED, _NO_MATCH
+            mask = [match(u, (b := v.encode("utf-8", "surrogatepass")), 0, len(b))[0] != none for v in values]
         hits = list(itertools.compress(values, mask))
         misses = list(itertools.compress(values, [not m for m in mask]))
         return hits, misses
+
+    @functools.cached_property
+    def _shape(self) -> tuple[str, str] | None:
+        """``(kind, literal)`` when the pattern is a plain string test (see :meth:`select`), else None."""
+        p = self.pattern
+        if p in (".*", ".+"):
+            return p, ""
+        starts, ends = p.startswith(".*"), p.endswith(".*")
+        middle = p[2 if starts else 0 : len(p) - 2 if ends else len(p)]
+        text, end = _literal_run(middle)
+        if end != len(middle) or not text or "\n" in text or not (starts or ends):
+            return None  # a literal alone is answered by the index from `literals`
+        return ("contains" if starts and ends else "suffix" if starts else "prefix"), text
 
     @functools.cached_property
     def literals(self) -> frozenset[str] | None:
@@ -352,6 +374,16 @@ class Regex:
 
 
 _RANGE_LEN = 256
+
+# ^(?:SHAPE)$ as string tests. Without (?s), "." is any character but a newline, so no value with a
+# newline matches (the literal never holds one).
+_SHAPE_TESTS = {
+    ".*": lambda _: lambda v: "\n" not in v,
+    ".+": lambda _: lambda v: v != "" and "\n" not in v,
+    "prefix": lambda lit: lambda v: v.startswith(lit) and "\n" not in v,
+    "suffix": lambda lit: lambda v: v.endswith(lit) and "\n" not in v,
+    "contains": lambda lit: lambda v: lit in v and "\n" not in v,
+}
 _REGEX_META = frozenset(".^$*+?()[]{}|\\")
 
 
