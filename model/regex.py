@@ -340,9 +340,15 @@ class Regex:
     @functools.cached_property
     def literals(self) -> frozenset[str] | None:
         """The exact set of values that match when the pattern is an alternation of plain literals
-        (``a|b|c``, Prometheus's "set matcher"), else None."""
+        (``a|b|c``, Prometheus's "set matcher", also in one group, ``(a|b|c)``, as Grafana writes a
+        multi-value variable), else None."""
+        pattern = self.pattern
+        for opening in ("(?:", "("):
+            if pattern.startswith(opening) and pattern.endswith(")") and not pattern.endswith("\\)"):
+                pattern = pattern[len(opening):-1]  # a ( or ) left inside makes it no literal below
+                break
         out = []
-        for part in self.pattern.split("|"):
+        for part in pattern.split("|"):
             text, end = _literal_run(part)
             if end != len(part):
                 return None

@@ -206,7 +206,7 @@ PATTERNS = st.recursive(
     max_leaves=6,
 )
 VALUES = st.lists(st.text(alphabet="ab.éxA1\nΩ", max_size=6), max_size=40)
-SHAPES = st.sampled_from([".*", ".+", "ab.*", ".*ab", ".*a.*", "a\\..*", ".*é.*", "", "a", "a|b|", "x.*"])
+SHAPES = st.sampled_from([".*", ".+", "ab.*", ".*ab", ".*a.*", "a\\..*", ".*é.*", "", "a", "a|b|", "x.*", "(a|b)", "(?:a|)", "(a)|(b)"])
 
 
 @settings(max_examples=300, deadline=None)

@@ -75,7 +75,7 @@ def test_set_and_prefix_regexes_select_as_a_full_scan_would():
 VALUE_TEXT = st.text(alphabet="ab.é\nx1", min_size=0, max_size=5)
 REGEXES = st.sampled_from([
     ".*", ".+", "a.*", ".*a", ".*a.*", "a|b|", "a|ab", "", "a", "(?i)A.*", "[ab]+", "a?", "x.*|b", "(?s).*",
-    "é.*", ".*\\..*", "[^a]*", "ab|a.|", "a\\.b", "(a|b)(x|)", "\\d+",
+    "é.*", ".*\\..*", "[^a]*", "ab|a.|", "a\\.b", "(a|b)(x|)", "\\d+", "(a|b|)", "(?:ab|x)", "(a)|(b)",
 ])
 
 
