@@ -47,11 +47,6 @@ def is_relabel_target(template: str) -> bool:
     return _RELABEL_TARGET.fullmatch(template)
 
 
-def compile_relabel_regex(pattern: str) -> Regex:
-    """A relabel regex compiled as Prometheus does (RE2, ``^(?:REGEX)$``); RegexError (a ValueError) names it."""
-    return compile_regex(pattern)
-
-
 # --- the model ----------------------------------------------------------------------------------------
 
 def _label_name(name: str) -> str:
@@ -111,7 +106,7 @@ class RelabelConfig(BaseModel):
     @field_validator("regex")
     @classmethod
     def _regex(cls, v: str) -> str:
-        compile_relabel_regex(v)
+        compile_regex(v)  # RegexError, a ValueError: reported under the field's path
         return v
 
     @model_validator(mode="after")

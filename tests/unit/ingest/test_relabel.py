@@ -15,7 +15,8 @@ from ingest.relabel import Relabeler, expand, go_lower, go_upper, hashmod, proce
 from model.config import parse_config
 from model.errors import ConfigError
 from model.labels import Labels
-from model.relabel_config import RelabelConfig, compile_relabel_regex
+from model.regex import compile_regex
+from model.relabel_config import RelabelConfig
 
 
 def R(**kw) -> RelabelConfig:  # noqa: N802
@@ -209,7 +210,7 @@ def test_hashmod_uses_the_last_eight_bytes_big_endian():
 
 
 def test_expand_is_gos_regexp_expand():
-    m = compile_relabel_regex("(?P<first>a)(b)?(c)").match("ac")
+    m = compile_regex("(?P<first>a)(b)?(c)").match("ac")
     assert m is not None
     table = {
         "$0": "ac", "$1": "a", "${1}": "a", "$2": "", "$3": "c", "$first": "a", "${first}": "a",

@@ -51,8 +51,6 @@ def test_regex_matchers_are_fully_anchored():
 
 
 def test_invalid_regex_is_a_clear_error():
-    import pytest
-
     with pytest.raises(ValueError, match=r"error parsing regexp '\(': missing closing \)"):
         Matcher.parse_op("=~", "job", "(")
 
