@@ -432,7 +432,9 @@ def sorted_range(ordered: Sequence[str], regex: Regex) -> tuple[int, int]:
 
 # --- compiling ----------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1024)
+# Each compiled regex may grow RE2's lazily built DFA up to its 8 MiB budget on adversarial input, so the
+# cache holds a bounded number of them (compiling again costs tens of microseconds).
+@functools.lru_cache(maxsize=256)
 def compile_regex(pattern: str) -> Regex:
     """``pattern`` compiled as Prometheus compiles relabel and ``label_replace`` regexes, cached.
 
@@ -441,7 +443,7 @@ def compile_regex(pattern: str) -> Regex:
     return Regex(pattern)
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def compile_matcher_regex(pattern: str) -> Regex:
     """A label matcher's regex: as :func:`compile_regex`, and the bare pattern must parse on its own."""
     rx = compile_regex(pattern)
