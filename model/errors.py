@@ -9,6 +9,9 @@ back into a transport status exactly once, by one table per transport.
     ShardmonError                      .retryable
     ├── ConfigError                    no     a bad configuration; names the field path
     ├── ExpositionError                no     a malformed scrape body; names the line
+    ├── RegexError (also a ValueError)  no     a regex RE2 rejects; names it. Callers translate it: a
+    │                                          BadQueryError in a query, a field error (ConfigError)
+    │                                          in a config
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
@@ -44,6 +47,16 @@ class ExpositionError(ShardmonError):
     def __init__(self, message: str, line: int) -> None:
         super().__init__(f"line {line}: {message}")
         self.line = line
+
+
+class RegexError(ShardmonError, ValueError):
+    """A user's regular expression that RE2 (Go's syntax) rejects; ``pattern`` is the expression, ``reason``
+    why, in Go's words. A ValueError, so config validators report it under the field's path."""
+
+    def __init__(self, message: str, *, pattern: str, reason: str) -> None:
+        super().__init__(message)
+        self.pattern = pattern
+        self.reason = reason
 
 
 class QueryError(ShardmonError):

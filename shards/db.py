@@ -789,9 +789,12 @@ class ShardDB:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _select_idx(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> np.ndarray:
-        """The idx of the matching series with data around the range, in label order."""
-        idx = self.index.select(matchers)
+    async def _select_idx(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> np.ndarray:
+        """The idx of the matching series with data around the range, in label order.
+
+        A regex scan over many label values runs in a worker thread (LabelIndex.select_async); the rest
+        runs on the event loop after it, in one go."""
+        idx = await self.index.select_async(matchers)
         if idx.shape[0]:
             keep = (self._series_maxt[idx] >= start_ms) & (self._series_mint[idx] <= end_ms)
             idx = idx[keep]
@@ -807,7 +810,7 @@ class ShardDB:
     ) -> Selection:
         """Matching series with their samples in ``[start_ms, end_ms]``, sorted by labels; series
         without samples there are left out (with ``skip_samples``, every matching series, no samples)."""
-        idxs = self._select_idx(matchers, start_ms, end_ms)
+        idxs = await self._select_idx(matchers, start_ms, end_ms)
         if skip_samples:
             return Selection(idxs, np.zeros(idxs.shape[0], np.int64), np.empty(0, I64), np.empty(0, np.float64))
         counts, ts, vals = self.head.read_many(idxs, start_ms, end_ms)
@@ -890,18 +893,19 @@ class ShardDB:
             names = names[:limit]
         return [(n, *e) for n, es in ((n, self.metadata.get(n, [])) for n in names) for e in es]
 
-    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+    async def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         if not matchers:
             return self.index.label_names()
         names: set[str] = set()
-        for i in self._select_idx(matchers, start_ms, end_ms).tolist():
+        for i in (await self._select_idx(matchers, start_ms, end_ms)).tolist():
             names.update(n for n, _ in self.registry.labels[i])
         return sorted(names)
 
-    def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+    async def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         if not matchers:
             return self.index.label_values(name)
-        values = {self.registry.labels[i].get(name) for i in self._select_idx(matchers, start_ms, end_ms).tolist()}
+        idx = await self._select_idx(matchers, start_ms, end_ms)
+        values = {self.registry.labels[i].get(name) for i in idx.tolist()}
         values.discard("")
         return sorted(values)
 

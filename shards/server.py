@@ -129,7 +129,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
     async def LabelNames(self, request, context):
         try:
-            names = self.db.label_names(matchers_from_pb(request.matchers), request.start_ms, request.end_ms)
+            names = await self.db.label_names(matchers_from_pb(request.matchers), request.start_ms, request.end_ms)
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc, "LabelNames")
             return
@@ -137,7 +137,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
     async def LabelValues(self, request, context):
         try:
-            values = self.db.label_values(
+            values = await self.db.label_values(
                 request.name, matchers_from_pb(request.matchers), request.start_ms, request.end_ms
             )
         except Exception as exc:  # noqa: BLE001
