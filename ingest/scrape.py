@@ -43,7 +43,7 @@ import numpy as np
 import yarl
 
 from ingest import metrics
-from ingest.discovery.httpclient import ClientSettings, authorization_from_config, ssl_context
+from model.httpclient import ClientSettings, authorization_from_config, ssl_context
 from ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openmetrics, parse_text
 from ingest.relabel import Relabeler
 from ingest.target import Target

@@ -9,6 +9,7 @@ back into a transport status exactly once, by one table per transport.
     ShardmonError                      .retryable
     ├── ConfigError                    no     a bad configuration; names the field path
     ├── ExpositionError                no     a malformed scrape body; names the line
+    ├── BadRequestError                no     a request body or path never acceptable (HTTP 400)
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
@@ -44,6 +45,11 @@ class ExpositionError(ShardmonError):
     def __init__(self, message: str, line: int) -> None:
         super().__init__(f"line {line}: {message}")
         self.line = line
+
+
+class BadRequestError(ShardmonError):
+    """A request (body, path, parameters) the server can never accept, however often it is sent: HTTP
+    400 (a remote-write body that does not decode, a push refused)."""
 
 
 class QueryError(ShardmonError):
