@@ -39,7 +39,8 @@ class Certs:
         return self.folder / name
 
 
-def _cert(subject: str, key, issuer_name: x509.Name, issuer_key, *, ca: bool = False, server: bool = False):
+def _cert(subject: str, key, issuer_name: x509.Name, issuer_key, *, ca: bool = False, server: bool = False,
+          ips: tuple[str, ...] = ()):
     now = dt.datetime.now(dt.timezone.utc)
     b = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer_name)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -50,8 +51,10 @@ def _cert(subject: str, key, issuer_name: x509.Name, issuer_key, *, ca: bool = F
                                           content_commitment=False, key_encipherment=False, data_encipherment=False,
                                           key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
     elif server:
-        b = b.add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        b = b.add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost")]
+            + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in dict.fromkeys(("127.0.0.1", *ips))]),
+            critical=False)
         b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                    ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     else:
@@ -59,7 +62,8 @@ def _cert(subject: str, key, issuer_name: x509.Name, issuer_key, *, ca: bool = F
     return b.sign(issuer_key, hashes.SHA256())
 
 
-def make_certs(folder: Path) -> Certs:
+def make_certs(folder: Path, server_ips: tuple[str, ...] = ()) -> Certs:
+    """The certificates; the server's is valid for localhost, 127.0.0.1 and ``server_ips``."""
     folder.mkdir(parents=True, exist_ok=True)
     for ca_name, prefix, clients in (("Shardmon test CA", "", ("server", "client")),
                                      ("Another CA", "other-", ("rogue-client",))):
@@ -68,7 +72,7 @@ def make_certs(folder: Path) -> Certs:
         (folder / f"{prefix}ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         for who in clients:
             key = ec.generate_private_key(ec.SECP256R1())
-            cert = _cert(who, key, ca_cert.subject, ca_key, server=who == "server")
+            cert = _cert(who, key, ca_cert.subject, ca_key, server=who == "server", ips=server_ips)
             (folder / f"{who}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
             _write_key(key, folder / f"{who}.key")
     return Certs(folder)
