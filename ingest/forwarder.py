@@ -28,7 +28,7 @@ from model.errors import ShardmonError
 from model.hashing import shards_for_series
 from model.pb import types_pb2
 from model.samples import U32, SampleBatch, SeriesTable, concat
-from shards.client import AsyncShardClient, ShardConnection
+from shards.client import PLAIN, AsyncShardClient, ShardConnection
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class Forwarder:
     """Queues and sends samples to the shards. Create and use it inside a running event loop."""
 
     def __init__(self, nodes: Sequence[ShardNode], cfg: IngestConfig, sender_id: str, replication_factor: int = 1,
-                 conn: ShardConnection = ShardConnection()) -> None:
+                 conn: ShardConnection = PLAIN) -> None:
         self.cfg = cfg
         self.sender_id = sender_id
         self.replication_factor = replication_factor

@@ -266,6 +266,7 @@ def cmd_ingest(args, config: Config) -> int:
     check_ray_address(field, config.ingest.ray_address)
     check_shards(config)
     targets = targets_from_config(config)  # Target-level checks (label overrides) fail here, before Ray starts.
+    config.web_config()  # and a bad web config (the coordinator's and scrapers' /metrics use it)
     if args.status:
         return _ingest_status(config)
     if args.check:

@@ -50,6 +50,10 @@ class ShardConnection(NamedTuple):
         return cls(config.shard_tls(), config.internal_client.basic_auth)
 
 
+#: Plain gRPC without credentials (no web config).
+PLAIN = ShardConnection()
+
+
 def matchers_to_pb(matchers: Sequence[Matcher]) -> list[types_pb2.Matcher]:
     return [types_pb2.Matcher(type=_PB_MATCH[m.type], name=m.name, value=m.value) for m in matchers]
 
@@ -86,7 +90,7 @@ def series_of_frame(frame: shard_pb2.SeriesFrame) -> list[Series]:
 class AsyncShardClient:
     """Writes to one shard from asyncio code."""
 
-    def __init__(self, shard_id: int, address: str, conn: ShardConnection = ShardConnection()) -> None:
+    def __init__(self, shard_id: int, address: str, conn: ShardConnection = PLAIN) -> None:
         self.shard_id = shard_id
         self.address = address
         self._channel = grpcauth.channel(address, tls=conn.tls, basic_auth=conn.basic_auth,
@@ -110,7 +114,7 @@ class AsyncShardClient:
 class ShardClient:
     """Reads from (and, for tools and tests, writes to) one shard; thread-safe, blocking."""
 
-    def __init__(self, shard_id: int, address: str, conn: ShardConnection = ShardConnection()) -> None:
+    def __init__(self, shard_id: int, address: str, conn: ShardConnection = PLAIN) -> None:
         self.shard_id = shard_id
         self.address = address
         self._channel = grpcauth.channel(address, tls=conn.tls, basic_auth=conn.basic_auth, options=_CHANNEL_OPTIONS)

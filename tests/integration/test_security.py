@@ -42,9 +42,9 @@ USER, PASSWORD = "alice", "correct horse battery staple"
 
 class Setup:
     def __init__(self, tmp: Path) -> None:
-        from shardmon.cli import default_config_text
-
         from ray.util import get_node_ip_address
+
+        from shardmon.cli import default_config_text
 
         self.tmp = tmp
         # The server certificate must be valid for every address a listener is reached at: the Ray
@@ -205,7 +205,7 @@ def test_every_http_listener_wants_the_right_password(s):
 
 
 def test_plain_http_and_clients_without_the_right_certificate_are_refused(s):
-    for name, url in _listener_urls(s).items():
+    for url in _listener_urls(s).values():
         host_path = url.split("://", 1)[1]
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
             urllib.request.urlopen(f"http://{host_path}", timeout=10).read()
