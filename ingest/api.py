@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from aiohttp import web
 
-from model.errors import BadRequestError, ConfigError
+from model.errors import BadRequestError
 from model.httpserver import make_app, serve_in_thread
 from model.webconfig import WebConfig
 
@@ -76,10 +76,8 @@ class IngestAPI:
         return _json({"status": "success", "data": data})
 
     async def reload(self, request: web.Request) -> web.Response:
-        try:
-            data = await self._call(self.coordinator.reload)
-        except ConfigError as exc:  # said as what it is; the message names fields and positions only
-            raise ConfigError(f"config error: {exc}") from None
+        # A bad file raises ConfigError: 400 bad_data, naming fields and positions, never quoting it.
+        data = await self._call(self.coordinator.reload)
         return _json({"status": "success", "data": data})
 
     async def ok(self, request: web.Request) -> web.Response:

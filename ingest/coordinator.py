@@ -84,7 +84,14 @@ def connect_ray(address: str = "local", token_file: str | None = None) -> None:
     if address == "local":
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     else:
-        os.environ.update(token_auth_env(token_file))
+        env = token_auth_env(token_file)
+        os.environ.update(env)
+        if env:
+            # Ray read its configuration when it was imported: make it see RAY_AUTH_MODE now (as Ray's
+            # own enabling of token auth does).
+            from ray._raylet import Config as _RayConfig
+
+            _RayConfig.initialize("")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict = {"namespace": NAMESPACE, "log_to_driver": False}
     if address == "local":
