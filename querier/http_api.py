@@ -24,16 +24,15 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from model.config import parse_duration_ms
-from model.errors import BadQueryError, QueryError, QueryTimeoutError
+from model.errors import BadQueryError, QueryError, QueryTimeoutError, QueryUnavailableError
 from model.httpclient import InternalClient
-from model.httpserver import QUERY_STATUS, make_app
+from model.httpserver import make_app
 from model.labels import Labels
 from model.storage import Querier, is_partial
 from model.webconfig import WebConfig
 from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
 
-_STATUS = QUERY_STATUS
 _MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs
 _MAX_TIME_MS = (2**63 - 1) // 1_000_000
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T")
@@ -133,11 +132,6 @@ def success(data_json: str, warnings: list[str] | None = None) -> web.Response:
         if is_partial(warnings):  # As Thanos: the answer lacks the series of a shard that did not answer.
             body += ',"isPartial":true'
     return web.Response(text=body + "}", content_type="application/json")
-
-
-def error(error_type: str, message: str, status: int | None = None) -> web.Response:
-    body = json.dumps({"status": "error", "errorType": error_type, "error": message})
-    return web.Response(text=body, status=status or _STATUS.get(error_type, 500), content_type="application/json")
 
 
 # -- parameters, exactly as Prometheus ---------------------------------------------------------------
@@ -344,7 +338,7 @@ class PrometheusAPI:
     async def targets(self, request: web.Request) -> web.Response:
         """``/api/v1/targets``, answered by the ingest service (which owns the targets), as Prometheus's."""
         if not self.ingest_api:
-            return error("unavailable", "no ingest service API configured (ingest.http_address)", 503)
+            raise QueryUnavailableError("no ingest service API configured (ingest.http_address)")
         url = f"{self.ingest_client.scheme}://{self.ingest_api}/api/v1/targets"
         try:
             async with aiohttp.ClientSession() as session:
@@ -352,7 +346,7 @@ class PrometheusAPI:
                                        **self.ingest_client.settings.request_kwargs()) as resp:
                     return web.Response(text=await resp.text(), status=resp.status, content_type="application/json")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return error("unavailable", f"the ingest service at {self.ingest_api} does not answer: {exc}", 503)
+            raise QueryUnavailableError(f"the ingest service at {self.ingest_api} does not answer: {exc}") from exc
 
     @staticmethod
     def _empty(data_json: str) -> Callable:
