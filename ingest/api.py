@@ -6,12 +6,13 @@
   ``POST /api/v1/scrapers`` with ``count=N`` (form or query): run N scrapers from now on; the answer
   says how many targets moved;
 - ``POST /-/reload``: read the configuration file again and apply it (as SIGHUP does); a bad file is a
-  400 naming the field, and the running configuration stays;
+  400 naming the field and position (never quoting the file), and the running configuration stays;
 - ``GET /-/healthy``, ``GET /-/ready``.
 
-It runs on its own thread and event loop next to the service's Ray driver. It knows no Ray: the service
-hands it blocking functions (calls into the coordinator actor), run on a worker thread; they raise
-``ShardmonError`` when the coordinator does not answer.
+It runs on its own thread and event loop next to the service's Ray driver, behind Shardmon's HTTP edge
+(:mod:`model.httpserver`: the web config's TLS and basic auth; errors as Prometheus's JSON). It knows no
+Ray: the service hands it blocking functions (calls into the coordinator actor), run on a worker thread;
+they raise ``ShardmonError`` (retryable, so 503 ``unavailable``) when the coordinator does not answer.
 """
 
 from __future__ import annotations
@@ -19,23 +20,20 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
 from aiohttp import web
 
-from model.errors import ConfigError, ShardmonError
+from model.errors import BadRequestError
+from model.httpserver import make_app, serve_in_thread
+from model.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
 
 def _json(data, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data), status=status, content_type="application/json")
-
-
-def _error(error_type: str, message: str, status: int) -> web.Response:
-    return _json({"status": "error", "errorType": error_type, "error": message}, status)
 
 
 class Coordinator(NamedTuple):
@@ -57,20 +55,14 @@ class IngestAPI:
     async def targets(self, request: web.Request) -> web.Response:
         state = request.query.get("state", "any").lower()
         if state not in ("any", "active", "dropped"):
-            return _error("bad_data", f'invalid state "{state}"', 400)
+            raise BadRequestError(f'invalid state "{state}"')
         pool = request.query.get("scrapePool", "")
-        try:
-            data = await self._call(lambda: self.coordinator.targets(state, pool))
-        except ShardmonError as exc:
-            return _error("unavailable", f"coordinator: {exc}", 503)
+        data = await self._call(lambda: self.coordinator.targets(state, pool))
         return _json({"status": "success", "data": data})
 
     async def scrapers(self, request: web.Request) -> web.Response:
         if request.method == "GET":
-            try:
-                data = await self._call(self.coordinator.scrapers)
-            except ShardmonError as exc:
-                return _error("unavailable", f"coordinator: {exc}", 503)
+            data = await self._call(self.coordinator.scrapers)
             return _json({"status": "success", "data": data})
         form = await request.post()
         raw = form.get("count") or request.query.get("count", "")
@@ -79,27 +71,20 @@ class IngestAPI:
             if count < 1:
                 raise ValueError
         except ValueError:
-            return _error("bad_data", f"count must be a whole number of scrapers, at least 1 (got {raw!r})", 400)
-        try:
-            data = await self._call(lambda: self.coordinator.scale(count))
-        except ShardmonError as exc:
-            return _error("unavailable", f"coordinator: {exc}", 503)
+            raise BadRequestError(f"count must be a whole number of scrapers, at least 1 (got {raw!r})") from None
+        data = await self._call(lambda: self.coordinator.scale(count))
         return _json({"status": "success", "data": data})
 
     async def reload(self, request: web.Request) -> web.Response:
-        try:
-            data = await self._call(self.coordinator.reload)
-        except ConfigError as exc:
-            return _error("bad_data", f"config error: {exc}", 400)
-        except ShardmonError as exc:
-            return _error("unavailable", f"coordinator: {exc}", 503)
+        # A bad file raises ConfigError: 400 bad_data, naming fields and positions, never quoting it.
+        data = await self._call(self.coordinator.reload)
         return _json({"status": "success", "data": data})
 
     async def ok(self, request: web.Request) -> web.Response:
         return web.Response(text="Shardmon ingest is Healthy.\n")
 
-    def app(self) -> web.Application:
-        app = web.Application()
+    def app(self, web_config: WebConfig | None = None) -> web.Application:
+        app = make_app("ingest", web_config)
         app.router.add_get("/api/v1/targets", self.targets)
         app.router.add_get("/api/v1/scrapers", self.scrapers)
         app.router.add_post("/api/v1/scrapers", self.scrapers)
@@ -111,36 +96,8 @@ class IngestAPI:
         return app
 
 
-def serve_in_thread(api: IngestAPI, address: str) -> Callable[[], None]:
+def serve(api: IngestAPI, address: str, web_config: WebConfig | None = None) -> Callable[[], None]:
     """Serve ``api`` on ``host:port`` from a daemon thread; returns a function that stops it."""
-    host, port = address.rsplit(":", 1)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    failure: list[BaseException] = []
-    runner = web.AppRunner(api.app(), access_log=None)
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, host, int(port)).start())
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-            failure.append(exc)
-            started.set()
-            return
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-
-    thread = threading.Thread(target=main, name="ingest-api", daemon=True)
-    thread.start()
-    started.wait(30)
-    if failure:
-        raise OSError(f"ingest.http_address {address}: {failure[0]}") from failure[0]
-    log.info("ingest API on http://%s", address)
-
-    def stop() -> None:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
+    _, stop = serve_in_thread(api.app(web_config), address, "ingest.http_address", web_config, name="ingest-api")
+    log.info("ingest API on %s://%s", "https" if web_config is not None and web_config.tls else "http", address)
     return stop

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ingest.exposition import NO_TIMESTAMP, SeriesCache, parse_text
-from model.errors import ExpositionError
+from model.errors import BadRequestError, ExpositionError
 from model.labels import METRIC_NAME, Labels, escape_label_value, is_valid_label_name
 
 PUSH_TIME = "push_time_seconds"
@@ -42,7 +42,7 @@ _OWN = {PUSH_TIME: "Last Unix time when changing this group in the Pushgateway s
 _SUFFIXES = ("_bucket", "_sum", "_count")
 
 
-class PushError(Exception):
+class PushError(BadRequestError):
     """A push refused with HTTP 400; the message says why."""
 
 

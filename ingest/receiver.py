@@ -26,8 +26,11 @@ from ingest import remote_write
 from ingest.forwarder import Forwarder
 from ingest.pushgateway import PushError, PushStore, grouping_key
 from model.config import Config
-from model.errors import ConfigError, ShardOverloadedError
+from model.errors import ConfigError, ShardmonError, ShardOverloadedError
+from model.httpserver import http_status_of, listen, make_app, text_error
 from model.lifecycle import wait_until_stopped
+from model.webconfig import WebConfig
+from shards.client import ShardConnection
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,12 @@ def _observed(handler: str):
             IN_FLIGHT.inc()
             try:
                 resp = await fn(self, request)
+            except ShardmonError as exc:  # answered by the HTTP edge; counted here with its status
+                REQUESTS.labels(handler, str(http_status_of(exc))).inc()
+                raise
+            except web.HTTPException as exc:
+                REQUESTS.labels(handler, str(exc.status)).inc()
+                raise
             finally:
                 IN_FLIGHT.dec()
             REQUESTS.labels(handler, str(resp.status)).inc()
@@ -84,10 +93,7 @@ class Receiver:
             self._writes -= 1
 
     async def _remote_write(self, request: web.Request) -> web.Response:
-        try:
-            decoded = remote_write.decode(await request.read())
-        except remote_write.RemoteWriteError as exc:
-            return web.Response(status=400, text=f"{exc}\n")
+        decoded = remote_write.decode(await request.read())  # RemoteWriteError: 400, by the HTTP edge
         batch = decoded.batch
         problems = []
         if decoded.invalid_series:
@@ -119,20 +125,17 @@ class Receiver:
 
     @_observed("push")
     async def push(self, request: web.Request) -> web.Response:
-        try:
-            key = grouping_key(request.match_info["tail"])
-            if request.method == "DELETE":
-                await asyncio.to_thread(self.store.delete, key)
-                PUSH_GROUPS.set(len(self.store.groups))
-                return web.Response(status=202)
-            ctype = request.headers.get("Content-Type", "")
-            if "application/vnd.google.protobuf" in ctype:
-                raise PushError("the protobuf push format is not supported; push the text format")
-            body = await request.read()  # aiohttp undoes a "Content-Encoding: gzip" itself.
-            await asyncio.to_thread(self.store.push, key, body, replace_all=request.method == "PUT")
-        except PushError as exc:
-            log.warning("push refused: %s", exc)
-            return web.Response(status=400, text=f"{exc}\n")
+        # A PushError (a BadRequestError) leaves as 400 through the HTTP edge.
+        key = grouping_key(request.match_info["tail"])
+        if request.method == "DELETE":
+            await asyncio.to_thread(self.store.delete, key)
+            PUSH_GROUPS.set(len(self.store.groups))
+            return web.Response(status=202)
+        ctype = request.headers.get("Content-Type", "")
+        if "application/vnd.google.protobuf" in ctype:
+            raise PushError("the protobuf push format is not supported; push the text format")
+        body = await request.read()  # aiohttp undoes a "Content-Encoding: gzip" itself.
+        await asyncio.to_thread(self.store.push, key, body, replace_all=request.method == "PUT")
         PUSH_GROUPS.set(len(self.store.groups))
         return web.Response(status=200)
 
@@ -156,15 +159,15 @@ class Receiver:
 
     # -- wiring --------------------------------------------------------------------------------------
 
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=remote_write.MAX_BODY_BYTES)
+    def app(self, web_config: WebConfig | None = None) -> web.Application:
+        app = make_app("receiver", web_config, render_error=text_error, client_max_size=remote_write.MAX_BODY_BYTES)
         app.router.add_post("/api/v1/write", self.remote_write)
         app.router.add_get("/metrics", self.own_metrics)
         _health(app)
         return app
 
-    def pushgateway_app(self) -> web.Application:
-        app = web.Application(client_max_size=64 << 20)
+    def pushgateway_app(self, web_config: WebConfig | None = None) -> web.Application:
+        app = make_app("receiver", web_config, render_error=text_error, client_max_size=64 << 20)
         for method in ("PUT", "POST", "DELETE"):
             app.router.add_route(method, "/metrics/{tail:job.*}", self.push)
         app.router.add_get("/metrics", self.pushed_metrics)
@@ -184,28 +187,19 @@ def _health(app: web.Application) -> None:
     app.router.add_get("/-/ready", _ok)
 
 
-async def _listen(app: web.Application, address: str, field: str) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    host, port = address.rsplit(":", 1)
-    try:
-        await web.TCPSite(runner, host, int(port)).start()
-    except OSError as exc:
-        raise ConfigError(f"{field}: cannot listen on {address}: {exc.strerror}") from exc
-    return runner
-
-
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Run the receiver until ``stop`` is set (or SIGTERM/SIGINT)."""
     if config.receiver is None:
         raise ConfigError("receiver: the section is missing, so there is no receiver to run")
     rc = config.receiver
+    web_config = config.web_config()
     forwarder = Forwarder(config.shards.nodes, config.ingest, sender_id=f"receiver.{uuid.uuid4().hex[:12]}",
-                          replication_factor=config.shards.replication_factor)
+                          replication_factor=config.shards.replication_factor, conn=ShardConnection.of(config))
     receiver = Receiver(config, forwarder, PushStore(rc.persistence_file))
-    runners = [await _listen(receiver.app(), rc.http_address, "receiver.http_address")]
+    runners = [await listen(receiver.app(web_config), rc.http_address, "receiver.http_address", web_config)]
     if rc.pushgateway_address:
-        runners.append(await _listen(receiver.pushgateway_app(), rc.pushgateway_address, "receiver.pushgateway_address"))
+        runners.append(await listen(receiver.pushgateway_app(web_config), rc.pushgateway_address,
+                                    "receiver.pushgateway_address", web_config))
     log.info("receiver serving remote_write on %s, the push API on %s", rc.http_address, rc.pushgateway_address)
     await wait_until_stopped(stop)
     for r in runners:

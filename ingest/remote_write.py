@@ -13,6 +13,7 @@ import cramjam
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from model.errors import BadRequestError
 from model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name, series_id_of
 from model.pb import remote_pb2
 from model.samples import F64, I64, U32, U64, SampleBatch, SeriesTable
@@ -21,7 +22,7 @@ MAX_BODY_BYTES = 64 << 20
 _MAX_REPORTED = 5
 
 
-class RemoteWriteError(Exception):
+class RemoteWriteError(BadRequestError):
     """The body as a whole cannot be read (bad snappy, bad protobuf, too large): HTTP 400."""
 
 

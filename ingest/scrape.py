@@ -43,11 +43,11 @@ import numpy as np
 import yarl
 
 from ingest import metrics
-from ingest.discovery.httpclient import ClientSettings, authorization_from_config, ssl_context
 from ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openmetrics, parse_text
 from ingest.relabel import Relabeler
 from ingest.target import Target
 from model.hashing import offset_ms
+from model.httpclient import ClientSettings, authorization_from_config, ssl_context
 from model.labels import METRIC_NAME, Labels, series_id_of
 from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch, SeriesTable
 from model.sd_config import TLSConfig

@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from model.errors import ConfigError
 from model.labels import is_valid_label_name
@@ -176,7 +185,7 @@ class ScrapeConfig(_Model):
     # Prometheus's <http_config>, inline as in prometheus.yml (checked as model.sd_config.HTTPClientConfig).
     basic_auth: BasicAuth | None = None
     authorization: Authorization | None = None
-    bearer_token: str | None = Field(None, description="Deprecated form of authorization.credentials.")
+    bearer_token: SecretStr | None = Field(None, description="Deprecated form of authorization.credentials (a secret).")
     bearer_token_file: str | None = Field(None, description="Deprecated form of authorization.credentials_file.")
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
     follow_redirects: bool = True
@@ -259,6 +268,20 @@ class ShardsConfig(_Model):
     max_series_per_metric: int = Field(
         0, ge=0, description="Series of one metric name with samples in a shard's head, at most; 0: unlimited.",
     )
+    tls: TLSConfig | None = Field(
+        None,
+        description="TLS of every connection to a shard's gRPC server (Prometheus's tls_config fields: ca_file, "
+        "cert_file, key_file, server_name; insecure_skip_verify is refused, gRPC cannot skip verification). "
+        "Required when web_config_file turns TLS on; unset, internal_client.tls_config is used.",
+    )
+
+    @field_validator("tls")
+    @classmethod
+    def _grpc_tls(cls, v: TLSConfig | None) -> TLSConfig | None:
+        if v is not None and v.insecure_skip_verify:
+            raise ValueError("insecure_skip_verify: not supported for gRPC (grpcio cannot skip certificate "
+                             "verification); give ca_file (and server_name) instead")
+        return v
 
     @model_validator(mode="after")
     def _retention(self) -> ShardsConfig:
@@ -316,6 +339,14 @@ class IngestConfig(_Model):
     self_monitoring: bool = Field(
         True, description="Scrape Shardmon's own components (job \"shardmon\", label component) without configuring them."
     )
+    ray_auth_token_file: str | None = Field(
+        None,
+        description="File with the Ray cluster's authentication token (Ray's RAY_AUTH_TOKEN_PATH). On a Ray "
+        "cluster that is not loopback-only (ray_address not \"local\", shardmon ray-node) Shardmon runs Ray with "
+        "token authentication (RAY_AUTH_MODE=token); `shardmon ray-node --head` writes a new random token here "
+        "when the file does not exist. Unset: Ray's own sources (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, "
+        "~/.ray/auth_token).",
+    )
 
 
 class QuerierConfig(_Model):
@@ -347,6 +378,26 @@ class ReceiverConfig(_Model):
     )
 
 
+class InternalClientConfig(_Model):
+    """How Shardmon calls its own listeners: self-monitoring scrapes of every component's /metrics, the
+    querier's /api/v1/targets passthrough to the ingest API, the shards' gRPC (credentials), and the
+    defaults of the command-line clients (shardmon query, targets, scale, reload)."""
+
+    basic_auth: BasicAuth | None = Field(
+        None, description="Credentials sent to every listener (one of the web config's basic_auth_users); "
+        "required when the web config has basic_auth_users.")
+    tls_config: TLSConfig | None = Field(
+        None, description="Set (even empty: the system's CAs): speak TLS (https) to the listeners; required when "
+        "the web config has tls_server_config, with cert_file/key_file when it requires client certificates.")
+
+    @field_validator("basic_auth")
+    @classmethod
+    def _basic(cls, v: BasicAuth | None) -> BasicAuth | None:
+        if v is not None and v.username_file:
+            raise ValueError("username_file: not supported here; give username")
+        return v
+
+
 class LocalConfig(_Model):
     """What ``shardmon up`` starts on one machine besides the services."""
 
@@ -365,6 +416,33 @@ class Config(_Model):
     querier: QuerierConfig = Field(default_factory=QuerierConfig)
     receiver: ReceiverConfig | None = Field(None, description="Run a receiver (remote_write, push API).")
     local: LocalConfig = Field(default_factory=LocalConfig)
+    web_config_file: str | None = Field(
+        None,
+        description="A file in the format of Prometheus's --web.config.file (tls_server_config, http_server_config, "
+        "basic_auth_users) applied to every HTTP listener, and its TLS part (and basic_auth_users) to every gRPC "
+        "listener. A relative path is relative to this configuration file's folder.",
+    )
+    internal_client: InternalClientConfig = Field(
+        default_factory=InternalClientConfig,
+        description="Credentials and TLS of Shardmon's calls to its own listeners (Prometheus's basic_auth and "
+        "tls_config).",
+    )
+
+    def shard_tls(self) -> TLSConfig | None:
+        """The TLS settings of connections to the shards: ``shards.tls``, else ``internal_client.tls_config``."""
+        return self.shards.tls if self.shards.tls is not None else self.internal_client.tls_config
+
+    def web_config(self):
+        """The web config of this process's listeners (read once per process), None without one; a
+        ConfigError naming the field for a bad file, or for clients that could not talk to the listeners
+        it describes (see :func:`check_web_clients`)."""
+        if not self.web_config_file:
+            return None
+        from model.webconfig import load_web_config
+
+        web = load_web_config(self.web_config_file)
+        check_web_clients(self, web)
+        return web
 
     @model_validator(mode="after")
     def _resolve(self) -> Config:
@@ -384,6 +462,35 @@ class Config(_Model):
         return self
 
 
+def check_web_clients(config: Config, web) -> None:
+    """Shardmon's own clients must be able to call listeners secured by ``web``: TLS on both sides or
+    neither, a client certificate when the listeners require one, credentials when they ask for them."""
+    ic = config.internal_client
+    where = f"web_config_file ({config.web_config_file})"
+    if web.tls:
+        for field, tls in (("internal_client.tls_config", ic.tls_config), ("shards.tls", config.shard_tls())):
+            if tls is None:
+                raise ConfigError(f"{field}: required: {where} turns TLS on, so Shardmon's own clients must speak TLS")
+        from model.webconfig import client_auth_policy
+
+        try:
+            policy = client_auth_policy(web.tls_server_config)
+        except ValueError:
+            policy = ""
+        if policy in ("RequireAndVerifyClientCert", "RequireAnyClientCert"):
+            for field, tls in (("internal_client.tls_config", ic.tls_config), ("shards.tls", config.shard_tls())):
+                if not (tls.cert_file or tls.cert):
+                    raise ConfigError(f"{field}.cert_file: required: {where} requires client certificates "
+                                      f"(client_auth_type: {web.tls_server_config.client_auth_type})")
+    else:
+        for field, tls in (("internal_client.tls_config", ic.tls_config), ("shards.tls", config.shards.tls)):
+            if tls is not None:
+                raise ConfigError(f"{field}: set, but the listeners speak no TLS (no tls_server_config in {where})")
+    if web.auth and ic.basic_auth is None:
+        raise ConfigError(f"internal_client.basic_auth: required: {where} has basic_auth_users, so Shardmon's own "
+                          "clients must authenticate")
+
+
 def _loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -394,18 +501,30 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def parse_config(text: str, source: str = "<config>") -> Config:
-    """Parse YAML text into a :class:`Config`; raises :class:`ConfigError` naming the field path."""
+def yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML error as its position and problem, never quoting the file's lines (a configuration holds
+    secrets, and a reload's error goes back to an HTTP caller)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "not valid YAML"
+    if mark is None:
+        return problem
+    context = getattr(exc, "context", None)
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" + (f" ({context})" if context else "")
+
+
+def parse_config(text: str, source: str = "<config>", base_dir: str | Path | None = None) -> Config:
+    """Parse YAML text into a :class:`Config`; raises :class:`ConfigError` naming the field path.
+    ``base_dir``: the folder a relative ``web_config_file`` is relative to (the file's folder)."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{source}: not valid YAML: {yaml_error(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping")
     try:
-        return Config.model_validate(raw)
+        config = Config.model_validate(raw)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -415,6 +534,10 @@ def parse_config(text: str, source: str = "<config>") -> Config:
             where = _loc(err["loc"])
             lines.append(f"{where}: {msg}" if where else msg)
         raise ConfigError(f"{source}: " + "; ".join(lines)) from None
+    web = config.web_config_file
+    if web and base_dir is not None and not Path(web).is_absolute():
+        config = config.model_copy(update={"web_config_file": str(Path(base_dir) / web)})
+    return config
 
 
 def load_config(path: str | Path) -> Config:
@@ -424,4 +547,4 @@ def load_config(path: str | Path) -> Config:
         text = p.read_text()
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read: {exc.strerror}") from exc
-    return parse_config(text, str(p))
+    return parse_config(text, str(p), p.resolve().parent)

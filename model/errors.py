@@ -12,6 +12,7 @@ back into a transport status exactly once, by one table per transport.
     ├── RegexError (also a ValueError)  no     a regex RE2 rejects; names it. Callers translate it: a
     │                                          BadQueryError in a query, a field error (ConfigError)
     │                                          in a config
+    ├── BadRequestError                no     a request body or path never acceptable (HTTP 400)
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
@@ -57,6 +58,11 @@ class RegexError(ShardmonError, ValueError):
         super().__init__(message)
         self.pattern = pattern
         self.reason = reason
+
+
+class BadRequestError(ShardmonError):
+    """A request (body, path, parameters) the server can never accept, however often it is sent: HTTP
+    400 (a remote-write body that does not decode, a push refused)."""
 
 
 class QueryError(ShardmonError):

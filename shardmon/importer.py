@@ -18,7 +18,7 @@ from ingest.openmetrics import read_batches
 from model.config import Config
 from model.errors import ShardmonError
 from model.hashing import shards_for_series
-from shards.client import ShardClient
+from shards.client import ShardClient, ShardConnection
 
 
 def _progress(done: int, total: int, samples: int, t0: float, out) -> None:
@@ -50,7 +50,7 @@ def import_openmetrics(config: Config, path: str | Path, *, batch_samples: int =
     tag = hashlib.sha1(f"{path.resolve()}:{size}:{os.path.getmtime(path)}".encode()).hexdigest()[:12]
     nodes = config.shards.nodes
     shard_ids = [n.id for n in nodes]
-    clients = [ShardClient(n.id, n.address) for n in nodes]
+    clients = [ShardClient(n.id, n.address, ShardConnection.of(config)) for n in nodes]
     t0 = time.monotonic()
     samples = 0
     series: set[int] = set()

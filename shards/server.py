@@ -15,9 +15,10 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from model import errors
+from model import errors, grpcauth
 from model.config import Config
 from model.grpcstatus import status_of
+from model.httpserver import metrics_app, serve_in_thread
 from model.labels import Matcher, MatchType
 from model.lifecycle import wait_until_stopped
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
@@ -193,11 +194,13 @@ async def _maintain(db: ShardDB, interval_s: float) -> None:
 async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = None) -> None:
     """Recover shard ``shard_id`` from its Redis and serve until ``stop`` is set (or SIGTERM/SIGINT)."""
     node = config.shards.node(shard_id)
+    web_config = config.web_config()
+    stop_metrics = None
     if node.metrics_address:
-        from prometheus_client import start_http_server
-
-        host, port = node.metrics_address.rsplit(":", 1)
-        start_http_server(int(port), addr=host)
+        # On a thread of its own, as prometheus_client's server was: /metrics answers while the loop is busy.
+        _, stop_metrics = serve_in_thread(metrics_app("shard", web_config), node.metrics_address,
+                                          f"shards.nodes: shard {shard_id} metrics_address", web_config,
+                                          name="shard-metrics")
     store = RedisStore(node.redis_url, shard_id)
     db = ShardDB.from_config(store, config.shards)
     while True:
@@ -218,13 +221,13 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
+        interceptors=grpcauth.server_interceptors("shard", web_config),
     )
     shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db, allow_reset=config.shards.allow_reset), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if server.add_insecure_port(node.address) == 0:
-        raise errors.ConfigError(f"shards.nodes: shard {shard_id} cannot listen on {node.address}")
+    grpcauth.add_port(server, node.address, web_config, f"shards.nodes: shard {shard_id} address")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("shard %d serving on %s", shard_id, node.address)
@@ -233,4 +236,6 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
     maint.cancel()
     await server.stop(grace=2)
     await store.close()
+    if stop_metrics is not None:
+        stop_metrics()
     log.info("shard %d stopped", shard_id)

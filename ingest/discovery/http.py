@@ -20,8 +20,8 @@ from collections.abc import Callable, Sequence
 import aiohttp
 
 from ingest.discovery import TargetGroup, groups_with_meta, parse_groups
-from ingest.discovery.httpclient import ClientSettings
 from ingest.discovery.metrics import HTTP_FAILURES
+from model.httpclient import ClientSettings
 from model.sd_config import HTTPSDConfig
 
 log = logging.getLogger(__name__)
