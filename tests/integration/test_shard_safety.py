@@ -187,6 +187,19 @@ def test_a_sample_20_days_ahead_is_refused_and_present_writes_go_on_through_back
     assert _read(client, "ahead") == {"0": [t0 + 5 * 60 * S]}
 
 
+def test_an_import_says_which_samples_the_shards_refused_as_too_far_in_the_future(shards, tmp_path):
+    c = shards(1)
+    c.start_shard(0)
+    now_s = _now() // 1000
+    path = tmp_path / "f.om"
+    path.write_text(f"# TYPE x gauge\nx 1 {now_s - 3600}\nx 2 {now_s + 20 * 86400}\n# EOF\n")
+    proc = subprocess.run([sys.executable, "-m", "shardmon", "import", "openmetrics", str(path), "--config",
+                           str(c.config_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "refused by the shards: 1 too far in future" in proc.stdout, proc.stdout
+    assert list(_read(c.clients[0], "x").values()) == [[(now_s - 3600) * 1000]]
+
+
 def _write_ok(client, batch_id, batch):
     try:
         return client.write(batch_id, batch, timeout_s=3)
