@@ -27,10 +27,11 @@ make present-day writes out of bounds or delete present-day blocks.
 
 Retention and compaction (as Prometheus's): whole blocks are deleted once their end is
 ``retention_time`` older than the newest block's end (never counted from later than the clock), or,
-oldest first, while all blocks together exceed ``retention_size`` bytes. Overlapping blocks are merged, and blocks that lie in one aligned
-window of a larger compaction range (3, 9, 27... block durations), a window the head has left behind,
-are merged into one block. Each deletion or merge is one Redis transaction, and the in-memory block
-list changes right after it commits; a read that meets a block deleted under it starts again.
+oldest first, while all blocks together exceed ``retention_size`` bytes. Overlapping blocks are merged,
+and blocks that lie in one aligned window of a larger compaction range (3, 9, 27... block durations), a
+window the head has left behind, are merged into one block. Each deletion or merge is one Redis
+transaction, and the in-memory block list changes right after it commits; a read that meets a block
+deleted under it starts again.
 """
 
 from __future__ import annotations

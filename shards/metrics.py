@@ -61,7 +61,8 @@ REDIS_APPENDONLY = Gauge(
     "shardmon_shard_redis_appendonly", "1 when the shard's Redis keeps an append-only file (AOF), 0 when not."
 )
 BLOCK_CUT_FAILURES = Counter(
-    "shardmon_shard_block_cut_failures_total", "Block cuts that failed (e.g. Redis out of memory); retried with backoff."
+    "shardmon_shard_block_cut_failures_total",
+    "Block cuts that failed (e.g. Redis out of memory); retried with backoff.",
 )
 BLOCK_CUT_FAILING = Gauge(
     "shardmon_shard_block_cut_consecutive_failures",

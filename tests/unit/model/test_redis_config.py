@@ -52,8 +52,9 @@ def test_bad_redis_settings_name_the_field_and_never_echo_the_password(extra, me
 
 
 def test_tls_settings_of_a_rediss_url_load():
-    n = parse_config(_node("redis_url: rediss://h:1/0\n    redis_tls_config: "
-                           "{ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem, min_version: TLS12}")).shards.nodes[0]
+    text = _node("redis_url: rediss://h:1/0\n    redis_tls_config: "
+                 "{ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem, min_version: TLS12}")
+    n = parse_config(text).shards.nodes[0]
     assert n.redis_tls_config.ca_file == "/ca.pem" and n.redis_tls_config.min_version == "TLS12"
 
 
