@@ -316,7 +316,7 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
             log.warning("shard %d: waiting for redis at %s: %s", shard_id, redacted_url(node.redis_url), exc)
             await asyncio.sleep(1)
     if store.lost:
-        log.error("shard %d: %s", shard_id, store.lost_error())
+        log.error("%s", store.lost_error())
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

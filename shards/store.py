@@ -212,8 +212,9 @@ class RedisStore:
             raise ShardUnavailableError(f"redis: {exc}") from exc
         ident = _identity_of(raw)
         if marker is not None and not accept_data_loss:
-            why = json.loads(marker).get("reason", "unknown")
-            self.lost = f"noticed earlier ({why})"
+            noted = json.loads(marker)
+            why = f"{noted.get('reason', 'unknown')}; noticed at {_iso(int(noted.get('detected_ms', 0)))}"
+            self.lost = why
             self.epoch = ident.epoch if ident else None
             return f"data loss noticed earlier, not accepted yet: {why}"
         if ident is not None and marker is None and not accept_data_loss:
