@@ -108,7 +108,9 @@ class Receiver:
                 # change (a series limit, an invalid batch) is a 400.
                 status = 429 if isinstance(out.error, ShardOverloadedError) else (503 if out.error.retryable else 400)
                 return web.Response(status=status, text=f"{out.error}\n")
-            rejected = sum(out.rejected.values())
+            # Summed over the replicas' answers: with replication a sample refused by each replica counts
+            # once per replica, so the total is capped at the samples sent.
+            rejected = min(sum(out.rejected.values()), batch.num_samples)
             SAMPLES.labels("written").inc(batch.num_samples - rejected)
             if rejected:
                 SAMPLES.labels("rejected").inc(rejected)

@@ -11,6 +11,7 @@ Durations are written as Prometheus writes them (``"15s"``, ``"1h30m"``) and hel
 from __future__ import annotations
 
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -214,13 +215,95 @@ class ScrapeConfig(_Model):
         return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout})
 
 
+def redacted_url(url: str) -> str:
+    """``url`` with the password of its user-info, if any, replaced by ``xxxxx`` (as Go's
+    ``URL.Redacted``), for messages and logs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:xxxxx@{hostport}{slash}{tail}"
+
+
+def _split_url_password(url: str) -> tuple[str, str | None]:
+    """``url`` without the password of its user-info, and that password (percent-decoded), if any."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url, None
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url, None
+    user, password = userinfo.split(":", 1)
+    return f"{scheme}://{user + '@' if user else ''}{hostport}{slash}{tail}", urllib.parse.unquote(password)
+
+
 class ShardNode(_Model):
     """One storage shard: its gRPC address and its own Redis."""
 
     id: int = Field(ge=0, description="Stable shard id; series are hashed onto ids, not list positions.")
     address: str = Field(description="host:port of the shard's gRPC server.")
-    redis_url: str = Field(description="The shard's Redis, e.g. redis://127.0.0.1:6401/0.")
+    redis_url: str = Field(
+        description="The shard's Redis, e.g. redis://127.0.0.1:6401/0; rediss:// for TLS (see redis_tls_config). "
+        "A password written in the URL (redis://:password@host:port/0) is moved into redis_password when the "
+        "configuration loads, so the URL is never shown with it; prefer redis_password_file.",
+    )
+    redis_password: SecretStr | None = Field(
+        None, description="The password of the shard's Redis (AUTH; with an ACL user, the URL names the user).",
+    )
+    redis_password_file: str | None = Field(
+        None,
+        description="A file holding the password of the shard's Redis, read at each new connection (so it can "
+        "be rotated), surrounding whitespace trimmed, as Prometheus's password_file.",
+    )
+    redis_tls_config: TLSConfig | None = Field(
+        None,
+        description="TLS of a rediss:// redis_url, in Prometheus's tls_config shape: ca_file (or ca) to verify "
+        "the server, cert_file and key_file for a client certificate, insecure_skip_verify, min_version.",
+    )
     metrics_address: str | None = Field(None, description="host:port for the shard's own /metrics.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _password_out_of_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("redis_url"), str):
+            url, password = _split_url_password(data["redis_url"])
+            if password is not None:
+                if data.get("redis_password") is not None or data.get("redis_password_file") is not None:
+                    raise ValueError("redis_url: at most one of a password in redis_url, redis_password & "
+                                     "redis_password_file must be configured")
+                data = {**data, "redis_url": url, "redis_password": password}
+        return data
+
+    @model_validator(mode="after")
+    def _redis_settings(self) -> ShardNode:
+        if self.redis_password is not None and self.redis_password_file:
+            raise ValueError("at most one of redis_password & redis_password_file must be configured")
+        tls = self.redis_tls_config
+        if tls is not None:
+            if not self.redis_url.startswith("rediss://"):
+                raise ValueError("redis_tls_config: TLS needs a rediss:// redis_url")
+            for name in ("cert", "key", "server_name", "max_version"):
+                if getattr(tls, name):
+                    hint = f" (use {name}_file)" if name in ("cert", "key") else ""
+                    raise ValueError(f"redis_tls_config.{name}: not supported for Redis connections{hint}")
+        return self
+
+    def redis_password_value(self) -> str | None:
+        """The Redis password now: ``redis_password``, or ``redis_password_file``'s content (read now,
+        whitespace trimmed); None when neither is set. Raises ConfigError when the file cannot be read."""
+        if self.redis_password is not None:
+            return self.redis_password.get_secret_value()
+        if self.redis_password_file:
+            try:
+                return Path(self.redis_password_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"shards.nodes: shard {self.id}: redis_password_file: cannot read "
+                                  f"{self.redis_password_file}: {exc.strerror}") from exc
+        return None
 
 
 def _one_local_shard() -> list[ShardNode]:
@@ -237,16 +320,24 @@ class ShardsConfig(_Model):
     )
     replication_factor: int = Field(1, ge=1, description="Copies of each series on distinct shards.")
     block_duration: Duration = Field(2 * 3_600_000, description="Time window of a block cut from the head.")
-    wal_appendfsync: Literal["everysec", "always", "no"] = Field(
+    wal_appendfsync: Literal["everysec", "always", "no", "off"] = Field(
         "everysec",
-        description="Redis AOF fsync policy: the launcher starts Redis with it and each shard sets it (CONFIG SET) "
-        "on its Redis at start-up when Redis allows CONFIG.",
+        description="Redis AOF fsync policy: the launcher starts Redis with it and each shard sets appendonly yes "
+        "and it (CONFIG SET, made persistent with CONFIG REWRITE when Redis has a config file) at start-up; a "
+        "shard whose Redis runs without AOF and refuses CONFIG refuses writes. \"off\": no AOF is asked for "
+        "(a Redis that keeps its data by other means; a restart of it loses acknowledged writes).",
+    )
+    max_future_time: Duration = Field(
+        600_000,
+        description="Samples more than this far ahead of the shard's clock are refused (reason "
+        "too_far_in_future) in every write path, as Mimir's creation grace period; default 10m.",
     )
     allow_reset: bool = Field(False, description="Accept the Reset RPC that deletes all data (tests only).")
     retention_time: Duration | None = Field(
         None,
-        description="Delete blocks whose end is this much older than the newest block's end (Prometheus's "
-        "--storage.tsdb.retention.time); \"0\" turns it off. Default 15d, or off when retention_size is set.",
+        description="Delete blocks whose end is this much older than the newest block's end, or than the shard's "
+        "clock if that is earlier (Prometheus's --storage.tsdb.retention.time); \"0\" turns it off. Default "
+        "15d, or off when retention_size is set.",
     )
     retention_size: Size = Field(
         0, description="Delete the oldest blocks while all blocks together exceed this many bytes, e.g. \"10GB\" "
@@ -281,6 +372,14 @@ class ShardsConfig(_Model):
         if v is not None and v.insecure_skip_verify:
             raise ValueError("insecure_skip_verify: not supported for gRPC (grpcio cannot skip certificate "
                              "verification); give ca_file (and server_name) instead")
+        return v
+
+    @field_validator("wal_appendfsync", mode="before")
+    @classmethod
+    def _unquoted(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # YAML reads no, off, false (unquoted) as false
+            raise ValueError("write the policy as a quoted string: \"no\" or \"off\" (YAML reads them unquoted as "
+                             "a boolean)")
         return v
 
     @model_validator(mode="after")

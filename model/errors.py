@@ -21,6 +21,8 @@ back into a transport status exactly once, by one table per transport.
     └── StorageError                   no
         ├── InvalidWriteError          no     a batch the shard can never accept (INVALID_ARGUMENT)
         ├── ShardUnavailableError      yes    the shard or its Redis cannot be reached (UNAVAILABLE)
+        │   ├── ShardDataLostError     yes    the shard's Redis lost data: writes refused until recovered
+        │   └── ShardNotDurableError   yes    the shard's Redis runs without the AOF the config asks for
         └── ShardOverloadedError       yes    the shard sheds load (RESOURCE_EXHAUSTED)
 """
 
@@ -108,6 +110,21 @@ class ShardUnavailableError(StorageError):
     """The shard or its Redis could not be reached; retry later."""
 
     retryable = True
+
+
+class ShardDataLostError(ShardUnavailableError):
+    """The shard's Redis lost data it had acknowledged (its identity key is gone, its epoch changed, or it
+    rolled back to an older state): the shard refuses writes until an operator recovers it (README, "If a
+    shard's Redis loses its data"). Retryable: senders keep the samples and retry, so nothing they have
+    not had acknowledged is lost while the operator decides; the same write succeeds once the shard is
+    recovered."""
+
+
+class ShardNotDurableError(ShardUnavailableError):
+    """The shard's Redis runs without an append-only file although ``shards.wal_appendfsync`` asks for
+    one, and the shard could not turn it on (CONFIG refused): writes are refused rather than acknowledged
+    without durability. Retryable: the shard checks again every few seconds and accepts writes once
+    Redis has its AOF."""
 
 
 class ShardOverloadedError(StorageError):

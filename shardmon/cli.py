@@ -3,6 +3,7 @@
     shardmon up [--config FILE]                 a whole local cluster (the embedded default without --config)
     shardmon query [--config FILE] [--json] [--time T] EXPR
     shardmon shard --id N [--config FILE]       one storage shard server
+               [--accept-data-loss | --rebuild-from-replicas]   after its Redis lost data (README)
     shardmon querier [--config FILE]            the querier (HTTP and gRPC APIs)
     shardmon ingest [--config FILE] [--ray-address ADDR]   the ingest service (Ray coordinator and scrapers)
     shardmon ingest --status [--config FILE]    where the running scrapers are (asks the Ray cluster), then exit
@@ -33,7 +34,7 @@ import urllib.parse
 from importlib import resources
 from pathlib import Path
 
-from model.config import Config, load_config, parse_config
+from model.config import Config, load_config, parse_config, redacted_url
 from model.errors import ConfigError, QueryError
 
 DEFAULT_CONFIG = "default.yml"
@@ -93,7 +94,7 @@ def check_address(field: str, value: str) -> str:
 def check_redis_url(field: str, value: str) -> str:
     url = urllib.parse.urlparse(value)
     if url.scheme not in ("redis", "rediss", "unix") or (url.scheme != "unix" and not url.hostname):
-        raise ConfigError(f"{field}: not a redis:// URL: {value!r}")
+        raise ConfigError(f"{field}: not a redis:// URL: {redacted_url(value)!r}")
     return value
 
 
@@ -228,12 +229,23 @@ def cmd_shard(args, config: Config) -> int:
 
     i = _node_index(config, args.id)
     check_shards(config)
+    if args.accept_data_loss and args.rebuild_from_replicas:
+        raise UsageError("shard: give --accept-data-loss or --rebuild-from-replicas, not both "
+                         "(a rebuild accepts the loss first)")
+    if args.rebuild_from_replicas and config.shards.replication_factor < 2:
+        raise ConfigError("shards.replication_factor: 1, so no other shard holds a copy of this shard's series: "
+                          "--rebuild-from-replicas has nothing to copy from (use --accept-data-loss)")
     if args.check:
         n = config.shards.nodes[i]
-        return _ok(args, f"shard {n.id} of {len(config.shards.nodes)} on {n.address}, Redis {n.redis_url}"
+        auth = (", password from " + n.redis_password_file if n.redis_password_file
+                else ", password set" if n.redis_password is not None else "")
+        tls = ", TLS" if n.redis_url.startswith("rediss://") else ""
+        return _ok(args, f"shard {n.id} of {len(config.shards.nodes)} on {n.address}, Redis "
+                         f"{redacted_url(n.redis_url)}{auth}{tls}"
                          + (f", /metrics on {n.metrics_address}" if n.metrics_address else ""), config)
     _logging(args.verbose)
-    asyncio.run(serve(config, args.id))
+    asyncio.run(serve(config, args.id, accept_data_loss=args.accept_data_loss,
+                      rebuild_from_replicas=args.rebuild_from_replicas))
     return 0
 
 
@@ -601,6 +613,11 @@ def parser() -> argparse.ArgumentParser:
     add_client_options(q)
     s = add("shard", cmd_shard, "run one shard server", service=True)
     s.add_argument("--id", type=int, required=True, help="the shard id (shards.nodes[].id)")
+    s.add_argument("--accept-data-loss", action="store_true",
+                   help="its Redis lost data: accept the loss and start anew over what the Redis still holds")
+    s.add_argument("--rebuild-from-replicas", action="store_true",
+                   help="its Redis lost data: start anew, then copy this shard's series back from their other "
+                        "replicas (shards.replication_factor > 1) while serving")
     add("querier", cmd_querier, "run the querier", service=True)
     i = add("ingest", cmd_ingest, "run the ingest service (Ray)", service=True)
     i.add_argument("--ready-file", help="create this file once the scrapers are running")

@@ -152,6 +152,17 @@ class ShardClient:
             raise error_of(exc, self._what("Series")) from exc
         return out
 
+    def series_batches(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+                       timeout_s: float = 600.0) -> list[SampleBatch]:
+        """The Series answer as it comes, one :class:`SampleBatch` per frame (series ids, labels and
+        samples in columns), for copying data between shards (``--rebuild-from-replicas``)."""
+        req = shard_pb2.SeriesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))
+        try:
+            return [SampleBatch.from_pb(frame.series) for frame in self._stub.Series(req, timeout=timeout_s)
+                    if frame.series.series_ids]
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("Series")) from exc
+
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0) -> list[str]:
         req = shard_pb2.LabelNamesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))
         try:
