@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from model.errors import ConfigError
+from model.label_limits import LabelLimits
 from model.labels import is_valid_label_name
 from model.relabel_config import RelabelConfig
 from model.sd_config import (
@@ -33,6 +34,7 @@ from model.sd_config import (
 _DURATION_RE = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
 )
+_MAX_DURATION_MS = (2**63 - 1) // 1_000_000
 _UNIT_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
 
 
@@ -43,7 +45,10 @@ def parse_duration_ms(text: str) -> int:
     m = _DURATION_RE.match(text) if text else None
     if m is None or not any(m.groups()):
         raise ValueError(f"not a valid duration string: {text!r}")
-    return sum(int(g) * unit for g, unit in zip(m.groups(), _UNIT_MS) if g)
+    ms = sum(int(g) * unit for g, unit in zip(m.groups(), _UNIT_MS) if g)
+    if ms > _MAX_DURATION_MS:  # As Prometheus: a Go time.Duration (int64 nanoseconds) must hold it.
+        raise ValueError(f"not a valid duration string: {text!r}: duration out of range")
+    return ms
 
 
 def format_duration_ms(ms: int) -> str:
@@ -341,10 +346,41 @@ class ReceiverConfig(_Model):
         "127.0.0.1:9091", description="host:port of the Pushgateway API and of the pushed metrics' /metrics."
     )
     persistence_file: str | None = Field(None, description="Where pushed groups are kept across restarts.")
+    persistence_interval: Duration = Field(
+        300_000,
+        description="At most how often pushed groups are written to persistence_file (only after a change; and "
+        "always at a clean shutdown), as the Pushgateway's --persistence.interval; 0: soon after every change.",
+    )
+    max_push_groups: int = Field(
+        10_000, ge=0,
+        description="Pushed groups held at most; a push that would create one more is refused with 400 "
+        "(replacing or deleting a group always works); 0: no limit.",
+    )
     write_timeout: Duration = Field(10_000, description="How long a remote-write request waits for the shards.")
     max_concurrent_writes: int = Field(
         64, ge=1, description="Remote-write requests handled at once; more are answered 429 (the sender backs off)."
     )
+    max_decoded_body_bytes: Size = Field(
+        32 << 20, gt=0,
+        description='Size of a remote-write body once snappy-decoded, read from its header before anything is '
+        'decoded, e.g. "32MB" (base 2); a larger body is answered 413, which senders do not retry. The '
+        "compressed size is limited to what snappy needs for this many bytes.",
+    )
+    label_limit: int = Field(
+        30, ge=0,
+        description="Labels one pushed series may have (__name__ included), as the scrape label_limit; a series "
+        "over it is refused (the rest of the request is written) and the request answers 400; 0: no limit.",
+    )
+    label_name_length_limit: int = Field(
+        1024, ge=0, description="Bytes of a label name of a pushed series, at most, as label_limit; 0: no limit."
+    )
+    label_value_length_limit: int = Field(
+        2048, ge=0, description="Bytes of a label value of a pushed series, at most, as label_limit; 0: no limit."
+    )
+
+    @property
+    def label_limits(self) -> LabelLimits:
+        return LabelLimits(self.label_limit, self.label_name_length_limit, self.label_value_length_limit)
 
 
 class LocalConfig(_Model):
@@ -394,12 +430,21 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_config(text: str, source: str = "<config>") -> Config:
     """Parse YAML text into a :class:`Config`; raises :class:`ConfigError` naming the field path."""
     try:
-        raw = yaml.safe_load(text)
+        # libyaml's parser when PyYAML has it: linear, and it refuses absurd nesting at once, where the pure
+        # Python parser recurses per level and turns quadratic on deep flow collections.
+        raw = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting.
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:  # PyYAML's constructors, on bad tagged scalars
+        raise ConfigError(f"{source}: not valid YAML: {type(exc).__name__}: {exc}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
