@@ -153,7 +153,7 @@ class Receiver:
             SAMPLES.labels("invalid").inc(decoded.refused_samples)
             for reason, n in decoded.refused.items():
                 REFUSED_SERIES.labels(reason).inc(n)
-            problems.append(f"{decoded.invalid_series} series were refused (invalid labels or over a label limit): "
+            problems.append(f"{decoded.invalid_series} series with invalid labels or over a label limit were dropped: "
                             + "; ".join(decoded.invalid))
         if batch.num_samples:
             out = await self.forwarder.write_now(batch, self.cfg.write_timeout / 1000)
