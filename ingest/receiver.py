@@ -38,7 +38,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, ge
 from ingest import remote_write
 from ingest.forwarder import Forwarder
 from ingest.pushgateway import PushStore, grouping_key
-from model.config import Config, format_duration_ms
+from model.config import Config
 from model.errors import BodyTooLargeError, ConfigError, PushError, RemoteWriteError, ShardOverloadedError
 from model.lifecycle import wait_until_stopped
 
@@ -215,7 +215,7 @@ class Receiver:
         return web.json_response({"status": "success", "data": {
             "build_information": {"version": "shardmon-0.1.0"},
             "flags": {"persistence.file": self.cfg.persistence_file or "",
-                      "persistence.interval": format_duration_ms(self.cfg.persistence_interval)},
+                      "persistence.interval": _go_duration(self.cfg.persistence_interval)},
         }})
 
     async def wipe(self, request: web.Request) -> web.Response:
@@ -242,6 +242,16 @@ class Receiver:
         app.router.add_put("/api/v1/admin/wipe", self.wipe)
         _health(app)
         return app
+
+
+def _go_duration(ms: int) -> str:
+    """A duration as Go's ``time.Duration.String`` writes it ("5m0s"), as the Pushgateway shows its flags."""
+    if ms < 1000:
+        return f"{ms}ms" if ms else "0s"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    seconds = f"{rest // 1000}" if rest % 1000 == 0 else f"{rest / 1000:.3f}".rstrip("0")
+    return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{seconds}s"
 
 
 async def _ok(request: web.Request) -> web.Response:

@@ -1,8 +1,9 @@
 """Prometheus remote-write 1.0 bodies: snappy-compressed protobuf ``WriteRequest`` into sample columns.
 
 Validation follows Prometheus's own receiver: a series whose labels are not valid (no or a bad metric
-name, a bad or repeated label name, invalid UTF-8) is left out and reported, and the valid series of
-the same request are still ingested; the request then answers 400, which senders do not retry. A series
+name, a bad or repeated label name) is left out and reported, and the valid series of the same request
+are still ingested; the request then answers 400, which senders do not retry. (Invalid UTF-8 in a label
+makes the protobuf decoder refuse the whole body, also a 400, where Prometheus drops only that series.) A series
 over the receiver's label limits (as the scrape ``label_limit``, ``label_name_length_limit``,
 ``label_value_length_limit``) is left out and reported the same way.
 
