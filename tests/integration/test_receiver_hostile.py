@@ -13,6 +13,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 
 import aiohttp
 import cramjam
@@ -230,6 +231,19 @@ def test_a_10000_group_push_storm_is_answered_in_time_and_then_bounded(cluster):
     refused = metric(cluster, cluster.receiver_port, "shardmon_receiver_refused_requests_total")
     assert refused['{handler="push",reason="max_push_groups"}'] >= 1
     assert metric(cluster, cluster.receiver_port, "shardmon_receiver_push_groups")[""] == 10_000
+
+
+def test_a_gzip_bomb_pushed_is_refused_in_time(cluster):
+    pg = f"http://127.0.0.1:{cluster.pushgateway_port}"
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = packer.compress(bytes(1 << 30)) + packer.flush()  # 1 MB that would inflate to 1 GiB.
+    req = urllib.request.Request(f"{pg}/metrics/job/bomb", data=bomb, method="PUT", headers={"Content-Encoding": "gzip"})
+    t0 = time.monotonic()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 413 and time.monotonic() - t0 < BOUND_S
+    refused = metric(cluster, cluster.receiver_port, "shardmon_receiver_refused_requests_total")
+    assert refused['{handler="push",reason="body_too_large"}'] >= 1
 
 
 def test_groups_are_persisted_on_the_interval_and_survive_a_kill(cluster):
