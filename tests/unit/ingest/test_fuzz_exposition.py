@@ -146,7 +146,7 @@ def test_label_values_of_any_text_round_trip(pairs):
     from model.labels import escape_label_value
 
     want = dict(pairs)
-    body = b"".join(f'm{{v="{escape_label_value(v)}"}} {x!r}\n'.replace("inf", "Inf").encode() for v, x in want.items())
+    body = b"".join(f'm{{v="{escape_label_value(v)}"}} {repr(x).replace("inf", "Inf")}\n'.encode() for v, x in want.items())
     cache = SeriesCache()
     parsed = parse_text(body, cache)
     got = {cache.labels[r].get("v"): x for r, x in zip(parsed.refs.tolist(), parsed.values.tolist())}
