@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import threading
 import time
 import urllib.error
@@ -18,10 +19,11 @@ import zlib
 import aiohttp
 import cramjam
 import pytest
+import yaml
 
 from ingest.remote_write import encode
 from model.labels import Labels
-from tests.integration.procs import Cluster, wait_until
+from tests.integration.procs import Cluster, Proc, free_port, shardmon_proc, wait_until
 
 MIB = 1 << 20
 BOUND_S = 5.0  # The issue's bound for every hostile request, and for a write to become visible.
@@ -188,6 +190,46 @@ def test_series_over_the_label_limits_are_refused_and_the_rest_written(cluster):
     assert query(cluster, "rw_limited") == {}
     refused = metric(cluster, cluster.receiver_port, "shardmon_receiver_refused_series_total")
     assert refused['{reason="label_limit"}'] >= 1 and refused['{reason="label_value_length_limit"}'] >= 1
+
+
+def test_a_real_prometheus_does_not_retry_a_body_refused_as_too_large(cluster):
+    """413 is final for a sender: Debian's Prometheus 2.42, remote-writing its own metrics to a receiver
+    whose limit every batch exceeds, drops them as failed and never retries them."""
+    exe = shutil.which("prometheus")
+    assert exe, "prometheus is not installed (scripts/setup.sh installs Debian's package)"
+    tmp = cluster.tmp / "prom-413"
+    tmp.mkdir()
+    port, prom_port = free_port(), free_port()
+    raw = yaml.safe_load(cluster.config_path.read_text())
+    raw["receiver"].update({"http_address": f"127.0.0.1:{port}", "pushgateway_address": None,
+                            "persistence_file": None, "max_decoded_body_bytes": "1KB"})
+    (tmp / "shardmon.yml").write_text(yaml.safe_dump(raw))
+    receiver = shardmon_proc("receiver-1kb", ["receiver"], tmp / "shardmon.yml", tmp, port).start()
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [{"job_name": "self", "static_configs": [{"targets": [f"127.0.0.1:{prom_port}"]}]}],
+        "remote_write": [{"url": f"http://127.0.0.1:{port}/api/v1/write",
+                          "queue_config": {"batch_send_deadline": "200ms", "min_backoff": "50ms", "max_backoff": "200ms"}}],
+    }))
+    prom = Proc("prometheus-413", [exe, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
+                                   f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"], tmp, prom_port).start()
+    try:
+        def prom_metric(name: str) -> float | None:
+            with urllib.request.urlopen(f"http://127.0.0.1:{prom_port}/metrics", timeout=10) as resp:
+                values = [float(line.rsplit(" ", 1)[1]) for line in resp.read().decode().splitlines()
+                          if line.startswith(name + "{") or line.startswith(name + " ")]
+            return sum(values) if values else None
+
+        wait_until(lambda: (prom_metric("prometheus_remote_storage_samples_failed_total") or 0) > 0, 30, "failed samples")
+        time.sleep(3)  # Time for any retry to show.
+        assert prom_metric("prometheus_remote_storage_samples_retried_total") == 0
+        refused = metric(cluster, port, "shardmon_receiver_refused_requests_total")
+        # Compressed, its batches are already larger than snappy needs for 1 KiB: refused unread, 413 too.
+        assert refused.get('{handler="remote_write",reason="body_too_large"}', 0) + refused.get(
+            '{handler="remote_write",reason="decoded_body_too_large"}', 0) >= 1
+    finally:
+        prom.stop()
+        receiver.stop()
 
 
 # -- pushes ----------------------------------------------------------------------------------------
