@@ -226,10 +226,17 @@ class PushStore:
             self._version += 1
 
     def _set(self, key: Labels, group: Group | None) -> None:
-        """Replace (None: remove) the group of ``key``, keeping the indexes in step. Under the lock."""
-        old = self.groups.pop(key, None)
+        """Replace (None: remove) the group of ``key``, keeping the indexes in step. Under the lock.
+
+        A replaced group keeps its place, so the exposition keeps its order (and a scraper's cache its
+        fast path). The indexes are only undone where they point at this group: a file written before
+        the checks existed may hold groups that clash.
+        """
+        old = self.groups.get(key)
         if old is not None:
-            del self._by_exposed_key[_exposed_key(key)]
+            exposed = _exposed_key(key)
+            if self._by_exposed_key.get(exposed) == key:
+                del self._by_exposed_key[exposed]
             for name, fam in old.families.items():
                 by_type = self._families[name]
                 del by_type[fam.type][key]
@@ -238,7 +245,10 @@ class PushStore:
                     if not by_type:
                         del self._families[name]
                 for labels, _ in fam.samples:
-                    self._owner.pop(labels, None)
+                    if self._owner.get(labels) == key:
+                        del self._owner[labels]
+            if group is None:
+                del self.groups[key]
         if group is not None:
             self.groups[key] = group
             self._by_exposed_key[_exposed_key(key)] = key

@@ -118,6 +118,26 @@ def test_a_post_may_not_expose_a_series_twice_in_its_own_group():
     store.push(key("a"), b'# TYPE h histogram\nh_bucket{le="1"} 1\n', replace_all=True)  # A PUT replaces all.
 
 
+def test_a_replaced_group_keeps_its_place_in_the_exposition():
+    store = PushStore()
+    for job in "abc":
+        store.push(key(job), f"m_{job} 1\n".encode(), replace_all=True)
+    store.push(key("a"), b"m_a 2\n", replace_all=True)
+    assert list(store.groups) == [key("a"), key("b"), key("c")]
+
+
+def test_a_file_with_clashing_groups_loads_and_each_can_be_deleted(tmp_path):
+    path = tmp_path / "push.json"
+    group = {"push_time": 1.0, "failure_time": 0.0,
+             "families": [{"name": "m", "type": "untyped", "help": "", "samples": [[[["__name__", "m"]], "1"]]}]}
+    path.write_text(json.dumps([{"key": [["job", "a"]], **group}, {"key": [["instance", ""], ["job", "a"]], **group}]))
+    store = PushStore(path)
+    assert len(store.groups) == 2
+    store.delete(key("a"))
+    store.delete(key("a", instance=""))
+    assert store.groups == {} and store._owner == {} and store._by_exposed_key == {} and store._families == {}
+
+
 def test_deleting_and_wiping_clear_the_indexes():
     store = PushStore()
     store.push(key("a"), b"# TYPE m counter\nm 1\n", replace_all=True)
@@ -203,7 +223,7 @@ operations = st.lists(st.tuples(st.sampled_from(["PUT", "POST", "DELETE"]), keys
 def assert_indexes_match(store: PushStore) -> None:
     families: dict = {}
     owner: dict = {}
-    assert store._by_exposed_key == {Labels(p for p in k if p[1]): k for k in store.groups}
+    assert store._by_exposed_key == {Labels(p for p in k if p[1]): k for k in store.groups}  # No clashes here.
     for k, g in store.groups.items():
         for name, fam in g.families.items():
             families.setdefault(name, {}).setdefault(fam.type, {})[k] = None
