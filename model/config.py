@@ -369,7 +369,8 @@ class ReceiverConfig(_Model):
     label_limit: int = Field(
         30, ge=0,
         description="Labels one pushed series may have (__name__ included), as the scrape label_limit; a series "
-        "over it is refused (the rest of the request is written) and the request answers 400; 0: no limit.",
+        "over it is refused (the rest of the request is written) and the request answers 400; 0: no limit. The "
+        "defaults of the three label limits are Mimir's distributor's, for a receiver open to a network.",
     )
     label_name_length_limit: int = Field(
         1024, ge=0, description="Bytes of a label name of a pushed series, at most, as label_limit; 0: no limit."
