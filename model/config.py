@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from model.errors import ConfigError
+from model.label_limits import LabelLimits
 from model.labels import is_valid_label_name
 from model.relabel_config import RelabelConfig
 from model.sd_config import (
@@ -43,6 +44,7 @@ from model.sd_config import (
 _DURATION_RE = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
 )
+_MAX_DURATION_MS = (2**63 - 1) // 1_000_000
 _UNIT_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
 
 
@@ -53,7 +55,10 @@ def parse_duration_ms(text: str) -> int:
     m = _DURATION_RE.match(text) if text else None
     if m is None or not any(m.groups()):
         raise ValueError(f"not a valid duration string: {text!r}")
-    return sum(int(g) * unit for g, unit in zip(m.groups(), _UNIT_MS) if g)
+    ms = sum(int(g) * unit for g, unit in zip(m.groups(), _UNIT_MS) if g)
+    if ms > _MAX_DURATION_MS:  # As Prometheus: a Go time.Duration (int64 nanoseconds) must hold it.
+        raise ValueError(f"not a valid duration string: {text!r}: duration out of range")
+    return ms
 
 
 def format_duration_ms(ms: int) -> str:
@@ -471,10 +476,42 @@ class ReceiverConfig(_Model):
         "127.0.0.1:9091", description="host:port of the Pushgateway API and of the pushed metrics' /metrics."
     )
     persistence_file: str | None = Field(None, description="Where pushed groups are kept across restarts.")
+    persistence_interval: Duration = Field(
+        300_000,
+        description="At most how often pushed groups are written to persistence_file (only after a change; and "
+        "always at a clean shutdown), as the Pushgateway's --persistence.interval; 0: soon after every change.",
+    )
+    max_push_groups: int = Field(
+        10_000, ge=0,
+        description="Pushed groups held at most; a push that would create one more is refused with 400 "
+        "(replacing or deleting a group always works); 0: no limit.",
+    )
     write_timeout: Duration = Field(10_000, description="How long a remote-write request waits for the shards.")
     max_concurrent_writes: int = Field(
         64, ge=1, description="Remote-write requests handled at once; more are answered 429 (the sender backs off)."
     )
+    max_decoded_body_bytes: Size = Field(
+        32 << 20, gt=0,
+        description='Size of a remote-write body once snappy-decoded, read from its header before anything is '
+        'decoded, e.g. "32MB" (base 2); a larger body is answered 413, which senders do not retry. The '
+        "compressed size is limited to what snappy needs for this many bytes.",
+    )
+    label_limit: int = Field(
+        30, ge=0,
+        description="Labels one pushed series may have (__name__ included), as the scrape label_limit; a series "
+        "over it is refused (the rest of the request is written) and the request answers 400; 0: no limit. The "
+        "defaults of the three label limits are Mimir's distributor's, for a receiver open to a network.",
+    )
+    label_name_length_limit: int = Field(
+        1024, ge=0, description="Bytes of a label name of a pushed series, at most, as label_limit; 0: no limit."
+    )
+    label_value_length_limit: int = Field(
+        2048, ge=0, description="Bytes of a label value of a pushed series, at most, as label_limit; 0: no limit."
+    )
+
+    @property
+    def label_limits(self) -> LabelLimits:
+        return LabelLimits(self.label_limit, self.label_name_length_limit, self.label_value_length_limit)
 
 
 class InternalClientConfig(_Model):
@@ -600,6 +637,9 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def yaml_error(exc: yaml.YAMLError) -> str:
     """A YAML error as its position and problem, never quoting the file's lines (a configuration holds
     secrets, and a reload's error goes back to an HTTP caller)."""
@@ -615,9 +655,16 @@ def parse_config(text: str, source: str = "<config>", base_dir: str | Path | Non
     """Parse YAML text into a :class:`Config`; raises :class:`ConfigError` naming the field path.
     ``base_dir``: the folder a relative ``web_config_file`` is relative to (the file's folder)."""
     try:
-        raw = yaml.safe_load(text)
+        # libyaml's parser when PyYAML has it: linear, and it refuses absurd nesting at once, where the pure
+        # Python parser recurses per level and turns quadratic on deep flow collections.
+        raw = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML: {yaml_error(exc)}") from None
+    except RecursionError:  # PyYAML's parser recurses once per level of nesting.
+        raise ConfigError(f"{source}: not valid YAML: nested too deeply") from None
+    except (ValueError, TypeError, IndexError, OverflowError) as exc:  # PyYAML's constructors, on bad tagged scalars
+        # The exception's text may quote the value (a secret, perhaps): only its kind is named.
+        raise ConfigError(f"{source}: not valid YAML: a tagged value cannot be read ({type(exc).__name__})") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -13,6 +13,10 @@ back into a transport status exactly once, by one table per transport.
     │                                          BadQueryError in a query, a field error (ConfigError)
     │                                          in a config
     ├── BadRequestError                no     a request body or path never acceptable (HTTP 400)
+    │   ├── RemoteWriteError           no     a remote-write body that cannot be read (HTTP 400)
+    │   │   └── BodyTooLargeError      no     over the receiver's size limit (HTTP 413)
+    │   └── PushError                  no     a refused Pushgateway-API push (HTTP 400)
+    │       └── PushGroupsLimitError   no     a new group beyond receiver.max_push_groups (HTTP 400)
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
@@ -65,6 +69,48 @@ class RegexError(ShardmonError, ValueError):
 class BadRequestError(ShardmonError):
     """A request (body, path, parameters) the server can never accept, however often it is sent: HTTP
     400 (a remote-write body that does not decode, a push refused)."""
+
+
+class RemoteWriteError(BadRequestError):
+    """A remote-write body that cannot be read as a whole (snappy, protobuf): HTTP 400, never retried.
+
+    ``reason`` names the refusal in the receiver's ``shardmon_receiver_refused_requests_total``.
+    """
+
+    reason = "bad_body"
+
+
+class BodyTooLargeError(RemoteWriteError):
+    """A body over a size limit, refused before it is decoded: HTTP 413, which senders do not retry.
+
+    ``size`` is the body's size in bytes (compressed, or decoded as its snappy header declares), ``limit``
+    the limit it exceeds, ``field`` the configuration field that sets it; ``reason`` is
+    ``body_too_large`` (compressed) or ``decoded_body_too_large``.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int, field: str, decoded: bool) -> None:
+        super().__init__(message)
+        self.size, self.limit, self.field = size, limit, field
+        self.reason = "decoded_body_too_large" if decoded else "body_too_large"
+
+
+class PushError(BadRequestError):
+    """A push to the Pushgateway API refused with HTTP 400; the message says why, ``reason`` names it
+    for ``shardmon_receiver_refused_requests_total`` (``bad_push``, or the label limit exceeded)."""
+
+    reason = "bad_push"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class PushGroupsLimitError(PushError):
+    """A push that would create a group beyond ``receiver.max_push_groups`` (existing groups can
+    always be replaced or deleted)."""
+
+    reason = "max_push_groups"
 
 
 class QueryError(ShardmonError):

@@ -32,6 +32,7 @@ from prometheus_client.exposition import choose_encoder
 
 from model.errors import (
     BadRequestError,
+    BodyTooLargeError,
     ConfigError,
     ExpositionError,
     InvalidWriteError,
@@ -82,6 +83,8 @@ def http_status_of(exc: ShardmonError) -> int:
     500 otherwise."""
     if isinstance(exc, QueryError):
         return QUERY_STATUS.get(exc.error_type, 500)
+    if isinstance(exc, BodyTooLargeError):
+        return 413
     if isinstance(exc, (BadRequestError, ConfigError, ExpositionError, InvalidWriteError)):
         return 400
     if isinstance(exc, ShardOverloadedError):
