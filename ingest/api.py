@@ -6,25 +6,25 @@
   ``POST /api/v1/scrapers`` with ``count=N`` (form or query): run N scrapers from now on (at most
   ``ingest.max_scrapers``; more is a 400 naming it); the answer says how many targets moved;
 - ``POST /-/reload``: read the configuration file again and apply it (as SIGHUP does); a bad file is a
-  400 naming the field, and the running configuration stays;
+  400 naming the field and position (never quoting the file), and the running configuration stays;
 - ``GET /-/healthy``, ``GET /-/ready``; ``GET /metrics``, the ingest service's own metrics.
 
 Scaling and reloading are the lifecycle API: as Prometheus without ``--web.enable-lifecycle``, they
 answer 403 "Lifecycle API is not enabled." unless ``web.enable_lifecycle`` is true (SIGHUP reloads
 either way). The answers are counted in ``shardmon_ingest_api_requests_total{handler, code}``.
 
-It runs on its own thread and event loop next to the service's Ray driver. It knows no Ray: the service
-hands it blocking functions (calls into the coordinator actor), run on a worker thread; they raise
-``ShardmonError`` when the coordinator does not answer.
+It runs on its own thread and event loop next to the service's Ray driver, behind Shardmon's HTTP edge
+(:mod:`model.httpserver`: the web config's TLS and basic auth; errors as Prometheus's JSON, raised by the
+handlers and rendered once). It knows no Ray: the service hands it blocking functions (calls into the
+coordinator actor), run on a worker thread; they raise ``ShardmonError`` (retryable, so 503
+``unavailable``) when the coordinator does not answer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
-import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -40,47 +40,54 @@ from prometheus_client import (
 )
 
 from model.config import Config
-from model.errors import BadRequestError, ConfigError, ShardmonError
+from model.errors import BadRequestError, PermissionDeniedError, ShardmonError
+from model.httpserver import auth_failures, make_app, prometheus_error, serve_in_thread
+from model.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 
 # The ingest service's /metrics: this process's own (the coordinator's and the scrapers' modules are
 # imported here too, but their metrics live in their actors' processes, not in this registry).
 REGISTRY = CollectorRegistry(auto_describe=True)
-for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+for _collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR, auth_failures("ingest")):
     REGISTRY.register(_collector)
 REQUESTS = Counter("shardmon_ingest_api_requests_total",
                    "Requests to the ingest service's API, by handler and status code (403: lifecycle API off).",
                    ["handler", "code"], registry=REGISTRY)
+_COUNTED = frozenset({"targets", "scrapers", "reload"})
 
 #: Prometheus's answer when the lifecycle API is off, and the field that turns it on.
 LIFECYCLE_DISABLED = ("Lifecycle API is not enabled. Set web.enable_lifecycle: true in the ingest service's "
                       "configuration to enable it.")
 
 
+class _LifecycleDisabled(PermissionDeniedError):
+    """``/-/reload`` refused: answered as Prometheus's, in plain text (the JSON API's 403s are its envelope)."""
+
+
 def _json(data, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data), status=status, content_type="application/json")
 
 
-def _error(error_type: str, message: str, status: int) -> web.Response:
-    return _json({"status": "error", "errorType": error_type, "error": message}, status)
+def _render_error(exc: ShardmonError, status: int) -> web.Response:
+    if isinstance(exc, _LifecycleDisabled):
+        return web.Response(status=status, text=str(exc))  # text/plain, Prometheus's words first
+    return prometheus_error(exc, status)
 
 
-def _counted(handler: str):
-    def wrap(fn):
-        @functools.wraps(fn)
-        async def run(self, request: web.Request) -> web.Response:
-            try:
-                resp = await fn(self, request)
-            except web.HTTPException as exc:
-                REQUESTS.labels(handler, str(exc.status)).inc()
-                raise
-            REQUESTS.labels(handler, str(resp.status)).inc()
-            return resp
-
-        return run
-
-    return wrap
+@web.middleware
+async def _count(request: web.Request, handler) -> web.StreamResponse:
+    """``shardmon_ingest_api_requests_total``: the final status, errors rendered included."""
+    name = getattr(request.match_info.handler, "__name__", "")
+    if name not in _COUNTED:
+        return await handler(request)
+    try:
+        resp = await handler(request)
+    except web.HTTPException as exc:
+        REQUESTS.labels(name, str(exc.status)).inc()
+        raise
+    REQUESTS.labels(name, str(resp.status)).inc()
+    return resp
 
 
 class Coordinator(NamedTuple):
@@ -88,7 +95,7 @@ class Coordinator(NamedTuple):
 
     targets: Callable[[str, str], dict]  # (state, scrape pool) -> /api/v1/targets's data
     scrapers: Callable[[], list]
-    scale: Callable[[int], dict]
+    scale: Callable[[int], dict]  # BadRequestError over the coordinator's bound
     reload: Callable[[], dict]  # re-reads the configuration; ConfigError for a bad file
 
 
@@ -101,30 +108,22 @@ class IngestAPI:
     async def _call(self, fn: Callable):
         return await asyncio.get_running_loop().run_in_executor(None, fn)
 
-    @_counted("targets")
     async def targets(self, request: web.Request) -> web.Response:
         state = request.query.get("state", "any").lower()
         if state not in ("any", "active", "dropped"):
-            return _error("bad_data", f'invalid state "{state}"', 400)
+            raise BadRequestError(f'invalid state "{state}"')
         pool = request.query.get("scrapePool", "")
-        try:
-            data = await self._call(lambda: self.coordinator.targets(state, pool))
-        except ShardmonError as exc:
-            return _error("unavailable", f"coordinator: {exc}", 503)
+        data = await self._call(lambda: self.coordinator.targets(state, pool))
         return _json({"status": "success", "data": data})
 
-    @_counted("scrapers")
     async def scrapers(self, request: web.Request) -> web.Response:
         if request.method == "GET":
-            try:
-                data = await self._call(self.coordinator.scrapers)
-            except ShardmonError as exc:
-                return _error("unavailable", f"coordinator: {exc}", 503)
+            data = await self._call(self.coordinator.scrapers)
             return _json({"status": "success", "data": data})
         config = self.config()
         if not config.web.enable_lifecycle:
-            # Prometheus's disabled admin API answers errorType "unavailable"; the status is 403.
-            return _error("unavailable", LIFECYCLE_DISABLED, 403)
+            # Prometheus's disabled admin API: errorType "unavailable"; the status is 403.
+            raise PermissionDeniedError(LIFECYCLE_DISABLED)
         form = await request.post()
         raw = form.get("count") or request.query.get("count", "")
         bound = config.ingest.max_scrapers
@@ -133,29 +132,19 @@ class IngestAPI:
             if count < 1:
                 raise ValueError
         except ValueError:
-            return _error("bad_data", f"count must be a whole number of scrapers, at least 1 (got {raw!r})", 400)
+            raise BadRequestError(f"count must be a whole number of scrapers, at least 1 (got {raw!r})") from None
         if count > bound:
-            return _error("bad_data", f"count {count} is more than ingest.max_scrapers ({bound})", 400)
-        try:
-            data = await self._call(lambda: self.coordinator.scale(count))
-        except BadRequestError as exc:
-            return _error("bad_data", str(exc), 400)
-        except ShardmonError as exc:
-            return _error("unavailable", f"coordinator: {exc}", 503)
+            raise BadRequestError(f"count {count} is more than ingest.max_scrapers ({bound})")
+        data = await self._call(lambda: self.coordinator.scale(count))  # BadRequestError: its own bound
         return _json({"status": "success", "data": data})
 
-    @_counted("reload")
     async def reload(self, request: web.Request) -> web.Response:
         if request.method not in ("POST", "PUT"):
             return web.Response(status=405, text="Only POST or PUT requests allowed")  # Prometheus's words
         if not self.config().web.enable_lifecycle:
-            return web.Response(status=403, text=LIFECYCLE_DISABLED)  # text/plain, as Prometheus
-        try:
-            data = await self._call(self.coordinator.reload)
-        except ConfigError as exc:
-            return _error("bad_data", f"config error: {exc}", 400)
-        except ShardmonError as exc:
-            return _error("unavailable", f"coordinator: {exc}", 503)
+            raise _LifecycleDisabled(LIFECYCLE_DISABLED)  # 403, text/plain, as Prometheus
+        # A bad file raises ConfigError: 400 bad_data, naming fields and positions, never quoting it.
+        data = await self._call(self.coordinator.reload)
         return _json({"status": "success", "data": data})
 
     async def own_metrics(self, request: web.Request) -> web.Response:
@@ -164,8 +153,8 @@ class IngestAPI:
     async def ok(self, request: web.Request) -> web.Response:
         return web.Response(text="Shardmon ingest is Healthy.\n")
 
-    def app(self) -> web.Application:
-        app = web.Application()
+    def app(self, web_config: WebConfig | None = None) -> web.Application:
+        app = make_app("ingest", web_config, render_error=_render_error, middlewares=[_count])
         app.router.add_get("/api/v1/targets", self.targets)
         app.router.add_get("/api/v1/scrapers", self.scrapers)
         app.router.add_post("/api/v1/scrapers", self.scrapers)
@@ -179,36 +168,8 @@ class IngestAPI:
         return app
 
 
-def serve_in_thread(api: IngestAPI, address: str) -> Callable[[], None]:
+def serve(api: IngestAPI, address: str, web_config: WebConfig | None = None) -> Callable[[], None]:
     """Serve ``api`` on ``host:port`` from a daemon thread; returns a function that stops it."""
-    host, port = address.rsplit(":", 1)
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    failure: list[BaseException] = []
-    runner = web.AppRunner(api.app(), access_log=None)
-
-    def main() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, host, int(port)).start())
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-            failure.append(exc)
-            started.set()
-            return
-        started.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-
-    thread = threading.Thread(target=main, name="ingest-api", daemon=True)
-    thread.start()
-    started.wait(30)
-    if failure:
-        raise OSError(f"ingest.http_address {address}: {failure[0]}") from failure[0]
-    log.info("ingest API on http://%s", address)
-
-    def stop() -> None:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
+    _, stop = serve_in_thread(api.app(web_config), address, "ingest.http_address", web_config, name="ingest-api")
+    log.info("ingest API on %s://%s", "https" if web_config is not None and web_config.tls else "http", address)
     return stop

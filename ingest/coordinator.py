@@ -41,6 +41,7 @@ from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ingest.discovery import DiscoveryManager, TargetGroup
+from ingest.rayauth import token_auth_env
 from ingest.scraper import Scraper, serve_own_metrics
 from ingest.target import (
     SELF_JOB,
@@ -88,16 +89,28 @@ ROUND = Histogram("shardmon_coordinator_supervision_duration_seconds", "Time of 
                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 
-def connect_ray(address: str = "local") -> None:
+def connect_ray(address: str = "local", token_file: str | None = None) -> None:
     """Join (or, with ``"local"``, start) the Ray cluster the scrapers run on.
 
     A cluster address is either the head's GCS address (``host:6379``; this machine must then be a node
     of the cluster, as with ``ray start --address``) or a Ray Client address (``ray://host:10001``,
-    from a machine that is no node, as the compose file's ingest container).
+    from a machine that is no node, as the compose file's ingest container). A cluster is joined with
+    Ray's token authentication (:mod:`ingest.rayauth`; ``token_file``: ``ingest.ray_auth_token_file``);
+    a local Ray stays on loopback without it.
     """
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if address == "local":
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    else:
+        env = token_auth_env(token_file)
+        os.environ.update(env)
+        if env:
+            # Ray read its configuration when it was imported: make it see RAY_AUTH_MODE now (as Ray's
+            # own enabling of token auth does).
+            from ray._raylet import Config as _RayConfig
+
+            _RayConfig.initialize("")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict = {"namespace": NAMESPACE, "log_to_driver": False}
     if address == "local":
@@ -200,7 +213,7 @@ class ScrapeCoordinator:
         self._job_targets: dict[str, list[Target]] = {}
         self._sd: DiscoveryManager | None = None
         self.scraper_ids = [f"scraper-{i}" for i in range(scrapers)]
-        self.metrics_address = serve_own_metrics()
+        self.metrics_address = serve_own_metrics("coordinator", config)
         self.version = 0
         self.targets: list | None = None  # None until the first refresh, which always assigns
         self.assignment: dict[str, list] = {}
@@ -667,10 +680,10 @@ def start_coordinator(config: Config):
     return handle
 
 
-def cluster_status(address: str, timeout_s: float = 30.0) -> dict:
+def cluster_status(address: str, timeout_s: float = 30.0, token_file: str | None = None) -> dict:
     """Ask the coordinator running on the Ray cluster at ``address`` where its scrapers are: its
     ``scrapers()``, ``nodes()`` and ``assignments()``. Raises LookupError when no coordinator runs there."""
-    connect_ray(address)
+    connect_ray(address, token_file)
     try:
         try:
             coordinator = ray.get_actor("shardmon-coordinator", namespace=NAMESPACE)

@@ -18,7 +18,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayError
 
-from ingest.api import Coordinator, IngestAPI, serve_in_thread
+from ingest.api import Coordinator, IngestAPI, serve
 from ingest.coordinator import connect_ray, start_coordinator
 from model.config import Config
 from model.errors import ConfigError, QueryUnavailableError, ShardmonError
@@ -48,7 +48,7 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
             stop.set()
 
         signal.signal(signal.SIGHUP, on_sighup)
-    connect_ray(config.ingest.ray_address)
+    connect_ray(config.ingest.ray_address, config.ingest.ray_auth_token_file)
     coordinator = start_coordinator(config)
     log.info("ingest running: %d scrapers", config.ingest.scrapers)
     reload_lock = threading.Lock()
@@ -71,13 +71,13 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
             cause = getattr(exc, "cause", None)
             if isinstance(cause, ShardmonError):  # the coordinator's own answer (e.g. a bound), not Ray's
                 raise cause from exc
-            raise QueryUnavailableError(str(exc)) from exc
+            raise QueryUnavailableError(f"coordinator: {exc}") from exc
 
     def reload_api() -> dict:
         try:
             return reload()
         except RayError as exc:
-            raise QueryUnavailableError(str(exc)) from exc
+            raise QueryUnavailableError(f"coordinator: {exc}") from exc
 
     stop_api = None
     if config.ingest.http_address:
@@ -87,7 +87,7 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
             scale=lambda n: ask(coordinator.set_scrapers.remote(n), 300),
             reload=reload_api,
         )
-        stop_api = serve_in_thread(IngestAPI(api, lambda: running[0]), config.ingest.http_address)
+        stop_api = serve(IngestAPI(api, lambda: running[0]), config.ingest.http_address, config.web_config())
     if ready_file:
         Path(ready_file).write_text("ready\n")
     try:

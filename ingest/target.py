@@ -35,6 +35,7 @@ from ingest.relabel import process as relabel
 from model.config import Config, ScrapeConfig, format_duration_ms, parse_duration_ms
 from model.errors import ConfigError, ShardmonError
 from model.hashing import rendezvous_owner
+from model.httpclient import InternalClient
 from model.labels import Labels
 from model.relabel_config import RelabelConfig
 from model.sd_config import HTTPClientConfig
@@ -274,13 +275,17 @@ SELF_JOB = "shardmon"
 
 def self_targets(config: Config, components: Sequence[tuple[str, str, str]]) -> list[Target]:
     """Targets for Shardmon's own components: ``(component, host:port, metrics path)`` each, scraped
-    as job ``shardmon`` with a ``component`` label, at the global interval."""
+    as job ``shardmon`` with a ``component`` label, at the global interval, as ``internal_client`` says
+    (https with its tls_config, its basic_auth credentials)."""
     g = config.global_
+    client = InternalClient.from_config(config.internal_client)
+    http = client.http_config()
+    options = DEFAULT_OPTIONS if http is None else ScrapeOptions(http=http)
     out = []
     for component, address, path in components:
         labels = Labels.from_dict({"job": SELF_JOB, "instance": address, "component": component})
-        out.append(Target(SELF_JOB, f"http://{address}{path}", labels, g.scrape_interval, g.scrape_timeout or g.scrape_interval,
-                          False, True))
+        out.append(Target(SELF_JOB, f"{client.scheme}://{address}{path}", labels, g.scrape_interval,
+                          g.scrape_timeout or g.scrape_interval, False, True, options))
     return out
 
 

@@ -27,8 +27,9 @@ _TO_STATUS: tuple[tuple[type[errors.ShardmonError], grpc.StatusCode], ...] = (
     (errors.QueryUnavailableError, _C.UNAVAILABLE),
     (errors.InvalidWriteError, _C.INVALID_ARGUMENT),
     (errors.ShardOverloadedError, _C.RESOURCE_EXHAUSTED),
-    (errors.ShardUnavailableError, _C.UNAVAILABLE),
-    (errors.BadRequestError, _C.INVALID_ARGUMENT),
+    (errors.ShardUnavailableError, _C.UNAVAILABLE),  # ShardDataLostError, ShardNotDurableError: retryable
+    (errors.BadRequestError, _C.INVALID_ARGUMENT),  # BodyTooLargeError, RemoteWriteError, PushError too
+    (errors.RegexError, _C.INVALID_ARGUMENT),  # a matcher's regex RE2 rejects
     (errors.PermissionDeniedError, _C.PERMISSION_DENIED),
     (errors.UnauthenticatedError, _C.UNAUTHENTICATED),
     (errors.ConfigError, _C.FAILED_PRECONDITION),
@@ -87,12 +88,13 @@ def status_of(exc: BaseException) -> grpc.StatusCode:
 def error_of(exc: grpc.RpcError, what: str | None = None, api: Api = SHARD_WRITE) -> errors.ShardmonError:
     """Translate a failed call of ``api`` into the error tree. With ``what`` (e.g. ``"shard 1 Write"``)
     the message is ``"<what>: <CODE>: <details>"``; without, the server's details alone (the Query API's
-    messages are written for users, as the HTTP API's)."""
+    messages are written for users, as the HTTP API's), but ``"<CODE>: <details>"`` for a code the API
+    does not expect and for a caller refused (``UNAUTHENTICATED``, ``PERMISSION_DENIED``)."""
     code = exc.code() if hasattr(exc, "code") else _C.UNKNOWN
     detail = exc.details() if hasattr(exc, "details") else str(exc)
     cls = api.errors.get(code, api.other)
     if what:
         return cls(f"{what}: {code.name}: {detail}")
-    if cls is api.other:  # An unexpected code: say which.
+    if cls is api.other or code in _ANY:  # An unexpected code, or the caller refused: say which.
         return cls(f"{code.name}: {detail}")
     return cls(detail)

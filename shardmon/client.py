@@ -30,10 +30,12 @@ import time
 import grpc
 import numpy as np
 
+from model import grpcauth
 from model.grpcstatus import QUERY, error_of
 from model.labels import Labels
 from model.pb import query_pb2, query_pb2_grpc
 from model.samples import F64, I64
+from model.sd_config import BasicAuth, TLSConfig
 from querier.engine import QueryResult, ResultSeries
 
 _TYPES = {
@@ -59,12 +61,25 @@ def result_of(resp: query_pb2.QueryResponse) -> QueryResult:
 
 
 class QueryClient:
-    """Blocking client; raises :class:`~model.errors.ShardmonError` subclasses (see the module docstring)."""
+    """Blocking client; raises :class:`~model.errors.ShardmonError` subclasses (see the module docstring).
 
-    def __init__(self, address: str, timeout_s: float = 120.0) -> None:
+    With a querier behind a web config: ``tls`` (Prometheus's ``tls_config`` fields, e.g.
+    ``TLSConfig(ca_file="ca.crt")``, with ``cert_file``/``key_file`` for mTLS; an empty ``TLSConfig()``
+    trusts the system's CAs) and ``username``/``password`` (or ``basic_auth``, Prometheus's
+    ``basic_auth`` with ``password_file``) sent on every call::
+
+        QueryClient("querier:9191", tls=TLSConfig(ca_file="ca.crt"), username="alice", password="...")
+    """
+
+    def __init__(self, address: str, timeout_s: float = 120.0, *, tls: TLSConfig | None = None,
+                 username: str | None = None, password: str | None = None,
+                 basic_auth: BasicAuth | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 256 << 20)])
+        if username is not None:
+            basic_auth = BasicAuth(username=username, password=password or "")
+        self._channel = grpcauth.channel(address, tls=tls, basic_auth=basic_auth,
+                                         options=[("grpc.max_receive_message_length", 256 << 20)])
         self._stub = query_pb2_grpc.QueryStub(self._channel)
 
     def instant(self, query: str, time_ms: int | None = None) -> QueryResult:

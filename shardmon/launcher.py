@@ -133,6 +133,22 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _password_conf(node, folder: Path) -> list[str]:
+    """For a node with a Redis password: a config file (mode 0600, not the command line, which any
+    local user can read) with ``requirepass``, as redis-server's first argument; else nothing."""
+    password = node.redis_password_value()
+    path = folder / "redis-auth.conf"
+    if password is None:
+        path.unlink(missing_ok=True)
+        return []
+    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(f'requirepass "{quoted}"\n')
+    os.chmod(path, 0o600)
+    return [str(path)]
+
+
 class LocalCluster:
     """Every process of a one-machine cluster, started and stopped together."""
 
@@ -155,12 +171,17 @@ class LocalCluster:
                     continue
                 if redis_bin is None:
                     raise ConfigError("local.start_redis: redis-server is not installed (apt-get install redis-server)")
+                if url.scheme == "rediss":
+                    raise ConfigError(f"local.start_redis: shard {node.id}'s redis_url is rediss://, and shardmon up "
+                                      "does not start Redis with TLS: start that Redis yourself and set "
+                                      "local.start_redis: false")
                 d = self.data_dir / f"redis-{node.id}"
                 d.mkdir(parents=True, exist_ok=True)
+                fsync = config.shards.wal_appendfsync
+                aof = ["--appendonly", "no"] if fsync == "off" else ["--appendonly", "yes", "--appendfsync", fsync]
                 argv = [
-                    redis_bin, "--port", str(url.port or 6379), "--bind", "127.0.0.1", "--dir", str(d),
-                    "--appendonly", "yes", "--appendfsync", config.shards.wal_appendfsync, "--save", "",
-                    "--daemonize", "no", "--protected-mode", "yes",
+                    redis_bin, *_password_conf(node, d), "--port", str(url.port or 6379), "--bind", "127.0.0.1",
+                    "--dir", str(d), *aof, "--save", "", "--daemonize", "no", "--protected-mode", "yes",
                 ]
                 self.redis.append(Child(f"redis-{node.id}", argv, logs / f"redis-{node.id}.log", ("127.0.0.1", url.port or 6379)))
         self.demo = (

@@ -53,9 +53,9 @@ class LocalShards:
         return self
 
     def clients(self):
-        from shards.client import ShardClient
+        from shards.client import ShardClient, ShardConnection
 
-        return [ShardClient(n.id, n.address) for n in self.config.shards.nodes]
+        return [ShardClient(n.id, n.address, ShardConnection.of(self.config)) for n in self.config.shards.nodes]
 
     def stop(self) -> None:
         for child in reversed(self.children):

@@ -7,14 +7,17 @@ threads (the querier's fan-out). Both translate failed calls into the error tree
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import grpc
 import numpy as np
 
+from model import grpcauth
 from model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
 from model.labels import Labels, Matcher, MatchType
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from model.samples import SampleBatch
+from model.sd_config import BasicAuth, TLSConfig
 from model.storage import Series
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -32,6 +35,23 @@ _PB_MATCH = {
     MatchType.RE: types_pb2.Matcher.RE,
     MatchType.NRE: types_pb2.Matcher.NRE,
 }
+
+
+class ShardConnection(NamedTuple):
+    """How to reach the shards: TLS (``shards.tls``, else ``internal_client.tls_config``; None: plain gRPC)
+    and the credentials sent on every call (``internal_client.basic_auth``)."""
+
+    tls: TLSConfig | None = None
+    basic_auth: BasicAuth | None = None
+
+    @classmethod
+    def of(cls, config) -> ShardConnection:
+        """From a :class:`model.config.Config`."""
+        return cls(config.shard_tls(), config.internal_client.basic_auth)
+
+
+#: Plain gRPC without credentials (no web config).
+PLAIN = ShardConnection()
 
 
 def matchers_to_pb(matchers: Sequence[Matcher]) -> list[types_pb2.Matcher]:
@@ -70,10 +90,11 @@ def series_of_frame(frame: shard_pb2.SeriesFrame) -> list[Series]:
 class AsyncShardClient:
     """Writes to one shard from asyncio code."""
 
-    def __init__(self, shard_id: int, address: str) -> None:
+    def __init__(self, shard_id: int, address: str, conn: ShardConnection = PLAIN) -> None:
         self.shard_id = shard_id
         self.address = address
-        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._channel = grpcauth.channel(address, tls=conn.tls, basic_auth=conn.basic_auth,
+                                         options=_CHANNEL_OPTIONS, aio=True)
         self._stub = shard_pb2_grpc.ShardStub(self._channel)
 
     async def write(self, batch_id: str, samples: types_pb2.SampleColumns, timeout_s: float,
@@ -93,10 +114,10 @@ class AsyncShardClient:
 class ShardClient:
     """Reads from (and, for tools and tests, writes to) one shard; thread-safe, blocking."""
 
-    def __init__(self, shard_id: int, address: str) -> None:
+    def __init__(self, shard_id: int, address: str, conn: ShardConnection = PLAIN) -> None:
         self.shard_id = shard_id
         self.address = address
-        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._channel = grpcauth.channel(address, tls=conn.tls, basic_auth=conn.basic_auth, options=_CHANNEL_OPTIONS)
         self._stub = shard_pb2_grpc.ShardStub(self._channel)
 
     def _what(self, method: str) -> str:
@@ -130,6 +151,17 @@ class ShardClient:
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("Series"), SHARD_READ) from exc
         return out
+
+    def series_batches(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+                       timeout_s: float = 600.0) -> list[SampleBatch]:
+        """The Series answer as it comes, one :class:`SampleBatch` per frame (series ids, labels and
+        samples in columns), for copying data between shards (``--rebuild-from-replicas``)."""
+        req = shard_pb2.SeriesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))
+        try:
+            return [SampleBatch.from_pb(frame.series) for frame in self._stub.Series(req, timeout=timeout_s)
+                    if frame.series.series_ids]
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("Series"), SHARD_READ) from exc
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0) -> list[str]:
         req = shard_pb2.LabelNamesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))

@@ -20,9 +20,9 @@ from collections.abc import Callable, Sequence
 import aiohttp
 
 from ingest.discovery import TargetGroup, groups_with_meta, parse_groups
-from ingest.discovery.httpclient import ClientSettings
 from ingest.discovery.metrics import HTTP_FAILURES
 from model.errors import DiscoveryError
+from model.httpclient import ClientSettings
 from model.sd_config import HTTPSDConfig
 
 log = logging.getLogger(__name__)

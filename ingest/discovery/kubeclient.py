@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import yaml
 
-from ingest.discovery.httpclient import ClientSettings, basic_auth_value, read_secret_file, ssl_context
 from ingest.discovery.metrics import KUBERNETES_EVENTS, KUBERNETES_FAILURES
 from model.errors import ConfigError, DiscoveryError
+from model.httpclient import ClientSettings, basic_auth_value, read_secret_file, ssl_context
 from model.sd_config import KubernetesSDConfig, TLSConfig
 
 log = logging.getLogger(__name__)

@@ -32,7 +32,14 @@ CASES = [
       (QUERY, errors.QueryUnavailableError)]),
     (errors.ShardUnavailableError("redis down"), C.UNAVAILABLE,
      [(SHARD_WRITE, errors.ShardUnavailableError), (SHARD_READ, errors.ShardUnavailableError)]),
-    (errors.BadRequestError("body too large"), C.INVALID_ARGUMENT, [(SHARD_WRITE, errors.InvalidWriteError)]),
+    (errors.BadRequestError("bad body"), C.INVALID_ARGUMENT, [(SHARD_WRITE, errors.InvalidWriteError)]),
+    (errors.BodyTooLargeError("body too large", size=2, limit=1, field="receiver.max_decoded_body_bytes",
+                              decoded=True), C.INVALID_ARGUMENT, [(SHARD_WRITE, errors.InvalidWriteError)]),
+    (errors.RegexError('invalid regex "(": missing )', pattern="(", reason="missing )"), C.INVALID_ARGUMENT,
+     [(SHARD_READ, errors.BadQueryError), (QUERY, errors.BadQueryError)]),
+    (errors.ShardDataLostError("shard 0: its Redis lost data"), C.UNAVAILABLE,
+     [(SHARD_WRITE, errors.ShardUnavailableError), (SHARD_READ, errors.ShardUnavailableError)]),
+    (errors.ShardNotDurableError("shard 0: no AOF"), C.UNAVAILABLE, [(SHARD_WRITE, errors.ShardUnavailableError)]),
     (errors.PermissionDeniedError("admin APIs disabled"), C.PERMISSION_DENIED,
      [(SHARD_WRITE, errors.PermissionDeniedError), (SHARD_READ, errors.PermissionDeniedError),
       (QUERY, errors.PermissionDeniedError)]),
@@ -101,12 +108,14 @@ def test_retryable_statuses_are_retryable_errors_for_a_writer(channel):
 
 
 def test_every_error_class_that_crosses_an_edge_has_a_status():
-    crossing = [errors.BadRequestError, errors.PermissionDeniedError, errors.UnauthenticatedError,
-                errors.ConfigError, errors.BadQueryError, errors.QueryExecutionError, errors.QueryTimeoutError,
+    crossing = [errors.BadRequestError, errors.RemoteWriteError, errors.PushError, errors.PushGroupsLimitError,
+                errors.PermissionDeniedError, errors.UnauthenticatedError, errors.ConfigError, errors.BadQueryError, errors.QueryExecutionError, errors.QueryTimeoutError,
                 errors.QueryUnavailableError, errors.InvalidWriteError, errors.ShardUnavailableError,
-                errors.ShardOverloadedError]
+                errors.ShardOverloadedError, errors.ShardDataLostError, errors.ShardNotDurableError]
     for cls in crossing:
         assert status_of(cls("x")) is not C.INTERNAL, cls
+    assert status_of(errors.RegexError("x", pattern="(", reason="y")) is C.INVALID_ARGUMENT
+    assert status_of(errors.BodyTooLargeError("x", size=2, limit=1, field="f", decoded=False)) is C.INVALID_ARGUMENT
 
 
 # Exceptions outside the tree on purpose (see model/errors.py's docstring): the command-line tools' own.

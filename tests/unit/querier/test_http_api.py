@@ -64,8 +64,7 @@ def _storage() -> MemoryStorage:
 def _run(coro_fn):
     async def main():
         st = _storage()
-        app = web.Application()
-        PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).routes(app)
+        app = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).app()
         async with TestClient(TestServer(app)) as client:
             return await coro_fn(client)
 
@@ -180,8 +179,7 @@ def test_a_result_without_a_shard_is_flagged_partial_and_a_whole_one_is_not():
     async def main(partial):
         st = _storage()
         queried = OneShardDown(st) if partial else st
-        app = web.Application()
-        PrometheusAPI(Engine(queried), queried, default_timeout_ms=10_000).routes(app)
+        app = PrometheusAPI(Engine(queried), queried, default_timeout_ms=10_000).app()
         async with TestClient(TestServer(app)) as client:
             return await _get(client, "/api/v1/query", query="up", time="600")
 
@@ -214,11 +212,9 @@ def test_targets_are_answered_by_the_ingest_service_and_passed_through():
         ingest.router.add_get("/api/v1/targets", ingest_targets)
         async with TestServer(ingest) as fake_ingest:
             st = _storage()
-            app = web.Application()
-            PrometheusAPI(Engine(st), st, default_timeout_ms=10_000,
-                          ingest_api=f"127.0.0.1:{fake_ingest.port}").routes(app)
-            bare = web.Application()
-            PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).routes(bare)
+            app = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000,
+                                ingest_api=f"127.0.0.1:{fake_ingest.port}").app()
+            bare = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).app()
             async with TestClient(TestServer(app)) as client, TestClient(TestServer(bare)) as unconfigured:
                 return seen, await _get(client, "/api/v1/targets", state="active"), \
                     await _get(unconfigured, "/api/v1/targets")
