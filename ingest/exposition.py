@@ -449,7 +449,7 @@ class _Body:
         slow = []
         for line, b, e in zip(where.tolist(), begin.tolist(), end.tolist()):
             token = self.body[b:e]
-            if token.isdigit() and int(token) <= _INT64_MAX:
+            if token.isdigit() and _fits_int64(token):
                 self.stamps[line] = int(token)
             else:
                 slow.append(line)
@@ -652,6 +652,12 @@ def _raise_label_error(line: bytes, pos: int) -> NoReturn:
     raise _LineError(f"expected label value for {_q(word)}, got {_got(line, pos)}")
 
 
+def _fits_int64(digits: bytes) -> bool:
+    """Whether a string of ASCII digits is at most int64's maximum (never converting thousands of digits:
+    Python refuses ints of over 4,300 digits, and converting them is quadratic)."""
+    return len(digits.lstrip(b"0")) <= 19 and int(digits) <= _INT64_MAX
+
+
 def _parse_timestamp(line: bytes, pos: int) -> int:
     """Parse what follows the value: nothing, or whitespace and an int64 of milliseconds."""
     after = _WS.match(line, pos).end()
@@ -662,7 +668,7 @@ def _parse_timestamp(line: bytes, pos: int) -> int:
     token = _STAMP_WORD.match(line, after).group()
     if not token.isdigit():
         raise _LineError(f"invalid timestamp {_q(token)}")
-    if int(token) > _INT64_MAX:
+    if not _fits_int64(token):
         raise _LineError(f"timestamp {_q(token)} out of range")
     rest = _WS.match(line, after + len(token)).end()
     if rest != len(line):

@@ -18,7 +18,9 @@
   ``/metrics`` exposes the pushed groups for a scrape job with ``honor_labels: true``. Pushes are
   parsed on threads; groups are persisted at most every ``receiver.persistence_interval`` after a
   change and at a clean shutdown (SIGTERM, SIGINT), a push creating a group beyond
-  ``receiver.max_push_groups`` is a 400.
+  ``receiver.max_push_groups`` is a 400. Its admin endpoint ``PUT /api/v1/admin/wipe`` answers 403
+  (Prometheus's JSON for a disabled admin API) unless ``web.enable_admin_api`` (the Pushgateway's
+  ``--web.enable-admin-api``).
 
 Every request refused as a whole is counted in ``shardmon_receiver_refused_requests_total`` by handler
 and reason, every series left out of a remote write in ``shardmon_receiver_refused_series_total``.
@@ -39,8 +41,16 @@ from ingest import remote_write
 from ingest.forwarder import Forwarder
 from ingest.pushgateway import PushStore, grouping_key
 from model.config import Config
-from model.errors import BodyTooLargeError, ConfigError, PushError, RemoteWriteError, ShardmonError, ShardOverloadedError
-from model.httpserver import http_status_of, listen, make_app, text_error
+from model.errors import (
+    BodyTooLargeError,
+    ConfigError,
+    PermissionDeniedError,
+    PushError,
+    RemoteWriteError,
+    ShardmonError,
+    ShardOverloadedError,
+)
+from model.httpserver import http_status_of, listen, make_app, prometheus_error, text_error
 from model.lifecycle import wait_until_stopped
 from model.webconfig import WebConfig
 from shards.client import ShardConnection
@@ -77,6 +87,9 @@ DECODE_THREADS = 2
 #: How often the persistence loop looks for changed groups.
 _PERSIST_POLL_S = 0.1
 
+#: What the push API's wipe answers when the admin API is off (Prometheus's words, and the field).
+ADMIN_DISABLED = "admin APIs disabled (set web.enable_admin_api: true to enable them)"
+
 
 def _observed(handler: str):
     def wrap(fn):
@@ -108,6 +121,7 @@ class Receiver:
     def __init__(self, config: Config, forwarder: Forwarder, store: PushStore) -> None:
         assert config.receiver is not None
         self.cfg = config.receiver
+        self.enable_admin_api = config.web.enable_admin_api
         self.forwarder = forwarder
         self.store = store
         self._writes = 0
@@ -228,7 +242,11 @@ class Receiver:
                       "persistence.interval": _go_duration(self.cfg.persistence_interval)},
         }})
 
+    @_observed("wipe")
     async def wipe(self, request: web.Request) -> web.Response:
+        if not self.enable_admin_api:
+            # 403 with Prometheus's JSON for its disabled admin API (errorType "unavailable"), naming the field.
+            raise PermissionDeniedError(ADMIN_DISABLED)
         await asyncio.to_thread(self.store.wipe)
         PUSH_GROUPS.set(0)
         return web.Response(status=202)
@@ -244,7 +262,7 @@ class Receiver:
         return app
 
     def pushgateway_app(self, web_config: WebConfig | None = None) -> web.Application:
-        app = make_app("receiver", web_config, render_error=text_error, client_max_size=64 << 20)
+        app = make_app("receiver", web_config, render_error=_push_error, client_max_size=64 << 20)
         for method in ("PUT", "POST", "DELETE"):
             app.router.add_route(method, "/metrics/{tail:job.*}", self.push)
         app.router.add_get("/metrics", self.pushed_metrics)
@@ -253,6 +271,13 @@ class Receiver:
         app.router.add_put("/api/v1/admin/wipe", self.wipe)
         _health(app)
         return app
+
+
+def _push_error(exc: ShardmonError, status: int) -> web.Response:
+    """The push API's errors: plain text, as the Pushgateway's; its admin API's refusal is Prometheus's JSON."""
+    if isinstance(exc, PermissionDeniedError):
+        return prometheus_error(exc, status)
+    return text_error(exc, status)
 
 
 def _go_duration(ms: int) -> str:

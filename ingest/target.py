@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 from ingest.relabel import process as relabel
 from model.config import Config, ScrapeConfig, format_duration_ms, parse_duration_ms
-from model.errors import ConfigError
+from model.errors import ConfigError, ShardmonError
 from model.hashing import rendezvous_owner
 from model.httpclient import InternalClient
 from model.labels import Labels
@@ -93,7 +93,7 @@ class Target(NamedTuple):
         return self.labels.get("instance")
 
 
-class TargetError(ValueError):
+class TargetError(ShardmonError, ValueError):
     """A target Prometheus would not create (Prometheus logs it and skips the target)."""
 
 
@@ -295,4 +295,6 @@ def static_components(config: Config) -> list[tuple[str, str, str]]:
     out.append(("querier", config.querier.http_address, "/metrics"))
     if config.receiver is not None:
         out.append(("receiver", config.receiver.http_address, "/metrics"))
+    if config.ingest.http_address:  # the ingest service's API (its driver process)
+        out.append(("ingest", config.ingest.http_address, "/metrics"))
     return out

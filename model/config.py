@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -337,7 +338,6 @@ class ShardsConfig(_Model):
         description="Samples more than this far ahead of the shard's clock are refused (reason "
         "too_far_in_future) in every write path, as Mimir's creation grace period; default 10m.",
     )
-    allow_reset: bool = Field(False, description="Accept the Reset RPC that deletes all data (tests only).")
     retention_time: Duration | None = Field(
         None,
         description="Delete blocks whose end is this much older than the newest block's end, or than the shard's "
@@ -370,6 +370,14 @@ class ShardsConfig(_Model):
         "cert_file, key_file, server_name; insecure_skip_verify is refused, gRPC cannot skip verification). "
         "Required when web_config_file turns TLS on; unset, internal_client.tls_config is used.",
     )
+    allow_reset: None = Field(
+        None, exclude=True, description="Removed: the Reset RPC is part of the admin API (web.enable_admin_api)."
+    )
+
+    @field_validator("allow_reset", mode="before")
+    @classmethod
+    def _removed(cls, v: Any) -> None:
+        raise ValueError("removed; the Reset RPC is part of the admin API now: set web.enable_admin_api: true")
 
     @field_validator("tls")
     @classmethod
@@ -424,7 +432,13 @@ class ShardsConfig(_Model):
 
 
 class IngestConfig(_Model):
-    scrapers: int = Field(2, ge=1, description="Number of scraper actors.")
+    # Before `scrapers`, whose check reads it.
+    max_scrapers: int = Field(
+        64, ge=1,
+        description="Most scrapers the ingest service runs: bounds ingest.scrapers and runtime scaling "
+        "(POST /api/v1/scrapers, `shardmon scale`), so that one request cannot ask Ray for thousands of actors.",
+    )
+    scrapers: int = Field(2, ge=1, description="Number of scraper actors (at most max_scrapers).")
     ray_address: str = Field("local", description='"local" starts a Ray of its own; else a cluster address.')
     http_address: str | None = Field(
         None,
@@ -451,6 +465,14 @@ class IngestConfig(_Model):
         "when the file does not exist. Unset: Ray's own sources (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, "
         "~/.ray/auth_token).",
     )
+
+    @field_validator("scrapers")
+    @classmethod
+    def _bounded(cls, v: int, info: ValidationInfo) -> int:
+        bound = info.data.get("max_scrapers")
+        if bound is not None and v > bound:
+            raise ValueError(f"{v} is more than ingest.max_scrapers ({bound})")
+        return v
 
 
 class QuerierConfig(_Model):
@@ -540,6 +562,29 @@ class LocalConfig(_Model):
     data_dir: str = Field(".shardmon", description="Folder for Redis data and logs.")
     start_redis: bool = Field(True, description="Start a redis-server for every shard's loopback redis_url.")
     demo_targets: list[str] = Field(default_factory=list, description="host:port of built-in demo targets to serve.")
+    stop_grace_period: Duration = Field(
+        15_000,
+        description="How long `shardmon up`, stopping, lets a child exit after SIGTERM before it kills it "
+        "(SIGKILL). Children stop in three stages (ingest and receiver; querier, shards and demo targets; "
+        "Redis), each stage's children at once, so stopping takes at most three of these.",
+    )
+
+
+class WebAPIConfig(_Model):
+    """Which state-changing HTTP and gRPC endpoints are served, as Prometheus's ``--web.*`` flags."""
+
+    enable_lifecycle: bool = Field(
+        False,
+        description="Serve the lifecycle endpoints (Prometheus's --web.enable-lifecycle): POST/PUT /-/reload and "
+        "POST/PUT /api/v1/scrapers (scaling) on ingest.http_address. When false they answer 403; SIGHUP still "
+        "reloads.",
+    )
+    enable_admin_api: bool = Field(
+        False,
+        description="Serve the admin endpoints (Prometheus's --web.enable-admin-api): the push API's "
+        "PUT /api/v1/admin/wipe and the shards' Flush and Reset RPCs. When false they answer 403 "
+        "(gRPC PERMISSION_DENIED).",
+    )
 
 
 class Config(_Model):
@@ -552,6 +597,7 @@ class Config(_Model):
     querier: QuerierConfig = Field(default_factory=QuerierConfig)
     receiver: ReceiverConfig | None = Field(None, description="Run a receiver (remote_write, push API).")
     local: LocalConfig = Field(default_factory=LocalConfig)
+    web: WebAPIConfig = Field(default_factory=WebAPIConfig, description="Lifecycle and admin endpoints (off by default).")
     web_config_file: str | None = Field(
         None,
         description="A file in the format of Prometheus's --web.config.file (tls_server_config, http_server_config, "

@@ -29,7 +29,8 @@ from collections.abc import Sequence
 
 import grpc
 
-from model.errors import ConfigError
+from model.errors import ConfigError, UnauthenticatedError
+from model.grpcstatus import status_of
 from model.httpclient import authorization_from_config
 from model.httpserver import auth_failures, verifier_of
 from model.sd_config import BasicAuth, HTTPClientConfig, TLSConfig
@@ -79,8 +80,10 @@ def add_port(server, address: str, web_config: WebConfig | None, field: str) -> 
 def _deny(handler: grpc.RpcMethodHandler, message: str) -> grpc.RpcMethodHandler:
     """A handler of the same kind as ``handler`` that ends every call UNAUTHENTICATED."""
 
+    error = UnauthenticatedError(message)
+
     async def abort(request_or_iterator, context):
-        await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
+        await context.abort(status_of(error), str(error))  # UNAUTHENTICATED, by the one status table
 
     kind = (handler.request_streaming, handler.response_streaming)
     make = {

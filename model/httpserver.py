@@ -36,9 +36,11 @@ from model.errors import (
     ConfigError,
     ExpositionError,
     InvalidWriteError,
+    PermissionDeniedError,
     QueryError,
     ShardmonError,
     ShardOverloadedError,
+    UnauthenticatedError,
 )
 from model.webconfig import BasicAuthVerifier, WebConfig, server_ssl_context
 
@@ -79,12 +81,17 @@ def verifier_of(web_config: WebConfig) -> BasicAuthVerifier:
 
 def http_status_of(exc: ShardmonError) -> int:
     """The HTTP status of an error: a query error's Prometheus status; 400 for input that can never be
-    accepted; 429 for an overloaded shard and 503 for anything else retryable (clients retry both);
-    500 otherwise."""
+    accepted (413 for a body too large); 403 for an API the configuration leaves off, 401 for missing or
+    wrong credentials; 429 for an overloaded shard and 503 for anything else retryable (clients retry
+    both); 500 otherwise."""
     if isinstance(exc, QueryError):
         return QUERY_STATUS.get(exc.error_type, 500)
     if isinstance(exc, BodyTooLargeError):
         return 413
+    if isinstance(exc, PermissionDeniedError):
+        return 403
+    if isinstance(exc, UnauthenticatedError):
+        return 401
     if isinstance(exc, (BadRequestError, ConfigError, ExpositionError, InvalidWriteError)):
         return 400
     if isinstance(exc, ShardOverloadedError):
@@ -95,9 +102,12 @@ def http_status_of(exc: ShardmonError) -> int:
 
 
 def error_type_of(exc: ShardmonError) -> str:
-    """Prometheus's ``errorType`` of an error."""
+    """Prometheus's ``errorType`` of an error (a disabled admin or lifecycle API: ``unavailable``, as
+    Prometheus's disabled admin API says)."""
     if isinstance(exc, QueryError):
         return exc.error_type
+    if isinstance(exc, PermissionDeniedError):
+        return "unavailable"
     if isinstance(exc, (BadRequestError, ConfigError, ExpositionError, InvalidWriteError)):
         return "bad_data"
     if exc.retryable:

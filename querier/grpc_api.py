@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 
-import grpc
 import numpy as np
 
 from model import errors
@@ -72,7 +71,7 @@ class QueryService(query_pb2_grpc.QueryServicer):
         except Exception as exc:  # noqa: BLE001 - a bug becomes INTERNAL, logged with its trace.
             outcome = "internal"
             log.exception("query failed")
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+            await context.abort(status_of(exc), f"internal error: {exc}")
         finally:
             metrics.IN_FLIGHT.dec()
             metrics.QUERIES.labels("grpc", kind, outcome).inc()
@@ -88,9 +87,13 @@ class QueryService(query_pb2_grpc.QueryServicer):
         try:
             return await asyncio.wait_for(loop.run_in_executor(None, fn), self.default_timeout_ms / 1000)
         except asyncio.TimeoutError:
-            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "lookup timed out")
+            timeout = errors.QueryTimeoutError("lookup timed out")
+            await context.abort(status_of(timeout), str(timeout))
         except errors.ShardmonError as exc:
             await context.abort(status_of(exc), str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug becomes INTERNAL, logged with its trace.
+            log.exception("lookup failed")
+            await context.abort(status_of(exc), f"internal error: {exc}")
 
     async def Series(self, request, context):
         labels, warnings = await self._lookup(

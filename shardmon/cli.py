@@ -35,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 from model.config import Config, load_config, parse_config, redacted_url
-from model.errors import ConfigError, QueryError
+from model.errors import ConfigError, ShardmonError, UnauthenticatedError
 
 DEFAULT_CONFIG = "default.yml"
 
@@ -129,17 +129,15 @@ def _logging(verbose: bool = False) -> None:
 
 
 def cmd_up(args, config: Config) -> int:
-    from shardmon.launcher import LocalCluster
+    from shardmon.launcher import Interrupted, LocalCluster
 
     web = config.web_config()  # a bad web config stops us here, before anything starts
     scheme = "https" if web is not None and web.tls else "http"
     curl = "curl" + (" --cacert CA" if scheme == "https" else "") + (" -u USER" if web is not None and web.auth else "")
     cluster = LocalCluster(config, args.config)
-    stopping = False
 
-    def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
+    def on_signal(signum, frame):  # no I/O here: the main thread may be printing
+        cluster.request_stop()  # the first: stop in stages; the next: kill the rest at once
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -154,19 +152,23 @@ def cmd_up(args, config: Config) -> int:
             f"  {curl} '{scheme}://{q.http_address}/api/v1/query?query=up'   (Prometheus HTTP API; "
             f"Grafana: {scheme}://{q.http_address})\n"
             f"  gRPC Query API on {q.grpc_address}\n"
-            f"Ctrl-C stops everything.\n",
+            f"Ctrl-C stops everything (a second Ctrl-C kills at once).\n",
             flush=True,
         )
-        while not stopping:
+        while not cluster.stop_requested:
             time.sleep(0.5)
             cluster.supervise_once()
+    except Interrupted as exc:
+        print(f"shardmon up: {exc}", file=sys.stderr)
+        return_code = 130
     except RuntimeError as exc:
         print(f"shardmon up: {exc}", file=sys.stderr)
         return_code = 1
     else:
         return_code = 0
     finally:
-        print("\nStopping Shardmon...", flush=True)
+        print(f"\nStopping Shardmon (children that do not exit within "
+              f"{config.local.stop_grace_period / 1000:g}s of SIGTERM are killed)...", flush=True)
         cluster.stop()
     return return_code
 
@@ -202,13 +204,17 @@ def cmd_query(args, config: Config) -> int:
         with QueryClient(config.querier.grpc_address, timeout_s=config.querier.query_timeout / 1000,
                          tls=conn.tls, basic_auth=conn.basic_auth) as client:
             res = client.instant(args.expr, t)
-    except QueryError as exc:
+    except ShardmonError as exc:  # a QueryError, or the querier refusing the caller
+        error_type = getattr(exc, "error_type", "unavailable" if exc.retryable else "error")
+        if isinstance(exc, UnauthenticatedError):
+            exc = UnauthenticatedError(f"{exc} (give the querier's credentials: internal_client.basic_auth in the "
+                                       "configuration, --username/--password-file or --http.config.file)")
         if args.json:
             import json
 
-            print(json.dumps({"status": "error", "errorType": exc.error_type, "error": str(exc)}))
+            print(json.dumps({"status": "error", "errorType": error_type, "error": str(exc)}))
         else:
-            print(f"shardmon query: {exc.error_type}: {exc}", file=sys.stderr)
+            print(f"shardmon query: {error_type}: {exc}", file=sys.stderr)
         return 1
     if args.json:
         import json
@@ -478,11 +484,14 @@ def _ingest_api(args, config: Config, path: str, data: dict | None = None) -> di
         if exc.code == 401:
             raise UsageError(f"{url}: 401 Unauthorized (give the listeners' credentials: internal_client.basic_auth "
                              "in the configuration, --username/--password-file or --http.config.file)") from None
+        text = exc.read().decode("utf-8", "replace").strip()
         try:
-            answer = json.loads(exc.read() or b"{}")
-        except ValueError:
-            answer = {}
-        raise UsageError(f"{url}: {answer.get('error', exc)}") from None
+            message = json.loads(text).get("error", text)
+        except (ValueError, AttributeError):
+            message = text  # /-/reload answers plain text, as Prometheus's
+        if exc.code == 403 and "web.enable_lifecycle" not in message:
+            message += " (the ingest service runs with web.enable_lifecycle: false)"
+        raise UsageError(f"{url}: refused with HTTP {exc.code}: {message or exc.reason}") from None
     except OSError as exc:
         raise UsageError(f"the ingest service does not answer at {url}: {exc}") from None
 

@@ -13,7 +13,7 @@ import grpc
 import numpy as np
 
 from model import grpcauth
-from model.grpcstatus import error_of
+from model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
 from model.labels import Labels, Matcher, MatchType
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from model.samples import SampleBatch
@@ -105,7 +105,7 @@ class AsyncShardClient:
                 shard_pb2.WriteRequest(batch_id=batch_id, samples=samples, metadata=metadata), timeout=timeout_s
             )
         except grpc.RpcError as exc:
-            raise error_of(exc, f"shard {self.shard_id} ({self.address}) Write") from exc
+            raise error_of(exc, f"shard {self.shard_id} ({self.address}) Write", SHARD_WRITE) from exc
 
     async def close(self) -> None:
         await self._channel.close()
@@ -130,7 +130,7 @@ class ShardClient:
             req = shard_pb2.WriteRequest(batch_id=batch_id, samples=batch.to_pb(), backfill=backfill)
             return self._stub.Write(req, timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Write")) from exc
+            raise error_of(exc, self._what("Write"), SHARD_WRITE) from exc
 
     def series(
         self,
@@ -149,7 +149,7 @@ class ShardClient:
             for frame in self._stub.Series(req, timeout=timeout_s):
                 out.extend(series_of_frame(frame))
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Series")) from exc
+            raise error_of(exc, self._what("Series"), SHARD_READ) from exc
         return out
 
     def series_batches(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
@@ -161,14 +161,14 @@ class ShardClient:
             return [SampleBatch.from_pb(frame.series) for frame in self._stub.Series(req, timeout=timeout_s)
                     if frame.series.series_ids]
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Series")) from exc
+            raise error_of(exc, self._what("Series"), SHARD_READ) from exc
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0) -> list[str]:
         req = shard_pb2.LabelNamesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))
         try:
             return list(self._stub.LabelNames(req, timeout=timeout_s).names)
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("LabelNames")) from exc
+            raise error_of(exc, self._what("LabelNames"), SHARD_READ) from exc
 
     def label_values(
         self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0
@@ -179,29 +179,31 @@ class ShardClient:
         try:
             return list(self._stub.LabelValues(req, timeout=timeout_s).values)
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("LabelValues")) from exc
+            raise error_of(exc, self._what("LabelValues"), SHARD_READ) from exc
 
     def flush(self, timeout_s: float = 300.0) -> int:
-        """Move the shard's head into blocks; returns how many blocks were written."""
+        """Move the shard's head into blocks; returns how many blocks were written. An admin RPC:
+        :class:`~model.errors.PermissionDeniedError` unless the shard runs with ``web.enable_admin_api``."""
         try:
             return self._stub.Flush(shard_pb2.FlushRequest(), timeout=timeout_s).blocks_written
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Flush")) from exc
+            raise error_of(exc, self._what("Flush"), SHARD_WRITE) from exc
 
     def metadata(self, metric: str = "", limit: int = 0, timeout_s: float = 30.0) -> list[tuple[str, str, str, str]]:
         """(family, type, help, unit) the shard has seen."""
         try:
             resp = self._stub.Metadata(shard_pb2.MetadataRequest(metric=metric, limit=limit), timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Metadata")) from exc
+            raise error_of(exc, self._what("Metadata"), SHARD_READ) from exc
         return [(m.metric_family_name, m.type, m.help, m.unit) for m in resp.metadata]
 
     def reset(self, timeout_s: float = 60.0) -> None:
-        """Delete everything the shard holds (tests only; the shard must allow it)."""
+        """Delete everything the shard holds (tests and tools). An admin RPC:
+        :class:`~model.errors.PermissionDeniedError` unless the shard runs with ``web.enable_admin_api``."""
         try:
             self._stub.Reset(shard_pb2.ResetRequest(), timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Reset")) from exc
+            raise error_of(exc, self._what("Reset"), SHARD_WRITE) from exc
 
     def close(self) -> None:
         self._channel.close()

@@ -50,6 +50,10 @@ COMPACTION_DURATION = Histogram(
 )
 WAL_ENTRIES = Gauge("shardmon_shard_wal_entries", "Entries in the WAL stream not yet covered by blocks.")
 REPLAY_SECONDS = Gauge("shardmon_shard_replay_duration_seconds", "Time the last start-up took to recover.")
+ADMIN_REFUSED = Counter(
+    "shardmon_shard_admin_requests_refused_total",
+    "Admin RPCs (Flush, Reset) refused because web.enable_admin_api is false, by RPC.", ["rpc"],
+)
 SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total", "Series (read) requests, by outcome.", ["outcome"])
 SAMPLES_BACKFILLED = Counter("shardmon_shard_samples_backfilled_total", "Samples written straight into blocks by backfill.")
 REDIS_DATA_LOST = Gauge(
@@ -79,6 +83,8 @@ SERIES_REQUEST_DURATION = Histogram(
 # Every reason is exposed from the start (at 0), so rates and alerts need no "absent" special case.
 for _reason in ("time", "size"):
     RETENTION_DELETIONS.labels(_reason)
+for _rpc in ("Flush", "Reset"):
+    ADMIN_REFUSED.labels(_rpc)
 for _reason in ("out_of_bounds", "out_of_order", "duplicate_timestamp", "series_limit", "metric_series_limit",
                 "too_far_in_future"):
     SAMPLES_REJECTED.labels(_reason)

@@ -76,10 +76,20 @@ def frames_of(db: ShardDB, sel: Selection) -> Iterator[shard_pb2.SeriesFrame]:
         first = last
 
 
+#: What a disabled admin RPC answers (PERMISSION_DENIED): Prometheus's words, and the field that turns it on.
+ADMIN_DISABLED = "admin APIs disabled (set web.enable_admin_api: true to enable {rpc})"
+
+
 class ShardService(shard_pb2_grpc.ShardServicer):
-    def __init__(self, db: ShardDB, *, allow_reset: bool = False) -> None:
+    def __init__(self, db: ShardDB, *, enable_admin_api: bool = False) -> None:
         self.db = db
-        self.allow_reset = allow_reset
+        #: Flush and Reset change what the shard holds: off unless ``web.enable_admin_api``.
+        self.enable_admin_api = enable_admin_api
+
+    def _admin(self, rpc: str) -> None:
+        if not self.enable_admin_api:
+            metrics.ADMIN_REFUSED.labels(rpc).inc()
+            raise errors.PermissionDeniedError(ADMIN_DISABLED.format(rpc=rpc))
 
     async def _fail(self, context, exc: Exception, what: str):
         code = status_of(exc)
@@ -166,6 +176,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         # The head into blocks, then the maintenance the periodic task would do next (retention and
         # compaction), so that block sizes measured after a Flush are the settled ones.
         try:
+            self._admin("Flush")
             n = await self.db.flush()
             await self.db.maintain()
         except Exception as exc:  # noqa: BLE001
@@ -175,16 +186,18 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
 
     async def Metadata(self, request, context):
-        entries = self.db.metadata_of(request.metric, request.limit)
+        try:
+            entries = self.db.metadata_of(request.metric, request.limit)
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc, "Metadata")
+            return
         return shard_pb2.MetadataResponse(metadata=[
             types_pb2.MetricMetadata(metric_family_name=n, type=t, help=h, unit=u) for n, t, h, u in entries
         ])
 
     async def Reset(self, request, context):
-        if not self.allow_reset:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "Reset is disabled (shards.allow_reset is false)")
-            return
         try:
+            self._admin("Reset")
             await self.db.reset()
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc, "Reset")
@@ -328,7 +341,7 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
         ],
         interceptors=grpcauth.server_interceptors("shard", web_config),
     )
-    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db, allow_reset=config.shards.allow_reset), server)
+    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db, enable_admin_api=config.web.enable_admin_api), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     grpcauth.add_port(server, node.address, web_config, f"shards.nodes: shard {shard_id} address")

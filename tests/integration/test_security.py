@@ -81,6 +81,7 @@ class Setup:
              "tls_config": self.tls, "static_configs": [{"targets": [raw["receiver"]["pushgateway_address"]]}]},
         ]
         raw["web_config_file"] = "web.yml"  # relative: to this configuration file's folder
+        raw["web"] = {**(raw.get("web") or {}), "enable_lifecycle": True}  # the last test reloads over HTTP
         raw["internal_client"] = {"basic_auth": self.basic, "tls_config": self.tls}
         self.raw = raw
         self.config_path = tmp / "shardmon.yml"
@@ -153,6 +154,7 @@ def _listener_urls(s: Setup) -> dict[str, str]:
         "receiver /metrics": f"https://{s.address('receiver')}/metrics",
         "push API": f"https://{s.address('push')}/api/v1/metrics",
         "ingest API": f"https://{s.address('ingest')}/api/v1/targets",
+        "ingest /metrics": f"https://{s.address('ingest')}/metrics",
         "shard-0 /metrics": f"https://{s.address('shard-0')}/metrics",
         "shard-1 /metrics": f"https://{s.address('shard-1')}/metrics",
     }
@@ -175,7 +177,7 @@ def test_scrapes_arrive_and_queries_answer_over_grpc_tls(s):
 
 
 def test_self_monitoring_sees_every_component_up(s):
-    want = {"shard": 2, "querier": 1, "receiver": 1, "coordinator": 1, "scraper": 2}
+    want = {"shard": 2, "querier": 1, "receiver": 1, "ingest": 1, "coordinator": 1, "scraper": 2}
 
     def components():
         res = _query(s, 'sum by (component) (up{job="shardmon"})')
@@ -189,7 +191,7 @@ def test_self_monitoring_sees_every_component_up(s):
 
 
 def test_every_http_listener_wants_the_right_password(s):
-    urls = wait_until(lambda: (u := _listener_urls(s)) and len(u) == 10 and u, 60,
+    urls = wait_until(lambda: (u := _listener_urls(s)) and len(u) == 11 and u, 60,
                       "the coordinator's and scrapers' metrics addresses")
     for name, url in urls.items():
         for password in (None, "wrong password"):

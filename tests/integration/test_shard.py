@@ -17,7 +17,8 @@ N_SERIES = 50
 
 @pytest.fixture()
 def shard(tmp_path):
-    c = Cluster(tmp_path, n_shards=1, scrape_configs=[], shards_extra={"block_duration": "10s"})
+    c = Cluster(tmp_path, n_shards=1, scrape_configs=[], shards_extra={"block_duration": "10s"},
+                web={"enable_admin_api": True})  # Flush is an admin RPC
     for p in c.redis + c.shards:
         p.start()
     client = ShardClient(0, f"127.0.0.1:{c.shard_ports[0]}")

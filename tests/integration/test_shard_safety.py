@@ -82,7 +82,8 @@ class Shards:
                     "metrics_address": f"127.0.0.1:{self.metrics_ports[i]}"}
             node.update((node_extra or (lambda i: {}))(i))
             nodes.append(node)
-        self.raw = {"shards": {"nodes": nodes, "block_duration": "1h", **(shards_extra or {})}}
+        self.raw = {"shards": {"nodes": nodes, "block_duration": "1h", **(shards_extra or {})},
+                    "web": {"enable_admin_api": True}}  # Flush is an admin RPC
         self.config_path = tmp / "shardmon.yml"
         self.write_config()
         self.redis: list[Proc | None] = [None] * n

@@ -13,7 +13,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
-from model.errors import BadQueryError, ConfigError, ShardOverloadedError, ShardUnavailableError
+from model.errors import (
+    BadQueryError,
+    ConfigError,
+    PermissionDeniedError,
+    ShardOverloadedError,
+    ShardUnavailableError,
+    UnauthenticatedError,
+)
 from model.httpserver import listen, make_app, text_error
 from model.webconfig import parse_web_config
 from tests.tlsutil import bcrypt_hash, make_certs
@@ -46,8 +53,14 @@ def _app(web_config, **kwargs) -> web.Application:
     async def bug(request):
         raise KeyError("secret detail")
 
+    async def off(request):
+        raise PermissionDeniedError("admin APIs disabled (set web.enable_admin_api: true to enable them)")
+
+    async def who(request):
+        raise UnauthenticatedError("no credentials")
+
     for path, handler in (("/ok", ok), ("/bad_query", bad_query), ("/overloaded", overloaded), ("/down", down),
-                          ("/config", config), ("/bug", bug)):
+                          ("/config", config), ("/bug", bug), ("/off", off), ("/who", who)):
         app.router.add_get(path, handler)
     return app
 
@@ -126,6 +139,8 @@ def test_a_wrong_password_does_not_block_the_listener():
 @pytest.mark.parametrize("path,status,error_type", [
     ("/bad_query", 400, "bad_data"), ("/overloaded", 429, "unavailable"), ("/down", 503, "unavailable"),
     ("/config", 400, "bad_data"), ("/bug", 500, "internal"),
+    # A disabled admin/lifecycle API: 403 with Prometheus's errorType for its disabled admin API.
+    ("/off", 403, "unavailable"),
 ])
 def test_errors_leave_once_as_prometheus_json(path, status, error_type):
     async def call(client):
@@ -136,6 +151,13 @@ def test_errors_leave_once_as_prometheus_json(path, status, error_type):
     assert got_status == status
     assert body["status"] == "error" and body["errorType"] == error_type
     assert "secret detail" not in body["error"]  # an unexpected error's details stay in the log
+
+
+def test_an_unauthenticated_error_raised_by_a_handler_is_a_401():
+    async def call(client):
+        return (await client.get("/who")).status
+
+    assert _run(_app(None), call) == 401
 
 
 def test_errors_as_text_for_the_receiver():
