@@ -6,7 +6,7 @@ and retries each one (same batch id) until it is acknowledged, as the scrapers' 
 the end every acknowledged sample must be returned, bit for bit, exactly once: by each shard
 directly (no replica merging hides a duplicate there) and by the querier's HTTP API.
 
-``SHARDMON_CRASH_SECONDS`` sets how long the kills go on (default 150 s).
+``SHARDMON_CRASH_SECONDS`` sets how long the kills go on (default 60 s, and at least 20 kills).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from model.samples import STALE_NAN, SampleBatch
 from shards.client import ShardClient
 from tests.integration.procs import Cluster, redis_proc, wait_until
 
-DURATION_S = float(os.environ.get("SHARDMON_CRASH_SECONDS", "150"))
+DURATION_S = float(os.environ.get("SHARDMON_CRASH_SECONDS", "60"))
 N_SERIES = 40
 STEP_MS = 200  # data time per batch: with 10 s blocks, a block is cut about every 75 batches
 MIN_KILLS = 20
