@@ -15,6 +15,7 @@ from model import errors
 _TO_STATUS: tuple[tuple[type[errors.ShardmonError], grpc.StatusCode], ...] = (
     (errors.BadQueryError, grpc.StatusCode.INVALID_ARGUMENT),
     (errors.QueryTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (errors.QueryCanceledError, grpc.StatusCode.CANCELLED),
     (errors.QueryExecutionError, grpc.StatusCode.FAILED_PRECONDITION),
     (errors.QueryUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (errors.InvalidWriteError, grpc.StatusCode.INVALID_ARGUMENT),
