@@ -49,7 +49,9 @@ COMPACTION_DURATION = Histogram(
 )
 WAL_ENTRIES = Gauge("shardmon_shard_wal_entries", "Entries in the WAL stream not yet covered by blocks.")
 REPLAY_SECONDS = Gauge("shardmon_shard_replay_duration_seconds", "Time the last start-up took to recover.")
-SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total", "Series (read) requests, by outcome.", ["outcome"])
+SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total",
+                          "Series (read) requests, by outcome: ok, error, limit (stopped at the query's "
+                          "max_series/max_samples budget), cancelled (by the querier, or its deadline).", ["outcome"])
 SAMPLES_BACKFILLED = Counter("shardmon_shard_samples_backfilled_total", "Samples written straight into blocks by backfill.")
 SERIES_REQUEST_DURATION = Histogram(
     "shardmon_shard_series_request_duration_seconds", "Time to answer a Series (read) request.",
