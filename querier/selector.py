@@ -97,7 +97,8 @@ def eval_vector_selector(
     matchers = selector_matchers(vs)
     refs = evaluation_times(ctx, vs.at, vs.offset)
     lookback = ctx.lookback_delta_ms
-    series = ctx.select(matchers, int(refs[0]) - lookback, int(refs[-1]))
+    # Each series becomes a row of [series, steps] matrices: charged per series, before they are built.
+    series = ctx.select(matchers, int(refs[0]) - lookback, int(refs[-1]), points_per_series=ctx.n_steps)
     ts, vals, offsets = flatten([s.timestamps_ms for s in series], [s.values for s in series])
     if ts.shape[0] == 0:
         shape = (len(series), ctx.n_steps)

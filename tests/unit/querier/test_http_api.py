@@ -167,15 +167,15 @@ def test_whole_arrays_format_exactly_as_one_value_at_a_time():
 
 
 def test_a_result_without_a_shard_is_flagged_partial_and_a_whole_one_is_not():
-    from model.storage import PARTIAL_PREFIX, SeriesSet
+    from model.storage import SeriesSet
 
     class OneShardDown:
         def __init__(self, inner):
             self.inner = inner
 
-        def select(self, matchers, start_ms, end_ms, *, skip_samples=False):
-            got = self.inner.select(matchers, start_ms, end_ms, skip_samples=skip_samples)
-            return SeriesSet(got.series, [f"{PARTIAL_PREFIX}shard 1 (127.0.0.1:1) failed: unavailable"])
+        def select(self, matchers, start_ms, end_ms, **kwargs):
+            got = self.inner.select(matchers, start_ms, end_ms, **kwargs)
+            return SeriesSet(got.series, ["partial response: shard 1 (127.0.0.1:1) failed: unavailable"], True)
 
     async def main(partial):
         st = _storage()
