@@ -346,9 +346,9 @@ class QuerierConfig(_Model):
         "400 before parsing.",
     )
     max_query_depth: int = Field(
-        100, ge=1, le=500,
+        100, ge=1, le=200,
         description="Levels of nesting of a query (each bracket, and each operator in a chain, is a level); deeper is "
-        "refused with 400 before parsing (the parser and the evaluator are recursive). At most 500.",
+        "refused with 400 before parsing (the parser and the evaluator are recursive). At most 200.",
     )
     shard_response_timeout: Duration = Field(
         30_000,

@@ -318,6 +318,9 @@ class _Evaluator:
         inner = _Evaluator(dataclasses.replace(ctx, steps=inner_steps)).eval(node.expr)
         assert isinstance(inner, InstantVector), type(inner)
         labels, timestamps, values = _series_points(ctx, inner, inner_steps)
+        # As a range selector's series: each is a row of the [series, steps] matrices of the function
+        # that takes this range vector, over the outer grid.
+        ctx.charge_points(len(labels) * ctx.n_steps)
         return RangeVector(labels, timestamps, values, ends, range_ms)
 
     def _eval_Call(self, node: promql_parser.Call) -> Value:
@@ -329,6 +332,12 @@ class _Evaluator:
         # special-cases it), so the selector must keep those times.
         sample_times = name == "timestamp"
         args = [self._eval_arg(arg, sample_times=sample_times) for arg in node.args]
+        # promql-parser lets a literal 0 through where an instant vector is due (ln(0), log2(0)): refuse
+        # it as Prometheus's parser does.
+        wanted = node.func.arg_types
+        for i, value in enumerate(args):
+            if isinstance(value, Scalar) and wanted and wanted[min(i, len(wanted) - 1)] == promql_parser.ValueType.Vector:
+                raise BadQueryError(f"expected type vector in call to function '{name}', got scalar")
         # Functions also get the argument expressions: absent() takes labels from its selector.
         return impl(self.ctx, args, node.args)
 

@@ -244,6 +244,8 @@ class FanoutQuerier:
                 if call.reason is None:
                     metrics.SHARD_REQUESTS.labels(str(sh.client.shard_id), "cancelled").inc()
                 call.stop(QueryCanceledError("the query ended"))
+            if pending:  # A cancelled call ends at once; let its thread go back to its shard's share.
+                wait(pending, timeout=1.0)
         results = [outcome[i] for i in sorted(outcome)]
         if not failed or len(failed) < self.replication_factor:
             return results, [], False

@@ -4,8 +4,8 @@ promql-parser is a recursive-descent parser in Rust: a query nested a few thousa
 overflows its thread's stack and kills the process (measured with promql-parser 0.12 on an 8 MiB
 stack: 2,750 nested subqueries; parentheses, calls and operator chains a little deeper), and its time
 grows with the square of the depth (1,000 levels: 0.1-0.6 s). The evaluator is recursive too and
-meets Python's recursion limit at about 240 nested calls or 160 nested subqueries. So the text is
-measured first, in one linear pass that never recurses:
+meets Python's recursion limit at about 240 levels of nested calls. So the text is measured first, in
+one linear pass that never recurses:
 
 - its length in bytes (``querier.max_query_length``);
 - a bound on the depth of the syntax tree it would parse into (``querier.max_query_depth``): every
@@ -34,9 +34,10 @@ from querier import metrics
 DEFAULT_MAX_QUERY_LENGTH = 256 * 1024
 #: Default of ``querier.max_query_depth``: levels of nesting (see the module docstring).
 DEFAULT_MAX_QUERY_DEPTH = 100
-#: The most ``querier.max_query_depth`` may be set to: well below the parser's crash (see above), also
-#: on a 2 MiB thread stack.
-MAX_QUERY_DEPTH_CEILING = 500
+#: The most ``querier.max_query_depth`` may be set to: what the evaluator takes under Python's default
+#: recursion limit (measured: 230 levels of every construct), and far below the parser's crash, also on
+#: a 2 MiB thread stack. Deeper still only ends in a BadQueryError (the evaluator's RecursionError).
+MAX_QUERY_DEPTH_CEILING = 200
 
 # The tokens that matter for nesting; everything else (names, spaces, '=', ',', '@') is passed over by
 # finditer in C. Strings and comments are matched whole so that what they hold is not read as brackets;

@@ -63,7 +63,7 @@ def result_of(resp: query_pb2.QueryResponse) -> QueryResult:
         for s in resp.series
     ]
     scalar = resp.scalar if rtype == "scalar" else (resp.string if rtype == "string" else None)
-    return QueryResult(rtype, series, scalar, resp.time_ms, list(resp.warnings))
+    return QueryResult(rtype, series, scalar, resp.time_ms, list(resp.warnings), resp.is_partial)
 
 
 class QueryClient:

@@ -613,7 +613,12 @@ def test_query_limits_are_clear_errors() -> None:
         Engine(st, max_samples=99).range("sum(x)", 0, 9000, 1000)
     with pytest.raises(QueryExecutionError, match="too many series.*querier.max_series"):
         Engine(st, max_series=4).instant("x", 9000)
-    # The budget is for the whole query, subqueries included: 6 inner steps, 50 samples, 5 x 6 points.
-    assert Engine(st, max_samples=86).instant("max_over_time(sum(x)[5s:1s])", 9000).series
+    # The budget is for the whole query, subqueries included: 6 inner steps, 50 samples, 5 x 6 points,
+    # and the subquery's one series over the outer grid of one step.
+    assert Engine(st, max_samples=87).instant("max_over_time(sum(x)[5s:1s])", 9000).series
     with pytest.raises(QueryExecutionError, match="too many samples"):
-        Engine(st, max_samples=85).instant("max_over_time(sum(x)[5s:1s])", 9000)
+        Engine(st, max_samples=86).instant("max_over_time(sum(x)[5s:1s])", 9000)
+    # A range function's series are rows over the grid too: 50 samples and 5 x 10 points.
+    assert Engine(st, max_samples=100).range("sum(max_over_time(x[5s]))", 0, 9000, 1000).series
+    with pytest.raises(QueryExecutionError, match="too many samples"):
+        Engine(st, max_samples=99).range("sum(max_over_time(x[5s]))", 0, 9000, 1000)
