@@ -270,6 +270,10 @@ class PrometheusAPI:
                 metrics.QUERIES_REFUSED.labels(exc.limit).inc()
             budget.cancel(exc)
             raise
+        except Exception:
+            outcome = "internal"
+            budget.cancel()
+            raise
         finally:
             if not future.done():  # Left behind: its error is of no interest any more.
                 future.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -28,7 +28,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from model.errors import QueryLimitError, QueryTimeoutError
+from model.errors import BadQueryError, QueryExecutionError, QueryLimitError, QueryTimeoutError
 from model.labels import Labels, Matcher, MatchType
 from model.samples import SampleBatch
 from model.storage import QueryBudget
@@ -189,6 +189,13 @@ def test_limits_on_the_query_text_answer_400_naming_the_limit(cluster):
     # The querier is alive and answers.
     status, body, _ = _query(cluster.http_port, "/api/v1/query", query="count(small)", time=_now_s())
     assert status == 200 and body["data"]["result"][0]["value"][1] == "30"
+    # The gRPC API: INVALID_ARGUMENT for the text, FAILED_PRECONDITION over the budget.
+    with QueryClient(f"127.0.0.1:{cluster.grpc_port}", timeout_s=30) as client:
+        with pytest.raises(BadQueryError, match="querier.max_query_depth"):
+            client.instant(deep, NOW_MS)
+        with pytest.raises(QueryExecutionError, match="too many samples.*querier.max_samples"):
+            client.instant("max_over_time(load[1d:1s])", NOW_MS)
+        assert client.instant("count(small)", NOW_MS).series[0].values[0] == 30
 
 
 # -- a hung shard --------------------------------------------------------------------------------------
