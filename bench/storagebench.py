@@ -512,6 +512,7 @@ class ShardProcs:
             "shards": {"nodes": [{"id": 0, "address": self.address,
                                   "redis_url": f"redis://127.0.0.1:{self.redis_port}/0"}],
                        "block_duration": block_duration},
+            "web": {"enable_admin_api": True},  # the benchmark calls Flush, an admin RPC
         }, sort_keys=False))
         self.log_path = folder / "shard.log"
         self.redis: subprocess.Popen | None = None

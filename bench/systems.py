@@ -113,6 +113,8 @@ class Shardmon(System):
             "ingest": {"scrapers": scrapers, "scraper_num_cpus": 0.1, "self_monitoring": scrape},
             "querier": {"http_address": self.http, "grpc_address": f"127.0.0.1:{free_port()}"},
             "local": {"data_dir": str(folder / "data"), "start_redis": True, "demo_targets": []},
+            # flush_and_measure_storage calls the shards' Flush, an admin RPC.
+            "web": {"enable_admin_api": True},
         }
         self.remote_write_url = None
         if receiver:

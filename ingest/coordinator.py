@@ -15,6 +15,15 @@ markers: their series go on). Ray meanwhile restarts the lost scrapers on the re
 affinity is soft); once they answer from there, their targets go back to them. The coordinator itself
 runs on the head node, which lives as long as the cluster does (the scrapers are its actors: they would
 die with it).
+
+The coordinator survives its own restart. Ray restarts the actor when its process dies (``max_restarts``)
+by running its constructor again with the arguments it was first created with, which would bring back
+the configuration and the number of scrapers of the service's start. So the coordinator checkpoints
+what changes at runtime -- the last reloaded configuration and the last ``set_scrapers(N)`` -- in Ray's
+internal key-value store (kept by the GCS, as Ray Serve's controller keeps its checkpoints), under a run
+id the ingest service gives it: a restarted coordinator (same run id) resumes from the checkpoint and
+starts its scrapers at once; a new ingest service (a new run id) starts from its configuration file.
+The ingest service deletes the checkpoint when it stops.
 """
 
 from __future__ import annotations
@@ -23,13 +32,16 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import uuid
 
 import ray
 from prometheus_client import Counter, Gauge, Histogram
+from ray import cloudpickle
 from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from ingest.discovery import DiscoveryManager, TargetGroup
+from ingest.rayauth import token_auth_env
 from ingest.scraper import Scraper, serve_own_metrics
 from ingest.target import (
     SELF_JOB,
@@ -45,6 +57,7 @@ from ingest.target import (
     targets_from_config,
 )
 from model.config import Config, format_duration_ms
+from model.errors import BadRequestError
 from model.labels import Labels
 
 log = logging.getLogger(__name__)
@@ -52,6 +65,8 @@ log = logging.getLogger(__name__)
 SUPERVISE_INTERVAL_S = 2.0
 PING_TIMEOUT_S = 5.0  # a busy scraper on a loaded machine can take seconds to answer
 NAMESPACE = "shardmon"
+#: The coordinator's checkpoint in Ray's internal KV store (namespace NAMESPACE).
+STATE_KEY = b"coordinator-state"
 
 
 TARGETS = Gauge("shardmon_coordinator_targets", "Targets assigned to scrapers (configured and Shardmon's own).")
@@ -64,21 +79,38 @@ NODES_LEFT = Counter("shardmon_coordinator_ray_nodes_left_total", "Ray nodes see
 SCRAPER_COUNT = Gauge("shardmon_coordinator_scrapers_wanted", "Scrapers the coordinator runs (ingest.scrapers, or as scaled).")
 SCALINGS = Counter("shardmon_coordinator_scalings_total", "Changes of the number of scrapers at runtime.")
 RELOADS = Counter("shardmon_coordinator_reloads_total", "Configurations applied at runtime.")
+RESUMED = Gauge("shardmon_coordinator_resumed",
+                "1 when this coordinator process is a restart that resumed from its checkpoint (scaling, reloaded "
+                "configuration), else 0.")
+CHECKPOINT_FAILURES = Counter("shardmon_coordinator_checkpoint_failures_total",
+                              "Checkpoints of the runtime state (scaling, reloaded configuration) not written.")
 VERSION = Gauge("shardmon_coordinator_assignment_version", "The version of the current target assignment.")
 ROUND = Histogram("shardmon_coordinator_supervision_duration_seconds", "Time of one supervision round.",
                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 
-def connect_ray(address: str = "local") -> None:
+def connect_ray(address: str = "local", token_file: str | None = None) -> None:
     """Join (or, with ``"local"``, start) the Ray cluster the scrapers run on.
 
     A cluster address is either the head's GCS address (``host:6379``; this machine must then be a node
     of the cluster, as with ``ray start --address``) or a Ray Client address (``ray://host:10001``,
-    from a machine that is no node, as the compose file's ingest container).
+    from a machine that is no node, as the compose file's ingest container). A cluster is joined with
+    Ray's token authentication (:mod:`ingest.rayauth`; ``token_file``: ``ingest.ray_auth_token_file``);
+    a local Ray stays on loopback without it.
     """
     if ray.is_initialized():
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if address == "local":
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    else:
+        env = token_auth_env(token_file)
+        os.environ.update(env)
+        if env:
+            # Ray read its configuration when it was imported: make it see RAY_AUTH_MODE now (as Ray's
+            # own enabling of token auth does).
+            from ray._raylet import Config as _RayConfig
+
+            _RayConfig.initialize("")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs: dict = {"namespace": NAMESPACE, "log_to_driver": False}
     if address == "local":
@@ -120,6 +152,32 @@ def place_scrapers(scraper_ids: list[str], node_ids: list[str]) -> dict[str, str
     return {sid: node_ids[i % len(node_ids)] for i, sid in enumerate(scraper_ids)}
 
 
+def save_state(run_id: str, config: Config, scrapers: int) -> None:
+    """Checkpoint the runtime state of the coordinator of ``run_id`` (see the module docstring)."""
+    from ray.experimental import internal_kv
+
+    blob = cloudpickle.dumps({"run": run_id, "config": config, "scrapers": scrapers})
+    internal_kv._internal_kv_put(STATE_KEY, blob, overwrite=True, namespace=NAMESPACE)
+
+
+def load_state(run_id: str) -> dict | None:
+    """The checkpoint of the coordinator of ``run_id``: ``{"config", "scrapers"}``; None when there is none
+    (or it is another run's)."""
+    from ray.experimental import internal_kv
+
+    blob = internal_kv._internal_kv_get(STATE_KEY, namespace=NAMESPACE)
+    if not blob:
+        return None
+    state = cloudpickle.loads(blob)
+    return state if state.get("run") == run_id else None
+
+
+def delete_state() -> None:
+    from ray.experimental import internal_kv
+
+    internal_kv._internal_kv_del(STATE_KEY, namespace=NAMESPACE)
+
+
 def _alive_nodes() -> list[dict]:
     try:
         return [n for n in ray.nodes() if n.get("Alive")]
@@ -131,8 +189,22 @@ def _alive_nodes() -> list[dict]:
 class ScrapeCoordinator:
     """Owns targets and scrapers; run as an async Ray actor (see :func:`start_coordinator`)."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, run_id: str = "") -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        #: Names this ingest service's run; a restart of this actor keeps it (Ray passes the same arguments).
+        self.run_id = run_id
+        scrapers = config.ingest.scrapers
+        resumed = None
+        if run_id and ray.get_runtime_context().was_current_actor_reconstructed:
+            try:
+                resumed = load_state(run_id)
+            except Exception:  # noqa: BLE001 - no checkpoint to read: the configuration's state, and say so.
+                log.exception("coordinator restarted, but its checkpoint could not be read")
+        if resumed is not None:
+            config, scrapers = resumed["config"], resumed["scrapers"]
+            log.info("coordinator restarted: resuming with %d scrapers and the configuration last applied", scrapers)
+        self.resumed = resumed is not None
+        RESUMED.set(1 if self.resumed else 0)
         self.config = config
         # Static targets at once; service discovery (static groups included) takes over per job as it reports.
         self.configured = targets_from_config(config)
@@ -140,8 +212,8 @@ class ScrapeCoordinator:
         self._discovered: dict[str, list[tuple[dict[str, str], Target | None]]] = {}
         self._job_targets: dict[str, list[Target]] = {}
         self._sd: DiscoveryManager | None = None
-        self.scraper_ids = [f"scraper-{i}" for i in range(config.ingest.scrapers)]
-        self.metrics_address = serve_own_metrics()
+        self.scraper_ids = [f"scraper-{i}" for i in range(scrapers)]
+        self.metrics_address = serve_own_metrics("coordinator", config)
         self.version = 0
         self.targets: list | None = None  # None until the first refresh, which always assigns
         self.assignment: dict[str, list] = {}
@@ -157,8 +229,24 @@ class ScrapeCoordinator:
         self._running: dict[str, set[bytes]] = {}  # scraper id -> keys of the targets it was last given
         self._handover: dict[bytes, int] = {}  # while targets move: key -> when its old scraper last scraped it
         self._lock = asyncio.Lock()  # one change of scrapers or assignment at a time
+        self._start_lock = asyncio.Lock()  # start() is idempotent, also when called twice at once
         self._task: asyncio.Task | None = None
         self._refresh_targets()
+        self._checkpoint()
+        if self.resumed:
+            # Start the scrapers now rather than at the service's next nudge (an async actor's
+            # constructor runs on its event loop).
+            asyncio.get_running_loop().create_task(self.start())
+
+    def _checkpoint(self) -> None:
+        """Save what a restart must resume with: the configuration in force and the number of scrapers."""
+        if not self.run_id:
+            return
+        try:
+            save_state(self.run_id, self.config, len(self.scraper_ids))
+        except Exception:  # noqa: BLE001 - the running state stays right; only a restart would lose it.
+            CHECKPOINT_FAILURES.inc()
+            log.exception("coordinator checkpoint not written; a restart would resume an older state")
 
     def _refresh_targets(self) -> None:
         """The configured targets plus, with ``ingest.self_monitoring``, Shardmon's own components
@@ -243,16 +331,17 @@ class ScrapeCoordinator:
 
     async def start(self) -> None:
         """Create the scrapers, give them their targets, and keep supervising them."""
-        self._place()
-        for sid in self.scraper_ids:
-            self._scraper(sid)
-        await self._supervise_once()
-        if self._sd is None:  # Discovery once the scrapers run (static targets are already theirs).
-            self._sd = DiscoveryManager(self._on_discovery,
-                                        update_interval=self.config.ingest.discovery_update_interval / 1000)
-            await self._sd.apply_config(self.config.scrape_configs)
-        if self._task is None:
-            self._task = asyncio.create_task(self._supervise())
+        async with self._start_lock:
+            self._place()
+            for sid in self.scraper_ids:
+                self._scraper(sid)
+            await self._supervise_once()
+            if self._sd is None:  # Discovery once the scrapers run (static targets are already theirs).
+                self._sd = DiscoveryManager(self._on_discovery,
+                                            update_interval=self.config.ingest.discovery_update_interval / 1000)
+                await self._sd.apply_config(self.config.scrape_configs)
+            if self._task is None:
+                self._task = asyncio.create_task(self._supervise())
 
     async def _supervise(self) -> None:
         while True:
@@ -354,9 +443,12 @@ class ScrapeCoordinator:
         """Run ``count`` scrapers from now on (``scraper-0`` ... ``scraper-<count-1>``), moving only the
         targets that must move: to a new scraper, the ~1/N that rendezvous hashing gives it; from a
         removed one, its own. Removed scrapers stop their targets first (no staleness markers: the
-        series go on elsewhere), then the others take them. Returns ``{"scrapers", "targets", "moved"}``."""
+        series go on elsewhere), then the others take them. Returns ``{"scrapers", "targets", "moved"}``.
+        The count is checkpointed: a restarted coordinator resumes with it."""
         if count < 1:
-            raise ValueError("at least one scraper is needed")
+            raise BadRequestError("at least one scraper is needed")
+        if count > self.config.ingest.max_scrapers:
+            raise BadRequestError(f"count {count} is more than ingest.max_scrapers ({self.config.ingest.max_scrapers})")
         async with self._lock:
             before = {t.key: sid for sid, ts in self.assignment.items() for t in ts}
             new_ids = [f"scraper-{i}" for i in range(count)]
@@ -392,6 +484,7 @@ class ScrapeCoordinator:
             after = {t.key: sid for sid, ts in self.assignment.items() for t in ts}
             moved = sum(1 for key, sid in after.items() if key in before and before[key] != sid)
             SCALINGS.inc()
+            self._checkpoint()
             log.info("scrapers: %d (removed %s); %d of %d targets moved", count, removed or "none", moved, len(after))
             return {"scrapers": count, "targets": len(after), "moved": moved}
 
@@ -401,13 +494,10 @@ class ScrapeCoordinator:
         """A job's target groups changed: rebuild its targets (relabeling, defaults, target_limit) and
         apply the new assignment at once."""
         sc = next((c for c in self.config.scrape_configs if c.job_name == job), None)
-        if sc is None or not groups:
-            self._discovered.pop(job, None)
-            self._job_targets.pop(job, None)
-        else:
+        found: list[tuple[dict[str, str], Target | None]] = []
+        targets: list[Target] = []
+        if sc is not None and groups:
             options = scrape_options(sc)
-            found: list[tuple[dict[str, str], Target | None]] = []
-            targets: list[Target] = []
             seen: set[bytes] = set()
             for group in groups:
                 for labels in group.label_sets():
@@ -420,29 +510,40 @@ class ScrapeCoordinator:
                     if target is not None and target.key not in seen:
                         seen.add(target.key)
                         targets.append(target)
-            self._discovered[job] = found
-            self._job_targets[job] = apply_target_limit(targets, sc.target_limit)
-        configured: list[Target] = []
-        seen_keys: set[bytes] = set()
-        for c in self.config.scrape_configs:
-            for t in self._job_targets.get(c.job_name, []):
-                if t.key not in seen_keys:
-                    seen_keys.add(t.key)
-                    configured.append(t)
-        self.configured = configured
+        # The discovered targets and their assignment change together (no await in between), so that
+        # /api/v1/targets never shows a discovered target without its scraper.
         async with self._lock:
+            if sc is None or not groups:
+                self._discovered.pop(job, None)
+                self._job_targets.pop(job, None)
+            else:
+                self._discovered[job] = found
+                self._job_targets[job] = apply_target_limit(targets, sc.target_limit)
+            configured: list[Target] = []
+            seen_keys: set[bytes] = set()
+            for c in self.config.scrape_configs:
+                for t in self._job_targets.get(c.job_name, []):
+                    if t.key not in seen_keys:
+                        seen_keys.add(t.key)
+                        configured.append(t)
+            self.configured = configured
             self._refresh_targets()
             await self._apply()
 
     async def reload(self, config: Config) -> dict:
         """Apply a new configuration: scrape configs (targets added, changed and removed; unchanged
-        ones keep their scrape loops) and ``ingest.scrapers``. Other sections need a restart."""
+        ones keep their scrape loops) and ``ingest.scrapers`` when the new configuration changes it (a
+        runtime scaling otherwise stays; ``ingest.max_scrapers`` bounds it). Other sections need a
+        restart. The configuration is checkpointed: a restarted coordinator resumes with it."""
         old = self.config
         self.config = config
         if self._sd is not None:
             await self._sd.apply_config(config.scrape_configs)
-        if config.ingest.scrapers != len(self.scraper_ids):
-            await self.set_scrapers(config.ingest.scrapers)
+        want = config.ingest.scrapers if config.ingest.scrapers != old.ingest.scrapers else len(self.scraper_ids)
+        want = min(want, config.ingest.max_scrapers)
+        if want != len(self.scraper_ids):
+            await self.set_scrapers(want)
+        self._checkpoint()
         changed = [name for name in ("shards", "querier", "receiver") if getattr(old, name) != getattr(config, name)]
         if changed:
             log.warning("reload: changes to %s apply only after a restart", ", ".join(changed))
@@ -536,7 +637,13 @@ class ScrapeCoordinator:
         return out
 
     async def stop(self, flush_timeout_s: float = 5.0) -> None:
-        """Stop supervising, stop every scraper (flushing its queue), then end the actors."""
+        """Stop supervising, stop every scraper (flushing its queue), then end the actors. The
+        checkpoint goes: the next ingest service starts from its configuration file."""
+        if self.run_id:
+            try:
+                delete_state()
+            except Exception as exc:  # noqa: BLE001 - a stale checkpoint is ignored by the next run anyway.
+                log.warning("coordinator checkpoint not deleted: %s", exc)
         if self._sd is not None:
             await self._sd.stop()
             self._sd = None
@@ -556,6 +663,8 @@ class ScrapeCoordinator:
 
 def start_coordinator(config: Config):
     """Create the coordinator actor (in the current Ray cluster) and start it; returns its handle.
+    Each call is a new run (a new run id): the coordinator resumes from a checkpoint only when Ray
+    restarts this actor, never from an earlier service's.
 
     It runs on the head node: a worker node may leave, the head lives as long as the cluster does. This
     matters: the scrapers are the coordinator's actors and die with it, wherever they run. The affinity is
@@ -566,15 +675,15 @@ def start_coordinator(config: Config):
     handle = remote.options(
         name="shardmon-coordinator", namespace=NAMESPACE, num_cpus=0, max_restarts=-1, max_concurrency=100,
         scheduling_strategy=strategy,
-    ).remote(config)
+    ).remote(config, uuid.uuid4().hex)
     ray.get(handle.start.remote())
     return handle
 
 
-def cluster_status(address: str, timeout_s: float = 30.0) -> dict:
+def cluster_status(address: str, timeout_s: float = 30.0, token_file: str | None = None) -> dict:
     """Ask the coordinator running on the Ray cluster at ``address`` where its scrapers are: its
     ``scrapers()``, ``nodes()`` and ``assignments()``. Raises LookupError when no coordinator runs there."""
-    connect_ray(address)
+    connect_ray(address, token_file)
     try:
         try:
             coordinator = ray.get_actor("shardmon-coordinator", namespace=NAMESPACE)

@@ -28,7 +28,7 @@ from model.errors import ShardmonError
 from model.hashing import shards_for_series
 from model.pb import types_pb2
 from model.samples import U32, SampleBatch, SeriesTable, concat
-from shards.client import AsyncShardClient
+from shards.client import PLAIN, AsyncShardClient, ShardConnection
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +59,15 @@ class _ShardQueue:
 class Forwarder:
     """Queues and sends samples to the shards. Create and use it inside a running event loop."""
 
-    def __init__(self, nodes: Sequence[ShardNode], cfg: IngestConfig, sender_id: str, replication_factor: int = 1) -> None:
+    def __init__(self, nodes: Sequence[ShardNode], cfg: IngestConfig, sender_id: str, replication_factor: int = 1,
+                 conn: ShardConnection = PLAIN) -> None:
         self.cfg = cfg
         self.sender_id = sender_id
         self.replication_factor = replication_factor
         self._nodes = list(nodes)
         self._shard_ids = [n.id for n in self._nodes]
         self._queues = [_ShardQueue(n) for n in self._nodes]
-        self._clients = [AsyncShardClient(n.id, n.address) for n in self._nodes]
+        self._clients = [AsyncShardClient(n.id, n.address, conn) for n in self._nodes]
         self._tasks = [asyncio.create_task(self._send_loop(i)) for i in range(len(self._nodes))]
         self._closing = False
         self._now_seq = itertools.count()

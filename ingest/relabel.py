@@ -19,83 +19,18 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import re
 from collections.abc import Iterable, Mapping
-from typing import Union
 
 from model.labels import Labels, is_valid_label_name
-from model.relabel_config import DEFAULT_REGEX, RelabelConfig, compile_relabel_regex
+from model.regex import RegexMatch, compile_regex
+from model.relabel_config import DEFAULT_REGEX, RelabelConfig
 
 __all__ = ["Relabeler", "expand", "process"]
 
-# A parsed Go expansion template: literal text (str), a group number (int), or a group name (a 1-tuple).
-_Part = Union[str, int, tuple[str]]
 
-
-def _is_name_char(c: str) -> bool:
-    # Go's extract(): unicode.IsLetter (categories L*), unicode.IsDigit (Nd) or '_'.
-    return c == "_" or c.isalpha() or c.isdecimal()
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_template(template: str) -> tuple[_Part, ...]:
-    """Parse a ``$``-template as Go's ``Regexp.Expand`` reads it."""
-    parts: list[_Part] = []
-    text: list[str] = []
-    i, n = 0, len(template)
-    while i < n:
-        dollar = template.find("$", i)
-        if dollar < 0:
-            text.append(template[i:])
-            break
-        text.append(template[i:dollar])
-        i = dollar + 1
-        if i < n and template[i] == "$":  # $$ is a literal $
-            text.append("$")
-            i += 1
-            continue
-        brace = i < n and template[i] == "{"
-        j = i + 1 if brace else i
-        k = j
-        while k < n and _is_name_char(template[k]):
-            k += 1
-        name = template[j:k]
-        if not name or (brace and (k >= n or template[k] != "}")):
-            text.append("$")  # Malformed: the $ is literal text, the rest is read again.
-            continue
-        i = k + 1 if brace else k
-        if text:
-            parts.append("".join(text))
-            text = []
-        if name.isascii() and name.isdigit() and not (name[0] == "0" and len(name) > 1):
-            parts.append(int(name))
-        else:
-            parts.append((name,))  # "01" and "1x" are names, as in Go (and never a group's name here).
-    if text:
-        parts.append("".join(text))
-    return tuple(parts)
-
-
-def _expand(parts: tuple[_Part, ...], m: re.Match[str]) -> str:
-    out = []
-    for part in parts:
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        if isinstance(part, int):
-            index = part if part <= m.re.groups else None
-        else:
-            index = m.re.groupindex.get(part[0])
-        if index is not None:
-            group = m.group(index)
-            if group is not None:  # A group that took no part in the match expands to "".
-                out.append(group)
-    return "".join(out)
-
-
-def expand(template: str, m: re.Match[str]) -> str:
+def expand(template: str, m: RegexMatch) -> str:
     """Go's ``Regexp.ExpandString(nil, template, src, match)`` for a match of a relabel regex."""
-    return _expand(_parse_template(template), m)
+    return m.expand(template)
 
 
 # --- Go's strings.ToLower / strings.ToUpper --------------------------------------------------------
@@ -144,19 +79,18 @@ def _set(labels: dict[str, str], name: str, value: str) -> None:
 class _Step:
     """One :class:`RelabelConfig`, compiled."""
 
-    __slots__ = ("action", "sources", "separator", "regex", "target", "target_parts", "replacement",
-                 "replacement_parts", "modulus", "default_regex")
+    __slots__ = ("action", "sources", "separator", "regex", "target", "target_has_refs", "replacement",
+                 "modulus", "default_regex")
 
     def __init__(self, cfg: RelabelConfig):
         self.action = cfg.action
         self.sources = tuple(cfg.source_labels)
         self.separator = cfg.separator
-        self.regex = compile_relabel_regex(cfg.regex)
+        self.regex = compile_regex(cfg.regex)
         self.default_regex = cfg.regex == DEFAULT_REGEX
         self.target = cfg.target_label
-        self.target_parts = _parse_template(cfg.target_label) if "$" in cfg.target_label else None
+        self.target_has_refs = "$" in cfg.target_label
         self.replacement = cfg.replacement
-        self.replacement_parts = _parse_template(cfg.replacement)
         self.modulus = cfg.modulus
 
     def apply(self, labels: dict[str, str]) -> bool:
@@ -170,13 +104,13 @@ class _Step:
             m = self.regex.match(value)
             if m is None:
                 return True  # No match, no replacement.
-            target = self.target if self.target_parts is None else _expand(self.target_parts, m)
+            target = m.expand(self.target) if self.target_has_refs else self.target
             if is_valid_label_name(target):
-                _set(labels, target, _expand(self.replacement_parts, m))
+                _set(labels, target, m.expand(self.replacement))
         elif action == "keep":
-            return self.regex.match(value) is not None
+            return self.regex.fullmatch(value)
         elif action == "drop":
-            return self.regex.match(value) is None
+            return not self.regex.fullmatch(value)
         elif action == "keepequal":
             return labels.get(self.target, "") == value
         elif action == "dropequal":
@@ -194,12 +128,12 @@ class _Step:
                 m = self.regex.match(name)
                 if m is not None:
                     # Go's ReplaceAllString; the anchored regex matches the whole name exactly once.
-                    _set(labels, _expand(self.replacement_parts, m), v)
+                    _set(labels, m.expand(self.replacement), v)
         elif action == "labeldrop":
-            for name in [n for n in labels if self.regex.match(n) is not None]:
+            for name in self.regex.select(list(labels)):
                 del labels[name]
         elif action == "labelkeep":
-            for name in [n for n in labels if self.regex.match(n) is None]:
+            for name in self.regex.partition(list(labels))[1]:
                 del labels[name]
         else:  # The config model admits no other action.
             raise ValueError(f"relabel: unknown relabel action type {action!r}")

@@ -1,8 +1,16 @@
 """Prometheus remote-write 1.0 bodies: snappy-compressed protobuf ``WriteRequest`` into sample columns.
 
 Validation follows Prometheus's own receiver: a series whose labels are not valid (no or a bad metric
-name, a bad or repeated label name, invalid UTF-8) is left out and reported, and the valid series of
-the same request are still ingested; the request then answers 400, which senders do not retry.
+name, a bad or repeated label name) is left out and reported, and the valid series of the same request
+are still ingested; the request then answers 400, which senders do not retry. (Invalid UTF-8 in a label
+makes the protobuf decoder refuse the whole body, also a 400, where Prometheus drops only that series.) A series
+over the receiver's label limits (as the scrape ``label_limit``, ``label_name_length_limit``,
+``label_value_length_limit``) is left out and reported the same way.
+
+Size comes first: the snappy block format starts with the decoded length (a uvarint), so a body whose
+header declares more than the limit is refused (:class:`BodyTooLargeError`, HTTP 413) before a byte is
+decoded, and the decoder never writes past what the header declared. :func:`decode` is CPU-bound (the
+receiver runs it on a thread, off its event loop); error messages quote bounded excerpts only.
 """
 
 from __future__ import annotations
@@ -13,23 +21,61 @@ import cramjam
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from model.errors import BodyTooLargeError, RemoteWriteError
+from model.label_limits import LabelLimits, excerpt, show_series
 from model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name, series_id_of
 from model.pb import remote_pb2
 from model.samples import F64, I64, U32, U64, SampleBatch, SeriesTable
 
+__all__ = ["BodyTooLargeError", "DecodedWrite", "RemoteWriteError", "decode", "decoded_length", "encode",
+           "max_compressed_bytes"]
+
+#: The compressed size no body may exceed, whatever the decoded limit.
 MAX_BODY_BYTES = 64 << 20
+#: ``receiver.max_decoded_body_bytes`` by default.
+DEFAULT_MAX_DECODED_BYTES = 32 << 20
 _MAX_REPORTED = 5
-
-
-class RemoteWriteError(Exception):
-    """The body as a whole cannot be read (bad snappy, bad protobuf, too large): HTTP 400."""
+#: Why a series is left out: invalid labels, or the label limit it exceeds.
+INVALID_LABELS = "invalid_labels"
 
 
 class DecodedWrite(NamedTuple):
     batch: SampleBatch
     series: int  # valid series
-    invalid: list[str]  # what was wrong with (up to a few of) the series left out
-    invalid_series: int
+    invalid: list[str]  # what was wrong with (up to a few of) the series left out, bounded in length
+    invalid_series: int  # series left out, for whatever reason
+    refused: dict[str, int] = {}  # series left out by reason: "invalid_labels" or the limit's name
+    refused_samples: int = 0  # their samples
+
+
+def max_compressed_bytes(max_decoded_bytes: int) -> int:
+    """The largest compressed body worth reading for ``max_decoded_bytes``: snappy's worst case for that
+    many bytes (``32 + n + n/6``, its ``MaxEncodedLen``), and never more than :data:`MAX_BODY_BYTES`."""
+    return min(MAX_BODY_BYTES, 32 + max_decoded_bytes + max_decoded_bytes // 6)
+
+
+def decoded_length(body: bytes) -> int:
+    """The decoded size a snappy block declares in its header, read without decoding anything."""
+    try:
+        return cramjam.snappy.decompress_raw_len(body)
+    except Exception as exc:  # noqa: BLE001 - cramjam raises its own DecompressionError
+        raise RemoteWriteError(f"snappy decode error: {exc}") from None
+
+
+def check_size(body: bytes, max_decoded_bytes: int) -> int:
+    """Refuse a body over the limits (compressed, then as its header declares); return the decoded size."""
+    limit = max_compressed_bytes(max_decoded_bytes)
+    if len(body) > limit:
+        raise BodyTooLargeError(f"body of {len(body)} bytes exceeds the limit of {limit} bytes "
+                                f"(receiver.max_decoded_body_bytes: {max_decoded_bytes})",
+                                size=len(body), limit=limit, field="receiver.max_decoded_body_bytes", decoded=False)
+    size = decoded_length(body)
+    if size > max_decoded_bytes:
+        raise BodyTooLargeError(f"body decodes to {size} bytes, over the limit of {max_decoded_bytes} bytes "
+                                f"(receiver.max_decoded_body_bytes)",
+                                size=size, limit=max_decoded_bytes, field="receiver.max_decoded_body_bytes",
+                                decoded=True)
+    return size
 
 
 def _check(pairs: list[tuple[str, str]]) -> str | None:
@@ -42,38 +88,49 @@ def _check(pairs: list[tuple[str, str]]) -> str | None:
         if n == METRIC_NAME:
             name = v
         elif not is_valid_label_name(n):
-            return f"invalid label name {n!r}"
+            return f"invalid label name {excerpt(n)!r}"
     if not is_valid_metric_name(name):
-        return f"invalid metric name {name!r}"
+        return f"invalid metric name {excerpt(name)!r}"
     return None
 
 
-def decode(body: bytes) -> DecodedWrite:
-    """Decode a remote-write body into one batch (raises :class:`RemoteWriteError`)."""
-    if len(body) > MAX_BODY_BYTES:
-        raise RemoteWriteError(f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}")
+def decode(body: bytes, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
+           limits: LabelLimits = LabelLimits()) -> DecodedWrite:
+    """Decode a remote-write body into one batch (raises :class:`RemoteWriteError`, of which
+    :class:`BodyTooLargeError` before decoding anything)."""
+    check_size(body, max_decoded_bytes)
     try:
-        raw = bytes(cramjam.snappy.decompress_raw(body))
+        raw = cramjam.snappy.decompress_raw(body)
     except Exception as exc:  # noqa: BLE001 - cramjam raises its own DecompressionError
         raise RemoteWriteError(f"snappy decode error: {exc}") from None
     req = remote_pb2.WriteRequest()
     try:
-        req.ParseFromString(raw)
+        req.ParseFromString(memoryview(raw))
     except DecodeError as exc:
         raise RemoteWriteError(f"protobuf decode error: {exc}") from None
+    del raw
     keys: list[bytes] = []
     counts: list[int] = []
     values: list[float] = []
     stamps: list[int] = []
     invalid: list[str] = []
-    n_invalid = 0
+    refused: dict[str, int] = {}
+    refused_samples = 0
     for ts in req.timeseries:
         pairs = [(lb.name, lb.value) for lb in ts.labels]
         why = _check(pairs)
+        reason = INVALID_LABELS
         if why is not None:
-            n_invalid += 1
+            why = f"{why} in {show_series(pairs)}"
+        else:
+            over = limits.check(pairs)
+            if over is not None:
+                reason, why = over
+        if why is not None:
+            refused[reason] = refused.get(reason, 0) + 1
+            refused_samples += len(ts.samples)
             if len(invalid) < _MAX_REPORTED:
-                invalid.append(f"{why} in {Labels.from_pairs(pairs)}")
+                invalid.append(why)
             continue
         samples = ts.samples
         if not samples:
@@ -86,7 +143,7 @@ def decode(body: bytes) -> DecodedWrite:
     table = SeriesTable.from_keys(ids, keys)
     refs = np.repeat(np.arange(len(keys), dtype=U32), np.asarray(counts, dtype=np.int64))
     batch = SampleBatch(table, refs, np.asarray(stamps, dtype=I64), np.asarray(values, dtype=F64))
-    return DecodedWrite(batch, len(keys), invalid, n_invalid)
+    return DecodedWrite(batch, len(keys), invalid, sum(refused.values()), refused, refused_samples)
 
 
 def encode(series: list[tuple[Labels, list[tuple[int, float]]]]) -> bytes:

@@ -43,11 +43,12 @@ import numpy as np
 import yarl
 
 from ingest import metrics
-from ingest.discovery.httpclient import ClientSettings, authorization_from_config, ssl_context
 from ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openmetrics, parse_text
 from ingest.relabel import Relabeler
 from ingest.target import Target
 from model.hashing import offset_ms
+from model.httpclient import ClientSettings, authorization_from_config, ssl_context
+from model.label_limits import LabelLimits
 from model.labels import METRIC_NAME, Labels, series_id_of
 from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch, SeriesTable
 from model.sd_config import TLSConfig
@@ -115,46 +116,13 @@ def attach_target_labels(exposed: Labels, target: Target) -> Labels:
     return Labels.from_dict(d)
 
 
-def _go_quote(text: str) -> str:
-    """Go's ``%q`` of a string (printable characters kept, others escaped)."""
-    out = ['"']
-    for c in text:
-        if c in '"\\':
-            out.append("\\" + c)
-        elif c == "\n":
-            out.append("\\n")
-        elif c == "\t":
-            out.append("\\t")
-        elif c == "\r":
-            out.append("\\r")
-        elif ord(c) < 0x20 or ord(c) == 0x7F:
-            out.append(f"\\x{ord(c):02x}")
-        elif not c.isprintable() and c != " ":
-            out.append(f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
-        else:
-            out.append(c)
-    return "".join(out) + '"'
-
-
 def check_series(labels: Labels, target: Target) -> str:
     """Why a series (final labels) fails the scrape, as Prometheus checks each new series; "" if it does not."""
-    name = labels.get(METRIC_NAME)
-    if not name:
+    if not labels.get(METRIC_NAME):
         return f"missing metric name ({METRIC_NAME} label)"
     o = target.options
-    if o.label_limit and len(labels) > o.label_limit:
-        return f"label_limit exceeded (metric: {name[:50]}, number of labels: {len(labels)}, limit: {o.label_limit})"
-    if o.label_name_length_limit or o.label_value_length_limit:
-        for label, value in labels:
-            size = len(label.encode())
-            if o.label_name_length_limit and size > o.label_name_length_limit:
-                return (f"label_name_length_limit exceeded (metric: {name[:50]}, label name: {label[:50]}, "
-                        f"length: {size}, limit: {o.label_name_length_limit})")
-            size = len(value.encode())
-            if o.label_value_length_limit and size > o.label_value_length_limit:
-                return (f"label_value_length_limit exceeded (metric: {name[:50]}, label name: {label[:50]}, "
-                        f"value: {_go_quote(value[:50])}, length: {size}, limit: {o.label_value_length_limit})")
-    return ""
+    over = LabelLimits(o.label_limit, o.label_name_length_limit, o.label_value_length_limit).check(labels)
+    return over[1] if over else ""
 
 
 class _Table:

@@ -24,6 +24,8 @@ from ingest.forwarder import Forwarder
 from ingest.scrape import ScrapeLoop, TargetHealth
 from ingest.target import Target
 from model.config import Config
+from model.httpserver import metrics_app, serve_in_thread
+from shards.client import ShardConnection
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ class Scraper:
         self._forwarder: Forwarder | None = None
         self._session: aiohttp.ClientSession | None = None
         self._assign_lock = asyncio.Lock()
-        self.metrics_address = serve_own_metrics()
+        self.metrics_address = serve_own_metrics("scraper", config)
         loop = asyncio.get_running_loop()
         self._lag_task = loop.create_task(_measure_loop_lag())
         if coordinator is not None:
@@ -65,6 +67,7 @@ class Scraper:
                 self.config.ingest,
                 sender_id=f"{self.scraper_id}.{self.incarnation}",
                 replication_factor=self.config.shards.replication_factor,
+                conn=ShardConnection.of(self.config),
             )
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), auto_decompress=True
@@ -149,13 +152,12 @@ def node_ip() -> str:
         return "127.0.0.1"
 
 
-def serve_own_metrics() -> str:
-    """Expose this process's prometheus_client metrics on a free port of this node; returns host:port."""
-    from prometheus_client import start_http_server
-
-    host = node_ip()
-    server, _ = start_http_server(0, addr=host)
-    return f"{host}:{server.server_port}"
+def serve_own_metrics(component: str, config: Config) -> str:
+    """Expose this process's prometheus_client metrics on a free port of this node, behind the web
+    config (TLS, basic auth) like every listener; returns host:port."""
+    address, _ = serve_in_thread(metrics_app(component, config.web_config()), f"{node_ip()}:0",
+                                 f"{component} /metrics", config.web_config(), name=f"{component}-metrics")
+    return address
 
 
 async def _measure_loop_lag() -> None:

@@ -1,9 +1,10 @@
 """The ingest service: the Ray driver that starts the coordinator and keeps it going.
 
 ``shardmon ingest`` runs :func:`run`: join (or start) Ray, start the coordinator actor, and until
-SIGTERM/SIGINT, nudge it every few seconds (``start`` is idempotent, so a coordinator that Ray
-restarted picks its scrapers up again). On stop, the scrapers flush their queues before Ray shuts down
-(no staleness markers: as Prometheus on shutdown, the targets are not gone).
+SIGTERM/SIGINT, nudge it every few seconds (``start`` is idempotent; a coordinator that Ray restarted
+starts itself again too, with the scaling and configuration it had: see :mod:`ingest.coordinator`).
+On stop, the scrapers flush their queues before Ray shuts down (no staleness markers: as Prometheus on
+shutdown, the targets are not gone).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayError
 
-from ingest.api import Coordinator, IngestAPI, serve_in_thread
+from ingest.api import Coordinator, IngestAPI, serve
 from ingest.coordinator import connect_ray, start_coordinator
 from model.config import Config
-from model.errors import ConfigError, QueryUnavailableError
+from model.errors import ConfigError, QueryUnavailableError, ShardmonError
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
             stop.set()
 
         signal.signal(signal.SIGHUP, on_sighup)
-    connect_ray(config.ingest.ray_address)
+    connect_ray(config.ingest.ray_address, config.ingest.ray_auth_token_file)
     coordinator = start_coordinator(config)
     log.info("ingest running: %d scrapers", config.ingest.scrapers)
     reload_lock = threading.Lock()
+    running = [config]  # the configuration in force, as the last reload left it
 
     def reload() -> dict:
         if reload_config is None:
@@ -58,6 +60,7 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
         with reload_lock:
             new = reload_config()  # ConfigError: the running configuration stays
             result = ray.get(coordinator.reload.remote(new), timeout=120)
+            running[0] = new
             log.info("configuration reloaded")
             return result
 
@@ -65,13 +68,16 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
         try:
             return ray.get(ref, timeout=timeout_s)
         except RayError as exc:
-            raise QueryUnavailableError(str(exc)) from exc
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ShardmonError):  # the coordinator's own answer (e.g. a bound), not Ray's
+                raise cause from exc
+            raise QueryUnavailableError(f"coordinator: {exc}") from exc
 
     def reload_api() -> dict:
         try:
             return reload()
         except RayError as exc:
-            raise QueryUnavailableError(str(exc)) from exc
+            raise QueryUnavailableError(f"coordinator: {exc}") from exc
 
     stop_api = None
     if config.ingest.http_address:
@@ -81,7 +87,7 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
             scale=lambda n: ask(coordinator.set_scrapers.remote(n), 300),
             reload=reload_api,
         )
-        stop_api = serve_in_thread(IngestAPI(api), config.ingest.http_address)
+        stop_api = serve(IngestAPI(api, lambda: running[0]), config.ingest.http_address, config.web_config())
     if ready_file:
         Path(ready_file).write_text("ready\n")
     try:

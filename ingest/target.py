@@ -33,8 +33,9 @@ from typing import NamedTuple
 
 from ingest.relabel import process as relabel
 from model.config import Config, ScrapeConfig, format_duration_ms, parse_duration_ms
-from model.errors import ConfigError
+from model.errors import ConfigError, ShardmonError
 from model.hashing import rendezvous_owner
+from model.httpclient import InternalClient
 from model.labels import Labels
 from model.relabel_config import RelabelConfig
 from model.sd_config import HTTPClientConfig
@@ -92,7 +93,7 @@ class Target(NamedTuple):
         return self.labels.get("instance")
 
 
-class TargetError(ValueError):
+class TargetError(ShardmonError, ValueError):
     """A target Prometheus would not create (Prometheus logs it and skips the target)."""
 
 
@@ -274,13 +275,17 @@ SELF_JOB = "shardmon"
 
 def self_targets(config: Config, components: Sequence[tuple[str, str, str]]) -> list[Target]:
     """Targets for Shardmon's own components: ``(component, host:port, metrics path)`` each, scraped
-    as job ``shardmon`` with a ``component`` label, at the global interval."""
+    as job ``shardmon`` with a ``component`` label, at the global interval, as ``internal_client`` says
+    (https with its tls_config, its basic_auth credentials)."""
     g = config.global_
+    client = InternalClient.from_config(config.internal_client)
+    http = client.http_config()
+    options = DEFAULT_OPTIONS if http is None else ScrapeOptions(http=http)
     out = []
     for component, address, path in components:
         labels = Labels.from_dict({"job": SELF_JOB, "instance": address, "component": component})
-        out.append(Target(SELF_JOB, f"http://{address}{path}", labels, g.scrape_interval, g.scrape_timeout or g.scrape_interval,
-                          False, True))
+        out.append(Target(SELF_JOB, f"{client.scheme}://{address}{path}", labels, g.scrape_interval,
+                          g.scrape_timeout or g.scrape_interval, False, True, options))
     return out
 
 
@@ -290,4 +295,6 @@ def static_components(config: Config) -> list[tuple[str, str, str]]:
     out.append(("querier", config.querier.http_address, "/metrics"))
     if config.receiver is not None:
         out.append(("receiver", config.receiver.http_address, "/metrics"))
+    if config.ingest.http_address:  # the ingest service's API (its driver process)
+        out.append(("ingest", config.ingest.http_address, "/metrics"))
     return out

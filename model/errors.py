@@ -2,15 +2,32 @@
 
 Every error says whether retrying can help. Lower-layer exceptions (gRPC, Redis, HTTP) are
 translated into this tree exactly once, at the edge that meets them (``raise ... from exc``), and
-back into a transport status exactly once, by one table per transport.
+back into a transport status exactly once, by one table per transport (gRPC: ``model/grpcstatus.py``).
 
 ::
 
     ShardmonError                      .retryable
     ├── ConfigError                    no     a bad configuration; names the field path
+    │   └── KubeConfigError            no     no Kubernetes API server or credentials (ingest/discovery)
+    ├── TargetError                    no     a target Prometheus would not create (ingest/target.py)
     ├── ExpositionError                no     a malformed scrape body; names the line
+    │   └── BodyError                  no     ... with what Prometheus counts before refusing it (ingest/exposition.py)
+    ├── RegexError (also a ValueError)  no     a regex RE2 rejects; names it. Callers translate it: a
+    │                                          BadQueryError in a query, a field error (ConfigError)
+    │                                          in a config
+    ├── BadRequestError                no     HTTP 400, gRPC INVALID_ARGUMENT: a request that can never succeed
+    │   ├── RemoteWriteError           no     a remote-write body that cannot be read (HTTP 400)
+    │   │   └── BodyTooLargeError      no     over the receiver's size limit (HTTP 413)
+    │   └── PushError                  no     a refused Pushgateway-API push (HTTP 400)
+    │       └── PushGroupsLimitError   no     a new group beyond receiver.max_push_groups (HTTP 400)
+    ├── PermissionDeniedError          no     HTTP 403, gRPC PERMISSION_DENIED: an API that is turned off
+    ├── UnauthenticatedError           no     HTTP 401, gRPC UNAUTHENTICATED: no or wrong credentials
+    ├── DiscoveryError                 yes    a service-discovery refresh failed; the last targets stay
+    │   ├── HTTPDiscoveryError         yes    (ingest/discovery/http.py)
+    │   └── KubeAPIError               yes    (ingest/discovery/kubeclient.py)
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
+    │   │   └── UnsupportedQueryError  no     a PromQL feature not implemented (querier/value.py)
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
     │   │   └── QueryLimitError        no     ... over querier.max_samples / max_series (.limit names it)
     │   ├── QueryTimeoutError          no     HTTP 503 timeout, gRPC DEADLINE_EXCEEDED
@@ -18,8 +35,19 @@ back into a transport status exactly once, by one table per transport.
     │   └── QueryUnavailableError      yes    HTTP 503 unavailable, gRPC UNAVAILABLE (a shard down, abort)
     └── StorageError                   no
         ├── InvalidWriteError          no     a batch the shard can never accept (INVALID_ARGUMENT)
+        │   └── SeriesLimitError       no     over a series limit (shards/db.py)
         ├── ShardUnavailableError      yes    the shard or its Redis cannot be reached (UNAVAILABLE)
+        │   ├── ShardDataLostError     yes    the shard's Redis lost data: writes refused until recovered
+        │   └── ShardNotDurableError   yes    the shard's Redis runs without the AOF the config asks for
         └── ShardOverloadedError       yes    the shard sheds load (RESOURCE_EXHAUSTED)
+
+Subclasses defined next to the code that raises them are listed with their module. Outside the tree
+on purpose: exceptions private to one module for its own control flow, which never leave it
+(``_LineError``, ``_ScrapeError``, ``_Gone``, ``_BlocksChanged``, a ``ValueError``
+for pydantic), and the command-line tools' own (``shardmon.cli.UsageError``, exit code 2;
+``querier.promqltest.ScriptError``, a malformed test script; ``shardmon.launcher.Interrupted``, a
+``shardmon up`` stopped while starting), which end a command and reach no service edge.
+``tests/unit/model/test_errors.py`` keeps this list true.
 """
 
 from __future__ import annotations
@@ -46,6 +74,81 @@ class ExpositionError(ShardmonError):
     def __init__(self, message: str, line: int) -> None:
         super().__init__(f"line {line}: {message}")
         self.line = line
+
+
+class RegexError(ShardmonError, ValueError):
+    """A user's regular expression that RE2 (Go's syntax) rejects; ``pattern`` is the expression, ``reason``
+    why, in Go's words. A ValueError, so config validators report it under the field's path."""
+
+    def __init__(self, message: str, *, pattern: str, reason: str) -> None:
+        super().__init__(message)
+        self.pattern = pattern
+        self.reason = reason
+
+
+class BadRequestError(ShardmonError):
+    """A request (body, path, parameters) that can never succeed as sent, however often it is sent (a
+    remote-write body that does not decode, a push refused, a parameter out of bounds): HTTP 400, gRPC
+    INVALID_ARGUMENT. The message says what is wrong, naming the limit or the configuration field when
+    one is at stake."""
+
+
+class RemoteWriteError(BadRequestError):
+    """A remote-write body that cannot be read as a whole (snappy, protobuf): HTTP 400, never retried.
+
+    ``reason`` names the refusal in the receiver's ``shardmon_receiver_refused_requests_total``.
+    """
+
+    reason = "bad_body"
+
+
+class BodyTooLargeError(RemoteWriteError):
+    """A body over a size limit, refused before it is decoded: HTTP 413, which senders do not retry.
+
+    ``size`` is the body's size in bytes (compressed, or decoded as its snappy header declares), ``limit``
+    the limit it exceeds, ``field`` the configuration field that sets it; ``reason`` is
+    ``body_too_large`` (compressed) or ``decoded_body_too_large``.
+    """
+
+    def __init__(self, message: str, *, size: int, limit: int, field: str, decoded: bool) -> None:
+        super().__init__(message)
+        self.size, self.limit, self.field = size, limit, field
+        self.reason = "decoded_body_too_large" if decoded else "body_too_large"
+
+
+class PushError(BadRequestError):
+    """A push to the Pushgateway API refused with HTTP 400; the message says why, ``reason`` names it
+    for ``shardmon_receiver_refused_requests_total`` (``bad_push``, or the label limit exceeded)."""
+
+    reason = "bad_push"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class PushGroupsLimitError(PushError):
+    """A push that would create a group beyond ``receiver.max_push_groups`` (existing groups can
+    always be replaced or deleted)."""
+
+    reason = "max_push_groups"
+
+
+class PermissionDeniedError(ShardmonError):
+    """The caller may not do this here: an admin or lifecycle API that the configuration leaves off
+    (``web.enable_admin_api``, ``web.enable_lifecycle``). HTTP 403, gRPC PERMISSION_DENIED; the
+    message names the configuration field that turns it on."""
+
+
+class UnauthenticatedError(ShardmonError):
+    """No credentials, or wrong ones: HTTP 401, gRPC UNAUTHENTICATED."""
+
+
+class DiscoveryError(ShardmonError):
+    """A service-discovery refresh failed; the targets last found stay until the next refresh."""
+
+    retryable = True
 
 
 class QueryError(ShardmonError):
@@ -106,6 +209,21 @@ class ShardUnavailableError(StorageError):
     """The shard or its Redis could not be reached; retry later."""
 
     retryable = True
+
+
+class ShardDataLostError(ShardUnavailableError):
+    """The shard's Redis lost data it had acknowledged (its identity key is gone, its epoch changed, or it
+    rolled back to an older state): the shard refuses writes until an operator recovers it (README, "If a
+    shard's Redis loses its data"). Retryable: senders keep the samples and retry, so nothing they have
+    not had acknowledged is lost while the operator decides; the same write succeeds once the shard is
+    recovered."""
+
+
+class ShardNotDurableError(ShardUnavailableError):
+    """The shard's Redis runs without an append-only file although ``shards.wal_appendfsync`` asks for
+    one, and the shard could not turn it on (CONFIG refused): writes are refused rather than acknowledged
+    without durability. Retryable: the shard checks again every few seconds and accepts writes once
+    Redis has its AOF."""
 
 
 class ShardOverloadedError(StorageError):

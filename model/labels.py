@@ -18,6 +18,8 @@ from typing import NamedTuple
 
 import xxhash
 
+from model.regex import Regex, compile_matcher_regex
+
 METRIC_NAME = "__name__"
 SEP = b"\xff"
 
@@ -134,142 +136,12 @@ class MatchType(enum.Enum):
     NRE = "!~"
 
 
-# An RE2 flag group without a body, such as ``(?i)`` or ``(?i-s)``; ``U`` (ungreedy) is left out on
-# purpose because Python has no equivalent, so such a pattern reaches the compiler unchanged and fails.
-_FLAG_GROUP = re.compile(r"\(\?([ims]*(?:-[ims]*)?)\)")
-
-
-def python_regex(pattern: str) -> str:
-    """Rewrite RE2 flag groups that Python rejects into their scoped form, keeping the meaning.
-
-    In RE2 (Prometheus), ``(?i)`` sets a flag until the end of the enclosing group; Python 3.11
-    accepts such a group only at the very start of the whole expression, and
-    :class:`model.labels.Matcher` wraps every pattern in ``(?:...)`` to anchor it, so even a leading
-    ``(?i)`` would fail. ``a(?i)b|c`` becomes ``a(?i:b|c)``, which means the same in both engines.
-    Patterns without ``(?`` are returned as they are.
-    """
-    if "(?" not in pattern:
-        return pattern
-    out: list[str] = []
-    # For each open group (the outermost being the whole pattern), how many scoped flag groups were
-    # opened inside it: they must all be closed where the group closes.
-    open_flags = [0]
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            out.append(pattern[i : i + 2])
-            i += 2
-        elif c == "[":
-            j = _class_end(pattern, i)
-            out.append(pattern[i:j])
-            i = j
-        elif c == "(":
-            m = _FLAG_GROUP.match(pattern, i)
-            if m and m.group(1) not in ("", "-"):
-                out.append(f"(?{m.group(1)}:")
-                open_flags[-1] += 1
-                i = m.end()
-            else:
-                open_flags.append(0)
-                out.append("(")
-                i += 1
-        elif c == ")" and len(open_flags) > 1:
-            out.append(")" * open_flags.pop() + ")")
-            i += 1
-        else:
-            out.append(c)
-            i += 1
-    out.append(")" * open_flags[0])
-    return "".join(out)
-
-
-def _class_end(pattern: str, i: int) -> int:
-    """Index just past the character class that starts at ``pattern[i] == '['``."""
-    j = i + 1
-    if pattern.startswith("^", j):
-        j += 1
-    if pattern.startswith("]", j):  # A ``]`` first in a class is a literal.
-        j += 1
-    n = len(pattern)
-    while j < n:
-        c = pattern[j]
-        if c == "\\":
-            j += 2
-        elif pattern.startswith("[:", j):
-            end = pattern.find(":]", j + 2)
-            j = n if end < 0 else end + 2
-        elif c == "]":
-            return j + 1
-        else:
-            j += 1
-    return n
-
-
-@functools.lru_cache(maxsize=4096)
-def _compile_anchored(pattern: str) -> re.Pattern[str]:
-    # Prometheus regexes are fully anchored. Python's ``re`` stands in for RE2 here; the two agree
-    # on the syntax that label matchers use in practice (no backreferences in RE2), once RE2's
-    # flag groups are rewritten into the scoped form Python accepts.
-    try:
-        return re.compile(f"(?:{python_regex(pattern)})\\Z", re.DOTALL)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from exc
-
-
-_REGEX_META = frozenset(".^$*+?()[]{}|\\")
-_QUANTIFIERS = frozenset("*+?{")
-
-
-def _literal_run(pattern: str) -> tuple[str, int]:
-    """The literal text at the start of ``pattern`` (escaped punctuation unescaped) and where it ends."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\":
-            if i + 1 < n and not pattern[i + 1].isalnum():
-                out.append(pattern[i + 1])
-                i += 2
-                continue
-            break
-        if c in _REGEX_META:
-            break
-        out.append(c)
-        i += 1
-    return "".join(out), i
-
-
-@functools.lru_cache(maxsize=4096)
-def regex_shape(pattern: str) -> tuple[frozenset[str] | None, str]:
-    """What an (anchored) label regex lets an index skip: ``(alternatives, prefix)``.
-
-    ``alternatives`` is the set of strings the pattern matches when it is a plain alternation of
-    literals (``a|b|c``, Prometheus's "set matcher"), else None. ``prefix`` is literal text every
-    match starts with (``""`` when there is none), so only values in a prefix range need the regex.
-    """
-    parts = pattern.split("|")
-    literal = []
-    for part in parts:
-        text, end = _literal_run(part)
-        if end != len(part) or part.endswith("\\"):
-            break
-        literal.append(text)
-    else:
-        return frozenset(literal), (literal[0] if len(literal) == 1 else "")
-    if len(parts) > 1:  # Any other top-level alternation: no common prefix worth finding.
-        return None, ""
-    text, end = _literal_run(pattern)
-    if end < len(pattern) and pattern[end] in _QUANTIFIERS:
-        text = text[:-1]  # ``ab*``: the b may be absent
-    return None, text
-
-
 class Matcher(NamedTuple):
     """A label matcher: ``name`` compared with ``value`` by ``type``.
 
     A label that a series lacks has the value ``""``, so ``job=""`` selects series without ``job``
-    and ``job!=""`` selects series that have it, as in Prometheus.
+    and ``job!=""`` selects series that have it, as in Prometheus. Regexes are RE2, fully anchored, as
+    Prometheus 2.42's ``^(?:value)$`` (see :mod:`model.regex`).
     """
 
     type: MatchType
@@ -278,10 +150,16 @@ class Matcher(NamedTuple):
 
     @classmethod
     def parse_op(cls, op: str, name: str, value: str) -> Matcher:
+        """A matcher from its operator; a regex RE2 rejects raises :class:`~model.errors.RegexError`."""
         matcher = cls(MatchType(op), name, value)
         if matcher.type in (MatchType.RE, MatchType.NRE):
-            _compile_anchored(value)  # Fail early, with the pattern in the message.
+            compile_matcher_regex(value)  # Fail early, with the pattern in the message.
         return matcher
+
+    @property
+    def regex(self) -> Regex:
+        """The compiled regex of a ``=~`` or ``!~`` matcher (``^(?:value)$``, RE2, cached)."""
+        return compile_matcher_regex(self.value)
 
     def matches(self, value: str) -> bool:
         t = self.type
@@ -289,7 +167,7 @@ class Matcher(NamedTuple):
             return value == self.value
         if t is MatchType.NEQ:
             return value != self.value
-        hit = _compile_anchored(self.value).match(value) is not None
+        hit = compile_matcher_regex(self.value).fullmatch(value)
         return hit if t is MatchType.RE else not hit
 
     def __str__(self) -> str:

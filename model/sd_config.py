@@ -16,7 +16,7 @@ import re
 import urllib.parse
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class _SDModel(BaseModel):
@@ -47,7 +47,7 @@ class BasicAuth(_SDModel):
 
     username: str = ""
     username_file: str | None = None
-    password: str = ""
+    password: SecretStr = Field(SecretStr(""), description="A secret: never logged, printed or echoed.")
     password_file: str | None = None
 
     @model_validator(mode="after")
@@ -63,7 +63,7 @@ class Authorization(_SDModel):
     """``authorization``: sets ``Authorization: <type> <credentials>`` on every request."""
 
     type: str = Field("Bearer", description="The authentication type (default Bearer).")
-    credentials: str | None = None
+    credentials: SecretStr | None = Field(None, description="A secret: never logged, printed or echoed.")
     credentials_file: str | None = None
 
     @model_validator(mode="after")
@@ -111,7 +111,7 @@ class HTTPClientConfig(_SDModel):
 
     basic_auth: BasicAuth | None = None
     authorization: Authorization | None = None
-    bearer_token: str | None = Field(None, description="Deprecated form of authorization.credentials.")
+    bearer_token: SecretStr | None = Field(None, description="Deprecated form of authorization.credentials (a secret).")
     bearer_token_file: str | None = Field(None, description="Deprecated form of authorization.credentials_file.")
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
     follow_redirects: bool = True

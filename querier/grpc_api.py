@@ -14,11 +14,10 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import grpc
 import numpy as np
 
 from model import errors
-from model.grpcstatus import status_of
+from model.grpcstatus import abort
 from model.pb import query_pb2, query_pb2_grpc, types_pb2
 from model.samples import F64, I64
 from model.storage import Querier, QueryBudget
@@ -86,7 +85,8 @@ class QueryService(query_pb2_grpc.QueryServicer):
             try:
                 return await asyncio.wait_for(asyncio.shield(future), budget.time_left())
             except asyncio.TimeoutError:
-                raise errors.QueryTimeoutError("query timed out in expression evaluation") from None
+                raise errors.QueryTimeoutError("lookup timed out" if kind == "metadata"
+                                               else "query timed out in expression evaluation") from None
         except asyncio.CancelledError:
             outcome = "canceled"
             budget.cancel(errors.QueryCanceledError("query canceled by the client"))
@@ -96,11 +96,12 @@ class QueryService(query_pb2_grpc.QueryServicer):
             if isinstance(exc, errors.QueryLimitError):
                 metrics.QUERIES_REFUSED.labels(exc.limit).inc()
             budget.cancel(exc if isinstance(exc, errors.QueryError) else None)
-            await context.abort(status_of(exc), str(exc))
+            await abort(context, exc)
         except Exception as exc:  # noqa: BLE001 - a bug becomes INTERNAL, logged with its trace.
             outcome = "internal"
-            log.exception("query failed")
-            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+            log.exception("lookup failed" if kind == "metadata" else "query failed")
+            budget.cancel(None)
+            await abort(context, exc, f"internal error: {exc}")
         finally:
             if not future.done():  # Left behind: its error is of no interest any more.
                 future.add_done_callback(lambda f: f.cancelled() or f.exception())

@@ -27,13 +27,22 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from model.config import parse_duration_ms
-from model.errors import BadQueryError, QueryCanceledError, QueryError, QueryLimitError, QueryTimeoutError
+from model.errors import (
+    BadQueryError,
+    QueryCanceledError,
+    QueryError,
+    QueryLimitError,
+    QueryTimeoutError,
+    QueryUnavailableError,
+)
+from model.httpclient import InternalClient
+from model.httpserver import make_app
 from model.labels import Labels
 from model.storage import Querier, QueryBudget
+from model.webconfig import WebConfig
 from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
 
-_STATUS = {"bad_data": 400, "execution": 422, "timeout": 503, "unavailable": 503, "canceled": 499, "internal": 500, "not_found": 404}
 T = TypeVar("T")
 _MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs
 _MAX_TIME_MS = (2**63 - 1) // 1_000_000
@@ -138,11 +147,6 @@ def success(data_json: str, warnings: list[str] | None = None, partial: bool = F
     return web.Response(text=body + "}", content_type="application/json")
 
 
-def error(error_type: str, message: str, status: int | None = None) -> web.Response:
-    body = json.dumps({"status": "error", "errorType": error_type, "error": message})
-    return web.Response(text=body, status=status or _STATUS.get(error_type, 500), content_type="application/json")
-
-
 # -- parameters, exactly as Prometheus ---------------------------------------------------------------
 
 
@@ -200,16 +204,24 @@ class PrometheusAPI:
     """The aiohttp routes of the Prometheus HTTP API over an :class:`Engine` and a :class:`Querier`."""
 
     def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str = "0.1.0",
-                 ingest_api: str | None = None) -> None:
+                 ingest_api: str | None = None, ingest_client: InternalClient | None = None) -> None:
         #: host:port of the ingest service's API, which answers /api/v1/targets (None: not configured).
         self.ingest_api = ingest_api
+        #: How to call it (scheme, TLS, credentials): Shardmon's internal_client.
+        self.ingest_client = ingest_client or InternalClient()
         self.engine = engine
         self.querier = querier
         self.default_timeout_ms = default_timeout_ms
         self.version = version
 
+    def app(self, web_config: WebConfig | None = None) -> web.Application:
+        """The whole app: the routes behind Shardmon's HTTP edge (authentication, headers, errors as
+        Prometheus's JSON), each request counted and timed by route."""
+        app = make_app("querier", web_config, middlewares=[_observe])
+        self.routes(app)
+        return app
+
     def routes(self, app: web.Application) -> None:
-        app.middlewares.append(_observe)
         for path, handler in (
             ("/api/v1/query", self.query),
             ("/api/v1/query_range", self.query_range),
@@ -285,39 +297,32 @@ class PrometheusAPI:
         return parse_step_ms(t, "timeout") if t else self.default_timeout_ms
 
     async def query(self, request: web.Request) -> web.Response:
-        try:
-            p = await _params(request)
-            t = parse_time_ms(p["time"], "time") if p.get("time") else int(time.time() * 1000)
-            q = p.get("query", "")
-            res = await self._run(request, lambda b: self.engine.instant(q, t, budget=b), self._timeout_ms(p),
-                                  "instant")
-        except QueryError as exc:
-            return error(exc.error_type, str(exc))
+        p = await _params(request)
+        t = parse_time_ms(p["time"], "time") if p.get("time") else int(time.time() * 1000)
+        q = p.get("query", "")
+        res = await self._run(request, lambda b: self.engine.instant(q, t, budget=b), self._timeout_ms(p), "instant")
         return success(result_json(res), res.warnings, res.partial)
 
     async def query_range(self, request: web.Request) -> web.Response:
-        try:
-            p = await _params(request)
-            start = parse_time_ms(p.get("start", ""), "start")
-            end = parse_time_ms(p.get("end", ""), "end")
-            if end < start:
-                raise BadQueryError('invalid parameter "end": end timestamp must not be before start time')
-            step = parse_step_ms(p.get("step", ""), "step")
-            if step <= 0:
-                raise BadQueryError(
-                    'invalid parameter "step": zero or negative query resolution step widths are not accepted. '
-                    "Try a positive integer"
-                )
-            if (end - start) / step > 11000:
-                raise BadQueryError(
-                    "exceeded maximum resolution of 11,000 points per timeseries. "
-                    "Try decreasing the query resolution (?step=XX)"
-                )
-            q = p.get("query", "")
-            res = await self._run(request, lambda b: self.engine.range(q, start, end, step, budget=b),
-                                  self._timeout_ms(p), "range")
-        except QueryError as exc:
-            return error(exc.error_type, str(exc))
+        p = await _params(request)
+        start = parse_time_ms(p.get("start", ""), "start")
+        end = parse_time_ms(p.get("end", ""), "end")
+        if end < start:
+            raise BadQueryError('invalid parameter "end": end timestamp must not be before start time')
+        step = parse_step_ms(p.get("step", ""), "step")
+        if step <= 0:
+            raise BadQueryError(
+                'invalid parameter "step": zero or negative query resolution step widths are not accepted. '
+                "Try a positive integer"
+            )
+        if (end - start) / step > 11000:
+            raise BadQueryError(
+                "exceeded maximum resolution of 11,000 points per timeseries. "
+                "Try decreasing the query resolution (?step=XX)"
+            )
+        q = p.get("query", "")
+        res = await self._run(request, lambda b: self.engine.range(q, start, end, step, budget=b),
+                              self._timeout_ms(p), "range")
         return success(result_json(res), res.warnings, res.partial)
 
     def _range(self, p) -> tuple[int, int]:
@@ -326,58 +331,46 @@ class PrometheusAPI:
         return start, end
 
     async def series(self, request: web.Request) -> web.Response:
-        try:
-            p = await _params(request)
-            start, end = self._range(p)
-            selectors = p.getall("match[]", [])
-            found = await self._run(request, lambda b: lookup.find_series(self.querier, selectors, start, end,
-                                                                          guard=self.engine.guard, budget=b),
-                                    self.default_timeout_ms)
-        except QueryError as exc:
-            return error(exc.error_type, str(exc))
+        p = await _params(request)
+        start, end = self._range(p)
+        selectors = p.getall("match[]", [])
+        found = await self._run(request, lambda b: lookup.find_series(self.querier, selectors, start, end,
+                                                                      guard=self.engine.guard, budget=b),
+                                self.default_timeout_ms)
         return success(json.dumps([ls.to_dict() for ls in found.items]), found.warnings, found.partial)
 
     async def labels(self, request: web.Request) -> web.Response:
-        try:
-            p = await _params(request)
-            start, end = self._range(p)
-            selectors = p.getall("match[]", [])
-            found = await self._run(request, lambda b: lookup.label_names(self.querier, selectors, start, end,
-                                                                          guard=self.engine.guard, budget=b),
-                                    self.default_timeout_ms)
-        except QueryError as exc:
-            return error(exc.error_type, str(exc))
+        p = await _params(request)
+        start, end = self._range(p)
+        selectors = p.getall("match[]", [])
+        found = await self._run(request, lambda b: lookup.label_names(self.querier, selectors, start, end,
+                                                                      guard=self.engine.guard, budget=b),
+                                self.default_timeout_ms)
         return success(json.dumps(found.items), found.warnings, found.partial)
 
     async def label_values(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
-        try:
-            p = await _params(request)
-            start, end = self._range(p)
-            selectors = p.getall("match[]", [])
-            found = await self._run(request, lambda b: lookup.label_values(self.querier, name, selectors, start, end,
-                                                                           guard=self.engine.guard, budget=b),
-                                    self.default_timeout_ms)
-        except QueryError as exc:
-            return error(exc.error_type, str(exc))
+        p = await _params(request)
+        start, end = self._range(p)
+        selectors = p.getall("match[]", [])
+        found = await self._run(request, lambda b: lookup.label_values(self.querier, name, selectors, start, end,
+                                                                       guard=self.engine.guard, budget=b),
+                                self.default_timeout_ms)
         return success(json.dumps(found.items), found.warnings, found.partial)
 
     async def metadata(self, request: web.Request) -> web.Response:
+        p = await _params(request)
+        limit = p.get("limit", "")
         try:
-            p = await _params(request)
-            limit = p.get("limit", "")
-            try:
-                n = int(limit) if limit else -1  # As Prometheus: absent or negative, no limit; 0, nothing.
-            except ValueError:
-                raise BadQueryError(f'invalid parameter "limit": {limit!r} is not a number') from None
-            fetch = getattr(self.querier, "metadata", None)
-            if fetch is None or n == 0:
-                found, warnings, partial = {}, [], False
-            else:
-                found, warnings, partial = await self._run(
-                    request, lambda b: fetch(p.get("metric", ""), max(n, 0), budget=b), self.default_timeout_ms)
-        except QueryError as exc:
-            return error(exc.error_type, str(exc))
+            n = int(limit) if limit else -1  # As Prometheus: absent or negative, no limit; 0, nothing.
+        except ValueError:
+            raise BadQueryError(f'invalid parameter "limit": {limit!r} is not a number') from None
+        fetch = getattr(self.querier, "metadata", None)
+        if fetch is None or n == 0:
+            found, warnings, partial = {}, [], False
+        else:
+            found, warnings, partial = await self._run(
+                request, lambda b: fetch(p.get("metric", ""), max(n, 0), budget=b), self.default_timeout_ms)
         return success(json.dumps(found), warnings, partial)
 
     async def own_metrics(self, request: web.Request) -> web.Response:
@@ -392,14 +385,15 @@ class PrometheusAPI:
     async def targets(self, request: web.Request) -> web.Response:
         """``/api/v1/targets``, answered by the ingest service (which owns the targets), as Prometheus's."""
         if not self.ingest_api:
-            return error("unavailable", "no ingest service API configured (ingest.http_address)", 503)
-        url = f"http://{self.ingest_api}/api/v1/targets"
+            raise QueryUnavailableError("no ingest service API configured (ingest.http_address)")
+        url = f"{self.ingest_client.scheme}://{self.ingest_api}/api/v1/targets"
         try:
             async with aiohttp.ClientSession() as session:
-                async with session.get(url, params=request.query, timeout=aiohttp.ClientTimeout(total=60)) as resp:
+                async with session.get(url, params=request.query, timeout=aiohttp.ClientTimeout(total=60),
+                                       **self.ingest_client.settings.request_kwargs()) as resp:
                     return web.Response(text=await resp.text(), status=resp.status, content_type="application/json")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return error("unavailable", f"the ingest service at {self.ingest_api} does not answer: {exc}", 503)
+            raise QueryUnavailableError(f"the ingest service at {self.ingest_api} does not answer: {exc}") from exc
 
     @staticmethod
     def _empty(data_json: str) -> Callable:

@@ -6,19 +6,20 @@ import asyncio
 import logging
 
 import grpc
-from aiohttp import web
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from model import grpcauth
 from model.config import Config
-from model.errors import ConfigError
+from model.httpclient import InternalClient
+from model.httpserver import listen
 from model.lifecycle import wait_until_stopped
 from model.pb import query_pb2, query_pb2_grpc
 from querier.engine import Engine
 from querier.fanout import FanoutQuerier
 from querier.grpc_api import QueryService
 from querier.http_api import PrometheusAPI
-from shards.client import ShardClient
+from shards.client import ShardClient, ShardConnection
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 def build(config: Config) -> tuple[Engine, FanoutQuerier]:
     q = config.querier
     fanout = FanoutQuerier(
-        [ShardClient(n.id, n.address) for n in config.shards.nodes],
+        [ShardClient(n.id, n.address, ShardConnection.of(config)) for n in config.shards.nodes],
         partial_response=q.partial_response,
         timeout_s=q.query_timeout / 1000,
         replication_factor=config.shards.replication_factor,
@@ -45,28 +46,17 @@ def build(config: Config) -> tuple[Engine, FanoutQuerier]:
     return engine, fanout
 
 
-def _split(address: str) -> tuple[str, int]:
-    host, port = address.rsplit(":", 1)
-    return host, int(port)
-
-
 async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     """Serve the HTTP and gRPC APIs until ``stop`` is set (or SIGTERM/SIGINT)."""
     q = config.querier
+    web_config = config.web_config()
     engine, fanout = build(config)
 
-    app = web.Application()
-    PrometheusAPI(engine, fanout, default_timeout_ms=q.query_timeout,
-                  ingest_api=config.ingest.http_address).routes(app)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    host, port = _split(q.http_address)
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        raise ConfigError(f"querier.http_address: cannot listen on {q.http_address}: {exc.strerror}") from exc
+    api = PrometheusAPI(engine, fanout, default_timeout_ms=q.query_timeout, ingest_api=config.ingest.http_address,
+                        ingest_client=InternalClient.from_config(config.internal_client))
+    runner = await listen(api.app(web_config), q.http_address, "querier.http_address", web_config)
 
-    server = grpc.aio.server()
+    server = grpc.aio.server(interceptors=grpcauth.server_interceptors("querier", web_config))
     query_pb2_grpc.add_QueryServicer_to_server(QueryService(engine, q.query_timeout, fanout), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -74,8 +64,7 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
         (query_pb2.DESCRIPTOR.services_by_name["Query"].full_name, health.SERVICE_NAME, reflection.SERVICE_NAME),
         server,
     )
-    if server.add_insecure_port(q.grpc_address) == 0:
-        raise ConfigError(f"querier.grpc_address: cannot listen on {q.grpc_address}")
+    grpcauth.add_port(server, q.grpc_address, web_config, "querier.grpc_address")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("querier serving HTTP on %s and gRPC on %s", q.http_address, q.grpc_address)

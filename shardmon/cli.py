@@ -3,6 +3,7 @@
     shardmon up [--config FILE]                 a whole local cluster (the embedded default without --config)
     shardmon query [--config FILE] [--json] [--time T] EXPR
     shardmon shard --id N [--config FILE]       one storage shard server
+               [--accept-data-loss | --rebuild-from-replicas]   after its Redis lost data (README)
     shardmon querier [--config FILE]            the querier (HTTP and gRPC APIs)
     shardmon ingest [--config FILE] [--ray-address ADDR]   the ingest service (Ray coordinator and scrapers)
     shardmon ingest --status [--config FILE]    where the running scrapers are (asks the Ray cluster), then exit
@@ -33,8 +34,8 @@ import urllib.parse
 from importlib import resources
 from pathlib import Path
 
-from model.config import Config, load_config, parse_config
-from model.errors import ConfigError, QueryError
+from model.config import Config, load_config, parse_config, redacted_url
+from model.errors import ConfigError, ShardmonError, UnauthenticatedError
 
 DEFAULT_CONFIG = "default.yml"
 
@@ -58,10 +59,25 @@ def _source(args) -> str:
     return args.config or "<embedded default config>"
 
 
-def _ok(args, summary: str) -> int:
-    """What ``--check`` prints when all is well."""
-    print(f"{_source(args)}: OK: {summary}")
+def _ok(args, summary: str, config: Config | None = None) -> int:
+    """What ``--check`` prints when all is well (with how the listeners are secured, given ``config``)."""
+    print(f"{_source(args)}: OK: {summary}" + (f"; {security_summary(config)}" if config is not None else ""))
     return 0
+
+
+def security_summary(config: Config) -> str:
+    """How the listeners are secured, checking the web config file (never printing a secret)."""
+    web = config.web_config()
+    if web is None:
+        return "listeners: plain HTTP/gRPC, no authentication (no web_config_file)"
+    parts = []
+    if web.tls:
+        policy = web.tls_server_config.client_auth_type or "NoClientCert"
+        parts.append(f"TLS ({policy})")
+    else:
+        parts.append("no TLS")
+    parts.append(f"basic auth ({len(web.basic_auth_users)} users)" if web.auth else "no authentication")
+    return "listeners: " + ", ".join(parts) + f" (web_config_file {config.web_config_file})"
 
 
 _HOST_PORT = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
@@ -78,7 +94,7 @@ def check_address(field: str, value: str) -> str:
 def check_redis_url(field: str, value: str) -> str:
     url = urllib.parse.urlparse(value)
     if url.scheme not in ("redis", "rediss", "unix") or (url.scheme != "unix" and not url.hostname):
-        raise ConfigError(f"{field}: not a redis:// URL: {value!r}")
+        raise ConfigError(f"{field}: not a redis:// URL: {redacted_url(value)!r}")
     return value
 
 
@@ -113,14 +129,15 @@ def _logging(verbose: bool = False) -> None:
 
 
 def cmd_up(args, config: Config) -> int:
-    from shardmon.launcher import LocalCluster
+    from shardmon.launcher import Interrupted, LocalCluster
 
+    web = config.web_config()  # a bad web config stops us here, before anything starts
+    scheme = "https" if web is not None and web.tls else "http"
+    curl = "curl" + (" --cacert CA" if scheme == "https" else "") + (" -u USER" if web is not None and web.auth else "")
     cluster = LocalCluster(config, args.config)
-    stopping = False
 
-    def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
+    def on_signal(signum, frame):  # no I/O here: the main thread may be printing
+        cluster.request_stop()  # the first: stop in stages; the next: kill the rest at once
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -132,21 +149,26 @@ def cmd_up(args, config: Config) -> int:
         print(
             f"\nShardmon is up. Query it:\n"
             f"  shardmon query up\n"
-            f"  curl 'http://{q.http_address}/api/v1/query?query=up'   (Prometheus HTTP API; Grafana: http://{q.http_address})\n"
+            f"  {curl} '{scheme}://{q.http_address}/api/v1/query?query=up'   (Prometheus HTTP API; "
+            f"Grafana: {scheme}://{q.http_address})\n"
             f"  gRPC Query API on {q.grpc_address}\n"
-            f"Ctrl-C stops everything.\n",
+            f"Ctrl-C stops everything (a second Ctrl-C kills at once).\n",
             flush=True,
         )
-        while not stopping:
+        while not cluster.stop_requested:
             time.sleep(0.5)
             cluster.supervise_once()
+    except Interrupted as exc:
+        print(f"shardmon up: {exc}", file=sys.stderr)
+        return_code = 130
     except RuntimeError as exc:
         print(f"shardmon up: {exc}", file=sys.stderr)
         return_code = 1
     else:
         return_code = 0
     finally:
-        print("\nStopping Shardmon...", flush=True)
+        print(f"\nStopping Shardmon (children that do not exit within "
+              f"{config.local.stop_grace_period / 1000:g}s of SIGTERM are killed)...", flush=True)
         cluster.stop()
     return return_code
 
@@ -176,17 +198,23 @@ def cmd_query(args, config: Config) -> int:
     from querier.http_api import parse_time_ms, result_json
     from shardmon.client import QueryClient
 
+    conn = client_of(args, config)
     try:
         t = parse_time_ms(args.time, "time") if args.time else None
-        with QueryClient(config.querier.grpc_address, timeout_s=config.querier.query_timeout / 1000) as client:
+        with QueryClient(config.querier.grpc_address, timeout_s=config.querier.query_timeout / 1000,
+                         tls=conn.tls, basic_auth=conn.basic_auth) as client:
             res = client.instant(args.expr, t)
-    except QueryError as exc:
+    except ShardmonError as exc:  # a QueryError, or the querier refusing the caller
+        error_type = getattr(exc, "error_type", "unavailable" if exc.retryable else "error")
+        if isinstance(exc, UnauthenticatedError):
+            exc = UnauthenticatedError(f"{exc} (give the querier's credentials: internal_client.basic_auth in the "
+                                       "configuration, --username/--password-file or --http.config.file)")
         if args.json:
             import json
 
-            print(json.dumps({"status": "error", "errorType": exc.error_type, "error": str(exc)}))
+            print(json.dumps({"status": "error", "errorType": error_type, "error": str(exc)}))
         else:
-            print(f"shardmon query: {exc.error_type}: {exc}", file=sys.stderr)
+            print(f"shardmon query: {error_type}: {exc}", file=sys.stderr)
         return 1
     if args.json:
         import json
@@ -209,12 +237,23 @@ def cmd_shard(args, config: Config) -> int:
 
     i = _node_index(config, args.id)
     check_shards(config)
+    if args.accept_data_loss and args.rebuild_from_replicas:
+        raise UsageError("shard: give --accept-data-loss or --rebuild-from-replicas, not both "
+                         "(a rebuild accepts the loss first)")
+    if args.rebuild_from_replicas and config.shards.replication_factor < 2:
+        raise ConfigError("shards.replication_factor: 1, so no other shard holds a copy of this shard's series: "
+                          "--rebuild-from-replicas has nothing to copy from (use --accept-data-loss)")
     if args.check:
         n = config.shards.nodes[i]
-        return _ok(args, f"shard {n.id} of {len(config.shards.nodes)} on {n.address}, Redis {n.redis_url}"
-                         + (f", /metrics on {n.metrics_address}" if n.metrics_address else ""))
+        auth = (", password from " + n.redis_password_file if n.redis_password_file
+                else ", password set" if n.redis_password is not None else "")
+        tls = ", TLS" if n.redis_url.startswith("rediss://") else ""
+        return _ok(args, f"shard {n.id} of {len(config.shards.nodes)} on {n.address}, Redis "
+                         f"{redacted_url(n.redis_url)}{auth}{tls}"
+                         + (f", /metrics on {n.metrics_address}" if n.metrics_address else ""), config)
     _logging(args.verbose)
-    asyncio.run(serve(config, args.id))
+    asyncio.run(serve(config, args.id, accept_data_loss=args.accept_data_loss,
+                      rebuild_from_replicas=args.rebuild_from_replicas))
     return 0
 
 
@@ -227,7 +266,7 @@ def cmd_querier(args, config: Config) -> int:
     check_shards(config)
     if args.check:
         return _ok(args, f"querier: HTTP on {q.http_address}, gRPC on {q.grpc_address}, "
-                         f"over {len(config.shards.nodes)} shards")
+                         f"over {len(config.shards.nodes)} shards", config)
     _logging(args.verbose)
     asyncio.run(serve(config))
     return 0
@@ -247,12 +286,14 @@ def cmd_ingest(args, config: Config) -> int:
     check_ray_address(field, config.ingest.ray_address)
     check_shards(config)
     targets = targets_from_config(config)  # Target-level checks (label overrides) fail here, before Ray starts.
+    config.web_config()  # and a bad web config (the coordinator's and scrapers' /metrics use it)
     if args.status:
         return _ingest_status(config)
     if args.check:
         ray_at = "a local Ray" if config.ingest.ray_address == "local" else f"the Ray cluster at {config.ingest.ray_address}"
         return _ok(args, f"ingest: {len(targets)} targets in {len(config.scrape_configs)} scrape configs, "
-                         f"{config.ingest.scrapers} scrapers on {ray_at}, writing to {len(config.shards.nodes)} shards")
+                         f"{config.ingest.scrapers} scrapers on {ray_at}, writing to {len(config.shards.nodes)} shards",
+                   config)
     from ingest.service import run
 
     if args.ready_file:
@@ -274,7 +315,7 @@ def _ingest_status(config: Config) -> int:
         raise UsageError("ingest --status: ingest.ray_address is \"local\": there is no shared Ray cluster to ask "
                          "(give --ray-address)")
     try:
-        status = cluster_status(config.ingest.ray_address)
+        status = cluster_status(config.ingest.ray_address, token_file=config.ingest.ray_auth_token_file)
     except LookupError as exc:
         print(f"shardmon ingest --status: {exc}", file=sys.stderr)
         return 1
@@ -292,7 +333,8 @@ def cmd_receiver(args, config: Config) -> int:
     check_shards(config)
     if args.check:
         return _ok(args, f"receiver: remote_write on {rc.http_address}, "
-                         f"push API on {rc.pushgateway_address or '(off)'}, writing to {len(config.shards.nodes)} shards")
+                         f"push API on {rc.pushgateway_address or '(off)'}, writing to {len(config.shards.nodes)} shards",
+                   config)
     from ingest.receiver import serve
 
     _logging(args.verbose)
@@ -352,9 +394,15 @@ def cmd_ray_node(args, config: Config) -> int:
     # before that, which the cluster only sees at its next health checks. Leaving cleanly, the
     # node's scrapers restart on the remaining nodes right away.
     env.setdefault("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "0")
-    if args.check:
+    # Every node of a cluster authenticates with Ray's token; the head writes one if there is none.
+    from ingest.rayauth import token_auth_env
+
+    if args.check:  # the token is looked for (and a head's written) when the node starts, not when checked
         role = "head" if args.head else f"worker of {args.address}"
-        return _ok(args, f"ray-node: {role}; would run: ray {shlex.join(argv[3:])}")
+        token = config.ingest.ray_auth_token_file or env.get("RAY_AUTH_TOKEN_PATH") or "Ray's default"
+        return _ok(args, f"ray-node: {role}; would run: ray {shlex.join(argv[3:])}; "
+                         f"with Ray token authentication (token: {token})")
+    env.update(token_auth_env(config.ingest.ray_auth_token_file, create=args.head, environ=env))
     sys.stdout.flush()
     os.execve(sys.executable, argv, env)
     return 0  # not reached
@@ -415,7 +463,7 @@ def cmd_promqltest(args, config: Config) -> int:
     return 1 if failed else 0
 
 
-def _ingest_api(config: Config, path: str, data: dict | None = None) -> dict:
+def _ingest_api(args, config: Config, path: str, data: dict | None = None) -> dict:
     """Call the running ingest service's API (``ingest.http_address``); its JSON answer."""
     import json
     import urllib.error
@@ -424,23 +472,98 @@ def _ingest_api(config: Config, path: str, data: dict | None = None) -> dict:
 
     if not config.ingest.http_address:
         raise UsageError("ingest.http_address is not set: the ingest service serves no API")
-    url = f"http://{config.ingest.http_address}{path}"
+    conn = client_of(args, config)
+    url = f"{conn.scheme}://{config.ingest.http_address}{path}"
     body = urllib.parse.urlencode(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body)
+    auth = conn.authorization()
+    if auth:
+        req.add_header("Authorization", auth)
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=120) as resp:
+        with urllib.request.urlopen(req, timeout=120, context=conn.ssl_context()) as resp:
             return json.load(resp)
     except urllib.error.HTTPError as exc:
-        answer = json.loads(exc.read() or b"{}")
-        raise UsageError(f"{url}: {answer.get('error', exc)}") from None
+        if exc.code == 401:
+            raise UsageError(f"{url}: 401 Unauthorized (give the listeners' credentials: internal_client.basic_auth "
+                             "in the configuration, --username/--password-file or --http.config.file)") from None
+        text = exc.read().decode("utf-8", "replace").strip()
+        try:
+            message = json.loads(text).get("error", text)
+        except (ValueError, AttributeError):
+            message = text  # /-/reload answers plain text, as Prometheus's
+        if exc.code == 403 and "web.enable_lifecycle" not in message:
+            message += " (the ingest service runs with web.enable_lifecycle: false)"
+        raise UsageError(f"{url}: refused with HTTP {exc.code}: {message or exc.reason}") from None
     except OSError as exc:
         raise UsageError(f"the ingest service does not answer at {url}: {exc}") from None
+
+
+def client_of(args, config: Config):
+    """How the command calls Shardmon's listeners: the configuration's ``internal_client``, replaced by
+    ``--http.config.file`` (Prometheus's HTTP client file: ``basic_auth``, ``tls_config``), then by the
+    flags (any TLS flag means TLS)."""
+    import yaml
+
+    from model.httpclient import InternalClient
+    from model.sd_config import BasicAuth, HTTPClientConfig, TLSConfig
+
+    basic, tls = config.internal_client.basic_auth, config.internal_client.tls_config
+    if args.http_config_file:
+        try:
+            raw = yaml.safe_load(Path(args.http_config_file).read_text()) or {}
+            if not isinstance(raw, dict):
+                raise ValueError("the top level must be a mapping")
+            cfg = HTTPClientConfig.model_validate(raw)
+        except OSError as exc:
+            raise UsageError(f"--http.config.file {args.http_config_file}: {exc.strerror}") from None
+        except (ValueError, yaml.YAMLError) as exc:
+            from model.config import yaml_error
+
+            msg = yaml_error(exc) if isinstance(exc, yaml.YAMLError) else str(exc).splitlines()[0]
+            raise UsageError(f"--http.config.file {args.http_config_file}: {msg}") from None
+        if cfg.authorization is not None or cfg.bearer_token or cfg.bearer_token_file:
+            raise UsageError(f"--http.config.file {args.http_config_file}: Shardmon's listeners take basic_auth "
+                             "only (authorization and bearer tokens are not checked by them)")
+        basic = cfg.basic_auth
+        tls = cfg.tls_config if "tls_config" in raw else None
+    flags = {"ca_file": args.ca_file, "cert_file": args.cert_file, "key_file": args.key_file,
+             "server_name": args.server_name}
+    if args.tls or args.insecure_skip_verify or any(flags.values()):
+        base = (tls or TLSConfig()).model_dump()
+        base.update({k: v for k, v in flags.items() if v})
+        if args.insecure_skip_verify:
+            base["insecure_skip_verify"] = True
+        try:
+            tls = TLSConfig.model_validate(base)
+        except ValueError as exc:
+            raise UsageError(f"TLS flags: {str(exc).splitlines()[-1].strip()}") from None
+    if args.username is not None or args.password_file:
+        if not (args.username and args.password_file):
+            raise UsageError("--username and --password-file go together")
+        basic = BasicAuth(username=args.username, password_file=args.password_file)
+    return InternalClient(basic, tls)
+
+
+def add_client_options(sp: argparse.ArgumentParser) -> None:
+    g = sp.add_argument_group("how to reach Shardmon's listeners (default: internal_client in the configuration)")
+    g.add_argument("--http.config.file", dest="http_config_file", metavar="FILE",
+                   help="an HTTP client configuration file, as Prometheus's tools take (basic_auth, tls_config)")
+    g.add_argument("--tls", action="store_true", help="speak TLS (the system's CAs unless --ca-file)")
+    g.add_argument("--ca-file", help="CA certificate(s) the listeners' certificates are signed by (implies --tls)")
+    g.add_argument("--cert-file", help="client certificate, for listeners that require one (mTLS)")
+    g.add_argument("--key-file", help="the client certificate's key")
+    g.add_argument("--server-name", help="the name the listeners' certificates must carry")
+    g.add_argument("--insecure-skip-verify", action="store_true",
+                   help="do not verify the listeners' certificates (HTTP only; not for shardmon query)")
+    g.add_argument("--username", help="basic auth user (with --password-file)")
+    g.add_argument("--password-file", help="a file holding the basic auth password")
 
 
 def cmd_targets(args, config: Config) -> int:
     """Print the targets (as /api/v1/targets, with each target's scraper): a table, or the JSON."""
     import json
 
-    answer = _ingest_api(config, "/api/v1/targets?state=" + ("any" if args.dropped else "active"))
+    answer = _ingest_api(args, config, "/api/v1/targets?state=" + ("any" if args.dropped else "active"))
     if args.json:
         print(json.dumps(answer["data"], indent=2))
         return 0
@@ -458,7 +581,7 @@ def cmd_targets(args, config: Config) -> int:
 
 def cmd_scale(args, config: Config) -> int:
     """Change the number of scrapers of the running ingest service."""
-    answer = _ingest_api(config, "/api/v1/scrapers", {"count": args.scrapers})
+    answer = _ingest_api(args, config, "/api/v1/scrapers", {"count": args.scrapers})
     d = answer["data"]
     print(f"{d['scrapers']} scrapers; {d['moved']} of {d['targets']} targets moved")
     return 0
@@ -466,7 +589,7 @@ def cmd_scale(args, config: Config) -> int:
 
 def cmd_reload(args, config: Config) -> int:
     """Ask the running ingest service to read its configuration again."""
-    answer = _ingest_api(config, "/-/reload", {})
+    answer = _ingest_api(args, config, "/-/reload", {})
     print(f"reloaded: {answer['data']}")
     return 0
 
@@ -476,7 +599,7 @@ def cmd_check_config(args, config: Config) -> int:
 
     n = len(targets_from_config(config))
     print(f"{args.config or '<embedded default config>'}: OK ({len(config.scrape_configs)} scrape configs, "
-          f"{n} targets, {len(config.shards.nodes)} shards)")
+          f"{n} targets, {len(config.shards.nodes)} shards; {security_summary(config)})")
     return 0
 
 
@@ -498,8 +621,14 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true", help="print Prometheus's JSON")
     q.add_argument("--time", help="evaluation time (Unix seconds or RFC 3339; default now)")
     q.add_argument("expr", help="PromQL expression")
+    add_client_options(q)
     s = add("shard", cmd_shard, "run one shard server", service=True)
     s.add_argument("--id", type=int, required=True, help="the shard id (shards.nodes[].id)")
+    s.add_argument("--accept-data-loss", action="store_true",
+                   help="its Redis lost data: accept the loss and start anew over what the Redis still holds")
+    s.add_argument("--rebuild-from-replicas", action="store_true",
+                   help="its Redis lost data: start anew, then copy this shard's series back from their other "
+                        "replicas (shards.replication_factor > 1) while serving")
     add("querier", cmd_querier, "run the querier", service=True)
     i = add("ingest", cmd_ingest, "run the ingest service (Ray)", service=True)
     i.add_argument("--ready-file", help="create this file once the scrapers are running")
@@ -533,9 +662,12 @@ def parser() -> argparse.ArgumentParser:
     tg = add("targets", cmd_targets, "print the scrape targets of the running ingest service")
     tg.add_argument("--json", action="store_true", help="print /api/v1/targets's data as JSON")
     tg.add_argument("--dropped", action="store_true", help="also count the targets relabeling dropped")
+    add_client_options(tg)
     sc = add("scale", cmd_scale, "change the number of scrapers of the running ingest service")
     sc.add_argument("--scrapers", type=int, required=True, help="how many scrapers to run from now on")
-    add("reload", cmd_reload, "make the running ingest service read its configuration again (as SIGHUP)")
+    add_client_options(sc)
+    rl = add("reload", cmd_reload, "make the running ingest service read its configuration again (as SIGHUP)")
+    add_client_options(rl)
     add("check-config", cmd_check_config, "check a configuration and exit")
     return p
 

@@ -1,7 +1,11 @@
 """A small typed client of the querier's gRPC Query API.
 
-Results come back as :class:`~querier.engine.QueryResult` with numpy arrays, errors as the
-:class:`~model.errors.QueryError` subclasses (``BadQueryError`` for a malformed query, ...)::
+Results come back as :class:`~querier.engine.QueryResult` with numpy arrays, errors as the same
+classes the HTTP API maps to Prometheus's error types (``BadQueryError`` for a malformed query,
+``QueryTimeoutError``, ``QueryExecutionError``, ``QueryLimitError`` for a query over
+``querier.max_samples``/``max_series`` with ``.limit`` naming it, ``QueryCanceledError``,
+``QueryUnavailableError``; ``UnauthenticatedError`` and ``PermissionDeniedError`` when the querier
+refuses the caller), through the one status table of :mod:`model.grpcstatus`::
 
     from shardmon.client import QueryClient
 
@@ -27,10 +31,12 @@ import time
 import grpc
 import numpy as np
 
-from model import errors
+from model import grpcauth
+from model.grpcstatus import QUERY, error_of
 from model.labels import Labels
 from model.pb import query_pb2, query_pb2_grpc
 from model.samples import F64, I64
+from model.sd_config import BasicAuth, TLSConfig
 from querier.engine import QueryResult, ResultSeries
 
 _TYPES = {
@@ -39,17 +45,6 @@ _TYPES = {
     query_pb2.QueryResponse.SCALAR: "scalar",
     query_pb2.QueryResponse.STRING: "string",
 }
-
-
-def _error(exc: grpc.RpcError) -> errors.QueryError:
-    code, detail = exc.code(), exc.details()
-    if code is grpc.StatusCode.INVALID_ARGUMENT:
-        return errors.BadQueryError(detail)
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return errors.QueryTimeoutError(detail)
-    if code is grpc.StatusCode.UNAVAILABLE:
-        return errors.QueryUnavailableError(f"querier unavailable: {detail}")
-    return errors.QueryExecutionError(f"{code.name}: {detail}")
 
 
 def result_of(resp: query_pb2.QueryResponse) -> QueryResult:
@@ -67,12 +62,25 @@ def result_of(resp: query_pb2.QueryResponse) -> QueryResult:
 
 
 class QueryClient:
-    """Blocking client; raises :class:`~model.errors.QueryError` subclasses."""
+    """Blocking client; raises :class:`~model.errors.ShardmonError` subclasses (see the module docstring).
 
-    def __init__(self, address: str, timeout_s: float = 120.0) -> None:
+    With a querier behind a web config: ``tls`` (Prometheus's ``tls_config`` fields, e.g.
+    ``TLSConfig(ca_file="ca.crt")``, with ``cert_file``/``key_file`` for mTLS; an empty ``TLSConfig()``
+    trusts the system's CAs) and ``username``/``password`` (or ``basic_auth``, Prometheus's
+    ``basic_auth`` with ``password_file``) sent on every call::
+
+        QueryClient("querier:9191", tls=TLSConfig(ca_file="ca.crt"), username="alice", password="...")
+    """
+
+    def __init__(self, address: str, timeout_s: float = 120.0, *, tls: TLSConfig | None = None,
+                 username: str | None = None, password: str | None = None,
+                 basic_auth: BasicAuth | None = None) -> None:
         self.address = address
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 256 << 20)])
+        if username is not None:
+            basic_auth = BasicAuth(username=username, password=password or "")
+        self._channel = grpcauth.channel(address, tls=tls, basic_auth=basic_auth,
+                                         options=[("grpc.max_receive_message_length", 256 << 20)])
         self._stub = query_pb2_grpc.QueryStub(self._channel)
 
     def instant(self, query: str, time_ms: int | None = None) -> QueryResult:
@@ -80,14 +88,14 @@ class QueryClient:
         try:
             return result_of(self._stub.Instant(query_pb2.InstantQueryRequest(query=query, time_ms=t), timeout=self.timeout_s))
         except grpc.RpcError as exc:
-            raise _error(exc) from None
+            raise error_of(exc, None, QUERY) from None
 
     def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
         req = query_pb2.RangeQueryRequest(query=query, start_ms=start_ms, end_ms=end_ms, step_ms=step_ms)
         try:
             return result_of(self._stub.Range(req, timeout=self.timeout_s))
         except grpc.RpcError as exc:
-            raise _error(exc) from None
+            raise error_of(exc, None, QUERY) from None
 
     def series(self, match: list[str], start_ms: int = 0, end_ms: int = 0) -> list[Labels]:
         """Label sets of the series matching any of the selectors (``end_ms`` 0: no upper bound)."""
@@ -95,7 +103,7 @@ class QueryClient:
         try:
             resp = self._stub.Series(req, timeout=self.timeout_s)
         except grpc.RpcError as exc:
-            raise _error(exc) from None
+            raise error_of(exc, None, QUERY) from None
         return [Labels.from_pairs((lb.name, lb.value) for lb in s.labels) for s in resp.series]
 
     def label_names(self, match: list[str] | None = None, start_ms: int = 0, end_ms: int = 0) -> list[str]:
@@ -103,14 +111,14 @@ class QueryClient:
         try:
             return list(self._stub.LabelNames(req, timeout=self.timeout_s).values)
         except grpc.RpcError as exc:
-            raise _error(exc) from None
+            raise error_of(exc, None, QUERY) from None
 
     def label_values(self, name: str, match: list[str] | None = None, start_ms: int = 0, end_ms: int = 0) -> list[str]:
         req = query_pb2.LabelValuesQueryRequest(name=name, match=match or [], start_ms=start_ms, end_ms=end_ms)
         try:
             return list(self._stub.LabelValues(req, timeout=self.timeout_s).values)
         except grpc.RpcError as exc:
-            raise _error(exc) from None
+            raise error_of(exc, None, QUERY) from None
 
     def close(self) -> None:
         self._channel.close()

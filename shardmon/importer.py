@@ -18,7 +18,7 @@ from ingest.openmetrics import read_batches
 from model.config import Config
 from model.errors import ShardmonError
 from model.hashing import shards_for_series
-from shards.client import ShardClient
+from shards.client import ShardClient, ShardConnection
 
 
 def _progress(done: int, total: int, samples: int, t0: float, out) -> None:
@@ -30,11 +30,11 @@ def _progress(done: int, total: int, samples: int, t0: float, out) -> None:
     out.flush()
 
 
-def _write(client: ShardClient, batch_id: str, batch, tries: int = 30) -> int:
+def _write(client: ShardClient, batch_id: str, batch, tries: int = 30):
     delay = 0.2
     for attempt in range(tries):
         try:
-            return client.write(batch_id, batch, timeout_s=120, backfill=True).samples_appended
+            return client.write(batch_id, batch, timeout_s=120, backfill=True)
         except ShardmonError as exc:
             if not exc.retryable or attempt == tries - 1:
                 raise
@@ -50,10 +50,11 @@ def import_openmetrics(config: Config, path: str | Path, *, batch_samples: int =
     tag = hashlib.sha1(f"{path.resolve()}:{size}:{os.path.getmtime(path)}".encode()).hexdigest()[:12]
     nodes = config.shards.nodes
     shard_ids = [n.id for n in nodes]
-    clients = [ShardClient(n.id, n.address) for n in nodes]
+    clients = [ShardClient(n.id, n.address, ShardConnection.of(config)) for n in nodes]
     t0 = time.monotonic()
     samples = 0
     series: set[int] = set()
+    refused: dict[str, int] = {}
     mint, maxt = None, None
     last_draw = 0.0
     try:
@@ -63,7 +64,9 @@ def import_openmetrics(config: Config, path: str | Path, *, batch_samples: int =
                 for pos, client in enumerate(clients):
                     mask = (owners == pos).any(axis=1)
                     if mask.any():
-                        _write(client, f"import-{tag}-{n}-{shard_ids[pos]}", batch.select_series(mask))
+                        resp = _write(client, f"import-{tag}-{n}-{shard_ids[pos]}", batch.select_series(mask))
+                        for reason, count in resp.samples_rejected.items():
+                            refused[reason] = refused.get(reason, 0) + count
                 samples += batch.num_samples
                 series.update(batch.series_ids.tolist())
                 lo, hi = int(batch.timestamps_ms.min()), int(batch.timestamps_ms.max())
@@ -80,7 +83,7 @@ def import_openmetrics(config: Config, path: str | Path, *, batch_samples: int =
         progress.write("\n")
     elapsed = time.monotonic() - t0
     return {"samples": samples, "series": len(series), "mint_ms": mint, "maxt_ms": maxt, "seconds": elapsed,
-            "shards": len(nodes)}
+            "shards": len(nodes), "refused": refused, "replicas": config.shards.replication_factor}
 
 
 def summary_line(s: dict) -> str:
@@ -90,6 +93,11 @@ def summary_line(s: dict) -> str:
     lo = time.strftime(fmt, time.gmtime(s["mint_ms"] / 1000))
     hi = time.strftime(fmt, time.gmtime(s["maxt_ms"] / 1000))
     rate = s["samples"] / max(s["seconds"], 1e-9)
-    return (f"imported {s['samples']:,} samples of {s['series']:,} series from {lo} to {hi} into {s['shards']} "
+    line = (f"imported {s['samples']:,} samples of {s['series']:,} series from {lo} to {hi} into {s['shards']} "
             f"shards in {s['seconds']:.1f}s ({rate:,.0f} samples/s)")
+    if s.get("refused"):
+        each = " (each replica's refusal counted)" if s.get("replicas", 1) > 1 else ""
+        line += "; refused by the shards" + each + ": " + ", ".join(
+            f"{n:,} {r.replace('_', ' ')}" for r, n in sorted(s["refused"].items()))
+    return line
 

@@ -20,13 +20,14 @@ def _free_port() -> int:
 
 
 class LocalShards:
-    """``n`` shard servers with ``shards.allow_reset`` (they can be emptied), and their Redis."""
+    """``n`` shard servers with the admin API on (``web.enable_admin_api``: Reset empties them, Flush
+    cuts blocks), and their Redis, all on loopback."""
 
     def __init__(self, n: int, folder: str | Path | None = None, block_duration: str = "2h") -> None:
         self.folder = Path(folder or tempfile.mkdtemp(prefix="shardmon-shards-"))
         raw = {
+            "web": {"enable_admin_api": True},
             "shards": {
-                "allow_reset": True,
                 "block_duration": block_duration,
                 "nodes": [{"id": i, "address": f"127.0.0.1:{_free_port()}",
                            "redis_url": f"redis://127.0.0.1:{_free_port()}/0"} for i in range(n)],
@@ -52,9 +53,9 @@ class LocalShards:
         return self
 
     def clients(self):
-        from shards.client import ShardClient
+        from shards.client import ShardClient, ShardConnection
 
-        return [ShardClient(n.id, n.address) for n in self.config.shards.nodes]
+        return [ShardClient(n.id, n.address, ShardConnection.of(self.config)) for n in self.config.shards.nodes]
 
     def stop(self) -> None:
         for child in reversed(self.children):

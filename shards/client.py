@@ -7,15 +7,18 @@ threads (the querier's fan-out). Both translate failed calls into the error tree
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import grpc
 import numpy as np
 
+from model import grpcauth
 from model.errors import QueryLimitError, ShardUnavailableError
-from model.grpcstatus import error_of
+from model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
 from model.labels import Labels, Matcher, MatchType
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from model.samples import SampleBatch
+from model.sd_config import BasicAuth, TLSConfig
 from model.storage import NO_LIMIT, Series
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -33,6 +36,23 @@ _PB_MATCH = {
     MatchType.RE: types_pb2.Matcher.RE,
     MatchType.NRE: types_pb2.Matcher.NRE,
 }
+
+
+class ShardConnection(NamedTuple):
+    """How to reach the shards: TLS (``shards.tls``, else ``internal_client.tls_config``; None: plain gRPC)
+    and the credentials sent on every call (``internal_client.basic_auth``)."""
+
+    tls: TLSConfig | None = None
+    basic_auth: BasicAuth | None = None
+
+    @classmethod
+    def of(cls, config) -> ShardConnection:
+        """From a :class:`model.config.Config`."""
+        return cls(config.shard_tls(), config.internal_client.basic_auth)
+
+
+#: Plain gRPC without credentials (no web config).
+PLAIN = ShardConnection()
 
 
 def matchers_to_pb(matchers: Sequence[Matcher]) -> list[types_pb2.Matcher]:
@@ -88,7 +108,7 @@ class SeriesStream:
                                           frame.limit_exceeded)
                 yield series_of_frame(frame)
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what) from exc
+            raise error_of(exc, self._what, SHARD_READ) from exc
 
     def cancel(self) -> None:
         self._call.cancel()
@@ -97,10 +117,11 @@ class SeriesStream:
 class AsyncShardClient:
     """Writes to one shard from asyncio code."""
 
-    def __init__(self, shard_id: int, address: str) -> None:
+    def __init__(self, shard_id: int, address: str, conn: ShardConnection = PLAIN) -> None:
         self.shard_id = shard_id
         self.address = address
-        self._channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._channel = grpcauth.channel(address, tls=conn.tls, basic_auth=conn.basic_auth,
+                                         options=_CHANNEL_OPTIONS, aio=True)
         self._stub = shard_pb2_grpc.ShardStub(self._channel)
 
     async def write(self, batch_id: str, samples: types_pb2.SampleColumns, timeout_s: float,
@@ -111,7 +132,7 @@ class AsyncShardClient:
                 shard_pb2.WriteRequest(batch_id=batch_id, samples=samples, metadata=metadata), timeout=timeout_s
             )
         except grpc.RpcError as exc:
-            raise error_of(exc, f"shard {self.shard_id} ({self.address}) Write") from exc
+            raise error_of(exc, f"shard {self.shard_id} ({self.address}) Write", SHARD_WRITE) from exc
 
     async def close(self) -> None:
         await self._channel.close()
@@ -120,10 +141,10 @@ class AsyncShardClient:
 class ShardClient:
     """Reads from (and, for tools and tests, writes to) one shard; thread-safe, blocking."""
 
-    def __init__(self, shard_id: int, address: str) -> None:
+    def __init__(self, shard_id: int, address: str, conn: ShardConnection = PLAIN) -> None:
         self.shard_id = shard_id
         self.address = address
-        self._channel = grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+        self._channel = grpcauth.channel(address, tls=conn.tls, basic_auth=conn.basic_auth, options=_CHANNEL_OPTIONS)
         self._stub = shard_pb2_grpc.ShardStub(self._channel)
 
     def _what(self, method: str) -> str:
@@ -136,7 +157,7 @@ class ShardClient:
             req = shard_pb2.WriteRequest(batch_id=batch_id, samples=batch.to_pb(), backfill=backfill)
             return self._stub.Write(req, timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Write")) from exc
+            raise error_of(exc, self._what("Write"), SHARD_WRITE) from exc
 
     def series_stream(
         self,
@@ -183,8 +204,19 @@ class ShardClient:
             out.extend(part)
         return out
 
+    def series_batches(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+                       timeout_s: float = 600.0) -> list[SampleBatch]:
+        """The Series answer as it comes, one :class:`SampleBatch` per frame (series ids, labels and
+        samples in columns), for copying data between shards (``--rebuild-from-replicas``)."""
+        req = shard_pb2.SeriesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))
+        try:
+            return [SampleBatch.from_pb(frame.series) for frame in self._stub.Series(req, timeout=timeout_s)
+                    if frame.series.series_ids]
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what("Series"), SHARD_READ) from exc
+
     def _unary(self, method: str, request, timeout_s: float, attach: Callable[[grpc.Future], None] | None):
-        """A unary call; with ``attach``, the call's future is handed over first, for cancelling it
+        """A unary read; with ``attach``, the call's future is handed over first, for cancelling it
         from another thread (the call then fails as a retryable error)."""
         what = self._what(method)
         try:
@@ -195,7 +227,7 @@ class ShardClient:
         except grpc.FutureCancelledError:
             raise ShardUnavailableError(f"{what}: cancelled") from None
         except grpc.RpcError as exc:
-            raise error_of(exc, what) from exc
+            raise error_of(exc, what, SHARD_READ) from exc
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0, *,
                     attach: Callable[[grpc.Future], None] | None = None) -> list[str]:
@@ -212,11 +244,12 @@ class ShardClient:
         return list(self._unary("LabelValues", req, timeout_s, attach).values)
 
     def flush(self, timeout_s: float = 300.0) -> int:
-        """Move the shard's head into blocks; returns how many blocks were written."""
+        """Move the shard's head into blocks; returns how many blocks were written. An admin RPC:
+        :class:`~model.errors.PermissionDeniedError` unless the shard runs with ``web.enable_admin_api``."""
         try:
             return self._stub.Flush(shard_pb2.FlushRequest(), timeout=timeout_s).blocks_written
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Flush")) from exc
+            raise error_of(exc, self._what("Flush"), SHARD_WRITE) from exc
 
     def metadata(self, metric: str = "", limit: int = 0, timeout_s: float = 30.0, *,
                  attach: Callable[[grpc.Future], None] | None = None) -> list[tuple[str, str, str, str]]:
@@ -225,11 +258,12 @@ class ShardClient:
         return [(m.metric_family_name, m.type, m.help, m.unit) for m in resp.metadata]
 
     def reset(self, timeout_s: float = 60.0) -> None:
-        """Delete everything the shard holds (tests only; the shard must allow it)."""
+        """Delete everything the shard holds (tests and tools). An admin RPC:
+        :class:`~model.errors.PermissionDeniedError` unless the shard runs with ``web.enable_admin_api``."""
         try:
             self._stub.Reset(shard_pb2.ResetRequest(), timeout=timeout_s)
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Reset")) from exc
+            raise error_of(exc, self._what("Reset"), SHARD_WRITE) from exc
 
     def close(self) -> None:
         self._channel.close()

@@ -17,12 +17,21 @@ a limit are refused before anything is made durable: their samples never reach t
 no limits and gives the same head), the rest of the batch is appended, and the write then fails with
 :class:`SeriesLimitError` (non-retryable, gRPC INVALID_ARGUMENT).
 
+Time guards: samples more than ``max_future_time`` ahead of the shard's clock are refused
+(``too_far_in_future``) by writes and backfill before anything is made durable. Block cuts, ``flush``
+and retention never look past the clock: a window is cut once the clock (or the head's newest sample,
+if older) has passed it by half a block duration, ``flush`` raises the head's lower bound to at most
+now, and time retention counts from the newest block's end or now, whichever is earlier; a lower
+bound found ahead of the clock at recovery is brought back to now. So no timestamp, however odd, can
+make present-day writes out of bounds or delete present-day blocks.
+
 Retention and compaction (as Prometheus's): whole blocks are deleted once their end is
-``retention_time`` older than the newest block's end, or, oldest first, while all blocks together
-exceed ``retention_size`` bytes. Overlapping blocks are merged, and blocks that lie in one aligned
-window of a larger compaction range (3, 9, 27... block durations), a window the head has left behind,
-are merged into one block. Each deletion or merge is one Redis transaction, and the in-memory block
-list changes right after it commits; a read that meets a block deleted under it starts again.
+``retention_time`` older than the newest block's end (never counted from later than the clock), or,
+oldest first, while all blocks together exceed ``retention_size`` bytes. Overlapping blocks are merged,
+and blocks that lie in one aligned window of a larger compaction range (3, 9, 27... block durations), a
+window the head has left behind, are merged into one block. Each deletion or merge is one Redis
+transaction, and the in-memory block list changes right after it commits; a read that meets a block
+deleted under it starts again.
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -119,18 +128,19 @@ LIMIT_REASONS = {_SERIES_LIMIT: "series_limit", _METRIC_SERIES_LIMIT: "metric_se
 
 
 def blocks_beyond_retention(
-    metas: Sequence[BlockMeta], retention_time_ms: int, retention_size_bytes: int
+    metas: Sequence[BlockMeta], retention_time_ms: int, retention_size_bytes: int, now_ms: int = _INT64_MAX
 ) -> list[tuple[BlockMeta, str]]:
     """The blocks retention deletes, each with its reason (``"time"`` or ``"size"``), as Prometheus's
     BeyondTimeRetention and BeyondSizeRetention: by time, every block whose end is at least
-    ``retention_time_ms`` older than the newest block's end; by size, going from the newest block to
-    the oldest (by end), every block from the first one that brings the total over the limit on. 0
+    ``retention_time_ms`` older than the newest block's end, or than ``now_ms`` if that is earlier (a
+    block from the future cannot make present-day blocks look old); by size, going from the newest block
+    to the oldest (by end), every block from the first one that brings the total over the limit on. 0
     turns a rule off. Only block bytes count towards the size (not the head or the WAL)."""
     out: dict[str, tuple[BlockMeta, str]] = {}
     if not metas:
         return []
     if retention_time_ms > 0:
-        newest = max(m.maxt_ms for m in metas)
+        newest = min(max(m.maxt_ms for m in metas), now_ms)
         for m in metas:
             if newest - m.maxt_ms >= retention_time_ms:
                 out[m.block_id] = (m, "time")
@@ -178,6 +188,38 @@ def plan_compaction(metas: Sequence[BlockMeta], ranges: Sequence[int], head_boun
             if len(windows[start]) > 1 and start + rng <= head_bound_ms:
                 return windows[start]
     return []
+
+
+def cut_window(head_range: tuple[int, int] | None, min_valid_ms: int, block_ms: int, now_ms: int
+               ) -> tuple[int, int] | None:
+    """The block window ``[start, end)`` to cut from the head next, or None: the oldest aligned window
+    holding head samples, once the head's newest sample *and* the clock have both passed its end by half
+    a block duration (so one sample from the future cannot make the present be cut)."""
+    if head_range is None:
+        return None
+    start = (max(head_range[0], min_valid_ms) // block_ms) * block_ms
+    end = start + block_ms
+    if min(head_range[1], now_ms) < end + block_ms // 2:
+        return None
+    return start, end
+
+
+def flush_bound(head_range: tuple[int, int] | None, now_ms: int) -> int | None:
+    """Where ``flush`` ends: every head sample before it goes into blocks and the head's lower bound
+    rises to it. Just after the head's newest sample, but never past the clock: samples stamped now
+    or later are still accepted after a flush (those few ahead of the clock stay in the head)."""
+    if head_range is None:
+        return None
+    return min(head_range[1] + 1, now_ms)
+
+
+def split_future(ts: np.ndarray, now_ms: int, max_future_ms: int) -> np.ndarray | None:
+    """A mask of the timestamps more than ``max_future_ms`` ahead of ``now_ms`` (None when there are
+    none, or when ``max_future_ms`` is 0: no limit)."""
+    if max_future_ms <= 0 or not ts.shape[0]:
+        return None
+    far = ts > now_ms + max_future_ms
+    return far if far.any() else None
 
 
 def admit_series(
@@ -259,8 +301,14 @@ class ShardDB:
         max_active_series: int = 0,
         max_series_per_metric: int = 0,
         out_of_order_window_ms: int = 0,
+        max_future_time_ms: int = 600_000,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.store = store
+        #: Samples more than this far ahead of the clock are refused (0: no limit).
+        self.max_future_time_ms = max_future_time_ms
+        #: The shard's wall clock, in ms (tests give their own).
+        self.clock = clock or (lambda: int(time.time() * 1000))
         self.out_of_order_window_ms = out_of_order_window_ms
         self.block_duration_ms = block_duration_ms
         self.retention_time_ms = retention_time_ms
@@ -284,6 +332,7 @@ class ShardDB:
             max_active_series=cfg.max_active_series,
             max_series_per_metric=cfg.max_series_per_metric,
             out_of_order_window_ms=cfg.out_of_order_time_window,
+            max_future_time_ms=cfg.max_future_time,
         )
 
     def _init_state(self) -> None:
@@ -306,13 +355,20 @@ class ShardDB:
         self._bf_tags: set[str] = set()  # the backfill batch tags the blocks hold (see backfill)
         #: Metric family -> the distinct (type, help, unit) seen for it, as /api/v1/metadata lists them.
         self.metadata: dict[str, list[tuple[str, str, str]]] = {}
+        #: While a rebuild from replicas runs: how far it is (reads then carry a warning).
+        self.rebuilding: str | None = None
 
     # -- recovery --------------------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Recover blocks, index and head from Redis."""
+    async def open(self, *, accept_data_loss: bool = False) -> None:
+        """Check the Redis's identity (see :meth:`RedisStore.attach`), then recover blocks, index and head
+        from it. Samples the WAL holds from further ahead than ``max_future_time`` (written before that
+        limit existed) are moved into blocks rather than into the head, and a stored lower bound ahead of
+        the clock is brought back to now, so recovery follows the same time rules as writes."""
         t0 = time.monotonic()
+        self._init_state()  # open() may be retried after a failure half-way
         await self.store.ping()
+        log.info("redis identity: %s", await self.store.attach(accept_data_loss=accept_data_loss))
         series = await self.store.load_series()
         if series:
             self._register([int.from_bytes(i, "big") for i, _ in series], [k for _, k in series])
@@ -321,12 +377,20 @@ class ShardDB:
             self.metadata[name] = [tuple(e) for e in json.loads(raw)]
         head_mint = await self.store.head_mint()
         if head_mint is not None:
+            now = self.clock()
+            if head_mint > now:
+                log.warning("the stored head lower bound %d is ahead of the clock (%d): lowered to now, so that "
+                            "present-day samples are accepted", head_mint, now)
+                head_mint = now
             self.head.min_valid_ms = head_mint
         replayed = 0
+        future: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
         async for entry_id, batch_id, record in self.store.replay():
             ids, refs, ts, vals = decode_record(record)
-            self._apply(batch_id, entry_id, ids, refs, ts, vals)
+            self._apply(batch_id, entry_id, ids, refs, ts, vals, future=future)
             replayed += int(ts.shape[0])
+        if future and self.store.lost is None:
+            await self._future_into_blocks(future)
         elapsed = time.monotonic() - t0
         metrics.REPLAY_SECONDS.set(elapsed)
         self._update_gauges()
@@ -362,6 +426,10 @@ class ShardDB:
         async with self._lock:
             if batch_id in self._seen:
                 return WriteOutcome(0, {}, True)
+            batch, too_far = self._drop_future(batch)
+            if too_far and batch.num_samples == 0:
+                # Nothing left: no WAL entry, and the batch id is not remembered (as below).
+                return WriteOutcome(0, {"too_far_in_future": too_far}, False)
             new_ids, new_keys, new_names = self._check_new_series(batch)
             refused: dict[str, tuple[int, int]] = {}
             refused_metrics: list[str] = []
@@ -375,6 +443,8 @@ class ShardDB:
                 for reason, (_, n_samples) in refused.items():
                     metrics.SAMPLES_REJECTED.labels(reason).inc(n_samples)
                 out = WriteOutcome(0, {r: n for r, (_, n) in refused.items()}, False)
+                if too_far:
+                    out.rejected["too_far_in_future"] = too_far
                 raise SeriesLimitError(self._limit_message(refused, refused_metrics, out), out)
             record = encode_record(batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values)
             entry_id = await self.store.append(batch_id, record, {_id_field(i): k for i, k in zip(new_ids, new_keys)})
@@ -382,6 +452,8 @@ class ShardDB:
                 batch_id, entry_id, batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values,
                 new_ids, new_keys,
             )
+        if too_far:
+            out = out._replace(rejected={**out.rejected, "too_far_in_future": too_far})
         if refused:
             rejected = dict(out.rejected)
             for reason, (_, n_samples) in refused.items():
@@ -390,6 +462,20 @@ class ShardDB:
             out = out._replace(rejected=rejected)
             raise SeriesLimitError(self._limit_message(refused, refused_metrics, out), out)
         return out
+
+    def _drop_future(self, batch: SampleBatch) -> tuple[SampleBatch, int]:
+        """``batch`` without its samples more than ``max_future_time`` ahead of the clock (and without the
+        series left with none), and how many went; they are counted as ``too_far_in_future``."""
+        far = split_future(batch.timestamps_ms, self.clock(), self.max_future_time_ms)
+        if far is None:
+            return batch, 0
+        n = int(far.sum())
+        metrics.SAMPLES_REJECTED.labels("too_far_in_future").inc(n)
+        keep = ~far
+        had = np.bincount(batch.sample_series, minlength=batch.num_series) > 0
+        left = SampleBatch(batch.series, batch.sample_series[keep], batch.timestamps_ms[keep], batch.values[keep])
+        has = np.bincount(left.sample_series, minlength=batch.num_series) > 0
+        return left.select_series(has | ~had), n
 
     def _head_series(self) -> np.ndarray:
         """Per registered series: whether it has samples in the head (its latest sample is at or
@@ -481,6 +567,10 @@ class ShardDB:
             tag = f"bf{xxhash.xxh64_hexdigest(batch_id.encode())}"
             if tag in self._bf_tags:
                 return WriteOutcome(0, {}, True)
+            batch, too_far = self._drop_future(batch)
+            rejected = {"too_far_in_future": too_far} if too_far else {}
+            if batch.num_samples == 0:
+                return WriteOutcome(0, rejected, False)
             new_ids, new_keys, _ = self._check_new_series(batch)
             # Series new to the shard get the idx they will have once registered (after the write).
             ids_by_idx = np.concatenate((self.registry.ids, np.asarray(new_ids, dtype=U64)))
@@ -516,7 +606,7 @@ class ShardDB:
                 self._series_maxt[pos] = np.maximum(self._series_maxt[pos], meta.maxt_ms - 1)
             metrics.SAMPLES_BACKFILLED.inc(int(ts.shape[0]))
         self._update_gauges()
-        return WriteOutcome(int(ts.shape[0]), {}, False)
+        return WriteOutcome(int(ts.shape[0]), rejected, False)
 
     def _check_new_series(self, batch: SampleBatch) -> tuple[list[int], list[bytes], list[str]]:
         """The series of ``batch`` new to the shard, each checked (id matches labels, has a name):
@@ -547,7 +637,9 @@ class ShardDB:
         self._series_mint = np.concatenate((self._series_mint, np.full(n - first, _INT64_MAX, I64)))
         self._series_maxt = np.concatenate((self._series_maxt, np.full(n - first, _INT64_MIN, I64)))
 
-    def _apply(self, batch_id, entry_id, ids, refs, ts, vals, new_ids=(), new_keys=()) -> WriteOutcome:
+    def _apply(self, batch_id, entry_id, ids, refs, ts, vals, new_ids=(), new_keys=(), future=None) -> WriteOutcome:
+        """Apply a durable batch to the head. When replaying (``future`` a list), samples too far ahead of
+        the clock are set aside there (for :meth:`_future_into_blocks`) instead of entering the head."""
         if new_keys:
             self._register(new_ids, new_keys)
         series_idx = self.registry.lookup(ids)
@@ -557,6 +649,11 @@ class ShardDB:
             # Only a damaged Redis (a WAL record whose series labels are gone) gets here.
             metrics.SAMPLES_REJECTED.labels("unknown_series").inc(int((~known).sum()))
             sample_idx, ts, vals = sample_idx[known], ts[known], vals[known]
+        if future is not None:
+            far = split_future(ts, self.clock(), self.max_future_time_ms)
+            if far is not None:
+                future.append((entry_id, sample_idx[far], ts[far], vals[far]))
+                sample_idx, ts, vals = sample_idx[~far], ts[~far], vals[~far]
         res = self.head.append(sample_idx, ts, vals)
         if res.appended:
             metrics.SAMPLES_APPENDED.inc(res.appended)
@@ -580,35 +677,62 @@ class ShardDB:
             self._seen.popitem(last=False)
         return WriteOutcome(res.appended, res.rejected, False)
 
+    async def _future_into_blocks(self, future: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        """Write the WAL's samples from too far ahead (set aside by replay) as blocks of their own, as a
+        backfill would, so they are kept without holding the head (or the WAL's trim) in the future. The
+        blocks are named by the WAL entries, so a replay after a crash writes them once."""
+        tag = "bf" + xxhash.xxh64_hexdigest("\n".join(e for e, *_ in future).encode())
+        n = sum(int(t.shape[0]) for _, _, t, _ in future)
+        log.warning("the WAL holds %d samples more than shards.max_future_time ahead of the clock (written before "
+                    "that limit): kept in blocks of their own, not in the head", n)
+        if tag in self._bf_tags:
+            return
+        idx = np.concatenate([i for _, i, _, _ in future])
+        ts = np.concatenate([t for _, _, t, _ in future])
+        vals = np.concatenate([v for _, _, _, v in future])
+        order = np.lexsort((ts, idx))
+        idx, ts, vals = idx[order], ts[order], vals[order]
+        fresh = np.ones(idx.shape[0], bool)
+        fresh[1:] = (idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1])
+        idx, ts, vals = idx[fresh], ts[fresh], vals[fresh]
+        d = self.block_duration_ms
+        window = ts // d
+        blocks = [self._encode_block(f"{w * d}-{(w + 1) * d}-{tag}", w * d, (w + 1) * d, idx[window == w],
+                                     ts[window == w], vals[window == w], self.registry.ids)
+                  for w in np.unique(window).tolist()]
+        await self.store.write_blocks([(meta, ids.tobytes(), chunks) for meta, ids, chunks in blocks], {})
+        for meta, ids, _ in blocks:
+            self._add_block(meta, ids)
+
     # -- blocks ----------------------------------------------------------------------------------
 
     async def cut_blocks(self) -> int:
-        """Move every block window the head has outgrown into Redis. Returns blocks written."""
+        """Move every block window the head and the clock have outgrown into Redis (see
+        :func:`cut_window`). Returns blocks written."""
         written = 0
-        d = self.block_duration_ms
+        if self.store.lost is not None:
+            return 0
         async with self._lock:
-            while True:
-                rng = self.head.time_range()
-                if rng is None:
-                    break
-                start = (max(rng[0], self.head.min_valid_ms) // d) * d
-                end = start + d
-                if rng[1] < end + d // 2:
-                    break
-                await self._write_block(start, end)
+            while (w := cut_window(self.head.time_range(), self.head.min_valid_ms, self.block_duration_ms,
+                                   self.clock())) is not None:
+                await self._write_block(*w)
                 written += 1
         if written:
             self._update_gauges()
         return written
 
     async def flush(self) -> int:
-        """Move every sample of the head into blocks, the last (partial) window included."""
+        """Move the head's samples into blocks: every sample before :func:`flush_bound` (just after the
+        newest sample, at most now), the last window's as a block ended early (its samples before the
+        bound; its metadata still spans the window); the head's lower bound rises to that bound, never
+        past the clock, so present-day writes go on."""
         written = 0
         d = self.block_duration_ms
         async with self._lock:
-            while (rng := self.head.time_range()) is not None:
+            bound = flush_bound(self.head.time_range(), self.clock())
+            while bound is not None and (rng := self.head.time_range()) is not None and rng[0] < bound:
                 start = (max(rng[0], self.head.min_valid_ms) // d) * d
-                await self._write_block(start, start + d)
+                await self._write_block(start, start + d, bound)
                 written += 1
         self._update_gauges()
         return written
@@ -635,13 +759,20 @@ class ShardDB:
         self._bf_tags.update(_backfill_tags(meta))
         self.blocks.sort(key=lambda b: (b.meta.mint_ms, b.meta.block_id))
 
-    async def _write_block(self, start: int, end: int) -> None:
-        log.info("cutting block %d-%d", start, end)
+    async def _write_block(self, start: int, end: int, upto: int | None = None) -> None:
+        """Cut the block window ``[start, end)`` from the head: its samples before ``upto`` (default: the
+        whole window; a flush ends a window early), which becomes the head's lower bound. A block ended
+        early is named ``<start>-<end>-f<upto>``, so the rest of its window, cut later, is another block."""
+        block_id = f"{start}-{end}"
+        if upto is not None and upto < end:
+            block_id, end = f"{block_id}-f{upto}", upto
+        log.info("cutting block %s", block_id)
         c = self.head.columns()
         old = c.ts < end
         # Encoding takes a while (~0.2 ms a series): off the event loop, so reads and pings go on.
         meta, sorted_ids, chunks = await asyncio.to_thread(
-            self._encode_block, f"{start}-{end}", start, end, c.idx[old], c.ts[old], c.vals[old], self.registry.ids.copy())
+            self._encode_block, block_id, start, start + self.block_duration_ms, c.idx[old], c.ts[old], c.vals[old],
+            self.registry.ids.copy())
         # WAL entries whose samples all lie before the block's end are covered; trim a prefix of them.
         trim_upto = None
         n_trim = 0
@@ -669,10 +800,12 @@ class ShardDB:
 
     async def apply_retention(self) -> int:
         """Delete the blocks beyond ``retention_time`` / ``retention_size``; returns how many."""
+        if self.store.lost is not None:
+            return 0
         async with self._maint_lock:
             await self._resync_if_stale()
             doomed = blocks_beyond_retention([b.meta for b in self.blocks], self.retention_time_ms,
-                                             self.retention_size_bytes)
+                                             self.retention_size_bytes, self.clock())
             if not doomed:
                 return 0
             ids = [m.block_id for m, _ in doomed]
@@ -689,6 +822,8 @@ class ShardDB:
         """Merge blocks while the plan finds some to merge (overlapping ones first, then the blocks of
         each closed window of a larger range); returns how many compactions were done."""
         done = 0
+        if self.store.lost is not None:
+            return 0
         async with self._maint_lock:
             await self._resync_if_stale()
             while group := plan_compaction([b.meta for b in self.blocks], self.compaction_ranges,
@@ -795,9 +930,12 @@ class ShardDB:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _select_idx(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> np.ndarray:
-        """The idx of the matching series with data around the range, in label order."""
-        idx = self.index.select(matchers)
+    async def _select_idx(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> np.ndarray:
+        """The idx of the matching series with data around the range, in label order.
+
+        A regex scan over many label values runs in a worker thread (LabelIndex.select_async); the rest
+        runs on the event loop after it, in one go."""
+        idx = await self.index.select_async(matchers)
         if idx.shape[0]:
             keep = (self._series_maxt[idx] >= start_ms) & (self._series_mint[idx] <= end_ms)
             idx = idx[keep]
@@ -831,7 +969,7 @@ class ShardDB:
         own samples): :class:`~model.errors.QueryLimitError` is raised before the piece that would
         exceed a limit is yielded, and blocks stop being read as soon as their samples alone would.
         """
-        idxs = self._select_idx(matchers, start_ms, end_ms)
+        idxs = await self._select_idx(matchers, start_ms, end_ms)
         # The most series the limits could allow: reading one more is enough to know they are exceeded.
         affordable = min(max_series, max_samples // points_per_series if points_per_series else _NO_LIMIT)
         size = max(1, min(_PIECE_FIRST, affordable + 1))
@@ -948,20 +1086,31 @@ class ShardDB:
             names = names[:limit]
         return [(n, *e) for n, es in ((n, self.metadata.get(n, [])) for n in names) for e in es]
 
-    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+    async def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         if not matchers:
             return self.index.label_names()
         names: set[str] = set()
-        for i in self._select_idx(matchers, start_ms, end_ms).tolist():
+        for i in (await self._select_idx(matchers, start_ms, end_ms)).tolist():
             names.update(n for n, _ in self.registry.labels[i])
         return sorted(names)
 
-    def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
+    async def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[str]:
         if not matchers:
             return self.index.label_values(name)
-        values = {self.registry.labels[i].get(name) for i in self._select_idx(matchers, start_ms, end_ms).tolist()}
+        idx = await self._select_idx(matchers, start_ms, end_ms)
+        values = {self.registry.labels[i].get(name) for i in idx.tolist()}
         values.discard("")
         return sorted(values)
+
+    def read_warnings(self) -> list[str]:
+        """Warnings for every read answer: the shard's data may be incomplete."""
+        out = []
+        if self.store.lost is not None:
+            out.append(f"shard {self.store.shard_id}: its Redis lost data ({self.store.lost}); its answer may lack "
+                       "samples until it is recovered")
+        if self.rebuilding is not None:
+            out.append(f"shard {self.store.shard_id}: {self.rebuilding}; its answer may lack samples until done")
+        return out
 
     # -- observability ---------------------------------------------------------------------------
 
@@ -977,6 +1126,7 @@ class ShardDB:
         metrics.BLOCK_CHUNKS.set(sum(b.meta.num_series for b in self.blocks))
         metrics.BYTES_PER_SAMPLE.set(block_bytes / block_samples if block_samples else 0)
         metrics.WAL_ENTRIES.set(len(self._wal))
+        metrics.REDIS_DATA_LOST.set(1 if self.store.lost is not None else 0)
 
     def update_gauges(self) -> None:
         """Refresh the gauges (cheap; called periodically by the server)."""

@@ -16,8 +16,9 @@ WRITE_DURATION = Histogram(
 SAMPLES_APPENDED = Counter("shardmon_shard_samples_appended_total", "Samples appended to the head.")
 SAMPLES_REJECTED = Counter(
     "shardmon_shard_samples_rejected_total",
-    "Samples refused, by reason: the head's rules (out_of_bounds, out_of_order, duplicate_timestamp) and the "
-    "series limits (series_limit, metric_series_limit).",
+    "Samples refused, by reason: the head's rules (out_of_bounds, out_of_order, duplicate_timestamp), the "
+    "series limits (series_limit, metric_series_limit) and the time guard (too_far_in_future: more than "
+    "shards.max_future_time ahead of the shard's clock).",
     ["reason"],
 )
 SAMPLES_DUPLICATE = Counter(
@@ -49,10 +50,33 @@ COMPACTION_DURATION = Histogram(
 )
 WAL_ENTRIES = Gauge("shardmon_shard_wal_entries", "Entries in the WAL stream not yet covered by blocks.")
 REPLAY_SECONDS = Gauge("shardmon_shard_replay_duration_seconds", "Time the last start-up took to recover.")
+ADMIN_REFUSED = Counter(
+    "shardmon_shard_admin_requests_refused_total",
+    "Admin RPCs (Flush, Reset) refused because web.enable_admin_api is false, by RPC.", ["rpc"],
+)
 SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total",
                           "Series (read) requests, by outcome: ok, error, limit (stopped at the query's "
                           "max_series/max_samples budget), cancelled (by the querier, or its deadline).", ["outcome"])
 SAMPLES_BACKFILLED = Counter("shardmon_shard_samples_backfilled_total", "Samples written straight into blocks by backfill.")
+REDIS_DATA_LOST = Gauge(
+    "shardmon_shard_redis_data_lost",
+    "1 while the shard's Redis is known to have lost data (identity gone, epoch changed or generation went "
+    "back): writes are refused until recovered (README: If a shard's Redis loses its data).",
+)
+REDIS_APPENDONLY = Gauge(
+    "shardmon_shard_redis_appendonly", "1 when the shard's Redis keeps an append-only file (AOF), 0 when not."
+)
+BLOCK_CUT_FAILURES = Counter(
+    "shardmon_shard_block_cut_failures_total",
+    "Block cuts that failed (e.g. Redis out of memory); retried with backoff.",
+)
+BLOCK_CUT_FAILING = Gauge(
+    "shardmon_shard_block_cut_consecutive_failures",
+    "Block cuts failed in a row (0 when the last one succeeded); from 3 on the Shard service's health is NOT_SERVING.",
+)
+REBUILT_SAMPLES = Counter(
+    "shardmon_shard_rebuilt_samples_total", "Samples copied from other replicas by --rebuild-from-replicas."
+)
 SERIES_REQUEST_DURATION = Histogram(
     "shardmon_shard_series_request_duration_seconds", "Time to answer a Series (read) request.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
@@ -61,5 +85,8 @@ SERIES_REQUEST_DURATION = Histogram(
 # Every reason is exposed from the start (at 0), so rates and alerts need no "absent" special case.
 for _reason in ("time", "size"):
     RETENTION_DELETIONS.labels(_reason)
-for _reason in ("out_of_bounds", "out_of_order", "duplicate_timestamp", "series_limit", "metric_series_limit"):
+for _rpc in ("Flush", "Reset"):
+    ADMIN_REFUSED.labels(_rpc)
+for _reason in ("out_of_bounds", "out_of_order", "duplicate_timestamp", "series_limit", "metric_series_limit",
+                "too_far_in_future"):
     SAMPLES_REJECTED.labels(_reason)

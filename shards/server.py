@@ -1,7 +1,10 @@
 """The shard's gRPC server: the ``Shard`` service over a :class:`~shards.db.ShardDB`.
 
 Run one per shard (``shardmon shard --id N``). The server listens only after recovery has finished,
-so a sender meets "unavailable" (and retries) rather than a half-recovered shard.
+so a sender meets "unavailable" (and retries) rather than a half-recovered shard. Before recovery it
+refuses a Redis that may evict keys (``maxmemory-policy`` other than ``noeviction``) and makes sure of
+the AOF; while it runs it checks the Redis's identity every second, cuts blocks with backoff after
+failures, and reports both in the gRPC health service (service ``shardmon.v1.Shard``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from model import errors
-from model.config import Config
+from model import errors, grpcauth
+from model.config import Config, redacted_url
 from model.grpcstatus import status_of
+from model.httpserver import metrics_app, serve_in_thread
 from model.labels import Matcher, MatchType
 from model.lifecycle import wait_until_stopped
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
@@ -31,6 +35,12 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _FRAME_SERIES = 1000
 _FRAME_SAMPLES = 250_000
+#: The gRPC health service name of the shard's storage: NOT_SERVING while writes are refused (Redis lost
+#: data, or no AOF) or block cuts keep failing. The overall status ("") stays SERVING while the process
+#: answers (reads go on).
+HEALTH_SERVICE = "shardmon.v1.Shard"
+_CUT_FAILURES_UNHEALTHY = 3
+_CUT_BACKOFF_MAX_S = 300.0
 _MATCH_TYPES = {
     types_pb2.Matcher.EQ: MatchType.EQ,
     types_pb2.Matcher.NEQ: MatchType.NEQ,
@@ -66,10 +76,20 @@ def frames_of(db: ShardDB, sel: Selection) -> Iterator[shard_pb2.SeriesFrame]:
         first = last
 
 
+#: What a disabled admin RPC answers (PERMISSION_DENIED): Prometheus's words, and the field that turns it on.
+ADMIN_DISABLED = "admin APIs disabled (set web.enable_admin_api: true to enable {rpc})"
+
+
 class ShardService(shard_pb2_grpc.ShardServicer):
-    def __init__(self, db: ShardDB, *, allow_reset: bool = False) -> None:
+    def __init__(self, db: ShardDB, *, enable_admin_api: bool = False) -> None:
         self.db = db
-        self.allow_reset = allow_reset
+        #: Flush and Reset change what the shard holds: off unless ``web.enable_admin_api``.
+        self.enable_admin_api = enable_admin_api
+
+    def _admin(self, rpc: str) -> None:
+        if not self.enable_admin_api:
+            metrics.ADMIN_REFUSED.labels(rpc).inc()
+            raise errors.PermissionDeniedError(ADMIN_DISABLED.format(rpc=rpc))
 
     async def _fail(self, context, exc: Exception, what: str):
         code = status_of(exc)
@@ -112,8 +132,10 @@ class ShardService(shard_pb2_grpc.ShardServicer):
     async def Series(self, request, context):
         """Stream the selection piece by piece. With ``request.limits``, stop as soon as the answer
         would exceed them and end with a frame naming the limit (the querier fails the query with 422);
-        a cancelled call (the querier gave up, or its deadline passed) stops at the next piece."""
+        a cancelled call (the querier gave up, or its deadline passed) stops at the next piece. The
+        shard's read warnings (its Redis lost data, a rebuild under way) travel on the first frame."""
         t0 = time.perf_counter()
+        warnings = self.db.read_warnings()
         limits = {}
         if request.HasField("limits"):
             lim = request.limits
@@ -126,6 +148,9 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             async for piece in self.db.select_pieces(matchers, request.start_ms, request.end_ms,
                                                      skip_samples=request.skip_samples, **limits):
                 for frame in frames_of(self.db, piece):
+                    if warnings:
+                        frame.warnings.extend(warnings)
+                        warnings = []
                     yield frame
         except errors.QueryLimitError as exc:
             metrics.SERIES_REQUESTS.labels("limit").inc()
@@ -139,31 +164,34 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             await self._fail(context, exc, "Series")
             return
         metrics.SERIES_REQUESTS.labels("ok").inc()
+        if warnings:  # No frame carried them (no series): a frame of its own.
+            yield shard_pb2.SeriesFrame(warnings=warnings)
         metrics.SERIES_REQUEST_DURATION.observe(time.perf_counter() - t0)
 
     async def LabelNames(self, request, context):
         try:
-            names = self.db.label_names(matchers_from_pb(request.matchers), request.start_ms, request.end_ms)
+            names = await self.db.label_names(matchers_from_pb(request.matchers), request.start_ms, request.end_ms)
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc, "LabelNames")
             return
-        return shard_pb2.LabelNamesResponse(names=names)
+        return shard_pb2.LabelNamesResponse(names=names, warnings=self.db.read_warnings())
 
     async def LabelValues(self, request, context):
         try:
-            values = self.db.label_values(
+            values = await self.db.label_values(
                 request.name, matchers_from_pb(request.matchers), request.start_ms, request.end_ms
             )
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc, "LabelValues")
             return
-        return shard_pb2.LabelValuesResponse(values=values)
+        return shard_pb2.LabelValuesResponse(values=values, warnings=self.db.read_warnings())
 
 
     async def Flush(self, request, context):
         # The head into blocks, then the maintenance the periodic task would do next (retention and
         # compaction), so that block sizes measured after a Flush are the settled ones.
         try:
+            self._admin("Flush")
             n = await self.db.flush()
             await self.db.maintain()
         except Exception as exc:  # noqa: BLE001
@@ -173,16 +201,18 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 
 
     async def Metadata(self, request, context):
-        entries = self.db.metadata_of(request.metric, request.limit)
+        try:
+            entries = self.db.metadata_of(request.metric, request.limit)
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc, "Metadata")
+            return
         return shard_pb2.MetadataResponse(metadata=[
             types_pb2.MetricMetadata(metric_family_name=n, type=t, help=h, unit=u) for n, t, h, u in entries
         ])
 
     async def Reset(self, request, context):
-        if not self.allow_reset:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "Reset is disabled (shards.allow_reset is false)")
-            return
         try:
+            self._admin("Reset")
             await self.db.reset()
         except Exception as exc:  # noqa: BLE001
             await self._fail(context, exc, "Reset")
@@ -190,61 +220,164 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         return shard_pb2.ResetResponse()
 
 
-async def _maintain(db: ShardDB, interval_s: float) -> None:
-    """Every ``interval_s``: cut the blocks the head has outgrown, apply retention, compact."""
+class _Health:
+    """The shard's storage health, as the gRPC health service and the gauges report it."""
+
+    def __init__(self, servicer: health.aio.HealthServicer | None, db: ShardDB) -> None:
+        self.servicer = servicer
+        self.db = db
+        self.cut_failures = 0
+        self._last: int | None = None
+
+    async def update(self) -> None:
+        store = self.db.store
+        metrics.BLOCK_CUT_FAILING.set(self.cut_failures)
+        ok = store.lost is None and store.not_durable is None and self.cut_failures < _CUT_FAILURES_UNHEALTHY
+        status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
+        if self.servicer is not None and status != self._last:
+            await self.servicer.set(HEALTH_SERVICE, status)
+            self._last = status
+
+
+async def _maintain(db: ShardDB, interval_s: float, health: _Health) -> None:
+    """Every ``interval_s``: cut the blocks the head has outgrown, apply retention, compact. A failed
+    cut (Redis out of memory, unreachable) is counted and retried after a backoff that doubles up to
+    5 minutes; retention and compaction go on meanwhile (retention may free the memory a cut needs)."""
+    loop = asyncio.get_running_loop()
+    next_cut = 0.0
     while True:
         await asyncio.sleep(interval_s)
+        if loop.time() >= next_cut:
+            try:
+                await db.cut_blocks()
+                health.cut_failures = 0
+            except errors.ShardDataLostError:
+                pass  # Not a cut failure: writes and cuts wait for the operator (logged by the store).
+            except Exception as exc:  # noqa: BLE001 - counted, logged, retried
+                health.cut_failures += 1
+                metrics.BLOCK_CUT_FAILURES.inc()
+                backoff = min(interval_s * 2 ** health.cut_failures, _CUT_BACKOFF_MAX_S)
+                next_cut = loop.time() + backoff
+                log.log(logging.WARNING if isinstance(exc, errors.ShardUnavailableError) else logging.ERROR,
+                        "block cut failed (%d in a row), retrying in %.0fs: %s", health.cut_failures, backoff, exc,
+                        exc_info=not isinstance(exc, errors.ShardmonError))
         try:
-            await db.cut_blocks()
             await db.maintain()
         except errors.ShardUnavailableError as exc:
             log.warning("block maintenance postponed: %s", exc)
         except Exception:  # noqa: BLE001 - the loop must outlive a bug in one round; it is logged
             log.exception("block maintenance failed")
         db.update_gauges()
+        await health.update()
 
 
-async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = None) -> None:
-    """Recover shard ``shard_id`` from its Redis and serve until ``stop`` is set (or SIGTERM/SIGINT)."""
+async def _watch_redis(db: ShardDB, policy: str, health: _Health, interval_s: float = 1.0) -> None:
+    """Every second: is the Redis still the shard's (identity, epoch, generation)? Every 5 s, and every
+    second while writes are refused for want of one: is its AOF on (turned on again if not)?"""
+    store = db.store
+    rounds = 0
+    while True:
+        await asyncio.sleep(interval_s)
+        rounds += 1
+        try:
+            await store.verify()
+            if rounds % 5 == 0 or store.not_durable is not None:
+                was = store.not_durable
+                await store.ensure_durability(policy)
+                if store.not_durable != was:
+                    if store.not_durable:
+                        log.error("shard %d: writes refused: %s", store.shard_id, store.not_durable)
+                    else:
+                        log.info("shard %d: its Redis has an AOF again: writes accepted", store.shard_id)
+        except errors.ShardUnavailableError as exc:
+            log.debug("redis check postponed: %s", exc)
+        await health.update()
+
+
+async def _check_redis(store: RedisStore, node, policy: str) -> None:
+    """What must hold before the shard uses its Redis; raises ConfigError (the process exits) if not."""
+    evicts = await store.eviction_policy()
+    if evicts != "noeviction":
+        raise errors.ConfigError(
+            f"shards.nodes: shard {node.id}: the Redis at {redacted_url(node.redis_url)} has maxmemory-policy "
+            f"{evicts}, so it may evict the shard's WAL and blocks under memory pressure; set maxmemory-policy "
+            "noeviction (in its redis.conf, or CONFIG SET maxmemory-policy noeviction then CONFIG REWRITE)")
+    for warning in await store.ensure_durability(policy):
+        log.warning("shard %d: WAL durability (shards.wal_appendfsync: %s): %s", node.id, policy, warning)
+    if store.not_durable:
+        log.error("shard %d: writes refused: %s", node.id, store.not_durable)
+    elif policy != "off":
+        log.info("shard %d: redis appendonly yes, appendfsync %s", node.id, policy)
+
+
+def store_for(node, shard_id: int) -> RedisStore:
+    """The Redis store of a shard node, with its password (file) and TLS settings."""
+    has_password = node.redis_password is not None or bool(node.redis_password_file)
+    return RedisStore(node.redis_url, shard_id, password=node.redis_password_value if has_password else None,
+                      tls=node.redis_tls_config)
+
+
+async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = None,
+                accept_data_loss: bool = False, rebuild_from_replicas: bool = False) -> None:
+    """Recover shard ``shard_id`` from its Redis and serve until ``stop`` is set (or SIGTERM/SIGINT).
+
+    ``accept_data_loss``: the Redis lost data (noticed earlier): start anew over what it holds.
+    ``rebuild_from_replicas``: the same, then copy this shard's series back from their other replicas
+    (with ``shards.replication_factor`` > 1) while serving."""
     node = config.shards.node(shard_id)
+    if rebuild_from_replicas and config.shards.replication_factor < 2:
+        raise errors.ConfigError("shards.replication_factor: 1, so no other shard holds a copy of this shard's "
+                                 "series: --rebuild-from-replicas has nothing to copy from (use --accept-data-loss)")
+    web_config = config.web_config()
+    stop_metrics = None
     if node.metrics_address:
-        from prometheus_client import start_http_server
-
-        host, port = node.metrics_address.rsplit(":", 1)
-        start_http_server(int(port), addr=host)
-    store = RedisStore(node.redis_url, shard_id)
+        # On a thread of its own, as prometheus_client's server was: /metrics answers while the loop is busy.
+        _, stop_metrics = serve_in_thread(metrics_app("shard", web_config), node.metrics_address,
+                                          f"shards.nodes: shard {shard_id} metrics_address", web_config,
+                                          name="shard-metrics")
+    store = store_for(node, shard_id)
     db = ShardDB.from_config(store, config.shards)
+    policy = config.shards.wal_appendfsync
     while True:
         try:
-            problem = await store.apply_appendfsync(config.shards.wal_appendfsync)
-            await db.open()
+            await _check_redis(store, node, policy)
+            await db.open(accept_data_loss=accept_data_loss or rebuild_from_replicas)
             break
         except errors.ShardUnavailableError as exc:
-            log.warning("shard %d: waiting for redis at %s: %s", shard_id, node.redis_url, exc)
+            log.warning("shard %d: waiting for redis at %s: %s", shard_id, redacted_url(node.redis_url), exc)
             await asyncio.sleep(1)
-    if problem:
-        log.warning("shard %d: WAL durability not set (shards.wal_appendfsync: %s): %s", shard_id,
-                    config.shards.wal_appendfsync, problem)
-    else:
-        log.info("shard %d: redis appendonly yes, appendfsync %s", shard_id, config.shards.wal_appendfsync)
+    if store.lost:
+        log.error("%s", store.lost_error())
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
+        interceptors=grpcauth.server_interceptors("shard", web_config),
     )
-    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db, allow_reset=config.shards.allow_reset), server)
+    shard_pb2_grpc.add_ShardServicer_to_server(ShardService(db, enable_admin_api=config.web.enable_admin_api), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    if server.add_insecure_port(node.address) == 0:
-        raise errors.ConfigError(f"shards.nodes: shard {shard_id} cannot listen on {node.address}")
+    grpcauth.add_port(server, node.address, web_config, f"shards.nodes: shard {shard_id} address")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    state = _Health(health_servicer, db)
+    await state.update()
     log.info("shard %d serving on %s", shard_id, node.address)
-    maint = asyncio.create_task(_maintain(db, interval_s=max(0.5, min(10.0, config.shards.block_duration / 20_000))))
+    tasks = [
+        asyncio.create_task(_maintain(db, max(0.5, min(10.0, config.shards.block_duration / 20_000)), state)),
+        asyncio.create_task(_watch_redis(db, policy, state)),
+    ]
+    if rebuild_from_replicas:
+        from shards.rebuild import rebuild_from_replicas as rebuild
+
+        tasks.append(asyncio.create_task(rebuild(db, config, shard_id)))
     await wait_until_stopped(stop)
-    maint.cancel()
+    for t in tasks:
+        t.cancel()
     await server.stop(grace=2)
     await store.close()
+    if stop_metrics is not None:
+        stop_metrics()
     log.info("shard %d stopped", shard_id)

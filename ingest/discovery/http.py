@@ -20,8 +20,9 @@ from collections.abc import Callable, Sequence
 import aiohttp
 
 from ingest.discovery import TargetGroup, groups_with_meta, parse_groups
-from ingest.discovery.httpclient import ClientSettings
 from ingest.discovery.metrics import HTTP_FAILURES
+from model.errors import DiscoveryError
+from model.httpclient import ClientSettings
 from model.sd_config import HTTPSDConfig
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ _CONTENT_TYPE = re.compile(r'^(?i:application/json(;\s*charset=("utf-8"|utf-8))?
 Send = Callable[[Sequence[TargetGroup]], None]
 
 
-class HTTPDiscoveryError(Exception):
+class HTTPDiscoveryError(DiscoveryError):
     """A refresh that failed; the last groups stay."""
 
 

@@ -21,8 +21,9 @@ from typing import Any
 import aiohttp
 import yaml
 
-from ingest.discovery.httpclient import ClientSettings, basic_auth_value, read_secret_file, ssl_context
 from ingest.discovery.metrics import KUBERNETES_EVENTS, KUBERNETES_FAILURES
+from model.errors import ConfigError, DiscoveryError
+from model.httpclient import ClientSettings, basic_auth_value, read_secret_file, ssl_context
 from model.sd_config import KubernetesSDConfig, TLSConfig
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ RESOURCES: dict[str, tuple[str, str, bool]] = {
 }
 
 
-class KubeConfigError(Exception):
+class KubeConfigError(ConfigError):
     """The API server or its credentials cannot be determined."""
 
 
@@ -178,7 +179,7 @@ def object_key(obj: Mapping[str, Any]) -> str:
     return f"{ns}/{name}" if ns else name
 
 
-class KubeAPIError(Exception):
+class KubeAPIError(DiscoveryError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status

@@ -103,16 +103,18 @@ class ShardServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Flush(self, request, context):
-        """Moves everything in the head into blocks now (for benchmarks and before planned shutdowns);
-        afterwards, samples older than the end of the last block are out of bounds.
+        """Moves the head into blocks now (for benchmarks and before planned shutdowns): every sample before
+        min(newest sample + 1 ms, the shard's clock); the head's lower bound rises to that point, never past
+        the clock, so samples stamped after the flush are accepted as before and older ones are out of bounds.
+        An admin RPC: PERMISSION_DENIED unless the shard runs with web.enable_admin_api.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def Reset(self, request, context):
-        """Deletes everything the shard holds. Only for tests (PromQL scripts' `clear`): refused unless the
-        shard runs with shards.allow_reset.
+        """Deletes everything the shard holds (PromQL scripts' `clear`, tools). An admin RPC:
+        PERMISSION_DENIED unless the shard runs with web.enable_admin_api.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

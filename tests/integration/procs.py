@@ -97,7 +97,8 @@ class Cluster:
     """Redis + shard servers + querier on free ports, from a generated config file."""
 
     def __init__(self, tmp: Path, n_shards: int, scrape_configs: list[dict], *, global_: dict | None = None,
-                 ingest: dict | None = None, shards_extra: dict | None = None, receiver: dict | None = None) -> None:
+                 ingest: dict | None = None, shards_extra: dict | None = None, receiver: dict | None = None,
+                 web: dict | None = None) -> None:
         self.tmp = tmp
         self.logs = tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -120,6 +121,8 @@ class Cluster:
                        "discovery_update_interval": "200ms", **(ingest or {})},
             "querier": {"http_address": f"127.0.0.1:{self.http_port}", "grpc_address": f"127.0.0.1:{self.grpc_port}"},
         }
+        if web is not None:  # web.enable_lifecycle, web.enable_admin_api
+            self.raw["web"] = web
         self.receiver_port = self.pushgateway_port = 0
         if receiver is not None:
             self.receiver_port, self.pushgateway_port = free_port(), free_port()

@@ -49,7 +49,8 @@ def setup(tmp_path_factory):
     scrape = {"job_name": "elastic", "scrape_interval": f"{INTERVAL_S:g}s", "scrape_timeout": "2s",
               "static_configs": [{"targets": targets.addresses()}]}
     cluster = Cluster(tmp, n_shards=2, scrape_configs=[scrape],
-                      ingest={"scrapers": 4, "self_monitoring": False, "scraper_num_cpus": 0.01}).start()
+                      ingest={"scrapers": 4, "self_monitoring": False, "scraper_num_cpus": 0.01},
+                      web={"enable_lifecycle": True}).start()  # scaling and reload are the lifecycle API
     ready = tmp / "ingest.ready"
     ingest = Proc("ingest", [sys.executable, "-m", "shardmon", "ingest", "--config", str(cluster.config_path),
                              "--ready-file", str(ready)], cluster.logs).start()

@@ -7,7 +7,9 @@ one-host Ray, which then refuses a second node. Every 127.x.y.z address is loopb
 ``shardmon ingest`` runs against the head's address (as the compose file's ingest service runs
 against its Ray head), with real Redis-backed shards, the querier and HTTP targets served by the test.
 The test shows the scrapers spread over both nodes, stops the worker node, and shows every target
-scraped again, and the samples stored, within two scrape intervals.
+scraped again, and the samples stored, within two scrape intervals. The cluster runs with Ray's token
+authentication, as every Ray that `shardmon ray-node` starts: the head writes the token file, the worker
+and the ingest service read it, and a driver with another token is refused.
 
 Only the processes this test started are stopped (never ``ray stop``, which ends every Ray on the
 machine): each node is stopped by SIGTERM to its ``ray start``, then SIGKILL to its process group.
@@ -27,6 +29,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.procs import Cluster, CounterTargets, Proc, free_port, wait_until
 
@@ -37,8 +40,10 @@ HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    """This process's environment without what a local Ray of an earlier test left in it."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")}
+    """This process's environment without what a local Ray of an earlier test left in it (a local Ray
+    turns Ray's authentication off)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_ADDRESS")
+           and not k.startswith("RAY_AUTH")}
     env.update(RAY_USAGE_STATS_ENABLED="0", **extra)
     return env
 
@@ -46,8 +51,8 @@ def _env(**extra: str) -> dict[str, str]:
 class RayNode:
     """One Ray node as ``shardmon ray-node`` runs it, on its own ports, temp folder and session."""
 
-    def __init__(self, name: str, log_dir: Path, temp_dir: Path, ip: str, *, head_port: int | None = None,
-                 join: str | None = None, num_cpus: int = 2) -> None:
+    def __init__(self, name: str, log_dir: Path, temp_dir: Path, ip: str, *, token_file: Path,
+                 head_port: int | None = None, join: str | None = None, num_cpus: int = 2) -> None:
         self.name, self.ip, self.temp_dir = name, ip, temp_dir
         ports = ["--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
                  "--dashboard-agent-grpc-port", "--metrics-export-port", "--runtime-env-agent-port"]
@@ -61,7 +66,8 @@ class RayNode:
         else:
             argv += ["--address", join]
         self.proc = Proc(name, argv + ["--", *extra], log_dir)
-        self.env = _env()
+        # As ingest.ray_auth_token_file would say (these nodes run without --config).
+        self.env = _env(RAY_AUTH_TOKEN_PATH=str(token_file))
 
     def start(self) -> RayNode:
         log = open(self.proc.log_path, "ab")
@@ -97,11 +103,15 @@ class RayNode:
             p.wait(5)
 
 
+def _status(config_path: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "shardmon", "ingest", "--status", "--config", str(config_path)],
+                          capture_output=True, text=True, timeout=90, env=_env())
+
+
 def ingest_status(config_path: Path) -> dict:
     """``shardmon ingest --status``: the coordinator's scrapers, nodes and assignments, from a driver
     process of its own (this test process may already be the driver of another test's local Ray)."""
-    proc = subprocess.run([sys.executable, "-m", "shardmon", "ingest", "--status", "--config", str(config_path)],
-                          capture_output=True, text=True, timeout=60, env=_env())
+    proc = _status(config_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -127,12 +137,14 @@ def ray_cluster(tmp_path_factory):
     # Short: Ray's socket paths live under it and must fit in 107 characters.
     temp = Path(tempfile.mkdtemp(prefix="shm-ray-", dir="/tmp"))
     gcs_port = free_port()
-    head = RayNode("ray-head", logs, temp / "head", HEAD_IP, head_port=gcs_port)
-    worker = RayNode("ray-worker", logs, temp / "worker", WORKER_IP, join=f"{HEAD_IP}:{gcs_port}")
+    token = temp / "ray_auth_token"  # written by the head, read by the worker and the ingest service
+    head = RayNode("ray-head", logs, temp / "head", HEAD_IP, head_port=gcs_port, token_file=token)
+    worker = RayNode("ray-worker", logs, temp / "worker", WORKER_IP, join=f"{HEAD_IP}:{gcs_port}", token_file=token)
     try:
         head.start()
+        assert len(token.read_text()) == 64 and token.stat().st_mode & 0o777 == 0o600
         worker.start()
-        yield {"address": f"{HEAD_IP}:{gcs_port}", "head": head, "worker": worker}
+        yield {"address": f"{HEAD_IP}:{gcs_port}", "head": head, "worker": worker, "token": token}
     finally:
         worker.stop()
         head.stop()
@@ -146,7 +158,8 @@ def cluster(tmp_path_factory, targets, ray_cluster):
         n_shards=2,
         scrape_configs=[{"job_name": "test", "static_configs": [{"targets": targets.addresses()}]}],
         global_={"scrape_interval": f"{INTERVAL_S}s", "scrape_timeout": "2s"},
-        ingest={"scrapers": SCRAPERS, "ray_address": ray_cluster["address"]},
+        ingest={"scrapers": SCRAPERS, "ray_address": ray_cluster["address"],
+                "ray_auth_token_file": str(ray_cluster["token"])},
     ).start()
     yield c
     c.stop()
@@ -242,3 +255,15 @@ def test_scrapers_spread_over_both_nodes_and_a_leaving_node_loses_no_target(
     assert list(status["nodes"]) == [head_id]
     moved = [s for s in status["scrapers"] if s["placed_on"] == worker_id]
     assert len(moved) == SCRAPERS // 2 and all(s["node_id"] == head_id for s in moved)
+
+
+def test_a_driver_with_another_token_is_refused(ray_cluster, cluster, ingest, tmp_path):
+    wrong = tmp_path / "wrong_token"
+    wrong.write_text("0" * 64)
+    raw = yaml.safe_load(cluster.config_path.read_text())
+    raw["ingest"]["ray_auth_token_file"] = str(wrong)
+    path = tmp_path / "wrong.yml"
+    path.write_text(yaml.safe_dump(raw))
+    proc = _status(path)
+    assert proc.returncode != 0 and "scrapers" not in proc.stdout
+    assert "auth" in (proc.stdout + proc.stderr).lower(), proc.stderr[-2000:]

@@ -145,7 +145,9 @@ def test_refused_pushes_are_400_and_recorded_as_push_failures(cluster, ingest, p
 
 def test_pushed_groups_survive_a_receiver_restart(cluster, ingest, pg):
     assert _req("PUT", f"{pg}/metrics/job/durable/instance/a", b"kept 5\n")[0] == 200
-    cluster.receiver.kill()
+    # A clean stop writes the groups (receiver.persistence_interval, 5m here, is for what a kill would lose;
+    # tests/integration/test_receiver_hostile.py kills one after the interval).
+    cluster.receiver.stop()
     cluster.restart_receiver()
     status, text = _req("GET", f"{pg}/metrics")
     assert status == 200 and 'kept{instance="a",job="durable"} 5.0' in text

@@ -17,7 +17,8 @@ N_SERIES = 50
 
 @pytest.fixture()
 def shard(tmp_path):
-    c = Cluster(tmp_path, n_shards=1, scrape_configs=[], shards_extra={"block_duration": "10s"})
+    c = Cluster(tmp_path, n_shards=1, scrape_configs=[], shards_extra={"block_duration": "10s"},
+                web={"enable_admin_api": True})  # Flush is an admin RPC
     for p in c.redis + c.shards:
         p.start()
     client = ShardClient(0, f"127.0.0.1:{c.shard_ports[0]}")
@@ -131,3 +132,47 @@ def test_an_out_of_order_window_accepts_late_samples_and_keeps_them_across_a_res
         client.close()
         for p in c.shards + c.redis:
             p.stop()
+
+
+def test_hostile_regex_reads_over_many_label_values_do_not_stall_writes(shard):
+    """Issue 12: ``(.*.*)*x`` froze a shard's event loop. With RE2 and scans over many values in a worker
+    thread, reads with it over 100,000 label values answer, and writes made meanwhile are acknowledged
+    and visible within the issue's 5 s."""
+    import threading
+    import time
+
+    _, client = shard
+    n, per_batch = 100_000, 20_000
+    for first in range(0, n, per_batch):
+        labels = [Labels.from_dict({"__name__": "h", "v": "y" * 40 + str(i)}) for i in range(first, first + per_batch)]
+        batch = SampleBatch.of(np.array([ls.series_id() for ls in labels], dtype=np.uint64),
+                               [ls.canonical() for ls in labels], np.arange(per_batch, dtype=np.uint32),
+                               np.full(per_batch, 1000, np.int64), np.ones(per_batch))
+        assert client.write(f"h-{first}", batch, timeout_s=60).samples_appended == per_batch
+    hostile = [Matcher(MatchType.EQ, "__name__", "h"), Matcher(MatchType.RE, "v", "(.*.*)*x|y{40}7777[0-9]")]
+    stop, answers, errors = threading.Event(), [], []
+
+    def attack():
+        while not stop.is_set():
+            try:
+                answers.append(len(client.series(hostile, 0, 10**9, timeout_s=30)))
+                client.label_values("v", [Matcher(MatchType.NRE, "v", "(.*.*)*x")], 0, 10**9, timeout_s=30)
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    attackers = [threading.Thread(target=attack) for _ in range(2)]
+    for t in attackers:
+        t.start()
+    try:
+        for step in range(5):
+            t0 = time.monotonic()
+            assert client.write(f"w-{step}", _batch(step), timeout_s=5).samples_appended == N_SERIES
+            wait_until(lambda s=step: all(ts[-1] == s * 1000 for ts, _ in _all(client).values()), 5,
+                       "the write to be visible")
+            assert time.monotonic() - t0 < 5
+    finally:
+        stop.set()
+        for t in attackers:
+            t.join(60)
+    assert not errors, errors
+    assert answers and set(answers) == {10}  # y*40 7777 0..9

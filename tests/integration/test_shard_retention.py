@@ -365,7 +365,7 @@ def shard_proc(tmp_path):
         "nodes": [{"id": 0, "address": f"127.0.0.1:{grpc_port}", "redis_url": f"redis://127.0.0.1:{redis_port}/0",
                    "metrics_address": f"127.0.0.1:{metrics_port}"}],
         "block_duration": "2h", "max_active_series": 5, "wal_appendfsync": "always",
-    }}
+    }, "web": {"enable_admin_api": True}}  # Flush is an admin RPC
     cfg = tmp_path / "shardmon.yml"
     cfg.write_text(yaml.safe_dump(raw))
     logs = tmp_path / "logs"

@@ -90,7 +90,7 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         assert all('job="demo"' in ln for ln in lines)
 
         # Self-monitoring: every component is scraped (scrapers once their metrics ports are known).
-        want = {"shard": 2, "querier": 1, "receiver": 1, "coordinator": 1, "scraper": 2}
+        want = {"shard": 2, "querier": 1, "receiver": 1, "coordinator": 1, "scraper": 2, "ingest": 1}
 
         def components():
             rows = query('sum by (component) (up{job=~"shardmon.*"})')

@@ -16,7 +16,7 @@ ALLOWED = {
     "shardmon": {"model", "shards", "ingest", "querier"},
 }
 EDGE = {
-    "grpc": {"model/grpcstatus.py", "shards/server.py", "shards/client.py", "querier/server.py",
+    "grpc": {"model/grpcstatus.py", "model/grpcauth.py", "shards/server.py", "shards/client.py", "querier/server.py",
              "querier/grpc_api.py", "shardmon/client.py"},
     "grpc_health": {"shards/server.py", "querier/server.py"},
     "grpc_reflection": {"querier/server.py"},

@@ -15,7 +15,8 @@ from ingest.relabel import Relabeler, expand, go_lower, go_upper, hashmod, proce
 from model.config import parse_config
 from model.errors import ConfigError
 from model.labels import Labels
-from model.relabel_config import RelabelConfig, compile_relabel_regex
+from model.regex import compile_regex
+from model.relabel_config import RelabelConfig
 
 
 def R(**kw) -> RelabelConfig:  # noqa: N802
@@ -164,6 +165,14 @@ CASES = [
      [R(source_labels=["a"], regex="(?:x|w)(y)(?:z)", target_label="b")], {"a": "xyz", "b": "y"}),
     ("POSIX class", {"a": "abc"}, [R(action="keep", source_labels=["a"], regex="[[:alpha:]]+")], {"a": "abc"}),
     ("\\Q...\\E", {"a": "a.b*"}, [R(action="keep", source_labels=["a"], regex="\\Qa.b*\\E")], {"a": "a.b*"}),
+    ("Unicode classes", {"a": "Ωmega"}, [R(action="keep", source_labels=["a"], regex="\\p{Greek}\\pL+")],
+     {"a": "Ωmega"}),
+    ("ungreedy flag", {"a": "aaa"}, [R(source_labels=["a"], regex="(?U)(a+)(a*)", target_label="b",
+                                         replacement="$1|$2")], {"a": "aaa", "b": "a|aa"}),
+    ("negated POSIX class", {"a": "1-2"}, [R(action="keep", source_labels=["a"], regex="[[:^alpha:]]+")],
+     {"a": "1-2"}),
+    ("duplicate group names: the first that took part", {"a": "b"},
+     [R(source_labels=["a"], regex="(?P<n>a)|(?P<n>b)", target_label="x", replacement="<$n>")], {"a": "b", "x": "<b>"}),
     ("null regex matches only empty", {"a": "x"},
      [R(source_labels=["a"], regex=None, target_label="m", replacement="1"),
       R(source_labels=["b"], regex=None, target_label="n", replacement="1")], {"a": "x", "n": "1"}),
@@ -201,7 +210,7 @@ def test_hashmod_uses_the_last_eight_bytes_big_endian():
 
 
 def test_expand_is_gos_regexp_expand():
-    m = compile_relabel_regex("(?P<first>a)(b)?(c)").match("ac")
+    m = compile_regex("(?P<first>a)(b)?(c)").match("ac")
     assert m is not None
     table = {
         "$0": "ac", "$1": "a", "${1}": "a", "$2": "", "$3": "c", "$first": "a", "${first}": "a",
@@ -262,6 +271,9 @@ VALID = [
     {"action": "lowercase", "target_label": "x", "replacement": "$1"},
     {"action": "hashmod", "target_label": "x", "modulus": 2**64 - 1},
     {"action": "keep", "regex": "(?i)a(?-i:B)|c(?s:.)"},
+    {"action": "keep", "regex": "\\pL+\\p{Greek}\\PN[\\p{Lu}\\d]"},
+    {"action": "keep", "regex": "(?U)a+(?-U:b+)"},
+    {"action": "keep", "regex": "a)|(b"},  # Prometheus's ^(?:a)|(b)$: accepted, an unanchored alternation
 ]
 
 
@@ -310,7 +322,11 @@ INVALID = [
     ({"action": "keep", "regex": "(a)\\1"}, "regex", "invalid escape sequence"),
     ({"action": "keep", "regex": "a++"}, "regex", "invalid nested repetition operator"),
     ({"action": "keep", "regex": "a{1001}"}, "regex", "invalid repeat count"),
-    ({"action": "keep", "regex": "\\pL"}, "regex", "not supported by Shardmon"),
+    ({"action": "keep", "regex": "a\\Cb"}, "regex", "invalid escape sequence: `\\C`"),  # RE2 has it, Go not
+    ({"action": "keep", "regex": "(?<n>a)"}, "regex", "invalid or unsupported Perl syntax: `(?<`"),  # Go 1.22+
+    ({"action": "keep", "regex": "(?P<é>a)"}, "regex", "invalid named capture"),
+    ({"action": "keep", "regex": "(?x)a"}, "regex", "invalid or unsupported Perl syntax"),
+    ({"action": "keep", "regex": "(a{100}){11}"}, "regex", "invalid repeat count"),
     ({"source_labels": ["ok", "bad-name"], "target_label": "x"}, "source_labels[1]", "'bad-name' is not a valid"),
     ({"source_labels": "a", "target_label": "x"}, "source_labels", "valid list"),
     ({"target_label": "x", "bogus": 1}, "bogus", "field not supported"),

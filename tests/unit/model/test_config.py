@@ -109,3 +109,35 @@ def test_a_static_url_target_is_refused_only_when_no_relabeling_moves_it():
     bad = parse_config("scrape_configs: [{job_name: a, static_configs: [{targets: ['http://h:1']}]}]")
     with pytest.raises(ConfigError, match=r"scrape_configs\[0\]\.static_configs\[0\]\.targets\[0\]: .*not a valid hostname"):
         targets_from_config(bad)
+
+
+def test_the_lifecycle_and_admin_apis_are_off_unless_the_web_section_turns_them_on():
+    c = parse_config("")
+    assert not c.web.enable_lifecycle and not c.web.enable_admin_api
+    c = parse_config("web: {enable_lifecycle: true, enable_admin_api: true}")
+    assert c.web.enable_lifecycle and c.web.enable_admin_api
+    with pytest.raises(ConfigError, match=r"web\.enable_admin: field not supported"):
+        parse_config("web: {enable_admin: true}")
+
+
+def test_the_scraper_count_is_bounded_by_ingest_max_scrapers():
+    assert parse_config("").ingest.max_scrapers == 64
+    assert parse_config("ingest: {scrapers: 100, max_scrapers: 100}").ingest.scrapers == 100
+    with pytest.raises(ConfigError, match=r"ingest\.scrapers: 65 is more than ingest\.max_scrapers \(64\)"):
+        parse_config("ingest: {scrapers: 65}")
+    with pytest.raises(ConfigError, match=r"ingest\.scrapers: 4 is more than ingest\.max_scrapers \(3\)"):
+        parse_config("ingest: {scrapers: 4, max_scrapers: 3}")
+    with pytest.raises(ConfigError, match=r"ingest\.max_scrapers: Input should be greater than or equal to 1"):
+        parse_config("ingest: {max_scrapers: 0}")
+
+
+def test_shards_allow_reset_is_gone_and_says_what_replaced_it():
+    with pytest.raises(ConfigError, match=r"shards\.allow_reset: removed; .*web\.enable_admin_api: true"):
+        parse_config("shards: {allow_reset: true}")
+
+
+def test_the_launchers_stop_grace_period_is_a_duration():
+    assert parse_config("").local.stop_grace_period == 15_000
+    assert parse_config("local: {stop_grace_period: 2s}").local.stop_grace_period == 2000
+    with pytest.raises(ConfigError, match=r"local\.stop_grace_period: not a valid duration"):
+        parse_config("local: {stop_grace_period: 2}")

@@ -66,8 +66,7 @@ def _storage() -> MemoryStorage:
 def _run(coro_fn):
     async def main():
         st = _storage()
-        app = web.Application()
-        PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).routes(app)
+        app = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).app()
         async with TestClient(TestServer(app)) as client:
             return await coro_fn(client)
 
@@ -182,8 +181,7 @@ def test_a_result_without_a_shard_is_flagged_partial_and_a_whole_one_is_not():
     async def main(partial):
         st = _storage()
         queried = OneShardDown(st) if partial else st
-        app = web.Application()
-        PrometheusAPI(Engine(queried), queried, default_timeout_ms=10_000).routes(app)
+        app = PrometheusAPI(Engine(queried), queried, default_timeout_ms=10_000).app()
         async with TestClient(TestServer(app)) as client:
             return await _get(client, "/api/v1/query", query="up", time="600")
 
@@ -216,11 +214,9 @@ def test_targets_are_answered_by_the_ingest_service_and_passed_through():
         ingest.router.add_get("/api/v1/targets", ingest_targets)
         async with TestServer(ingest) as fake_ingest:
             st = _storage()
-            app = web.Application()
-            PrometheusAPI(Engine(st), st, default_timeout_ms=10_000,
-                          ingest_api=f"127.0.0.1:{fake_ingest.port}").routes(app)
-            bare = web.Application()
-            PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).routes(bare)
+            app = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000,
+                                ingest_api=f"127.0.0.1:{fake_ingest.port}").app()
+            bare = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).app()
             async with TestClient(TestServer(app)) as client, TestClient(TestServer(bare)) as unconfigured:
                 return seen, await _get(client, "/api/v1/targets", state="active"), \
                     await _get(unconfigured, "/api/v1/targets")
@@ -244,8 +240,7 @@ def test_a_warning_without_the_partial_flag_is_no_partial_answer():
 
     async def main():
         queried = Worded(_storage())
-        app = web.Application()
-        PrometheusAPI(Engine(queried), queried, default_timeout_ms=10_000).routes(app)
+        app = PrometheusAPI(Engine(queried), queried, default_timeout_ms=10_000).app()
         async with TestClient(TestServer(app)) as client:
             return await _get(client, "/api/v1/query", query="up", time="600")
 
@@ -268,8 +263,7 @@ def test_limits_answer_400_before_parsing_and_422_while_loading():
 
     async def over_budget():
         st = _storage()
-        app = web.Application()
-        PrometheusAPI(Engine(st, max_samples=10), st, default_timeout_ms=10_000).routes(app)
+        app = PrometheusAPI(Engine(st, max_samples=10), st, default_timeout_ms=10_000).app()
         async with TestClient(TestServer(app)) as client:
             return await _get(client, "/api/v1/query_range", query="up", start="0", end="600", step="15")
 
@@ -300,8 +294,7 @@ def test_a_query_whose_client_disconnects_is_called_off():
     endless = Endless()
 
     async def main():
-        app = web.Application()
-        PrometheusAPI(Engine(endless), endless, default_timeout_ms=60_000).routes(app)
+        app = PrometheusAPI(Engine(endless), endless, default_timeout_ms=60_000).app()
         async with TestServer(app) as server:
             reader, writer = await asyncio.open_connection(server.host, server.port)
             writer.write(b"GET /api/v1/query?query=up&time=1 HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -6,6 +6,7 @@ an HTTP proxy, as keyword arguments for an aiohttp request."""
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import ssl
 import tempfile
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.sd_config import HTTPClientConfig, TLSConfig
+from model.sd_config import BasicAuth, HTTPClientConfig, TLSConfig
 
 USER_AGENT = "Shardmon/0.1"
 
@@ -77,7 +78,7 @@ def authorization_from_config(cfg: HTTPClientConfig) -> Callable[[], str | None]
 
         def basic() -> str:
             user = read_secret_file(ba.username_file) if ba.username_file else ba.username
-            password = read_secret_file(ba.password_file) if ba.password_file else ba.password
+            password = read_secret_file(ba.password_file) if ba.password_file else ba.password.get_secret_value()
             return basic_auth_value(user, password)
 
         return basic
@@ -89,7 +90,7 @@ def authorization_from_config(cfg: HTTPClientConfig) -> Callable[[], str | None]
         path = credentials_file
         return lambda: f"{kind} {read_secret_file(path)}"
     if credentials:
-        value = f"{kind} {credentials}"
+        value = f"{kind} {credentials.get_secret_value()}"
         return lambda: value
     return lambda: None
 
@@ -130,3 +131,44 @@ class ClientSettings:
         if self.proxy:
             kwargs["proxy"] = self.proxy
         return kwargs
+
+
+@dataclass
+class InternalClient:
+    """How Shardmon calls its own HTTP listeners (``internal_client`` in the configuration): ``https``
+    when it has a ``tls_config``, with its ``basic_auth`` credentials."""
+
+    basic_auth: BasicAuth | None = None
+    tls: TLSConfig | None = None
+
+    @classmethod
+    def from_config(cls, ic) -> InternalClient:
+        """From a :class:`model.config.InternalClientConfig`."""
+        return cls(ic.basic_auth, ic.tls_config)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
+    def http_config(self) -> HTTPClientConfig | None:
+        """As a scrape's ``<http_config>`` (self-monitoring targets); None when it adds nothing."""
+        if self.basic_auth is None and self.tls is None:
+            return None
+        return HTTPClientConfig(basic_auth=self.basic_auth, tls_config=self.tls or TLSConfig())
+
+    @functools.cached_property
+    def settings(self) -> ClientSettings:
+        """For aiohttp requests (:meth:`ClientSettings.request_kwargs`)."""
+        cfg = self.http_config()
+        return ClientSettings.from_http_config(cfg) if cfg is not None else ClientSettings()
+
+    def authorization(self) -> str | None:
+        """The ``Authorization`` header value (credential files read now)."""
+        return self.settings.authorization()
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """For blocking clients (urllib); None for plain HTTP."""
+        if self.tls is None:
+            return None
+        ctx = self.settings.ssl or ssl_context(self.tls)
+        return ctx
