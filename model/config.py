@@ -510,7 +510,8 @@ class QuerierConfig(_Model):
     shard_response_timeout: Duration = Field(
         30_000,
         description="A shard call that receives nothing for this long fails as that shard failing (partial response "
-        "or abort), as Thanos's --store.response-timeout; shard calls also end with the query's deadline.",
+        "or abort), as Thanos's --store.response-timeout; shard calls also end with the query's deadline, and one "
+        "still silent when a quarter of the query's time (at most 1s) is left is left out so the answer comes in time.",
     )
     subquery_step: Duration | None = Field(
         None, description="Step of subqueries that name none (default: global.evaluation_interval)."

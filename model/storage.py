@@ -67,7 +67,8 @@ class QueryBudget:
     def __init__(self, *, max_series: int = 0, max_samples: int = 0, timeout_s: float | None = None) -> None:
         self.max_series = max_series
         self.max_samples = max_samples
-        #: time.monotonic() after which the query is abandoned; None: never.
+        #: The query's whole time (None: no deadline), and time.monotonic() after which it is abandoned.
+        self.timeout_s = timeout_s
         self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
         self.series = 0
         self.samples = 0

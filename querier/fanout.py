@@ -19,7 +19,10 @@ A query cannot make the fan-out hold more than it may, nor wait on a shard that 
   that waits for the shards checks the budget every few tens of milliseconds, so a query past its
   deadline or called off (its client went away) cancels its shard calls at once.
 - **A shard that stops answering.** A call that receives nothing for ``response_timeout_s`` (Thanos's
-  ``--store.response-timeout``) is cancelled and counts as that shard failing. Each shard has its own
+  ``--store.response-timeout``) is cancelled and counts as that shard failing. So is a call still silent
+  when the query nears its deadline (a quarter of its time left, at most 1 s, and nothing received for
+  that long): the query then answers with the other shards' data, partial (or fails with ``abort``),
+  within its timeout, rather than timing out whole for want of one shard. Each shard has its own
   threads, ``calls_per_shard`` of them: a hung shard holds at most those, never the other shards'.
   When all of a shard's threads are busy, its next calls fail at once as that shard failing
   (partial response or abort) instead of queueing behind the hung ones. By default a shard has as many
@@ -53,6 +56,10 @@ T = TypeVar("T")
 PARTIAL_WARNING = "partial response: "
 #: How often the waiting thread looks at the budget and at silent calls.
 _POLL_S = 0.05
+#: The share of a query's time (at most _ANSWER_RESERVE_MAX_S) kept for answering without a shard that
+#: stays silent: past it, such a shard counts as failing (see the module docstring).
+_ANSWER_RESERVE = 0.25
+_ANSWER_RESERVE_MAX_S = 1.0
 
 
 def default_calls_per_shard() -> int:
@@ -209,6 +216,9 @@ class FanoutQuerier:
                 raise QueryUnavailableError("the querier is shutting down") from None
             started[future] = (i, sh, call)
         pending = set(started)
+        reserve = None
+        if budget is not None and budget.timeout_s is not None:
+            reserve = min(_ANSWER_RESERVE_MAX_S, _ANSWER_RESERVE * budget.timeout_s)
         try:
             while pending:
                 done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
@@ -233,11 +243,17 @@ class FanoutQuerier:
                 if budget is not None:
                     budget.check()
                 now = time.monotonic()
+                left = budget.time_left() if reserve is not None else None
                 for future in pending:
                     _, sh, call = started[future]
                     silent = now - call.last_activity
-                    if silent > self.response_timeout_s and call.reason is None:
+                    if call.reason is not None:
+                        continue
+                    if silent > self.response_timeout_s:
                         call.stop(ShardUnavailableError(f"sent nothing for {silent:.1f}s (querier.shard_response_timeout)"))
+                    elif left is not None and left <= reserve and silent >= reserve:
+                        call.stop(ShardUnavailableError(
+                            f"sent nothing for {silent:.1f}s, with {left:.1f}s left before the query's deadline"))
         finally:
             for future in pending:  # Leaving early (over budget, timed out, called off): end the rest.
                 _, sh, call = started[future]
