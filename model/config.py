@@ -478,13 +478,41 @@ class IngestConfig(_Model):
 class QuerierConfig(_Model):
     http_address: str = Field("127.0.0.1:9190", description="host:port of the Prometheus HTTP API.")
     grpc_address: str = Field("127.0.0.1:9191", description="host:port of the gRPC Query API.")
-    lookback_delta: Duration = Field(300_000)
-    query_timeout: Duration = Field(120_000)
+    lookback_delta: Duration = Field(
+        300_000, description="How far back an instant selector looks for a sample (Prometheus's --query.lookback-delta)."
+    )
+    query_timeout: Duration = Field(
+        120_000, description="Longest a query may run (Prometheus's --query.timeout); the API's timeout may only shorten it."
+    )
     partial_response: Literal["warn", "abort"] = Field(
         "warn", description="With a shard down: answer with a warning, or fail the query."
     )
-    max_samples: int = Field(50_000_000, ge=1, description="Samples one query may load (Prometheus's --query.max-samples).")
-    max_series: int = Field(1_000_000, ge=1, description="Series one query may read.")
+    max_samples: int = Field(
+        50_000_000, ge=1,
+        description="Samples one query may load (Prometheus's --query.max-samples): the samples read from the shards "
+        "plus a point per series and step of each instant selector and subquery. Enforced while loading: the "
+        "shards stop streaming at it, and the query fails with 422.",
+    )
+    max_series: int = Field(
+        1_000_000, ge=1,
+        description="Series one query (or series/labels lookup) may read, enforced while loading as max_samples.",
+    )
+    max_query_length: Size = Field(
+        256 * 1024,
+        description='Bytes of PromQL text (a query, or one match[] selector), e.g. "256KB"; longer is refused with '
+        "400 before parsing.",
+    )
+    max_query_depth: int = Field(
+        100, ge=1, le=200,
+        description="Levels of nesting of a query (each bracket, and each operator in a chain, is a level); deeper is "
+        "refused with 400 before parsing (the parser and the evaluator are recursive). At most 200.",
+    )
+    shard_response_timeout: Duration = Field(
+        30_000,
+        description="A shard call that receives nothing for this long fails as that shard failing (partial response "
+        "or abort), as Thanos's --store.response-timeout; shard calls also end with the query's deadline, and one "
+        "still silent when a quarter of the query's time (at most 1s) is left is left out so the answer comes in time.",
+    )
     subquery_step: Duration | None = Field(
         None, description="Step of subqueries that name none (default: global.evaluation_interval)."
     )

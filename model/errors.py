@@ -29,7 +29,9 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
     │   │   └── UnsupportedQueryError  no     a PromQL feature not implemented (querier/value.py)
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
+    │   │   └── QueryLimitError        no     ... over querier.max_samples / max_series (.limit names it)
     │   ├── QueryTimeoutError          no     HTTP 503 timeout, gRPC DEADLINE_EXCEEDED
+    │   ├── QueryCanceledError         no     HTTP 499 canceled, gRPC CANCELLED (the client went away)
     │   └── QueryUnavailableError      yes    HTTP 503 unavailable, gRPC UNAVAILABLE (a shard down, abort)
     └── StorageError                   no
         ├── InvalidWriteError          no     a batch the shard can never accept (INVALID_ARGUMENT)
@@ -167,10 +169,25 @@ class QueryExecutionError(QueryError):
     error_type = "execution"
 
 
+class QueryLimitError(QueryExecutionError):
+    """The query would load more than a limit allows; ``limit`` is the config field that sets it
+    (``querier.max_samples`` or ``querier.max_series``). Loading stops as soon as it is known."""
+
+    def __init__(self, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class QueryTimeoutError(QueryError):
     """The query ran longer than its timeout."""
 
     error_type = "timeout"
+
+
+class QueryCanceledError(QueryError):
+    """The query was called off before it ended (its client disconnected or cancelled the call)."""
+
+    error_type = "canceled"
 
 
 class QueryUnavailableError(QueryError):

@@ -7,6 +7,9 @@ an error with :func:`error_of`, naming the API they called, because a code alone
 malformed query. So a shard's "overloaded" arrives at the scraper as a retryable
 :class:`~model.errors.ShardOverloadedError`, and a bad query at a ``QueryClient`` user as the same
 :class:`~model.errors.BadQueryError` the HTTP API answers 400 ``bad_data`` for, not as a string.
+Where a code alone does not say which class it was, the server adds a trailer (:func:`trailers_of`;
+aio servers end a call with :func:`abort`): a query over ``querier.max_samples`` comes back as a
+:class:`~model.errors.QueryLimitError` naming the limit, not as any execution error.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ _C = grpc.StatusCode
 _TO_STATUS: tuple[tuple[type[errors.ShardmonError], grpc.StatusCode], ...] = (
     (errors.BadQueryError, _C.INVALID_ARGUMENT),
     (errors.QueryTimeoutError, _C.DEADLINE_EXCEEDED),
-    (errors.QueryExecutionError, _C.FAILED_PRECONDITION),
+    (errors.QueryCanceledError, _C.CANCELLED),  # the client went away or cancelled the call
+    (errors.QueryExecutionError, _C.FAILED_PRECONDITION),  # QueryLimitError too, its limit in the trailers
     (errors.QueryUnavailableError, _C.UNAVAILABLE),
     (errors.InvalidWriteError, _C.INVALID_ARGUMENT),
     (errors.ShardOverloadedError, _C.RESOURCE_EXHAUSTED),
@@ -73,8 +77,13 @@ QUERY = Api("query", {
     # The querier shedding load, or a call cut short: trying again later may succeed.
     _C.RESOURCE_EXHAUSTED: errors.QueryUnavailableError,
     _C.ABORTED: errors.QueryUnavailableError,
-    _C.CANCELLED: errors.QueryUnavailableError,
+    # The query was called off (the client cancelled the call, or went away): Prometheus's "canceled".
+    _C.CANCELLED: errors.QueryCanceledError,
 }, errors.QueryExecutionError)
+
+#: Trailing-metadata key with which a server names the limit a :class:`~model.errors.QueryLimitError`
+#: hit (``querier.max_samples``, ...): the status code alone (FAILED_PRECONDITION) is any execution error.
+LIMIT_KEY = "shardmon-limit"
 
 
 def status_of(exc: BaseException) -> grpc.StatusCode:
@@ -85,6 +94,30 @@ def status_of(exc: BaseException) -> grpc.StatusCode:
     return _C.INTERNAL
 
 
+def trailers_of(exc: BaseException) -> tuple[tuple[str, str], ...]:
+    """The trailing metadata a server sends with the status of ``exc``, so that :func:`error_of` gives the
+    caller the same class back where the code alone is ambiguous (a query limit's name)."""
+    if isinstance(exc, errors.QueryLimitError):
+        return ((LIMIT_KEY, exc.limit),)
+    return ()
+
+
+async def abort(context, exc: BaseException, details: str | None = None) -> None:
+    """End an aio server call with the status of ``exc`` (its message, or ``details``) and its trailers."""
+    await context.abort(status_of(exc), str(exc) if details is None else details, trailing_metadata=trailers_of(exc))
+
+
+def _trailer(exc: grpc.RpcError, key: str) -> str | None:
+    try:
+        metadata = exc.trailing_metadata() if hasattr(exc, "trailing_metadata") else None
+    except Exception:  # noqa: BLE001 - an error without a call (e.g. never sent) has no trailers
+        metadata = None
+    for k, v in metadata or ():
+        if k == key:
+            return v if isinstance(v, str) else v.decode()
+    return None
+
+
 def error_of(exc: grpc.RpcError, what: str | None = None, api: Api = SHARD_WRITE) -> errors.ShardmonError:
     """Translate a failed call of ``api`` into the error tree. With ``what`` (e.g. ``"shard 1 Write"``)
     the message is ``"<what>: <CODE>: <details>"``; without, the server's details alone (the Query API's
@@ -93,8 +126,11 @@ def error_of(exc: grpc.RpcError, what: str | None = None, api: Api = SHARD_WRITE
     code = exc.code() if hasattr(exc, "code") else _C.UNKNOWN
     detail = exc.details() if hasattr(exc, "details") else str(exc)
     cls = api.errors.get(code, api.other)
+    limit = _trailer(exc, LIMIT_KEY) if code is _C.FAILED_PRECONDITION else None
+    if limit is not None and issubclass(errors.QueryLimitError, cls):  # an execution error over a limit
+        return errors.QueryLimitError(f"{what}: {code.name}: {detail}" if what else detail, limit)
     if what:
         return cls(f"{what}: {code.name}: {detail}")
-    if cls is api.other or code in _ANY:  # An unexpected code, or the caller refused: say which.
+    if code not in api.errors or code in _ANY:  # An unexpected code, or the caller refused: say which.
         return cls(f"{code.name}: {detail}")
     return cls(detail)

@@ -14,7 +14,7 @@ import numpy as np
 
 from model.labels import Labels, Matcher, matches_all
 from model.samples import F64, I64, SampleBatch
-from model.storage import Series, SeriesSet
+from model.storage import LabelsResult, QueryBudget, Series, SeriesSet
 
 
 class MemoryStorage:
@@ -50,9 +50,14 @@ class MemoryStorage:
         self._series.clear()
 
     def select(
-        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
+        budget: QueryBudget | None = None, points_per_series: int = 0,
     ) -> SeriesSet:
+        if budget is not None:
+            budget.check()
+            max_series, max_samples = budget.remaining_series(), budget.remaining_samples()
         out = []
+        n_samples = 0
         for labels in sorted(self._series):
             if not matches_all(labels, matchers):
                 continue
@@ -65,12 +70,19 @@ class MemoryStorage:
                 out.append(Series(labels, ts[:0], vals[:0]))
             else:
                 out.append(Series(labels, ts[lo:hi], vals[lo:hi]))
+                n_samples += hi - lo
+            # As a shard: stop loading as soon as the answer would be over what the budget has left.
+            if budget is not None:
+                if len(out) > max_series:
+                    raise budget.over("max_series")
+                if n_samples + len(out) * points_per_series > max_samples:
+                    raise budget.over("max_samples")
         return SeriesSet(out, [])
 
-    def label_names(self, matchers, start_ms, end_ms):
-        names = {n for s in self.select(matchers, start_ms, end_ms, skip_samples=True).series for n, _ in s.labels}
-        return sorted(names), []
+    def label_names(self, matchers, start_ms, end_ms, *, budget=None) -> LabelsResult:
+        series = self.select(matchers, start_ms, end_ms, skip_samples=True, budget=budget).series
+        return LabelsResult(sorted({n for s in series for n, _ in s.labels}), [])
 
-    def label_values(self, name, matchers, start_ms, end_ms):
-        series = self.select(matchers, start_ms, end_ms, skip_samples=True).series
-        return sorted({s.labels.get(name) for s in series} - {""}), []
+    def label_values(self, name, matchers, start_ms, end_ms, *, budget=None) -> LabelsResult:
+        series = self.select(matchers, start_ms, end_ms, skip_samples=True, budget=budget).series
+        return LabelsResult(sorted({s.labels.get(name) for s in series} - {""}), [])

@@ -7,21 +7,19 @@ network in production (the forwarder, the shard fan-out) without knowing the dif
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 import numpy as np
 
+from model.errors import QueryCanceledError, QueryError, QueryLimitError, QueryTimeoutError
 from model.labels import Labels, Matcher
 from model.samples import SampleBatch
 
-#: How every warning about a shard that did not answer begins.
-PARTIAL_PREFIX = "partial response: "
-
-
-def is_partial(warnings: Sequence[str]) -> bool:
-    """Whether these warnings say an answer may lack the series of a shard that did not answer."""
-    return any(w.startswith(PARTIAL_PREFIX) for w in warnings)
+#: What a limit of "none" is sent as where a number is needed (the shards' SeriesLimits).
+NO_LIMIT = 2**63 - 1
 
 
 class Series(NamedTuple):
@@ -35,12 +33,97 @@ class Series(NamedTuple):
 class SeriesSet(NamedTuple):
     """The answer to a select: series sorted by labels, each at most once, and warnings.
 
-    A warning means the answer may be incomplete (a shard was down and the partial-response
-    strategy is ``warn``); it never means the answer is wrong.
+    ``partial`` says the answer may lack series (a shard did not answer and the partial-response
+    strategy is ``warn``; the warnings say which); a warning never means the answer is wrong.
     """
 
     series: list[Series]
     warnings: list[str]
+    partial: bool = False
+
+
+class LabelsResult(NamedTuple):
+    """The answer to a label names or label values lookup: sorted strings, warnings, and whether it
+    may lack some (as :attr:`SeriesSet.partial`)."""
+
+    values: list[str]
+    warnings: list[str]
+    partial: bool = False
+
+
+class QueryBudget:
+    """What one query may still load from storage, until when it may run, and whether it was called off.
+
+    One per query, shared by everything it reads (subqueries included), as Prometheus's
+    ``--query.max-samples`` count and context. ``max_series`` / ``max_samples`` of 0 mean no limit.
+    Samples are those loaded from storage plus, for a select with ``points_per_series``, that many
+    points per series: the cells of the ``[series, steps]`` matrix the caller will build for it.
+
+    :meth:`charge` is called by the evaluation, one thread; :meth:`check`, :meth:`cancel`,
+    :meth:`time_left` and the ``remaining_*`` methods are safe from any thread (the fan-out's
+    workers, the server's event loop).
+    """
+
+    def __init__(self, *, max_series: int = 0, max_samples: int = 0, timeout_s: float | None = None) -> None:
+        self.max_series = max_series
+        self.max_samples = max_samples
+        #: The query's whole time (None: no deadline), and time.monotonic() after which it is abandoned.
+        self.timeout_s = timeout_s
+        self.deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        self.series = 0
+        self.samples = 0
+        self._called_off: QueryError | None = None
+        self._lock = threading.Lock()
+
+    def remaining_series(self) -> int:
+        """Series the query may still load (:data:`NO_LIMIT` without a limit)."""
+        return max(0, self.max_series - self.series) if self.max_series else NO_LIMIT
+
+    def remaining_samples(self) -> int:
+        """Samples the query may still load (:data:`NO_LIMIT` without a limit)."""
+        return max(0, self.max_samples - self.samples) if self.max_samples else NO_LIMIT
+
+    def charge(self, series: int, samples: int, points_per_series: int = 0) -> None:
+        """Count what a select returned; :class:`QueryLimitError` once over a limit."""
+        with self._lock:
+            self.series += series
+            self.samples += samples + series * points_per_series
+        if self.max_samples and self.samples > self.max_samples:
+            raise self.over("max_samples")
+        if self.max_series and self.series > self.max_series:
+            raise self.over("max_series")
+
+    def over(self, limit: str) -> QueryLimitError:
+        """The error for a query over ``limit`` (``"max_samples"`` or ``"max_series"``), as Prometheus words it."""
+        if limit == "max_samples":
+            return QueryLimitError(
+                "query processing would load too many samples into memory in query execution "
+                f"(more than {self.max_samples:,}; querier.max_samples)", limit)
+        return QueryLimitError(f"query would read too many series (more than {self.max_series:,}; querier.max_series)",
+                               limit)
+
+    def time_left(self) -> float | None:
+        """Seconds until the deadline (0 once past it), None without one."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    def cancel(self, error: QueryError | None = None) -> None:
+        """Call the query off: every later :meth:`check` raises ``error`` (the first one given wins)."""
+        with self._lock:
+            if self._called_off is None:
+                self._called_off = error or QueryCanceledError("query canceled")
+
+    @property
+    def cancelled(self) -> bool:
+        return self._called_off is not None
+
+    def check(self) -> None:
+        """Raise why the query must stop: it was called off, or it ran past its deadline."""
+        if self._called_off is not None:
+            raise self._called_off
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise QueryTimeoutError("query timed out in expression evaluation")
+
+
 
 
 class Appender(Protocol):
@@ -61,20 +144,26 @@ class Querier(Protocol):
     all matchers and has a sample in ``[start_ms, end_ms]`` (with ``skip_samples`` only the labels),
     sorted by labels, replicas already merged. Matchers follow Prometheus: a missing label has the
     value ``""``; at least one matcher must not match the empty string.
+
+    With a ``budget``, a call stops (raising its error) once the query is called off or past its
+    deadline, and a select stops loading, raising :class:`~model.errors.QueryLimitError`, as soon
+    as its answer would exceed what the budget has left (``points_per_series`` counted per series,
+    see :class:`QueryBudget`). The select does not charge the budget: its caller charges what it got.
     """
 
     def select(
-        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
+        budget: QueryBudget | None = None, points_per_series: int = 0,
     ) -> SeriesSet: ...
 
     def label_names(
-        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int
-    ) -> tuple[list[str], list[str]]:
-        """Sorted label names of the matching series, and warnings."""
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, budget: QueryBudget | None = None
+    ) -> LabelsResult:
+        """Sorted label names of the matching series."""
         ...
 
     def label_values(
-        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
-    ) -> tuple[list[str], list[str]]:
-        """Sorted values of label ``name`` among the matching series, and warnings."""
+        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, budget: QueryBudget | None = None
+    ) -> LabelsResult:
+        """Sorted values of label ``name`` among the matching series."""
         ...

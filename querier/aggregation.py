@@ -264,12 +264,15 @@ def count_values(
     else:
         uniq, out_id = np.unique(pair, return_inverse=True)
         out_id = out_id.reshape(-1)
+    n_steps = vector.values.shape[1]
+    # Each (group, value) pair is a series over the whole grid: charged before it is built (a value
+    # that changes at every step makes as many series as steps).
+    ctx.charge_points(uniq.shape[0] * n_steps)
     base_labels = list(base_index)
     out_labels = []
     for key in uniq.tolist():
         base = base_labels[key // n_texts]
         out_labels.append(base if dropped else base.with_(**{label: texts[key % n_texts]}))
-    n_steps = vector.values.shape[1]
     counts = np.bincount(out_id * n_steps + steps, minlength=len(out_labels) * n_steps)
     counts = counts.reshape(len(out_labels), n_steps).astype(F64)
     ctx.check_deadline()

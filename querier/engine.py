@@ -15,24 +15,23 @@ Prometheus's own test scripts all pass (``shardmon promqltest``).
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import NamedTuple
 
 import numpy as np
 import promql_parser
 
-from model.errors import BadQueryError, QueryExecutionError
+from model.errors import BadQueryError
 from model.labels import EMPTY_LABELS, Labels
 from model.samples import F64, I64
-from model.storage import Querier, is_partial
+from model.storage import Querier, QueryBudget
 from querier.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
 from querier.binary import binary_op, negate, vector_matching
 from querier.functions import FUNCTIONS
+from querier.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
 from querier.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
 from querier.value import (
     EvalContext,
     InstantVector,
-    QueryLimits,
     RangeVector,
     Scalar,
     Value,
@@ -42,10 +41,6 @@ from querier.value import (
 
 #: Prometheus's HTTP API limit on the points of one series in a range query.
 MAX_POINTS_PER_SERIES = 11_000
-
-#: The most points a subquery's grid may have: Prometheus's default limit on the samples of a query
-#: (``--query.max-samples``), which a subquery of one series with more points would exceed.
-MAX_SUBQUERY_STEPS = 50_000_000
 
 # The parser follows Prometheus 3, which renamed holt_winters to double_exponential_smoothing. We
 # speak Prometheus 2's PromQL, so the old name must parse (registering twice is harmless).
@@ -75,7 +70,8 @@ class QueryResult(NamedTuple):
     ``"matrix"`` (``series`` with the steps where each has a value), ``"scalar"`` (``scalar`` at
     ``time_ms``) or ``"string"``. Series are sorted by labels. ``time_ms`` is the evaluation time of
     an instant query and the end of a range query. ``warnings`` are the Querier's (e.g. a shard was
-    unreachable and the answer may be partial).
+    unreachable); ``partial`` says the result may lack the series of a shard that did not answer
+    (HTTP ``isPartial``, gRPC ``is_partial``).
     """
 
     result_type: str
@@ -83,11 +79,7 @@ class QueryResult(NamedTuple):
     scalar: float | None
     time_ms: int
     warnings: list[str]
-
-    @property
-    def is_partial(self) -> bool:
-        """Whether a shard did not answer and the result may lack its series (see the warnings)."""
-        return is_partial(self.warnings)
+    partial: bool = False
 
 
 class Engine:
@@ -96,11 +88,18 @@ class Engine:
     ``lookback_delta_ms`` is how far back an instant selector looks for a series' latest sample
     (Prometheus's ``--query.lookback-delta``); ``timeout_ms`` bounds each query's evaluation;
     ``subquery_step_ms`` is the step of a subquery that names none (``x[1h:]``), Prometheus's global
-    ``evaluation_interval``.
+    ``evaluation_interval``; ``max_samples`` and ``max_series`` bound what one query may load (see
+    :class:`~model.storage.QueryBudget`), ``max_query_length`` and ``max_query_depth`` its text (see
+    :mod:`querier.guard`).
+
+    Each query runs on a :class:`~model.storage.QueryBudget` (:meth:`new_budget`); a caller that
+    passes its own can cancel the query from another thread, and evaluation stops at its next check.
     Errors: :class:`~model.errors.BadQueryError` for a malformed query or parameters (its subclass
     :class:`~querier.value.UnsupportedQueryError` for a feature not implemented yet),
-    :class:`~model.errors.QueryExecutionError` for a query that cannot be evaluated, and
-    :class:`~model.errors.QueryTimeoutError`.
+    :class:`~model.errors.QueryExecutionError` for a query that cannot be evaluated (its subclass
+    :class:`~model.errors.QueryLimitError` over a limit), :class:`~model.errors.QueryTimeoutError`,
+    :class:`~model.errors.QueryCanceledError`, and :class:`~model.errors.QueryUnavailableError`
+    from the Querier.
     """
 
     def __init__(
@@ -112,6 +111,8 @@ class Engine:
         subquery_step_ms: int = 60_000,
         max_samples: int = 50_000_000,
         max_series: int = 1_000_000,
+        max_query_length: int = DEFAULT_MAX_QUERY_LENGTH,
+        max_query_depth: int = DEFAULT_MAX_QUERY_DEPTH,
     ) -> None:
         if lookback_delta_ms <= 0:
             raise ValueError(f"lookback_delta_ms must be positive, got {lookback_delta_ms}")
@@ -125,20 +126,28 @@ class Engine:
         self._max_samples = max_samples
         self._max_series = max_series
         self._subquery_step_ms = subquery_step_ms
+        #: The limits every query text passes before it is parsed.
+        self.guard = QueryGuard(max_query_length, max_query_depth)
 
-    def instant(self, query: str, time_ms: int) -> QueryResult:
+    def new_budget(self, timeout_ms: int | None = None) -> QueryBudget:
+        """A budget for one query: the engine's limits, and ``timeout_ms`` capped by the engine's
+        timeout (as Prometheus caps the API's ``timeout`` by ``--query.timeout``)."""
+        timeout_ms = self._timeout_ms if not timeout_ms or timeout_ms <= 0 else min(timeout_ms, self._timeout_ms)
+        return QueryBudget(max_series=self._max_series, max_samples=self._max_samples, timeout_s=timeout_ms / 1000)
+
+    def instant(self, query: str, time_ms: int, *, budget: QueryBudget | None = None) -> QueryResult:
         """Evaluate ``query`` at ``time_ms``: a vector, a scalar, or (for ``foo[5m]``) a matrix."""
         time_ms = int(time_ms)
-        expr = _parse(query)
+        expr = self.guard.parse(query)
         inner = _unwrap_parens(expr)
-        ctx = self._context(np.array([time_ms], dtype=I64), time_ms, time_ms)
+        ctx = self._context(np.array([time_ms], dtype=I64), time_ms, time_ms, budget)
         if isinstance(inner, (promql_parser.MatrixSelector, promql_parser.SubqueryExpr)):
             return self._raw_samples(ctx, inner, time_ms)
         value = _evaluate(ctx, expr)
         if isinstance(value, str):
-            return QueryResult("string", [], value, time_ms, ctx.warnings)
+            return QueryResult("string", [], value, time_ms, ctx.warnings, ctx.partial)
         if isinstance(value, Scalar):
-            return QueryResult("scalar", [], float(value.values[0]), time_ms, ctx.warnings)
+            return QueryResult("scalar", [], float(value.values[0]), time_ms, ctx.warnings, ctx.partial)
         assert isinstance(value, InstantVector), type(value)
         ts = np.array([time_ms], dtype=I64)
         if value.order is not None:
@@ -146,7 +155,7 @@ class Engine:
         else:
             rows = sorted(np.flatnonzero(value.present[:, 0]).tolist(), key=value.labels.__getitem__)
         series = [ResultSeries(value.labels[r], ts, value.values[r, :1].copy()) for r in rows]
-        return QueryResult("vector", series, None, time_ms, ctx.warnings)
+        return QueryResult("vector", series, None, time_ms, ctx.warnings, ctx.partial)
 
     def _raw_samples(
         self, ctx: EvalContext, node: promql_parser.MatrixSelector | promql_parser.SubqueryExpr, time_ms: int
@@ -164,9 +173,11 @@ class Engine:
             if keep.any():
                 series.append(ResultSeries(lbls, ts[keep], vals[keep]))
         series.sort(key=lambda s: s.labels)
-        return QueryResult("matrix", series, None, time_ms, ctx.warnings)
+        return QueryResult("matrix", series, None, time_ms, ctx.warnings, ctx.partial)
 
-    def range(self, query: str, start_ms: int, end_ms: int, step_ms: int) -> QueryResult:
+    def range(
+        self, query: str, start_ms: int, end_ms: int, step_ms: int, *, budget: QueryBudget | None = None
+    ) -> QueryResult:
         """Evaluate ``query`` at ``start_ms``, ``start_ms + step_ms``, ... up to ``end_ms``: a matrix.
 
         The parameters are checked as Prometheus's API does: ``end >= start``, ``step > 0``, and at
@@ -184,7 +195,7 @@ class Engine:
                 "exceeded maximum resolution of 11,000 points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)"
             )
-        expr = _parse(query)
+        expr = self.guard.parse(query)
         if isinstance(_unwrap_parens(expr), (promql_parser.MatrixSelector, promql_parser.SubqueryExpr)):
             raise BadQueryError(
                 'invalid expression type "range vector" for range query, must be Scalar or instant Vector'
@@ -192,46 +203,43 @@ class Engine:
         if isinstance(_unwrap_parens(expr), promql_parser.StringLiteral):
             raise BadQueryError('invalid expression type "string" for range query, must be Scalar or instant Vector')
         steps = np.arange(start_ms, end_ms + 1, step_ms, dtype=I64)
-        ctx = self._context(steps, start_ms, end_ms)
+        ctx = self._context(steps, start_ms, end_ms, budget)
         value = _evaluate(ctx, expr)
         if isinstance(value, Scalar):
             series = [ResultSeries(EMPTY_LABELS, steps, value.values.astype(F64, copy=True))]
-            return QueryResult("matrix", series, None, end_ms, ctx.warnings)
+            return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial)
         assert isinstance(value, InstantVector), type(value)
         series = []
         for row, lbls in enumerate(value.labels):
+            if row % 4096 == 4095:
+                ctx.check_deadline()
             mask = value.present[row]
             if mask.any():
                 series.append(ResultSeries(lbls, steps[mask], value.values[row][mask]))
         series.sort(key=lambda s: s.labels)
-        return QueryResult("matrix", series, None, end_ms, ctx.warnings)
+        return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial)
 
-    def _context(self, steps: np.ndarray, start_ms: int, end_ms: int) -> EvalContext:
-        deadline = time.monotonic() + self._timeout_ms / 1000
+    def _context(self, steps: np.ndarray, start_ms: int, end_ms: int, budget: QueryBudget | None) -> EvalContext:
         return EvalContext(
             self._querier,
             steps,
             self._lookback_delta_ms,
-            deadline,
+            budget if budget is not None else self.new_budget(),
             query_start_ms=start_ms,
             query_end_ms=end_ms,
             subquery_step_ms=self._subquery_step_ms,
-            limits=QueryLimits(self._max_samples, self._max_series),
         )
-
-
-def _parse(query: str) -> promql_parser.Expr:
-    try:
-        return promql_parser.parse(query)
-    except ValueError as exc:
-        raise BadQueryError(str(exc)) from exc
 
 
 def _evaluate(ctx: EvalContext, expr: promql_parser.Expr) -> Value:
     # PromQL arithmetic is IEEE arithmetic: overflow to Inf, Inf - Inf = NaN and x/0 are results,
     # not accidents, so numpy's warnings about them are noise.
     with np.errstate(all="ignore"):
-        return _Evaluator(ctx).eval(expr)
+        try:
+            return _Evaluator(ctx).eval(expr)
+        except RecursionError:
+            # Only if querier.max_query_depth was raised past what this Python's recursion limit allows.
+            raise BadQueryError("the query is nested too deeply to evaluate (lower querier.max_query_depth)") from None
 
 
 def _unwrap_parens(node):
@@ -301,14 +309,18 @@ class _Evaluator:
         ends = evaluation_times(ctx, node.at, node.offset)
         first = -(-(int(ends[0]) - range_ms) // step_ms) * step_ms  # Rounded up to a multiple.
         n_inner = max(0, (int(ends[-1]) - first) // step_ms + 1)
-        if n_inner > MAX_SUBQUERY_STEPS:
-            raise QueryExecutionError("query processing would load too many samples into memory in query execution")
         if n_inner == 0:
             return RangeVector([], [], [], ends, range_ms)
+        # The inner grid costs a point per step, charged before it is built; each selector inside
+        # charges its [series, steps] cells on it in turn (Prometheus counts a subquery's points).
+        ctx.charge_points(n_inner)
         inner_steps = first + step_ms * np.arange(n_inner, dtype=I64)
         inner = _Evaluator(dataclasses.replace(ctx, steps=inner_steps)).eval(node.expr)
         assert isinstance(inner, InstantVector), type(inner)
-        labels, timestamps, values = _series_points(inner, inner_steps)
+        labels, timestamps, values = _series_points(ctx, inner, inner_steps)
+        # As a range selector's series: each is a row of the [series, steps] matrices of the function
+        # that takes this range vector, over the outer grid.
+        ctx.charge_points(len(labels) * ctx.n_steps)
         return RangeVector(labels, timestamps, values, ends, range_ms)
 
     def _eval_Call(self, node: promql_parser.Call) -> Value:
@@ -320,6 +332,12 @@ class _Evaluator:
         # special-cases it), so the selector must keep those times.
         sample_times = name == "timestamp"
         args = [self._eval_arg(arg, sample_times=sample_times) for arg in node.args]
+        # promql-parser lets a literal 0 through where an instant vector is due (ln(0), log2(0)): refuse
+        # it as Prometheus's parser does.
+        wanted = node.func.arg_types
+        for i, value in enumerate(args):
+            if isinstance(value, Scalar) and wanted and wanted[min(i, len(wanted) - 1)] == promql_parser.ValueType.Vector:
+                raise BadQueryError(f"expected type vector in call to function '{name}', got scalar")
         # Functions also get the argument expressions: absent() takes labels from its selector.
         return impl(self.ctx, args, node.args)
 
@@ -357,7 +375,7 @@ class _Evaluator:
         return aggregate(self.ctx, op, vector, grouping, without, param)
 
 
-def _series_points(vector: InstantVector, steps: np.ndarray) -> tuple[list[Labels], list[np.ndarray], list[np.ndarray]]:
+def _series_points(ctx: EvalContext, vector: InstantVector, steps: np.ndarray) -> tuple[list[Labels], list[np.ndarray], list[np.ndarray]]:
     """Per series with any value, its points (step times and values); rows with equal labels join.
 
     Rows may share labels when their values fall on different steps; Prometheus's evaluator
@@ -367,7 +385,9 @@ def _series_points(vector: InstantVector, steps: np.ndarray) -> tuple[list[Label
     for row in np.flatnonzero(vector.present.any(axis=1)).tolist():
         rows_of.setdefault(vector.labels[row], []).append(row)
     labels, timestamps, values = [], [], []
-    for lbls, rows in rows_of.items():
+    for i, (lbls, rows) in enumerate(rows_of.items()):
+        if i % 4096 == 4095:
+            ctx.check_deadline()
         present = vector.present[rows]
         mask = present.any(axis=0)
         # The value of the (single) row present at each step.

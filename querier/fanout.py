@@ -5,35 +5,79 @@ answers, each sorted by labels, are merged k-way. A series found on several shar
 merged sample by sample, identical timestamps kept once. With replication factor RF, up to RF-1
 failed shards lose no series (each has a replica on another shard), so the answer is complete and
 says nothing. From RF failures on, a failed shard becomes a warning (``partial_response: warn``,
-the answer is flagged as possibly incomplete) or fails the whole call (``abort``), as Thanos's
-partial-response strategies. (Samples written while one replica was down exist only on the others;
-there is no repair yet, so a later failure of those others can hide them without a warning.)
+the answer is flagged ``partial``) or fails the whole call (``abort``), as Thanos's partial-response
+strategies. (Samples written while one replica was down exist only on the others; there is no repair
+yet, so a later failure of those others can hide them without a warning.)
+
+A query cannot make the fan-out hold more than it may, nor wait on a shard that stopped answering:
+
+- **Budget.** A select sends each shard what the query's :class:`~model.storage.QueryBudget` has
+  left; a shard stops streaming once its answer would exceed it. Frames are counted as they arrive
+  (all copies of a replicated series: up to RF times the budget), and once over, or once a shard
+  says it stopped, the other shards' streams are cancelled and the query fails with 422.
+- **Deadlines.** Each shard call gets the query's remaining time (at most ``timeout_s``). The thread
+  that waits for the shards checks the budget every few tens of milliseconds, so a query past its
+  deadline or called off (its client went away) cancels its shard calls at once.
+- **A shard that stops answering.** A call that receives nothing for ``response_timeout_s`` (Thanos's
+  ``--store.response-timeout``) is cancelled and counts as that shard failing. So is a call still silent
+  when the query nears its deadline (a quarter of its time left, at most 1 s, and nothing received for
+  that long): the query then answers with the other shards' data, partial (or fails with ``abort``),
+  within its timeout, rather than timing out whole for want of one shard. Each shard has its own
+  threads, ``calls_per_shard`` of them: a hung shard holds at most those, never the other shards'.
+  When all of a shard's threads are busy, its next calls fail at once as that shard failing
+  (partial response or abort) instead of queueing behind the hung ones. By default a shard has as many
+  threads as the querier evaluates queries at once (asyncio's default executor), and each query
+  holds at most one call per shard, so only a shard that stopped answering uses them all up.
 """
 
 from __future__ import annotations
 
 import heapq
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from model.errors import QueryUnavailableError, ShardmonError
+from model.errors import QueryCanceledError, QueryError, QueryLimitError, QueryUnavailableError, ShardmonError, \
+    ShardUnavailableError
 from model.labels import Matcher
-from model.storage import PARTIAL_PREFIX, Series, SeriesSet
+from model.storage import LabelsResult, QueryBudget, Series, SeriesSet
 from querier import metrics
 from shards.client import ShardClient
 
 T = TypeVar("T")
 
+#: How each warning about a shard that did not answer begins (the text Thanos users know). Whether an
+#: answer is partial is the typed ``partial`` flag, never a test of this text.
+PARTIAL_WARNING = "partial response: "
+#: How often the waiting thread looks at the budget and at silent calls.
+_POLL_S = 0.05
+#: The share of a query's time (at most _ANSWER_RESERVE_MAX_S) kept for answering without a shard that
+#: stays silent: past it, such a shard counts as failing (see the module docstring).
+_ANSWER_RESERVE = 0.25
+_ANSWER_RESERVE_MAX_S = 1.0
 
-def merge_series(sets: Sequence[list[Series]]) -> list[Series]:
-    """Merge lists of series sorted by labels into one; equal label sets are merged by timestamp."""
+
+def default_calls_per_shard() -> int:
+    """asyncio's default executor size, which bounds how many queries the querier evaluates at once."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def merge_series(sets: Sequence[list[Series]], check: Callable[[], None] | None = None) -> list[Series]:
+    """Merge lists of series sorted by labels into one; equal label sets are merged by timestamp.
+
+    ``check`` (e.g. a budget's) is called every few thousand series, to stop a long merge.
+    """
     if len(sets) == 1:
         return sets[0]
     out: list[Series] = []
-    for s in heapq.merge(*sets, key=lambda s: s.labels):
+    for i, s in enumerate(heapq.merge(*sets, key=lambda s: s.labels)):
+        if check is not None and i % 4096 == 4095:
+            check()
         if out and out[-1].labels == s.labels:
             prev = out[-1]
             ts = np.concatenate((prev.timestamps_ms, s.timestamps_ms))
@@ -45,62 +89,245 @@ def merge_series(sets: Sequence[list[Series]]) -> list[Series]:
     return out
 
 
+class _Cancellable(Protocol):
+    def cancel(self) -> bool | None: ...
+
+
+class _Call:
+    """One shard call of one fan-out: when it last received something, and how to end it early."""
+
+    def __init__(self, shard_id: int) -> None:
+        self.shard_id = shard_id
+        self.last_activity = time.monotonic()
+        #: Why the waiting thread ended the call (its failure then reads as this), or None.
+        self.reason: ShardmonError | None = None
+        self._handle: _Cancellable | None = None
+        self._lock = threading.Lock()
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+    def attach(self, handle: _Cancellable) -> None:
+        """The gRPC call to cancel if the call must end; cancelled at once if it already must."""
+        with self._lock:
+            self._handle = handle
+            stop = self.reason is not None
+        if stop:
+            handle.cancel()
+
+    def stop(self, reason: ShardmonError) -> None:
+        with self._lock:
+            if self.reason is not None:
+                return
+            self.reason = reason
+            handle = self._handle
+        if handle is not None:
+            handle.cancel()
+
+
+class _Shard:
+    """A shard's client and its own threads (its share of the fan-out)."""
+
+    def __init__(self, client: ShardClient, calls: int) -> None:
+        self.client = client
+        self.calls = calls
+        self.pool = ThreadPoolExecutor(max_workers=calls, thread_name_prefix=f"fanout-{client.shard_id}")
+        self._in_flight = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self._in_flight >= self.calls:
+                return False
+            self._in_flight += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+
+class _Tally:
+    """What the frames of one select brought so far, over all shards (thread-safe)."""
+
+    def __init__(self, budget: QueryBudget, points_per_series: int, copies: int) -> None:
+        self.budget = budget
+        self.points_per_series = points_per_series
+        # Every copy of a replicated series is in memory until the merge: allow RF copies here; the
+        # caller charges the merged answer exactly.
+        self.max_series = budget.remaining_series() * copies
+        self.max_samples = budget.remaining_samples() * copies
+        self.series = self.samples = 0
+        self._lock = threading.Lock()
+
+    def add(self, part: list[Series]) -> None:
+        n = len(part)
+        k = sum(s.timestamps_ms.shape[0] for s in part) + n * self.points_per_series
+        with self._lock:
+            self.series += n
+            self.samples += k
+            series, samples = self.series, self.samples
+        if samples > self.max_samples:
+            raise self.budget.over("max_samples")
+        if series > self.max_series:
+            raise self.budget.over("max_series")
+
+
 class FanoutQuerier:
-    """Reads from every shard and merges; see the module docstring for failures."""
+    """Reads from every shard and merges; see the module docstring for failures, budgets and deadlines."""
 
     def __init__(self, clients: Sequence[ShardClient], *, partial_response: str = "warn", timeout_s: float = 120.0,
-                 replication_factor: int = 1) -> None:
+                 replication_factor: int = 1, response_timeout_s: float = 30.0,
+                 calls_per_shard: int | None = None) -> None:
         self.clients = list(clients)
         #: Every series is on this many distinct shards: up to RF-1 of them failing loses no series.
         self.replication_factor = replication_factor
         self.partial_response = partial_response
         self.timeout_s = timeout_s
-        self._pool = ThreadPoolExecutor(max_workers=max(4, 4 * len(self.clients)), thread_name_prefix="fanout")
+        self.response_timeout_s = response_timeout_s
+        calls = calls_per_shard or default_calls_per_shard()
+        self._shards = [_Shard(c, calls) for c in self.clients]
 
-    def _all(self, call: Callable[[ShardClient], T]) -> tuple[list[T], list[str]]:
-        """Call every shard. Up to RF-1 failed shards leave the answer complete (each series has a
-        replica among the others); more make it partial: warnings, or an error with ``abort``."""
-        futures = [self._pool.submit(call, c) for c in self.clients]
-        results: list[T] = []
+    def _call_timeout(self, budget: QueryBudget | None) -> float:
+        left = budget.time_left() if budget is not None else None
+        return self.timeout_s if left is None else max(0.001, min(self.timeout_s, left))
+
+    def _all(self, work: Callable[[ShardClient, _Call], T], budget: QueryBudget | None) -> tuple[list[T], list[str], bool]:
+        """Run ``work`` on every shard, each in the shard's own threads, and wait for them all while
+        watching the budget and silent calls. Up to RF-1 failed shards leave the answer complete (each
+        series has a replica among the others); more make it partial (warnings, ``partial``), or an
+        error with ``abort``. A :class:`QueryError` from any shard (over the budget) ends the others."""
+        if budget is not None:
+            budget.check()
+        started: dict[Future, tuple[int, _Shard, _Call]] = {}
+        outcome: dict[int, T] = {}
         failed: list[tuple[ShardClient, ShardmonError]] = []
-        for c, f in zip(self.clients, futures):
+        for i, sh in enumerate(self._shards):
+            if not sh.try_acquire():
+                metrics.SHARD_REQUESTS.labels(str(sh.client.shard_id), "busy").inc()
+                failed.append((sh.client, ShardUnavailableError(
+                    f"all {sh.calls} of its fan-out threads are waiting on it (it does not answer)")))
+                continue
+            call = _Call(sh.client.shard_id)
             try:
-                results.append(f.result())
-                metrics.SHARD_REQUESTS.labels(str(c.shard_id), "ok").inc()
-            except ShardmonError as exc:
-                metrics.SHARD_REQUESTS.labels(str(c.shard_id), "error").inc()
-                failed.append((c, exc))
+                future = sh.pool.submit(self._run, sh, call, work)
+            except RuntimeError:  # The querier is closing.
+                sh.release()
+                raise QueryUnavailableError("the querier is shutting down") from None
+            started[future] = (i, sh, call)
+        pending = set(started)
+        reserve = None
+        if budget is not None and budget.timeout_s is not None:
+            reserve = min(_ANSWER_RESERVE_MAX_S, _ANSWER_RESERVE * budget.timeout_s)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=_POLL_S, return_when=FIRST_COMPLETED)
+                for future in done:
+                    i, sh, call = started[future]
+                    shard = str(sh.client.shard_id)
+                    try:
+                        outcome[i] = future.result()
+                        metrics.SHARD_REQUESTS.labels(shard, "ok").inc()
+                    except QueryLimitError as exc:
+                        metrics.SHARD_REQUESTS.labels(shard, "limit").inc()
+                        raise (budget.over(exc.limit) if budget is not None else exc) from None
+                    except QueryError:
+                        metrics.SHARD_REQUESTS.labels(shard, "cancelled").inc()
+                        raise
+                    except ShardmonError as exc:
+                        reason = call.reason or exc
+                        metrics.SHARD_REQUESTS.labels(shard, "stalled" if call.reason else "error").inc()
+                        failed.append((sh.client, reason))
+                if not pending:
+                    break
+                if budget is not None:
+                    budget.check()
+                now = time.monotonic()
+                left = budget.time_left() if reserve is not None else None
+                for future in pending:
+                    _, sh, call = started[future]
+                    silent = now - call.last_activity
+                    if call.reason is not None:
+                        continue
+                    if silent > self.response_timeout_s:
+                        call.stop(ShardUnavailableError(f"sent nothing for {silent:.1f}s (querier.shard_response_timeout)"))
+                    elif left is not None and left <= reserve and silent >= reserve:
+                        call.stop(ShardUnavailableError(
+                            f"sent nothing for {silent:.1f}s, with {left:.1f}s left before the query's deadline"))
+        finally:
+            for future in pending:  # Leaving early (over budget, timed out, called off): end the rest.
+                _, sh, call = started[future]
+                if call.reason is None:
+                    metrics.SHARD_REQUESTS.labels(str(sh.client.shard_id), "cancelled").inc()
+                call.stop(QueryCanceledError("the query ended"))
+            if pending:  # A cancelled call ends at once; let its thread go back to its shard's share.
+                wait(pending, timeout=1.0)
+        results = [outcome[i] for i in sorted(outcome)]
         if not failed or len(failed) < self.replication_factor:
-            return results, []
+            return results, [], False
         if self.partial_response == "abort":
             c, exc = failed[0]
             raise QueryUnavailableError(f"shard {c.shard_id} failed: {exc}") from exc
-        return results, [f"{PARTIAL_PREFIX}shard {c.shard_id} ({c.address}) failed: {exc}" for c, exc in failed]
+        failed.sort(key=lambda f: f[0].shard_id)
+        return results, [f"{PARTIAL_WARNING}shard {c.shard_id} ({c.address}) failed: {exc}" for c, exc in failed], True
+
+    @staticmethod
+    def _run(sh: _Shard, call: _Call, work: Callable[[ShardClient, _Call], T]) -> T:
+        try:
+            call.touch()  # Started: the silence is counted from here.
+            return work(sh.client, call)
+        finally:
+            sh.release()
 
     def select(
-        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
+        budget: QueryBudget | None = None, points_per_series: int = 0,
     ) -> SeriesSet:
-        results, warnings = self._all(
-            lambda c: c.series(matchers, start_ms, end_ms, skip_samples=skip_samples, timeout_s=self.timeout_s)
-        )
-        merged = merge_series(results) if results else []
+        copies = max(1, min(self.replication_factor, len(self.clients)))
+        tally = _Tally(budget, points_per_series, copies) if budget is not None else None
+        limits = {}
+        if budget is not None and (budget.max_series or budget.max_samples):
+            limits = dict(max_series=budget.remaining_series(), max_samples=budget.remaining_samples(),
+                          points_per_series=points_per_series)
+
+        def fetch(client: ShardClient, call: _Call) -> list[Series]:
+            stream = client.series_stream(matchers, start_ms, end_ms, skip_samples=skip_samples,
+                                          timeout_s=self._call_timeout(budget), **limits)
+            call.attach(stream)
+            out: list[Series] = []
+            for part in stream:
+                call.touch()
+                if tally is not None:
+                    tally.add(part)
+                out.extend(part)
+            return out
+
+        results, warnings, partial = self._all(fetch, budget)
+        merged = merge_series(results, budget.check if budget is not None else None) if results else []
         metrics.SERIES_FETCHED.inc(len(merged))
         metrics.SAMPLES_FETCHED.inc(sum(s.timestamps_ms.shape[0] for s in merged))
-        return SeriesSet(merged, warnings)
+        return SeriesSet(merged, warnings, partial)
 
-    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> tuple[list[str], list[str]]:
-        results, warnings = self._all(lambda c: c.label_names(matchers, start_ms, end_ms))
-        return sorted(set().union(*results)) if results else [], warnings
+    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+                    budget: QueryBudget | None = None) -> LabelsResult:
+        results, warnings, partial = self._all(
+            lambda c, call: c.label_names(matchers, start_ms, end_ms, timeout_s=self._call_timeout(budget),
+                                          attach=call.attach), budget)
+        return LabelsResult(sorted(set().union(*results)) if results else [], warnings, partial)
 
-    def label_values(
-        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int
-    ) -> tuple[list[str], list[str]]:
-        results, warnings = self._all(lambda c: c.label_values(name, matchers, start_ms, end_ms))
-        return sorted(set().union(*results)) if results else [], warnings
+    def label_values(self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+                     budget: QueryBudget | None = None) -> LabelsResult:
+        results, warnings, partial = self._all(
+            lambda c, call: c.label_values(name, matchers, start_ms, end_ms, timeout_s=self._call_timeout(budget),
+                                           attach=call.attach), budget)
+        return LabelsResult(sorted(set().union(*results)) if results else [], warnings, partial)
 
-    def metadata(self, metric: str = "", limit: int = 0) -> tuple[dict[str, list[dict]], list[str]]:
-        """Metric metadata from every shard: family -> distinct ``{type, help, unit}``, and warnings."""
-        results, warnings = self._all(lambda c: c.metadata(metric, limit))
+    def metadata(self, metric: str = "", limit: int = 0, *,
+                 budget: QueryBudget | None = None) -> tuple[dict[str, list[dict]], list[str], bool]:
+        """Metric metadata from every shard: family -> distinct ``{type, help, unit}``, warnings, partial."""
+        results, warnings, partial = self._all(
+            lambda c, call: c.metadata(metric, limit, timeout_s=self._call_timeout(budget), attach=call.attach),
+            budget)
         out: dict[str, list[dict]] = {}
         for entries in results:
             for name, typ, help_, unit in entries:
@@ -109,9 +336,13 @@ class FanoutQuerier:
                     out[name].append(item)
         if limit:
             out = {n: out[n] for n in sorted(out)[:limit]}
-        return out, warnings
+        return out, warnings, partial
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for sh in self._shards:
+            sh.pool.shutdown(wait=False, cancel_futures=True)
         for c in self.clients:
             c.close()
+
+
+__all__ = ["FanoutQuerier", "PARTIAL_WARNING", "default_calls_per_shard", "merge_series"]

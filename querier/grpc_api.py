@@ -2,7 +2,8 @@
 
 Results travel in columns (timestamps and values as packed bytes per series); errors leave through
 the one status table in :mod:`model.grpcstatus` (a bad query is ``INVALID_ARGUMENT``, a timeout
-``DEADLINE_EXCEEDED``). Evaluation runs in a thread, off the event loop.
+``DEADLINE_EXCEEDED``, a query over a limit ``FAILED_PRECONDITION``). Evaluation runs in a thread, off
+the event loop, and stops when the client cancels the call or its deadline passes.
 """
 
 from __future__ import annotations
@@ -10,18 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
 from model import errors
-from model.grpcstatus import status_of
+from model.grpcstatus import abort
 from model.pb import query_pb2, query_pb2_grpc, types_pb2
 from model.samples import F64, I64
-from model.storage import Querier, is_partial
+from model.storage import Querier, QueryBudget
 from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _TYPES = {
     "vector": query_pb2.QueryResponse.VECTOR,
@@ -33,7 +37,7 @@ _TYPES = {
 
 def response_of(res: QueryResult) -> query_pb2.QueryResponse:
     out = query_pb2.QueryResponse(result_type=_TYPES[res.result_type], time_ms=res.time_ms, warnings=res.warnings,
-                                 is_partial=is_partial(res.warnings))
+                                 is_partial=res.partial)
     if res.result_type == "scalar":
         out.scalar = float(res.scalar)
     elif res.result_type == "string":
@@ -55,79 +59,90 @@ class QueryService(query_pb2_grpc.QueryServicer):
         self.default_timeout_ms = default_timeout_ms
         self.querier = querier
 
-    async def _eval(self, fn, timeout_ms: int, context, kind: str):
+    async def _call(self, fn: Callable[[QueryBudget], T], timeout_ms: int, context, kind: str) -> T:
+        """``fn(budget)`` in a thread, as one query on its own budget: the timeout is the request's (else
+        the default), capped by the engine's and by the call's own gRPC deadline. When the client cancels
+        the call or its deadline passes, gRPC cancels this coroutine, and the budget is called off so the
+        evaluation and its shard calls stop too. Errors leave through the status table."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         outcome = "ok"
-        metrics.IN_FLIGHT.inc()
+        remaining = context.time_remaining()
+        if remaining is not None:
+            timeout_ms = min(timeout_ms or self.default_timeout_ms, max(1, int(remaining * 1000)))
+        budget = self.engine.new_budget(timeout_ms or self.default_timeout_ms)
+
+        def job() -> T:
+            metrics.IN_FLIGHT.inc()
+            try:
+                budget.check()
+                return fn(budget)
+            finally:
+                metrics.IN_FLIGHT.dec()
+
+        future = loop.run_in_executor(None, job)
         try:
             try:
-                res = await asyncio.wait_for(loop.run_in_executor(None, fn), (timeout_ms or self.default_timeout_ms) / 1000)
+                return await asyncio.wait_for(asyncio.shield(future), budget.time_left())
             except asyncio.TimeoutError:
-                raise errors.QueryTimeoutError("query timed out in expression evaluation") from None
+                raise errors.QueryTimeoutError("lookup timed out" if kind == "metadata"
+                                               else "query timed out in expression evaluation") from None
+        except asyncio.CancelledError:
+            outcome = "canceled"
+            budget.cancel(errors.QueryCanceledError("query canceled by the client"))
+            raise
         except errors.ShardmonError as exc:
             outcome = getattr(exc, "error_type", "error")
-            await context.abort(status_of(exc), str(exc))
+            if isinstance(exc, errors.QueryLimitError):
+                metrics.QUERIES_REFUSED.labels(exc.limit).inc()
+            budget.cancel(exc if isinstance(exc, errors.QueryError) else None)
+            await abort(context, exc)
         except Exception as exc:  # noqa: BLE001 - a bug becomes INTERNAL, logged with its trace.
             outcome = "internal"
-            log.exception("query failed")
-            await context.abort(status_of(exc), f"internal error: {exc}")
+            log.exception("lookup failed" if kind == "metadata" else "query failed")
+            budget.cancel(None)
+            await abort(context, exc, f"internal error: {exc}")
         finally:
-            metrics.IN_FLIGHT.dec()
+            if not future.done():  # Left behind: its error is of no interest any more.
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())
             metrics.QUERIES.labels("grpc", kind, outcome).inc()
             metrics.QUERY_DURATION.labels(kind).observe(time.perf_counter() - t0)
-        return response_of(res)
 
     async def Instant(self, request, context):
-        return await self._eval(lambda: self.engine.instant(request.query, request.time_ms), request.timeout_ms,
-                                context, "instant")
+        res = await self._call(lambda b: self.engine.instant(request.query, request.time_ms, budget=b),
+                               request.timeout_ms, context, "instant")
+        return response_of(res)
 
-    async def _lookup(self, fn, context):
-        loop = asyncio.get_running_loop()
-        try:
-            return await asyncio.wait_for(loop.run_in_executor(None, fn), self.default_timeout_ms / 1000)
-        except asyncio.TimeoutError:
-            timeout = errors.QueryTimeoutError("lookup timed out")
-            await context.abort(status_of(timeout), str(timeout))
-        except errors.ShardmonError as exc:
-            await context.abort(status_of(exc), str(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug becomes INTERNAL, logged with its trace.
-            log.exception("lookup failed")
-            await context.abort(status_of(exc), f"internal error: {exc}")
+    async def Range(self, request, context):
+        res = await self._call(
+            lambda b: self.engine.range(request.query, request.start_ms, request.end_ms, request.step_ms, budget=b),
+            request.timeout_ms, context, "range")
+        return response_of(res)
 
     async def Series(self, request, context):
-        labels, warnings = await self._lookup(
-            lambda: lookup.find_series(self.querier, list(request.match), request.start_ms, _end(request.end_ms)),
-            context,
-        )
+        found = await self._call(
+            lambda b: lookup.find_series(self.querier, list(request.match), request.start_ms, _end(request.end_ms),
+                                         guard=self.engine.guard, budget=b),
+            0, context, "metadata")
         return query_pb2.SeriesQueryResponse(
-            series=[query_pb2.LabelSet(labels=[types_pb2.Label(name=n, value=v) for n, v in ls]) for ls in labels],
-            warnings=warnings,
-            is_partial=is_partial(warnings),
+            series=[query_pb2.LabelSet(labels=[types_pb2.Label(name=n, value=v) for n, v in ls]) for ls in found.items],
+            warnings=found.warnings,
+            is_partial=found.partial,
         )
 
     async def LabelNames(self, request, context):
-        names, warnings = await self._lookup(
-            lambda: lookup.label_names(self.querier, list(request.match), request.start_ms, _end(request.end_ms)),
-            context,
-        )
-        return query_pb2.LabelsQueryResponse(values=names, warnings=warnings, is_partial=is_partial(warnings))
+        found = await self._call(
+            lambda b: lookup.label_names(self.querier, list(request.match), request.start_ms, _end(request.end_ms),
+                                         guard=self.engine.guard, budget=b),
+            0, context, "metadata")
+        return query_pb2.LabelsQueryResponse(values=found.items, warnings=found.warnings, is_partial=found.partial)
 
     async def LabelValues(self, request, context):
-        values, warnings = await self._lookup(
-            lambda: lookup.label_values(self.querier, request.name, list(request.match), request.start_ms,
-                                        _end(request.end_ms)),
-            context,
-        )
-        return query_pb2.LabelsQueryResponse(values=values, warnings=warnings, is_partial=is_partial(warnings))
-
-    async def Range(self, request, context):
-        return await self._eval(
-            lambda: self.engine.range(request.query, request.start_ms, request.end_ms, request.step_ms),
-            request.timeout_ms,
-            context,
-            "range",
-        )
+        found = await self._call(
+            lambda b: lookup.label_values(self.querier, request.name, list(request.match), request.start_ms,
+                                          _end(request.end_ms), guard=self.engine.guard, budget=b),
+            0, context, "metadata")
+        return query_pb2.LabelsQueryResponse(values=found.items, warnings=found.warnings, is_partial=found.partial)
 
 
 def _end(end_ms: int) -> int:

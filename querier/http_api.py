@@ -4,7 +4,9 @@ Parameters, JSON envelopes, error types and status codes follow Prometheus's ``w
 with a query string or POST with a form body; ``{"status": "success", "data": ..., "warnings": [...]}``
 or ``{"status": "error", "errorType": "bad_data", "error": "..."}``. Sample values are strings
 (``"1.5"``, ``"NaN"``, ``"+Inf"``) and timestamps are seconds with millisecond digits, written exactly
-as Prometheus writes them. The engine runs in a thread so the event loop keeps serving.
+as Prometheus writes them. The engine runs in a thread so the event loop keeps serving; each
+query runs on its own :class:`~model.storage.QueryBudget`, called off when the client disconnects
+or the timeout passes, so that the evaluation thread and its shard calls stop too.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import re
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import aiohttp
 import numpy as np
@@ -24,18 +27,28 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from model.config import parse_duration_ms
-from model.errors import BadQueryError, QueryError, QueryTimeoutError, QueryUnavailableError
+from model.errors import (
+    BadQueryError,
+    QueryCanceledError,
+    QueryError,
+    QueryLimitError,
+    QueryTimeoutError,
+    QueryUnavailableError,
+)
 from model.httpclient import InternalClient
 from model.httpserver import make_app
 from model.labels import Labels
-from model.storage import Querier, is_partial
+from model.storage import Querier, QueryBudget
 from model.webconfig import WebConfig
 from querier import lookup, metrics
 from querier.engine import Engine, QueryResult
 
+T = TypeVar("T")
 _MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs
 _MAX_TIME_MS = (2**63 - 1) // 1_000_000
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T")
+#: How often a running query looks whether its client is still connected.
+_DISCONNECT_POLL_S = 0.1
 
 
 # -- formatting, exactly as Prometheus --------------------------------------------------------------
@@ -125,12 +138,12 @@ def result_json(res: QueryResult) -> str:
     return f'{{"resultType":"{res.result_type}","result":[{",".join(parts)}]}}'
 
 
-def success(data_json: str, warnings: list[str] | None = None) -> web.Response:
+def success(data_json: str, warnings: list[str] | None = None, partial: bool = False) -> web.Response:
     body = f'{{"status":"success","data":{data_json}'
     if warnings:
         body += f',"warnings":{json.dumps(warnings)}'
-        if is_partial(warnings):  # As Thanos: the answer lacks the series of a shard that did not answer.
-            body += ',"isPartial":true'
+    if partial:  # As Thanos: the answer may lack the series of a shard that did not answer.
+        body += ',"isPartial":true'
     return web.Response(text=body + "}", content_type="application/json")
 
 
@@ -231,21 +244,51 @@ class PrometheusAPI:
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.ready)
 
-    async def _run(self, fn: Callable[[], object], timeout_ms: int, kind: str = "metadata"):
+    async def _run(self, request: web.Request, fn: Callable[[QueryBudget], T], timeout_ms: int,
+                   kind: str = "metadata") -> T:
+        """``fn(budget)`` in a thread, as one query on its own budget. The budget is called off when
+        the client disconnects, when the timeout passes, or when the handler is cancelled, so that
+        evaluation and shard calls stop at their next check (the in-flight gauge follows the thread)."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         outcome = "ok"
-        metrics.IN_FLIGHT.inc()
+        budget = self.engine.new_budget(timeout_ms)
+
+        def job() -> T:
+            metrics.IN_FLIGHT.inc()
+            try:
+                budget.check()  # It may have waited for a thread past its deadline or its client.
+                return fn(budget)
+            finally:
+                metrics.IN_FLIGHT.dec()
+
+        future = loop.run_in_executor(None, job)
         try:
-            return await asyncio.wait_for(loop.run_in_executor(None, fn), timeout_ms / 1000)
-        except asyncio.TimeoutError:
-            outcome = "timeout"
-            raise QueryTimeoutError("query timed out in expression evaluation") from None
+            while True:
+                done, _ = await asyncio.wait({future}, timeout=_DISCONNECT_POLL_S)
+                if done:
+                    return future.result()
+                if request.transport is None or request.transport.is_closing():
+                    raise QueryCanceledError("query canceled: the client closed the connection")
+                if budget.time_left() == 0:
+                    raise QueryTimeoutError("query timed out in expression evaluation")
+        except asyncio.CancelledError:
+            outcome = "canceled"
+            budget.cancel(QueryCanceledError("query canceled"))
+            raise
         except QueryError as exc:
             outcome = exc.error_type
+            if isinstance(exc, QueryLimitError):
+                metrics.QUERIES_REFUSED.labels(exc.limit).inc()
+            budget.cancel(exc)
+            raise
+        except Exception:
+            outcome = "internal"
+            budget.cancel()
             raise
         finally:
-            metrics.IN_FLIGHT.dec()
+            if not future.done():  # Left behind: its error is of no interest any more.
+                future.add_done_callback(lambda f: f.cancelled() or f.exception())
             metrics.QUERIES.labels("http", kind, outcome).inc()
             metrics.QUERY_DURATION.labels(kind).observe(time.perf_counter() - t0)
 
@@ -257,8 +300,8 @@ class PrometheusAPI:
         p = await _params(request)
         t = parse_time_ms(p["time"], "time") if p.get("time") else int(time.time() * 1000)
         q = p.get("query", "")
-        res = await self._run(lambda: self.engine.instant(q, t), self._timeout_ms(p), "instant")
-        return success(result_json(res), res.warnings)
+        res = await self._run(request, lambda b: self.engine.instant(q, t, budget=b), self._timeout_ms(p), "instant")
+        return success(result_json(res), res.warnings, res.partial)
 
     async def query_range(self, request: web.Request) -> web.Response:
         p = await _params(request)
@@ -278,8 +321,9 @@ class PrometheusAPI:
                 "Try decreasing the query resolution (?step=XX)"
             )
         q = p.get("query", "")
-        res = await self._run(lambda: self.engine.range(q, start, end, step), self._timeout_ms(p), "range")
-        return success(result_json(res), res.warnings)
+        res = await self._run(request, lambda b: self.engine.range(q, start, end, step, budget=b),
+                              self._timeout_ms(p), "range")
+        return success(result_json(res), res.warnings, res.partial)
 
     def _range(self, p) -> tuple[int, int]:
         start = parse_time_ms(p["start"], "start") if p.get("start") else _MIN_TIME_MS
@@ -290,27 +334,29 @@ class PrometheusAPI:
         p = await _params(request)
         start, end = self._range(p)
         selectors = p.getall("match[]", [])
-        labels, warnings = await self._run(lambda: lookup.find_series(self.querier, selectors, start, end),
-                                           self.default_timeout_ms)
-        return success(json.dumps([ls.to_dict() for ls in labels]), warnings)
+        found = await self._run(request, lambda b: lookup.find_series(self.querier, selectors, start, end,
+                                                                      guard=self.engine.guard, budget=b),
+                                self.default_timeout_ms)
+        return success(json.dumps([ls.to_dict() for ls in found.items]), found.warnings, found.partial)
 
     async def labels(self, request: web.Request) -> web.Response:
         p = await _params(request)
         start, end = self._range(p)
         selectors = p.getall("match[]", [])
-        names, warnings = await self._run(lambda: lookup.label_names(self.querier, selectors, start, end),
-                                          self.default_timeout_ms)
-        return success(json.dumps(names), warnings)
+        found = await self._run(request, lambda b: lookup.label_names(self.querier, selectors, start, end,
+                                                                      guard=self.engine.guard, budget=b),
+                                self.default_timeout_ms)
+        return success(json.dumps(found.items), found.warnings, found.partial)
 
     async def label_values(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         p = await _params(request)
         start, end = self._range(p)
         selectors = p.getall("match[]", [])
-        values, warnings = await self._run(
-            lambda: lookup.label_values(self.querier, name, selectors, start, end), self.default_timeout_ms
-        )
-        return success(json.dumps(values), warnings)
+        found = await self._run(request, lambda b: lookup.label_values(self.querier, name, selectors, start, end,
+                                                                       guard=self.engine.guard, budget=b),
+                                self.default_timeout_ms)
+        return success(json.dumps(found.items), found.warnings, found.partial)
 
     async def metadata(self, request: web.Request) -> web.Response:
         p = await _params(request)
@@ -321,10 +367,11 @@ class PrometheusAPI:
             raise BadQueryError(f'invalid parameter "limit": {limit!r} is not a number') from None
         fetch = getattr(self.querier, "metadata", None)
         if fetch is None or n == 0:
-            found, warnings = {}, []
+            found, warnings, partial = {}, [], False
         else:
-            found, warnings = await self._run(lambda: fetch(p.get("metric", ""), max(n, 0)), self.default_timeout_ms)
-        return success(json.dumps(found), warnings)
+            found, warnings, partial = await self._run(
+                request, lambda b: fetch(p.get("metric", ""), max(n, 0), budget=b), self.default_timeout_ms)
+        return success(json.dumps(found), warnings, partial)
 
     async def own_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -12,11 +12,19 @@ HTTP_REQUESTS = Counter("shardmon_querier_http_requests_total", "HTTP API reques
                         ["handler", "code"])
 HTTP_DURATION = Histogram("shardmon_querier_http_request_duration_seconds", "HTTP API request duration, by handler.",
                           ["handler"], buckets=_BUCKETS)
-QUERIES = Counter("shardmon_querier_queries_total", "PromQL queries, by API, kind and outcome.", ["api", "kind", "outcome"])
+QUERIES = Counter("shardmon_querier_queries_total",
+                  "PromQL queries and lookups, by API, kind and outcome (ok, or the errorType: bad_data, execution, "
+                  "timeout, canceled when the client went away, unavailable).", ["api", "kind", "outcome"])
+QUERIES_REFUSED = Counter("shardmon_querier_queries_refused_total",
+                          "Queries and lookups refused by a limit, by limit: max_query_length, max_query_depth "
+                          "(before parsing), max_samples, max_series (while loading).", ["limit"])
 QUERY_DURATION = Histogram("shardmon_querier_query_duration_seconds", "PromQL evaluation time, by kind.", ["kind"],
                            buckets=_BUCKETS)
 IN_FLIGHT = Gauge("shardmon_querier_queries_in_flight", "Queries being evaluated (saturation).")
-SHARD_REQUESTS = Counter("shardmon_querier_shard_requests_total", "Fan-out calls to shards, by shard and outcome.",
+SHARD_REQUESTS = Counter("shardmon_querier_shard_requests_total",
+                         "Fan-out calls to shards, by shard and outcome: ok, error, limit (the shard stopped at the "
+                         "query's budget), stalled (sent nothing for querier.shard_response_timeout), busy (all the "
+                         "shard's fan-out threads taken: failed at once), cancelled (the query ended first).",
                          ["shard", "outcome"])
 SERIES_FETCHED = Counter("shardmon_querier_series_fetched_total", "Series received from the shards.")
 SAMPLES_FETCHED = Counter("shardmon_querier_samples_fetched_total", "Samples received from the shards.")

@@ -97,7 +97,8 @@ def eval_vector_selector(
     matchers = selector_matchers(vs)
     refs = evaluation_times(ctx, vs.at, vs.offset)
     lookback = ctx.lookback_delta_ms
-    series = ctx.select(matchers, int(refs[0]) - lookback, int(refs[-1]))
+    # Each series becomes a row of [series, steps] matrices: charged per series, before they are built.
+    series = ctx.select(matchers, int(refs[0]) - lookback, int(refs[-1]), points_per_series=ctx.n_steps)
     ts, vals, offsets = flatten([s.timestamps_ms for s in series], [s.values for s in series])
     if ts.shape[0] == 0:
         shape = (len(series), ctx.n_steps)
@@ -120,7 +121,9 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
     matchers = selector_matchers(vs)
     range_ms = duration_ms(ms.range)
     ends = evaluation_times(ctx, vs.at, vs.offset)
-    series = ctx.select(matchers, int(ends[0]) - range_ms, int(ends[-1]))
+    # The function over this range vector makes each series a row of [series, steps] matrices (its
+    # windows and its result): charged per series, as the selector's samples.
+    series = ctx.select(matchers, int(ends[0]) - range_ms, int(ends[-1]), points_per_series=ctx.n_steps)
     ts, vals, offsets = flatten([s.timestamps_ms for s in series], [s.values for s in series])
     stale = is_stale(vals)
     if stale.any():  # Drop the markers: re-cut the series at their new offsets.

@@ -31,6 +31,7 @@ def build(config: Config) -> tuple[Engine, FanoutQuerier]:
         partial_response=q.partial_response,
         timeout_s=q.query_timeout / 1000,
         replication_factor=config.shards.replication_factor,
+        response_timeout_s=q.shard_response_timeout / 1000,
     )
     engine = Engine(
         fanout,
@@ -39,6 +40,8 @@ def build(config: Config) -> tuple[Engine, FanoutQuerier]:
         subquery_step_ms=q.subquery_step or config.global_.evaluation_interval,
         max_samples=q.max_samples,
         max_series=q.max_series,
+        max_query_length=q.max_query_length,
+        max_query_depth=q.max_query_depth,
     )
     return engine, fanout
 

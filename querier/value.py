@@ -11,13 +11,12 @@ node is a Python loop over series at most, with numpy doing the steps.
   step looks at, ``[end - range_ms, end]`` inclusive for each ``end`` in ``window_ends``. Functions
   of range vectors find their windows with ``searchsorted``.
 
-It also holds the evaluation context (the grid, the storage, the deadline) and the error for a
+It also holds the evaluation context (the grid, the storage, the budget) and the error for a
 feature that is not implemented yet.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,9 +24,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
+from model.errors import BadQueryError, QueryExecutionError
 from model.labels import Labels, Matcher
-from model.storage import Querier, Series
+from model.storage import Querier, QueryBudget, Series
 
 
 class UnsupportedQueryError(BadQueryError):
@@ -95,40 +94,19 @@ Value = Scalar | InstantVector | RangeVector
 
 
 @dataclass
-class QueryLimits:
-    """How much one query may read, and how much it has read (shared by its subqueries)."""
-
-    max_samples: int = 50_000_000
-    max_series: int = 1_000_000
-    samples: int = 0
-    series: int = 0
-
-    def charge(self, series: Sequence[Series]) -> None:
-        self.series += len(series)
-        self.samples += sum(s.timestamps_ms.shape[0] for s in series)
-        if self.samples > self.max_samples:
-            raise QueryExecutionError(
-                "query processing would load too many samples into memory in query execution "
-                f"(more than {self.max_samples:,}; querier.max_samples)"
-            )
-        if self.series > self.max_series:
-            raise QueryExecutionError(
-                f"query would read too many series (more than {self.max_series:,}; querier.max_series)"
-            )
-
-
-@dataclass
 class EvalContext:
-    """What every node of one query evaluation shares: the step grid, the storage, the limits.
+    """What every node of one query evaluation shares: the step grid, the storage, the budget.
 
-    ``steps`` are the evaluation timestamps (int64 ms). ``warnings`` collects the Querier's
-    warnings, each once, in the order they first came.
+    ``steps`` are the evaluation timestamps (int64 ms). ``budget`` is the query's limits, deadline
+    and cancellation (shared with its subqueries' contexts). ``warnings`` collects the Querier's
+    warnings, each once, in the order they first came; ``partial`` says whether any select's answer
+    may lack series.
     """
 
     querier: Querier
     steps: np.ndarray
     lookback_delta_ms: int
-    deadline: float  # time.monotonic() value after which the query is abandoned
+    budget: QueryBudget = field(default_factory=QueryBudget)
     warnings: list[str] = field(default_factory=list)
     #: The query's start and end (ms), what ``@ start()`` and ``@ end()`` stand for, also inside a
     #: subquery (whose own grid is ``steps``); None stands for the first and the last step.
@@ -136,25 +114,45 @@ class EvalContext:
     query_end_ms: int | None = None
     #: The step of a subquery that names none (``x[5m:]``), Prometheus's global evaluation interval.
     subquery_step_ms: int = 60_000
-    limits: QueryLimits = field(default_factory=QueryLimits)
+    #: Shared with the contexts of subqueries (a one-element list, so that ``dataclasses.replace`` shares it).
+    _partial: list[bool] = field(default_factory=lambda: [False])
 
     @property
     def n_steps(self) -> int:
         return int(self.steps.shape[0])
 
-    def check_deadline(self) -> None:
-        """Raise :class:`QueryTimeoutError` once the query has run past its timeout."""
-        if time.monotonic() > self.deadline:
-            raise QueryTimeoutError("query timed out in expression evaluation")
+    @property
+    def partial(self) -> bool:
+        return self._partial[0]
 
-    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> list[Series]:
-        """Fetch from the Querier, keeping its warnings; a deadline check follows the fetch."""
+    def check_deadline(self) -> None:
+        """Raise once the query must stop: :class:`QueryTimeoutError` past its timeout,
+        :class:`~model.errors.QueryCanceledError` when its client went away. Cheap: long loops call it."""
+        self.budget.check()
+
+    def charge_points(self, points: int) -> None:
+        """Count ``points`` cells the evaluation is about to allocate (e.g. a subquery's grid) against
+        ``querier.max_samples``, before allocating them."""
+        self.budget.charge(0, points)
+
+    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+               points_per_series: int = 0) -> list[Series]:
+        """Fetch from the Querier within the budget, keeping its warnings, and charge what came.
+
+        ``points_per_series`` is what the caller will allocate per series besides its samples (a
+        vector selector's row of the ``[series, steps]`` matrix): charged with each series, so a
+        matrix over the budget is refused before it is built, and the shards stop loading early.
+        """
         self.check_deadline()
-        result = self.querier.select(matchers, start_ms, end_ms)
+        result = self.querier.select(matchers, start_ms, end_ms, budget=self.budget,
+                                     points_per_series=points_per_series)
         for warning in result.warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)
-        self.limits.charge(result.series)
+        if result.partial:
+            self._partial[0] = True
+        self.budget.charge(len(result.series), sum(s.timestamps_ms.shape[0] for s in result.series),
+                           points_per_series)
         self.check_deadline()
         return result.series
 

@@ -222,6 +222,8 @@ def cmd_query(args, config: Config) -> int:
         body = f'{{"status":"success","data":{result_json(res)}'
         if res.warnings:
             body += f',"warnings":{json.dumps(res.warnings)}'
+        if res.partial:
+            body += ',"isPartial":true'
         print(body + "}")
     else:
         for w in res.warnings:

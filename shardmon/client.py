@@ -2,9 +2,10 @@
 
 Results come back as :class:`~querier.engine.QueryResult` with numpy arrays, errors as the same
 classes the HTTP API maps to Prometheus's error types (``BadQueryError`` for a malformed query,
-``QueryTimeoutError``, ``QueryExecutionError``, ``QueryUnavailableError``; ``UnauthenticatedError``
-and ``PermissionDeniedError`` when the querier refuses the caller), through the one status table of
-:mod:`model.grpcstatus`::
+``QueryTimeoutError``, ``QueryExecutionError``, ``QueryLimitError`` for a query over
+``querier.max_samples``/``max_series`` with ``.limit`` naming it, ``QueryCanceledError``,
+``QueryUnavailableError``; ``UnauthenticatedError`` and ``PermissionDeniedError`` when the querier
+refuses the caller), through the one status table of :mod:`model.grpcstatus`::
 
     from shardmon.client import QueryClient
 
@@ -57,7 +58,7 @@ def result_of(resp: query_pb2.QueryResponse) -> QueryResult:
         for s in resp.series
     ]
     scalar = resp.scalar if rtype == "scalar" else (resp.string if rtype == "string" else None)
-    return QueryResult(rtype, series, scalar, resp.time_ms, list(resp.warnings))
+    return QueryResult(rtype, series, scalar, resp.time_ms, list(resp.warnings), resp.is_partial)
 
 
 class QueryClient:

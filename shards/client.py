@@ -6,19 +6,20 @@ threads (the querier's fan-out). Both translate failed calls into the error tree
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
 import grpc
 import numpy as np
 
 from model import grpcauth
+from model.errors import QueryLimitError, ShardUnavailableError
 from model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
 from model.labels import Labels, Matcher, MatchType
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from model.samples import SampleBatch
 from model.sd_config import BasicAuth, TLSConfig
-from model.storage import Series
+from model.storage import NO_LIMIT, Series
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _CHANNEL_OPTIONS = [
@@ -87,6 +88,32 @@ def series_of_frame(frame: shard_pb2.SeriesFrame) -> list[Series]:
     return out
 
 
+class SeriesStream:
+    """One Series call in flight: iterate it for the series of each frame as they arrive;
+    :meth:`cancel` (from any thread) ends it, the iteration then raising a retryable error.
+
+    Raises :class:`~model.errors.QueryLimitError` when the shard stopped at the request's limits, and
+    the error tree's translation of a failed call otherwise.
+    """
+
+    def __init__(self, call, what: str) -> None:
+        self._call = call
+        self._what = what
+
+    def __iter__(self) -> Iterator[list[Series]]:
+        try:
+            for frame in self._call:
+                if frame.limit_exceeded:
+                    raise QueryLimitError(f"{self._what}: the answer would exceed its {frame.limit_exceeded}",
+                                          frame.limit_exceeded)
+                yield series_of_frame(frame)
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what, SHARD_READ) from exc
+
+    def cancel(self) -> None:
+        self._call.cancel()
+
+
 class AsyncShardClient:
     """Writes to one shard from asyncio code."""
 
@@ -132,6 +159,31 @@ class ShardClient:
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("Write"), SHARD_WRITE) from exc
 
+    def series_stream(
+        self,
+        matchers: Sequence[Matcher],
+        start_ms: int,
+        end_ms: int,
+        *,
+        skip_samples: bool = False,
+        timeout_s: float = 120.0,
+        max_series: int | None = None,
+        max_samples: int | None = None,
+        points_per_series: int = 0,
+    ) -> SeriesStream:
+        """Start a Series call. With ``max_series`` or ``max_samples`` (None: no limit), the shard stops
+        as soon as its answer would exceed them (see ``SeriesLimits`` in shard.proto)."""
+        req = shard_pb2.SeriesRequest(
+            start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers), skip_samples=skip_samples
+        )
+        if max_series is not None or max_samples is not None:
+            req.limits.CopyFrom(shard_pb2.SeriesLimits(
+                max_series=NO_LIMIT if max_series is None else max_series,
+                max_samples=NO_LIMIT if max_samples is None else max_samples,
+                points_per_series=points_per_series,
+            ))
+        return SeriesStream(self._stub.Series(req, timeout=timeout_s), self._what("Series"))
+
     def series(
         self,
         matchers: Sequence[Matcher],
@@ -140,16 +192,16 @@ class ShardClient:
         *,
         skip_samples: bool = False,
         timeout_s: float = 120.0,
+        max_series: int | None = None,
+        max_samples: int | None = None,
+        points_per_series: int = 0,
     ) -> list[Series]:
-        req = shard_pb2.SeriesRequest(
-            start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers), skip_samples=skip_samples
-        )
+        """The whole answer of :meth:`series_stream`."""
         out: list[Series] = []
-        try:
-            for frame in self._stub.Series(req, timeout=timeout_s):
-                out.extend(series_of_frame(frame))
-        except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Series"), SHARD_READ) from exc
+        for part in self.series_stream(matchers, start_ms, end_ms, skip_samples=skip_samples, timeout_s=timeout_s,
+                                       max_series=max_series, max_samples=max_samples,
+                                       points_per_series=points_per_series):
+            out.extend(part)
         return out
 
     def series_batches(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
@@ -163,23 +215,33 @@ class ShardClient:
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("Series"), SHARD_READ) from exc
 
-    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0) -> list[str]:
-        req = shard_pb2.LabelNamesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))
+    def _unary(self, method: str, request, timeout_s: float, attach: Callable[[grpc.Future], None] | None):
+        """A unary read; with ``attach``, the call's future is handed over first, for cancelling it
+        from another thread (the call then fails as a retryable error)."""
+        what = self._what(method)
         try:
-            return list(self._stub.LabelNames(req, timeout=timeout_s).names)
+            future = getattr(self._stub, method).future(request, timeout=timeout_s)
+            if attach is not None:
+                attach(future)
+            return future.result()
+        except grpc.FutureCancelledError:
+            raise ShardUnavailableError(f"{what}: cancelled") from None
         except grpc.RpcError as exc:
-            raise error_of(exc, self._what("LabelNames"), SHARD_READ) from exc
+            raise error_of(exc, what, SHARD_READ) from exc
+
+    def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0, *,
+                    attach: Callable[[grpc.Future], None] | None = None) -> list[str]:
+        req = shard_pb2.LabelNamesRequest(start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers))
+        return list(self._unary("LabelNames", req, timeout_s, attach).names)
 
     def label_values(
-        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0
+        self, name: str, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0, *,
+        attach: Callable[[grpc.Future], None] | None = None,
     ) -> list[str]:
         req = shard_pb2.LabelValuesRequest(
             name=name, start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers)
         )
-        try:
-            return list(self._stub.LabelValues(req, timeout=timeout_s).values)
-        except grpc.RpcError as exc:
-            raise error_of(exc, self._what("LabelValues"), SHARD_READ) from exc
+        return list(self._unary("LabelValues", req, timeout_s, attach).values)
 
     def flush(self, timeout_s: float = 300.0) -> int:
         """Move the shard's head into blocks; returns how many blocks were written. An admin RPC:
@@ -189,12 +251,10 @@ class ShardClient:
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("Flush"), SHARD_WRITE) from exc
 
-    def metadata(self, metric: str = "", limit: int = 0, timeout_s: float = 30.0) -> list[tuple[str, str, str, str]]:
+    def metadata(self, metric: str = "", limit: int = 0, timeout_s: float = 30.0, *,
+                 attach: Callable[[grpc.Future], None] | None = None) -> list[tuple[str, str, str, str]]:
         """(family, type, help, unit) the shard has seen."""
-        try:
-            resp = self._stub.Metadata(shard_pb2.MetadataRequest(metric=metric, limit=limit), timeout=timeout_s)
-        except grpc.RpcError as exc:
-            raise error_of(exc, self._what("Metadata"), SHARD_READ) from exc
+        resp = self._unary("Metadata", shard_pb2.MetadataRequest(metric=metric, limit=limit), timeout_s, attach)
         return [(m.metric_family_name, m.type, m.help, m.unit) for m in resp.metadata]
 
     def reset(self, timeout_s: float = 60.0) -> None:

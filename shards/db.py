@@ -42,14 +42,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import xxhash
 
 from model.config import ShardsConfig
-from model.errors import InvalidWriteError, ShardUnavailableError
+from model.errors import InvalidWriteError, QueryLimitError, ShardUnavailableError
 from model.labels import Labels, Matcher, series_id_of
 from model.samples import I64, U64, SampleBatch
 from shards import chunk, metrics
@@ -66,6 +66,12 @@ _FAULT_CUT_PAUSE_S = float(os.environ.get("SHARDMON_FAULT_CUT_PAUSE_S", "0") or 
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max
 _SEEN_BATCHES = 200_000
+# A select reads its series in pieces that double from the first (at most _PIECE_FIRST, fewer when the
+# limits allow fewer) up to _PIECE_MAX: a select over its limits stops after little reading, a large one
+# costs few pieces, and the event loop gets a turn between pieces.
+_PIECE_FIRST = 1024
+_PIECE_MAX = 65_536
+_NO_LIMIT = 2**63 - 1
 _MERGE_SLICE = 500  # series merged by a compaction between two yields to the event loop
 
 
@@ -945,10 +951,56 @@ class ShardDB:
     ) -> Selection:
         """Matching series with their samples in ``[start_ms, end_ms]``, sorted by labels; series
         without samples there are left out (with ``skip_samples``, every matching series, no samples)."""
+        pieces = [p async for p in self.select_pieces(matchers, start_ms, end_ms, skip_samples=skip_samples)]
+        if len(pieces) == 1:
+            return pieces[0]
+        if not pieces:
+            return Selection(np.empty(0, np.int64), np.zeros(0, np.int64), np.empty(0, I64), np.empty(0, np.float64))
+        return Selection(*(np.concatenate(parts) for parts in zip(*pieces)))
+
+    async def select_pieces(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
+        max_series: int = _NO_LIMIT, max_samples: int = _NO_LIMIT, points_per_series: int = 0,
+    ) -> AsyncIterator[Selection]:
+        """:meth:`select` in pieces, in label order, for streaming (at least one piece).
+
+        With limits, reading stops as soon as the answer would hold more than ``max_series`` series or
+        more than ``max_samples`` samples (each series counting ``points_per_series`` on top of its
+        own samples): :class:`~model.errors.QueryLimitError` is raised before the piece that would
+        exceed a limit is yielded, and blocks stop being read as soon as their samples alone would.
+        """
         idxs = await self._select_idx(matchers, start_ms, end_ms)
-        if skip_samples:
-            return Selection(idxs, np.zeros(idxs.shape[0], np.int64), np.empty(0, I64), np.empty(0, np.float64))
+        # The most series the limits could allow: reading one more is enough to know they are exceeded.
+        affordable = min(max_series, max_samples // points_per_series if points_per_series else _NO_LIMIT)
+        size = max(1, min(_PIECE_FIRST, affordable + 1))
+        n_series = n_samples = 0
+        at = 0
+        while True:
+            part = idxs[at:at + size]
+            at += part.shape[0]
+            if skip_samples:
+                piece = Selection(part, np.zeros(part.shape[0], np.int64), np.empty(0, I64), np.empty(0, np.float64))
+            else:
+                room = max_samples - n_samples - n_series * points_per_series
+                piece = await self._read_piece(part, start_ms, end_ms, room)
+            n_series += piece.idx.shape[0]
+            n_samples += piece.ts.shape[0]
+            if n_series > max_series:
+                raise QueryLimitError(f"the answer holds more than {max_series:,} series", "max_series")
+            if n_samples + n_series * points_per_series > max_samples:
+                raise QueryLimitError(f"the answer holds more than {max_samples:,} samples", "max_samples")
+            yield piece
+            if at >= idxs.shape[0]:
+                return
+            size = min(2 * size, _PIECE_MAX)
+            await asyncio.sleep(0)  # Let writes in between pieces.
+
+    async def _read_piece(self, idxs: np.ndarray, start_ms: int, end_ms: int, room: int) -> Selection:
+        """The samples of series ``idxs`` (head and blocks), leaving out series without any;
+        :class:`QueryLimitError` as soon as they add up to more than ``room``."""
         counts, ts, vals = self.head.read_many(idxs, start_ms, end_ms)
+        if ts.shape[0] > room:
+            raise QueryLimitError(f"the answer holds more than {room:,} samples", "max_samples")
         if idxs.shape[0]:
             for _ in range(100):
                 if self._blocks_stale:
@@ -959,7 +1011,8 @@ class ShardDB:
                 if not overlapping:
                     break
                 try:
-                    counts, ts, vals = await self._with_blocks(overlapping, idxs, start_ms, end_ms, counts, ts, vals)
+                    counts, ts, vals = await self._with_blocks(overlapping, idxs, start_ms, end_ms, counts, ts, vals,
+                                                               room=room)
                     break
                 except _BlocksChanged:
                     await self._settled.wait()  # the deletion has committed: list the blocks again
@@ -970,10 +1023,12 @@ class ShardDB:
             idxs, counts = idxs[keep], counts[keep]
         return Selection(idxs, counts, ts, vals)
 
-    async def _with_blocks(self, blocks, idxs, start_ms, end_ms, counts, ts, vals):
-        """Add the samples in blocks to the head's, series by series (only series found in blocks)."""
+    async def _with_blocks(self, blocks, idxs, start_ms, end_ms, counts, ts, vals, *, room: int = _NO_LIMIT):
+        """Add the samples in blocks to the head's, series by series (only series found in blocks);
+        :class:`QueryLimitError` once the samples read add up to more than ``room``."""
         ids = self.registry.ids[idxs]
         from_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        total = ts.shape[0]  # An upper bound (a block may repeat a sample of the head); exact enough to stop at.
         for block in blocks:
             pos = np.minimum(np.searchsorted(block.series_ids, ids), block.series_ids.shape[0] - 1)
             present = np.flatnonzero(block.series_ids[pos] == ids)
@@ -991,6 +1046,9 @@ class ShardDB:
                 b = int(np.searchsorted(bts, end_ms, "right"))
                 if b > a:
                     from_blocks.setdefault(p, []).append((bts[a:b], bvals[a:b]))
+                    total += b - a
+            if total > room:
+                raise QueryLimitError(f"the answer holds more than {room:,} samples", "max_samples")
         if not from_blocks:
             return counts, ts, vals
         ends = np.cumsum(counts)

@@ -54,7 +54,9 @@ ADMIN_REFUSED = Counter(
     "shardmon_shard_admin_requests_refused_total",
     "Admin RPCs (Flush, Reset) refused because web.enable_admin_api is false, by RPC.", ["rpc"],
 )
-SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total", "Series (read) requests, by outcome.", ["outcome"])
+SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total",
+                          "Series (read) requests, by outcome: ok, error, limit (stopped at the query's "
+                          "max_series/max_samples budget), cancelled (by the querier, or its deadline).", ["outcome"])
 SAMPLES_BACKFILLED = Counter("shardmon_shard_samples_backfilled_total", "Samples written straight into blocks by backfill.")
 REDIS_DATA_LOST = Gauge(
     "shardmon_shard_redis_data_lost",

@@ -130,26 +130,41 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         )
 
     async def Series(self, request, context):
+        """Stream the selection piece by piece. With ``request.limits``, stop as soon as the answer
+        would exceed them and end with a frame naming the limit (the querier fails the query with 422);
+        a cancelled call (the querier gave up, or its deadline passed) stops at the next piece. The
+        shard's read warnings (its Redis lost data, a rebuild under way) travel on the first frame."""
         t0 = time.perf_counter()
+        warnings = self.db.read_warnings()
+        limits = {}
+        if request.HasField("limits"):
+            lim = request.limits
+            limits = dict(max_series=lim.max_series, max_samples=lim.max_samples,
+                          points_per_series=lim.points_per_series)
         try:
             matchers = matchers_from_pb(request.matchers)
             if not matchers:
                 raise errors.BadQueryError("at least one matcher is required")
-            series = await self.db.select(
-                matchers, request.start_ms, request.end_ms, skip_samples=request.skip_samples
-            )
+            async for piece in self.db.select_pieces(matchers, request.start_ms, request.end_ms,
+                                                     skip_samples=request.skip_samples, **limits):
+                for frame in frames_of(self.db, piece):
+                    if warnings:
+                        frame.warnings.extend(warnings)
+                        warnings = []
+                    yield frame
+        except errors.QueryLimitError as exc:
+            metrics.SERIES_REQUESTS.labels("limit").inc()
+            yield shard_pb2.SeriesFrame(limit_exceeded=exc.limit)
+            return
+        except asyncio.CancelledError:
+            metrics.SERIES_REQUESTS.labels("cancelled").inc()
+            raise
         except Exception as exc:  # noqa: BLE001
             metrics.SERIES_REQUESTS.labels("error").inc()
             await self._fail(context, exc, "Series")
             return
         metrics.SERIES_REQUESTS.labels("ok").inc()
-        warnings = self.db.read_warnings()
-        for frame in frames_of(self.db, series):
-            if warnings:
-                frame.warnings.extend(warnings)
-                warnings = []
-            yield frame
-        if warnings:
+        if warnings:  # No frame carried them (no series): a frame of its own.
             yield shard_pb2.SeriesFrame(warnings=warnings)
         metrics.SERIES_REQUEST_DURATION.observe(time.perf_counter() - t0)
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from model.pb import types_pb2 as model_dot_pb_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14model/pb/shard.proto\x12\x0bshardmon.v1\x1a\x14model/pb/types.proto\"\x8e\x01\n\x0cWriteRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12+\n\x07samples\x18\x02 \x01(\x0b\x32\x1a.shardmon.v1.SampleColumns\x12\x10\n\x08\x62\x61\x63kfill\x18\x03 \x01(\x08\x12-\n\x08metadata\x18\x04 \x03(\x0b\x32\x1b.shardmon.v1.MetricMetadata\"\xc5\x01\n\rWriteResponse\x12\x18\n\x10samples_appended\x18\x01 \x01(\x04\x12I\n\x10samples_rejected\x18\x02 \x03(\x0b\x32/.shardmon.v1.WriteResponse.SamplesRejectedEntry\x12\x17\n\x0f\x64uplicate_batch\x18\x03 \x01(\x08\x1a\x36\n\x14SamplesRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"o\n\rSeriesRequest\x12\x10\n\x08start_ms\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\x03\x12&\n\x08matchers\x18\x03 \x03(\x0b\x32\x14.shardmon.v1.Matcher\x12\x14\n\x0cskip_samples\x18\x04 \x01(\x08\"K\n\x0bSeriesFrame\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.shardmon.v1.SampleColumns\x12\x10\n\x08warnings\x18\x02 \x03(\t\"]\n\x11LabelNamesRequest\x12\x10\n\x08start_ms\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\x03\x12&\n\x08matchers\x18\x03 \x03(\x0b\x32\x14.shardmon.v1.Matcher\"5\n\x12LabelNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\"l\n\x12LabelValuesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12&\n\x08matchers\x18\x04 \x03(\x0b\x32\x14.shardmon.v1.Matcher\"7\n\x13LabelValuesResponse\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\"\x0e\n\x0c\x46lushRequest\"\'\n\rFlushResponse\x12\x16\n\x0e\x62locks_written\x18\x01 \x01(\r\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"0\n\x0fMetadataRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"A\n\x10MetadataResponse\x12-\n\x08metadata\x18\x01 \x03(\x0b\x32\x1b.shardmon.v1.MetricMetadata2\xf3\x03\n\x05Shard\x12>\n\x05Write\x12\x19.shardmon.v1.WriteRequest\x1a\x1a.shardmon.v1.WriteResponse\x12@\n\x06Series\x12\x1a.shardmon.v1.SeriesRequest\x1a\x18.shardmon.v1.SeriesFrame0\x01\x12M\n\nLabelNames\x12\x1e.shardmon.v1.LabelNamesRequest\x1a\x1f.shardmon.v1.LabelNamesResponse\x12P\n\x0bLabelValues\x12\x1f.shardmon.v1.LabelValuesRequest\x1a .shardmon.v1.LabelValuesResponse\x12>\n\x05\x46lush\x12\x19.shardmon.v1.FlushRequest\x1a\x1a.shardmon.v1.FlushResponse\x12>\n\x05Reset\x12\x19.shardmon.v1.ResetRequest\x1a\x1a.shardmon.v1.ResetResponse\x12G\n\x08Metadata\x12\x1c.shardmon.v1.MetadataRequest\x1a\x1d.shardmon.v1.MetadataResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14model/pb/shard.proto\x12\x0bshardmon.v1\x1a\x14model/pb/types.proto\"\x8e\x01\n\x0cWriteRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12+\n\x07samples\x18\x02 \x01(\x0b\x32\x1a.shardmon.v1.SampleColumns\x12\x10\n\x08\x62\x61\x63kfill\x18\x03 \x01(\x08\x12-\n\x08metadata\x18\x04 \x03(\x0b\x32\x1b.shardmon.v1.MetricMetadata\"\xc5\x01\n\rWriteResponse\x12\x18\n\x10samples_appended\x18\x01 \x01(\x04\x12I\n\x10samples_rejected\x18\x02 \x03(\x0b\x32/.shardmon.v1.WriteResponse.SamplesRejectedEntry\x12\x17\n\x0f\x64uplicate_batch\x18\x03 \x01(\x08\x1a\x36\n\x14SamplesRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x9a\x01\n\rSeriesRequest\x12\x10\n\x08start_ms\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\x03\x12&\n\x08matchers\x18\x03 \x03(\x0b\x32\x14.shardmon.v1.Matcher\x12\x14\n\x0cskip_samples\x18\x04 \x01(\x08\x12)\n\x06limits\x18\x05 \x01(\x0b\x32\x19.shardmon.v1.SeriesLimits\"R\n\x0cSeriesLimits\x12\x12\n\nmax_series\x18\x01 \x01(\x04\x12\x13\n\x0bmax_samples\x18\x02 \x01(\x04\x12\x19\n\x11points_per_series\x18\x03 \x01(\x04\"c\n\x0bSeriesFrame\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.shardmon.v1.SampleColumns\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x16\n\x0elimit_exceeded\x18\x03 \x01(\t\"]\n\x11LabelNamesRequest\x12\x10\n\x08start_ms\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\x03\x12&\n\x08matchers\x18\x03 \x03(\x0b\x32\x14.shardmon.v1.Matcher\"5\n\x12LabelNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\"l\n\x12LabelValuesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12&\n\x08matchers\x18\x04 \x03(\x0b\x32\x14.shardmon.v1.Matcher\"7\n\x13LabelValuesResponse\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\"\x0e\n\x0c\x46lushRequest\"\'\n\rFlushResponse\x12\x16\n\x0e\x62locks_written\x18\x01 \x01(\r\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"0\n\x0fMetadataRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"A\n\x10MetadataResponse\x12-\n\x08metadata\x18\x01 \x03(\x0b\x32\x1b.shardmon.v1.MetricMetadata2\xf3\x03\n\x05Shard\x12>\n\x05Write\x12\x19.shardmon.v1.WriteRequest\x1a\x1a.shardmon.v1.WriteResponse\x12@\n\x06Series\x12\x1a.shardmon.v1.SeriesRequest\x1a\x18.shardmon.v1.SeriesFrame0\x01\x12M\n\nLabelNames\x12\x1e.shardmon.v1.LabelNamesRequest\x1a\x1f.shardmon.v1.LabelNamesResponse\x12P\n\x0bLabelValues\x12\x1f.shardmon.v1.LabelValuesRequest\x1a .shardmon.v1.LabelValuesResponse\x12>\n\x05\x46lush\x12\x19.shardmon.v1.FlushRequest\x1a\x1a.shardmon.v1.FlushResponse\x12>\n\x05Reset\x12\x19.shardmon.v1.ResetRequest\x1a\x1a.shardmon.v1.ResetResponse\x12G\n\x08Metadata\x12\x1c.shardmon.v1.MetadataRequest\x1a\x1d.shardmon.v1.MetadataResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,30 +40,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WRITERESPONSE']._serialized_end=402
   _globals['_WRITERESPONSE_SAMPLESREJECTEDENTRY']._serialized_start=348
   _globals['_WRITERESPONSE_SAMPLESREJECTEDENTRY']._serialized_end=402
-  _globals['_SERIESREQUEST']._serialized_start=404
-  _globals['_SERIESREQUEST']._serialized_end=515
-  _globals['_SERIESFRAME']._serialized_start=517
-  _globals['_SERIESFRAME']._serialized_end=592
-  _globals['_LABELNAMESREQUEST']._serialized_start=594
-  _globals['_LABELNAMESREQUEST']._serialized_end=687
-  _globals['_LABELNAMESRESPONSE']._serialized_start=689
-  _globals['_LABELNAMESRESPONSE']._serialized_end=742
-  _globals['_LABELVALUESREQUEST']._serialized_start=744
-  _globals['_LABELVALUESREQUEST']._serialized_end=852
-  _globals['_LABELVALUESRESPONSE']._serialized_start=854
-  _globals['_LABELVALUESRESPONSE']._serialized_end=909
-  _globals['_FLUSHREQUEST']._serialized_start=911
-  _globals['_FLUSHREQUEST']._serialized_end=925
-  _globals['_FLUSHRESPONSE']._serialized_start=927
-  _globals['_FLUSHRESPONSE']._serialized_end=966
-  _globals['_RESETREQUEST']._serialized_start=968
-  _globals['_RESETREQUEST']._serialized_end=982
-  _globals['_RESETRESPONSE']._serialized_start=984
-  _globals['_RESETRESPONSE']._serialized_end=999
-  _globals['_METADATAREQUEST']._serialized_start=1001
-  _globals['_METADATAREQUEST']._serialized_end=1049
-  _globals['_METADATARESPONSE']._serialized_start=1051
-  _globals['_METADATARESPONSE']._serialized_end=1116
-  _globals['_SHARD']._serialized_start=1119
-  _globals['_SHARD']._serialized_end=1618
+  _globals['_SERIESREQUEST']._serialized_start=405
+  _globals['_SERIESREQUEST']._serialized_end=559
+  _globals['_SERIESLIMITS']._serialized_start=561
+  _globals['_SERIESLIMITS']._serialized_end=643
+  _globals['_SERIESFRAME']._serialized_start=645
+  _globals['_SERIESFRAME']._serialized_end=744
+  _globals['_LABELNAMESREQUEST']._serialized_start=746
+  _globals['_LABELNAMESREQUEST']._serialized_end=839
+  _globals['_LABELNAMESRESPONSE']._serialized_start=841
+  _globals['_LABELNAMESRESPONSE']._serialized_end=894
+  _globals['_LABELVALUESREQUEST']._serialized_start=896
+  _globals['_LABELVALUESREQUEST']._serialized_end=1004
+  _globals['_LABELVALUESRESPONSE']._serialized_start=1006
+  _globals['_LABELVALUESRESPONSE']._serialized_end=1061
+  _globals['_FLUSHREQUEST']._serialized_start=1063
+  _globals['_FLUSHREQUEST']._serialized_end=1077
+  _globals['_FLUSHRESPONSE']._serialized_start=1079
+  _globals['_FLUSHRESPONSE']._serialized_end=1118
+  _globals['_RESETREQUEST']._serialized_start=1120
+  _globals['_RESETREQUEST']._serialized_end=1134
+  _globals['_RESETRESPONSE']._serialized_start=1136
+  _globals['_RESETRESPONSE']._serialized_end=1151
+  _globals['_METADATAREQUEST']._serialized_start=1153
+  _globals['_METADATAREQUEST']._serialized_end=1201
+  _globals['_METADATARESPONSE']._serialized_start=1203
+  _globals['_METADATARESPONSE']._serialized_end=1268
+  _globals['_SHARD']._serialized_start=1271
+  _globals['_SHARD']._serialized_end=1770
 # @@protoc_insertion_point(module_scope)

@@ -37,24 +37,38 @@ class WriteResponse(_message.Message):
     def __init__(self, samples_appended: _Optional[int] = ..., samples_rejected: _Optional[_Mapping[str, int]] = ..., duplicate_batch: _Optional[bool] = ...) -> None: ...
 
 class SeriesRequest(_message.Message):
-    __slots__ = ("start_ms", "end_ms", "matchers", "skip_samples")
+    __slots__ = ("start_ms", "end_ms", "matchers", "skip_samples", "limits")
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
     MATCHERS_FIELD_NUMBER: _ClassVar[int]
     SKIP_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
     start_ms: int
     end_ms: int
     matchers: _containers.RepeatedCompositeFieldContainer[_types_pb2.Matcher]
     skip_samples: bool
-    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ..., skip_samples: _Optional[bool] = ...) -> None: ...
+    limits: SeriesLimits
+    def __init__(self, start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ..., skip_samples: _Optional[bool] = ..., limits: _Optional[_Union[SeriesLimits, _Mapping]] = ...) -> None: ...
+
+class SeriesLimits(_message.Message):
+    __slots__ = ("max_series", "max_samples", "points_per_series")
+    MAX_SERIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    POINTS_PER_SERIES_FIELD_NUMBER: _ClassVar[int]
+    max_series: int
+    max_samples: int
+    points_per_series: int
+    def __init__(self, max_series: _Optional[int] = ..., max_samples: _Optional[int] = ..., points_per_series: _Optional[int] = ...) -> None: ...
 
 class SeriesFrame(_message.Message):
-    __slots__ = ("series", "warnings")
+    __slots__ = ("series", "warnings", "limit_exceeded")
     SERIES_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     series: _types_pb2.SampleColumns
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, series: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    limit_exceeded: str
+    def __init__(self, series: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., limit_exceeded: _Optional[str] = ...) -> None: ...
 
 class LabelNamesRequest(_message.Message):
     __slots__ = ("start_ms", "end_ms", "matchers")

@@ -13,7 +13,7 @@ import grpc
 import pytest
 
 from model import errors
-from model.grpcstatus import QUERY, SHARD_READ, SHARD_WRITE, error_of, status_of
+from model.grpcstatus import QUERY, SHARD_READ, SHARD_WRITE, error_of, status_of, trailers_of
 
 ROOT = Path(__file__).resolve().parents[3]
 C = grpc.StatusCode
@@ -26,6 +26,11 @@ CASES = [
      [(QUERY, errors.QueryTimeoutError), (SHARD_READ, errors.ShardUnavailableError)]),
     (errors.QueryExecutionError("many-to-many matching"), C.FAILED_PRECONDITION, [(QUERY, errors.QueryExecutionError)]),
     (errors.QueryUnavailableError("shard 1 failed"), C.UNAVAILABLE, [(QUERY, errors.QueryUnavailableError)]),
+    (errors.QueryLimitError("query processing would load too many samples into memory in query execution",
+                            "max_samples"), C.FAILED_PRECONDITION,
+     [(QUERY, errors.QueryLimitError), (SHARD_READ, errors.StorageError)]),
+    (errors.QueryCanceledError("query canceled by the client"), C.CANCELLED,
+     [(QUERY, errors.QueryCanceledError), (SHARD_READ, errors.ShardUnavailableError)]),
     (errors.InvalidWriteError("out of bounds"), C.INVALID_ARGUMENT, [(SHARD_WRITE, errors.InvalidWriteError)]),
     (errors.ShardOverloadedError("shedding load"), C.RESOURCE_EXHAUSTED,
      [(SHARD_WRITE, errors.ShardOverloadedError), (SHARD_READ, errors.ShardOverloadedError),
@@ -60,6 +65,7 @@ def channel():
 
     def fail(request: bytes, context):
         exc = by_name[request.decode()]
+        context.set_trailing_metadata(trailers_of(exc))
         context.abort(status_of(exc), str(exc))
 
     handler = grpc.method_handlers_generic_handler(
@@ -100,6 +106,16 @@ def test_messages_name_the_call_and_the_code_for_shards_and_are_the_servers_own_
     assert str(error_of(internal, None, QUERY)) == "INTERNAL: a bug"  # an unexpected code says which
 
 
+def test_a_query_over_a_limit_comes_back_naming_the_limit_with_the_servers_message(channel):
+    over = _call(channel, errors.QueryLimitError("x", "max_samples"))  # by class name: the CASES' one
+    got = error_of(over, None, QUERY)
+    assert isinstance(got, errors.QueryLimitError) and got.limit == "max_samples"
+    assert str(got) == "query processing would load too many samples into memory in query execution"
+    # A plain execution error (no trailer) stays one, with the server's words alone.
+    plain = error_of(_call(channel, errors.QueryExecutionError("x")), None, QUERY)
+    assert type(plain) is errors.QueryExecutionError and str(plain) == "many-to-many matching"
+
+
 def test_retryable_statuses_are_retryable_errors_for_a_writer(channel):
     for exc in (errors.ShardUnavailableError("x"), errors.ShardOverloadedError("y"), errors.QueryTimeoutError("z")):
         assert error_of(_call(channel, exc), "w", SHARD_WRITE).retryable
@@ -115,6 +131,8 @@ def test_every_error_class_that_crosses_an_edge_has_a_status():
     for cls in crossing:
         assert status_of(cls("x")) is not C.INTERNAL, cls
     assert status_of(errors.RegexError("x", pattern="(", reason="y")) is C.INVALID_ARGUMENT
+    assert status_of(errors.QueryLimitError("x", "max_series")) is C.FAILED_PRECONDITION
+    assert status_of(errors.QueryCanceledError("x")) is C.CANCELLED
     assert status_of(errors.BodyTooLargeError("x", size=2, limit=1, field="f", decoded=False)) is C.INVALID_ARGUMENT
 
 

@@ -17,6 +17,8 @@ from model.errors import (
     BadQueryError,
     ConfigError,
     PermissionDeniedError,
+    QueryCanceledError,
+    QueryLimitError,
     ShardOverloadedError,
     ShardUnavailableError,
     UnauthenticatedError,
@@ -59,8 +61,16 @@ def _app(web_config, **kwargs) -> web.Application:
     async def who(request):
         raise UnauthenticatedError("no credentials")
 
+    async def over(request):
+        raise QueryLimitError("query processing would load too many samples into memory in query execution",
+                              "max_samples")
+
+    async def gone(request):
+        raise QueryCanceledError("query canceled: the client closed the connection")
+
     for path, handler in (("/ok", ok), ("/bad_query", bad_query), ("/overloaded", overloaded), ("/down", down),
-                          ("/config", config), ("/bug", bug), ("/off", off), ("/who", who)):
+                          ("/config", config), ("/bug", bug), ("/off", off), ("/who", who), ("/over", over),
+                          ("/gone", gone)):
         app.router.add_get(path, handler)
     return app
 
@@ -141,6 +151,8 @@ def test_a_wrong_password_does_not_block_the_listener():
     ("/config", 400, "bad_data"), ("/bug", 500, "internal"),
     # A disabled admin/lifecycle API: 403 with Prometheus's errorType for its disabled admin API.
     ("/off", 403, "unavailable"),
+    # Query limits and a query called off, as Prometheus: 422 execution, 499 canceled.
+    ("/over", 422, "execution"), ("/gone", 499, "canceled"),
 ])
 def test_errors_leave_once_as_prometheus_json(path, status, error_type):
     async def call(client):

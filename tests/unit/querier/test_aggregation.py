@@ -4,7 +4,6 @@ with hand-computed answers (Prometheus 2.42's semantics)."""
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from model.errors import BadQueryError, QueryExecutionError
 from model.labels import Labels
 from model.memory import MemoryStorage
+from model.storage import QueryBudget
 from querier.aggregation import aggregate, format_value
 from querier.engine import Engine, QueryResult
 from querier.gosort import heap_pop, heap_push, sort_sort
@@ -254,7 +254,7 @@ def test_topk_k_is_taken_per_step() -> None:
 
 
 def context(n_steps: int) -> EvalContext:
-    return EvalContext(None, np.arange(n_steps, dtype=np.int64) * M, 300_000, time.monotonic() + 60)  # type: ignore[arg-type]
+    return EvalContext(None, np.arange(n_steps, dtype=np.int64) * M, 300_000, QueryBudget(timeout_s=60))  # type: ignore[arg-type]
 
 
 def tied_engine(*values: float) -> Engine:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from model.errors import BadQueryError, QueryExecutionError
 from model.labels import Labels
 from model.memory import MemoryStorage
+from model.storage import QueryBudget
 from querier.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
 from querier.engine import Engine, QueryResult
 from querier.value import EvalContext, InstantVector, Scalar
@@ -407,7 +408,7 @@ def test_series_with_equal_labels_at_different_steps_are_one_series_in_a_range_q
 def test_operators_that_keep_the_rows_keep_their_presentation_order() -> None:
     labels = [lbl(__name__="x", i=str(i)) for i in range(3)]
     vector = InstantVector(labels, np.array([[3.0], [1.0], [2.0]]), np.ones((3, 1), dtype=bool), np.array([1, 2, 0]))
-    ctx = EvalContext(MemoryStorage(), np.array([0], dtype=np.int64), 300_000, math.inf)
+    ctx = EvalContext(MemoryStorage(), np.array([0], dtype=np.int64), 300_000, QueryBudget())
     scalar = Scalar(np.array([2.0]))
     one_to_one = VectorMatching(ONE_TO_ONE, False, ())
     for result in (

@@ -146,17 +146,17 @@ class RecordingQuerier:
         self.delay_s = delay_s
         self.calls: list[tuple[int, int]] = []
 
-    def select(self, matchers, start_ms, end_ms, *, skip_samples=False):
+    def select(self, matchers, start_ms, end_ms, **kwargs):
         self.calls.append((start_ms, end_ms))
         time.sleep(self.delay_s)
-        result = self.storage.select(matchers, start_ms, end_ms, skip_samples=skip_samples)
+        result = self.storage.select(matchers, start_ms, end_ms, **kwargs)
         return SeriesSet(result.series, list(self.warnings))
 
-    def label_names(self, matchers, start_ms, end_ms):
-        return self.storage.label_names(matchers, start_ms, end_ms)
+    def label_names(self, matchers, start_ms, end_ms, **kwargs):
+        return self.storage.label_names(matchers, start_ms, end_ms, **kwargs)
 
-    def label_values(self, name, matchers, start_ms, end_ms):
-        return self.storage.label_values(name, matchers, start_ms, end_ms)
+    def label_values(self, name, matchers, start_ms, end_ms, **kwargs):
+        return self.storage.label_values(name, matchers, start_ms, end_ms, **kwargs)
 
 
 def test_each_selector_fetches_once_for_the_whole_range() -> None:
@@ -603,11 +603,22 @@ def test_query_limits_are_clear_errors() -> None:
     st = MemoryStorage()
     for i in range(5):
         st.add_series(Labels.from_dict({"__name__": "x", "i": str(i)}), np.arange(10) * 1000, np.ones(10))
-    assert Engine(st, max_samples=50).instant("sum(x)", 9000).series[0].values[0] == 5
+    # A query is charged the samples it loads (here the 50 in the lookback window) and a point per
+    # series and step of each selector's [series, steps] matrix (5 x 1 for an instant query).
+    assert Engine(st, max_samples=55).instant("sum(x)", 9000).series[0].values[0] == 5
+    with pytest.raises(QueryExecutionError, match="too many samples.*querier.max_samples"):
+        Engine(st, max_samples=54).instant("sum(x)", 9000)
+    assert Engine(st, max_samples=100).range("sum(x)", 0, 9000, 1000).series  # 50 + 5 x 10
     with pytest.raises(QueryExecutionError, match="too many samples"):
-        Engine(st, max_samples=49).range("sum(x)", 0, 9000, 1000)
-    with pytest.raises(QueryExecutionError, match="too many series"):
+        Engine(st, max_samples=99).range("sum(x)", 0, 9000, 1000)
+    with pytest.raises(QueryExecutionError, match="too many series.*querier.max_series"):
         Engine(st, max_series=4).instant("x", 9000)
-    # The budget is for the whole query, subqueries included.
+    # The budget is for the whole query, subqueries included: 6 inner steps, 50 samples, 5 x 6 points,
+    # and the subquery's one series over the outer grid of one step.
+    assert Engine(st, max_samples=87).instant("max_over_time(sum(x)[5s:1s])", 9000).series
     with pytest.raises(QueryExecutionError, match="too many samples"):
-        Engine(st, max_samples=49).instant("max_over_time(sum(x)[5s:1s])", 9000)
+        Engine(st, max_samples=86).instant("max_over_time(sum(x)[5s:1s])", 9000)
+    # A range function's series are rows over the grid too: 50 samples and 5 x 10 points.
+    assert Engine(st, max_samples=100).range("sum(max_over_time(x[5s]))", 0, 9000, 1000).series
+    with pytest.raises(QueryExecutionError, match="too many samples"):
+        Engine(st, max_samples=99).range("sum(max_over_time(x[5s]))", 0, 9000, 1000)

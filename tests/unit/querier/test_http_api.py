@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -166,15 +168,15 @@ def test_whole_arrays_format_exactly_as_one_value_at_a_time():
 
 
 def test_a_result_without_a_shard_is_flagged_partial_and_a_whole_one_is_not():
-    from model.storage import PARTIAL_PREFIX, SeriesSet
+    from model.storage import SeriesSet
 
     class OneShardDown:
         def __init__(self, inner):
             self.inner = inner
 
-        def select(self, matchers, start_ms, end_ms, *, skip_samples=False):
-            got = self.inner.select(matchers, start_ms, end_ms, skip_samples=skip_samples)
-            return SeriesSet(got.series, [f"{PARTIAL_PREFIX}shard 1 (127.0.0.1:1) failed: unavailable"])
+        def select(self, matchers, start_ms, end_ms, **kwargs):
+            got = self.inner.select(matchers, start_ms, end_ms, **kwargs)
+            return SeriesSet(got.series, ["partial response: shard 1 (127.0.0.1:1) failed: unavailable"], True)
 
     async def main(partial):
         st = _storage()
@@ -223,3 +225,84 @@ def test_targets_are_answered_by_the_ingest_service_and_passed_through():
     assert status == 200 and body["data"] == {"activeTargets": [], "droppedTargets": []}
     assert seen == {"state": "active"}
     assert status2 == 503 and body2["errorType"] == "unavailable"
+
+
+def test_a_warning_without_the_partial_flag_is_no_partial_answer():
+    from model.storage import SeriesSet
+
+    class Worded:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def select(self, matchers, start_ms, end_ms, **kwargs):
+            got = self.inner.select(matchers, start_ms, end_ms, **kwargs)
+            return SeriesSet(got.series, ["partial response: said, but not flagged"], False)
+
+    async def main():
+        queried = Worded(_storage())
+        app = PrometheusAPI(Engine(queried), queried, default_timeout_ms=10_000).app()
+        async with TestClient(TestServer(app)) as client:
+            return await _get(client, "/api/v1/query", query="up", time="600")
+
+    status, body = asyncio.run(main())
+    assert status == 200 and body["warnings"] == ["partial response: said, but not flagged"]
+    assert "isPartial" not in body
+
+
+def test_limits_answer_400_before_parsing_and_422_while_loading():
+    async def calls(c):
+        deep = await c.post("/api/v1/query", data={"query": "(" * 20_000 + "1" + ")" * 20_000})
+        long = await c.post("/api/v1/query", data={"query": 'up{job="' + "a" * 300_000 + '"}'})
+        series = await _get(c, "/api/v1/series", **{"match[]": "(" * 200 + "up" + ")" * 200})
+        return (deep.status, json.loads(await deep.text())), (long.status, json.loads(await long.text())), series
+
+    (s1, deep), (s2, long), (s3, series) = _run(calls)
+    assert (s1, deep["errorType"]) == (400, "bad_data") and "querier.max_query_depth" in deep["error"]
+    assert (s2, long["errorType"]) == (400, "bad_data") and "querier.max_query_length" in long["error"]
+    assert (s3, series["errorType"]) == (400, "bad_data") and "querier.max_query_depth" in series["error"]
+
+    async def over_budget():
+        st = _storage()
+        app = PrometheusAPI(Engine(st, max_samples=10), st, default_timeout_ms=10_000).app()
+        async with TestClient(TestServer(app)) as client:
+            return await _get(client, "/api/v1/query_range", query="up", start="0", end="600", step="15")
+
+    status, body = asyncio.run(over_budget())
+    assert status == 422 and body["errorType"] == "execution"
+    assert body["error"].startswith("query processing would load too many samples into memory in query execution")
+
+
+def test_a_query_whose_client_disconnects_is_called_off():
+    from querier import metrics
+
+    class Endless:
+        """A Querier whose select runs until its query is called off."""
+
+        def __init__(self):
+            self.running = threading.Event()
+            self.stopped = threading.Event()
+
+        def select(self, matchers, start_ms, end_ms, *, budget=None, **kwargs):
+            self.running.set()
+            try:
+                while True:
+                    budget.check()
+                    time.sleep(0.01)
+            finally:
+                self.stopped.set()
+
+    endless = Endless()
+
+    async def main():
+        app = PrometheusAPI(Engine(endless), endless, default_timeout_ms=60_000).app()
+        async with TestServer(app) as server:
+            reader, writer = await asyncio.open_connection(server.host, server.port)
+            writer.write(b"GET /api/v1/query?query=up&time=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            assert await asyncio.get_running_loop().run_in_executor(None, endless.running.wait, 10)
+            writer.close()
+            return await asyncio.get_running_loop().run_in_executor(None, endless.stopped.wait, 5)
+
+    before = metrics.QUERIES.labels("http", "instant", "canceled")._value.get()
+    assert asyncio.run(main()), "the select went on after its client left"
+    assert metrics.QUERIES.labels("http", "instant", "canceled")._value.get() == before + 1
