@@ -287,6 +287,15 @@ def merge_block_chunks(
     return out, num_samples
 
 
+def _by_series_and_time(idx: np.ndarray, ts: np.ndarray, vals: np.ndarray):
+    """Samples ordered by (series, time), the first of each repeated (series, time) kept."""
+    order = np.lexsort((ts, idx))
+    idx, ts, vals = idx[order], ts[order], vals[order]
+    fresh = np.ones(idx.shape[0], bool)
+    fresh[1:] = (idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1])
+    return idx[fresh], ts[fresh], vals[fresh]
+
+
 class ShardDB:
     """One shard's storage. All mutations run under one asyncio lock, in WAL order."""
 
@@ -581,11 +590,7 @@ class ShardDB:
                 series_idx[missing] = [provisional[int(sid)] for sid in batch.series_ids[missing].tolist()]
             idx = series_idx[batch.sample_series]
             ts, vals = batch.timestamps_ms, batch.values
-            order = np.lexsort((ts, idx))
-            idx, ts, vals = idx[order], ts[order], vals[order]
-            fresh = np.ones(idx.shape[0], bool)
-            fresh[1:] = (idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1])
-            idx, ts, vals = idx[fresh], ts[fresh], vals[fresh]
+            idx, ts, vals = _by_series_and_time(idx, ts, vals)
             d = self.block_duration_ms
             window = ts // d
             blocks = []
@@ -690,11 +695,7 @@ class ShardDB:
         idx = np.concatenate([i for _, i, _, _ in future])
         ts = np.concatenate([t for _, _, t, _ in future])
         vals = np.concatenate([v for _, _, _, v in future])
-        order = np.lexsort((ts, idx))
-        idx, ts, vals = idx[order], ts[order], vals[order]
-        fresh = np.ones(idx.shape[0], bool)
-        fresh[1:] = (idx[1:] != idx[:-1]) | (ts[1:] != ts[:-1])
-        idx, ts, vals = idx[fresh], ts[fresh], vals[fresh]
+        idx, ts, vals = _by_series_and_time(idx, ts, vals)
         d = self.block_duration_ms
         window = ts // d
         blocks = [self._encode_block(f"{w * d}-{(w + 1) * d}-{tag}", w * d, (w + 1) * d, idx[window == w],

@@ -32,6 +32,7 @@ from aiohttp import web
 from ingest.remote_write import encode
 from model.labels import Labels
 from tests.integration.procs import free_port, wait_until
+from tests.integration.test_receiver_hostile import with_header
 
 BOUND_S = 5.0  # The issue's bound: for every hostile request, and for a write to become visible.
 MIB = 1 << 20
@@ -322,22 +323,8 @@ def test_a_hung_shard_costs_a_query_its_timeout_not_the_querier(s):
 # -- writes ------------------------------------------------------------------------------------------
 
 
-def _with_header(body: bytes, declared: int) -> bytes:
-    """A snappy body whose header declares ``declared`` decoded bytes instead of its own."""
-    old = 0
-    while body[old] & 0x80:
-        old += 1
-    header = bytearray()
-    while True:
-        byte, declared = declared & 0x7F, declared >> 7
-        header.append(byte | (0x80 if declared else 0))
-        if not declared:
-            break
-    return bytes(header) + body[old + 1:]
-
-
 def test_a_12_mb_remote_write_body_that_decodes_to_512_mib_is_refused(s):
-    bomb = _with_header(bytes(cramjam.snappy.compress_raw(bytes(256 * MIB))), 512 * MIB)
+    bomb = with_header(bytes(cramjam.snappy.compress_raw(bytes(256 * MIB))), 512 * MIB)
     assert 11 * MIB < len(bomb) < 13 * MIB
     with During(lambda: request("POST", s.write_url, bomb, headers={"Content-Type": "application/x-protobuf"})) as a:
         s.probe()
