@@ -132,6 +132,10 @@ class Setup:
         self.ingest_url = f"http://{raw['ingest']['http_address']}"
         self.up: subprocess.Popen | None = None
         self.probes = 0
+        self.seen: list[tuple[str, object, float]] = []  # (attack, answer, seconds), printed at the end
+
+    def saw(self, attack: str, answer: object, took: float) -> None:
+        self.seen.append((attack, answer, took))
 
     # -- clients ---------------------------------------------------------------------------------------
 
@@ -203,6 +207,7 @@ def s(tmp_path_factory):
         wait_until(lambda: s.vector("count(hostile_x)") == {frozenset(): 10_000.0}, 30, "10k series")
         s.intact()
         yield s
+        print("\n" + "\n".join(f"{attack:<58} {answer!s:<10} {took:6.3f} s" for attack, answer, took in s.seen))
         # Shard processes once ignored SIGTERM after a regex attack: the whole cluster must still stop.
         s.up.send_signal(signal.SIGTERM)
         s.up.wait(90)
@@ -249,6 +254,7 @@ def test_a_catastrophic_regex_in_series_match_is_answered_and_writes_go_on(s):
         time.sleep(0.05)
         s.probe()
     status, text, took = attack.result
+    s.saw("series match[] {__name__=~\"(.*.*)*x\"}", status, took)
     assert status == 200 and took < BOUND_S, (status, text[:300], took)
     found = json.loads(text)["data"]  # every series whose name ends in x: the 10k hostile_x ones at least
     assert len(found) >= 10_000 and all(ls["__name__"].endswith("x") for ls in found)
@@ -259,6 +265,7 @@ def test_a_catastrophic_regex_in_series_match_is_answered_and_writes_go_on(s):
 def test_a_catastrophic_regex_in_label_replace_is_answered(s):
     expr = ('label_replace(label_replace(vector(1),"b","' + "y" * 40 + '","",""),"a","$1","b","(.*.*)*x")')
     status, body, took = s.query(expr)
+    s.saw("label_replace with (.*.*)*x over 40 y", status, took)
     assert status == 200 and took < BOUND_S, (status, body, took)
     assert body["data"]["result"] == [{"metric": {"b": "y" * 40}, "value": body["data"]["result"][0]["value"]}]
     s.probe()
@@ -268,6 +275,7 @@ def test_a_catastrophic_regex_in_label_replace_is_answered(s):
 def test_a_20000_deep_query_is_refused_and_the_querier_lives(s):
     expr = "(" * 20_000 + "1" + ")" * 20_000  # 40 KB in a form POST
     status, body, took = s.query(expr)
+    s.saw("20,000-deep parenthesised query (40 KB POST)", status, took)
     assert status == 400 and took < BOUND_S, (status, str(body)[:300], took)
     assert body["errorType"] == "bad_data" and "querier.max_query_depth" in body["error"], body
     status, body, _ = s.query("1+1")
@@ -281,6 +289,7 @@ def test_a_subquery_over_10k_series_at_1s_steps_is_refused_before_it_loads(s):
         time.sleep(0.05)
         s.probe()
     status, body, took = attack.result
+    s.saw("max_over_time(x[1d:1s]) over 10k series", status, took)
     if status != 422:  # Say what the cluster holds, for a failure that has been seen once and not again.
         body = {"answer": body, "count": s.query("count(hostile_x)"),
                 "count_1d": s.query("count(count_over_time(hostile_x[1d]))"), "again": s.query(
@@ -307,6 +316,8 @@ def test_a_hung_shard_costs_a_query_its_timeout_not_the_querier(s):
             t.start()
         for t in threads:
             t.join(60)
+        s.saw("6 queries, timeout=2s, one shard SIGSTOPped (slowest)", sorted({r[0] for r in results}),
+              max(r[2] for r in results))
         for status, body, took in results:
             assert took < BOUND_S, (status, body, took)
             assert status == 200 and body.get("isPartial") is True, (status, body)
@@ -329,6 +340,7 @@ def test_a_12_mb_remote_write_body_that_decodes_to_512_mib_is_refused(s):
     with During(lambda: request("POST", s.write_url, bomb, headers={"Content-Type": "application/x-protobuf"})) as a:
         s.probe()
     status, text, took = a.result
+    s.saw("remote write: 12 MB body declaring 512 MiB", status, took)
     assert status == 413 and took < BOUND_S, (status, text[:300], took)
     assert "receiver.max_decoded_body_bytes" in text
     s.probe()
@@ -338,6 +350,7 @@ def test_a_12_mb_remote_write_body_that_decodes_to_512_mib_is_refused(s):
 def test_a_sample_20_days_ahead_is_refused_and_present_writes_go_on(s):
     ahead = int(time.time() * 1000) + 20 * 86_400_000
     status, text, took = s.write([(Labels.from_dict({"__name__": "hostile_future"}), [(ahead, 1.0)])])
+    s.saw("remote write: a sample 20 days ahead", status, took)
     assert status == 400 and took < BOUND_S, (status, text, took)
     assert "too far in future" in text.replace("_", " "), text
     s.probe()
@@ -351,6 +364,7 @@ def test_a_backfill_20_days_ahead_is_refused_and_no_block_is_lost(s):
     t0 = time.monotonic()
     proc = s.shardmon("import", "openmetrics", str(path))
     took = time.monotonic() - t0
+    s.saw("backfill: a sample 20 days ahead (whole CLI process)", proc.returncode, took)
     assert "too_far_in_future" in proc.stdout + proc.stderr or "too far in future" in proc.stdout + proc.stderr, (
         proc.stdout, proc.stderr)
     assert took < 30, took  # a process of its own: Python's start-up included
@@ -368,12 +382,14 @@ def test_a_1_mib_malformed_openmetrics_line_is_refused_in_each_path(s):
     wait_until(malformed_down, 30, "the malformed target to be down")
     durations = s.vector('scrape_duration_seconds{job="malformed"}')
     assert durations and max(durations.values()) < BOUND_S, durations
+    s.saw("scrape of a 1 MiB malformed OpenMetrics line", "up=0", max(durations.values()))
     status, text, _ = request("GET", f"{s.ingest_url}/api/v1/targets?scrapePool=malformed")
     targets = json.loads(text)["data"]["activeTargets"]
     assert targets and targets[0]["health"] == "down" and targets[0]["lastError"], targets
     # Pushed: refused with 400 within 5 s.
     body = _malformed_openmetrics_line().encode()
     status, text, took = request("PUT", f"{s.push_url}/metrics/job/hostile", body)
+    s.saw("push of a 1 MiB malformed line", status, took)
     assert status == 400 and took < BOUND_S and len(text) < 4096, (status, text[:300], took)
     # Imported (backfill): refused naming the line.
     path = s.tmp / "malformed.om"
@@ -412,6 +428,7 @@ def test_a_10000_group_push_storm_is_answered_and_bounded(s):
     results = storm.result
     assert len(results) == 10_000
     slowest = max(took for _, took in results)
+    s.saw("10,000-group push storm (slowest of 10,000)", sorted({r[0] for r in results}), slowest)
     assert slowest < BOUND_S, slowest
     assert {status for status, _ in results} <= {200, 400}
     # The store is bounded: a group beyond receiver.max_push_groups is refused, naming the field.
