@@ -20,8 +20,9 @@ from model.labels import Labels, Matcher, MatchType
 from model.samples import SampleBatch
 from shards import metrics
 from shards.client import ShardClient
-from shards.db import SeriesLimitError, ShardDB
-from shards.store import RedisStore
+from shards.engine import ShardDB
+from shards.limits import SeriesLimitError
+from shards.redis_store import RedisStore
 from tests.integration.procs import free_port, redis_proc, shardmon_proc, wait_until
 
 H = 3_600_000

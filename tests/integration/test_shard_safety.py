@@ -27,8 +27,8 @@ from model.hashing import shards_for_series
 from model.labels import Labels, Matcher, MatchType
 from model.samples import SampleBatch
 from shards.client import ShardClient
-from shards.db import ShardDB
-from shards.store import RedisStore
+from shards.engine import ShardDB
+from shards.redis_store import RedisStore
 from tests.integration.procs import Proc, free_port, shardmon_proc, wait_until
 
 S = 1000
