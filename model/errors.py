@@ -35,7 +35,7 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     │   └── QueryUnavailableError      yes    HTTP 503 unavailable, gRPC UNAVAILABLE (a shard down, abort)
     └── StorageError                   no
         ├── InvalidWriteError          no     a batch the shard can never accept (INVALID_ARGUMENT)
-        │   └── SeriesLimitError       no     over a series limit (shards/db.py)
+        │   └── SeriesLimitError       no     over a series limit (shards/limits.py)
         ├── ShardUnavailableError      yes    the shard or its Redis cannot be reached (UNAVAILABLE)
         │   ├── ShardDataLostError     yes    the shard's Redis lost data: writes refused until recovered
         │   └── ShardNotDurableError   yes    the shard's Redis runs without the AOF the config asks for

@@ -5,9 +5,8 @@ series' latest sample with array operations and appended to an unsorted *tail* o
 Reads merge the tail into a *sorted* part (samples ordered by series, then time, with per-series
 offsets), so a read of one series is two ``searchsorted`` calls and a slice.
 
-Series are numbered densely in the order the shard first sees them (``idx``); ``series_ids`` maps
-an idx to the stable 64-bit series id, and a sorted copy of the ids answers id -> idx lookups for a
-whole batch at once.
+Samples name their series by ``idx``, the dense number the shard's
+:class:`~shards.series.SeriesRegistry` gave it.
 
 Ordering rules (as Prometheus's head): a sample older than the series' latest is rejected
 ``out_of_order``; one with the latest's timestamp and the same value (bit for bit) is a duplicate and
@@ -18,13 +17,14 @@ a sample older than the head's lower bound (everything before it is in blocks) i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from model.labels import Labels
-from model.samples import F64, I64, U64, SampleBatch
+from model.samples import F64, I64, U64
+
+if TYPE_CHECKING:
+    from shards.series import SeriesRegistry
 
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max
@@ -60,50 +60,6 @@ def gather_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
         return np.empty(0, np.int64)
     ends = np.cumsum(counts)
     return np.repeat(starts - (ends - counts), counts) + np.arange(total)
-
-
-class SeriesRegistry:
-    """Series known to the shard: idx -> id, labels and canonical key; id -> idx for whole arrays."""
-
-    def __init__(self) -> None:
-        self.ids = np.empty(0, U64)
-        self.labels: list[Labels] = []
-        self.keys: list[bytes] = []
-        self._sorted_ids = np.empty(0, U64)
-        self._sorted_idx = np.empty(0, np.int64)
-        # Every distinct (name, value) pair once: series share their pairs (job, instance, mode...),
-        # which keeps a series' labels to little more than one tuple of pointers.
-        self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def _labels_of(self, key: bytes) -> Labels:
-        if not key:
-            return Labels()
-        parts = key.decode("utf-8", "surrogateescape").split("\udcff")
-        pairs = self._pairs
-        return Labels(pairs.setdefault(p, p) for p in zip(parts[0::2], parts[1::2]))
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def lookup(self, ids: np.ndarray) -> np.ndarray:
-        """The idx of each id, or -1 where the series is unknown (vectorised)."""
-        if self._sorted_ids.shape[0] == 0:
-            return np.full(ids.shape[0], -1, np.int64)
-        pos = np.searchsorted(self._sorted_ids, ids)
-        pos_c = np.minimum(pos, self._sorted_ids.shape[0] - 1)
-        hit = self._sorted_ids[pos_c] == ids
-        return np.where(hit, self._sorted_idx[pos_c], -1)
-
-    def add(self, new_ids: Sequence[int], new_keys: Sequence[bytes]) -> None:
-        """Register series (ids not known yet, each once)."""
-        if not new_keys:
-            return
-        self.keys.extend(new_keys)
-        self.labels.extend(self._labels_of(k) for k in new_keys)
-        self.ids = np.concatenate((self.ids, np.asarray(new_ids, dtype=U64)))
-        order = np.argsort(self.ids, kind="stable")
-        self._sorted_ids = self.ids[order]
-        self._sorted_idx = order.astype(np.int64)
 
 
 # The tail is folded into the sorted part once it holds this many samples and an eighth of the head.
@@ -351,24 +307,3 @@ def _sort_order(idx: np.ndarray, ts: np.ndarray, min_ts: int, max_ts: int) -> np
         key = (idx.astype(np.uint64) << np.uint64(32)) | (ts - min_ts).astype(np.uint64)
         return np.argsort(key, kind="stable")
     return np.lexsort((ts, idx))
-
-
-def resolve_batch(registry: SeriesRegistry, batch: SampleBatch) -> tuple[np.ndarray, list[int], list[bytes]]:
-    """Map a batch's series table onto the registry.
-
-    Returns ``(idx per series of the batch, -1 where new; new ids; new keys)``, the new series each
-    once, in first-seen order. Does not register anything.
-    """
-    idx = registry.lookup(batch.series_ids)
-    missing = np.flatnonzero(idx < 0)
-    new_ids: list[int] = []
-    new_keys: list[bytes] = []
-    if missing.shape[0]:
-        seen: set[int] = set()
-        for i in missing.tolist():
-            sid = int(batch.series_ids[i])
-            if sid not in seen:
-                seen.add(sid)
-                new_ids.append(sid)
-                new_keys.append(batch.series.key(i))
-    return idx, new_ids, new_keys

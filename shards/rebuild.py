@@ -23,7 +23,7 @@ from model.hashing import shards_for_series
 from model.labels import Matcher, MatchType
 from shards import metrics
 from shards.client import ShardClient, ShardConnection
-from shards.db import ShardDB
+from shards.engine import ShardDB
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The shard's gRPC server: the ``Shard`` service over a :class:`~shards.db.ShardDB`.
+"""The shard's gRPC server: the ``Shard`` service over a :class:`~shards.engine.ShardDB` on the shard's Redis.
 
 Run one per shard (``shardmon shard --id N``). The server listens only after recovery has finished,
 so a sender meets "unavailable" (and retries) rather than a half-recovered shard. Before recovery it
@@ -27,8 +27,9 @@ from model.lifecycle import wait_until_stopped
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from model.samples import U32, SampleBatch, SeriesTable
 from shards import metrics
-from shards.db import Selection, ShardDB
-from shards.store import RedisStore
+from shards.engine import ShardDB
+from shards.reads import Selection
+from shards.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -223,14 +224,14 @@ class ShardService(shard_pb2_grpc.ShardServicer):
 class _Health:
     """The shard's storage health, as the gRPC health service and the gauges report it."""
 
-    def __init__(self, servicer: health.aio.HealthServicer | None, db: ShardDB) -> None:
+    def __init__(self, servicer: health.aio.HealthServicer | None, store: RedisStore) -> None:
         self.servicer = servicer
-        self.db = db
+        self.store = store
         self.cut_failures = 0
         self._last: int | None = None
 
     async def update(self) -> None:
-        store = self.db.store
+        store = self.store
         metrics.BLOCK_CUT_FAILING.set(self.cut_failures)
         ok = store.lost is None and store.not_durable is None and self.cut_failures < _CUT_FAILURES_UNHEALTHY
         status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
@@ -271,10 +272,9 @@ async def _maintain(db: ShardDB, interval_s: float, health: _Health) -> None:
         await health.update()
 
 
-async def _watch_redis(db: ShardDB, policy: str, health: _Health, interval_s: float = 1.0) -> None:
+async def _watch_redis(store: RedisStore, policy: str, health: _Health, interval_s: float = 1.0) -> None:
     """Every second: is the Redis still the shard's (identity, epoch, generation)? Every 5 s, and every
     second while writes are refused for want of one: is its AOF on (turned on again if not)?"""
-    store = db.store
     rounds = 0
     while True:
         await asyncio.sleep(interval_s)
@@ -362,12 +362,12 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
     grpcauth.add_port(server, node.address, web_config, f"shards.nodes: shard {shard_id} address")
     await server.start()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    state = _Health(health_servicer, db)
+    state = _Health(health_servicer, store)
     await state.update()
     log.info("shard %d serving on %s", shard_id, node.address)
     tasks = [
         asyncio.create_task(_maintain(db, max(0.5, min(10.0, config.shards.block_duration / 20_000)), state)),
-        asyncio.create_task(_watch_redis(db, policy, state)),
+        asyncio.create_task(_watch_redis(store, policy, state)),
     ]
     if rebuild_from_replicas:
         from shards.rebuild import rebuild_from_replicas as rebuild

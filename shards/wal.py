@@ -49,8 +49,3 @@ def decode_record(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     vals = np.frombuffer(raw, F64, n, off)
     return ids, refs, ts, vals
 
-
-def next_stream_id(entry_id: str) -> str:
-    """The smallest stream id after ``entry_id`` (for an exact ``XTRIM MINID`` up to and including it)."""
-    ms, seq = entry_id.split("-")
-    return f"{ms}-{int(seq) + 1}"

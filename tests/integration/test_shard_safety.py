@@ -2,11 +2,13 @@
 processes: the time guards (a sample 20 days ahead), the Redis identity (FLUSHALL, a restart without
 AOF, a rollback to an older snapshot), the recovery paths (--accept-data-loss, --rebuild-from-replicas),
 the Redis settings the shard insists on (noeviction, AOF), a failing block cut, and Redis credentials
-(password_file, rediss:// with client certificates) that never show up in logs or ``--check``."""
+(password_file, rediss:// with client certificates) that never show up in logs or ``--check``.
+
+How a ShardDB recovers what an older version stored (a lower bound and WAL samples from the future) is
+tested in tests/unit/shards/test_engine_recovery.py, and on a real Redis by test_engine_on_redis.py."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import subprocess
@@ -27,8 +29,6 @@ from model.hashing import shards_for_series
 from model.labels import Labels, Matcher, MatchType
 from model.samples import SampleBatch
 from shards.client import ShardClient
-from shards.db import ShardDB
-from shards.store import RedisStore
 from tests.integration.procs import Proc, free_port, shardmon_proc, wait_until
 
 S = 1000
@@ -206,45 +206,6 @@ def _write_ok(client, batch_id, batch):
         return client.write(batch_id, batch, timeout_s=3)
     except ShardUnavailableError:
         return None
-
-
-def test_recovery_lowers_a_bound_from_the_future_and_keeps_the_wals_future_samples_in_blocks(shards):
-    """A Redis written before the time guards existed (a future sample in the WAL, the head's lower
-    bound moved 20 days ahead by the old Flush): recovery follows today's rules."""
-    c = shards(1, start_redis=True)
-    url = f"redis://127.0.0.1:{c.redis_ports[0]}/0"
-    now = _now()
-    _, _, ids = _series()
-
-    async def main():
-        old = ShardDB(RedisStore(url, 0), block_duration_ms=H, max_future_time_ms=0)  # no guard, as before
-        await old.open()
-        await old.write("old-1", _batch([now + 20 * DAY] + [now - 10 * S] * (N - 1)))
-        await old.flush()  # the present samples into a block; the future one stays in the head and the WAL
-        await old.store.close()
-        # What the old Flush left: the head's lower bound at the end of the future sample's window.
-        c.redis_client(0).set("shardmon:0:head_mint", str(now + 20 * DAY + H))
-
-        db = ShardDB(RedisStore(url, 0), block_duration_ms=H)
-        await db.open()
-        assert db.head.min_valid_ms <= _now()
-        assert db.head.time_range() is None  # the future sample is not in the head...
-        future_blocks = [b for b in db.blocks if b.meta.mint_ms > now + 19 * DAY]
-        assert len(future_blocks) == 1 and future_blocks[0].meta.num_samples == 1  # ...but kept in a block
-        out = await db.write("new-1", _batch(_now()))
-        assert out.appended == N and not out.rejected
-        sel = await db.select([Matcher(MatchType.EQ, "i", "0")], -(2**62), 2**62)
-        assert sel.ts.tolist()[-1] == now + 20 * DAY
-        sel = await db.select([Matcher(MatchType.EQ, "i", "1")], -(2**62), 2**62)
-        assert sel.ts.tolist()[0] == now - 10 * S and sel.ts.shape[0] == 2
-        n_blocks = len(db.blocks)
-        await db.store.close()
-        again = ShardDB(RedisStore(url, 0), block_duration_ms=H)
-        await again.open()  # replays the same WAL: the same block, not a second one
-        assert len(again.blocks) == n_blocks
-        await again.store.close()
-
-    asyncio.run(main())
 
 
 # -- Redis integrity ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ EDGE = {
     "grpc_health": {"shards/server.py", "querier/server.py"},
     "grpc_reflection": {"querier/server.py"},
     "ray": {"ingest/coordinator.py", "ingest/scraper.py", "ingest/service.py"},
-    "redis": {"shards/store.py"},
+    "redis": {"shards/redis_store.py"},
 }
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from model.samples import STALE_NAN
 from shards import chunk
-from shards.wal import decode_record, encode_record, next_stream_id
+from shards.wal import decode_record, encode_record
 
 float_bits = st.integers(min_value=0, max_value=2**64 - 1).map(lambda b: struct.unpack("<d", struct.pack("<Q", b))[0])
 
@@ -54,7 +54,3 @@ def test_wal_record_round_trip():
     for a, b in zip(got, (ids, refs, ts, vals.view(np.uint64))):
         assert np.array_equal(a if a.dtype != np.float64 else a.view(np.uint64), b)
 
-
-def test_next_stream_id_trims_exactly_up_to_an_entry():
-    assert next_stream_id("1700000000000-0") == "1700000000000-1"
-    assert next_stream_id("5-41") == "5-42"

@@ -4,7 +4,8 @@ import numpy as np
 
 from model.labels import Labels
 from model.samples import STALE_NAN
-from shards.head import Head, SeriesRegistry
+from shards.head import Head
+from shards.series import SeriesRegistry
 
 
 def _head(n_series=3):

@@ -9,7 +9,8 @@ import pytest
 from model.config import ShardsConfig, parse_config, parse_size_bytes
 from model.errors import ConfigError
 from shards import chunk
-from shards.db import admit_series, blocks_beyond_retention, merge_block_chunks, plan_compaction
+from shards.compact import blocks_beyond_retention, merge_block_chunks, plan_compaction
+from shards.limits import admit_series
 from shards.store import BlockMeta
 
 H = 3_600_000
@@ -160,31 +161,3 @@ def test_bad_shard_settings_name_the_field(text, message):
         parse_config(text)
     assert message in str(e.value)
 
-
-# -- store helpers -----------------------------------------------------------------------------------
-
-
-def test_block_metadata_round_trips_and_omits_an_empty_backfill_list():
-    plain = BlockMeta("0-10", 0, 10, 1, 2, 3)
-    assert b"backfill" not in plain.to_json() and BlockMeta.from_json(plain.to_json()) == plain
-    merged = plain._replace(block_id="0-10-cabc", backfill=("bf1", "bf2"))
-    assert BlockMeta.from_json(merged.to_json()) == merged
-
-
-def test_big_chunk_hashes_are_written_in_bounded_commands(monkeypatch):
-    from shards import store
-
-    class Pipe:
-        def __init__(self):
-            self.calls = []
-
-        def hset(self, key, mapping):
-            self.calls.append(dict(mapping))
-
-    monkeypatch.setattr(store, "_HSET_FIELDS", 3)
-    pipe = Pipe()
-    store._hset_in_parts(pipe, "k", {bytes([i]): b"x" for i in range(7)})
-    assert [len(c) for c in pipe.calls] == [3, 3, 1]
-    pipe = Pipe()
-    store._hset_in_parts(pipe, "k", {})
-    assert pipe.calls == []

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from model.config import parse_config
-from shards.db import blocks_beyond_retention, cut_window, flush_bound, split_future
+from shards.blocks import cut_window, flush_bound
+from shards.compact import blocks_beyond_retention
+from shards.limits import split_future
 from shards.store import BlockMeta
 
 M = 60_000

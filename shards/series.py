@@ -1,0 +1,200 @@
+"""The series a shard knows: their ids and labels, the label index, and what the engine keeps per series.
+
+Series are numbered densely in the order the shard first sees them (``idx``). The
+:class:`SeriesRegistry` maps an idx to the stable 64-bit series id, its labels and canonical key, and
+a sorted copy of the ids answers id -> idx lookups for a whole batch at once. :class:`ShardSeries`
+adds the label index (postings for matchers), each series' time range over the head and the blocks (a
+read skips series without data in its range), its metric name's code (for the per-metric limit) and the
+label order reads answer in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from model.errors import InvalidWriteError
+from model.labels import Labels, Matcher, series_id_of
+from model.samples import I64, U64, SampleBatch
+from shards.index import LabelIndex
+
+if TYPE_CHECKING:
+    from shards.blocks import Block
+    from shards.head import Head
+
+_INT64_MIN = np.iinfo(np.int64).min
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+class SeriesRegistry:
+    """Series known to the shard: idx -> id, labels and canonical key; id -> idx for whole arrays."""
+
+    def __init__(self) -> None:
+        self.ids = np.empty(0, U64)
+        self.labels: list[Labels] = []
+        self.keys: list[bytes] = []
+        self._sorted_ids = np.empty(0, U64)
+        self._sorted_idx = np.empty(0, np.int64)
+        # Every distinct (name, value) pair once: series share their pairs (job, instance, mode...),
+        # which keeps a series' labels to little more than one tuple of pointers.
+        self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def _labels_of(self, key: bytes) -> Labels:
+        if not key:
+            return Labels()
+        parts = key.decode("utf-8", "surrogateescape").split("\udcff")
+        pairs = self._pairs
+        return Labels(pairs.setdefault(p, p) for p in zip(parts[0::2], parts[1::2]))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """The idx of each id, or -1 where the series is unknown (vectorised)."""
+        if self._sorted_ids.shape[0] == 0:
+            return np.full(ids.shape[0], -1, np.int64)
+        pos = np.searchsorted(self._sorted_ids, ids)
+        pos_c = np.minimum(pos, self._sorted_ids.shape[0] - 1)
+        hit = self._sorted_ids[pos_c] == ids
+        return np.where(hit, self._sorted_idx[pos_c], -1)
+
+    def add(self, new_ids: Sequence[int], new_keys: Sequence[bytes]) -> None:
+        """Register series (ids not known yet, each once)."""
+        if not new_keys:
+            return
+        self.keys.extend(new_keys)
+        self.labels.extend(self._labels_of(k) for k in new_keys)
+        self.ids = np.concatenate((self.ids, np.asarray(new_ids, dtype=U64)))
+        order = np.argsort(self.ids, kind="stable")
+        self._sorted_ids = self.ids[order]
+        self._sorted_idx = order.astype(np.int64)
+
+
+def resolve_batch(registry: SeriesRegistry, batch: SampleBatch) -> tuple[np.ndarray, list[int], list[bytes]]:
+    """Map a batch's series table onto the registry.
+
+    Returns ``(idx per series of the batch, -1 where new; new ids; new keys)``, the new series each
+    once, in first-seen order. Does not register anything.
+    """
+    idx = registry.lookup(batch.series_ids)
+    missing = np.flatnonzero(idx < 0)
+    new_ids: list[int] = []
+    new_keys: list[bytes] = []
+    if missing.shape[0]:
+        seen: set[int] = set()
+        for i in missing.tolist():
+            sid = int(batch.series_ids[i])
+            if sid not in seen:
+                seen.add(sid)
+                new_ids.append(sid)
+                new_keys.append(batch.series.key(i))
+    return idx, new_ids, new_keys
+
+
+class ShardSeries:
+    """Every series of the shard, with its index entry, time range and metric code (see the module)."""
+
+    def __init__(self) -> None:
+        self.registry = SeriesRegistry()
+        self.index = LabelIndex()
+        self.metric_codes: dict[str, int] = {}  # metric name -> code
+        self.metric_of = np.empty(0, np.int64)  # series idx -> metric code
+        #: Series idx -> its first and last sample's time, in the head or in blocks (a superset).
+        self.mint = np.empty(0, I64)
+        self.maxt = np.empty(0, I64)
+        self._rank: np.ndarray | None = None  # series idx -> position in label order (lazily sorted)
+
+    def __len__(self) -> int:
+        return len(self.registry)
+
+    def check_new(self, batch: SampleBatch) -> tuple[list[int], list[bytes], list[str]]:
+        """The series of ``batch`` new to the shard, each checked (id matches labels, has a name):
+        their ids, label bytes and metric names. InvalidWriteError for a series that fails."""
+        _, new_ids, new_keys = resolve_batch(self.registry, batch)
+        names = []
+        for sid, key in zip(new_ids, new_keys):
+            if series_id_of(key) != sid:
+                raise InvalidWriteError(f"series id {sid:#x} does not match its labels {key!r}")
+            try:
+                labels = Labels.from_canonical(key)
+            except UnicodeDecodeError:
+                raise InvalidWriteError(f"series labels are not valid UTF-8: {key!r}") from None
+            if not labels.name:
+                raise InvalidWriteError(f"series without a metric name: {labels}")
+            names.append(labels.name)
+        return new_ids, new_keys, names
+
+    def register(self, ids: Sequence[int], keys: Sequence[bytes]) -> None:
+        """Add series new to the shard (each once), with an empty time range."""
+        self._rank = None
+        first = len(self.registry)
+        self.registry.add(ids, keys)
+        self.index.add(first, self.registry.labels[first:])
+        n = len(self.registry)
+        codes = self.metric_codes
+        self.metric_of = np.concatenate((self.metric_of, np.fromiter(
+            (codes.setdefault(lbls.name, len(codes)) for lbls in self.registry.labels[first:]), np.int64, n - first)))
+        self.mint = np.concatenate((self.mint, np.full(n - first, _INT64_MAX, I64)))
+        self.maxt = np.concatenate((self.maxt, np.full(n - first, _INT64_MIN, I64)))
+
+    def widen_to_block(self, block: Block) -> None:
+        """Widen the time range of the block's series to the block's window."""
+        idx = self.registry.lookup(block.series_ids)
+        idx = idx[idx >= 0]
+        self.mint[idx] = np.minimum(self.mint[idx], block.meta.mint_ms)
+        self.maxt[idx] = np.maximum(self.maxt[idx], block.meta.maxt_ms - 1)
+
+    def widen_to_samples(self, sample_idx: np.ndarray, ts: np.ndarray) -> None:
+        """Widen each series' time range to its samples (``sample_idx`` per sample, at least one)."""
+        # Group by series: ufunc.at is slow.
+        order = np.argsort(sample_idx, kind="stable")
+        s_idx, s_ts = sample_idx[order], ts[order]
+        starts = np.flatnonzero(np.concatenate(([True], s_idx[1:] != s_idx[:-1])))
+        series = s_idx[starts]
+        self.mint[series] = np.minimum(self.mint[series], np.minimum.reduceat(s_ts, starts))
+        self.maxt[series] = np.maximum(self.maxt[series], np.maximum.reduceat(s_ts, starts))
+
+    def recompute_ranges(self, blocks: Iterable[Block], head: Head) -> None:
+        """Each series' time range from the blocks left and the head (after blocks were deleted)."""
+        n = len(self.registry)
+        mint = np.full(n, _INT64_MAX, I64)
+        maxt = np.full(n, _INT64_MIN, I64)
+        for b in blocks:
+            idx = self.registry.lookup(b.series_ids)
+            idx = idx[idx >= 0]
+            mint[idx] = np.minimum(mint[idx], b.meta.mint_ms)
+            maxt[idx] = np.maximum(maxt[idx], b.meta.maxt_ms - 1)
+        if head.num_samples:
+            c = head.columns()
+            lo, hi = c.offsets[:-1], c.offsets[1:]
+            has = np.flatnonzero(hi > lo)
+            mint[has] = np.minimum(mint[has], c.ts[lo[has]])
+            maxt[has] = np.maximum(maxt[has], c.ts[hi[has] - 1])
+        self.mint, self.maxt = mint, maxt
+
+    def in_head(self, head: Head) -> np.ndarray:
+        """Per series: whether it has samples in the head (its latest sample is at or after the head's
+        lower bound). These are the series the series limits count."""
+        n = len(self.registry)
+        last = np.full(n, _INT64_MIN, I64)
+        m = min(n, head.last_ts.shape[0])
+        last[:m] = head.last_ts[:m]
+        return (last > _INT64_MIN) & (last >= head.min_valid_ms)
+
+    async def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> np.ndarray:
+        """The idx of the matching series with data around the range, in label order.
+
+        A regex scan over many label values runs in a worker thread (LabelIndex.select_async); the rest
+        runs on the event loop after it, in one go."""
+        idx = await self.index.select_async(matchers)
+        if idx.shape[0]:
+            keep = (self.maxt[idx] >= start_ms) & (self.mint[idx] <= end_ms)
+            idx = idx[keep]
+        if self._rank is None or self._rank.shape[0] < len(self.registry):
+            # Sorting every series by labels is paid once per change of the series set, not per read.
+            order = sorted(range(len(self.registry)), key=self.registry.labels.__getitem__)
+            self._rank = np.empty(len(order), np.int64)
+            self._rank[np.asarray(order, np.int64)] = np.arange(len(order))
+        return idx[np.argsort(self._rank[idx], kind="stable")]
