@@ -64,3 +64,16 @@ def test_only_edge_modules_import_grpc_ray_or_redis():
             if top in EDGE and rel not in EDGE[top]:
                 bad.append(f"{rel} imports {mod}")
     assert not bad, "\n".join(bad)
+
+
+def test_no_module_imports_another_modules_private_names():
+    """What a module shares it names publicly: ``from x import _y`` across modules means ``_y`` is not
+    private after all (and that a change to it breaks a module its author did not look at)."""
+    bad = []
+    for _, rel, path in _sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if private:
+                    bad.append(f"{rel} imports {', '.join(private)} from {node.module}")
+    assert not bad, "\n".join(bad)
