@@ -21,7 +21,7 @@ import aiohttp
 
 from ingest import metrics
 from ingest.forwarder import Forwarder
-from ingest.scrape import ScrapeLoop, TargetHealth
+from ingest.scrape_loop import ScrapeLoop, TargetHealth
 from ingest.target import Target
 from model.config import Config
 from model.httpserver import metrics_app, serve_in_thread
