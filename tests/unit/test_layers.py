@@ -20,7 +20,7 @@ EDGE = {
              "querier/grpc_api.py", "shardmon/client.py"},
     "grpc_health": {"shards/server.py", "querier/server.py"},
     "grpc_reflection": {"querier/server.py"},
-    "ray": {"ingest/coordinator.py", "ingest/scraper.py", "ingest/service.py"},
+    "ray": {"ingest/ray_cluster.py", "ingest/coordinator.py", "ingest/coordinator_checkpoint.py", "ingest/service.py"},
     "redis": {"shards/store.py"},
 }
 
