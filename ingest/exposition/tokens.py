@@ -79,9 +79,10 @@ def unescape(text: str) -> str:
 def label_value(raw: bytes) -> str:
     """A label value's text from its bytes between the quotes: UTF-8, escapes replaced."""
     try:
-        return unescape(raw.decode())
+        text = raw.decode()
     except UnicodeDecodeError:
         raise LineError(f"invalid UTF-8 label value {quote(raw)}") from None
+    return _ESCAPE.sub(lambda m: _ESCAPES[m.group()], text) if "\\" in text else text
 
 
 def check_unique(pairs: list[tuple[str, str]]) -> None:
