@@ -1,50 +1,44 @@
 """The scrape coordinator: a Ray actor that owns the target list and the scrapers.
 
-It creates ``ingest.scrapers`` scraper actors (restarted by Ray when they die), assigns each target
-to one scraper by rendezvous hashing of the target's key over the scraper ids, and supervises: every
-``SUPERVISE_INTERVAL_S`` it pings each scraper and gives its targets back to any that came back as a
-new incarnation (or never got them). This module and :mod:`ingest.scraper` are the only ones of
-ingest that know Ray.
+It creates ``ingest.scrapers`` scraper actors (:mod:`ingest.scraper_actor`, restarted by Ray when they
+die), assigns each target to one scraper by rendezvous hashing of the target's key over the scraper
+ids, and supervises: every ``SUPERVISE_INTERVAL_S`` it pings each scraper and gives its targets back to
+any that came back as a new incarnation (or never got them). It runs service discovery, scales the
+scrapers and reloads the configuration at runtime, and answers the ingest service's API (:mod:`ingest.api`).
 
 On a Ray cluster of several nodes the scrapers are spread round-robin over the alive nodes that have
-CPUs (:func:`place_scrapers`; worker nodes first, so a head started with ``--num-cpus 0`` gets none),
-each pinned with a *soft* node affinity. The coordinator watches the node list every round. When a node
-leaves, the targets of the scrapers that were on it go at once to the scrapers on the remaining nodes
-(rendezvous hashing over the scrapers still there moves only those targets, and without staleness
-markers: their series go on). Ray meanwhile restarts the lost scrapers on the remaining nodes (the
-affinity is soft); once they answer from there, their targets go back to them. The coordinator itself
-runs on the head node, which lives as long as the cluster does (the scrapers are its actors: they would
-die with it).
+CPUs (:mod:`ingest.placement`), each pinned with a *soft* node affinity. The coordinator watches the
+node list every round. When a node leaves, the targets of the scrapers that were on it go at once to the
+scrapers on the remaining nodes (rendezvous hashing over the scrapers still there moves only those
+targets, and without staleness markers: their series go on). Ray meanwhile restarts the lost scrapers on
+the remaining nodes (the affinity is soft); once they answer from there, their targets go back to them.
+The coordinator itself runs on the head node, which lives as long as the cluster does (the scrapers are
+its actors: they would die with it).
 
-The coordinator survives its own restart. Ray restarts the actor when its process dies (``max_restarts``)
-by running its constructor again with the arguments it was first created with, which would bring back
-the configuration and the number of scrapers of the service's start. So the coordinator checkpoints
-what changes at runtime -- the last reloaded configuration and the last ``set_scrapers(N)`` -- in Ray's
-internal key-value store (kept by the GCS, as Ray Serve's controller keeps its checkpoints), under a run
-id the ingest service gives it: a restarted coordinator (same run id) resumes from the checkpoint and
-starts its scrapers at once; a new ingest service (a new run id) starts from its configuration file.
-The ingest service deletes the checkpoint when it stops.
+The coordinator survives its own restart: it checkpoints what changes at runtime (the last reloaded
+configuration and the last ``set_scrapers(N)``) in Ray's internal key-value store, under a run id the
+ingest service gives it (:mod:`ingest.coordinator_checkpoint`). A restarted coordinator (same run id)
+resumes from the checkpoint and starts its scrapers at once; a new ingest service (a new run id) starts
+from its configuration file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import os
 import uuid
 
 import ray
 from prometheus_client import Counter, Gauge, Histogram
-from ray import cloudpickle
 from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from ingest.coordinator_checkpoint import delete_state, load_state, save_state
 from ingest.discovery import DiscoveryManager, TargetGroup
-from ingest.rayauth import token_auth_env
-from ingest.scraper import Scraper, serve_own_metrics
+from ingest.placement import is_head, place_scrapers, scraper_nodes
+from ingest.ray_cluster import NAMESPACE, alive_nodes, connect_ray, serve_own_metrics
+from ingest.scraper_actor import Scraper
 from ingest.target import (
-    SELF_JOB,
     Target,
     TargetError,
     apply_target_limit,
@@ -53,20 +47,16 @@ from ingest.target import (
     scrape_options,
     self_targets,
     static_components,
-    target_key,
     targets_from_config,
 )
-from model.config import Config, format_duration_ms
+from ingest.target_status import targets_data
+from model.config import Config
 from model.errors import BadRequestError
-from model.labels import Labels
 
 log = logging.getLogger(__name__)
 
 SUPERVISE_INTERVAL_S = 2.0
 PING_TIMEOUT_S = 5.0  # a busy scraper on a loaded machine can take seconds to answer
-NAMESPACE = "shardmon"
-#: The coordinator's checkpoint in Ray's internal KV store (namespace NAMESPACE).
-STATE_KEY = b"coordinator-state"
 
 
 TARGETS = Gauge("shardmon_coordinator_targets", "Targets assigned to scrapers (configured and Shardmon's own).")
@@ -87,103 +77,6 @@ CHECKPOINT_FAILURES = Counter("shardmon_coordinator_checkpoint_failures_total",
 VERSION = Gauge("shardmon_coordinator_assignment_version", "The version of the current target assignment.")
 ROUND = Histogram("shardmon_coordinator_supervision_duration_seconds", "Time of one supervision round.",
                   buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-
-
-def connect_ray(address: str = "local", token_file: str | None = None) -> None:
-    """Join (or, with ``"local"``, start) the Ray cluster the scrapers run on.
-
-    A cluster address is either the head's GCS address (``host:6379``; this machine must then be a node
-    of the cluster, as with ``ray start --address``) or a Ray Client address (``ray://host:10001``,
-    from a machine that is no node, as the compose file's ingest container). A cluster is joined with
-    Ray's token authentication (:mod:`ingest.rayauth`; ``token_file``: ``ingest.ray_auth_token_file``);
-    a local Ray stays on loopback without it.
-    """
-    if ray.is_initialized():
-        return
-    if address == "local":
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    else:
-        env = token_auth_env(token_file)
-        os.environ.update(env)
-        if env:
-            # Ray read its configuration when it was imported: make it see RAY_AUTH_MODE now (as Ray's
-            # own enabling of token auth does).
-            from ray._raylet import Config as _RayConfig
-
-            _RayConfig.initialize("")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    kwargs: dict = {"namespace": NAMESPACE, "log_to_driver": False}
-    if address == "local":
-        # Keep a local Ray on loopback and quiet (see MEASURED.md). Only for a Ray of our own: on a
-        # cluster this would make the driver look for a node on 127.0.0.1.
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-        kwargs.update(include_dashboard=False, object_store_memory=128 * 1024 * 1024, _node_ip_address="127.0.0.1")
-    if not address.startswith("ray://"):
-        kwargs["configure_logging"] = False  # Not a Ray Client option.
-    ray.init(address=address, **kwargs)
-
-
-def _rfc3339(ms: int) -> str:
-    """A time as Prometheus's API writes it; Go's zero time when there is none yet."""
-    if ms <= 0:
-        return "0001-01-01T00:00:00Z"
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _is_head(node: dict) -> bool:
-    return "node:__internal_head__" in node.get("Resources", {})
-
-
-def scraper_nodes(nodes: list[dict], num_cpus: float) -> list[dict]:
-    """The nodes scrapers may go to, in placement order: alive, with at least ``num_cpus`` CPUs; worker
-    nodes before the head, then by address and id (so the order does not depend on ``ray.nodes()``'s).
-    ``nodes`` are as ``ray.nodes()`` returns them."""
-    ok = [n for n in nodes if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) >= num_cpus]
-    return sorted(ok, key=lambda n: (_is_head(n), n.get("NodeManagerAddress", ""), n.get("NodeManagerPort", 0),
-                                     n["NodeID"]))
-
-
-def place_scrapers(scraper_ids: list[str], node_ids: list[str]) -> dict[str, str | None]:
-    """Scraper id -> the node it should start on: round-robin over ``node_ids`` in order, so N nodes
-    each get ``len(scraper_ids) / N`` scrapers, give or take one. ``None`` (no eligible node) leaves
-    the choice to Ray."""
-    if not node_ids:
-        return {sid: None for sid in scraper_ids}
-    return {sid: node_ids[i % len(node_ids)] for i, sid in enumerate(scraper_ids)}
-
-
-def save_state(run_id: str, config: Config, scrapers: int) -> None:
-    """Checkpoint the runtime state of the coordinator of ``run_id`` (see the module docstring)."""
-    from ray.experimental import internal_kv
-
-    blob = cloudpickle.dumps({"run": run_id, "config": config, "scrapers": scrapers})
-    internal_kv._internal_kv_put(STATE_KEY, blob, overwrite=True, namespace=NAMESPACE)
-
-
-def load_state(run_id: str) -> dict | None:
-    """The checkpoint of the coordinator of ``run_id``: ``{"config", "scrapers"}``; None when there is none
-    (or it is another run's)."""
-    from ray.experimental import internal_kv
-
-    blob = internal_kv._internal_kv_get(STATE_KEY, namespace=NAMESPACE)
-    if not blob:
-        return None
-    state = cloudpickle.loads(blob)
-    return state if state.get("run") == run_id else None
-
-
-def delete_state() -> None:
-    from ray.experimental import internal_kv
-
-    internal_kv._internal_kv_del(STATE_KEY, namespace=NAMESPACE)
-
-
-def _alive_nodes() -> list[dict]:
-    try:
-        return [n for n in ray.nodes() if n.get("Alive")]
-    except Exception as exc:  # noqa: BLE001 - the GCS busy or restarting: Ray's own choice then.
-        log.warning("could not list the Ray nodes: %s", exc)
-        return []
 
 
 class ScrapeCoordinator:
@@ -275,13 +168,13 @@ class ScrapeCoordinator:
         """Refresh the alive-node list; log nodes that joined or left. The scrapers a leaving node took
         with it are *lost* until they answer again from an alive node: meanwhile their targets go to
         the other scrapers (see :meth:`_refresh_targets`)."""
-        nodes = _alive_nodes()
+        nodes = alive_nodes()
         if not nodes:
             return
         eligible = {n["NodeID"] for n in scraper_nodes(nodes, self.config.ingest.scraper_num_cpus)}
         here = ray.get_runtime_context().get_node_id()
         now = {n["NodeID"]: {"node_ip": n.get("NodeManagerAddress", ""), "eligible": n["NodeID"] in eligible,
-                             "head": _is_head(n), "coordinator": n["NodeID"] == here} for n in nodes}
+                             "head": is_head(n), "coordinator": n["NodeID"] == here} for n in nodes}
         if self._nodes:
             for node_id in self._nodes.keys() - now.keys():
                 NODES_LEFT.inc()
@@ -302,7 +195,7 @@ class ScrapeCoordinator:
         missing = [sid for sid in self.scraper_ids if sid not in self._handles]
         if not missing:
             return
-        nodes = scraper_nodes(_alive_nodes(), self.config.ingest.scraper_num_cpus)
+        nodes = scraper_nodes(alive_nodes(), self.config.ingest.scraper_num_cpus)
         # Round-robin over all scrapers, so that recreating some keeps the spread of the rest.
         placement = place_scrapers(self.scraper_ids, [n["NodeID"] for n in nodes])
         for sid in missing:
@@ -552,45 +445,9 @@ class ScrapeCoordinator:
 
     async def targets_api(self, state: str = "any", scrape_pool: str = "") -> dict:
         """``/api/v1/targets``'s ``data``, as Prometheus's, plus each active target's ``scraper``."""
-        health = {}
-        owner = {t.key: sid for sid, ts in self.assignment.items() for t in ts}
-        for h in await self.target_health():
-            health[target_key(Labels.from_dict(h.labels), h.url)] = h
-        active, dropped = [], []
-        pools = [(c.job_name, self._discovered.get(c.job_name, [])) for c in self.config.scrape_configs]
-        own = [t for t in (self.targets or []) if t.job == SELF_JOB]
-        pools.append((SELF_JOB, [(dict(t.labels), t) for t in own]))
-        current = {t.key: t for t in (self.targets or [])}
-        for pool, found in pools:
-            if scrape_pool and pool != scrape_pool:
-                continue
-            for discovered, target in found:
-                if target is None:
-                    dropped.append({"discoveredLabels": discovered})
-                    continue
-                target = current.get(target.key, target)
-                h = health.get(target.key)
-                last_ms = h.last_scrape_ms if h else 0
-                active.append({
-                    "discoveredLabels": discovered,
-                    "labels": target.labels.to_dict(),
-                    "scrapePool": pool,
-                    "scrapeUrl": target.url,
-                    "globalUrl": target.url,
-                    "lastError": (h.last_error if h else "") or target.error,
-                    "lastScrape": _rfc3339(last_ms),
-                    "lastScrapeDuration": h.last_duration_s if h else 0,
-                    "health": h.health if h else "unknown",
-                    "scrapeInterval": format_duration_ms(target.interval_ms),
-                    "scrapeTimeout": format_duration_ms(target.timeout_ms),
-                    "scraper": owner.get(target.key, ""),
-                })
-        data: dict = {}
-        if state in ("any", "active"):
-            data["activeTargets"] = active
-        if state in ("any", "dropped"):
-            data["droppedTargets"] = dropped
-        return data
+        assignment = self.assignment
+        healths = await self.target_health()
+        return targets_data(self.config, self._discovered, self.targets or [], assignment, healths, state, scrape_pool)
 
     async def assignment_for(self, sid: str) -> tuple[int, list]:
         """The current assignment version and the targets of scraper ``sid`` (asked by a restarted scraper)."""
@@ -669,7 +526,7 @@ def start_coordinator(config: Config):
     It runs on the head node: a worker node may leave, the head lives as long as the cluster does. This
     matters: the scrapers are the coordinator's actors and die with it, wherever they run. The affinity is
     hard because a soft one does not hold for an actor that reserves no CPU (Ray places those anywhere)."""
-    head = next((n["NodeID"] for n in _alive_nodes() if _is_head(n)), None)
+    head = next((n["NodeID"] for n in alive_nodes() if is_head(n)), None)
     strategy = NodeAffinitySchedulingStrategy(head, soft=False) if head else "DEFAULT"
     remote = ray.remote(ScrapeCoordinator)
     handle = remote.options(

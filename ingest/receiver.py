@@ -51,7 +51,7 @@ from model.errors import (
     ShardOverloadedError,
 )
 from model.httpserver import http_status_of, listen, make_app, prometheus_error, text_error
-from model.lifecycle import wait_until_stopped
+from model.shutdown import wait_until_stopped
 from model.webconfig import WebConfig
 from shards.client import ShardConnection
 

@@ -19,7 +19,8 @@ import ray
 from ray.exceptions import RayError
 
 from ingest.api import Coordinator, IngestAPI, serve
-from ingest.coordinator import connect_ray, start_coordinator
+from ingest.coordinator import start_coordinator
+from ingest.ray_cluster import connect_ray
 from model.config import Config
 from model.errors import ConfigError, QueryUnavailableError, ShardmonError
 

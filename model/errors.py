@@ -11,7 +11,12 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     │   └── KubeConfigError            no     no Kubernetes API server or credentials (ingest/discovery)
     ├── TargetError                    no     a target Prometheus would not create (ingest/target.py)
     ├── ExpositionError                no     a malformed scrape body; names the line
-    │   └── BodyError                  no     ... with what Prometheus counts before refusing it (ingest/exposition.py)
+    │   └── BodyError                  no     ... with what Prometheus counts before refusing it (ingest/exposition/body.py)
+    ├── LineError                      no     one malformed exposition line, before the caller names the line: the
+    │                                          body parser and the backfill reader raise an ExpositionError for it
+    │                                          (ingest/exposition/tokens.py)
+    ├── ScrapeError                    no     a scrape that got no body; becomes the target's last_error, never
+    │                                          leaves the scrape loop (ingest/scrape_http.py)
     ├── RegexError (also a ValueError)  no     a regex RE2 rejects; names it. Callers translate it: a
     │                                          BadQueryError in a query, a field error (ConfigError)
     │                                          in a config
@@ -43,7 +48,7 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
 
 Subclasses defined next to the code that raises them are listed with their module. Outside the tree
 on purpose: exceptions private to one module for its own control flow, which never leave it
-(``_LineError``, ``_ScrapeError``, ``_Gone``, ``_BlocksChanged``, a ``ValueError``
+(``_Gone``, ``_BlocksChanged``, a ``ValueError``
 for pydantic), and the command-line tools' own (``shardmon.cli.UsageError``, exit code 2;
 ``querier.promqltest.ScriptError``, a malformed test script; ``shardmon.launcher.Interrupted``, a
 ``shardmon up`` stopped while starting), which end a command and reach no service edge.

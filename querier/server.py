@@ -13,8 +13,8 @@ from model import grpcauth
 from model.config import Config
 from model.httpclient import InternalClient
 from model.httpserver import listen
-from model.lifecycle import wait_until_stopped
 from model.pb import query_pb2, query_pb2_grpc
+from model.shutdown import wait_until_stopped
 from querier.engine import Engine
 from querier.fanout import FanoutQuerier
 from querier.grpc_api import QueryService

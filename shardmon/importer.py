@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from ingest.openmetrics import read_batches
+from ingest.backfill import read_batches
 from model.config import Config
 from model.errors import ShardmonError
 from model.hashing import shards_for_series

@@ -23,9 +23,9 @@ from model.config import Config, redacted_url
 from model.grpcstatus import status_of
 from model.httpserver import metrics_app, serve_in_thread
 from model.labels import Matcher, MatchType
-from model.lifecycle import wait_until_stopped
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from model.samples import U32, SampleBatch, SeriesTable
+from model.shutdown import wait_until_stopped
 from shards import metrics
 from shards.engine import ShardDB
 from shards.reads import Selection

@@ -13,7 +13,7 @@ def pytest_collection_modifyitems(items):
 def ray_local():
     import ray
 
-    from ingest.coordinator import connect_ray
+    from ingest.ray_cluster import connect_ray
 
     connect_ray("local")
     yield ray

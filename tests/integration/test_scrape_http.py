@@ -20,7 +20,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ingest.scrape import ACCEPT, ScrapeLoop
+from ingest.scrape_http import ACCEPT
+from ingest.scrape_loop import ScrapeLoop
 from ingest.target import Target, targets_from_config
 from model.config import parse_config
 from model.labels import Matcher, MatchType

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from ingest.scrape import ScrapeLoop
+from ingest.scrape_loop import ScrapeLoop
 from ingest.target import Target
 from model.labels import Labels, Matcher, MatchType
 from model.memory import MemoryStorage

@@ -22,7 +22,7 @@ import urllib.request
 import aiohttp
 from aiohttp import web
 
-from ingest.scrape import ScrapeLoop
+from ingest.scrape_loop import ScrapeLoop
 from ingest.target import targets_from_config
 from model.config import parse_config
 from model.labels import Labels, Matcher, MatchType

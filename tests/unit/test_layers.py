@@ -20,7 +20,7 @@ EDGE = {
              "querier/grpc_api.py", "shardmon/client.py"},
     "grpc_health": {"shards/server.py", "querier/server.py"},
     "grpc_reflection": {"querier/server.py"},
-    "ray": {"ingest/coordinator.py", "ingest/scraper.py", "ingest/service.py"},
+    "ray": {"ingest/ray_cluster.py", "ingest/coordinator.py", "ingest/coordinator_checkpoint.py", "ingest/service.py"},
     "redis": {"shards/redis_store.py"},
 }
 
@@ -63,4 +63,17 @@ def test_only_edge_modules_import_grpc_ray_or_redis():
             top = mod.split(".")[0]
             if top in EDGE and rel not in EDGE[top]:
                 bad.append(f"{rel} imports {mod}")
+    assert not bad, "\n".join(bad)
+
+
+def test_no_module_imports_another_modules_private_names():
+    """What a module shares it names publicly: ``from x import _y`` across modules means ``_y`` is not
+    private after all (and that a change to it breaks a module its author did not look at)."""
+    bad = []
+    for _, rel, path in _sources():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+                if private:
+                    bad.append(f"{rel} imports {', '.join(private)} from {node.module}")
     assert not bad, "\n".join(bad)

@@ -15,8 +15,8 @@ from ingest.discovery.kubeclient import (
     kubeconfig_connection,
     resource_path,
 )
-from ingest.discovery.kubernetes import (
-    _RoleState,
+from ingest.discovery.kubernetes import _RoleState
+from ingest.discovery.kubernetes_labels import (
     endpoints_group,
     endpointslice_group,
     node_group,

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
+from ingest.backfill import read_batches
 from ingest.exposition import SeriesCache, parse_openmetrics, parse_text
-from ingest.openmetrics import read_batches
 from model.errors import ExpositionError
 
 MIB = 1 << 20

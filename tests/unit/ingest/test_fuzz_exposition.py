@@ -12,8 +12,8 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ingest.backfill import read_batches
 from ingest.exposition import SeriesCache, parse_openmetrics, parse_text
-from ingest.openmetrics import read_batches
 from model.errors import ExpositionError
 from tests.unit.fuzzing import fuzz
 

@@ -6,12 +6,9 @@ moves or its scraper restarts. A scrape's samples go to an :class:`~model.storag
 columnar batch, together with the synthetic series ``up``, ``scrape_duration_seconds``,
 ``scrape_samples_scraped``, ``scrape_samples_post_metric_relabeling`` and ``scrape_series_added``.
 
-The request is Prometheus's: its ``Accept`` header (OpenMetrics 1.0.0, then 0.0.1, then the text format
-0.0.4), ``Accept-Encoding: gzip``, ``X-Prometheus-Scrape-Timeout-Seconds``, the scrape config's
-authentication (credential files re-read on every scrape) and TLS settings (the CA, certificate and key
-files re-read when they change). The response's ``Content-Type`` picks the parser: OpenMetrics for
-``application/openmetrics-text``, the text format for anything else (the protobuf format is refused).
-``body_size_limit`` counts uncompressed bytes; a body of the limit or more fails the scrape.
+The request is Prometheus's (:mod:`ingest.scrape_http`). The response's ``Content-Type`` picks the
+parser (:mod:`ingest.exposition`): OpenMetrics for ``application/openmetrics-text``, the text format
+for anything else (the protobuf format is refused).
 
 A failed scrape is state, not an exception: ``up`` is 0 and the target's ``last_error`` says why, and
 no sample of it is stored. The counts reported for it are Prometheus's: a malformed body counts the
@@ -21,58 +18,42 @@ scrape fails, get a staleness marker, so queries stop seeing them at once; a sam
 own timestamp is exempt (Prometheus tracks only the others). A target that goes away (or moves to
 another scraper) is ended as Prometheus ends it: see :meth:`ScrapeLoop.stop`.
 
-Series labels are derived once per series (the parser's per-target cache), never per sample: the
-target's labels are attached (on a conflict the exposed label is renamed ``exported_<name>``, or
-``exported_exported_<name>``..., unless ``honor_labels``), then ``metric_relabel_configs`` may rename
-or drop the series, then the label limits are checked. A series repeated within one scrape (or two
-that relabeling made one) keeps its first sample; Prometheus drops the others silently, Shardmon counts
-them in ``shardmon_scraper_samples_duplicate_total``.
+Series labels are derived once per series (the parser's per-target cache), never per sample: see
+:mod:`ingest.target_series`. A series repeated within one scrape (or two that relabeling made one)
+keeps its first sample; Prometheus drops the others silently, Shardmon counts them in
+``shardmon_scraper_samples_duplicate_total``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import ssl
 import struct
 import time
 from typing import NamedTuple
 
 import aiohttp
 import numpy as np
-import yarl
 
 from ingest import metrics
 from ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openmetrics, parse_text
 from ingest.relabel import Relabeler
+from ingest.scrape_http import OPENMETRICS, PROTOBUF, ScrapeError, TargetClient
 from ingest.target import Target
+from ingest.target_series import INVALID, N_SYNTHETIC, TargetSeries
 from model.hashing import offset_ms
-from model.httpclient import ClientSettings, authorization_from_config, ssl_context
-from model.label_limits import LabelLimits
-from model.labels import METRIC_NAME, Labels, series_id_of
-from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch, SeriesTable
-from model.sd_config import TLSConfig
+from model.samples import F64, I64, STALE_NAN, U32, SampleBatch, SeriesTable
 from model.storage import Appender
 
 log = logging.getLogger(__name__)
 
-#: What Prometheus 2.42 asks for (it sends exactly this header).
-ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-          "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
-OPENMETRICS = "application/openmetrics-text"
-PROTOBUF = "application/vnd.google.protobuf"
-USER_AGENT = "Shardmon/0.1"
 METADATA_REFRESH_S = 600.0
 # The type names as /api/v1/metadata shows them ("untyped" is "unknown" there).
 _METADATA_TYPES = {"counter": "counter", "gauge": "gauge", "histogram": "histogram", "summary": "summary",
                    "untyped": "unknown", "unknown": "unknown", "gaugehistogram": "gaugehistogram", "info": "info",
                    "stateset": "stateset"}
-SYNTHETIC = ("up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
-             "scrape_series_added")
-N_SYNTHETIC = len(SYNTHETIC)
 #: The NaN Prometheus's parsers store for every exposed NaN (value.NormalNaN).
 NORMAL_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF8000000000001))[0]
-_DROPPED, _INVALID = -1, -2
 # Stale markers still to be written for stopped loops (asyncio keeps only weak references to tasks).
 _END_OF_RUN: set[asyncio.Task] = set()
 
@@ -87,103 +68,6 @@ class TargetHealth(NamedTuple):
     last_scrape_ms: int
     last_duration_s: float
     samples: int
-
-
-def attach_target_labels(exposed: Labels, target: Target) -> Labels:
-    """The labels of an exposed series once the target's are attached, as Prometheus's
-    ``mutateSampleLabels`` does before metric relabeling.
-
-    With ``honor_labels`` an exposed label wins (even an empty one, which then vanishes). Otherwise the
-    target's label wins and a non-empty exposed one is kept as ``exported_<name>``, prefixed again while
-    that name is taken by an exposed label, a target label or an earlier renamed one.
-    """
-    d = dict(exposed)
-    if target.honor_labels:
-        for name, value in target.labels:
-            d.setdefault(name, value)
-        return Labels.from_dict(d)
-    conflicts = [(name, d[name]) for name, _ in target.labels if d.get(name)]
-    d.update(target.labels)
-    if conflicts:
-        conflicts.sort(key=lambda c: len(c[0]))  # As Prometheus: shorter names pick their new names first.
-        taken = {name for name, _ in exposed} | {name for name, _ in target.labels}
-        for name, value in conflicts:
-            new = "exported_" + name
-            while new in taken:
-                new = "exported_" + new
-            taken.add(new)
-            d[new] = value
-    return Labels.from_dict(d)
-
-
-def check_series(labels: Labels, target: Target) -> str:
-    """Why a series (final labels) fails the scrape, as Prometheus checks each new series; "" if it does not."""
-    if not labels.get(METRIC_NAME):
-        return f"missing metric name ({METRIC_NAME} label)"
-    o = target.options
-    over = LabelLimits(o.label_limit, o.label_name_length_limit, o.label_value_length_limit).check(labels)
-    return over[1] if over else ""
-
-
-class _Table:
-    """The series a target exposes, as one :class:`SeriesTable`: the synthetic series at positions
-    0..4, then every distinct final series in the order the parser cache met it.
-
-    ``pos_of[i]`` is the table position of cache entry ``i``, or ``_DROPPED`` (metric relabeling dropped
-    it) or ``_INVALID`` (``errors[i]`` says why it fails the scrape). Rebuilt only when the cache gains
-    series or renumbers them; between those, every scrape sends the same table object, so the forwarder's
-    split by shard is computed once. A dropped or invalid series never enters the table.
-    """
-
-    def __init__(self, target: Target, relabeler: Relabeler | None) -> None:
-        self.target, self.relabeler = target, relabeler
-        self.generation = -1
-        self._reset()
-
-    def _reset(self) -> None:
-        keys = [self.target.labels.with_(**{METRIC_NAME: name}).canonical() for name in SYNTHETIC]
-        self.keys: list[bytes] = keys
-        self.ids = np.array([series_id_of(k) for k in keys], U64)
-        self.pos_by_key = {k: i for i, k in enumerate(keys)}
-        self.pos_of = np.empty(0, np.int64)
-        self.errors: dict[int, str] = {}
-        self.table = SeriesTable.from_keys(self.ids, self.keys)
-
-    def sync(self, cache: SeriesCache) -> bool:
-        """Follow the cache; returns True when the table was rebuilt with a new numbering."""
-        renumbered = self.generation != cache.generation
-        if renumbered:
-            self.generation = cache.generation
-            self._reset()
-        start, labels = self.pos_of.shape[0], cache.labels
-        if start == len(labels):
-            return renumbered
-        new_pos = np.empty(len(labels) - start, np.int64)
-        n_keys = len(self.keys)
-        for j, exposed in enumerate(labels[start:]):
-            final: Labels | None = attach_target_labels(exposed, self.target)
-            if self.relabeler is not None:
-                final = self.relabeler(final)  # metric_relabel_configs: once per new series, never per sample
-            if final is None:
-                new_pos[j] = _DROPPED
-                continue
-            problem = check_series(final, self.target)
-            if problem:
-                new_pos[j] = _INVALID
-                self.errors[start + j] = problem
-                continue
-            key = final.canonical()
-            pos = self.pos_by_key.get(key)
-            if pos is None:
-                pos = self.pos_by_key[key] = len(self.keys)
-                self.keys.append(key)
-            new_pos[j] = pos
-        self.pos_of = np.concatenate((self.pos_of, new_pos))
-        if len(self.keys) > n_keys:
-            added = np.fromiter((series_id_of(k) for k in self.keys[n_keys:]), U64, len(self.keys) - n_keys)
-            self.ids = np.concatenate((self.ids, added))
-            self.table = SeriesTable.from_keys(self.ids, self.keys)
-        return renumbered
 
 
 class _Outcome(NamedTuple):
@@ -205,39 +89,6 @@ def _failure(error: str, scraped: int = 0, added: int = 0, series_added: int = 0
     return _Outcome(error, scraped, added, series_added)
 
 
-class _TLS:
-    """The SSL context of a ``tls_config``, made again when the content of one of its files changes (as
-    Prometheus reloads the CA and the client certificate; the files are small, reading them per scrape is
-    cheap and, unlike their mtime, cannot miss a change)."""
-
-    def __init__(self, tls: TLSConfig) -> None:
-        self.tls = tls
-        self._seen: tuple | None = None
-        self._ctx: ssl.SSLContext | None = None
-
-    def context(self) -> ssl.SSLContext:
-        seen = tuple(_read(p) for p in (self.tls.ca_file, self.tls.cert_file, self.tls.key_file))
-        if self._ctx is None or seen != self._seen:
-            self._ctx, self._seen = ssl_context(self.tls), seen
-        return self._ctx
-
-
-def _read(path: str | None) -> bytes | None:
-    if not path:
-        return None
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return None  # ssl_context() reports it
-
-
-def timeout_header(timeout_ms: int) -> str:
-    """Seconds as Go's ``strconv.FormatFloat(s, 'f', -1, 64)`` writes them ("10", "1.5")."""
-    seconds, ms = divmod(timeout_ms, 1000)
-    return f"{seconds}" + (f".{ms:03d}".rstrip("0") if ms else "")
-
-
 def first_of_each(pos: np.ndarray, ts: np.ndarray) -> np.ndarray:
     """Mask of the samples to keep: the first (in batch order) of each (series, timestamp)."""
     order = np.lexsort((np.arange(pos.shape[0]), ts, pos))
@@ -255,21 +106,12 @@ class ScrapeLoop:
     def __init__(self, target: Target, appender: Appender, session: aiohttp.ClientSession) -> None:
         self.target = target
         self.appender = appender
-        self.session = session
+        self._http = TargetClient(target, session)
         opts = target.options
         relabeler = Relabeler(opts.metric_relabel_configs, maxsize=0) if opts.metric_relabel_configs else None
-        self._relabeler = relabeler
-        self._client = ClientSettings()
-        self._tls: _TLS | None = None
-        if opts.http is not None:
-            self._client = ClientSettings(authorization=authorization_from_config(opts.http),
-                                          server_hostname=opts.http.tls_config.server_name or None,
-                                          proxy=opts.http.proxy_url, follow_redirects=opts.http.follow_redirects)
-            if opts.http.tls_config != TLSConfig():
-                self._tls = _TLS(opts.http.tls_config)
         self._format = ""  # "text" or "openmetrics": the cache holds series texts of one format only
         self.cache = SeriesCache()
-        self._table = _Table(target, relabeler)
+        self._table = TargetSeries(target, relabeler)
         # The series of the last successful scrape tracked for staleness: a table and a mask over it.
         self._prev: tuple[SeriesTable, np.ndarray] | None = None
         # Table positions Prometheus's scrape cache would hold now (for scrape_series_added), and the series
@@ -371,34 +213,8 @@ class ScrapeLoop:
     # -- one scrape --------------------------------------------------------------------------------
 
     async def _fetch(self) -> tuple[bytes, str]:
-        """The body (uncompressed) and Content-Type of one scrape."""
-        timeout_s = self.target.timeout_ms / 1000
-        kwargs = self._client.request_kwargs({
-            "Accept": ACCEPT,
-            "Accept-Encoding": "gzip",
-            "User-Agent": USER_AGENT,
-            "X-Prometheus-Scrape-Timeout-Seconds": timeout_header(self.target.timeout_ms),
-        })
-        if self._tls is not None:
-            kwargs["ssl"] = self._tls.context()
-        url = yarl.URL(self.target.url, encoded=True)
-        async with self.session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s), auto_decompress=True,
-                                    **kwargs) as resp:
-            if resp.status != 200:
-                raise _ScrapeError(f"server returned HTTP status {resp.status} {resp.reason or ''}".rstrip())
-            limit = self.target.options.body_size_limit
-            if not limit:
-                body = await resp.read()
-            else:
-                chunks, size = [], 0
-                async for chunk in resp.content.iter_chunked(1 << 16):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    if size >= limit:  # As Prometheus: a body of exactly the limit fails too.
-                        metrics.LIMIT_EXCEEDED.labels("body_size_limit").inc()
-                        raise _ScrapeError("body size limit exceeded")
-                body = b"".join(chunks)
-            return body, resp.headers.get("Content-Type", "")
+        """The body (uncompressed) and Content-Type of one scrape; raises :class:`ScrapeError`."""
+        return await self._http.fetch()
 
     async def scrape_once(self) -> TargetHealth:
         start_s = time.time()
@@ -423,12 +239,8 @@ class ScrapeLoop:
             return _failure(self.target.error)
         try:
             body, content_type = await self._fetch()
-        except asyncio.TimeoutError:
-            return _failure(f"Get \"{self.target.url}\": context deadline exceeded")
-        except _ScrapeError as exc:
+        except ScrapeError as exc:
             return _failure(str(exc))
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return _failure(f"Get \"{self.target.url}\": {exc}")
         if self.on_body is not None:
             self.on_body(body, content_type)
         return self._ingest(body, content_type)
@@ -454,7 +266,7 @@ class ScrapeLoop:
         pos = t.pos_of[parsed.refs]
         n = pos.shape[0]
         if t.errors:  # A series over a label limit (or without a name): the first one in the body fails it all.
-            invalid = pos == _INVALID
+            invalid = pos == INVALID
             if invalid.any():
                 j = int(np.argmax(invalid))
                 before = pos[:j][pos[:j] >= 0]
@@ -488,7 +300,7 @@ class ScrapeLoop:
         known = self._grow_known(size)
         if self._known_texts:  # Met in a failed scrape: Prometheus cached them then, so they are not new now.
             for key in self._known_texts:
-                i = self.cache._index.get(key)
+                i = self.cache.index_of(key)
                 if i is not None and t.pos_of[i] >= 0:
                     known[t.pos_of[i]] = True
             self._known_texts = set()
@@ -603,6 +415,3 @@ def _stale(table: SeriesTable, positions: np.ndarray, ts_ms: int) -> SampleBatch
     n = positions.shape[0]
     return SampleBatch(table.take(positions), np.arange(n, dtype=U32), np.full(n, ts_ms, I64), np.full(n, STALE_NAN, F64))
 
-
-class _ScrapeError(Exception):
-    pass

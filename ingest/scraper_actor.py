@@ -1,4 +1,5 @@
-"""The scraper: an async Ray actor running the scrape loops of the targets assigned to it.
+"""The scraper actor: an async Ray actor running the scrape loops (:mod:`ingest.scrape_loop`) of the
+targets assigned to it.
 
 The coordinator assigns targets with :meth:`Scraper.assign`; the scraper starts loops for new
 targets, stops (with staleness markers) loops of targets taken away and leaves the rest running.
@@ -21,10 +22,10 @@ import aiohttp
 
 from ingest import metrics
 from ingest.forwarder import Forwarder
-from ingest.scrape import ScrapeLoop, TargetHealth
+from ingest.ray_cluster import node_id, node_ip, serve_own_metrics
+from ingest.scrape_loop import ScrapeLoop, TargetHealth
 from ingest.target import Target
 from model.config import Config
-from model.httpserver import metrics_app, serve_in_thread
 from shards.client import ShardConnection
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Scraper:
             "scraper_id": self.scraper_id,
             "incarnation": self.incarnation,
             "pid": os.getpid(),
-            "node_id": _node_id(),
+            "node_id": node_id(),
             "node_ip": node_ip(),
             "assignment_version": self.assignment_version,
             "targets": len(self._loops),
@@ -142,24 +143,6 @@ class Scraper:
         self.assignment_version = -1
 
 
-def node_ip() -> str:
-    """The address of this Ray node (loopback for a local Ray)."""
-    try:
-        import ray
-
-        return ray.util.get_node_ip_address()
-    except Exception:  # noqa: BLE001 - outside Ray.
-        return "127.0.0.1"
-
-
-def serve_own_metrics(component: str, config: Config) -> str:
-    """Expose this process's prometheus_client metrics on a free port of this node, behind the web
-    config (TLS, basic auth) like every listener; returns host:port."""
-    address, _ = serve_in_thread(metrics_app(component, config.web_config()), f"{node_ip()}:0",
-                                 f"{component} /metrics", config.web_config(), name=f"{component}-metrics")
-    return address
-
-
 async def _measure_loop_lag() -> None:
     loop = asyncio.get_running_loop()
     while True:
@@ -167,11 +150,3 @@ async def _measure_loop_lag() -> None:
         await asyncio.sleep(1.0)
         metrics.EVENT_LOOP_LAG.set(max(0.0, loop.time() - t0 - 1.0))
 
-
-def _node_id() -> str:
-    try:
-        import ray
-
-        return ray.get_runtime_context().get_node_id()
-    except Exception:  # noqa: BLE001 - outside Ray there is no node.
-        return ""

@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 
 from ingest import metrics
-from ingest.scrape import NORMAL_NAN, ScrapeLoop, attach_target_labels, timeout_header
+from ingest.scrape_http import timeout_header
+from ingest.scrape_loop import NORMAL_NAN, ScrapeLoop
 from ingest.target import Target, targets_from_config
+from ingest.target_series import attach_target_labels
 from model.config import parse_config
 from model.labels import Labels, Matcher, MatchType
 from model.memory import MemoryStorage

@@ -17,7 +17,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from ingest.exposition import NO_TIMESTAMP, _float, _LineError, _om_timestamp, _parse_om_line
+from ingest.exposition import NO_TIMESTAMP, LineError, parse_openmetrics_line, parse_openmetrics_timestamp, parse_value
 from model.errors import ExpositionError
 from model.labels import Labels, series_id_of
 from model.samples import F64, I64, U32, U64, SampleBatch
@@ -65,20 +65,20 @@ def read_batches(stream: BinaryIO, batch_samples: int = 200_000) -> Iterator[tup
             key = labels_of.get(parts[0]) if len(parts) == 3 else None
             if key is not None:  # A known series: only its value and timestamp are new.
                 try:
-                    value, stamp = _float(parts[1]), _om_timestamp(parts[2])
-                except _LineError:
+                    value, stamp = parse_value(parts[1]), parse_openmetrics_timestamp(parts[2])
+                except LineError:
                     key = None  # The full parse below says what is wrong.
             if key is None:
-                item = _parse_om_line(line)
+                item = parse_openmetrics_line(line)
                 if item[0] != "SAMPLE":
                     continue
                 _, series, labels, value, stamp = item
                 if stamp == NO_TIMESTAMP:
-                    raise _LineError("expected a value and a timestamp after the series (backfill needs timestamps)")
+                    raise LineError("expected a value and a timestamp after the series (backfill needs timestamps)")
                 key = labels_of.get(series)
                 if key is None:
                     key = labels_of[series] = Labels(labels()).canonical()
-        except _LineError as exc:
+        except LineError as exc:
             raise ExpositionError(str(exc), lineno) from None
         ref = keys.get(key)
         if ref is None:
