@@ -14,11 +14,11 @@ from model.errors import BadQueryError, QueryExecutionError
 from model.labels import Labels
 from model.memory import MemoryStorage
 from model.storage import QueryBudget
-from querier.aggregation import aggregate, format_value
-from querier.engine import Engine, QueryResult
-from querier.gosort import heap_pop, heap_push, sort_sort
-from querier.ranking import _replay_heap, go_float, select_k
-from querier.value import EvalContext, InstantVector, UnsupportedQueryError
+from querier.promql.aggregation import aggregate, format_value
+from querier.promql.engine import Engine, QueryResult
+from querier.promql.gosort import heap_pop, heap_push, sort_sort
+from querier.promql.ranking import _replay_heap, go_float, select_k
+from querier.promql.value import EvalContext, InstantVector, UnsupportedQueryError
 
 S = 1000  # One second in ms.
 M = 60 * S

@@ -14,9 +14,9 @@ from model.errors import BadQueryError, QueryExecutionError
 from model.labels import Labels
 from model.memory import MemoryStorage
 from model.storage import QueryBudget
-from querier.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
-from querier.engine import Engine, QueryResult
-from querier.value import EvalContext, InstantVector, Scalar
+from querier.promql.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
+from querier.promql.engine import Engine, QueryResult
+from querier.promql.value import EvalContext, InstantVector, Scalar
 
 S = 1000  # One second in ms.
 M = 60 * S

@@ -15,8 +15,8 @@ from model.labels import Labels
 from model.memory import MemoryStorage
 from model.samples import STALE_NAN, is_stale
 from model.storage import SeriesSet
-from querier.engine import Engine, QueryResult
-from querier.value import UnsupportedQueryError
+from querier.promql.engine import Engine, QueryResult
+from querier.promql.value import UnsupportedQueryError
 
 S = 1000  # One second in ms.
 M = 60 * S

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from model.errors import QueryExecutionError
 from model.labels import Labels
 from model.memory import MemoryStorage
-from querier.engine import Engine, QueryResult
-from querier.histogram import parse_go_float
+from querier.promql.engine import Engine, QueryResult
+from querier.promql.histogram import parse_go_float
 
 S = 1000  # One second in ms.
 M = 60 * S

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from model.labels import Labels
 from model.memory import MemoryStorage
 from model.storage import Series
-from querier.engine import Engine
+from querier.promql.engine import Engine
 from querier.fanout import merge_series
 from querier.http_api import (
     PrometheusAPI,
