@@ -64,3 +64,22 @@ def test_only_edge_modules_import_grpc_ray_or_redis():
             if top in EDGE and rel not in EDGE[top]:
                 bad.append(f"{rel} imports {mod}")
     assert not bad, "\n".join(bad)
+
+
+def test_the_promql_engine_uses_none_of_the_querier_s_serving_code():
+    """querier/promql/ is the engine; of the rest of querier it uses only the metrics (the guard counts
+    the queries it refuses). The serving code (APIs, fan-out, lookups, server) imports it, not back."""
+    bad = []
+    for path in (ROOT / "querier" / "promql").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                ours = name.split(".")[:2]
+                if ours[0] == "querier" and ours[1:] not in (["promql"], ["metrics"]):
+                    bad.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not bad, "\n".join(bad)
