@@ -32,7 +32,7 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     │   └── KubeAPIError               yes    (ingest/discovery/kubeclient.py)
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
-    │   │   └── UnsupportedQueryError  no     a PromQL feature not implemented (querier/value.py)
+    │   │   └── UnsupportedQueryError  no     a PromQL feature not implemented (querier/promql/value.py)
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
     │   │   └── QueryLimitError        no     ... over querier.max_samples / max_series (.limit names it)
     │   ├── QueryTimeoutError          no     HTTP 503 timeout, gRPC DEADLINE_EXCEEDED

@@ -22,7 +22,7 @@ from model.pb import query_pb2, query_pb2_grpc, types_pb2
 from model.samples import F64, I64
 from model.storage import Querier, QueryBudget
 from querier import lookup, metrics
-from querier.engine import Engine, QueryResult
+from querier.promql import Engine, QueryResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

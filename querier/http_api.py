@@ -41,7 +41,7 @@ from model.labels import Labels
 from model.storage import Querier, QueryBudget
 from model.webconfig import WebConfig
 from querier import lookup, metrics
-from querier.engine import Engine, QueryResult
+from querier.promql import Engine, QueryResult
 
 T = TypeVar("T")
 _MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs

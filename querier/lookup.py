@@ -15,8 +15,7 @@ import promql_parser
 from model.errors import BadQueryError
 from model.labels import Labels, Matcher
 from model.storage import LabelsResult, Querier, QueryBudget
-from querier.guard import QueryGuard
-from querier.selector import selector_matchers
+from querier.promql import QueryGuard, selector_matchers
 
 _DEFAULT_GUARD = QueryGuard()
 

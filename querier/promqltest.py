@@ -46,9 +46,8 @@ from model.labels import Labels
 from model.memory import MemoryStorage
 from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch
 from model.storage import Appender, Querier
-from querier.engine import Engine, QueryResult, ResultSeries
 from querier.fanout import FanoutQuerier
-from querier.value import UnsupportedQueryError
+from querier.promql import Engine, QueryResult, ResultSeries, UnsupportedQueryError
 
 #: Builds an empty storage: where ``load`` writes, and what the engine reads. Called again on ``clear``.
 StorageFactory = Callable[[], tuple[Appender, Querier]]

@@ -15,10 +15,10 @@ from model.httpclient import InternalClient
 from model.httpserver import listen
 from model.pb import query_pb2, query_pb2_grpc
 from model.shutdown import wait_until_stopped
-from querier.engine import Engine
 from querier.fanout import FanoutQuerier
 from querier.grpc_api import QueryService
 from querier.http_api import PrometheusAPI
+from querier.promql import Engine
 from shards.client import ShardClient, ShardConnection
 
 log = logging.getLogger(__name__)

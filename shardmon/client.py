@@ -1,6 +1,6 @@
 """A small typed client of the querier's gRPC Query API.
 
-Results come back as :class:`~querier.engine.QueryResult` with numpy arrays, errors as the same
+Results come back as :class:`~querier.promql.QueryResult` with numpy arrays, errors as the same
 classes the HTTP API maps to Prometheus's error types (``BadQueryError`` for a malformed query,
 ``QueryTimeoutError``, ``QueryExecutionError``, ``QueryLimitError`` for a query over
 ``querier.max_samples``/``max_series`` with ``.limit`` naming it, ``QueryCanceledError``,
@@ -37,7 +37,7 @@ from model.labels import Labels
 from model.pb import query_pb2, query_pb2_grpc
 from model.samples import F64, I64
 from model.sd_config import BasicAuth, TLSConfig
-from querier.engine import QueryResult, ResultSeries
+from querier.promql import QueryResult, ResultSeries
 
 _TYPES = {
     query_pb2.QueryResponse.VECTOR: "vector",

@@ -19,7 +19,7 @@ import yaml
 from model.errors import QueryError
 from model.labels import Labels, escape_label_value
 from model.memory import MemoryStorage
-from querier.engine import Engine
+from querier.promql import Engine
 from tests.integration.test_relabel_vs_prometheus import REGEXES, VALUES
 
 PROMTOOL = shutil.which("promtool")

@@ -77,3 +77,26 @@ def test_no_module_imports_another_modules_private_names():
                 if private:
                     bad.append(f"{rel} imports {', '.join(private)} from {node.module}")
     assert not bad, "\n".join(bad)
+
+
+def test_the_promql_engine_stands_apart_from_the_serving_code():
+    """querier/promql/ is the engine; of the rest of querier it uses only the metrics (the guard counts
+    the queries it refuses). The serving code (APIs, fan-out, lookups, server) imports it, not back,
+    and only through its public surface, ``querier.promql`` (tests may reach inside)."""
+    bad = []
+    for _, rel, path in _sources():
+        if not rel.startswith("querier/promql/"):
+            bad += [f"{rel} imports {mod}" for mod in _imports(path) if mod.startswith("querier.promql.")]
+    for path in (ROOT / "querier" / "promql").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                ours = name.split(".")[:2]
+                if ours[0] == "querier" and ours[1:] not in (["promql"], ["metrics"]):
+                    bad.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert not bad, "\n".join(bad)

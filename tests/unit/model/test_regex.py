@@ -18,7 +18,7 @@ from model.labels import Labels, Matcher, MatchType
 from model.memory import MemoryStorage
 from model.regex import compile_matcher_regex, compile_regex, sorted_range
 from model.relabel_config import RelabelConfig
-from querier.engine import Engine
+from querier.promql import Engine
 
 # Catastrophic for a backtracking engine (Python's re needs minutes to hours on these inputs).
 HOSTILE = [

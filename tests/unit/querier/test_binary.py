@@ -1,5 +1,5 @@
-"""Unit tests of binary and unary operators and literals: hand-made data with hand-computed answers, and a
-naive step-by-step port of Prometheus's Go code to compare the vectorised operators with."""
+"""Unit tests of binary and unary operators and literals: hand-made data with hand-computed answers (the
+operators against a naive port of Prometheus's Go code are in ``test_naive_ports.py``)."""
 
 from __future__ import annotations
 
@@ -7,50 +7,20 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import event, given, settings
-from hypothesis import strategies as st
 
 from model.errors import BadQueryError, QueryExecutionError
 from model.labels import Labels
 from model.memory import MemoryStorage
 from model.storage import QueryBudget
-from querier.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
-from querier.engine import Engine, QueryResult
-from querier.value import EvalContext, InstantVector, Scalar
-
-S = 1000  # One second in ms.
-M = 60 * S
-
-
-def lbl(**kv: str) -> Labels:
-    return Labels.from_dict(kv)
-
-
-def engine_with(*series: tuple[Labels, list[int], list[float]], lookback_ms: int = 300_000) -> Engine:
-    storage = MemoryStorage()
-    for labels, ts, vals in series:
-        storage.add_series(labels, np.array(ts, dtype=np.int64), np.array(vals, dtype=np.float64))
-    return Engine(storage, lookback_delta_ms=lookback_ms)
+from querier.promql import Engine
+from querier.promql.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
+from querier.promql.value import EvalContext, InstantVector, Scalar
+from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, same
 
 
 def const(labels: Labels, value: float) -> tuple[Labels, list[int], list[float]]:
     """A series with one sample at time 0 (visible up to 5m with the default lookback)."""
     return labels, [0], [value]
-
-
-def as_dict(result: QueryResult) -> dict[Labels, float]:
-    assert result.result_type == "vector"
-    out = {s.labels: float(s.values[0]) for s in result.series}
-    assert len(out) == len(result.series), "duplicate label sets in the result"
-    return out
-
-
-def same(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return a == b
 
 
 @pytest.fixture
@@ -286,7 +256,7 @@ def test_matching_errors_need_duplicates_at_the_same_step() -> None:
         (lbl(__name__="a", i="1"), [0, M, 2 * M, 3 * M], [10.0, 20.0, 30.0, 40.0]),
         (lbl(__name__="b", i="1", v="x"), [0, M], [1.0, 2.0]),
         (lbl(__name__="b", i="1", v="y"), [2 * M, 3 * M], [3.0, 4.0]),
-        lookback_ms=S,
+        lookback_delta_ms=S,
     )
     result = engine.range("a / on(i) group_left(v) b", 0, 3 * M, M)
     got = {(s.labels, t): v for s in result.series for t, v in zip(s.timestamps_ms.tolist(), s.values.tolist())}
@@ -304,7 +274,7 @@ def test_matching_errors_need_duplicates_at_the_same_step() -> None:
         (lbl(__name__="a", i="1"), [0, M], [1.0, 1.0]),
         (lbl(__name__="b", i="1", v="x"), [0, M], [1.0, 2.0]),
         (lbl(__name__="b", i="1", v="y"), [M], [3.0]),
-        lookback_ms=S,
+        lookback_delta_ms=S,
     )
     assert len(overlapping.range("a + ignoring(v) b", 0, 0, M).series) == 1
     with pytest.raises(QueryExecutionError, match="found duplicate series for the match group"):
@@ -387,7 +357,7 @@ def test_set_operators_are_many_to_many(sets: Engine) -> None:
 
 
 def test_or_in_a_range_query_joins_a_series_present_on_both_sides_at_different_steps() -> None:
-    engine = engine_with((lbl(__name__="a", i="1"), [0, M, 2 * M], [1.0, 10.0, 2.0]), lookback_ms=S)
+    engine = engine_with((lbl(__name__="a", i="1"), [0, M, 2 * M], [1.0, 10.0, 2.0]), lookback_delta_ms=S)
     # The left side has a{i="1"} at steps 0 and 2, the right side adds it at step 1: one series.
     result = engine.range("(a < 5) or a", 0, 2 * M, M)
     [series] = result.series
@@ -397,7 +367,7 @@ def test_or_in_a_range_query_joins_a_series_present_on_both_sides_at_different_s
 
 def test_series_with_equal_labels_at_different_steps_are_one_series_in_a_range_query() -> None:
     engine = engine_with(
-        (lbl(__name__="m1", a="1"), [0], [1.0]), (lbl(__name__="m2", a="1"), [2 * M], [2.0]), lookback_ms=S
+        (lbl(__name__="m1", a="1"), [0], [1.0]), (lbl(__name__="m2", a="1"), [2 * M], [2.0]), lookback_delta_ms=S
     )
     result = engine.range('{__name__=~"m1|m2"} * 10', 0, 2 * M, M)
     [series] = result.series
@@ -429,7 +399,7 @@ def test_range_query_agrees_with_instant_queries_at_each_step() -> None:
         (lbl(__name__="req", job="api", i="0"), ts, [float(v) for v in range(11)]),
         (lbl(__name__="req", job="api", i="1"), ts[:6], [float(2 * v) for v in range(6)]),
         (lbl(__name__="lim", job="api"), ts[3:], [3.0] * 8),
-        lookback_ms=S,
+        lookback_delta_ms=S,
     )
     for query in (
         "req / on(job) group_left lim",
@@ -450,186 +420,3 @@ def test_range_query_agrees_with_instant_queries_at_each_step() -> None:
                 if x == t
             }
             assert got == want, (query, t)
-
-
-# -- the vectorised operators against a naive, step-by-step port of Prometheus's Go code ----------
-
-
-class RefError(Exception):
-    pass
-
-
-def ref_signature(labels: Labels, on: bool, names: tuple[str, ...]) -> tuple:
-    if on:
-        return tuple(p for p in labels if p[0] in names)
-    return tuple(p for p in labels if p[0] not in names and p[0] != "__name__")
-
-
-def ref_elem(op: str, a: float, b: float) -> tuple[float, bool]:
-    """Prometheus's vectorElemBinop with Go's float64 rules."""
-    if op in ("==", "!=", ">", "<", ">=", "<="):
-        holds = {"==": a == b, "!=": a != b, ">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[op]
-        return a, holds
-    if op == "+":
-        return a + b, True
-    if op == "-":
-        return a - b, True
-    if op == "*":
-        return (math.nan if (a == 0 and math.isinf(b)) or (b == 0 and math.isinf(a)) else a * b), True
-    if op == "/":
-        if b == 0:
-            return (math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a) * math.copysign(1, b)), True
-        return a / b, True
-    if op == "%":
-        if b == 0 or math.isinf(a) or math.isnan(a) or math.isnan(b):
-            return math.nan, True
-        return math.fmod(a, b), True
-    raise AssertionError(op)
-
-
-def ref_result_metric(lhs: Labels, rhs: Labels, op: str, card: str, on: bool, names, include, return_bool) -> Labels:
-    out = dict(lhs)
-    if op in ("+", "-", "*", "/", "%", "^"):
-        out.pop("__name__", None)
-    if card == "one-to-one":
-        out = {n: v for n, v in out.items() if (n in names) == on}
-    for name in include:
-        if rhs.get(name):
-            out[name] = rhs.get(name)
-        else:
-            out.pop(name, None)
-    if return_bool:
-        out.pop("__name__", None)
-    return Labels.from_dict(out)
-
-
-def go_labels(labels: Labels) -> str:
-    return "{" + ", ".join(f'{n}="{v}"' for n, v in labels) + "}"
-
-
-def ref_binop(op, lhs, rhs, card, on, names, include, return_bool):
-    """One step of Prometheus's VectorBinop / VectorAnd / VectorOr / VectorUnless, then the labelset check."""
-    out = []
-    if op in ("and", "unless"):
-        right = {ref_signature(ls, on, names) for ls, _ in rhs}
-        out = [(ls, v) for ls, v in lhs if (ref_signature(ls, on, names) in right) == (op == "and")]
-    elif op == "or":
-        left = {ref_signature(ls, on, names) for ls, _ in lhs}
-        out = list(lhs) + [(rs, v) for rs, v in rhs if ref_signature(rs, on, names) not in left]
-    elif lhs and rhs:
-        if card == "one-to-many":
-            lhs, rhs = rhs, lhs
-        right = {}
-        for rs, rv in rhs:
-            sig = ref_signature(rs, on, names)
-            if sig in right:
-                group = Labels(p for p in rs if p in sig)
-                side = "left" if card == "one-to-many" else "right"
-                raise RefError(
-                    f"found duplicate series for the match group {go_labels(group)} on the {side} hand-side of the "
-                    f"operation: [{go_labels(rs)}, {go_labels(right[sig][0])}];many-to-many matching not allowed: "
-                    "matching labels must be unique on one side"
-                )
-            right[sig] = (rs, rv)
-        matched: dict = {}
-        for ls, lv in lhs:
-            sig = ref_signature(ls, on, names)
-            if sig not in right:
-                continue
-            rs, rv = right[sig]
-            a, b = (rv, lv) if card == "one-to-many" else (lv, rv)
-            value, keep = ref_elem(op, a, b)
-            if return_bool:
-                value = 1.0 if keep else 0.0
-            elif not keep:
-                continue
-            metric = ref_result_metric(ls, rs, op, card, on, names, include, return_bool)
-            if card == "one-to-one":
-                if sig in matched:
-                    raise RefError(
-                        "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
-                    )
-                matched[sig] = None
-            else:
-                if metric in matched.setdefault(sig, set()):
-                    raise RefError("multiple matches for labels: grouping labels must ensure unique matches")
-                matched[sig].add(metric)
-            out.append((metric, value))
-    if len({ls for ls, _ in out}) != len(out):
-        raise RefError("vector cannot contain metrics with the same labelset")
-    return out
-
-
-_OPERANDS = {"a": ("a",), "b": ("b",), '{__name__=~"a|b"}': ("a", "b")}
-_MODIFIERS = [
-    ("", "one-to-one", False, (), ()),
-    ("on(x)", "one-to-one", True, ("x",), ()),
-    ("ignoring(y)", "one-to-one", False, ("y",), ()),
-    ("on()", "one-to-one", True, (), ()),
-    ("on(__name__, x)", "one-to-one", True, ("__name__", "x"), ()),
-    ("on(x) group_left", "many-to-one", True, ("x",), ()),
-    ("on(x) group_left(y)", "many-to-one", True, ("x",), ("y",)),
-    ("ignoring(y) group_left(y)", "many-to-one", False, ("y",), ("y",)),
-    ("ignoring(y) group_right", "one-to-many", False, ("y",), ()),
-    ("on(x) group_right(y)", "one-to-many", True, ("x",), ("y",)),
-]
-_label_sets = st.fixed_dictionaries({}, optional={"x": st.sampled_from("01"), "y": st.sampled_from("01")})
-_value = st.sampled_from([0.0, 1.0, 2.0, -3.0, 0.5, math.nan, math.inf, -math.inf])
-_series = st.tuples(st.sampled_from("ab"), _label_sets, st.lists(st.one_of(st.none(), _value), min_size=4, max_size=4))
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    data=st.lists(_series, min_size=0, max_size=6),
-    lhs=st.sampled_from(sorted(_OPERANDS)),
-    rhs=st.sampled_from(sorted(_OPERANDS)),
-    op=st.sampled_from(["+", "-", "*", "/", "%", "==", "!=", ">", "<=", "and", "or", "unless"]),
-    modifier=st.sampled_from(_MODIFIERS),
-    return_bool=st.booleans(),
-)
-def test_vectorised_operators_match_a_naive_port_of_prometheus(data, lhs, rhs, op, modifier, return_bool) -> None:
-    text, card, on, names, include = modifier
-    if op in ("and", "or", "unless"):
-        if card != "one-to-one":
-            return  # The parser refuses grouping for set operators.
-        card, return_bool = "many-to-many", False
-    if op not in ("==", "!=", ">", "<="):
-        return_bool = False
-    raw: dict[Labels, list[float | None]] = {}
-    for name, labels, values in data:
-        raw[Labels.from_dict({"__name__": name, **labels})] = values
-    engine = engine_with(
-        *(
-            (labels, [k * M for k, v in enumerate(vs) if v is not None], [v for v in vs if v is not None])
-            for labels, vs in raw.items()
-        ),
-        lookback_ms=S,
-    )
-    query = f"{lhs} {op} {'bool ' if return_bool else ''}{text} {rhs}"
-
-    want, error = [], None
-    for k in range(4):
-        # Each side at step k: its present series, in label order as the selector returns them.
-        left, right = (
-            [(ls, vs[k]) for ls, vs in sorted(raw.items()) if ls.name in _OPERANDS[side] and vs[k] is not None]
-            for side in (lhs, rhs)
-        )
-        try:
-            want.append(ref_binop(op, left, right, card, on, names, include, return_bool))
-        except RefError as exc:
-            error = str(exc)
-            break
-    event(f"error: {error[:40]}" if error else "no error")
-    if error is not None:
-        with pytest.raises(QueryExecutionError) as info:
-            engine.range(query, 0, 3 * M, M)
-        assert str(info.value) == error, query
-        return
-    result = engine.range(query, 0, 3 * M, M)
-    assert len({s.labels for s in result.series}) == len(result.series), query
-    got = {(s.labels, t): v for s in result.series for t, v in zip(s.timestamps_ms.tolist(), s.values.tolist())}
-    expected = {(ls, k * M): v for k, step in enumerate(want) for ls, v in step}
-    event("some result" if expected else "empty result")
-    assert got.keys() == expected.keys(), query
-    for key, v in expected.items():
-        assert same(got[key], v), (query, key)

@@ -14,7 +14,7 @@ from model.errors import QueryCanceledError, QueryExecutionError, QueryLimitErro
 from model.labels import Labels
 from model.memory import MemoryStorage
 from model.storage import QueryBudget, SeriesSet
-from querier.engine import Engine
+from querier.promql import Engine
 
 S = 1000
 DAY = 86_400 * S

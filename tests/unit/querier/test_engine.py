@@ -1,4 +1,5 @@
-"""Unit tests of the PromQL engine on hand-made data with hand-computed answers."""
+"""Unit tests of the PromQL engine on hand-made data with hand-computed answers (the engine against a
+naive port of Prometheus's Go code on random data is in ``test_naive_ports.py``)."""
 
 from __future__ import annotations
 
@@ -7,36 +8,14 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
 from model.labels import Labels
 from model.memory import MemoryStorage
-from model.samples import STALE_NAN, is_stale
+from model.samples import STALE_NAN
 from model.storage import SeriesSet
-from querier.engine import Engine, QueryResult
-from querier.value import UnsupportedQueryError
-
-S = 1000  # One second in ms.
-M = 60 * S
-
-
-def lbl(**kv: str) -> Labels:
-    return Labels.from_dict(kv)
-
-
-def storage_with(*series: tuple[Labels, list[int], list[float]]) -> MemoryStorage:
-    storage = MemoryStorage()
-    for labels, ts, vals in series:
-        storage.add_series(labels, np.array(ts, dtype=np.int64), np.array(vals, dtype=np.float64))
-    return storage
-
-
-def as_dict(result: QueryResult) -> dict[Labels, float]:
-    """An instant vector result as {labels: value}."""
-    assert result.result_type == "vector"
-    return {s.labels: float(s.values[0]) for s in result.series}
+from querier.promql import Engine, QueryResult, UnsupportedQueryError
+from tests.unit.querier.conftest import M, S, as_dict, lbl, storage_with
 
 
 @pytest.fixture
@@ -189,7 +168,8 @@ def counter(ts_s: list[int], vals: list[float]) -> Engine:
     return Engine(storage_with((lbl(__name__="c", job="j"), [t * S for t in ts_s], vals)))
 
 
-def single(result: QueryResult) -> float:
+def job_value(result: QueryResult) -> float:
+    """The value of the one series of ``counter``'s rate or increase."""
     got = as_dict(result)
     assert list(got) == [lbl(job="j")], got  # rate and increase drop __name__.
     return got[lbl(job="j")]
@@ -197,58 +177,58 @@ def single(result: QueryResult) -> float:
 
 def test_increase_without_extrapolation_when_samples_cover_the_window() -> None:
     engine = counter([0, 10, 20, 30, 40, 50, 60], [0, 10, 20, 30, 40, 50, 60])
-    assert single(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(60.0)
-    assert single(engine.instant("rate(c[1m])", 60 * S)) == pytest.approx(1.0)
+    assert job_value(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(60.0)
+    assert job_value(engine.instant("rate(c[1m])", 60 * S)) == pytest.approx(1.0)
 
 
 def test_increase_extrapolates_to_both_window_ends() -> None:
     # Window [0s, 60s]; samples 5s..55s rise by 50 in 50s. Both gaps (5s) are under 1.1 x the
     # average interval (10s), so the increase is extrapolated to 60s: 50 * 60/50 = 60.
     engine = counter([5, 15, 25, 35, 45, 55], [10, 20, 30, 40, 50, 60])
-    assert single(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(60.0)
-    assert single(engine.instant("rate(c[1m])", 60 * S)) == pytest.approx(1.0)
+    assert job_value(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(60.0)
+    assert job_value(engine.instant("rate(c[1m])", 60 * S)) == pytest.approx(1.0)
 
 
 def test_increase_does_not_extrapolate_below_the_counters_zero_point() -> None:
     # As above but starting at 1: the counter would reach zero 1s before the first sample, so the
     # window is taken to start there: 50 * (50 + 1 + 5)/50 = 56.
     engine = counter([5, 15, 25, 35, 45, 55], [1, 11, 21, 31, 41, 51])
-    assert single(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(56.0)
+    assert job_value(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(56.0)
 
 
 def test_increase_extrapolates_half_an_interval_when_samples_stop_far_from_the_end() -> None:
     # Window [0s, 60s], samples at 30s, 40s, 50s: 30s to the start is over 1.1 x 10s, so only half
     # an interval (5s) is added there; 10s to the end is under it and added fully: 20 * 35/20.
     engine = counter([30, 40, 50], [100, 110, 120])
-    assert single(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(35.0)
+    assert job_value(engine.instant("increase(c[1m])", 60 * S)) == pytest.approx(35.0)
 
 
 def test_increase_handles_a_counter_reset() -> None:
     # 0, 10, 20, then a reset to 5, then 15: the reset adds the 20 lost, so 15 - 0 + 20 = 35.
     engine = counter([0, 10, 20, 30, 40], [0, 10, 20, 5, 15])
-    assert single(engine.instant("increase(c[40s])", 40 * S)) == pytest.approx(35.0)
-    assert single(engine.instant("rate(c[40s])", 40 * S)) == pytest.approx(35.0 / 40)
+    assert job_value(engine.instant("increase(c[40s])", 40 * S)) == pytest.approx(35.0)
+    assert job_value(engine.instant("rate(c[40s])", 40 * S)) == pytest.approx(35.0 / 40)
     # A window after the reset sees no reset: 15 - 5 over [30s, 40s], no extrapolation needed.
-    assert single(engine.instant("increase(c[10s])", 40 * S)) == pytest.approx(10.0)
+    assert job_value(engine.instant("increase(c[10s])", 40 * S)) == pytest.approx(10.0)
 
 
 def test_rate_needs_two_samples_in_the_window() -> None:
     engine = counter([0, 30], [0, 10])
     assert as_dict(engine.instant("rate(c[20s])", 30 * S)) == {}
-    assert single(engine.instant("rate(c[30s])", 30 * S)) == pytest.approx(10 / 30)
+    assert job_value(engine.instant("rate(c[30s])", 30 * S)) == pytest.approx(10 / 30)
 
 
 def test_range_window_is_closed_at_both_ends_and_drops_staleness_markers() -> None:
     engine = counter([0, 10, 20, 30], [0, 10, STALE_NAN, 30])
     # [10s, 30s] holds 10@10s, a marker (dropped) and 30@30s: two samples, 20 in 20s.
-    assert single(engine.instant("increase(c[20s])", 30 * S)) == pytest.approx(20.0)
+    assert job_value(engine.instant("increase(c[20s])", 30 * S)) == pytest.approx(20.0)
     # [10s, 20s] holds one sample once the marker is dropped.
     assert as_dict(engine.instant("increase(c[10s])", 20 * S)) == {}
 
 
 def test_rate_with_offset() -> None:
     engine = counter([0, 10, 20, 30, 40, 50, 60], [0, 10, 20, 30, 40, 50, 100])
-    assert single(engine.instant("increase(c[20s] offset 20s)", 60 * S)) == pytest.approx(20.0)
+    assert job_value(engine.instant("increase(c[20s] offset 20s)", 60 * S)) == pytest.approx(20.0)
 
 
 def test_rate_over_a_range_query_gives_one_value_per_step() -> None:
@@ -458,145 +438,6 @@ def test_range_query_parameters_are_checked_as_prometheus_does(jobs: Engine) -> 
     assert jobs.range("1", 0, 11_000 * S, S).series[0].values.shape == (11_001,)
     with pytest.raises(BadQueryError, match='invalid expression type "range vector" for range query'):
         jobs.range("http_requests[5m]", 0, 10 * S, S)
-
-
-# -- the vectorised engine against a naive, step-by-step port of Prometheus's Go code -------------
-
-
-def ref_instant(ts: list[int], vals: list[float], t: int, lookback: int) -> float | None:
-    """Prometheus's vectorSelectorSingle: the latest sample in [t - lookback, t], unless stale."""
-    before = [i for i, x in enumerate(ts) if x <= t]
-    if not before or ts[before[-1]] < t - lookback or is_stale(np.array([vals[before[-1]]]))[0]:
-        return None
-    return vals[before[-1]]
-
-
-def ref_extrapolated_rate(ts: list[int], vals: list[float], t: int, range_ms: int, is_rate: bool) -> float | None:
-    """Prometheus 2.x's extrapolatedRate for a counter, one window at a time."""
-    pts = [
-        (x, v) for x, v in zip(ts, vals) if t - range_ms <= x <= t and not is_stale(np.array([v]))[0]
-    ]
-    if len(pts) < 2:
-        return None
-    result = pts[-1][1] - pts[0][1]
-    prev = pts[0][1]
-    for _, cur in pts[1:]:
-        if cur < prev:
-            result += prev
-        prev = cur
-    to_start = (pts[0][0] - (t - range_ms)) / 1000
-    to_end = (t - pts[-1][0]) / 1000
-    sampled = (pts[-1][0] - pts[0][0]) / 1000
-    average = sampled / (len(pts) - 1)
-    if result > 0 and pts[0][1] >= 0:
-        to_zero = sampled * (pts[0][1] / result)
-        if to_zero < to_start:
-            to_start = to_zero
-    threshold = average * 1.1
-    interval = sampled
-    interval += to_start if to_start < threshold else average / 2
-    interval += to_end if to_end < threshold else average / 2
-    factor = interval / sampled
-    if is_rate:
-        factor /= range_ms / 1000
-    return result * factor
-
-
-def ref_aggregate(op: str, values: list[float]) -> float:
-    """Prometheus 2.x's aggregation of one group's values, in input order."""
-    acc, mean, count = values[0], values[0], 1
-    for v in values[1:]:
-        count += 1
-        if op == "sum":
-            acc += v
-        elif op == "max" and (acc < v or math.isnan(acc)):
-            acc = v
-        elif op == "min" and (acc > v or math.isnan(acc)):
-            acc = v
-        elif op == "avg":
-            if math.isinf(mean) and (
-                (math.isinf(v) and (mean > 0) == (v > 0)) or (not math.isinf(v) and not math.isnan(v))
-            ):
-                continue
-            mean += v / count - mean / count
-    return {"avg": mean, "count": float(count)}.get(op, acc)
-
-
-def same(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return a == pytest.approx(b, rel=1e-9, abs=1e-12)
-
-
-_values = st.one_of(
-    st.integers(0, 50).map(float),
-    st.sampled_from([0.0, math.nan, math.inf, STALE_NAN, -3.0, 1e300]),
-)
-_series = st.lists(st.tuples(st.integers(1, 40_000), _values), min_size=0, max_size=25)
-
-
-@settings(max_examples=150, deadline=None)
-@given(
-    data=st.lists(_series, min_size=1, max_size=4),
-    range_s=st.integers(1, 120),
-    start=st.integers(-20_000, 300_000),
-    step=st.integers(1_000, 60_000),
-    n_steps=st.integers(1, 12),
-    lookback=st.integers(1_000, 120_000),
-)
-def test_vectorised_evaluation_matches_a_naive_port_of_prometheus(
-    data, range_s: int, start: int, step: int, n_steps: int, lookback: int
-) -> None:
-    storage = MemoryStorage()
-    raw = []
-    for k, samples_ in enumerate(data):
-        ts = np.cumsum([gap for gap, _ in samples_]).astype(np.int64)
-        vals = np.array([v for _, v in samples_], dtype=np.float64)
-        labels = lbl(__name__="x", k=str(k), g=str(k % 2))
-        if ts.size:
-            storage.add_series(labels, ts, vals)
-            raw.append((labels, ts.tolist(), vals.tolist()))
-    engine = Engine(storage, lookback_delta_ms=lookback)
-    end = start + step * (n_steps - 1)
-    steps = list(range(start, end + 1, step))
-
-    def points(query: str) -> dict[tuple[Labels, int], float]:
-        result = engine.range(query, start, end, step)
-        return {(s.labels, t): v for s in result.series for t, v in zip(s.timestamps_ms.tolist(), s.values.tolist())}
-
-    for fn, is_rate in (("rate", True), ("increase", False)):
-        got = points(f"{fn}(x[{range_s}s])")
-        for labels, ts, vals in raw:
-            for t in steps:
-                want = ref_extrapolated_rate(ts, vals, t, range_s * 1000, is_rate)
-                assert same(got.get((labels.without(["__name__"]), t)), want), (fn, labels, t)
-
-    got = points("x")
-    for labels, ts, vals in raw:
-        for t in steps:
-            assert same(got.get((labels, t)), ref_instant(ts, vals, t, lookback)), (labels, t)
-
-    for op in ("sum", "avg", "min", "max", "count"):
-        got = points(f"{op} by (g) (x)")
-        for g in ("0", "1"):
-            for t in steps:
-                present = [ref_instant(ts, vals, t, lookback) for labels, ts, vals in raw if labels.get("g") == g]
-                present = [v for v in present if v is not None]
-                want = ref_aggregate(op, present) if present else None
-                assert same(got.get((lbl(g=g), t)), want), (op, g, t)
-
-
-def test_increase_over_a_window_with_many_resets_matches_prometheus() -> None:
-    # A sawtooth of 200 samples has 100 resets in one window: beyond the exact per-reset passes.
-    vals = [float(v) for _ in range(100) for v in (7.5, 2.25)]
-    vals[150] = math.inf
-    ts = list(range(0, 200 * S, S))
-    engine = Engine(storage_with((lbl(__name__="c", job="j"), ts, vals)))
-    for window, t in (("250s", 199 * S), ("100s", 199 * S), ("100s", 120 * S)):
-        want = ref_extrapolated_rate(ts, vals, t, int(window[:-1]) * S, is_rate=False)
-        assert same(single(engine.instant(f"increase(c[{window}])", t)), want), window
 
 
 def test_query_limits_are_clear_errors() -> None:

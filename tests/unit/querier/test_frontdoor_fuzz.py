@@ -16,7 +16,7 @@ from model.errors import BadQueryError, QueryExecutionError
 from model.labels import Labels
 from model.memory import MemoryStorage
 from model.samples import STALE_NAN
-from querier.engine import Engine
+from querier.promql import Engine
 
 T = 3_600_000  # The evaluation time: an hour of data before it.
 BUDGET_S = 5.0

@@ -13,8 +13,8 @@ from model.errors import BadQueryError
 from model.labels import Labels
 from model.memory import MemoryStorage
 from querier import lookup
-from querier.engine import Engine
-from querier.guard import DEFAULT_MAX_QUERY_DEPTH, MAX_QUERY_DEPTH_CEILING, QueryGuard, depth_bound, tree_depth
+from querier.promql import Engine
+from querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, MAX_QUERY_DEPTH_CEILING, QueryGuard, depth_bound, tree_depth
 
 # Each construct that deepens the parser's and the evaluator's recursion, nested n levels (about).
 NESTED = {

@@ -207,7 +207,7 @@ def test_range_mode_is_checked_too() -> None:
         """An engine whose range queries disagree with its instant ones."""
 
         def __init__(self, querier) -> None:
-            from querier.engine import Engine
+            from querier.promql import Engine
 
             self.engine = Engine(querier)
 

@@ -26,8 +26,8 @@ import numpy as np
 
 from model.labels import METRIC_NAME, Labels
 from model.samples import F64
-from querier.labelset import merge_same_labels
-from querier.value import EvalContext, InstantVector, Scalar
+from querier.promql.labelset import merge_same_labels
+from querier.promql.value import EvalContext, InstantVector, Scalar
 
 BUCKET_LABEL = "le"
 

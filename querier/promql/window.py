@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from model.samples import F64, I64
-from querier.value import EvalContext, RangeVector
+from querier.promql.value import EvalContext, RangeVector
 
 
 class Windows(NamedTuple):

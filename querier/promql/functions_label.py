@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from model.errors import QueryExecutionError, RegexError
 from model.labels import Labels, is_valid_label_name
 from model.regex import compile_regex
-from querier.labelset import merge_same_labels
-from querier.value import EvalContext, InstantVector
+from querier.promql.labelset import merge_same_labels
+from querier.promql.value import EvalContext, InstantVector
 
 
 def _label_replace(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVector:

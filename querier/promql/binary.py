@@ -42,7 +42,7 @@ import promql_parser
 from model.errors import QueryExecutionError
 from model.labels import METRIC_NAME, Labels, without_name
 from model.samples import F64
-from querier.value import EvalContext, InstantVector, Scalar, Value, check_unique_labels, not_supported
+from querier.promql.value import EvalContext, InstantVector, Scalar, Value, check_unique_labels, not_supported
 
 ONE_TO_ONE = "one-to-one"
 MANY_TO_ONE = "many-to-one"

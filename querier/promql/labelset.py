@@ -14,7 +14,7 @@ import numpy as np
 
 from model.errors import QueryExecutionError
 from model.labels import Labels
-from querier.value import InstantVector
+from querier.promql.value import InstantVector
 
 
 def merge_same_labels(labels: Sequence[Labels], values: np.ndarray, present: np.ndarray) -> InstantVector:

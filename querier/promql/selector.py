@@ -20,8 +20,8 @@ import promql_parser
 from model.errors import BadQueryError
 from model.labels import METRIC_NAME, Matcher, MatchType
 from model.samples import F64, I64, is_stale
-from querier.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
-from querier.window import flatten, searchsorted_rows
+from querier.promql.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
+from querier.promql.window import flatten, searchsorted_rows
 
 _MATCH_TYPES = (
     (promql_parser.MatchOp.Equal, MatchType.EQ),
