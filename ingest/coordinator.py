@@ -56,9 +56,10 @@ from ingest.target import (
     target_key,
     targets_from_config,
 )
-from model.config import Config, format_duration_ms
+from model.config import Config
 from model.errors import BadRequestError
 from model.labels import Labels
+from model.units import format_duration_ms
 
 log = logging.getLogger(__name__)
 

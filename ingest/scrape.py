@@ -47,11 +47,11 @@ from ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openme
 from ingest.relabel import Relabeler
 from ingest.target import Target
 from model.hashing import offset_ms
+from model.http_config import TLSConfig
 from model.httpclient import ClientSettings, authorization_from_config, ssl_context
 from model.label_limits import LabelLimits
 from model.labels import METRIC_NAME, Labels, series_id_of
 from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch, SeriesTable
-from model.sd_config import TLSConfig
 from model.storage import Appender
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,8 @@ import urllib.parse
 from importlib import resources
 from pathlib import Path
 
-from model.config import Config, load_config, parse_config, redacted_url
+from model.addresses import redacted_url
+from model.config import Config, load_config, parse_config
 from model.errors import ConfigError, ShardmonError, UnauthenticatedError
 
 DEFAULT_CONFIG = "default.yml"
@@ -504,8 +505,8 @@ def client_of(args, config: Config):
     flags (any TLS flag means TLS)."""
     import yaml
 
+    from model.http_config import BasicAuth, HTTPClientConfig, TLSConfig
     from model.httpclient import InternalClient
-    from model.sd_config import BasicAuth, HTTPClientConfig, TLSConfig
 
     basic, tls = config.internal_client.basic_auth, config.internal_client.tls_config
     if args.http_config_file:

@@ -29,7 +29,7 @@ from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from model.errors import ConfigError, ShardDataLostError, ShardNotDurableError, ShardUnavailableError
-from model.sd_config import TLSConfig
+from model.http_config import TLSConfig
 from shards import metrics
 
 log = logging.getLogger(__name__)

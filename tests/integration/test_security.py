@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from model.errors import ShardmonError
-from model.sd_config import BasicAuth, TLSConfig
+from model.http_config import BasicAuth, TLSConfig
 from tests.integration.procs import CounterTargets, free_port, wait_until
 from tests.tlsutil import bcrypt_hash, make_certs
 
