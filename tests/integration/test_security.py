@@ -44,7 +44,7 @@ class Setup:
     def __init__(self, tmp: Path) -> None:
         from ray.util import get_node_ip_address
 
-        from shardmon.cli import default_config_text
+        from shardmon.cli_common import default_config_text
 
         self.tmp = tmp
         # The server certificate must be valid for every address a listener is reached at: the Ray
