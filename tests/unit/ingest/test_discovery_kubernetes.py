@@ -15,14 +15,14 @@ from ingest.discovery.kubeclient import (
     kubeconfig_connection,
     resource_path,
 )
-from ingest.discovery.kubernetes import (
-    _RoleState,
+from ingest.discovery.kubegroups import (
     endpoints_group,
     endpointslice_group,
     node_group,
     pod_group,
     service_group,
 )
+from ingest.discovery.kubernetes import _RoleState
 from model.sd_config import KubernetesSDConfig
 
 # --- fixtures: objects as `kubectl get -o json` shows them -----------------------------------------
