@@ -52,6 +52,7 @@ from model.errors import (
 )
 from model.httpserver import http_status_of, listen, make_app, prometheus_error, text_error
 from model.shutdown import wait_until_stopped
+from model.units import format_go_duration_ms
 from model.webconfig import WebConfig
 from shards.client import ShardConnection
 
@@ -239,7 +240,7 @@ class Receiver:
         return web.json_response({"status": "success", "data": {
             "build_information": {"version": "shardmon-0.1.0"},
             "flags": {"persistence.file": self.cfg.persistence_file or "",
-                      "persistence.interval": _go_duration(self.cfg.persistence_interval)},
+                      "persistence.interval": format_go_duration_ms(self.cfg.persistence_interval)},
         }})
 
     @_observed("wipe")
@@ -278,16 +279,6 @@ def _push_error(exc: ShardmonError, status: int) -> web.Response:
     if isinstance(exc, PermissionDeniedError):
         return prometheus_error(exc, status)
     return text_error(exc, status)
-
-
-def _go_duration(ms: int) -> str:
-    """A duration as Go's ``time.Duration.String`` writes it ("5m0s"), as the Pushgateway shows its flags."""
-    if ms < 1000:
-        return f"{ms}ms" if ms else "0s"
-    hours, rest = divmod(ms, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    seconds = f"{rest // 1000}" if rest % 1000 == 0 else f"{rest / 1000:.3f}".rstrip("0")
-    return (f"{hours}h" if hours else "") + (f"{minutes}m" if hours or minutes else "") + f"{seconds}s"
 
 
 async def _ok(request: web.Request) -> web.Response:

@@ -22,8 +22,8 @@ import yarl
 from ingest import metrics
 from ingest.target import Target
 from model.errors import ShardmonError
+from model.http_config import TLSConfig
 from model.httpclient import ClientSettings, authorization_from_config, ssl_context
-from model.sd_config import TLSConfig
 
 #: What Prometheus 2.42 asks for (it sends exactly this header).
 ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"

@@ -32,13 +32,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 from ingest.relabel import process as relabel
-from model.config import Config, ScrapeConfig, format_duration_ms, parse_duration_ms
+from model.config import Config, ScrapeConfig
 from model.errors import ConfigError, ShardmonError
 from model.hashing import rendezvous_owner
+from model.http_config import HTTPClientConfig
 from model.httpclient import InternalClient
 from model.labels import Labels
 from model.relabel_config import RelabelConfig
-from model.sd_config import HTTPClientConfig
+from model.units import format_duration_ms, parse_duration_ms
 
 ADDRESS = "__address__"
 SCHEME = "__scheme__"

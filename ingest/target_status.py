@@ -12,8 +12,9 @@ import datetime as dt
 
 from ingest.scrape_loop import TargetHealth
 from ingest.target import SELF_JOB, Target, target_key
-from model.config import Config, format_duration_ms
+from model.config import Config
 from model.labels import Labels
+from model.units import format_duration_ms
 
 
 def targets_data(config: Config, discovered: dict[str, list[tuple[dict[str, str], Target | None]]],

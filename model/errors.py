@@ -49,7 +49,7 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
 Subclasses defined next to the code that raises them are listed with their module. Outside the tree
 on purpose: exceptions private to one module for its own control flow, which never leave it
 (``_Gone``, ``_BlocksChanged``, a ``ValueError``
-for pydantic), and the command-line tools' own (``shardmon.cli.UsageError``, exit code 2;
+for pydantic), and the command-line tools' own (``shardmon.cli_common.UsageError``, exit code 2;
 ``querier.promqltest.ScriptError``, a malformed test script; ``shardmon.launcher.Interrupted``, a
 ``shardmon up`` stopped while starting), which end a command and reach no service edge.
 ``tests/unit/model/test_errors.py`` keeps this list true.

@@ -31,9 +31,9 @@ import grpc
 
 from model.errors import ConfigError, UnauthenticatedError
 from model.grpcstatus import status_of
+from model.http_config import BasicAuth, HTTPClientConfig, TLSConfig
 from model.httpclient import authorization_from_config
 from model.httpserver import auth_failures, verifier_of
-from model.sd_config import BasicAuth, HTTPClientConfig, TLSConfig
 from model.webconfig import WebConfig, server_key_pair
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,11 @@
 """Service discovery configuration: ``file_sd_configs``, ``http_sd_configs`` and ``kubernetes_sd_configs``.
 
 Field names, defaults and checks are Prometheus's (``discovery/file``, ``discovery/http``,
-``discovery/kubernetes`` and ``common/config.HTTPClientConfig``). Like every Shardmon config model,
-these forbid unknown fields, so a Prometheus option Shardmon does not implement (``oauth2``,
-``http_headers``, ``attach_metadata.namespace``, role ``ingress``...) is refused at load time, not
-silently ignored. Durations are held as int milliseconds.
-
-This module must not import :mod:`model.config` at import time (that module imports this one); the
-duration parser is imported lazily.
+``discovery/kubernetes``); the HTTP and Kubernetes entries extend :class:`model.http_config.HTTPClientConfig`
+(its fields inline, as in ``prometheus.yml``). Like every Shardmon config model, these forbid unknown
+fields, so a Prometheus option Shardmon does not implement (``oauth2``, ``http_headers``,
+``attach_metadata.namespace``, role ``ingress``...) is refused at load time, not silently ignored.
+Durations are held as int milliseconds.
 """
 
 from __future__ import annotations
@@ -16,20 +14,15 @@ import re
 import urllib.parse
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-
-class _SDModel(BaseModel):
-    # The same settings as model.config._Model (not imported: model.config imports this module).
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, coerce_numbers_to_str=True)
+from model.config_base import ConfigModel
+from model.http_config import HTTPClientConfig
+from model.units import duration_from_yaml
 
 
 def _positive_duration(value: Any) -> int:
-    from model.config import parse_duration_ms  # lazily: model.config imports this module
-
-    if isinstance(value, bool) or not isinstance(value, str):
-        raise ValueError(f"not a valid duration string: {value!r} (write it as a string like \"30s\")")
-    ms = parse_duration_ms(value)
+    ms = duration_from_yaml(value, example="30s")
     if ms <= 0:
         raise ValueError("refresh_interval must be greater than 0")
     return ms
@@ -39,116 +32,12 @@ def _positive_duration(value: Any) -> int:
 RefreshInterval = Annotated[int, BeforeValidator(_positive_duration)]
 
 
-# --- common/config.HTTPClientConfig (the subset Shardmon implements) -------------------------------
-
-
-class BasicAuth(_SDModel):
-    """``basic_auth``: sets ``Authorization: Basic ...`` on every request."""
-
-    username: str = ""
-    username_file: str | None = None
-    password: SecretStr = Field(SecretStr(""), description="A secret: never logged, printed or echoed.")
-    password_file: str | None = None
-
-    @model_validator(mode="after")
-    def _exclusive(self) -> BasicAuth:
-        if self.username and self.username_file:
-            raise ValueError("at most one of basic_auth username & username_file must be configured")
-        if self.password and self.password_file:
-            raise ValueError("at most one of basic_auth password & password_file must be configured")
-        return self
-
-
-class Authorization(_SDModel):
-    """``authorization``: sets ``Authorization: <type> <credentials>`` on every request."""
-
-    type: str = Field("Bearer", description="The authentication type (default Bearer).")
-    credentials: SecretStr | None = Field(None, description="A secret: never logged, printed or echoed.")
-    credentials_file: str | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> Authorization:
-        if self.type.strip().lower() == "basic":
-            raise ValueError('authorization type cannot be set to "basic", use "basic_auth" instead')
-        if self.credentials and self.credentials_file:
-            raise ValueError("at most one of authorization credentials & credentials_file must be configured")
-        return self
-
-
-TLSVersion = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
-
-
-class TLSConfig(_SDModel):
-    """``tls_config``: CA, client certificate, server name and verification of a TLS connection."""
-
-    ca: str | None = Field(None, description="PEM text of the CA certificate(s).")
-    ca_file: str | None = None
-    cert: str | None = Field(None, description="PEM text of the client certificate.")
-    cert_file: str | None = None
-    key: str | None = Field(None, description="PEM text of the client key.")
-    key_file: str | None = None
-    server_name: str | None = Field(None, description="The name the server certificate must be valid for.")
-    insecure_skip_verify: bool = Field(False, description="Disable validation of the server certificate.")
-    min_version: TLSVersion | None = None
-    max_version: TLSVersion | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> TLSConfig:
-        for a, b in (("ca", "ca_file"), ("cert", "cert_file"), ("key", "key_file")):
-            if getattr(self, a) and getattr(self, b):
-                raise ValueError(f"at most one of {a} and {b} must be configured")
-        has_cert = bool(self.cert or self.cert_file)
-        has_key = bool(self.key or self.key_file)
-        if has_cert and not has_key:
-            raise ValueError("exactly one of key or key_file must be configured when a client certificate is configured")
-        if has_key and not has_cert:
-            raise ValueError("exactly one of cert or cert_file must be configured when a client key is configured")
-        return self
-
-
-class HTTPClientConfig(_SDModel):
-    """Prometheus's ``<http_config>``, inlined into the SD configs that talk HTTP."""
-
-    basic_auth: BasicAuth | None = None
-    authorization: Authorization | None = None
-    bearer_token: SecretStr | None = Field(None, description="Deprecated form of authorization.credentials (a secret).")
-    bearer_token_file: str | None = Field(None, description="Deprecated form of authorization.credentials_file.")
-    tls_config: TLSConfig = Field(default_factory=TLSConfig)
-    follow_redirects: bool = True
-    enable_http2: bool = Field(True, description="Accepted for compatibility; requests use HTTP/1.1.")
-    proxy_url: str | None = Field(None, description="An http:// proxy for the requests.")
-
-    @model_validator(mode="after")
-    def _http_client(self) -> HTTPClientConfig:
-        if self.bearer_token and self.bearer_token_file:
-            raise ValueError("at most one of bearer_token & bearer_token_file must be configured")
-        if (self.bearer_token or self.bearer_token_file) and self.basic_auth is not None:
-            raise ValueError("at most one of basic_auth, bearer_token & bearer_token_file must be configured")
-        if self.authorization is not None:
-            if self.bearer_token or self.bearer_token_file:
-                raise ValueError("authorization is not compatible with bearer_token & bearer_token_file")
-            if self.basic_auth is not None:
-                raise ValueError("at most one of basic_auth, oauth2 & authorization must be configured")
-        if self.proxy_url is not None:
-            scheme = urllib.parse.urlsplit(self.proxy_url).scheme
-            if scheme not in ("http", "https"):
-                raise ValueError(f"proxy_url: unsupported scheme {scheme!r} (http or https)")
-        return self
-
-    def is_default_http_config(self) -> bool:
-        """Whether no HTTP client field differs from its default (Kubernetes SD forbids a custom one
-        together with ``kubeconfig_file`` or without ``api_server``)."""
-        names = set(HTTPClientConfig.model_fields)
-        return all(getattr(self, n) == HTTPClientConfig.model_fields[n].get_default(call_default_factory=True)
-                   for n in names)
-
-
 # --- file_sd_configs -------------------------------------------------------------------------------
 
 _FILE_SD_NAME = re.compile(r"^[^*]*(\*[^/]*)?\.(json|yml|yaml|JSON|YML|YAML)$")
 
 
-class FileSDConfig(_SDModel):
+class FileSDConfig(ConfigModel):
     """``file_sd_configs`` entry: target groups read from JSON or YAML files."""
 
     files: list[str] = Field(min_length=1, description="Patterns of files with target groups (.json, .yml, .yaml).")
@@ -209,14 +98,14 @@ def _role(value: Any) -> Any:
 Role = Annotated[KubernetesRole, BeforeValidator(_role)]
 
 
-class KubernetesNamespaces(_SDModel):
+class KubernetesNamespaces(ConfigModel):
     """``namespaces``: which namespaces to watch (all when both fields are empty)."""
 
     own_namespace: bool = Field(False, description="Also the namespace Shardmon runs in (in-cluster only).")
     names: list[str] = Field(default_factory=list)
 
 
-class KubernetesSelector(_SDModel):
+class KubernetesSelector(ConfigModel):
     """``selectors`` entry: label and field selectors sent with the list and watch requests of a role."""
 
     role: Role
@@ -232,7 +121,7 @@ class KubernetesSelector(_SDModel):
         return v
 
 
-class KubernetesAttachMetadata(_SDModel):
+class KubernetesAttachMetadata(ConfigModel):
     """``attach_metadata``: extra metadata attached to targets."""
 
     node: bool = Field(False, description="Attach node labels (roles pod, endpoints, endpointslice); watches nodes.")

@@ -42,8 +42,14 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from model.errors import QueryCanceledError, QueryError, QueryLimitError, QueryUnavailableError, ShardmonError, \
-    ShardUnavailableError
+from model.errors import (
+    QueryCanceledError,
+    QueryError,
+    QueryLimitError,
+    QueryUnavailableError,
+    ShardmonError,
+    ShardUnavailableError,
+)
 from model.labels import Matcher
 from model.storage import LabelsResult, QueryBudget, Series, SeriesSet
 from querier import metrics

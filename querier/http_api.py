@@ -26,7 +26,6 @@ import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from model.config import parse_duration_ms
 from model.errors import (
     BadQueryError,
     QueryCanceledError,
@@ -39,6 +38,7 @@ from model.httpclient import InternalClient
 from model.httpserver import make_app
 from model.labels import Labels
 from model.storage import Querier, QueryBudget
+from model.units import parse_duration_ms
 from model.webconfig import WebConfig
 from querier import lookup, metrics
 from querier.promql import Engine, QueryResult

@@ -46,6 +46,7 @@ from model.labels import Labels
 from model.memory import MemoryStorage
 from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch
 from model.storage import Appender, Querier
+from model.units import parse_duration_ms
 from querier.fanout import FanoutQuerier
 from querier.promql import Engine, QueryResult, ResultSeries, UnsupportedQueryError
 
@@ -57,10 +58,6 @@ _MIN_NORMAL = 2.2250738585072014e-308  # The smallest positive normal float64.
 
 _LOAD = re.compile(r"^load\s+(.+?)$")
 _EVAL = re.compile(r"^eval(?:_(fail|ordered))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$")
-_DURATION = re.compile(
-    r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
-)
-_DURATION_UNITS_MS = (365 * 86_400_000, 7 * 86_400_000, 86_400_000, 3_600_000, 60_000, 1000, 1)
 _NUMBER = r"(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF]|[nN][aA][nN])"
 # Prometheus's lexer reads no hexadecimal in series values, where it would be ambiguous: ``0x10``
 # is 0 repeated, not 16.
@@ -422,16 +419,6 @@ class _Runner:
             return parse_duration_ms(text)
         except ValueError as exc:
             raise self._error(i, str(exc)) from exc
-
-
-def parse_duration_ms(text: str) -> int:
-    """A Prometheus duration (``1h30m``, ``50m``, ``8000s``, ``0``) in milliseconds."""
-    if text == "0":
-        return 0
-    m = _DURATION.match(text)
-    if not text or m is None:
-        raise ValueError(f"not a valid duration string: {text!r}")
-    return sum(int(g) * unit for g, unit in zip(m.groups(), _DURATION_UNITS_MS) if g)
 
 
 def almost_equal(a: float, b: float) -> bool:

@@ -33,10 +33,10 @@ import numpy as np
 
 from model import grpcauth
 from model.grpcstatus import QUERY, error_of
+from model.http_config import BasicAuth, TLSConfig
 from model.labels import Labels
 from model.pb import query_pb2, query_pb2_grpc
 from model.samples import F64, I64
-from model.sd_config import BasicAuth, TLSConfig
 from querier.promql import QueryResult, ResultSeries
 
 _TYPES = {

@@ -15,10 +15,10 @@ import numpy as np
 from model import grpcauth
 from model.errors import QueryLimitError, ShardUnavailableError
 from model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
+from model.http_config import BasicAuth, TLSConfig
 from model.labels import Labels, Matcher, MatchType
 from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from model.samples import SampleBatch
-from model.sd_config import BasicAuth, TLSConfig
 from model.storage import NO_LIMIT, Series
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024

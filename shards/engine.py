@@ -34,7 +34,6 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import NamedTuple
 
 import numpy as np
 import xxhash
@@ -54,7 +53,7 @@ from shards.blocks import (
     id_field,
 )
 from shards.head import Head
-from shards.limits import SeriesLimitError
+from shards.limits import SeriesLimitError, WriteOutcome
 from shards.reads import Selection
 from shards.series import ShardSeries
 from shards.store import Store
@@ -68,12 +67,6 @@ _FAULT_CUT_PAUSE_S = float(os.environ.get("SHARDMON_FAULT_CUT_PAUSE_S", "0") or 
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max
 _SEEN_BATCHES = 200_000
-
-
-class WriteOutcome(NamedTuple):
-    appended: int
-    rejected: dict[str, int]
-    duplicate_batch: bool
 
 
 class ShardDB:

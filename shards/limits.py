@@ -22,10 +22,17 @@ from model.samples import SampleBatch
 from shards import metrics
 
 if TYPE_CHECKING:
-    from shards.engine import WriteOutcome
     from shards.series import ShardSeries
 
 _ADMITTED, _SERIES_LIMIT, _METRIC_SERIES_LIMIT = 0, 1, 2
+
+
+class WriteOutcome(NamedTuple):
+    """What a write did: samples appended, samples refused by reason, and whether the batch was a repeat."""
+
+    appended: int
+    rejected: dict[str, int]
+    duplicate_batch: bool
 LIMIT_REASONS = {_SERIES_LIMIT: "series_limit", _METRIC_SERIES_LIMIT: "metric_series_limit"}
 
 

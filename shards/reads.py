@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -22,10 +22,26 @@ from model.errors import QueryLimitError, ShardUnavailableError
 from model.labels import Matcher
 from model.samples import I64
 from shards import chunk
-from shards.blocks import Block, id_field
+from shards.blocks import Block, BlockList, id_field
+from shards.head import Head
+from shards.registry import SeriesRegistry
+from shards.series import ShardSeries
+from shards.store import Store
 
-if TYPE_CHECKING:
-    from shards.engine import ShardDB
+
+class ShardDB(Protocol):
+    """What a read needs of the shard's database (:class:`shards.engine.ShardDB`, which imports this
+    module: a Protocol here keeps the imports one way)."""
+
+    series: ShardSeries
+    head: Head
+    blocks: BlockList
+    store: Store
+
+    @property
+    def registry(self) -> SeriesRegistry: ...
+
+    async def resync_blocks(self) -> None: ...
 
 #: No limit on the series or samples of an answer.
 NO_LIMIT = 2**63 - 1

@@ -18,7 +18,7 @@ from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from model.errors import ConfigError, ShardUnavailableError
-from model.sd_config import TLSConfig
+from model.http_config import TLSConfig
 from shards import metrics
 from shards.identity import IdentityGuard, identity_fields
 from shards.store import BlockMeta, Identity, StoredBlock

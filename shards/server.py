@@ -19,7 +19,8 @@ import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from model import errors, grpcauth
-from model.config import Config, redacted_url
+from model.addresses import redacted_url
+from model.config import Config
 from model.grpcstatus import status_of
 from model.httpserver import metrics_app, serve_in_thread
 from model.labels import Matcher, MatchType

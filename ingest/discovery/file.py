@@ -21,8 +21,8 @@ from collections.abc import Callable, Sequence
 
 import yaml
 
-from ingest.discovery import TargetGroup, groups_with_meta, parse_groups
 from ingest.discovery.metrics import FILE_READ_ERRORS
+from ingest.discovery.targetgroup import TargetGroup, groups_with_meta, parse_groups
 from model.sd_config import FileSDConfig
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 
 import aiohttp
 
-from ingest.discovery import TargetGroup, groups_with_meta, parse_groups
 from ingest.discovery.metrics import HTTP_FAILURES
+from ingest.discovery.targetgroup import TargetGroup, groups_with_meta, parse_groups
 from model.errors import DiscoveryError
 from model.httpclient import ClientSettings
 from model.sd_config import HTTPSDConfig

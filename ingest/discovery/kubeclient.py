@@ -23,8 +23,9 @@ import yaml
 
 from ingest.discovery.metrics import KUBERNETES_EVENTS, KUBERNETES_FAILURES
 from model.errors import ConfigError, DiscoveryError
+from model.http_config import TLSConfig
 from model.httpclient import ClientSettings, basic_auth_value, read_secret_file, ssl_context
-from model.sd_config import KubernetesSDConfig, TLSConfig
+from model.sd_config import KubernetesSDConfig
 
 log = logging.getLogger(__name__)
 

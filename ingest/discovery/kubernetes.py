@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
 
-from ingest.discovery import TargetGroup
 from ingest.discovery.kubeclient import (
     RESOURCES,
     SERVICE_ACCOUNT_DIR,
@@ -40,6 +39,7 @@ from ingest.discovery.kubernetes_labels import (
     string_of,
 )
 from ingest.discovery.metrics import KUBERNETES_FAILURES
+from ingest.discovery.targetgroup import TargetGroup
 from model.sd_config import KubernetesSDConfig
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ingest.discovery import ADDRESS, TargetGroup, sanitize_label_name
 from ingest.discovery.kubeclient import join_host_port, object_key
+from ingest.discovery.targetgroup import ADDRESS, TargetGroup, sanitize_label_name
 
 log = logging.getLogger(__name__)
 

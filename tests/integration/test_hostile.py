@@ -102,7 +102,7 @@ class Setup:
     """The cluster's configuration and the clients the attacks use."""
 
     def __init__(self, tmp: Path, malformed: MalformedTarget) -> None:
-        from shardmon.cli import default_config_text
+        from shardmon.cli_common import default_config_text
 
         self.tmp = tmp
         raw = yaml.safe_load(default_config_text())

@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from model.errors import ShardmonError
-from model.sd_config import BasicAuth, TLSConfig
+from model.http_config import BasicAuth, TLSConfig
 from tests.integration.procs import CounterTargets, free_port, wait_until
 from tests.tlsutil import bcrypt_hash, make_certs
 
@@ -44,7 +44,7 @@ class Setup:
     def __init__(self, tmp: Path) -> None:
         from ray.util import get_node_ip_address
 
-        from shardmon.cli import default_config_text
+        from shardmon.cli_common import default_config_text
 
         self.tmp = tmp
         # The server certificate must be valid for every address a listener is reached at: the Ray

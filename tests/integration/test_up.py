@@ -36,7 +36,7 @@ def _alive(pid: int) -> bool:
 
 def _config(tmp_path: Path) -> Path:
     """The embedded default config, moved onto free ports and a temporary data folder."""
-    from shardmon.cli import default_config_text
+    from shardmon.cli_common import default_config_text
 
     raw = yaml.safe_load(default_config_text())
     demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]

@@ -2,20 +2,8 @@
 
 import pytest
 
-from model.config import format_duration_ms, parse_config, parse_duration_ms
+from model.config import parse_config
 from model.errors import ConfigError
-
-
-def test_durations_parse_as_prometheus_writes_them():
-    assert parse_duration_ms("15s") == 15_000
-    assert parse_duration_ms("1h30m") == 5_400_000
-    assert parse_duration_ms("500ms") == 500
-    assert parse_duration_ms("1d") == 86_400_000
-    assert parse_duration_ms("0") == 0
-    for bad in ("", "15", "1.5s", "s", "5x", "1s1h"):
-        with pytest.raises(ValueError):
-            parse_duration_ms(bad)
-    assert format_duration_ms(5_400_000) == "1h30m"
 
 
 def test_a_plain_prometheus_yml_loads_with_prometheus_defaults():
@@ -86,7 +74,7 @@ querier: {http_address: "0.0.0.0:9090", partial_response: abort}
         ),
         ("scrape_configs: [{job_name: a, scheme: ftp}]", "scrape_configs[0].scheme: Input should be 'http' or 'https'"),
         (
-            "shards: {nodes: [{id: 0, address: a, redis_url: b}, {id: 0, address: c, redis_url: d}]}",
+            "shards: {nodes: [{id: 0, address: 'a:1', redis_url: 'redis://b'}, {id: 0, address: 'c:1', redis_url: 'redis://d'}]}",
             "shards: Value error, shard ids must be unique",
         ),
         ("shards: {nodes: [{id: 0, address: a}]}", "shards.nodes[0].redis_url: Field required"),
@@ -141,3 +129,27 @@ def test_the_launchers_stop_grace_period_is_a_duration():
     assert parse_config("local: {stop_grace_period: 2s}").local.stop_grace_period == 2000
     with pytest.raises(ConfigError, match=r"local\.stop_grace_period: not a valid duration"):
         parse_config("local: {stop_grace_period: 2}")
+
+
+
+def test_scrape_configs_and_http_sd_configs_read_the_http_config_fields_as_an_http_config_file():
+    import yaml
+
+    from model.http_config import HTTPClientConfig
+
+    fields = {"basic_auth": {"username": "u", "password_file": "/p"}, "follow_redirects": False,
+              "tls_config": {"ca_file": "/ca.pem", "server_name": "s"}, "proxy_url": "http://proxy:3128"}
+    sc = parse_config(yaml.safe_dump({"scrape_configs": [
+        {"job_name": "a", **fields, "http_sd_configs": [{"url": "http://sd:8080/targets", **fields}]},
+    ]})).scrape_configs[0]
+    expected = HTTPClientConfig.model_validate(fields)  # as --http.config.file reads them
+    assert sc.http_client_config() == expected == sc.http_sd_configs[0].http_client_config()
+    assert not sc.is_default_http_config() and sc.proxy_url == "http://proxy:3128"
+    bad = {"basic_auth": {"username": "u"}, "bearer_token": "t"}
+    for where, job in (("scrape_configs[0]", {"job_name": "a", **bad}),
+                       ("scrape_configs[0].http_sd_configs[0]",
+                        {"job_name": "a", "http_sd_configs": [{"url": "http://sd", **bad}]})):
+        with pytest.raises(ConfigError) as info:
+            parse_config(yaml.safe_dump({"scrape_configs": [job]}))
+        assert str(info.value) == (f"<config>: {where}: at most one of basic_auth, bearer_token & bearer_token_file "
+                                   "must be configured")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from model.config import parse_config, redacted_url
+from model.addresses import redacted_url
+from model.config import parse_config
 from model.errors import ConfigError
 
 

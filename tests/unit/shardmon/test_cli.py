@@ -6,7 +6,7 @@ import sys
 
 def test_the_embedded_default_config_loads():
     from ingest.target import targets_from_config
-    from shardmon.cli import load
+    from shardmon.cli_common import load
 
     c = load(None)
     jobs = [t.job for t in targets_from_config(c)]

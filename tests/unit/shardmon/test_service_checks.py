@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shardmon.cli import main, parser, ray_node_argv
+from shardmon.cli import main, parser
+from shardmon.cli_services import ray_node_argv
 
 GOOD = """
 scrape_configs: [{job_name: a, static_configs: [{targets: ["t:9100"]}]}]
@@ -82,3 +83,20 @@ def test_ray_node_runs_ray_start_blocking_with_the_extra_options_last():
     assert "--head" in start and start[-2:] == ["--object-store-memory", "1000"]
     worker = ray_node_argv(parser().parse_args(["ray-node", "--address", "h:6379"]))
     assert worker[worker.index("--address") + 1] == "h:6379" and "--head" not in worker
+
+
+@pytest.mark.parametrize("old, new, error", [
+    ('"shard-3:9301"', '"shard-3"', "shards.nodes[0].address: not a host:port address: 'shard-3'"),
+    ('"redis://redis-3:6379/0"', '"redis-3:6379"', "shards.nodes[0].redis_url: not a redis:// URL"),
+    ('"0.0.0.0:9191"', '"0.0.0.0:91910"', "querier.grpc_address: not a host:port address"),
+    ('"ray://ray-head:10001"', '"ray-head"', "ingest.ray_address: not a host:port address"),
+    ('"receiver:9091"', '"receiver"', "receiver.pushgateway_address: not a host:port address"),
+    ('["0.0.0.0:9401"]', '["demo"]', "local.demo_targets[0]: not a host:port address"),
+])
+def test_check_config_and_every_services_check_refuse_the_same_bad_address(cfg, capsys, old, new, error):
+    path = cfg(GOOD.replace(old, new))
+    for argv in (["check-config"], ["shard", "--id", "3", "--check"], ["querier", "--check"], ["ingest", "--check"],
+                 ["receiver", "--check"], ["demo-targets", "--check"], ["ray-node", "--head", "--check"]):
+        assert main([*argv, "--config", path]) == 2, argv
+        captured = capsys.readouterr()
+        assert error in captured.err and not captured.out, (argv, captured)

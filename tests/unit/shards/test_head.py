@@ -5,7 +5,7 @@ import numpy as np
 from model.labels import Labels
 from model.samples import STALE_NAN
 from shards.head import Head
-from shards.series import SeriesRegistry
+from shards.registry import SeriesRegistry
 
 
 def _head(n_series=3):

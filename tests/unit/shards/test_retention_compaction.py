@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.config import ShardsConfig, parse_config, parse_size_bytes
+from model.config import ShardsConfig, parse_config
 from model.errors import ConfigError
+from model.units import parse_size_bytes
 from shards import chunk
 from shards.compact import blocks_beyond_retention, merge_block_chunks, plan_compaction
 from shards.limits import admit_series
