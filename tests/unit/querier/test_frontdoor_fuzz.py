@@ -12,7 +12,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.errors import BadQueryError, QueryExecutionError
+from model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
 from model.labels import Labels
 from model.memory import MemoryStorage
 from model.samples import STALE_NAN
@@ -38,9 +38,12 @@ def _storage() -> MemoryStorage:
     return st_
 
 
-# A budget of a million points: what any query may cost is then bounded, in time (within the 5 s) and
-# in memory, whatever its grid; over it a query is refused as QueryLimitError (a QueryExecutionError).
-ENGINE = Engine(_storage(), timeout_ms=30_000, max_samples=1_000_000)
+# A budget of a million points bounds what any query may hold in memory, whatever its grid (over it a
+# query is refused as QueryLimitError, a QueryExecutionError); its time is bounded by the engine's
+# timeout, which every long loop checks: 2 s for each of the two calls, so an input ends within 5 s
+# (a query within its budget may still take longer than that, e.g. deriv over a 105,120-point window:
+# it ends as QueryTimeoutError, the documented answer).
+ENGINE = Engine(_storage(), timeout_ms=2_000, max_samples=1_000_000)
 
 
 def _front_door(text: str) -> None:
@@ -48,7 +51,7 @@ def _front_door(text: str) -> None:
     for call in (lambda: ENGINE.instant(text, T), lambda: ENGINE.range(text, T - 1_800_000, T, 60_000)):
         try:
             call()
-        except (BadQueryError, QueryExecutionError):
+        except (BadQueryError, QueryExecutionError, QueryTimeoutError):
             pass
     elapsed = time.monotonic() - t0
     assert elapsed < BUDGET_S, f"{elapsed:.1f}s for {text[:200]!r}"
