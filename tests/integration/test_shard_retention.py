@@ -7,7 +7,6 @@ check the gRPC status of a limit, the /metrics names and that the WAL fsync poli
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 
 import grpc
 import numpy as np
@@ -22,6 +21,7 @@ from shards import metrics
 from shards.client import ShardClient
 from shards.db import SeriesLimitError, ShardDB
 from shards.store import RedisStore
+from tests.integration.httpapi import request
 from tests.integration.procs import free_port, redis_proc, shardmon_proc, wait_until
 
 H = 3_600_000
@@ -33,7 +33,7 @@ STEP = 60_000  # one sample a minute
 def redis_url(tmp_path):
     port = free_port()
     (tmp_path / "logs").mkdir()
-    proc = redis_proc(port, tmp_path / "redis", tmp_path / "logs").start()
+    proc = redis_proc(port, tmp_path / "redis", tmp_path / "logs").up()
     yield f"redis://127.0.0.1:{port}/0"
     proc.stop()
 
@@ -370,8 +370,8 @@ def shard_proc(tmp_path):
     cfg.write_text(yaml.safe_dump(raw))
     logs = tmp_path / "logs"
     logs.mkdir()
-    r = redis_proc(redis_port, tmp_path / "redis", logs).start()
-    s = shardmon_proc("shard-0", ["shard", "--id", "0"], cfg, logs, grpc_port).start()
+    r = redis_proc(redis_port, tmp_path / "redis", logs).up()
+    s = shardmon_proc("shard-0", ["shard", "--id", "0"], cfg, logs, grpc_port).up()
     client = ShardClient(0, f"127.0.0.1:{grpc_port}")
     yield client, redis_port, metrics_port, s
     client.close()
@@ -387,7 +387,7 @@ def test_a_shard_answers_a_series_limit_with_invalid_argument_and_exposes_its_me
     assert isinstance(e.value.__cause__, grpc.RpcError)
     assert not e.value.retryable
     assert client.flush() == 1
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    text = request("GET", f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     for name in ("shardmon_shard_series", "shardmon_shard_head_series", "shardmon_shard_samples_appended_total",
                  'shardmon_shard_samples_rejected_total{reason="series_limit"} 3.0',
                  'shardmon_shard_samples_rejected_total{reason="metric_series_limit"} 0.0',

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from tests.integration.procs import free_port, wait_until
+from tests.integration.procs import free_port, run_shardmon, shardmon_up, wait_until
 
 INTERVAL_S = 2
 
@@ -61,22 +59,16 @@ def _config(tmp_path: Path) -> Path:
 def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
     cfg = _config(tmp_path)
     ray_before = _ray_pids()
-    log = open(tmp_path / "up.log", "w")
-    up = subprocess.Popen([sys.executable, "-m", "shardmon", "up", "--config", str(cfg)], stdout=log,
-                          stderr=subprocess.STDOUT, start_new_session=True)
+    up = shardmon_up(cfg, tmp_path / "up.log")
     try:
-        wait_until(lambda: "Shardmon is up" in (tmp_path / "up.log").read_text() or up.poll() is not None,
-                   90, "shardmon up to start")
-        text = (tmp_path / "up.log").read_text()
-        assert up.poll() is None, text
+        up.up(90)
+        text = up.log_text()
         ready_at = time.monotonic()
         child_pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
         assert len(child_pids) == 8, text  # 2 redis, demo targets, 2 shards, querier, receiver, ingest
 
         def query(expr):
-            proc = subprocess.run([sys.executable, "-m", "shardmon", "query", "--config", str(cfg), expr],
-                                  capture_output=True, text=True)
-            return proc.stdout.splitlines()
+            return run_shardmon("query", expr, config=cfg).stdout.splitlines()
 
         def query_up():
             lines = [ln for ln in query("up") if ln.startswith("up{") and 'job="demo"' in ln]
@@ -105,10 +97,8 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         # The pipeline's own metrics are queryable like any other.
         assert any(ln.split()[-1] != "0" for ln in query("sum(shardmon_shard_samples_appended_total)") if ln.startswith("{}"))
     finally:
-        up.send_signal(signal.SIGTERM)
-        up.wait(60)
-        log.close()
-    assert up.returncode == 0, (tmp_path / "up.log").read_text()
+        up.stop(60)  # SIGTERM, as a service manager stops it; SIGKILL only after 60 s
+    assert up.proc.returncode == 0, (tmp_path / "up.log").read_text()
     assert "stopped redis-0" in (tmp_path / "up.log").read_text()
     leftover = [p for p in child_pids if _alive(p)]
     assert not leftover, leftover
