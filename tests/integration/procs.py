@@ -23,7 +23,7 @@ from aiohttp import web
 from shardmon.procs import Child, free_port, port_open, redis_server_argv, shardmon_argv
 
 __all__ = ["Child", "Cluster", "CounterTargets", "free_port", "ingest_proc", "port_open", "proc", "prometheus_proc",
-           "redis_proc", "run_shardmon", "shardmon_proc", "shardmon_up", "wait_until"]
+           "redis_proc", "run_shardmon", "shardmon_proc", "shardmon_up", "up_config", "wait_until"]
 
 
 def wait_until(pred, timeout_s: float, what: str, interval_s: float = 0.1):
@@ -75,6 +75,33 @@ def shardmon_up(config_path: Path, log_path: Path) -> Child:
     """``shardmon up`` as a user runs it, ready once it says "Shardmon is up"."""
     return Child("shardmon-up", shardmon_argv("up", config=config_path), log_path,
                  lambda: "Shardmon is up" in log_path.read_text(errors="replace"))
+
+
+def up_config(tmp: Path, interval_s: float, scrape_timeout: str = "1s", *, n_shards: int | None = None,
+              shard_metrics: bool = True) -> dict:
+    """The embedded default configuration (what ``shardmon up`` runs without --config), moved onto free
+    loopback ports and ``tmp/data``: three demo targets, the shards (``n_shards`` of them, or the
+    default's), the querier, the receiver and the ingest service. The caller sets ``scrape_configs``."""
+    from shardmon.cli import default_config_text
+
+    raw = yaml.safe_load(default_config_text())
+    demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    raw["global"] = {"scrape_interval": f"{interval_s}s", "scrape_timeout": scrape_timeout}
+    raw["local"] = {"data_dir": str(tmp / "data"), "start_redis": True, "demo_targets": demo}
+    if n_shards is not None:
+        raw["shards"]["nodes"] = [{"id": i} for i in range(n_shards)]
+    for node in raw["shards"]["nodes"]:
+        node["address"] = f"127.0.0.1:{free_port()}"
+        node["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
+        if shard_metrics:
+            node["metrics_address"] = f"127.0.0.1:{free_port()}"
+        else:
+            node.pop("metrics_address", None)
+    raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
+    raw["receiver"].update(http_address=f"127.0.0.1:{free_port()}", pushgateway_address=f"127.0.0.1:{free_port()}",
+                           persistence_file=str(tmp / "data" / "pushgateway.json"))
+    raw["ingest"].update(scraper_num_cpus=0.1, http_address=f"127.0.0.1:{free_port()}")
+    return raw
 
 
 def prometheus_proc(name: str, config_file: Path, data: Path, port: int, log_dir: Path, *flags: str) -> Child:

@@ -30,7 +30,7 @@ from ingest.remote_write import encode
 from model.labels import Labels
 from tests.integration.httpapi import (PROTOBUF, assert_written_and_visible, call_api, push_storm, request,
                                        snappy_declaring, vector)
-from tests.integration.procs import free_port, run_shardmon, shardmon_up, wait_until
+from tests.integration.procs import free_port, run_shardmon, shardmon_up, up_config, wait_until
 
 BOUND_S = 5.0  # The issue's bound: for every hostile request, and for a write to become visible.
 MIB = 1 << 20
@@ -86,24 +86,11 @@ class Setup:
     """The cluster's configuration and the clients the attacks use."""
 
     def __init__(self, tmp: Path, malformed: MalformedTarget) -> None:
-        from shardmon.cli import default_config_text
-
         self.tmp = tmp
-        raw = yaml.safe_load(default_config_text())
-        demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-        raw["global"] = {"scrape_interval": f"{INTERVAL_S}s", "scrape_timeout": f"{INTERVAL_S}s"}
-        raw["local"] = {"data_dir": str(tmp / "data"), "start_redis": True, "demo_targets": demo}
-        raw["shards"]["nodes"] = [
-            {"id": i, "address": f"127.0.0.1:{free_port()}", "redis_url": f"redis://127.0.0.1:{free_port()}/0"}
-            for i in range(3)
-        ]
-        raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
-        self.push_address = f"127.0.0.1:{free_port()}"
-        raw["receiver"].update(http_address=f"127.0.0.1:{free_port()}", pushgateway_address=self.push_address,
-                               persistence_file=str(tmp / "data" / "pushgateway.json"))
-        raw["ingest"].update(scraper_num_cpus=0.1, http_address=f"127.0.0.1:{free_port()}")
+        raw = up_config(tmp, INTERVAL_S, f"{INTERVAL_S}s", n_shards=3, shard_metrics=False)
+        self.push_address = raw["receiver"]["pushgateway_address"]
         raw["scrape_configs"] = [
-            {"job_name": "demo", "static_configs": [{"targets": demo}]},
+            {"job_name": "demo", "static_configs": [{"targets": raw["local"]["demo_targets"]}]},
             {"job_name": "pushgateway", "honor_labels": True, "static_configs": [{"targets": [self.push_address]}]},
             {"job_name": "malformed", "static_configs": [{"targets": [f"127.0.0.1:{malformed.port}"]}]},
         ]

@@ -31,7 +31,8 @@ import yaml
 from model.errors import ShardmonError
 from model.sd_config import BasicAuth, TLSConfig
 from tests.integration.httpapi import request
-from tests.integration.procs import CounterTargets, free_port, prometheus_proc, run_shardmon, shardmon_up, wait_until
+from tests.integration.procs import (CounterTargets, free_port, prometheus_proc, run_shardmon, shardmon_up, up_config,
+                                     wait_until)
 from tests.tlsutil import bcrypt_hash, make_certs
 
 INTERVAL_S = 2
@@ -41,8 +42,6 @@ USER, PASSWORD = "alice", "correct horse battery staple"
 class Setup:
     def __init__(self, tmp: Path) -> None:
         from ray.util import get_node_ip_address
-
-        from shardmon.cli import default_config_text
 
         self.tmp = tmp
         # The server certificate must be valid for every address a listener is reached at: the Ray
@@ -60,18 +59,8 @@ class Setup:
                     "key_file": str(self.certs.path("client.key"))}
         self.basic = {"username": USER, "password_file": str(tmp / "password")}
 
-        raw = yaml.safe_load(default_config_text())
-        demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-        raw["global"] = {"scrape_interval": f"{INTERVAL_S}s", "scrape_timeout": "1s"}
-        raw["local"] = {"data_dir": str(tmp / "data"), "start_redis": True, "demo_targets": demo}
-        for node in raw["shards"]["nodes"]:
-            node["address"] = f"127.0.0.1:{free_port()}"
-            node["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
-            node["metrics_address"] = f"127.0.0.1:{free_port()}"
-        raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
-        raw["receiver"] = {"http_address": f"127.0.0.1:{free_port()}", "pushgateway_address": f"127.0.0.1:{free_port()}",
-                           "persistence_file": str(tmp / "data" / "pushgateway.json")}
-        raw["ingest"].update(scraper_num_cpus=0.1, http_address=f"127.0.0.1:{free_port()}")
+        raw = up_config(tmp, INTERVAL_S)
+        demo = raw["local"]["demo_targets"]
         raw["scrape_configs"] = [
             {"job_name": "demo", "static_configs": [{"targets": demo}]},
             # Shardmon's own push API is a listener like the others: its scrape job needs the credentials.

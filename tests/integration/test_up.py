@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.integration.procs import free_port, run_shardmon, shardmon_up, wait_until
+from tests.integration.procs import run_shardmon, shardmon_up, up_config, wait_until
 
 INTERVAL_S = 2
 
@@ -34,23 +34,12 @@ def _alive(pid: int) -> bool:
 
 def _config(tmp_path: Path) -> Path:
     """The embedded default config, moved onto free ports and a temporary data folder."""
-    from shardmon.cli import default_config_text
-
-    raw = yaml.safe_load(default_config_text())
-    demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-    raw["global"] = {"scrape_interval": f"{INTERVAL_S}s", "scrape_timeout": "1s"}
-    raw["scrape_configs"] = [{"job_name": "demo", "static_configs": [{"targets": demo, "labels": {"env": "demo"}}]}]
-    raw["local"] = {"data_dir": str(tmp_path / "data"), "start_redis": True, "demo_targets": demo}
-    for node in raw["shards"]["nodes"]:
-        node["address"] = f"127.0.0.1:{free_port()}"
-        node["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
-        node["metrics_address"] = f"127.0.0.1:{free_port()}"
-    raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
-    raw["receiver"] = {"http_address": f"127.0.0.1:{free_port()}", "pushgateway_address": f"127.0.0.1:{free_port()}",
-                       "persistence_file": str(tmp_path / "data" / "pushgateway.json")}
-    raw["scrape_configs"].append({"job_name": "pushgateway", "honor_labels": True,
-                                  "static_configs": [{"targets": [raw["receiver"]["pushgateway_address"]]}]})
-    raw["ingest"]["scraper_num_cpus"] = 0.1
+    raw = up_config(tmp_path, INTERVAL_S)
+    raw["scrape_configs"] = [
+        {"job_name": "demo", "static_configs": [{"targets": raw["local"]["demo_targets"], "labels": {"env": "demo"}}]},
+        {"job_name": "pushgateway", "honor_labels": True,
+         "static_configs": [{"targets": [raw["receiver"]["pushgateway_address"]]}]},
+    ]
     path = tmp_path / "shardmon.yml"
     path.write_text(yaml.safe_dump(raw))
     return path
