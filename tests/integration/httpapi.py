@@ -71,15 +71,16 @@ def get_json(url: str, params: dict | None = None, *, data: dict | None = None, 
         return json.load(resp)
 
 
-def call_api(base: str, path: str, *, method: str = "GET", timeout: float = 60, dropped_as_status_0: bool = False,
+def call_api(base: str, path: str, *, method: str = "GET", timeout_s: float = 60, dropped_as_status_0: bool = False,
              **params) -> tuple[int, dict, float]:
     """(status, JSON body, seconds) of a Prometheus-style API call: GET with ``params`` in the URL, POST
-    as a form. A body that is not JSON comes back as ``{"raw": text}``."""
+    as a form (``timeout_s`` is the client's; a ``timeout`` in ``params`` is the API's). A body that is
+    not JSON comes back as ``{"raw": text}``."""
     if method == "GET":
-        resp = request("GET", with_params(f"{base}{path}", params), timeout=timeout,
+        resp = request("GET", with_params(f"{base}{path}", params), timeout=timeout_s,
                        dropped_as_status_0=dropped_as_status_0)
     else:
-        resp = request(method, f"{base}{path}", urllib.parse.urlencode(params).encode(), timeout=timeout,
+        resp = request(method, f"{base}{path}", urllib.parse.urlencode(params).encode(), timeout=timeout_s,
                        headers={"Content-Type": "application/x-www-form-urlencoded"},
                        dropped_as_status_0=dropped_as_status_0)
     try:

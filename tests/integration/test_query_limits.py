@@ -190,7 +190,7 @@ def test_with_a_hung_shard_queries_answer_partial_within_their_timeout_several_a
     _pause(hung)
     try:
         def one(i: int):
-            return call_api(_url(cluster.http_port), "/api/v1/query_range", timeout=30, query=f"sum(small) + {i}",
+            return call_api(_url(cluster.http_port), "/api/v1/query_range", timeout_s=30, query=f"sum(small) + {i}",
                           start=f"{(NOW_MS - 120_000) / 1000:.3f}", end=_now_s(), step="15", timeout="10s")
 
         with ThreadPoolExecutor(12) as pool:
