@@ -74,9 +74,9 @@ class Child:
     log_path: Path
     ready: Ready = None
     restart: bool = True
-    env: dict[str, str] | None = None
+    env: dict[str, str] | None = field(default=None, repr=False)  # may hold secrets
     cwd: str | Path | None = None
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen | None = field(default=None, repr=False)
     restarts: int = 0
     started_at: float = field(default=0.0)
 
@@ -105,10 +105,6 @@ class Child:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def exited(self) -> bool:
-        """Started, and no longer running."""
-        return self.proc is not None and self.proc.poll() is not None
 
     def is_ready(self) -> bool:
         if self.ready is None:

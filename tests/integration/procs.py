@@ -20,9 +20,9 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
-from shardmon.procs import Child, free_port, port_open, redis_server_argv, shardmon_argv
+from shardmon.procs import Child, free_port, redis_server_argv, shardmon_argv
 
-__all__ = ["Child", "Cluster", "CounterTargets", "free_port", "ingest_proc", "port_open", "proc", "prometheus_proc",
+__all__ = ["Child", "Cluster", "CounterTargets", "free_port", "ingest_proc", "proc", "prometheus_proc",
            "redis_proc", "run_shardmon", "shardmon_proc", "shardmon_up", "up_config", "wait_until"]
 
 
