@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,8 @@ from pathlib import Path
 
 from bench import report
 from bench.procstat import TreeSampler
-from bench.systems import Prometheus, Shardmon, free_port, http_get, query_once
+from bench.systems import Prometheus, Shardmon, free_port, http_get, http_ok, query_once
+from shardmon.procs import Child, ChildFailed
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,18 +45,17 @@ QUERIES = [
 ]
 
 
-def start_farm(folder: Path, targets: int, series: int) -> tuple[subprocess.Popen, int]:
+def start_farm(folder: Path, targets: int, series: int) -> tuple[Child, int]:
+    """The target farm (bench/farm.py) on a free port, once it answers; ``.stop()`` ends it."""
     port = free_port()
-    log = open(folder / "farm.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.farm", "--port", str(port), "--targets", str(targets),
-                             "--series", str(series)], stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-    for _ in range(600):
-        try:
-            http_get(f"http://127.0.0.1:{port}/stats", 2)
-            return proc, port
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("the farm did not start")
+    farm = Child("farm", [sys.executable, "-m", "bench.farm", "--port", str(port), "--targets", str(targets),
+                          "--series", str(series)], folder / "farm.log",
+                 lambda: http_ok(f"http://127.0.0.1:{port}/stats"), cwd=ROOT)
+    try:
+        farm.up(60)
+    except ChildFailed as exc:
+        raise RuntimeError(f"the farm did not start: {exc.log_tail[-2000:]}") from None
+    return farm, port
 
 
 def farm_stats(port: int, reset: bool = False) -> dict:
@@ -172,8 +171,7 @@ def run_workload(out: Path, targets: int, series: int, interval_s: float, window
             results.append(run_system(system, farm_port, farm_proc, targets, series, interval_s,
                                       warmup_s=2 * interval_s, window_s=window_s, query_repeats=query_repeats))
     finally:
-        farm_proc.terminate()
-        farm_proc.wait(10)
+        farm_proc.stop(10)
         if keep_data:
             print(f"data and logs kept in {work}")
         else:
@@ -257,8 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             run = run_query_bench(out, farm_port, targets, series, interval, args.fill, min(300.0, args.fill - 30),
                                   15.0, 5, args.shards, work, report.machine())
         finally:
-            farm_proc.terminate()
-            farm_proc.wait(10)
+            farm_proc.stop(10)
             if not args.keep_data:
                 shutil.rmtree(work, ignore_errors=True)
         print(markdown(run))
@@ -275,7 +272,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _storage(args) -> int:
-    from bench.storagebench import markdown, run_storage_bench
+    from bench.storage_report import markdown
+    from bench.storagebench import run_storage_bench
 
     systems = tuple(args.systems.split(","))
     if args.smoke:

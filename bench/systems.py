@@ -10,10 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -21,16 +18,24 @@ from pathlib import Path
 
 import yaml
 
+from shardmon.procs import Child, ChildFailed, free_port, shardmon_argv
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["Prometheus", "Shardmon", "System", "dir_bytes", "free_port", "http_get", "http_ok", "http_post",
+           "metric_sum", "prometheus_binary", "query_once", "scrape_configs"]
 
 
 def http_get(url: str, timeout_s: float = 60) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout_s) as resp:
         return resp.read()
+
+
+def http_ok(url: str, timeout_s: float = 2) -> bool:
+    """Whether a GET of ``url`` answers 2xx (a readiness check)."""
+    try:
+        http_get(url, timeout_s)
+        return True
+    except OSError:
+        return False
 
 
 def http_post(url: str, timeout_s: float = 300) -> bytes:
@@ -69,11 +74,18 @@ def _global(interval_s: float) -> dict:
     return {"scrape_interval": f"{int(interval_s * 1000)}ms", "scrape_timeout": f"{int(timeout * 1000)}ms"}
 
 
+def prometheus_binary() -> str:
+    exe = shutil.which("prometheus")
+    if not exe:
+        raise RuntimeError("prometheus is not installed: apt-get install prometheus (bench/run does it)")
+    return exe
+
+
 class System:
     """What the harness needs of a system under test."""
 
     name = "?"
-    proc: subprocess.Popen
+    child: Child
 
     def start(self) -> None: ...
     def samples_appended(self) -> float: ...
@@ -83,10 +95,10 @@ class System:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        return self.child.pid
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.child.alive()
 
 
 class Shardmon(System):
@@ -123,16 +135,15 @@ class Shardmon(System):
             self.remote_write_url = f"http://{address}/api/v1/write"
         self.config_path = folder / "shardmon.yml"
         self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        log = folder / "shardmon-up.log"
+        self.child = Child("shardmon-up", shardmon_argv("up", config=self.config_path), log,
+                           lambda: "Shardmon is up" in log.read_text())
 
     def start(self) -> None:
-        self.log = open(self.folder / "shardmon-up.log", "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "shardmon", "up", "--config", str(self.config_path)],
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 180
-        while "Shardmon is up" not in (self.folder / "shardmon-up.log").read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"shardmon up failed: {(self.folder / 'shardmon-up.log').read_text()[-2000:]}")
-            time.sleep(0.2)
+        try:
+            self.child.up(180, interval_s=0.2)
+        except ChildFailed as exc:
+            raise RuntimeError(f"shardmon up failed: {exc.log_tail[-2000:]}") from None
 
     def samples_appended(self) -> float:
         return sum(metric_sum(http_get(f"http://{a}/metrics").decode(), "shardmon_shard_samples_appended_total")
@@ -168,13 +179,7 @@ class Shardmon(System):
         return {"samples_stored": block_samples, "block_bytes": block_bytes, "disk_bytes": disk}
 
     def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(90)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+        self.child.stop(90)
 
 
 class Prometheus(System):
@@ -195,29 +200,15 @@ class Prometheus(System):
         self.config_path = folder / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
 
-    @staticmethod
-    def binary() -> str:
-        exe = shutil.which("prometheus")
-        if not exe:
-            raise RuntimeError("prometheus is not installed: apt-get install prometheus (bench/run does it)")
-        return exe
-
     def start(self) -> None:
-        self.log = open(self.folder / "prometheus.log", "w")
-        self.proc = subprocess.Popen(
-            [self.binary(), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data}",
-             f"--web.listen-address={self.address}", "--web.enable-admin-api", "--log.level=warn"],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                http_get(f"http://{self.address}/-/ready", 2)
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"prometheus failed: {(self.folder / 'prometheus.log').read_text()[-2000:]}") from None
-                time.sleep(0.2)
+        self.child = Child("prometheus", [
+            prometheus_binary(), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data}",
+            f"--web.listen-address={self.address}", "--web.enable-admin-api", "--log.level=warn",
+        ], self.folder / "prometheus.log", lambda: http_ok(f"http://{self.address}/-/ready"))
+        try:
+            self.child.up(60, interval_s=0.2)
+        except ChildFailed as exc:
+            raise RuntimeError(f"prometheus failed: {exc.log_tail[-2000:]}") from None
 
     def samples_appended(self) -> float:
         return metric_sum(http_get(f"http://{self.address}/metrics").decode(), "prometheus_tsdb_head_samples_appended_total")
@@ -236,13 +227,7 @@ class Prometheus(System):
         return {"samples_stored": samples, "block_bytes": chunk_bytes, "disk_bytes": dir_bytes(snap)}
 
     def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+        self.child.stop(60)
 
 
 def query_once(base_url: str, path: str, params: dict) -> tuple[float, dict]:

@@ -13,140 +13,31 @@ grace periods, and a second Ctrl-C kills whatever is left at once.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
 import urllib.parse
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from model.config import Config
 from model.errors import ConfigError
+from shardmon.procs import (
+    Child,
+    Interrupted,
+    port_open,
+    redis_password_file,
+    redis_server_argv,
+    shardmon_argv,
+    stop_children,
+)
+
+__all__ = ["Interrupted", "LocalCluster"]
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-class Interrupted(RuntimeError):
-    """Start-up was cut short by a request to stop (Ctrl-C, SIGTERM)."""
-
-
-@dataclass
-class Child:
-    """A supervised child process."""
-
-    name: str
-    argv: list[str]
-    log_path: Path
-    ready: tuple[str, int] | Path | None = None  # a TCP port that accepts connections, or a file made, once up
-    restart: bool = True
-    proc: subprocess.Popen | None = None
-    restarts: int = 0
-    started_at: float = field(default=0.0)
-
-    def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(self.ready, Path):
-            self.ready.unlink(missing_ok=True)
-        log = open(self.log_path, "ab")
-        # A session of its own: the terminal's Ctrl-C reaches the launcher only, which then stops
-        # the children in order.
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.started_at = time.monotonic()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def _signal_group(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def terminate(self) -> None:
-        """Ask the child (its process group) to stop: SIGTERM."""
-        if self.alive():
-            self._signal_group(signal.SIGTERM)
-
-    def kill(self) -> bool:
-        """SIGKILL the child's process group (whatever it left there too, e.g. Ray's own processes) and
-        reap the child. True when the child itself was still running, i.e. it had to be killed."""
-        if self.proc is None:
-            return False
-        was_alive = self.proc.poll() is None
-        self._signal_group(signal.SIGKILL)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:  # uninterruptible sleep: the kernel will finish it
-            pass
-        return was_alive
-
-    def stop(self, timeout_s: float = 15.0) -> bool:
-        """SIGTERM, up to ``timeout_s`` to exit, then SIGKILL. True when it had to be killed."""
-        return stop_children([self], timeout_s)[0] if self.proc is not None else False
-
-
-def stop_children(children: list[Child], grace_s: float, kill_now: Callable[[], bool] = lambda: False) -> list[bool]:
-    """Stop ``children`` together: SIGTERM to each, then wait until all have exited, ``grace_s`` have
-    passed or ``kill_now()`` is true, then SIGKILL each one's process group. Returns, per child,
-    whether it had to be killed."""
-    for child in children:
-        child.terminate()
-    deadline = time.monotonic() + grace_s
-    while any(c.alive() for c in children) and time.monotonic() < deadline and not kill_now():
-        time.sleep(0.05)
-    return [child.kill() for child in children]
-
-
-def port_open(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_ready(child: Child, timeout_s: float, cancelled: Callable[[], bool] = lambda: False) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cancelled():
-            raise Interrupted(f"stopped while {child.name} was starting")
-        if not child.alive():
-            raise RuntimeError(f"{child.name} exited during start-up; see {child.log_path}")
-        if child.ready is None:
-            return
-        if isinstance(child.ready, Path) and child.ready.exists():
-            return
-        if isinstance(child.ready, tuple) and port_open(*child.ready):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{child.name} not ready after {timeout_s:.0f}s; see {child.log_path}")
 
 
 def _host_port(address: str) -> tuple[str, int]:
     host, port = address.rsplit(":", 1)
     return host, int(port)
-
-
-def _password_conf(node, folder: Path) -> list[str]:
-    """For a node with a Redis password: a config file (mode 0600, not the command line, which any
-    local user can read) with ``requirepass``, as redis-server's first argument; else nothing."""
-    password = node.redis_password_value()
-    path = folder / "redis-auth.conf"
-    if password is None:
-        path.unlink(missing_ok=True)
-        return []
-    quoted = password.replace("\\", "\\\\").replace('"', '\\"')
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f'requirepass "{quoted}"\n')
-    os.chmod(path, 0o600)
-    return [str(path)]
 
 
 class LocalCluster:
@@ -159,8 +50,7 @@ class LocalCluster:
         #: Set by a second request: stop without waiting for anyone.
         self.kill_requested = False
         self.data_dir = Path(config.local.data_dir).expanduser().resolve()
-        base = [sys.executable, "-m", "shardmon"]
-        cfg = ["--config", str(Path(config_path).resolve())] if config_path else []
+        cfg = str(Path(config_path).resolve()) if config_path else None
         logs = self.data_dir / "logs"
         self.redis: list[Child] = []
         if config.local.start_redis:
@@ -177,29 +67,29 @@ class LocalCluster:
                                       "local.start_redis: false")
                 d = self.data_dir / f"redis-{node.id}"
                 d.mkdir(parents=True, exist_ok=True)
-                fsync = config.shards.wal_appendfsync
-                aof = ["--appendonly", "no"] if fsync == "off" else ["--appendonly", "yes", "--appendfsync", fsync]
-                argv = [
-                    redis_bin, *_password_conf(node, d), "--port", str(url.port or 6379), "--bind", "127.0.0.1",
-                    "--dir", str(d), *aof, "--save", "", "--daemonize", "no", "--protected-mode", "yes",
-                ]
+                argv = redis_server_argv(url.port or 6379, d, appendfsync=config.shards.wal_appendfsync, exe=redis_bin,
+                                         config_file=redis_password_file(d, node.redis_password_value()))
                 self.redis.append(Child(f"redis-{node.id}", argv, logs / f"redis-{node.id}.log", ("127.0.0.1", url.port or 6379)))
         self.demo = (
-            [Child("demo-targets", base + ["demo-targets"] + cfg, logs / "demo-targets.log",
+            [Child("demo-targets", shardmon_argv("demo-targets", config=cfg), logs / "demo-targets.log",
                    _host_port(config.local.demo_targets[0]))]
             if config.local.demo_targets else []
         )
         self.shards = [
-            Child(f"shard-{n.id}", base + ["shard", "--id", str(n.id)] + cfg, logs / f"shard-{n.id}.log", _host_port(n.address))
+            Child(f"shard-{n.id}", shardmon_argv("shard", "--id", str(n.id), config=cfg), logs / f"shard-{n.id}.log",
+                  _host_port(n.address))
             for n in config.shards.nodes
         ]
-        self.querier = Child("querier", base + ["querier"] + cfg, logs / "querier.log", _host_port(config.querier.http_address))
+        self.querier = Child("querier", shardmon_argv("querier", config=cfg), logs / "querier.log",
+                             _host_port(config.querier.http_address))
         self.receiver = (
-            [Child("receiver", base + ["receiver"] + cfg, logs / "receiver.log", _host_port(config.receiver.http_address))]
+            [Child("receiver", shardmon_argv("receiver", config=cfg), logs / "receiver.log",
+                   _host_port(config.receiver.http_address))]
             if config.receiver else []
         )
         ready_file = self.data_dir / "ingest.ready"
-        self.ingest = Child("ingest", base + ["ingest", "--ready-file", str(ready_file)] + cfg, logs / "ingest.log", ready_file)
+        self.ingest = Child("ingest", shardmon_argv("ingest", "--ready-file", str(ready_file), config=cfg),
+                            logs / "ingest.log", ready_file)
 
     def children(self) -> list[Child]:
         """Start order."""
@@ -225,8 +115,7 @@ class LocalCluster:
         for child in self.children():
             if self.stop_requested:
                 raise Interrupted("stopped during start-up")
-            child.start()
-            wait_ready(child, 120, lambda: self.stop_requested)
+            child.start().wait_ready(120, lambda: self.stop_requested)
             say(f"  started {child.name:<13} pid {child.proc.pid:<7} log {child.log_path}")
 
     def supervise_once(self, say=print) -> None:

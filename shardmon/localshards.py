@@ -3,20 +3,14 @@
 
 from __future__ import annotations
 
-import socket
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from model.config import Config, load_config
-from shardmon.launcher import Child, LocalCluster
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from shardmon.launcher import LocalCluster
+from shardmon.procs import Child, free_port
 
 
 class LocalShards:
@@ -29,8 +23,8 @@ class LocalShards:
             "web": {"enable_admin_api": True},
             "shards": {
                 "block_duration": block_duration,
-                "nodes": [{"id": i, "address": f"127.0.0.1:{_free_port()}",
-                           "redis_url": f"redis://127.0.0.1:{_free_port()}/0"} for i in range(n)],
+                "nodes": [{"id": i, "address": f"127.0.0.1:{free_port()}",
+                           "redis_url": f"redis://127.0.0.1:{free_port()}/0"} for i in range(n)],
             },
             "local": {"data_dir": str(self.folder), "start_redis": True, "demo_targets": []},
         }
@@ -41,12 +35,9 @@ class LocalShards:
         self.children: list[Child] = cluster.redis + cluster.shards
 
     def start(self) -> LocalShards:
-        from shardmon.launcher import wait_ready
-
         try:
             for child in self.children:
-                child.start()
-                wait_ready(child, 60)
+                child.up(60)
         except Exception:
             self.stop()
             raise

@@ -1,17 +1,18 @@
-"""Real processes for integration tests: redis-server, shard and querier servers, HTTP targets.
+"""Real processes for integration tests, on the project's one process harness (shardmon/procs.py):
+redis-server, shard, querier and receiver servers, the ingest service, ``shardmon up`` and Debian's
+Prometheus as :class:`~shardmon.procs.Child` processes; a :class:`Cluster` of them from a generated
+configuration; HTTP targets serving counters; and :func:`wait_until`.
 
-Every service listens on a free loopback port and is stopped by the test that started it.
+Every service listens on a free loopback port and is stopped by the test that started it. A child that
+exits during start-up fails the test with the end of its log (tests/integration/conftest.py shows it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,22 +20,14 @@ from pathlib import Path
 import yaml
 from aiohttp import web
 
+from shardmon.procs import Child, free_port, redis_server_argv, shardmon_argv
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.3):
-            return True
-    except OSError:
-        return False
+__all__ = ["Child", "Cluster", "CounterTargets", "free_port", "ingest_proc", "proc", "prometheus_proc",
+           "redis_proc", "run_shardmon", "shardmon_proc", "shardmon_up", "up_config", "wait_until"]
 
 
 def wait_until(pred, timeout_s: float, what: str, interval_s: float = 0.1):
+    """Call ``pred`` until it returns something true, and return that; fail the test after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
@@ -45,52 +38,78 @@ def wait_until(pred, timeout_s: float, what: str, interval_s: float = 0.1):
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
 
 
-class Proc:
-    """A child process with its output in a log file; stop() is SIGTERM, kill() is SIGKILL."""
-
-    def __init__(self, name: str, argv: list[str], log_dir: Path, ready_port: int | None = None) -> None:
-        self.name, self.argv, self.ready_port = name, argv, ready_port
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout_s: float = 30) -> Proc:
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        if self.ready_port is not None:
-            wait_until(lambda: port_open(self.ready_port) or self._dead(), timeout_s, f"{self.name} to listen")
-            if self._dead():
-                raise AssertionError(f"{self.name} exited: {self.log_path.read_text()[-3000:]}")
-        return self
-
-    def _dead(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
-
-    def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+def proc(name: str, argv: list[str], log_dir: Path, ready_port: int | None = None, *,
+         env: dict[str, str] | None = None) -> Child:
+    """A test's child process, its output in ``log_dir/<name>.log``, ready once ``127.0.0.1:ready_port``
+    accepts connections (or at once). ``.up()`` starts it and waits."""
+    return Child(name, argv, log_dir / f"{name}.log", ("127.0.0.1", ready_port) if ready_port else None, env=env)
 
 
-def redis_proc(port: int, data_dir: Path, log_dir: Path) -> Proc:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    exe = shutil.which("redis-server")
-    assert exe, "redis-server is not installed (scripts/setup.sh installs it)"
-    argv = [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir), "--appendonly", "yes",
-            "--appendfsync", "everysec", "--save", "", "--daemonize", "no"]
-    return Proc(f"redis-{port}", argv, log_dir, port)
+def redis_proc(port: int, data_dir: Path, log_dir: Path, *, appendfsync: str = "everysec",
+               extra: tuple[str, ...] = ()) -> Child:
+    """redis-server as ``shardmon up`` starts it for a shard (append-only file, fsync every second)."""
+    assert shutil.which("redis-server"), "redis-server is not installed (scripts/setup.sh installs it)"
+    return proc(f"redis-{port}", redis_server_argv(port, data_dir, appendfsync=appendfsync, extra=extra), log_dir, port)
 
 
-def shardmon_proc(name: str, args: list[str], config_path: Path, log_dir: Path, ready_port: int | None) -> Proc:
-    return Proc(name, [sys.executable, "-m", "shardmon", *args, "--config", str(config_path)], log_dir, ready_port)
+def shardmon_proc(name: str, args: list[str], config_path: Path, log_dir: Path, ready_port: int | None) -> Child:
+    """``shardmon ARGS --config CONFIG_PATH``."""
+    return proc(name, shardmon_argv(*args, config=config_path), log_dir, ready_port)
+
+
+def run_shardmon(*args: str, config: Path, timeout: float = 120,
+                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``shardmon ARGS --config CONFIG`` run to its end: its exit code, stdout and stderr (text)."""
+    return subprocess.run(shardmon_argv(*args, config=config), capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def ingest_proc(config_path: Path, log_dir: Path, *, env: dict[str, str] | None = None) -> Child:
+    """The ingest service (``shardmon ingest``), ready once it writes its ready file (its coordinator
+    and scrapers are running): give ``.up()`` two minutes, starting Ray takes a while."""
+    ready = log_dir / "ingest.ready"
+    return Child("ingest", shardmon_argv("ingest", "--ready-file", str(ready), config=config_path),
+                 log_dir / "ingest.log", ready, env=env)
+
+
+def shardmon_up(config_path: Path, log_path: Path) -> Child:
+    """``shardmon up`` as a user runs it, ready once it says "Shardmon is up"."""
+    return Child("shardmon-up", shardmon_argv("up", config=config_path), log_path,
+                 lambda: "Shardmon is up" in log_path.read_text(errors="replace"))
+
+
+def up_config(tmp: Path, interval_s: float, scrape_timeout: str = "1s", *, n_shards: int | None = None,
+              shard_metrics: bool = True) -> dict:
+    """The embedded default configuration (what ``shardmon up`` runs without --config), moved onto free
+    loopback ports and ``tmp/data``: three demo targets, the shards (``n_shards`` of them, or the
+    default's), the querier, the receiver and the ingest service. The caller sets ``scrape_configs``."""
+    from shardmon.cli_common import default_config_text
+
+    raw = yaml.safe_load(default_config_text())
+    demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    raw["global"] = {"scrape_interval": f"{interval_s}s", "scrape_timeout": scrape_timeout}
+    raw["local"] = {"data_dir": str(tmp / "data"), "start_redis": True, "demo_targets": demo}
+    if n_shards is not None:
+        raw["shards"]["nodes"] = [{"id": i} for i in range(n_shards)]
+    for node in raw["shards"]["nodes"]:
+        node["address"] = f"127.0.0.1:{free_port()}"
+        node["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
+        if shard_metrics:
+            node["metrics_address"] = f"127.0.0.1:{free_port()}"
+        else:
+            node.pop("metrics_address", None)
+    raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
+    raw["receiver"].update(http_address=f"127.0.0.1:{free_port()}", pushgateway_address=f"127.0.0.1:{free_port()}",
+                           persistence_file=str(tmp / "data" / "pushgateway.json"))
+    raw["ingest"].update(scraper_num_cpus=0.1, http_address=f"127.0.0.1:{free_port()}")
+    return raw
+
+
+def prometheus_proc(name: str, config_file: Path, data: Path, port: int, log_dir: Path, *flags: str) -> Child:
+    """Debian's ``prometheus`` on ``127.0.0.1:port`` with its data in ``data``."""
+    exe = shutil.which("prometheus")
+    assert exe, "prometheus is not installed (scripts/setup.sh installs Debian's package)"
+    return proc(name, [exe, f"--config.file={config_file}", f"--storage.tsdb.path={data}",
+                       f"--web.listen-address=127.0.0.1:{port}", *flags], log_dir, port)
 
 
 class Cluster:
@@ -132,33 +151,47 @@ class Cluster:
         self.config_path = tmp / "shardmon.yml"
         self.config_path.write_text(yaml.safe_dump(self.raw, sort_keys=False))
         self.redis = [redis_proc(p, tmp / f"redis-{i}", self.logs) for i, p in enumerate(self.redis_ports)]
-        self.shards = [
-            shardmon_proc(f"shard-{i}", ["shard", "--id", str(i)], self.config_path, self.logs, p)
-            for i, p in enumerate(self.shard_ports)
-        ]
+        self.shards = [self._shard(i) for i in range(n_shards)]
         self.querier = shardmon_proc("querier", ["querier"], self.config_path, self.logs, self.http_port)
-        self.receiver = (shardmon_proc("receiver", ["receiver"], self.config_path, self.logs, self.receiver_port)
-                         if receiver is not None else None)
+        self.receiver = self._receiver() if receiver is not None else None
+
+    @property
+    def ingest_url(self) -> str:
+        """The ingest service's HTTP API (targets, scrapers, reload)."""
+        return f"http://{self.raw['ingest']['http_address']}"
 
     def config(self):
         from model.config import load_config
 
         return load_config(self.config_path)
 
-    def services(self) -> list[Proc]:
+    def _shard(self, i: int) -> Child:
+        return shardmon_proc(f"shard-{i}", ["shard", "--id", str(i)], self.config_path, self.logs, self.shard_ports[i])
+
+    def _receiver(self) -> Child:
+        return shardmon_proc("receiver", ["receiver"], self.config_path, self.logs, self.receiver_port)
+
+    def ingest(self, *, env: dict[str, str] | None = None) -> Child:
+        """The ingest service on this cluster's configuration, not started (``.up(120)`` starts it)."""
+        return ingest_proc(self.config_path, self.logs, env=env)
+
+    def services(self) -> list[Child]:
         return self.redis + self.shards + [self.querier] + ([self.receiver] if self.receiver else [])
 
     def start(self) -> Cluster:
-        for p in self.services():
-            p.start()
+        try:
+            for p in self.services():
+                p.up()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def restart_receiver(self) -> None:
-        self.receiver = shardmon_proc("receiver", ["receiver"], self.config_path, self.logs, self.receiver_port).start()
+        self.receiver = self._receiver().up()
 
     def restart_shard(self, i: int) -> None:
-        self.shards[i] = shardmon_proc(f"shard-{i}", ["shard", "--id", str(i)], self.config_path, self.logs,
-                                       self.shard_ports[i]).start()
+        self.shards[i] = self._shard(i).up()
 
     def stop(self) -> None:
         for p in reversed(self.services()):

@@ -9,36 +9,25 @@ targets again.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sys
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.integration.procs import Cluster, CounterTargets, Proc, wait_until
+from tests.integration.httpapi import get_json, scrape_owners
+from tests.integration.procs import Child, Cluster, CounterTargets, wait_until
 
 INTERVAL_S = 1.0
 
 
-def _api(cluster, path: str, data: dict | None = None) -> dict:
-    url = f"http://{cluster.raw['ingest']['http_address']}{path}"
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
-    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=120) as resp:
-        return json.load(resp)
-
-
 def _owners(cluster) -> dict[str, str]:
     try:
-        active = _api(cluster, "/api/v1/targets?state=active")["data"]["activeTargets"]
-    except OSError:
+        return scrape_owners(cluster.ingest_url, "restart")
+    except OSError:  # the coordinator is restarting
         return {}
-    return {t["scrapeUrl"]: t["scraper"] for t in active if t["scrapePool"] == "restart"}
 
 
 def _descendants(root: int) -> list[tuple[int, str]]:
@@ -63,8 +52,8 @@ def _descendants(root: int) -> list[tuple[int, str]]:
     return out
 
 
-def _actors(ingest: Proc, name: str) -> list[int]:
-    return [pid for pid, cmd in _descendants(ingest.proc.pid) if cmd.split(" ")[0] in (f"ray::{name}",)
+def _actors(ingest: Child, name: str) -> list[int]:
+    return [pid for pid, cmd in _descendants(ingest.pid) if cmd.split(" ")[0] in (f"ray::{name}",)
             or cmd.startswith(f"ray::{name}.")]
 
 
@@ -77,12 +66,9 @@ def setup(tmp_path):
     cluster = Cluster(tmp_path, n_shards=1, scrape_configs=[scrape],
                       ingest={"scrapers": 2, "self_monitoring": False, "scraper_num_cpus": 0.01},
                       web={"enable_lifecycle": True}).start()
-    ready = tmp_path / "ingest.ready"
-    ingest = Proc("ingest", [sys.executable, "-m", "shardmon", "ingest", "--config", str(cluster.config_path),
-                             "--ready-file", str(ready)], cluster.logs).start()
+    ingest = cluster.ingest()
     try:
-        wait_until(lambda: ready.exists() or ingest._dead(), 120, "the ingest service")
-        assert not ingest._dead(), (cluster.logs / "ingest.log").read_text()[-3000:]
+        ingest.up(120)
         yield cluster, targets, ingest
     finally:
         ingest.stop()
@@ -97,11 +83,11 @@ def test_a_restarted_coordinator_resumes_with_its_scaling_and_reloaded_configura
     urls = lambda hosts: {f"http://{h}/metrics" for h in hosts}  # noqa: E731
 
     wait_until(lambda: set(_owners(cluster)) == urls(first), 60, "the first targets assigned")
-    assert _api(cluster, "/api/v1/scrapers", {"count": 3})["data"]["scrapers"] == 3
+    assert get_json(f"{cluster.ingest_url}/api/v1/scrapers", data={"count": 3}, timeout=120)["data"]["scrapers"] == 3
     raw = yaml.safe_load(cluster.config_path.read_text())
     raw["scrape_configs"][0]["static_configs"] = [{"targets": sorted(reloaded)}]
     cluster.config_path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    _api(cluster, "/-/reload", {})
+    get_json(f"{cluster.ingest_url}/-/reload", data={}, timeout=120)
     wait_until(lambda: set(_owners(cluster)) == urls(reloaded), 30, "the reloaded targets assigned")
     wait_until(lambda: len(_actors(ingest, "Scraper")) == 3, 30, "three scraper processes")
 
@@ -118,7 +104,7 @@ def test_a_restarted_coordinator_resumes_with_its_scaling_and_reloaded_configura
 
     def resumed():
         try:
-            scrapers = _api(cluster, "/api/v1/scrapers")["data"]
+            scrapers = get_json(f"{cluster.ingest_url}/api/v1/scrapers", timeout=120)["data"]
         except OSError:
             return None
         running = [s for s in scrapers if s.get("state") == "running"]

@@ -99,9 +99,7 @@ def cluster(tmp_path, monkeypatch):
     c = Cluster(tmp_path, n_shards=2, scrape_configs=[],
                 shards_extra={"block_duration": "10s", "wal_appendfsync": "always"})
     # An acknowledged write must survive a SIGKILL of Redis too: fsync every write.
-    c.redis = [redis_proc(p, tmp_path / f"redis-{i}", c.logs) for i, p in enumerate(c.redis_ports)]
-    for r in c.redis:
-        r.argv[r.argv.index("everysec")] = "always"
+    c.redis = [redis_proc(p, tmp_path / f"redis-{i}", c.logs, appendfsync="always") for i, p in enumerate(c.redis_ports)]
     c.start()
     yield c
     c.stop()
@@ -129,7 +127,7 @@ def test_acknowledged_samples_survive_random_sigkills_of_shards_and_redis(cluste
             kills_in_cut += 1
         if kills % 7 == 0:  # now and then its Redis dies too, and comes back from its AOF
             cluster.redis[i].kill()
-            cluster.redis[i].start()
+            cluster.redis[i].up()
             redis_kills += 1
         time.sleep(rnd.uniform(0.0, 1.0))
         cluster.restart_shard(i)

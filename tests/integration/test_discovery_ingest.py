@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import pytest
 from aiohttp import web
@@ -18,7 +15,8 @@ from aiohttp import web
 from model.labels import Matcher, MatchType
 from model.samples import is_stale
 from shards.client import ShardClient
-from tests.integration.procs import Cluster, CounterTargets, Proc, free_port, wait_until
+from tests.integration.httpapi import get_json
+from tests.integration.procs import Cluster, CounterTargets, free_port, run_shardmon, wait_until
 
 INTERVAL_S = 1.0
 
@@ -49,9 +47,7 @@ class HTTPSD:
 
 
 def _targets(cluster) -> dict:
-    url = f"http://{cluster.raw['ingest']['http_address']}/api/v1/targets"
-    with urllib.request.urlopen(url, timeout=60) as resp:
-        return json.load(resp)["data"]
+    return get_json(f"{cluster.ingest_url}/api/v1/targets")["data"]
 
 
 def _active(cluster, pool: str) -> dict[str, dict]:
@@ -86,12 +82,9 @@ def setup(tmp_path_factory):
          "http_sd_configs": [{"url": f"http://127.0.0.1:{http_sd.port}/sd", "refresh_interval": "1s"}]},
     ]
     cluster = Cluster(tmp, n_shards=1, scrape_configs=scrape_configs, ingest={"self_monitoring": False}).start()
-    ready = tmp / "ingest.ready"
-    ingest = Proc("ingest", [sys.executable, "-m", "shardmon", "ingest", "--config", str(cluster.config_path),
-                             "--ready-file", str(ready)], cluster.logs).start()
+    ingest = cluster.ingest()
     try:
-        wait_until(lambda: ready.exists() or ingest._dead(), 120, "the ingest service")
-        assert not ingest._dead(), (cluster.logs / "ingest.log").read_text()[-3000:]
+        ingest.up(120)
         yield cluster, targets, sd_file, http_sd
     finally:
         ingest.stop()
@@ -112,12 +105,10 @@ def test_file_and_http_discovery_add_change_and_remove_targets(setup):
     wait_until(lambda: set(_active(cluster, "http")) == {a[3]}, 30, "the http target")
     wait_until(lambda: _active(cluster, "files")[a[0]]["health"] == "up", 30, "a first scrape")
     # The same through the querier's Prometheus API (which asks the ingest service) and the CLI.
-    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.http_port}/api/v1/targets?scrapePool=files",
-                                timeout=60) as resp:
-        via_querier = json.load(resp)["data"]["activeTargets"]
+    via_querier = get_json(f"http://127.0.0.1:{cluster.http_port}/api/v1/targets",
+                           {"scrapePool": "files"})["data"]["activeTargets"]
     assert {t["labels"]["instance"] for t in via_querier} == set(a[:2])
-    out = subprocess.run([sys.executable, "-m", "shardmon", "targets", "--config", str(cluster.config_path)],
-                         capture_output=True, text=True, timeout=60)
+    out = run_shardmon("targets", config=cluster.config_path, timeout=60)
     assert out.returncode == 0, out.stderr
     line = next(ln for ln in out.stdout.splitlines() if f"http://{a[0]}/metrics" in ln)
     assert "files" in line and " up " in line and "scraper-" in line

@@ -10,11 +10,7 @@ and that the removed targets' series end with staleness markers.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-import urllib.parse
-import urllib.request
 
 import numpy as np
 import pytest
@@ -23,23 +19,16 @@ import yaml
 from model.labels import Matcher, MatchType
 from model.samples import is_stale
 from shards.client import ShardClient
-from tests.integration.procs import Cluster, CounterTargets, Proc, wait_until
+from tests.integration.httpapi import get_json, scrape_owners
+from tests.integration.procs import Cluster, CounterTargets, wait_until
 
 N_TARGETS = 500
 INTERVAL_S = 3.0
 SETTLE_S = 4 * INTERVAL_S
 
 
-def _api(cluster, path: str, data: dict | None = None) -> dict:
-    url = f"http://{cluster.raw['ingest']['http_address']}{path}"
-    body = urllib.parse.urlencode(data).encode() if data is not None else None
-    with urllib.request.urlopen(urllib.request.Request(url, data=body), timeout=120) as resp:
-        return json.load(resp)
-
-
 def _owners(cluster) -> dict[str, str]:
-    active = _api(cluster, "/api/v1/targets?state=active")["data"]["activeTargets"]
-    return {t["scrapeUrl"]: t["scraper"] for t in active if t["scrapePool"] == "elastic"}
+    return scrape_owners(cluster.ingest_url, "elastic")
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +40,9 @@ def setup(tmp_path_factory):
     cluster = Cluster(tmp, n_shards=2, scrape_configs=[scrape],
                       ingest={"scrapers": 4, "self_monitoring": False, "scraper_num_cpus": 0.01},
                       web={"enable_lifecycle": True}).start()  # scaling and reload are the lifecycle API
-    ready = tmp / "ingest.ready"
-    ingest = Proc("ingest", [sys.executable, "-m", "shardmon", "ingest", "--config", str(cluster.config_path),
-                             "--ready-file", str(ready)], cluster.logs).start()
+    ingest = cluster.ingest()
     try:
-        wait_until(lambda: ready.exists() or ingest._dead(), 120, "the ingest service")
-        assert not ingest._dead(), (cluster.logs / "ingest.log").read_text()[-3000:]
+        ingest.up(120)
         wait_until(lambda: len(_owners(cluster)) == N_TARGETS, 60, "every target assigned")
         yield cluster, targets, ingest
     finally:
@@ -87,7 +73,7 @@ def test_scrapers_scale_4_5_3_moving_only_what_must_move(setup):
     calls = []
     for n in (5, 3):
         t0 = time.time()
-        answer = _api(cluster, "/api/v1/scrapers", {"count": n})["data"]
+        answer = get_json(f"{cluster.ingest_url}/api/v1/scrapers", data={"count": n}, timeout=120)["data"]
         calls.append((t0, time.time()))
         time.sleep(SETTLE_S)
         now = _owners(cluster)
@@ -138,12 +124,14 @@ def test_a_reload_removes_targets_with_staleness_markers_and_keeps_the_others_ru
     before = _series(cluster)
     owners_before = _owners(cluster)
     reload_ms = int(time.time() * 1000)
-    answer = _api(cluster, "/-/reload", {})["data"]
+    answer = get_json(f"{cluster.ingest_url}/-/reload", data={}, timeout=120)["data"]
     wait_until(lambda: len(_owners(cluster)) == N_TARGETS - 50, 30, "the reload to apply")
     time.sleep(3 * INTERVAL_S + 2)
     after = _series(cluster)
     owners_after = _owners(cluster)
     removed = set(addresses[-50:])
+    # A series for every target: the 450 kept and the 50 removed (each ended by a staleness marker).
+    assert len(after) == N_TARGETS and set(after) == set(addresses), (len(after), set(addresses) - set(after))
     for instance, (ts, vals) in after.items():
         if instance in removed:
             assert is_stale(vals[-1:]).all(), f"{instance}: no staleness marker at the end"

@@ -71,7 +71,7 @@ def redis_url(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("engine-redis")
     port = free_port()
     (tmp / "logs").mkdir()
-    proc = redis_proc(port, tmp / "redis", tmp / "logs").start()
+    proc = redis_proc(port, tmp / "redis", tmp / "logs").up()
     yield f"redis://127.0.0.1:{port}/0"
     proc.stop()
 

@@ -11,11 +11,9 @@ end the cluster still stops on SIGTERM, leaving no process behind.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -23,7 +21,6 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-import aiohttp
 import cramjam
 import pytest
 import yaml
@@ -31,8 +28,16 @@ from aiohttp import web
 
 from ingest.remote_write import encode
 from model.labels import Labels
-from tests.integration.procs import free_port, wait_until
-from tests.integration.test_receiver_hostile import with_header
+from tests.integration.httpapi import (
+    PROTOBUF,
+    assert_written_and_visible,
+    call_api,
+    push_storm,
+    request,
+    snappy_declaring,
+    vector,
+)
+from tests.integration.procs import free_port, run_shardmon, shardmon_up, up_config, wait_until
 
 BOUND_S = 5.0  # The issue's bound: for every hostile request, and for a write to become visible.
 MIB = 1 << 20
@@ -84,42 +89,15 @@ class MalformedTarget:
         self._thread.join(10)
 
 
-def request(method: str, url: str, body: bytes | None = None, *, headers: dict | None = None,
-            timeout: float = 60) -> tuple[int, str, float]:
-    """(status, text, seconds taken); a dropped connection is status 0 with the error as text."""
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    t0 = time.monotonic()
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, resp.read().decode(errors="replace"), time.monotonic() - t0
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode(errors="replace"), time.monotonic() - t0
-    except OSError as exc:
-        return 0, repr(exc), time.monotonic() - t0
-
-
 class Setup:
     """The cluster's configuration and the clients the attacks use."""
 
     def __init__(self, tmp: Path, malformed: MalformedTarget) -> None:
-        from shardmon.cli_common import default_config_text
-
         self.tmp = tmp
-        raw = yaml.safe_load(default_config_text())
-        demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-        raw["global"] = {"scrape_interval": f"{INTERVAL_S}s", "scrape_timeout": f"{INTERVAL_S}s"}
-        raw["local"] = {"data_dir": str(tmp / "data"), "start_redis": True, "demo_targets": demo}
-        raw["shards"]["nodes"] = [
-            {"id": i, "address": f"127.0.0.1:{free_port()}", "redis_url": f"redis://127.0.0.1:{free_port()}/0"}
-            for i in range(3)
-        ]
-        raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
-        self.push_address = f"127.0.0.1:{free_port()}"
-        raw["receiver"].update(http_address=f"127.0.0.1:{free_port()}", pushgateway_address=self.push_address,
-                               persistence_file=str(tmp / "data" / "pushgateway.json"))
-        raw["ingest"].update(scraper_num_cpus=0.1, http_address=f"127.0.0.1:{free_port()}")
+        raw = up_config(tmp, INTERVAL_S, f"{INTERVAL_S}s", n_shards=3, shard_metrics=False)
+        self.push_address = raw["receiver"]["pushgateway_address"]
         raw["scrape_configs"] = [
-            {"job_name": "demo", "static_configs": [{"targets": demo}]},
+            {"job_name": "demo", "static_configs": [{"targets": raw["local"]["demo_targets"]}]},
             {"job_name": "pushgateway", "honor_labels": True, "static_configs": [{"targets": [self.push_address]}]},
             {"job_name": "malformed", "static_configs": [{"targets": [f"127.0.0.1:{malformed.port}"]}]},
         ]
@@ -130,7 +108,7 @@ class Setup:
         self.write_url = f"http://{raw['receiver']['http_address']}/api/v1/write"
         self.push_url = f"http://{self.push_address}"
         self.ingest_url = f"http://{raw['ingest']['http_address']}"
-        self.up: subprocess.Popen | None = None
+        self.up = shardmon_up(self.config_path, tmp / "up.log")
         self.probes = 0
         self.seen: list[tuple[str, object, float]] = []  # (attack, answer, seconds), printed at the end
 
@@ -140,39 +118,25 @@ class Setup:
     # -- clients ---------------------------------------------------------------------------------------
 
     def query(self, expr: str, **params) -> tuple[int, dict, float]:
-        status, text, took = request("POST", f"{self.query_url}/api/v1/query",
-                                     urllib.parse.urlencode({"query": expr, **params}).encode(),
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
-        try:
-            body = json.loads(text)
-        except ValueError:
-            body = {"raw": text}
-        return status, body, took
+        """(status, body, seconds) of an instant query POSTed as a form; a dropped connection is status 0."""
+        return call_api(self.query_url, "/api/v1/query", method="POST", dropped_as_status_0=True, query=expr, **params)
 
     def vector(self, expr: str) -> dict[frozenset, float]:
-        status, body, _ = self.query(expr)
-        assert status == 200 and body["status"] == "success", body
-        return {frozenset(r["metric"].items()): float(r["value"][1]) for r in body["data"]["result"]}
+        return vector(self.query_url, expr, method="POST")
 
-    def write(self, series: list[tuple[Labels, list[tuple[int, float]]]]) -> tuple[int, str, float]:
-        return request("POST", self.write_url, encode(series), headers={"Content-Type": "application/x-protobuf"})
+    def write(self, series: list[tuple[Labels, list[tuple[int, float]]]]):
+        return request("POST", self.write_url, encode(series), headers=PROTOBUF, dropped_as_status_0=True)
 
     def shardmon(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "shardmon", *args, "--config", str(self.config_path)],
-                              capture_output=True, text=True, timeout=timeout)
+        return run_shardmon(*args, config=self.config_path, timeout=timeout)
 
     # -- what every attack is followed by ---------------------------------------------------------------
 
     def probe(self) -> None:
         """A present-day write is acknowledged, then visible to a query within 5 s."""
         self.probes += 1
-        name = f"hostile_probe_{self.probes}"
-        status, text, took = self.write([(Labels.from_dict({"__name__": name}), [(int(time.time() * 1000), 42.0)])])
-        assert status == 204 and took < BOUND_S, (status, text, took)
-        acknowledged = time.monotonic()
-        wait_until(lambda: self.vector(name) == {frozenset({"__name__": name}.items()): 42.0}, BOUND_S,
-                   f"{name} to be visible")
-        assert time.monotonic() - acknowledged < BOUND_S
+        assert_written_and_visible(self.write_url, self.query_url, f"hostile_probe_{self.probes}", 42.0, BOUND_S,
+                                   query_method="POST")
 
     def intact(self) -> None:
         """Every baseline sample is still there, with its value."""
@@ -186,37 +150,28 @@ class Setup:
 def s(tmp_path_factory):
     malformed = MalformedTarget().start()
     s = Setup(tmp_path_factory.mktemp("hostile"), malformed)
-    log = open(s.tmp / "up.log", "w")
-    s.up = subprocess.Popen([sys.executable, "-m", "shardmon", "up", "--config", str(s.config_path)], stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until(lambda: "Shardmon is up" in (s.tmp / "up.log").read_text() or s.up.poll() is not None,
-                   120, "shardmon up to start")
-        assert s.up.poll() is None, (s.tmp / "up.log").read_text()[-5000:]
+        s.up.up(120)
         # The data every attack must leave intact: BASELINE_SERIES series, a sample a minute for an hour.
         now = int(time.time() * 1000)
         series = [(Labels.from_dict({"__name__": "hostile_baseline", "i": str(i)}),
                    [(now - (BASELINE_SAMPLES - k) * 60_000, float(k)) for k in range(BASELINE_SAMPLES)])
                   for i in range(BASELINE_SERIES)]
-        status, text, _ = s.write(series)
-        assert status == 204, text
+        r = s.write(series)
+        assert r.status == 204, r.text
         # 10k series of one metric, for the subquery attack.
-        status, text, _ = s.write([(Labels.from_dict({"__name__": "hostile_x", "i": str(i)}), [(now, float(i))])
-                                   for i in range(10_000)])
-        assert status == 204, text
+        r = s.write([(Labels.from_dict({"__name__": "hostile_x", "i": str(i)}), [(now, float(i))]) for i in range(10_000)])
+        assert r.status == 204, r.text
         wait_until(lambda: s.vector("count(hostile_x)") == {frozenset(): 10_000.0}, 30, "10k series")
         s.intact()
         yield s
         print("\n" + "\n".join(f"{attack:<58} {answer!s:<10} {took:6.3f} s" for attack, answer, took in s.seen))
         # Shard processes once ignored SIGTERM after a regex attack: the whole cluster must still stop.
         s.up.send_signal(signal.SIGTERM)
-        s.up.wait(90)
-        assert s.up.returncode is not None
+        # It stops, and cleanly: `shardmon up` exits 0 once every child has stopped.
+        assert s.up.proc.wait(90) == 0, s.up.log_text()[-5000:]
     finally:
-        if s.up.poll() is None:
-            os.killpg(s.up.pid, signal.SIGKILL)
-            s.up.wait(30)
-        log.close()
+        s.up.kill()
         malformed.stop()
 
 
@@ -250,13 +205,13 @@ class During:
 
 def test_a_catastrophic_regex_in_series_match_is_answered_and_writes_go_on(s):
     url = f"{s.query_url}/api/v1/series?" + urllib.parse.urlencode({"match[]": '{__name__=~"(.*.*)*x"}'})
-    with During(lambda: request("GET", url)) as attack:
+    with During(lambda: request("GET", url, dropped_as_status_0=True)) as attack:
         time.sleep(0.05)
         s.probe()
-    status, text, took = attack.result
-    s.saw("series match[] {__name__=~\"(.*.*)*x\"}", status, took)
-    assert status == 200 and took < BOUND_S, (status, text[:300], took)
-    found = json.loads(text)["data"]  # every series whose name ends in x: the 10k hostile_x ones at least
+    r = attack.result
+    s.saw("series match[] {__name__=~\"(.*.*)*x\"}", r.status, r.seconds)
+    assert r.status == 200 and r.seconds < BOUND_S, (r.status, r.text[:300], r.seconds)
+    found = r.json()["data"]  # every series whose name ends in x: the 10k hostile_x ones at least
     assert len(found) >= 10_000 and all(ls["__name__"].endswith("x") for ls in found)
     s.probe()
     s.intact()
@@ -335,24 +290,24 @@ def test_a_hung_shard_costs_a_query_its_timeout_not_the_querier(s):
 
 
 def test_a_12_mb_remote_write_body_that_decodes_to_512_mib_is_refused(s):
-    bomb = with_header(bytes(cramjam.snappy.compress_raw(bytes(256 * MIB))), 512 * MIB)
+    bomb = snappy_declaring(bytes(cramjam.snappy.compress_raw(bytes(256 * MIB))), 512 * MIB)
     assert 11 * MIB < len(bomb) < 13 * MIB
-    with During(lambda: request("POST", s.write_url, bomb, headers={"Content-Type": "application/x-protobuf"})) as a:
+    with During(lambda: request("POST", s.write_url, bomb, headers=PROTOBUF, dropped_as_status_0=True)) as a:
         s.probe()
-    status, text, took = a.result
-    s.saw("remote write: 12 MB body declaring 512 MiB", status, took)
-    assert status == 413 and took < BOUND_S, (status, text[:300], took)
-    assert "receiver.max_decoded_body_bytes" in text
+    r = a.result
+    s.saw("remote write: 12 MB body declaring 512 MiB", r.status, r.seconds)
+    assert r.status == 413 and r.seconds < BOUND_S, (r.status, r.text[:300], r.seconds)
+    assert "receiver.max_decoded_body_bytes" in r.text
     s.probe()
     s.intact()
 
 
 def test_a_sample_20_days_ahead_is_refused_and_present_writes_go_on(s):
     ahead = int(time.time() * 1000) + 20 * 86_400_000
-    status, text, took = s.write([(Labels.from_dict({"__name__": "hostile_future"}), [(ahead, 1.0)])])
-    s.saw("remote write: a sample 20 days ahead", status, took)
-    assert status == 400 and took < BOUND_S, (status, text, took)
-    assert "too far in future" in text.replace("_", " "), text
+    r = s.write([(Labels.from_dict({"__name__": "hostile_future"}), [(ahead, 1.0)])])
+    s.saw("remote write: a sample 20 days ahead", r.status, r.seconds)
+    assert r.status == 400 and r.seconds < BOUND_S, (r.status, r.text, r.seconds)
+    assert "too far in future" in r.text.replace("_", " "), r.text
     s.probe()
     s.intact()
 
@@ -383,14 +338,13 @@ def test_a_1_mib_malformed_openmetrics_line_is_refused_in_each_path(s):
     durations = s.vector('scrape_duration_seconds{job="malformed"}')
     assert durations and max(durations.values()) < BOUND_S, durations
     s.saw("scrape of a 1 MiB malformed OpenMetrics line", "up=0", max(durations.values()))
-    status, text, _ = request("GET", f"{s.ingest_url}/api/v1/targets?scrapePool=malformed")
-    targets = json.loads(text)["data"]["activeTargets"]
+    targets = request("GET", f"{s.ingest_url}/api/v1/targets?scrapePool=malformed").json()["data"]["activeTargets"]
     assert targets and targets[0]["health"] == "down" and targets[0]["lastError"], targets
     # Pushed: refused with 400 within 5 s.
     body = _malformed_openmetrics_line().encode()
-    status, text, took = request("PUT", f"{s.push_url}/metrics/job/hostile", body)
-    s.saw("push of a 1 MiB malformed line", status, took)
-    assert status == 400 and took < BOUND_S and len(text) < 4096, (status, text[:300], took)
+    r = request("PUT", f"{s.push_url}/metrics/job/hostile", body, dropped_as_status_0=True)
+    s.saw("push of a 1 MiB malformed line", r.status, r.seconds)
+    assert r.status == 400 and r.seconds < BOUND_S and len(r.text) < 4096, (r.status, r.text[:300], r.seconds)
     # Imported (backfill): refused naming the line.
     path = s.tmp / "malformed.om"
     path.write_text("# TYPE hostile_metric gauge\n" + _malformed_openmetrics_line() + "# EOF\n")
@@ -404,25 +358,8 @@ def test_a_1_mib_malformed_openmetrics_line_is_refused_in_each_path(s):
     s.intact()
 
 
-async def _push_storm(base: str, n: int, concurrency: int = 32) -> list[tuple[int, float]]:
-    out: list[tuple[int, float]] = []
-    sem = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60),
-                                     connector=aiohttp.TCPConnector(limit=concurrency)) as session:
-        async def one(i: int) -> None:
-            async with sem:
-                t0 = time.monotonic()
-                async with session.put(f"{base}/metrics/job/storm/instance/i{i}",
-                                       data=f"# TYPE storm_metric gauge\nstorm_metric {i}\n") as resp:
-                    await resp.read()
-                    out.append((resp.status, time.monotonic() - t0))
-
-        await asyncio.gather(*(one(i) for i in range(n)))
-    return out
-
-
 def test_a_10000_group_push_storm_is_answered_and_bounded(s):
-    with During(lambda: asyncio.run(_push_storm(s.push_url, 10_000))) as storm:
+    with During(lambda: asyncio.run(push_storm(s.push_url, 10_000, lambda i: f"# TYPE storm_metric gauge\nstorm_metric {i}\n"))) as storm:
         time.sleep(0.5)
         s.probe()
     results = storm.result
@@ -432,11 +369,11 @@ def test_a_10000_group_push_storm_is_answered_and_bounded(s):
     assert slowest < BOUND_S, slowest
     assert {status for status, _ in results} <= {200, 400}
     # The store is bounded: a group beyond receiver.max_push_groups is refused, naming the field.
-    status, text, took = request("PUT", f"{s.push_url}/metrics/job/storm/instance/one-too-many",
-                                 b"# TYPE storm_metric gauge\nstorm_metric 1\n")
-    assert status == 400 and "max_push_groups" in text and took < BOUND_S, (status, text)
-    status, _, took = request("GET", f"{s.push_url}/-/healthy")
-    assert status == 200 and took < BOUND_S
+    r = request("PUT", f"{s.push_url}/metrics/job/storm/instance/one-too-many",
+                b"# TYPE storm_metric gauge\nstorm_metric 1\n", dropped_as_status_0=True)
+    assert r.status == 400 and "max_push_groups" in r.text and r.seconds < BOUND_S, (r.status, r.text)
+    r = request("GET", f"{s.push_url}/-/healthy", dropped_as_status_0=True)
+    assert r.status == 200 and r.seconds < BOUND_S
     s.probe()
     s.intact()
 
@@ -445,13 +382,13 @@ def test_a_10000_group_push_storm_is_answered_and_bounded(s):
 
 
 def test_admin_and_lifecycle_paths_are_refused_until_enabled(s):
-    status, text, took = request("PUT", f"{s.push_url}/api/v1/admin/wipe")
-    assert status == 403 and "web.enable_admin_api" in text and took < BOUND_S, (status, text)
-    status, text, _ = request("POST", f"{s.ingest_url}/-/reload")
-    assert status == 403 and "web.enable_lifecycle" in text, (status, text)
-    status, text, _ = request("POST", f"{s.ingest_url}/api/v1/scrapers", b"count=100000",
-                              headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert status == 403 and "web.enable_lifecycle" in text, (status, text)
+    r = request("PUT", f"{s.push_url}/api/v1/admin/wipe", dropped_as_status_0=True)
+    assert r.status == 403 and "web.enable_admin_api" in r.text and r.seconds < BOUND_S, (r.status, r.text)
+    r = request("POST", f"{s.ingest_url}/-/reload", dropped_as_status_0=True)
+    assert r.status == 403 and "web.enable_lifecycle" in r.text, (r.status, r.text)
+    r = request("POST", f"{s.ingest_url}/api/v1/scrapers", b"count=100000", dropped_as_status_0=True,
+                headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 403 and "web.enable_lifecycle" in r.text, (r.status, r.text)
     # The shard's Flush (which once moved the head's lower bound into the future) and Reset.
     from model.errors import PermissionDeniedError
     from shards.client import ShardClient
@@ -465,7 +402,7 @@ def test_admin_and_lifecycle_paths_are_refused_until_enabled(s):
     finally:
         client.close()
     # The pushed groups are still there (no wipe happened) and so is everything else.
-    status, text, _ = request("GET", f"{s.push_url}/api/v1/metrics")
-    assert status == 200 and len(json.loads(text)["data"]) > 0
+    r = request("GET", f"{s.push_url}/api/v1/metrics", dropped_as_status_0=True)
+    assert r.status == 200 and len(r.json()["data"]) > 0
     s.probe()
     s.intact()

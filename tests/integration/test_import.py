@@ -3,12 +3,9 @@ and queried back exactly (values bit for bit, timestamps to the millisecond)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 
-from tests.integration.procs import Cluster
+from tests.integration.procs import Cluster, run_shardmon
 
 N_SERIES = 1000
 N_SAMPLES = 1000  # per series: a million samples
@@ -40,8 +37,7 @@ def test_import_backfills_a_million_samples_that_query_back_exactly(tmp_path):
     try:
         path = tmp_path / "backfill.om"
         _, ts, values = _write_file(path)
-        cmd = [sys.executable, "-m", "shardmon", "import", "openmetrics", str(path), "--config", str(cluster.config_path)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        proc = run_shardmon("import", "openmetrics", str(path), config=cluster.config_path, timeout=600)
         assert proc.returncode == 0, proc.stderr
         assert "imported 1,000,000 samples of 1,000 series" in proc.stdout, proc.stdout
         assert "100.0%" in proc.stderr  # The progress bar reached its end.
@@ -60,7 +56,7 @@ def test_import_backfills_a_million_samples_that_query_back_exactly(tmp_path):
             assert np.array_equal(s.values.view(np.uint64), values[i].view(np.uint64)), i
 
         # Importing the same file again adds nothing twice.
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        proc = run_shardmon("import", "openmetrics", str(path), config=cluster.config_path, timeout=600)
         assert proc.returncode == 0, proc.stderr
         with QueryClient(f"127.0.0.1:{cluster.grpc_port}") as client:
             again = client.instant("count(bf_metric)", int(end_s * 1000))
@@ -75,6 +71,5 @@ def test_a_file_without_timestamps_or_eof_is_refused_with_the_line(tmp_path):
     cluster = Cluster(tmp_path, n_shards=1, scrape_configs=[])
     path = tmp_path / "bad.om"
     path.write_text("# TYPE a gauge\na 1 1700000000\na 2\n# EOF\n")
-    cmd = [sys.executable, "-m", "shardmon", "import", "openmetrics", str(path), "--config", str(cluster.config_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    proc = run_shardmon("import", "openmetrics", str(path), config=cluster.config_path, timeout=60)
     assert proc.returncode == 1 and "line 3" in proc.stderr and "timestamp" in proc.stderr

@@ -8,14 +8,12 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from tests.integration.procs import free_port, wait_until
+from tests.integration.procs import free_port, shardmon_up, wait_until
 
 
 def _config(tmp_path: Path, grace: str, shards: int = 2) -> Path:
@@ -63,31 +61,25 @@ class Up:
     """`shardmon up` as a user runs it, its output in a file."""
 
     def __init__(self, tmp_path: Path, config: Path) -> None:
-        self.log_path = tmp_path / "up.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "shardmon", "up", "--config", str(config)],
-                                     stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.child = shardmon_up(config, tmp_path / "up.log").start()
+        self.proc = self.child.proc
 
     def text(self) -> str:
-        return self.log_path.read_text()
+        return self.child.log_text()
 
     def pids(self) -> dict[str, int]:
         return {name: int(pid) for name, pid in re.findall(r"started (\S+)\s+pid (\d+)", self.text())}
 
     def wait_up(self) -> None:
-        wait_until(lambda: "Shardmon is up" in self.text() or self.proc.poll() is not None, 120, "shardmon up")
-        assert self.proc.poll() is None, self.text()
+        self.child.wait_ready(120)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        self.child.kill()
         for pid in self.pids().values():  # never leave a stopped process behind, whatever happened
             try:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        self._log.close()
 
 
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period_and_stages_stop_together(tmp_path):

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.procs import Cluster, CounterTargets, Proc, free_port, wait_until
+from tests.integration.procs import Cluster, CounterTargets, free_port, proc, run_shardmon, wait_until
 
 N_TARGETS = 12
 SCRAPERS = 4
@@ -65,47 +65,30 @@ class RayNode:
             argv += ["--head", "--port", str(head_port), "--client-port", str(self.client_port)]
         else:
             argv += ["--address", join]
-        self.proc = Proc(name, argv + ["--", *extra], log_dir)
         # As ingest.ray_auth_token_file would say (these nodes run without --config).
-        self.env = _env(RAY_AUTH_TOKEN_PATH=str(token_file))
+        self.proc = proc(name, argv + ["--", *extra], log_dir, env=_env(RAY_AUTH_TOKEN_PATH=str(token_file)))
+        self.proc.ready = lambda: "Ray runtime started" in self.proc.log_text()
 
     def start(self) -> RayNode:
-        log = open(self.proc.log_path, "ab")
-        self.proc.proc = subprocess.Popen(self.proc.argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                          start_new_session=True)
-        log.close()
-
-        def started():
-            if self.proc.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited: {self.proc.log_path.read_text()[-3000:]}")
-            return "Ray runtime started" in self.proc.log_path.read_text(errors="replace")
-
-        wait_until(started, 60, f"{self.name} to start", interval_s=0.3)
+        self.proc.up(60, interval_s=0.3)
         return self
 
     def stop(self, timeout_s: float = 20) -> None:
         """SIGTERM to ``ray start --block`` (it stops its node's processes), then SIGKILL to whatever of
         its process group is left."""
-        p = self.proc.proc
-        if p is None:
+        p = self.proc
+        if p.proc is None:
             return
-        if p.poll() is None:
-            p.terminate()
-            try:
-                p.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
+        p.send_signal(signal.SIGTERM)
         try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            p.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
             pass
-        if p.poll() is None:
-            p.wait(5)
+        p.kill()
 
 
 def _status(config_path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "shardmon", "ingest", "--status", "--config", str(config_path)],
-                          capture_output=True, text=True, timeout=90, env=_env())
+    return run_shardmon("ingest", "--status", config=config_path, timeout=90, env=_env())
 
 
 def ingest_status(config_path: Path) -> dict:
@@ -167,15 +150,9 @@ def cluster(tmp_path_factory, targets, ray_cluster):
 
 @pytest.fixture(scope="module")
 def ingest(cluster):
-    ready = cluster.tmp / "ingest.ready"
-    p = Proc("ingest", [sys.executable, "-m", "shardmon", "ingest", "--config", str(cluster.config_path),
-                        "--ready-file", str(ready)], cluster.logs)
-    log = open(p.log_path, "ab")
-    p.proc = subprocess.Popen(p.argv, stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
-    log.close()
+    p = cluster.ingest(env=_env())
     try:
-        wait_until(lambda: ready.exists() or p._dead(), 90, "the ingest service to be ready")
-        assert not p._dead(), p.log_path.read_text()[-3000:]
+        p.up(90)
         yield p
     finally:
         p.stop()

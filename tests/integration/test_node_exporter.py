@@ -35,7 +35,7 @@ from model.config import parse_config
 from model.labels import Labels, Matcher, MatchType
 from model.memory import MemoryStorage
 from model.samples import is_stale
-from tests.integration.procs import Proc, free_port
+from tests.integration.procs import free_port, proc, prometheus_proc
 
 # Drop the Go runtime's series, rename node_load1 & co.: relabeling is part of what must match.
 RELABEL = """    metric_relabel_configs:
@@ -126,29 +126,26 @@ def test_node_exporter_series_are_stored_exactly_as_exposed(tmp_path):
     exe = shutil.which("prometheus-node-exporter")
     assert exe, "prometheus-node-exporter is not installed (scripts/setup.sh installs it)"
     port = free_port()
-    proc = Proc("node-exporter", [exe, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+    node = proc("node-exporter", [exe, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
                                   "--collector.cpu", "--collector.meminfo", "--collector.loadavg", "--collector.stat",
-                                  "--collector.filesystem", "--collector.netdev"], tmp_path, port).start()
+                                  "--collector.filesystem", "--collector.netdev"], tmp_path, port).up()
     try:
         types = asyncio.run(_scrape_and_compare(_target(f"127.0.0.1:{port}", "node")))
     finally:
-        proc.stop()
+        node.stop()
     assert all(ct.startswith("text/plain") for ct in types)
 
 
 def test_a_real_prometheus_own_metrics_are_stored_exactly_as_exposed(tmp_path):
-    exe = shutil.which("prometheus")
-    assert exe, "prometheus is not installed (scripts/setup.sh installs it)"
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text("global: {scrape_interval: 1h}\nscrape_configs: []\n")
-    proc = Proc("prometheus", [exe, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-                               f"--web.listen-address=127.0.0.1:{port}"], tmp_path, port).start()
+    prometheus = prometheus_proc("prometheus", config, tmp_path / "data", port, tmp_path).up()
     try:
         # Between two scrapes Prometheus counts the first one in new series (its /metrics handler's).
         asyncio.run(_scrape_and_compare(_target(f"127.0.0.1:{port}", "prometheus")))
     finally:
-        proc.stop()
+        prometheus.stop()
 
 
 def test_an_openmetrics_exporter_is_stored_exactly_as_exposed():
@@ -210,13 +207,11 @@ def test_prometheus_and_shardmon_store_the_same_node_exporter_series(tmp_path):
     static_configs: [{{targets: ["{address}"]}}]
 {RELABEL}"""
     (tmp_path / "prometheus.yml").write_text("scrape_configs:" + scrape_config)
-    node = Proc("node-exporter", [exe, f"--web.listen-address={address}", "--collector.disable-defaults",
-                                  "--collector.cpu", "--collector.meminfo", "--collector.loadavg"], tmp_path, ne_port).start()
-    prometheus = Proc("prometheus", [prom, f"--config.file={tmp_path / 'prometheus.yml'}",
-                                     f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{p_port}"],
-                      tmp_path, p_port)
+    node = proc("node-exporter", [exe, f"--web.listen-address={address}", "--collector.disable-defaults",
+                                  "--collector.cpu", "--collector.meminfo", "--collector.loadavg"], tmp_path, ne_port).up()
+    prometheus = prometheus_proc("prometheus", tmp_path / "prometheus.yml", tmp_path / "data", p_port, tmp_path)
     try:
-        prometheus.start()
+        prometheus.up()
         (target,) = targets_from_config(parse_config("scrape_configs:" + scrape_config))
         storage = MemoryStorage()
 

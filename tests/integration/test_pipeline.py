@@ -8,16 +8,15 @@ on one cluster: the healthy pipeline first, then a shard killed with SIGKILL, th
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
 import urllib.parse
-import urllib.request
 
 import numpy as np
 import pytest
 
+from tests.integration.httpapi import get_json
 from tests.integration.procs import Cluster, CounterTargets, wait_until
 
 N_TARGETS = 20
@@ -62,9 +61,7 @@ def client(cluster):
 
 
 def http_query(cluster, path: str, **params) -> dict:
-    url = f"http://127.0.0.1:{cluster.http_port}{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=30) as resp:
-        return json.load(resp)
+    return get_json(f"http://127.0.0.1:{cluster.http_port}{path}", params, timeout=30)
 
 
 def stored_counters(client, window_s: int = 600) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -3,16 +3,12 @@ Write, queries through the fan-out), and the project's own scripts in tests/prom
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from querier.promqltest import ScriptReport, memory_storage, run_file, sharded_storage
 from shardmon.localshards import LocalShards
+from tests.reference import ROOT, promqltest_dir
 
-ROOT = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("SHARDMON_PROMQLTEST_DIR") or ROOT.parent / "shared" / "promqltest")
 OWN = ROOT / "tests" / "promql"
 
 
@@ -35,9 +31,7 @@ def _run(paths, make) -> ScriptReport:
 
 
 def test_prometheus_scripts_pass_over_three_shards(three_shards):
-    if not SHARED.is_dir():
-        pytest.skip(f"no reference scripts at {SHARED}")
-    total = _run(sorted(SHARED.glob("*.test")), three_shards)
+    total = _run(sorted(promqltest_dir().glob("*.test")), three_shards)
     print(f"total over 3 shards: {total.summary()}")
     assert total.failed == 0, "\n".join(total.failures)
     assert total.unsupported == 0, "\n".join(total.unsupported_cases)

@@ -4,8 +4,6 @@ within a relative 1e-6, as Prometheus's own tests compare."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +13,7 @@ import yaml
 
 from bench.querybench import _query, same_result
 from bench.systems import scrape_configs
-from tests.integration.procs import Cluster, free_port, port_open, wait_until
+from tests.integration.procs import Child, Cluster, free_port, prometheus_proc
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERVAL_S = 2
@@ -96,13 +94,10 @@ QUERIES = [
 
 @pytest.fixture(scope="module")
 def systems(tmp_path_factory):
-    exe = shutil.which("prometheus")
-    assert exe, "prometheus is not installed (scripts/setup.sh installs Debian's package)"
     tmp = tmp_path_factory.mktemp("vs-prometheus")
     farm_port = free_port()
-    farm = subprocess.Popen([sys.executable, "-m", "bench.farm", "--port", str(farm_port), "--targets", str(N_TARGETS),
-                             "--series", str(N_SERIES)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    wait_until(lambda: port_open(farm_port), 30, "the farm")
+    farm = Child("farm", [sys.executable, "-m", "bench.farm", "--port", str(farm_port), "--targets", str(N_TARGETS),
+                          "--series", str(N_SERIES)], tmp / "farm.log", ("127.0.0.1", farm_port), cwd=ROOT).up()
     cluster = Cluster(tmp, n_shards=3, scrape_configs=[], receiver={}, ingest={"self_monitoring": False}).start()
     prom_port = free_port()
     cfg = {
@@ -112,18 +107,14 @@ def systems(tmp_path_factory):
                           "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms"}}],
     }
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-    prom = subprocess.Popen([exe, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    prom = prometheus_proc("prometheus", tmp / "prometheus.yml", tmp / "data", prom_port, tmp, "--log.level=warn").start()
     start = time.time()
     time.sleep(45)
     end = time.time() - 3 * INTERVAL_S  # Everything scraped before this has been remote-written.
     yield f"http://127.0.0.1:{cluster.http_port}", f"http://127.0.0.1:{prom_port}", start + 5, end
-    prom.terminate()
-    prom.wait(30)
+    prom.stop(30)
     cluster.stop()
-    farm.terminate()
-    farm.wait(10)
+    farm.stop(10)
 
 
 def test_more_than_a_hundred_range_queries_equal_prometheus(systems):

@@ -14,7 +14,6 @@ for the cancellation tests.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import threading
@@ -28,7 +27,6 @@ import grpc
 import numpy as np
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from model.errors import BadQueryError, QueryExecutionError, QueryLimitError, QueryTimeoutError
 from model.labels import Labels, Matcher, MatchType
@@ -38,6 +36,7 @@ from model.storage import QueryBudget
 from querier.fanout import FanoutQuerier
 from shardmon.client import QueryClient
 from shards.client import ShardClient
+from tests.integration.httpapi import call_api, metric
 from tests.integration.procs import Cluster, free_port, shardmon_proc, wait_until
 
 N_SERIES = 10_000
@@ -62,7 +61,7 @@ def cluster(tmp_path_factory):
     patient_path.write_text(yaml.safe_dump(patient_raw, sort_keys=False))
     c.patient = shardmon_proc("patient-querier", ["querier"], patient_path, c.logs, c.patient_http)
     c.start()
-    c.patient.start()
+    c.patient.up()
     _load(c)
     yield c
     for s in c.shards:
@@ -88,35 +87,16 @@ def _load(c: Cluster) -> None:
         client.close()
 
 
-def _query(port: int, path: str, timeout_s: float = 60, **params) -> tuple[int, dict, float]:
-    url = f"http://127.0.0.1:{port}{path}?" + urllib.parse.urlencode(params)
-    t0 = time.monotonic()
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            return resp.status, json.load(resp), time.monotonic() - t0
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read()), time.monotonic() - t0
-
-
-def _metric(port: int, name: str, **labels: str) -> float:
-    """The sum of the samples of ``name`` with these labels on a querier's /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    total = 0.0
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
+def _url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
 
 
 def _pause(proc) -> None:
-    os.kill(proc.proc.pid, signal.SIGSTOP)
+    proc.send_signal(signal.SIGSTOP)
 
 
 def _resume(proc) -> None:
-    if proc.proc and proc.proc.poll() is None:
-        os.kill(proc.proc.pid, signal.SIGCONT)
+    proc.send_signal(signal.SIGCONT)
 
 
 def _now_s() -> str:
@@ -155,26 +135,26 @@ def test_a_select_over_its_budget_stops_early_on_the_shard(cluster):
 
 
 def test_the_issues_subquery_over_10k_series_is_refused_quickly_with_prometheus_422(cluster):
-    before = _metric(cluster.http_port, "shardmon_querier_queries_refused_total", limit="max_samples")
-    status, body, elapsed = _query(cluster.http_port, "/api/v1/query", query="max_over_time(load[1d:1s])",
+    before = metric(_url(cluster.http_port), "shardmon_querier_queries_refused_total", limit="max_samples")
+    status, body, elapsed = call_api(_url(cluster.http_port), "/api/v1/query", query="max_over_time(load[1d:1s])",
                                    time=_now_s())
     assert status == 422 and body["errorType"] == "execution", body
     assert body["error"].startswith("query processing would load too many samples into memory in query execution")
     assert "querier.max_samples" in body["error"]
     assert elapsed < 5
-    assert _metric(cluster.http_port, "shardmon_querier_queries_refused_total", limit="max_samples") == before + 1
-    assert _metric(cluster.http_port, "shardmon_querier_shard_requests_total", outcome="limit") >= 1
+    assert metric(_url(cluster.http_port), "shardmon_querier_queries_refused_total", limit="max_samples") == before + 1
+    assert metric(_url(cluster.http_port), "shardmon_querier_shard_requests_total", outcome="limit") >= 1
 
 
 def test_too_many_series_is_refused_while_loading(cluster):
-    status, body, elapsed = _query(cluster.http_port, "/api/v1/query", query="count(load)", time=_now_s())
+    status, body, elapsed = call_api(_url(cluster.http_port), "/api/v1/query", query="count(load)", time=_now_s())
     assert status == 422 and "too many series" in body["error"] and "querier.max_series" in body["error"], body
     assert elapsed < 5
     # The same data within the limit answers.
-    status, body, _ = _query(cluster.http_port, "/api/v1/query", query='count(load{job="j1"})', time=_now_s())
+    status, body, _ = call_api(_url(cluster.http_port), "/api/v1/query", query='count(load{job="j1"})', time=_now_s())
     assert status == 200 and body["data"]["result"][0]["value"][1] == str(N_SERIES // 10)
     # /api/v1/series has the same series limit.
-    status, body, _ = _query(cluster.http_port, "/api/v1/series", **{"match[]": "load"})
+    status, body, _ = call_api(_url(cluster.http_port), "/api/v1/series", **{"match[]": "load"})
     assert status == 422 and "querier.max_series" in body["error"]
 
 
@@ -190,7 +170,7 @@ def test_limits_on_the_query_text_answer_400_naming_the_limit(cluster):
         body = json.loads(exc.read())
     assert body["errorType"] == "bad_data" and "querier.max_query_depth" in body["error"]
     # The querier is alive and answers.
-    status, body, _ = _query(cluster.http_port, "/api/v1/query", query="count(small)", time=_now_s())
+    status, body, _ = call_api(_url(cluster.http_port), "/api/v1/query", query="count(small)", time=_now_s())
     assert status == 200 and body["data"]["result"][0]["value"][1] == "30"
     # The gRPC API: INVALID_ARGUMENT for the text, FAILED_PRECONDITION over the budget.
     with QueryClient(f"127.0.0.1:{cluster.grpc_port}", timeout_s=30) as client:
@@ -210,7 +190,7 @@ def test_with_a_hung_shard_queries_answer_partial_within_their_timeout_several_a
     _pause(hung)
     try:
         def one(i: int):
-            return _query(cluster.http_port, "/api/v1/query_range", timeout_s=30, query=f"sum(small) + {i}",
+            return call_api(_url(cluster.http_port), "/api/v1/query_range", timeout_s=30, query=f"sum(small) + {i}",
                           start=f"{(NOW_MS - 120_000) / 1000:.3f}", end=_now_s(), step="15", timeout="10s")
 
         with ThreadPoolExecutor(12) as pool:
@@ -224,7 +204,7 @@ def test_with_a_hung_shard_queries_answer_partial_within_their_timeout_several_a
     finally:
         _resume(hung)
     # Back: whole answers, no warning.
-    status, body, _ = _query(cluster.http_port, "/api/v1/query", query="count(small)", time=_now_s())
+    status, body, _ = call_api(_url(cluster.http_port), "/api/v1/query", query="count(small)", time=_now_s())
     assert status == 200 and "isPartial" not in body and body["data"]["result"][0]["value"][1] == "30"
 
 
@@ -274,22 +254,22 @@ def test_a_hung_shard_holds_only_its_share_of_the_fan_out_and_its_further_calls_
 def test_a_query_whose_http_client_disconnects_stops(cluster):
     port = cluster.patient_http
     hung = cluster.shards[2]
-    canceled = _metric(port, "shardmon_querier_queries_total", api="http", kind="instant", outcome="canceled")
-    cancelled_calls = _metric(port, "shardmon_querier_shard_requests_total", shard="2", outcome="cancelled")
+    canceled = metric(_url(port), "shardmon_querier_queries_total", api="http", kind="instant", outcome="canceled")
+    cancelled_calls = metric(_url(port), "shardmon_querier_shard_requests_total", shard="2", outcome="cancelled")
     _warm_up(port)
     _pause(hung)
     try:
         sock = socket.create_connection(("127.0.0.1", port))
         path = "/api/v1/query?" + urllib.parse.urlencode({"query": "sum(small)", "time": _now_s()})
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-        wait_until(lambda: _metric(port, "shardmon_querier_queries_in_flight") == 1, 10, "the query to be running")
+        wait_until(lambda: metric(_url(port), "shardmon_querier_queries_in_flight") == 1, 10, "the query to be running")
         time.sleep(0.5)
         sock.close()
         # Without the cancellation it would wait 60 s on shard 2 (the patient querier's response timeout).
-        wait_until(lambda: _metric(port, "shardmon_querier_queries_in_flight") == 0, 5, "the query to stop")
-        assert _metric(port, "shardmon_querier_queries_total", api="http", kind="instant",
+        wait_until(lambda: metric(_url(port), "shardmon_querier_queries_in_flight") == 0, 5, "the query to stop")
+        assert metric(_url(port), "shardmon_querier_queries_total", api="http", kind="instant",
                        outcome="canceled") == canceled + 1
-        assert _metric(port, "shardmon_querier_shard_requests_total", shard="2", outcome="cancelled") > cancelled_calls
+        assert metric(_url(port), "shardmon_querier_shard_requests_total", shard="2", outcome="cancelled") > cancelled_calls
     finally:
         _resume(hung)
 
@@ -298,25 +278,25 @@ def test_a_grpc_query_whose_caller_gives_up_stops(cluster):
     port = cluster.patient_http
     hung = cluster.shards[0]
     _warm_up(port)
-    calls = _metric(port, "shardmon_querier_shard_requests_total", shard="0")
-    canceled = _metric(port, "shardmon_querier_queries_total", api="grpc", kind="instant", outcome="canceled")
+    calls = metric(_url(port), "shardmon_querier_shard_requests_total", shard="0")
+    canceled = metric(_url(port), "shardmon_querier_queries_total", api="grpc", kind="instant", outcome="canceled")
     _pause(hung)
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{cluster.patient_grpc}")
         try:
             call = query_pb2_grpc.QueryStub(channel).Instant.future(
                 query_pb2.InstantQueryRequest(query="sum(small)", time_ms=NOW_MS))  # no deadline
-            wait_until(lambda: _metric(port, "shardmon_querier_queries_in_flight") == 1, 5, "the query to run")
+            wait_until(lambda: metric(_url(port), "shardmon_querier_queries_in_flight") == 1, 5, "the query to run")
             time.sleep(0.5)
             call.cancel()
         finally:
             channel.close()
         # The caller went away: evaluation and the call to shard 0 ended with it, not after the
         # patient querier's 60 s.
-        wait_until(lambda: _metric(port, "shardmon_querier_queries_in_flight") == 0, 5, "the query to stop")
-        wait_until(lambda: _metric(port, "shardmon_querier_queries_total", api="grpc", kind="instant",
+        wait_until(lambda: metric(_url(port), "shardmon_querier_queries_in_flight") == 0, 5, "the query to stop")
+        wait_until(lambda: metric(_url(port), "shardmon_querier_queries_total", api="grpc", kind="instant",
                                    outcome="canceled") == canceled + 1, 5, "the query counted as canceled")
-        assert _metric(port, "shardmon_querier_shard_requests_total", shard="0") == calls + 1
+        assert metric(_url(port), "shardmon_querier_shard_requests_total", shard="0") == calls + 1
     finally:
         _resume(hung)
 
@@ -325,7 +305,7 @@ def test_a_grpc_call_deadline_becomes_the_querys_and_a_silent_shard_is_left_out_
     port = cluster.patient_http
     hung = cluster.shards[0]
     _warm_up(port)
-    calls = _metric(port, "shardmon_querier_shard_requests_total", shard="0")
+    calls = metric(_url(port), "shardmon_querier_shard_requests_total", shard="0")
     _pause(hung)
     try:
         with QueryClient(f"127.0.0.1:{cluster.patient_grpc}", timeout_s=3) as client:
@@ -337,8 +317,8 @@ def test_a_grpc_call_deadline_becomes_the_querys_and_a_silent_shard_is_left_out_
         assert took < 3, took
         assert res.partial and any("shard 0" in w for w in res.warnings), res.warnings
         assert res.series[0].values[0] == 20 * (N_SAMPLES - 1)
-        wait_until(lambda: _metric(port, "shardmon_querier_queries_in_flight") == 0, 5, "the query to end")
-        assert _metric(port, "shardmon_querier_shard_requests_total", shard="0") == calls + 1
+        wait_until(lambda: metric(_url(port), "shardmon_querier_queries_in_flight") == 0, 5, "the query to end")
+        assert metric(_url(port), "shardmon_querier_shard_requests_total", shard="0") == calls + 1
     finally:
         _resume(hung)
 
@@ -346,5 +326,5 @@ def test_a_grpc_call_deadline_becomes_the_querys_and_a_silent_shard_is_left_out_
 def _warm_up(port: int) -> None:
     """A query through this querier, so that its channels to every shard are connected: a call to a
     stopped shard then waits (a hung shard) instead of failing to connect at once (a down one)."""
-    status, body, _ = _query(port, "/api/v1/query", query="count(small)", time=_now_s())
+    status, body, _ = call_api(_url(port), "/api/v1/query", query="count(small)", time=_now_s())
     assert status == 200 and "isPartial" not in body

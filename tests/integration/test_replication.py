@@ -3,11 +3,7 @@ identical, with no partial-response warning; stopping two makes it partial and s
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import numpy as np
 import pytest
@@ -15,6 +11,7 @@ import pytest
 from ingest.remote_write import encode
 from model.labels import Labels, Matcher, MatchType
 from shards.client import ShardClient
+from tests.integration.httpapi import PROTOBUF, call_api, metric, request
 from tests.integration.procs import Cluster, wait_until
 
 N_SERIES = 300
@@ -31,24 +28,9 @@ QUERIES = [
 ]
 
 
-def _post(url: str, body: bytes) -> int:
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        return resp.status
-
-
 def _query_all(cluster, end_s: float) -> dict[str, dict]:
-    out = {}
-    for q in QUERIES:
-        url = f"http://127.0.0.1:{cluster.http_port}/api/v1/query_range?" + urllib.parse.urlencode(
-            {"query": q, "start": f"{end_s - 500:.3f}", "end": f"{end_s:.3f}", "step": "15"})
-        try:
-            with urllib.request.urlopen(url, timeout=60) as resp:
-                out[q] = json.load(resp)
-        except urllib.error.HTTPError as exc:
-            out[q] = json.loads(exc.read())
-    return out
+    return {q: call_api(f"http://127.0.0.1:{cluster.http_port}", "/api/v1/query_range", query=q,
+                        start=f"{end_s - 500:.3f}", end=f"{end_s:.3f}", step="15")[1] for q in QUERIES}
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +51,8 @@ def test_any_one_shard_down_leaves_every_result_complete_and_identical(cluster):
                                    "code": ("200", "500", "404")[i % 3], "i": str(i)})
         values = np.cumsum(rng.integers(0, 100, N_SAMPLES)).astype(float)
         series.append((labels, [(start_ms + k * STEP_MS, float(v)) for k, v in enumerate(values)]))
-    assert _post(f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write", encode(series)) in (200, 204)
+    assert request("POST", f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write", encode(series),
+                   headers={"Content-Encoding": "snappy", **PROTOBUF}).status in (200, 204)
 
     # Every shard holds about 2/3 of the series: each series is on two of the three.
     per_shard = []
@@ -88,12 +71,8 @@ def test_any_one_shard_down_leaves_every_result_complete_and_identical(cluster):
     assert len(baseline["repl_requests_total"]["data"]["result"]) == N_SERIES
 
     def shard_ok(i: int) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{cluster.http_port}/metrics", timeout=30) as resp:
-            for line in resp.read().decode().splitlines():
-                if line.startswith("shardmon_querier_shard_requests_total") and f'shard="{i}"' in line \
-                        and 'outcome="ok"' in line:
-                    return float(line.split()[-1])
-        return 0.0
+        return metric(f"http://127.0.0.1:{cluster.http_port}", "shardmon_querier_shard_requests_total",
+                      shard=str(i), outcome="ok")
 
     def answers(i: int) -> bool:
         """Whether the querier reaches shard i again (with RF=2 its absence shows in no result)."""

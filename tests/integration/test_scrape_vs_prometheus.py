@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
 import time
 import urllib.error
 import urllib.parse
@@ -28,7 +27,8 @@ from model.config import parse_config
 from model.labels import Labels, Matcher, MatchType
 from model.memory import MemoryStorage
 from model.samples import is_stale
-from tests.integration.procs import Proc, free_port
+from tests.integration.httpapi import get_json
+from tests.integration.procs import free_port, prometheus_proc
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -96,8 +96,6 @@ def _by_scrape(samples: dict[Labels, list[tuple[int, float]]]) -> list[tuple[tup
 
 
 def test_prometheus_and_the_scrape_loop_store_the_same(tmp_path):
-    exe = shutil.which("prometheus")
-    assert exe, "prometheus is not installed (scripts/setup.sh installs it)"
     served: dict[tuple[str, bool], int] = {}
 
     async def handler(request: web.Request) -> web.Response:
@@ -118,11 +116,9 @@ def test_prometheus_and_the_scrape_loop_store_the_same(tmp_path):
         await web.TCPSite(runner, "127.0.0.1", port).start()
         config = {"scrape_configs": [_scrape_config(case, port) for case in CASES]}
         (tmp_path / "prometheus.yml").write_text(json.dumps(config))
-        prometheus = Proc("prometheus", [exe, f"--config.file={tmp_path / 'prometheus.yml'}",
-                                         f"--storage.tsdb.path={tmp_path / 'data'}", f"--web.listen-address=127.0.0.1:{p_port}"],
-                          tmp_path, p_port)
+        prometheus = prometheus_proc("prometheus", tmp_path / "prometheus.yml", tmp_path / "data", p_port, tmp_path)
         try:
-            await asyncio.to_thread(prometheus.start)
+            await asyncio.to_thread(prometheus.up)
             ours = await _ours(config)
             theirs, errors = await asyncio.to_thread(_theirs, p_port)
         finally:
@@ -162,9 +158,7 @@ async def _ours(config: dict) -> dict:
 
 
 def _get(port: int, path: str, **params) -> dict:
-    url = f"http://127.0.0.1:{port}{path}?" + urllib.parse.urlencode(params)
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.load(r)["data"]
+    return get_json(f"http://127.0.0.1:{port}{path}", params, timeout=10)["data"]
 
 
 def _theirs(port: int) -> tuple[dict, dict]:

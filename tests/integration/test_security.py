@@ -17,11 +17,8 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
-import signal
 import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,7 +30,16 @@ import yaml
 
 from model.errors import ShardmonError
 from model.http_config import BasicAuth, TLSConfig
-from tests.integration.procs import CounterTargets, free_port, wait_until
+from tests.integration.httpapi import request
+from tests.integration.procs import (
+    CounterTargets,
+    free_port,
+    prometheus_proc,
+    run_shardmon,
+    shardmon_up,
+    up_config,
+    wait_until,
+)
 from tests.tlsutil import bcrypt_hash, make_certs
 
 INTERVAL_S = 2
@@ -43,8 +49,6 @@ USER, PASSWORD = "alice", "correct horse battery staple"
 class Setup:
     def __init__(self, tmp: Path) -> None:
         from ray.util import get_node_ip_address
-
-        from shardmon.cli_common import default_config_text
 
         self.tmp = tmp
         # The server certificate must be valid for every address a listener is reached at: the Ray
@@ -62,18 +66,8 @@ class Setup:
                     "key_file": str(self.certs.path("client.key"))}
         self.basic = {"username": USER, "password_file": str(tmp / "password")}
 
-        raw = yaml.safe_load(default_config_text())
-        demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-        raw["global"] = {"scrape_interval": f"{INTERVAL_S}s", "scrape_timeout": "1s"}
-        raw["local"] = {"data_dir": str(tmp / "data"), "start_redis": True, "demo_targets": demo}
-        for node in raw["shards"]["nodes"]:
-            node["address"] = f"127.0.0.1:{free_port()}"
-            node["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
-            node["metrics_address"] = f"127.0.0.1:{free_port()}"
-        raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
-        raw["receiver"] = {"http_address": f"127.0.0.1:{free_port()}", "pushgateway_address": f"127.0.0.1:{free_port()}",
-                           "persistence_file": str(tmp / "data" / "pushgateway.json")}
-        raw["ingest"].update(scraper_num_cpus=0.1, http_address=f"127.0.0.1:{free_port()}")
+        raw = up_config(tmp, INTERVAL_S)
+        demo = raw["local"]["demo_targets"]
         raw["scrape_configs"] = [
             {"job_name": "demo", "static_configs": [{"targets": demo}]},
             # Shardmon's own push API is a listener like the others: its scrape job needs the credentials.
@@ -90,7 +84,7 @@ class Setup:
         bare = {k: v for k, v in raw.items() if k != "internal_client"}
         bare.pop("web_config_file")
         (tmp / "client.yml").write_text(yaml.safe_dump(bare))
-        self.up: subprocess.Popen | None = None
+        self.up = shardmon_up(self.config_path, tmp / "up.log")
 
     def address(self, what: str) -> str:
         r = self.raw
@@ -107,36 +101,25 @@ class Setup:
 
     def get(self, url: str, *, password: str | None = PASSWORD, cert: str | None = "client",
             data: bytes | None = None, method: str | None = None) -> tuple[int, dict, bytes]:
-        req = urllib.request.Request(url, data=data, method=method)
-        if password is not None:
-            req.add_header("Authorization", "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode())
-        ctx = self.context(cert) if url.startswith("https") else None
-        try:
-            with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
-                return resp.status, dict(resp.headers), resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, dict(exc.headers), exc.read()
+        """(status, headers, body) of a request with the client certificate ``cert`` and the password."""
+        auth = {} if password is None else {
+            "Authorization": "Basic " + base64.b64encode(f"{USER}:{password}".encode()).decode()}
+        r = request(method or ("POST" if data is not None else "GET"), url, data, headers=auth, timeout=30,
+                    context=self.context(cert) if url.startswith("https") else None)
+        return r.status, dict(r.headers), r.body
 
     def shardmon(self, *args: str, config: Path | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "shardmon", *args, "--config", str(config or self.config_path)],
-                              capture_output=True, text=True, timeout=120)
+        return run_shardmon(*args, config=config or self.config_path)
 
 
 @pytest.fixture(scope="module")
 def s(tmp_path_factory):
     s = Setup(tmp_path_factory.mktemp("security"))
-    log = open(s.tmp / "up.log", "w")
-    s.up = subprocess.Popen([sys.executable, "-m", "shardmon", "up", "--config", str(s.config_path)], stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_until(lambda: "Shardmon is up" in (s.tmp / "up.log").read_text() or s.up.poll() is not None,
-                   120, "shardmon up to start")
-        assert s.up.poll() is None, (s.tmp / "up.log").read_text()[-5000:]
+        s.up.up(120)
         yield s
     finally:
-        s.up.send_signal(signal.SIGTERM)
-        s.up.wait(60)
-        log.close()
+        s.up.stop(60)
 
 
 def _query(s: Setup, expr: str):
@@ -277,8 +260,6 @@ def test_the_command_line_clients_with_the_same_credentials(s):
 
 
 def test_prometheus_remote_writes_with_basic_auth_and_tls(s):
-    exe = shutil.which("prometheus")
-    assert exe, "prometheus is not installed (scripts/setup.sh installs Debian's package)"
     targets = CounterTargets(2, metric="rw_security_total").start()
     prom_port = free_port()
     cfg = {
@@ -291,18 +272,14 @@ def test_prometheus_remote_writes_with_basic_auth_and_tls(s):
         }],
     }
     (s.tmp / "prometheus.yml").write_text(yaml.safe_dump(cfg))
-    log = open(s.tmp / "prometheus.log", "w")
-    prom = subprocess.Popen([exe, f"--config.file={s.tmp / 'prometheus.yml'}", f"--storage.tsdb.path={s.tmp / 'prom'}",
-                             f"--web.listen-address=127.0.0.1:{prom_port}", "--log.level=warn"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    prom = prometheus_proc("prometheus", s.tmp / "prometheus.yml", s.tmp / "prom", prom_port, s.tmp,
+                           "--log.level=warn").start()
     try:
         res = wait_until(lambda: len((r := _query(s, 'rw_security_total{job="prom-rw"}')).series) == 2 and r, 60,
                          "samples remote-written by Prometheus over TLS with basic auth", interval_s=1)
         assert all(x.values[0] >= 1 for x in res.series)
     finally:
-        prom.terminate()
-        prom.wait(30)
-        log.close()
+        prom.stop(30)
         targets.stop()
     assert "401" not in (s.tmp / "prometheus.log").read_text()
 

@@ -20,7 +20,7 @@ def shard(tmp_path):
     c = Cluster(tmp_path, n_shards=1, scrape_configs=[], shards_extra={"block_duration": "10s"},
                 web={"enable_admin_api": True})  # Flush is an admin RPC
     for p in c.redis + c.shards:
-        p.start()
+        p.up()
     client = ShardClient(0, f"127.0.0.1:{c.shard_ports[0]}")
     yield c, client
     client.close()
@@ -113,7 +113,7 @@ def test_an_out_of_order_window_accepts_late_samples_and_keeps_them_across_a_res
     c = Cluster(tmp_path, n_shards=1, scrape_configs=[],
                 shards_extra={"block_duration": "1h", "out_of_order_time_window": "15s"})
     for p in c.redis + c.shards:
-        p.start()
+        p.up()
     client = ShardClient(0, f"127.0.0.1:{c.shard_ports[0]}")
     try:
         for step in (10, 20, 30):

@@ -7,8 +7,6 @@ tests/unit/shards/test_engine_*.py, and run on a real Redis in test_engine_on_re
 
 from __future__ import annotations
 
-import urllib.request
-
 import grpc
 import numpy as np
 import pytest
@@ -17,6 +15,7 @@ import yaml
 
 from model.errors import InvalidWriteError
 from shards.client import ShardClient
+from tests.integration.httpapi import request
 from tests.integration.procs import free_port, redis_proc, shardmon_proc, wait_until
 from tests.unit.shards.enginekit import batch as _batch
 
@@ -35,8 +34,8 @@ def shard_proc(tmp_path):
     cfg.write_text(yaml.safe_dump(raw))
     logs = tmp_path / "logs"
     logs.mkdir()
-    r = redis_proc(redis_port, tmp_path / "redis", logs).start()
-    s = shardmon_proc("shard-0", ["shard", "--id", "0"], cfg, logs, grpc_port).start()
+    r = redis_proc(redis_port, tmp_path / "redis", logs).up()
+    s = shardmon_proc("shard-0", ["shard", "--id", "0"], cfg, logs, grpc_port).up()
     client = ShardClient(0, f"127.0.0.1:{grpc_port}")
     yield client, redis_port, metrics_port, s
     client.close()
@@ -52,7 +51,7 @@ def test_a_shard_answers_a_series_limit_with_invalid_argument_and_exposes_its_me
     assert isinstance(e.value.__cause__, grpc.RpcError)
     assert not e.value.retryable
     assert client.flush() == 1
-    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+    text = request("GET", f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
     for name in ("shardmon_shard_series", "shardmon_shard_head_series", "shardmon_shard_samples_appended_total",
                  'shardmon_shard_samples_rejected_total{reason="series_limit"} 3.0',
                  'shardmon_shard_samples_rejected_total{reason="metric_series_limit"} 0.0',

@@ -9,12 +9,8 @@ tested in tests/unit/shards/test_engine_recovery.py, and on a real Redis by test
 
 from __future__ import annotations
 
-import re
-import shutil
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import grpc
@@ -28,8 +24,10 @@ from model.errors import ShardUnavailableError
 from model.hashing import shards_for_series
 from model.labels import Labels, Matcher, MatchType
 from model.samples import SampleBatch
+from shardmon.procs import redis_server_argv
 from shards.client import ShardClient
-from tests.integration.procs import Proc, free_port, shardmon_proc, wait_until
+from tests.integration.httpapi import metric
+from tests.integration.procs import Child, free_port, proc, run_shardmon, shardmon_proc, wait_until
 
 S = 1000
 H = 3_600_000
@@ -58,12 +56,6 @@ def _read(client: ShardClient, metric: str = "m") -> dict[str, list[int]]:
             for s in client.series([Matcher(MatchType.EQ, "__name__", metric)], -(2**62), 2**62)}
 
 
-def _redis_argv(port: int, folder: Path, *extra: str, aof: bool = True) -> list[str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    return [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-            "--appendonly", "yes" if aof else "no", "--save", "", "--daemonize", "no", *extra]
-
-
 class Shards:
     """``n`` shard processes, each on its own redis-server, from a configuration this test writes."""
 
@@ -86,8 +78,8 @@ class Shards:
                     "web": {"enable_admin_api": True}}  # Flush is an admin RPC
         self.config_path = tmp / "shardmon.yml"
         self.write_config()
-        self.redis: list[Proc | None] = [None] * n
-        self.shards: list[Proc | None] = [None] * n
+        self.redis: list[Child | None] = [None] * n
+        self.shards: list[Child | None] = [None] * n
         self.clients = [ShardClient(i, f"127.0.0.1:{self.ports[i]}") for i in range(n)]
         if start_redis:
             for i in range(n):
@@ -97,12 +89,13 @@ class Shards:
         self.config_path.write_text(yaml.safe_dump(self.raw, sort_keys=False))
 
     def start_redis(self, i: int, *extra: str, aof: bool = True, argv: list[str] | None = None) -> None:
-        argv = argv or _redis_argv(self.redis_ports[i], self.tmp / f"redis-{i}", *extra, aof=aof)
-        self.redis[i] = Proc(f"redis-{i}", argv, self.logs, self.redis_ports[i]).start()
+        argv = argv or redis_server_argv(self.redis_ports[i], self.tmp / f"redis-{i}",
+                                         appendfsync="everysec" if aof else "off", extra=extra)
+        self.redis[i] = proc(f"redis-{i}", argv, self.logs, self.redis_ports[i]).up()
 
-    def start_shard(self, i: int, *flags: str) -> Proc:
+    def start_shard(self, i: int, *flags: str) -> Child:
         self.shards[i] = shardmon_proc(f"shard-{i}", ["shard", "--id", str(i), *flags], self.config_path, self.logs,
-                                       self.ports[i]).start()
+                                       self.ports[i]).up()
         return self.shards[i]
 
     def log(self, i: int) -> str:
@@ -111,10 +104,9 @@ class Shards:
     def redis_client(self, i: int) -> redis.Redis:
         return redis.Redis(port=self.redis_ports[i])
 
-    def metric(self, i: int, name: str, labels: str = "") -> float:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_ports[i]}/metrics", timeout=5).read().decode()
-        m = re.search(rf"^{re.escape(name + labels)} (\S+)$", body, re.M)
-        return float(m.group(1)) if m else float("nan")
+    def metric(self, i: int, name: str, **labels: str) -> float:
+        """Shard ``i``'s own metric (summed over the samples with these labels); NaN when it has none."""
+        return metric(f"http://127.0.0.1:{self.metrics_ports[i]}", name, default=float("nan"), **labels)
 
     def health(self, i: int, service: str = "shardmon.v1.Shard") -> str:
         with grpc.insecure_channel(f"127.0.0.1:{self.ports[i]}") as ch:
@@ -170,7 +162,7 @@ def test_a_sample_20_days_ahead_is_refused_and_present_writes_go_on_through_back
     # Backfill refuses it too; the past samples of the batch are written.
     bf = client.write("bf1", _batch([t0 + 20 * DAY] + [t0 - 3 * H] * (N - 1)), backfill=True)
     assert bf.samples_appended == N - 1 and dict(bf.samples_rejected) == {"too_far_in_future": 1}
-    assert c.metric(0, "shardmon_shard_samples_rejected_total", '{reason="too_far_in_future"}') == 2
+    assert c.metric(0, "shardmon_shard_samples_rejected_total", reason="too_far_in_future") == 2
     # Flush writes the head into blocks (and runs retention): present-day writes still work afterwards.
     assert client.flush() >= 1
     out = client.write("w4", _batch(_now()))
@@ -194,8 +186,7 @@ def test_an_import_says_which_samples_the_shards_refused_as_too_far_in_the_futur
     now_s = _now() // 1000
     path = tmp_path / "f.om"
     path.write_text(f"# TYPE x gauge\nx 1 {now_s - 3600}\nx 2 {now_s + 20 * 86400}\n# EOF\n")
-    proc = subprocess.run([sys.executable, "-m", "shardmon", "import", "openmetrics", str(path), "--config",
-                           str(c.config_path)], capture_output=True, text=True, timeout=120)
+    proc = run_shardmon("import", "openmetrics", str(path), config=c.config_path)
     assert proc.returncode == 0, proc.stderr
     assert "refused by the shards: 1 too far in future" in proc.stdout, proc.stdout
     assert list(_read(c.clients[0], "x").values()) == [[(now_s - 3600) * 1000]]
@@ -298,8 +289,7 @@ def test_rebuild_from_replicas_brings_a_shards_series_back(shards):
 
 def test_a_redis_that_may_evict_keys_is_refused_at_start(shards):
     c = shards(1, redis_extra=("--maxmemory-policy", "allkeys-lru"))
-    res = subprocess.run([sys.executable, "-m", "shardmon", "shard", "--id", "0", "--config", str(c.config_path)],
-                         capture_output=True, text=True, timeout=60)
+    res = run_shardmon("shard", "--id", "0", config=c.config_path, timeout=60)
     assert res.returncode == 2
     assert "maxmemory-policy allkeys-lru" in res.stderr and "noeviction" in res.stderr
 
@@ -309,8 +299,7 @@ def test_the_shard_makes_aof_persistent_or_refuses_writes_without_it(shards):
     c = shards(1, start_redis=False)
     conf = c.tmp / "redis.conf"
     conf.write_text("appendonly no\n")
-    argv = _redis_argv(c.redis_ports[0], c.tmp / "redis-0", aof=False)
-    c.start_redis(0, argv=[argv[0], str(conf), *argv[1:]])
+    c.start_redis(0, argv=redis_server_argv(c.redis_ports[0], c.tmp / "redis-0", appendfsync="off", config_file=conf))
     c.start_shard(0)
     assert "appendonly yes" in conf.read_text()
     assert c.clients[0].write("d1", _batch(_now())).samples_appended == N
@@ -390,16 +379,15 @@ def test_rediss_with_client_certificates_and_a_password_file_and_no_password_any
                              "key_file": str(certs / "client.key")}})
     c.raw["shards"]["nodes"][0]["redis_url"] = f"rediss://127.0.0.1:{c.redis_ports[0]}/0"
     c.write_config()
-    c.start_redis(0, argv=[*_redis_argv(0, c.tmp / "redis-0"), "--tls-port", str(c.redis_ports[0]),
-                           "--tls-cert-file", str(certs / "server.crt"), "--tls-key-file", str(certs / "server.key"),
-                           "--tls-ca-cert-file", str(certs / "ca.crt"), "--tls-auth-clients", "yes",
-                           "--requirepass", PASSWORD])
+    c.start_redis(0, argv=redis_server_argv(0, c.tmp / "redis-0", extra=(
+        "--tls-port", str(c.redis_ports[0]), "--tls-cert-file", str(certs / "server.crt"),
+        "--tls-key-file", str(certs / "server.key"), "--tls-ca-cert-file", str(certs / "ca.crt"),
+        "--tls-auth-clients", "yes", "--requirepass", PASSWORD)))
     c.start_shard(0)
     t0 = _now()
     assert c.clients[0].write("t1", _batch(t0)).samples_appended == N
     assert _read(c.clients[0]) == {str(i): [t0] for i in range(N)}
-    check = subprocess.run([sys.executable, "-m", "shardmon", "shard", "--id", "0", "--check", "--config",
-                            str(c.config_path)], capture_output=True, text=True, timeout=60)
+    check = run_shardmon("shard", "--id", "0", "--check", config=c.config_path, timeout=60)
     assert check.returncode == 0 and "rediss://127.0.0.1" in check.stdout and "TLS" in check.stdout
     assert PASSWORD not in check.stdout + check.stderr + c.log(0)
     # Without a client certificate the TLS Redis refuses the shard (tls-auth-clients yes).
@@ -419,8 +407,7 @@ def test_a_password_in_redis_url_is_used_and_masked_and_a_wrong_one_is_refused(s
     c.raw["shards"]["nodes"][0]["redis_url"] = f"redis://:{PASSWORD}@127.0.0.1:{c.redis_ports[0]}/0"
     c.write_config()
     c.start_redis(0, "--requirepass", PASSWORD)
-    check = subprocess.run([sys.executable, "-m", "shardmon", "shard", "--id", "0", "--check", "--config",
-                            str(c.config_path)], capture_output=True, text=True, timeout=60)
+    check = run_shardmon("shard", "--id", "0", "--check", config=c.config_path, timeout=60)
     assert check.returncode == 0 and "password set" in check.stdout and PASSWORD not in check.stdout
     c.start_shard(0)
     assert c.clients[0].write("p1", _batch(_now())).samples_appended == N

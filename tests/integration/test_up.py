@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from tests.integration.procs import free_port, wait_until
+from tests.integration.procs import run_shardmon, shardmon_up, up_config, wait_until
 
 INTERVAL_S = 2
 
@@ -36,23 +34,12 @@ def _alive(pid: int) -> bool:
 
 def _config(tmp_path: Path) -> Path:
     """The embedded default config, moved onto free ports and a temporary data folder."""
-    from shardmon.cli_common import default_config_text
-
-    raw = yaml.safe_load(default_config_text())
-    demo = [f"127.0.0.1:{free_port()}" for _ in range(3)]
-    raw["global"] = {"scrape_interval": f"{INTERVAL_S}s", "scrape_timeout": "1s"}
-    raw["scrape_configs"] = [{"job_name": "demo", "static_configs": [{"targets": demo, "labels": {"env": "demo"}}]}]
-    raw["local"] = {"data_dir": str(tmp_path / "data"), "start_redis": True, "demo_targets": demo}
-    for node in raw["shards"]["nodes"]:
-        node["address"] = f"127.0.0.1:{free_port()}"
-        node["redis_url"] = f"redis://127.0.0.1:{free_port()}/0"
-        node["metrics_address"] = f"127.0.0.1:{free_port()}"
-    raw["querier"].update(http_address=f"127.0.0.1:{free_port()}", grpc_address=f"127.0.0.1:{free_port()}")
-    raw["receiver"] = {"http_address": f"127.0.0.1:{free_port()}", "pushgateway_address": f"127.0.0.1:{free_port()}",
-                       "persistence_file": str(tmp_path / "data" / "pushgateway.json")}
-    raw["scrape_configs"].append({"job_name": "pushgateway", "honor_labels": True,
-                                  "static_configs": [{"targets": [raw["receiver"]["pushgateway_address"]]}]})
-    raw["ingest"]["scraper_num_cpus"] = 0.1
+    raw = up_config(tmp_path, INTERVAL_S)
+    raw["scrape_configs"] = [
+        {"job_name": "demo", "static_configs": [{"targets": raw["local"]["demo_targets"], "labels": {"env": "demo"}}]},
+        {"job_name": "pushgateway", "honor_labels": True,
+         "static_configs": [{"targets": [raw["receiver"]["pushgateway_address"]]}]},
+    ]
     path = tmp_path / "shardmon.yml"
     path.write_text(yaml.safe_dump(raw))
     return path
@@ -61,22 +48,16 @@ def _config(tmp_path: Path) -> Path:
 def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
     cfg = _config(tmp_path)
     ray_before = _ray_pids()
-    log = open(tmp_path / "up.log", "w")
-    up = subprocess.Popen([sys.executable, "-m", "shardmon", "up", "--config", str(cfg)], stdout=log,
-                          stderr=subprocess.STDOUT, start_new_session=True)
+    up = shardmon_up(cfg, tmp_path / "up.log")
     try:
-        wait_until(lambda: "Shardmon is up" in (tmp_path / "up.log").read_text() or up.poll() is not None,
-                   90, "shardmon up to start")
-        text = (tmp_path / "up.log").read_text()
-        assert up.poll() is None, text
+        up.up(90)
+        text = up.log_text()
         ready_at = time.monotonic()
         child_pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
         assert len(child_pids) == 8, text  # 2 redis, demo targets, 2 shards, querier, receiver, ingest
 
         def query(expr):
-            proc = subprocess.run([sys.executable, "-m", "shardmon", "query", "--config", str(cfg), expr],
-                                  capture_output=True, text=True)
-            return proc.stdout.splitlines()
+            return run_shardmon("query", expr, config=cfg).stdout.splitlines()
 
         def query_up():
             lines = [ln for ln in query("up") if ln.startswith("up{") and 'job="demo"' in ln]
@@ -105,10 +86,8 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         # The pipeline's own metrics are queryable like any other.
         assert any(ln.split()[-1] != "0" for ln in query("sum(shardmon_shard_samples_appended_total)") if ln.startswith("{}"))
     finally:
-        up.send_signal(signal.SIGTERM)
-        up.wait(60)
-        log.close()
-    assert up.returncode == 0, (tmp_path / "up.log").read_text()
+        up.stop(60)  # SIGTERM, as a service manager stops it; SIGKILL only after 60 s
+    assert up.proc.returncode == 0, (tmp_path / "up.log").read_text()
     assert "stopped redis-0" in (tmp_path / "up.log").read_text()
     leftover = [p for p in child_pids if _alive(p)]
     assert not leftover, leftover

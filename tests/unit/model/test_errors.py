@@ -137,7 +137,8 @@ def test_every_error_class_that_crosses_an_edge_has_a_status():
 
 
 # Exceptions outside the tree on purpose (see model/errors.py's docstring): the command-line tools' own.
-OUTSIDE_THE_TREE = {"shardmon.cli_common.UsageError", "querier.promqltest.ScriptError", "shardmon.launcher.Interrupted"}
+OUTSIDE_THE_TREE = {"shardmon.cli_common.UsageError", "querier.promqltest.ScriptError", "shardmon.procs.Interrupted",
+                    "shardmon.procs.ChildFailed"}
 
 
 def test_every_error_class_of_the_code_is_in_the_tree_or_private():

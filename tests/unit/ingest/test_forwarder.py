@@ -10,7 +10,7 @@ from ingest.forwarder import Forwarder
 from model.config import IngestConfig, ShardNode
 from model.labels import Labels
 from model.samples import SampleBatch
-from tests.integration.procs import free_port
+from shardmon.procs import free_port
 
 
 def _batch(n: int, t: int) -> SampleBatch:
