@@ -25,9 +25,10 @@ import io
 import timeit
 from collections.abc import Callable
 
+from shardmon.ingest.backfill import read_batches
+from shardmon.ingest.exposition import SeriesCache, parse_openmetrics, parse_text
+
 from bench.farm import ORIGIN_S, Target, target_series
-from ingest.backfill import read_batches
-from ingest.exposition import SeriesCache, parse_openmetrics, parse_text
 
 
 def _best(fn: Callable[[], None]) -> float:

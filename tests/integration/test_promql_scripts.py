@@ -4,8 +4,8 @@ Write, queries through the fan-out), and the project's own scripts in tests/prom
 from __future__ import annotations
 
 import pytest
+from shardmon.querier.promqltest import ScriptReport, memory_storage, run_file, sharded_storage
 
-from querier.promqltest import ScriptReport, memory_storage, run_file, sharded_storage
 from shardmon.localshards import LocalShards
 from tests.reference import ROOT, promqltest_dir
 

@@ -92,6 +92,6 @@ def test_the_cycle_finder_finds_a_cycle():
 
 def test_no_module_imports_itself_back():
     mods = _modules()
-    assert "model.config" in mods and "ingest.discovery" in mods
+    assert "shardmon.model.config" in mods and "shardmon.ingest.discovery" in mods
     cycles = _cycles(_graph(mods))
     assert not cycles, "modules that import each other (directly or not):\n" + "\n".join(", ".join(c) for c in cycles)

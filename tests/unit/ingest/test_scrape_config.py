@@ -1,9 +1,8 @@
 """The scrape options of ``scrape_configs`` entries: Prometheus 2.42's names, defaults and checks."""
 
 import pytest
-
-from model.config import parse_config
-from model.errors import ConfigError
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 
 def _sc(extra: str = ""):

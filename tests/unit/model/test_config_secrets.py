@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shardmon.model.config import load_config, parse_config
+from shardmon.model.errors import ConfigError
 
-from model.config import load_config, parse_config
-from model.errors import ConfigError
 from shardmon.cli import main
 from tests.tlsutil import bcrypt_hash, make_certs
 

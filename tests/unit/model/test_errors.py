@@ -11,9 +11,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-
-from model import errors
-from model.grpcstatus import QUERY, SHARD_READ, SHARD_WRITE, error_of, status_of, trailers_of
+from shardmon.model import errors
+from shardmon.model.grpcstatus import QUERY, SHARD_READ, SHARD_WRITE, error_of, status_of, trailers_of
 
 ROOT = Path(__file__).resolve().parents[3]
 C = grpc.StatusCode
@@ -137,7 +136,7 @@ def test_every_error_class_that_crosses_an_edge_has_a_status():
 
 
 # Exceptions outside the tree on purpose (see model/errors.py's docstring): the command-line tools' own.
-OUTSIDE_THE_TREE = {"shardmon.cli_common.UsageError", "querier.promqltest.ScriptError", "shardmon.procs.Interrupted",
+OUTSIDE_THE_TREE = {"shardmon.cli_common.UsageError", "shardmon.querier.promqltest.ScriptError", "shardmon.procs.Interrupted",
                     "shardmon.procs.ChildFailed"}
 
 

@@ -1,8 +1,7 @@
 """Rendezvous hashing: target keys onto scrapers and series onto shards move minimally."""
 
 import numpy as np
-
-from model.hashing import offset_ms, rendezvous_owner, shards_for_series
+from shardmon.model.hashing import offset_ms, rendezvous_owner, shards_for_series
 
 
 def _targets(n):

@@ -7,9 +7,8 @@ import shutil
 import subprocess
 
 import pytest
-
-from model.config import parse_config
-from model.errors import ConfigError
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 PROMETHEUS_YML = """
 global:

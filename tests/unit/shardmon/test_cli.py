@@ -5,7 +5,8 @@ import sys
 
 
 def test_the_embedded_default_config_loads():
-    from ingest.target import targets_from_config
+    from shardmon.ingest.target import targets_from_config
+
     from shardmon.cli_common import load
 
     c = load(None)

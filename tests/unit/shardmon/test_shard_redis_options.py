@@ -6,9 +6,9 @@ from __future__ import annotations
 import stat
 
 import pytest
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
-from model.config import parse_config
-from model.errors import ConfigError
 from shardmon.cli import main
 from shardmon.launcher import LocalCluster
 

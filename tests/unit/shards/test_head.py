@@ -1,11 +1,10 @@
 """The head's append rules (Prometheus's) and reads."""
 
 import numpy as np
-
-from model.labels import Labels
-from model.samples import STALE_NAN
-from shards.head import Head
-from shards.registry import SeriesRegistry
+from shardmon.model.labels import Labels
+from shardmon.model.samples import STALE_NAN
+from shardmon.shards.head import Head
+from shardmon.shards.registry import SeriesRegistry
 
 
 def _head(n_series=3):

@@ -4,12 +4,11 @@ time retention counts from. No sample, however odd its timestamp, may move them 
 from __future__ import annotations
 
 import numpy as np
-
-from model.config import parse_config
-from shards.blocks import cut_window, flush_bound
-from shards.compact import blocks_beyond_retention
-from shards.limits import split_future
-from shards.store import BlockMeta
+from shardmon.model.config import parse_config
+from shardmon.shards.blocks import cut_window, flush_bound
+from shardmon.shards.compact import blocks_beyond_retention
+from shardmon.shards.limits import split_future
+from shardmon.shards.store import BlockMeta
 
 M = 60_000
 H = 3_600_000
