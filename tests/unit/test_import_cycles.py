@@ -5,21 +5,12 @@ ingest/, querier/ and shardmon/ has no cycle. Every import counts, also one insi
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("model", "shards", "ingest", "querier", "shardmon")
+from tests.unit.floors import module_name, sources
 
 
 def _modules() -> dict[str, Path]:
-    mods = {}
-    for pkg in PACKAGES:
-        for path in (ROOT / pkg).rglob("*.py"):
-            parts = list(path.relative_to(ROOT).with_suffix("").parts)
-            if parts[:2] == ["model", "pb"]:
-                continue  # Generated code.
-            if parts[-1] == "__init__":
-                parts.pop()
-            mods[".".join(parts)] = path
-    return mods
+    """Module name (``shardmon.model.config``) -> its file, for every hand-written module of the floors."""
+    return {module_name(path): path for _, _, path in sources()}
 
 
 def _graph(mods: dict[str, Path]) -> dict[str, set[str]]:
