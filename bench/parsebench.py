@@ -25,10 +25,9 @@ import io
 import timeit
 from collections.abc import Callable
 
+from bench.farm import ORIGIN_S, Target, target_series
 from shardmon.ingest.backfill import read_batches
 from shardmon.ingest.exposition import SeriesCache, parse_openmetrics, parse_text
-
-from bench.farm import ORIGIN_S, Target, target_series
 
 
 def _best(fn: Callable[[], None]) -> float:

@@ -18,6 +18,7 @@ import re
 import time
 
 import re2
+
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.regex import compile_matcher_regex
 from shardmon.shards.index import LabelIndex

@@ -38,6 +38,7 @@ from prometheus_client import (
     Counter,
     generate_latest,
 )
+
 from shardmon.model.config import Config
 from shardmon.model.errors import BadRequestError, PermissionDeniedError, ShardmonError
 from shardmon.model.httpserver import auth_failures, make_app, prometheus_error, serve_in_thread

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
 import numpy as np
+
 from shardmon.ingest.exposition import (
     NO_TIMESTAMP,
     LineError,

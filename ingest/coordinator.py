@@ -32,6 +32,7 @@ import ray
 from prometheus_client import Counter, Gauge, Histogram
 from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
 from shardmon.ingest.coordinator_checkpoint import delete_state, load_state, save_state
 from shardmon.ingest.discovery import DiscoveryManager, TargetGroup
 from shardmon.ingest.placement import is_head, place_scrapers, scraper_nodes

@@ -11,6 +11,7 @@ ingest service (a new run id) ignores them. The ingest service deletes the check
 from __future__ import annotations
 
 from ray import cloudpickle
+
 from shardmon.ingest.ray_cluster import NAMESPACE
 from shardmon.model.config import Config
 

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 import xxhash
+
 from shardmon.ingest import metrics
 from shardmon.model.config import IngestConfig, ShardNode
 from shardmon.model.errors import ShardmonError

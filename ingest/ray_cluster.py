@@ -13,6 +13,7 @@ import logging
 import os
 
 import ray
+
 from shardmon.ingest.rayauth import token_auth_env
 from shardmon.model.config import Config
 from shardmon.model.httpserver import metrics_app, serve_in_thread

@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
 from shardmon.ingest import remote_write
 from shardmon.ingest.forwarder import Forwarder
 from shardmon.ingest.pushgateway import PushStore, grouping_key

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import cramjam
 import numpy as np
 from google.protobuf.message import DecodeError
+
 from shardmon.model.errors import BodyTooLargeError, RemoteWriteError
 from shardmon.model.label_limits import LabelLimits, excerpt, show_series
 from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name, series_id_of

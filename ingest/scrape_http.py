@@ -18,6 +18,7 @@ import ssl
 
 import aiohttp
 import yarl
+
 from shardmon.ingest import metrics
 from shardmon.ingest.target import Target
 from shardmon.model.errors import ShardmonError

@@ -34,6 +34,7 @@ from typing import NamedTuple
 
 import aiohttp
 import numpy as np
+
 from shardmon.ingest import metrics
 from shardmon.ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openmetrics, parse_text
 from shardmon.ingest.relabel import Relabeler

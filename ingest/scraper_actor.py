@@ -19,6 +19,7 @@ import os
 import uuid
 
 import aiohttp
+
 from shardmon.ingest import metrics
 from shardmon.ingest.forwarder import Forwarder
 from shardmon.ingest.ray_cluster import node_id, node_ip, serve_own_metrics

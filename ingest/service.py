@@ -17,6 +17,7 @@ from pathlib import Path
 
 import ray
 from ray.exceptions import RayError
+
 from shardmon.ingest.api import Coordinator, IngestAPI, serve
 from shardmon.ingest.coordinator import start_coordinator
 from shardmon.ingest.ray_cluster import connect_ray

@@ -13,6 +13,7 @@ series cache, numbered into one :class:`~shardmon.model.samples.SeriesTable` tha
 from __future__ import annotations
 
 import numpy as np
+
 from shardmon.ingest.exposition import SeriesCache
 from shardmon.ingest.relabel import Relabeler
 from shardmon.ingest.target import Target

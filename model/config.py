@@ -24,6 +24,7 @@ from typing import Any
 
 import yaml
 from pydantic import Field, ValidationError, model_validator
+
 from shardmon.model.config_base import ConfigModel
 from shardmon.model.errors import ConfigError
 from shardmon.model.http_config import TLSConfig

@@ -8,6 +8,7 @@ YAML decoding of ``prometheus.yml`` does.
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
+
 from shardmon.model.labels import is_valid_label_name
 
 

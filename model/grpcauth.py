@@ -28,6 +28,7 @@ from collections import namedtuple
 from collections.abc import Sequence
 
 import grpc
+
 from shardmon.model.errors import ConfigError, UnauthenticatedError
 from shardmon.model.grpcstatus import status_of
 from shardmon.model.http_config import BasicAuth, HTTPClientConfig, TLSConfig

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import grpc
+
 from shardmon.model import errors
 
 _C = grpc.StatusCode

@@ -14,6 +14,7 @@ import urllib.parse
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
+
 from shardmon.model.config_base import ConfigModel
 
 

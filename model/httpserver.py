@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from aiohttp import web
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.exposition import choose_encoder
+
 from shardmon.model.errors import (
     BadRequestError,
     BodyTooLargeError,

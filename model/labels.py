@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 import xxhash
+
 from shardmon.model.regex import Regex, compile_matcher_regex
 
 METRIC_NAME = "__name__"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from shardmon.model.labels import Labels, Matcher, matches_all
 from shardmon.model.samples import F64, I64, SampleBatch
 from shardmon.model.storage import LabelsResult, QueryBudget, Series, SeriesSet

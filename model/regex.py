@@ -36,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from typing import Union
 
 import re2._re2 as _re2
+
 from shardmon.model.errors import RegexError
 
 __all__ = ["Regex", "RegexMatch", "RegexError", "compile_regex", "compile_matcher_regex", "parse_template",

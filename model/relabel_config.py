@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
 from shardmon.model.labels import is_valid_label_name
 from shardmon.model.regex import Regex, compile_regex
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+
 from shardmon.model.pb import types_pb2
 
 #: Prometheus's staleness marker: a NaN with this exact bit pattern ends a series.

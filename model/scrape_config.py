@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
+
 from shardmon.model.config_base import ConfigModel, check_label_names
 from shardmon.model.http_config import HTTPClientConfig
 from shardmon.model.relabel_config import RelabelConfig

@@ -15,6 +15,7 @@ import urllib.parse
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
+
 from shardmon.model.config_base import ConfigModel
 from shardmon.model.http_config import HTTPClientConfig
 from shardmon.model.units import duration_from_yaml

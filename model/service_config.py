@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+
 from shardmon.model.addresses import HostPort, RayAddress, RedisURL, split_url_password
 from shardmon.model.config_base import ConfigModel
 from shardmon.model.errors import ConfigError

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 import numpy as np
+
 from shardmon.model.errors import QueryCanceledError, QueryError, QueryLimitError, QueryTimeoutError
 from shardmon.model.labels import Labels, Matcher
 from shardmon.model.samples import SampleBatch

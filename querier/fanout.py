@@ -41,6 +41,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Protocol, TypeVar
 
 import numpy as np
+
 from shardmon.model.errors import (
     QueryCanceledError,
     QueryError,

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
+
 from shardmon.model import errors
 from shardmon.model.grpcstatus import abort
 from shardmon.model.pb import query_pb2, query_pb2_grpc, types_pb2

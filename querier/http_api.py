@@ -25,6 +25,7 @@ import aiohttp
 import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
 from shardmon.model.errors import (
     BadQueryError,
     QueryCanceledError,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import promql_parser
+
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import Labels, Matcher
 from shardmon.model.storage import LabelsResult, Querier, QueryBudget

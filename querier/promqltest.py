@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from shardmon.model.errors import QueryError
 from shardmon.model.hashing import shards_for_series
 from shardmon.model.labels import Labels

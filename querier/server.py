@@ -8,6 +8,7 @@ import logging
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
 from shardmon.model import grpcauth
 from shardmon.model.config import Config
 from shardmon.model.httpclient import InternalClient

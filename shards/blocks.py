@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Iterator, Sequence
 from typing import NamedTuple
 
 import numpy as np
+
 from shardmon.model.samples import U64
 from shardmon.shards import chunk
 from shardmon.shards.store import BlockMeta

@@ -37,6 +37,7 @@ import threading
 
 import numpy as np
 import zstandard
+
 from shardmon.model.samples import F64, I64, U64
 
 FORMAT_DOD_XOR_ZSTD = 1

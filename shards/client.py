@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import grpc
 import numpy as np
+
 from shardmon.model import grpcauth
 from shardmon.model.errors import QueryLimitError, ShardUnavailableError
 from shardmon.model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of

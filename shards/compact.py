@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xxhash
+
 from shardmon.model.samples import U64
 from shardmon.shards import chunk, metrics
 from shardmon.shards.blocks import Block, BlockList, backfill_tags

@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import numpy as np
 import xxhash
+
 from shardmon.model.config import ShardsConfig
 from shardmon.model.labels import Matcher
 from shardmon.model.samples import I64, U64, SampleBatch

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
 from shardmon.model.samples import F64, I64, U64
 
 if TYPE_CHECKING:

@@ -21,6 +21,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.regex import sorted_range
 

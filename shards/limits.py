@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
 from shardmon.model.errors import InvalidWriteError
 from shardmon.model.samples import SampleBatch
 from shardmon.shards import metrics

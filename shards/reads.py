@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import NamedTuple, Protocol
 
 import numpy as np
+
 from shardmon.model.errors import QueryLimitError, ShardUnavailableError
 from shardmon.model.labels import Matcher
 from shardmon.model.samples import I64

@@ -16,6 +16,7 @@ import asyncio
 import logging
 
 import numpy as np
+
 from shardmon.model.config import Config
 from shardmon.model.errors import ShardmonError
 from shardmon.model.hashing import shards_for_series

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 import redis.asyncio as aioredis
 from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
 from shardmon.model.errors import ConfigError, ShardUnavailableError
 from shardmon.model.http_config import TLSConfig
 from shardmon.shards import metrics

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from shardmon.model.labels import Labels
 from shardmon.model.samples import U64, SampleBatch
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from shardmon.model.errors import InvalidWriteError
 from shardmon.model.labels import Labels, Matcher, series_id_of
 from shardmon.model.samples import I64, SampleBatch

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
 from shardmon.model import errors, grpcauth
 from shardmon.model.addresses import redacted_url
 from shardmon.model.config import Config

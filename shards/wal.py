@@ -11,6 +11,7 @@ import struct
 
 import numpy as np
 import zstandard
+
 from shardmon.model.samples import F64, I64, U32, U64
 
 FORMAT_COLUMNS_ZSTD = 1

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import yaml
+
 from shardmon.ingest.discovery.metrics import FILE_READ_ERRORS
 from shardmon.ingest.discovery.targetgroup import TargetGroup, groups_with_meta, parse_groups
 from shardmon.model.sd_config import FileSDConfig

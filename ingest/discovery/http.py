@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 
 import aiohttp
+
 from shardmon.ingest.discovery.metrics import HTTP_FAILURES
 from shardmon.ingest.discovery.targetgroup import TargetGroup, groups_with_meta, parse_groups
 from shardmon.model.errors import DiscoveryError

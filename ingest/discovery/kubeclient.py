@@ -20,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import yaml
+
 from shardmon.ingest.discovery.metrics import KUBERNETES_EVENTS, KUBERNETES_FAILURES
 from shardmon.model.errors import ConfigError, DiscoveryError
 from shardmon.model.http_config import TLSConfig

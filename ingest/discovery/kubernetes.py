@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
+
 from shardmon.ingest.discovery.kubeclient import (
     RESOURCES,
     SERVICE_ACCOUNT_DIR,

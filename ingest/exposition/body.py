@@ -23,6 +23,7 @@ from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
+
 from shardmon.ingest.exposition.openmetrics import parse_openmetrics_line, parse_openmetrics_timestamp
 from shardmon.ingest.exposition.text import cut_at_end_of_input, parse_text_line
 from shardmon.ingest.exposition.tokens import NO_TIMESTAMP, LineError, fits_int64, parse_value

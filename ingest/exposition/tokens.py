@@ -19,6 +19,7 @@ import math
 import re
 
 import numpy as np
+
 from shardmon.model.errors import ShardmonError
 from shardmon.model.labels import METRIC_NAME
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import numpy as np
+
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name
 from shardmon.model.samples import F64

@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 import promql_parser
+
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import METRIC_NAME, Labels, without_name
 from shardmon.model.samples import F64

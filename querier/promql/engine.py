@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 import promql_parser
+
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import EMPTY_LABELS, Labels
 from shardmon.model.samples import F64, I64

@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import promql_parser
+
 from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_name
 from shardmon.model.samples import F64, I64
 from shardmon.querier.promql.functions_label import LABEL_FUNCTIONS

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import without_name
 from shardmon.model.samples import F64

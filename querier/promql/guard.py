@@ -26,6 +26,7 @@ import re
 from typing import NamedTuple
 
 import promql_parser
+
 from shardmon.model.errors import BadQueryError
 from shardmon.querier import metrics
 

@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+
 from shardmon.model.labels import METRIC_NAME, Labels
 from shardmon.model.samples import F64
 from shardmon.querier.promql.labelset import merge_same_labels

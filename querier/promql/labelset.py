@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import Labels
 from shardmon.querier.promql.value import InstantVector

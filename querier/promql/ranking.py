@@ -25,6 +25,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
+
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.samples import F64
 from shardmon.querier.promql.gosort import heap_pop, heap_push, sort_sort

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import numpy as np
 import promql_parser
+
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import METRIC_NAME, Matcher, MatchType
 from shardmon.model.samples import F64, I64, is_stale

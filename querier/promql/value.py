@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import NamedTuple
 
 import numpy as np
+
 from shardmon.model.errors import BadQueryError, QueryExecutionError
 from shardmon.model.labels import Labels, Matcher
 from shardmon.model.storage import Querier, QueryBudget, Series

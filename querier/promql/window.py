@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+
 from shardmon.model.samples import F64, I64
 from shardmon.querier.promql.value import EvalContext, RangeVector
 

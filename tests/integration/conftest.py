@@ -22,6 +22,7 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture(scope="session")
 def ray_local():
     import ray
+
     from shardmon.ingest.ray_cluster import connect_ray
 
     connect_ray("local")

@@ -23,6 +23,7 @@ import ssl
 from typing import Any
 
 from aiohttp import web
+
 from shardmon.ingest.discovery.kubeclient import RESOURCES, object_key
 
 _BY_RESOURCE = {resource: (role, namespaced) for role, (_, resource, namespaced) in RESOURCES.items()}

@@ -13,10 +13,10 @@ import subprocess
 import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
+
 from shardmon.ingest.discovery import TargetGroup
 from shardmon.ingest.discovery.manager import DiscoveryManager
 from shardmon.model.config import parse_config
-
 from tests.integration.fake_kube import FakeKube
 
 M = "__meta_kubernetes_"

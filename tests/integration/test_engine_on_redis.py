@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 import redis
+
 from shardmon.model.errors import ShardUnavailableError
 from shardmon.shards.redis_store import RedisStore
-
 from tests.integration.procs import free_port, redis_proc
 from tests.unit.shards.enginekit import PREFIX, Backend
 from tests.unit.shards.test_engine_keys import *  # noqa: F403

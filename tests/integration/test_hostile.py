@@ -25,9 +25,9 @@ import cramjam
 import pytest
 import yaml
 from aiohttp import web
+
 from shardmon.ingest.remote_write import encode
 from shardmon.model.labels import Labels
-
 from tests.integration.httpapi import (
     PROTOBUF,
     assert_written_and_visible,

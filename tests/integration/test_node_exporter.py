@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om_reference
 from prometheus_client.parser import text_string_to_metric_families as parse_text_reference
+
 from shardmon.ingest.scrape_loop import ScrapeLoop
 from shardmon.ingest.target import Target, targets_from_config
 from shardmon.ingest.target_series import SYNTHETIC
@@ -34,7 +35,6 @@ from shardmon.model.config import parse_config
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.samples import is_stale
-
 from tests.integration.procs import free_port, proc, prometheus_proc
 
 # Drop the Go runtime's series, rename node_load1 & co.: relabeling is part of what must match.

@@ -4,9 +4,9 @@ Write, queries through the fan-out), and the project's own scripts in tests/prom
 from __future__ import annotations
 
 import pytest
-from shardmon.querier.promqltest import ScriptReport, memory_storage, run_file, sharded_storage
 
 from shardmon.localshards import LocalShards
+from shardmon.querier.promqltest import ScriptReport, memory_storage, run_file, sharded_storage
 from tests.reference import ROOT, promqltest_dir
 
 OWN = ROOT / "tests" / "promql"

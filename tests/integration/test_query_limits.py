@@ -27,6 +27,8 @@ import grpc
 import numpy as np
 import pytest
 import yaml
+
+from shardmon.client import QueryClient
 from shardmon.model.errors import BadQueryError, QueryExecutionError, QueryLimitError, QueryTimeoutError
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.pb import query_pb2, query_pb2_grpc
@@ -34,8 +36,6 @@ from shardmon.model.samples import SampleBatch
 from shardmon.model.storage import QueryBudget
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.shards.client import ShardClient
-
-from shardmon.client import QueryClient
 from tests.integration.httpapi import call_api, metric
 from tests.integration.procs import Cluster, free_port, shardmon_proc, wait_until
 

@@ -15,11 +15,11 @@ import subprocess
 import numpy as np
 import pytest
 import yaml
+
 from shardmon.model.errors import QueryError
 from shardmon.model.labels import Labels, escape_label_value
 from shardmon.model.memory import MemoryStorage
 from shardmon.querier.promql import Engine
-
 from tests.integration.test_relabel_vs_prometheus import REGEXES, VALUES
 
 PROMTOOL = shutil.which("promtool")

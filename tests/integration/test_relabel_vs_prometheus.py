@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import yaml
+
 from shardmon.ingest.relabel import process
 from shardmon.model.relabel_config import RelabelConfig
-
 from tests.unit.ingest.test_relabel import INVALID, VALID
 
 PROMTOOL = shutil.which("promtool")

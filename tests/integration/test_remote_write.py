@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import yaml
+
 from shardmon.ingest.remote_write import encode
 from shardmon.model.labels import Labels
-
 from tests.integration.httpapi import get_json, metric, request
 from tests.integration.procs import Cluster, CounterTargets, free_port, prometheus_proc, wait_until
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+
 from shardmon.ingest.scrape_http import ACCEPT
 from shardmon.ingest.scrape_loop import ScrapeLoop
 from shardmon.ingest.target import Target, targets_from_config
 from shardmon.model.config import parse_config
 from shardmon.model.labels import Matcher, MatchType
 from shardmon.model.memory import MemoryStorage
-
 from tests.integration.procs import free_port
 
 

@@ -6,12 +6,12 @@ import asyncio
 
 import aiohttp
 from aiohttp import web
+
 from shardmon.ingest.scrape_loop import ScrapeLoop
 from shardmon.ingest.target import Target
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.samples import is_stale
-
 from tests.integration.procs import free_port
 
 

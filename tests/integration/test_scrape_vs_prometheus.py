@@ -20,13 +20,13 @@ import urllib.request
 
 import aiohttp
 from aiohttp import web
+
 from shardmon.ingest.scrape_loop import ScrapeLoop
 from shardmon.ingest.target import targets_from_config
 from shardmon.model.config import parse_config
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.samples import is_stale
-
 from tests.integration.httpapi import get_json
 from tests.integration.procs import free_port, prometheus_proc
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import grpc
 import pytest
 import yaml
+
 from shardmon.model.errors import ShardmonError
 from shardmon.model.http_config import BasicAuth, TLSConfig
-
 from tests.integration.httpapi import request
 from tests.integration.procs import (
     CounterTargets,

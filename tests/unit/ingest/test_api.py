@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp.test_utils import TestClient, TestServer
+
 from shardmon.ingest.api import LIFECYCLE_DISABLED, Coordinator, IngestAPI
 from shardmon.model.config import parse_config
 from shardmon.model.errors import BadRequestError, ConfigError

@@ -2,6 +2,7 @@
 field path."""
 
 import pytest
+
 from shardmon.ingest.discovery import TargetGroup, static_groups
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError

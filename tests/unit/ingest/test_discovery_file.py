@@ -6,6 +6,7 @@ import os
 
 import pytest
 from prometheus_client import REGISTRY
+
 from shardmon.ingest.discovery import TargetGroup
 from shardmon.ingest.discovery.file import FileDiscoverer, read_file
 from shardmon.model.sd_config import FileSDConfig

@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
+
 from shardmon.ingest.discovery import TargetGroup
 from shardmon.ingest.discovery.http import HTTPDiscoverer, HTTPDiscoveryError
 from shardmon.model.sd_config import HTTPSDConfig

@@ -6,6 +6,7 @@ import base64
 import copy
 
 import pytest
+
 from shardmon.ingest.discovery import TargetGroup, sanitize_label_name
 from shardmon.ingest.discovery.kubeclient import (
     KubeConfigError,

@@ -9,6 +9,7 @@ import io
 import time
 
 import pytest
+
 from shardmon.ingest.backfill import read_batches
 from shardmon.ingest.exposition import SeriesCache, parse_openmetrics, parse_text
 from shardmon.model.errors import ExpositionError

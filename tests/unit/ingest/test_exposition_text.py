@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from shardmon.ingest.exposition import NO_TIMESTAMP, ParsedScrape, SeriesCache, parse_text
 from shardmon.model.errors import ExpositionError
 from shardmon.model.labels import Labels, escape_label_value

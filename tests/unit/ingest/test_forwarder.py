@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+
 from shardmon.ingest.forwarder import Forwarder
 from shardmon.model.config import IngestConfig, ShardNode
 from shardmon.model.labels import Labels
 from shardmon.model.samples import SampleBatch
-
 from shardmon.procs import free_port
 
 

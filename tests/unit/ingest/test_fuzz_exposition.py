@@ -11,10 +11,10 @@ import struct
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
+
 from shardmon.ingest.backfill import read_batches
 from shardmon.ingest.exposition import SeriesCache, parse_openmetrics, parse_text
 from shardmon.model.errors import ExpositionError
-
 from tests.unit.fuzzing import fuzz
 
 #: An error message is bounded whatever the input: the line number, a fixed text and short quotes.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from shardmon.ingest.rayauth import token_auth_env
 from shardmon.model.errors import ConfigError
 

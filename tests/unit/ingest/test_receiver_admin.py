@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from aiohttp.test_utils import TestClient, TestServer
+
 from shardmon.ingest.pushgateway import PushStore
 from shardmon.ingest.receiver import ADMIN_DISABLED, Receiver
 from shardmon.model.config import parse_config

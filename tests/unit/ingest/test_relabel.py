@@ -10,6 +10,7 @@ import hashlib
 
 import pytest
 import yaml
+
 from shardmon.ingest.relabel import Relabeler, expand, go_lower, go_upper, hashmod, process
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError

@@ -1,6 +1,7 @@
 """The scrape options of ``scrape_configs`` entries: Prometheus 2.42's names, defaults and checks."""
 
 import pytest
+
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError
 

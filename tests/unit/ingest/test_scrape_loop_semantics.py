@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 import pytest
+
 from shardmon.ingest import metrics
 from shardmon.ingest.scrape_http import timeout_header
 from shardmon.ingest.scrape_loop import NORMAL_NAN, ScrapeLoop

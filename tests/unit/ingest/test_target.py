@@ -1,6 +1,7 @@
 """Targets from static_configs, with Prometheus's label overrides, and their assignment to scrapers."""
 
 import pytest
+
 from shardmon.ingest.target import Target, assign_targets, targets_from_config
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError

@@ -2,6 +2,7 @@
 naming the field path, so every subcommand sees the same errors."""
 
 import pytest
+
 from shardmon.model.addresses import check_host_port, check_ray_address, check_redis_url, redacted_url
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError

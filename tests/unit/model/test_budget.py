@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+
 from shardmon.model.errors import QueryCanceledError, QueryLimitError, QueryTimeoutError
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.memory import MemoryStorage

@@ -1,6 +1,7 @@
 """Configuration: Prometheus's fields and defaults, Shardmon's sections, errors naming the field path."""
 
 import pytest
+
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError
 
@@ -133,6 +134,7 @@ def test_the_launchers_stop_grace_period_is_a_duration():
 
 def test_scrape_configs_and_http_sd_configs_read_the_http_config_fields_as_an_http_config_file():
     import yaml
+
     from shardmon.model.http_config import HTTPClientConfig
 
     fields = {"basic_auth": {"username": "u", "password_file": "/p"}, "follow_redirects": False,

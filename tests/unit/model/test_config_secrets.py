@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from shardmon.model.config import load_config, parse_config
-from shardmon.model.errors import ConfigError
 
 from shardmon.cli import main
+from shardmon.model.config import load_config, parse_config
+from shardmon.model.errors import ConfigError
 from tests.tlsutil import bcrypt_hash, make_certs
 
 SECRET = "hunter2-very-secret"

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+
 from shardmon.model import errors
 from shardmon.model.grpcstatus import QUERY, SHARD_READ, SHARD_WRITE, error_of, status_of, trailers_of
 from tests.unit.floors import FLOORS, ROOT

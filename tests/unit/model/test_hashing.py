@@ -1,6 +1,7 @@
 """Rendezvous hashing: target keys onto scrapers and series onto shards move minimally."""
 
 import numpy as np
+
 from shardmon.model.hashing import offset_ms, rendezvous_owner, shards_for_series
 
 

@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
+
 from shardmon.model.errors import (
     BadQueryError,
     ConfigError,
@@ -24,7 +25,6 @@ from shardmon.model.errors import (
 )
 from shardmon.model.httpserver import listen, make_app, text_error
 from shardmon.model.webconfig import parse_web_config
-
 from tests.tlsutil import bcrypt_hash, make_certs
 
 HASH = bcrypt_hash("right")

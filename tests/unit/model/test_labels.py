@@ -1,4 +1,5 @@
 import pytest
+
 from shardmon.model.labels import Labels, Matcher, MatchType, matches_all
 
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError
 

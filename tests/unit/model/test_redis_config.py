@@ -4,6 +4,7 @@ TLS for rediss://, and the errors naming the field."""
 from __future__ import annotations
 
 import pytest
+
 from shardmon.model.addresses import redacted_url
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from shardmon.ingest.relabel import process
 from shardmon.model.errors import BadQueryError, QueryExecutionError, RegexError
 from shardmon.model.labels import Labels, Matcher, MatchType

@@ -2,6 +2,7 @@
 
 import pytest
 from pydantic import BaseModel, ValidationError
+
 from shardmon.model.units import (
     Duration,
     Size,

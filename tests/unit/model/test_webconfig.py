@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from shardmon.model.errors import ConfigError
 from shardmon.model.webconfig import (
     BasicAuthVerifier,
@@ -17,7 +18,6 @@ from shardmon.model.webconfig import (
     read_web_config,
     server_ssl_context,
 )
-
 from tests.tlsutil import bcrypt_hash, make_certs
 
 PROMTOOL = shutil.which("promtool")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.samples import STALE_NAN_BITS

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from shardmon.model.errors import BadQueryError, QueryExecutionError
 from shardmon.model.labels import Labels
 from shardmon.model.storage import QueryBudget
@@ -17,7 +18,6 @@ from shardmon.querier.promql.aggregation import aggregate, format_value
 from shardmon.querier.promql.gosort import heap_pop, heap_push, sort_sort
 from shardmon.querier.promql.ranking import _replay_heap, go_float, select_k
 from shardmon.querier.promql.value import EvalContext, InstantVector
-
 from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, matrix, same
 
 

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from shardmon.model.errors import BadQueryError, QueryExecutionError
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage
@@ -14,7 +15,6 @@ from shardmon.model.storage import QueryBudget
 from shardmon.querier.promql import Engine
 from shardmon.querier.promql.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
 from shardmon.querier.promql.value import EvalContext, InstantVector, Scalar
-
 from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, same
 
 

@@ -9,6 +9,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+
 from shardmon.model.errors import QueryCanceledError, QueryExecutionError, QueryLimitError
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+
 from shardmon.model.errors import QueryTimeoutError, ShardUnavailableError
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.storage import QueryBudget, Series

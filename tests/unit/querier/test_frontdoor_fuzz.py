@@ -11,6 +11,7 @@ import time
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from shardmon.model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import Labels
 from shardmon.querier.promql import Engine
 from shardmon.querier.promql.histogram import parse_go_float
-
 from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, points, same, single
 
 # -- math and conversions ------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import promql_parser
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from shardmon.model.config import QuerierConfig
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import Labels

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.storage import Series

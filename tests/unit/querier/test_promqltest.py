@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
+
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.samples import is_stale
 from shardmon.model.storage import Series
 from shardmon.querier.promqltest import ScriptError, ScriptReport, almost_equal, parse_duration_ms, run_file, run_script
-
 from tests.reference import promqltest_dir
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 from shardmon.model.samples import STALE_NAN
-
 from tests.unit.querier.conftest import same
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import stat
 
 import pytest
-from shardmon.model.config import parse_config
-from shardmon.model.errors import ConfigError
 
 from shardmon.cli import main
 from shardmon.launcher import LocalCluster
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 SECRET = "hunter2-Secret"
 

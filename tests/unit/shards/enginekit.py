@@ -11,6 +11,7 @@ two stores are held to one behaviour.
 from __future__ import annotations
 
 import numpy as np
+
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.samples import SampleBatch
 from shardmon.shards.engine import ShardDB

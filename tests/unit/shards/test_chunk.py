@@ -5,6 +5,7 @@ import struct
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from shardmon.model.samples import STALE_NAN
 from shardmon.shards import chunk
 from shardmon.shards.wal import decode_record, encode_record

@@ -7,6 +7,7 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from shardmon.model.samples import STALE_NAN, STALE_NAN_BITS
 from shardmon.shards import chunk
 

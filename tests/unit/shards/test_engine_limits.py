@@ -7,11 +7,11 @@ import asyncio
 
 import numpy as np
 import pytest
+
 from shardmon.model.errors import InvalidWriteError
 from shardmon.shards import metrics
 from shardmon.shards.engine import WriteOutcome
 from shardmon.shards.limits import SeriesLimitError
-
 from tests.unit.shards.enginekit import D, batch, counter, read
 
 # -- limits ----------------------------------------------------------------------------------------

@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 import pytest
+
 from shardmon.model.errors import ShardDataLostError, ShardUnavailableError
 from shardmon.model.labels import Matcher, MatchType
 from shardmon.model.samples import SampleBatch
 from shardmon.shards import metrics
 from shardmon.shards.engine import ShardDB
-
 from tests.unit.shards.enginekit import PREFIX, D, H, batch, counter, read, series
 
 S = 1000

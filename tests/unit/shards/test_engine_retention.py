@@ -7,9 +7,9 @@ import asyncio
 
 import numpy as np
 import pytest
+
 from shardmon.model.errors import ShardUnavailableError
 from shardmon.shards import metrics
-
 from tests.unit.shards.enginekit import STEP, D, H, batch, counter, read, write_hours
 
 # -- retention -------------------------------------------------------------------------------------

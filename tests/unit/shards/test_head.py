@@ -1,6 +1,7 @@
 """The head's append rules (Prometheus's) and reads."""
 
 import numpy as np
+
 from shardmon.model.labels import Labels
 from shardmon.model.samples import STALE_NAN
 from shardmon.shards.head import Head

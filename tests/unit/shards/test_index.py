@@ -4,9 +4,10 @@ import asyncio
 import time
 
 import pytest
-import shardmon.shards.index as index_module
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import shardmon.shards.index as index_module
 from shardmon.model.labels import Labels, Matcher, MatchType, matches_all
 from shardmon.shards.index import LabelIndex, _RegexScan, _Selection
 

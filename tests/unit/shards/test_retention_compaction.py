@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from shardmon.model.config import ShardsConfig, parse_config
 from shardmon.model.errors import ConfigError
 from shardmon.model.units import parse_size_bytes

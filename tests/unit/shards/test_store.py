@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from shardmon.model.errors import ShardUnavailableError
 from shardmon.shards import redis_store
 from shardmon.shards.memory_store import MemoryRedis, MemoryStore

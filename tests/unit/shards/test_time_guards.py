@@ -4,6 +4,7 @@ time retention counts from. No sample, however odd its timestamp, may move them 
 from __future__ import annotations
 
 import numpy as np
+
 from shardmon.model.config import parse_config
 from shardmon.shards.blocks import cut_window, flush_bound
 from shardmon.shards.compact import blocks_beyond_retention
