@@ -8,7 +8,8 @@ pyproject.toml and model/), the parent folder is added to this package's ``__pat
 ``import shardmon.model`` finds <checkout>/model/ of the same checkout as this file, whichever way Python
 found this package (the editable install's finder, or the current folder on ``sys.path``). Only
 ``__path__`` changes: nothing is imported, and ``sys.path`` is left alone, so a bare ``import model``
-still fails.
+still fails. (The checkout's other folders, bench/ and tests/, would import as shardmon.bench and
+shardmon.tests too; nothing does, tests/unit/test_namespace.py sees to it.)
 """
 
 import os as _os
