@@ -26,8 +26,8 @@ import timeit
 from collections.abc import Callable
 
 from bench.farm import ORIGIN_S, Target, target_series
-from ingest.backfill import read_batches
-from ingest.exposition import SeriesCache, parse_openmetrics, parse_text
+from shardmon.ingest.backfill import read_batches
+from shardmon.ingest.exposition import SeriesCache, parse_openmetrics, parse_text
 
 
 def _best(fn: Callable[[], None]) -> float:

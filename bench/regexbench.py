@@ -19,9 +19,9 @@ import time
 
 import re2
 
-from model.labels import Labels, Matcher, MatchType
-from model.regex import compile_matcher_regex
-from shards.index import LabelIndex
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.regex import compile_matcher_regex
+from shardmon.shards.index import LabelIndex
 
 PATTERNS = ["api/v1/.*", ".*handler-12.*", "api/v[12]/handler-[0-9]+5", "(?i)API/V2/.*", "api/v0/handler-1|api/v1/handler-2"]
 

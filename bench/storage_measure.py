@@ -218,7 +218,7 @@ def prometheus_disk(work: Path, om_path: Path, workload: dict, compaction_wait_s
 
 def shardmon_disk(work: Path, om_path: Path, workload: dict, log=print) -> dict:
     """``shardmon import openmetrics`` into one shard, Flush (with compaction), BGREWRITEAOF, measure."""
-    from shards.client import ShardClient
+    from shardmon.shards.client import ShardClient
 
     sp = ShardProcs(work / "shardmon-disk", block_duration="2h")
     sp.start_redis()
@@ -285,7 +285,7 @@ def _hash_value_bytes(sp: ShardProcs, key: str) -> int:
 
 def check_shardmon(client, workload: dict) -> dict:
     """Host 0's series read back from the shard: equal to the generated ones, bit for bit?"""
-    from model.labels import Matcher, MatchType
+    from shardmon.model.labels import Matcher, MatchType
 
     want = {tuple(sorted(lb.items())): (ts, v) for lb, ts, v in workload["check"]}
     got = client.series([Matcher(MatchType.EQ, "instance", host_labels(0)["instance"])],
@@ -326,7 +326,7 @@ def check_prometheus(prom: PrometheusProc, workload: dict) -> dict:
 
 def shardmon_head(work: Path, data: HeadData, few: int, log=print) -> dict:
     """Head memory per series, ingest CPU per million samples, then restart time after SIGKILL."""
-    from shards.client import ShardClient
+    from shardmon.shards.client import ShardClient
 
     sp = ShardProcs(work / "shardmon-head", block_duration="24h")  # nothing is cut from the head
     sp.start_redis()
@@ -418,7 +418,7 @@ def prometheus_head(work: Path, data: HeadData, few: int, log=print) -> dict:
                "X-Prometheus-Remote-Write-Version": "0.1.0"}
     try:
         # Check the hand-made body once with Shardmon's own remote-write decoder.
-        from ingest.remote_write import decode
+        from shardmon.ingest.remote_write import decode
 
         a, b = data.batches()[0]
         dec = decode(bodies[0].body(data.ts[a:b, 0], data.vals[a:b, 0])).batch

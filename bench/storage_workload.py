@@ -454,8 +454,8 @@ class HeadData:
 
 
 def sample_batches(data: HeadData):
-    from model.labels import Labels
-    from model.samples import U32, SampleBatch, SeriesTable
+    from shardmon.model.labels import Labels
+    from shardmon.model.samples import U32, SampleBatch, SeriesTable
 
     tables = []
     for a, b in data.batches():

@@ -59,7 +59,7 @@ def run_storage_bench(out: Path, *, hosts: int = 10, duration: str = "2h15m", he
                       head_samples: int = 60, few: int = 4, batch_samples: int = 2500, compaction_wait_s: float = 75.0,
                       systems: tuple[str, ...] = ("shardmon", "prometheus"), label: str | None = None,
                       keep_data: bool = False, log=print) -> dict:
-    from model.units import parse_duration_ms
+    from shardmon.model.units import parse_duration_ms
 
     duration_ms = parse_duration_ms(duration)
     label = label or f"storage-{hosts}hosts-{duration}-{head_series // 1000}k"

@@ -153,7 +153,7 @@ class Shardmon(System):
         return f"http://{self.http}"
 
     def flush_and_measure_storage(self) -> dict:
-        from shards.client import ShardClient
+        from shardmon.shards.client import ShardClient
 
         for node in self.config["shards"]["nodes"]:
             c = ShardClient(node["id"], node["address"])

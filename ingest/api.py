@@ -14,7 +14,7 @@ answer 403 "Lifecycle API is not enabled." unless ``web.enable_lifecycle`` is tr
 either way). The answers are counted in ``shardmon_ingest_api_requests_total{handler, code}``.
 
 It runs on its own thread and event loop next to the service's Ray driver, behind Shardmon's HTTP edge
-(:mod:`model.httpserver`: the web config's TLS and basic auth; errors as Prometheus's JSON, raised by the
+(:mod:`shardmon.model.httpserver`: the web config's TLS and basic auth; errors as Prometheus's JSON, raised by the
 handlers and rendered once). It knows no Ray: the service hands it blocking functions (calls into the
 coordinator actor), run on a worker thread; they raise ``ShardmonError`` (retryable, so 503
 ``unavailable``) when the coordinator does not answer.
@@ -39,10 +39,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from model.config import Config
-from model.errors import BadRequestError, PermissionDeniedError, ShardmonError
-from model.httpserver import auth_failures, make_app, prometheus_error, serve_in_thread
-from model.webconfig import WebConfig
+from shardmon.model.config import Config
+from shardmon.model.errors import BadRequestError, PermissionDeniedError, ShardmonError
+from shardmon.model.httpserver import auth_failures, make_app, prometheus_error, serve_in_thread
+from shardmon.model.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
 

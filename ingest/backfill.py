@@ -1,7 +1,7 @@
 """Reading an OpenMetrics text file with timestamps for backfill (``shardmon import openmetrics``).
 
 As ``promtool tsdb create-blocks-from openmetrics``, whose parser is Prometheus's OpenMetrics parser:
-every line is checked as a scrape of ``application/openmetrics-text`` would be (:mod:`ingest.exposition`:
+every line is checked as a scrape of ``application/openmetrics-text`` would be (:mod:`shardmon.ingest.exposition`:
 single spaces, no blank lines, only ``# HELP``/``# TYPE``/``# UNIT`` comments, the file ending with
 ``# EOF``), every sample needs a timestamp (seconds, possibly fractional, truncated to milliseconds as
 Prometheus's ``int64(ts * 1000)``), and exemplars are checked and dropped. Series labels are parsed once
@@ -17,10 +17,16 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from ingest.exposition import NO_TIMESTAMP, LineError, parse_openmetrics_line, parse_openmetrics_timestamp, parse_value
-from model.errors import ExpositionError
-from model.labels import Labels, series_id_of
-from model.samples import F64, I64, U32, U64, SampleBatch
+from shardmon.ingest.exposition import (
+    NO_TIMESTAMP,
+    LineError,
+    parse_openmetrics_line,
+    parse_openmetrics_timestamp,
+    parse_value,
+)
+from shardmon.model.errors import ExpositionError
+from shardmon.model.labels import Labels, series_id_of
+from shardmon.model.samples import F64, I64, U32, U64, SampleBatch
 
 
 class Progress(NamedTuple):

@@ -1,13 +1,13 @@
 """The scrape coordinator: a Ray actor that owns the target list and the scrapers.
 
-It creates ``ingest.scrapers`` scraper actors (:mod:`ingest.scraper_actor`, restarted by Ray when they
+It creates ``ingest.scrapers`` scraper actors (:mod:`shardmon.ingest.scraper_actor`, restarted by Ray when they
 die), assigns each target to one scraper by rendezvous hashing of the target's key over the scraper
 ids, and supervises: every ``SUPERVISE_INTERVAL_S`` it pings each scraper and gives its targets back to
 any that came back as a new incarnation (or never got them). It runs service discovery, scales the
-scrapers and reloads the configuration at runtime, and answers the ingest service's API (:mod:`ingest.api`).
+scrapers and reloads the configuration at runtime, and answers the ingest service's API (:mod:`shardmon.ingest.api`).
 
 On a Ray cluster of several nodes the scrapers are spread round-robin over the alive nodes that have
-CPUs (:mod:`ingest.placement`), each pinned with a *soft* node affinity. The coordinator watches the
+CPUs (:mod:`shardmon.ingest.placement`), each pinned with a *soft* node affinity. The coordinator watches the
 node list every round. When a node leaves, the targets of the scrapers that were on it go at once to the
 scrapers on the remaining nodes (rendezvous hashing over the scrapers still there moves only those
 targets, and without staleness markers: their series go on). Ray meanwhile restarts the lost scrapers on
@@ -17,7 +17,7 @@ its actors: they would die with it).
 
 The coordinator survives its own restart: it checkpoints what changes at runtime (the last reloaded
 configuration and the last ``set_scrapers(N)``) in Ray's internal key-value store, under a run id the
-ingest service gives it (:mod:`ingest.coordinator_checkpoint`). A restarted coordinator (same run id)
+ingest service gives it (:mod:`shardmon.ingest.coordinator_checkpoint`). A restarted coordinator (same run id)
 resumes from the checkpoint and starts its scrapers at once; a new ingest service (a new run id) starts
 from its configuration file.
 """
@@ -33,12 +33,12 @@ from prometheus_client import Counter, Gauge, Histogram
 from ray.exceptions import RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from ingest.coordinator_checkpoint import delete_state, load_state, save_state
-from ingest.discovery import DiscoveryManager, TargetGroup
-from ingest.placement import is_head, place_scrapers, scraper_nodes
-from ingest.ray_cluster import NAMESPACE, alive_nodes, connect_ray, serve_own_metrics
-from ingest.scraper_actor import Scraper
-from ingest.target import (
+from shardmon.ingest.coordinator_checkpoint import delete_state, load_state, save_state
+from shardmon.ingest.discovery import DiscoveryManager, TargetGroup
+from shardmon.ingest.placement import is_head, place_scrapers, scraper_nodes
+from shardmon.ingest.ray_cluster import NAMESPACE, alive_nodes, connect_ray, serve_own_metrics
+from shardmon.ingest.scraper_actor import Scraper
+from shardmon.ingest.target import (
     Target,
     TargetError,
     apply_target_limit,
@@ -49,9 +49,9 @@ from ingest.target import (
     static_components,
     targets_from_config,
 )
-from ingest.target_status import targets_data
-from model.config import Config
-from model.errors import BadRequestError
+from shardmon.ingest.target_status import targets_data
+from shardmon.model.config import Config
+from shardmon.model.errors import BadRequestError
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ray import cloudpickle
 
-from ingest.ray_cluster import NAMESPACE
-from model.config import Config
+from shardmon.ingest.ray_cluster import NAMESPACE
+from shardmon.model.config import Config
 
 #: The checkpoint's key in Ray's internal KV store (namespace NAMESPACE).
 STATE_KEY = b"coordinator-state"

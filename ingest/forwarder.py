@@ -1,4 +1,4 @@
-"""The forwarder: an :class:`~model.storage.Appender` that routes samples to shards over gRPC.
+"""The forwarder: an :class:`~shardmon.model.storage.Appender` that routes samples to shards over gRPC.
 
 ``append`` splits a batch by the shard that owns each series (rendezvous hashing of the series
 id, vectorised; replication copies go to the next shards in the series' own order) and queues the
@@ -22,13 +22,13 @@ from typing import NamedTuple
 import numpy as np
 import xxhash
 
-from ingest import metrics
-from model.config import IngestConfig, ShardNode
-from model.errors import ShardmonError
-from model.hashing import shards_for_series
-from model.pb import types_pb2
-from model.samples import U32, SampleBatch, SeriesTable, concat
-from shards.client import PLAIN, AsyncShardClient, ShardConnection
+from shardmon.ingest import metrics
+from shardmon.model.config import IngestConfig, ShardNode
+from shardmon.model.errors import ShardmonError
+from shardmon.model.hashing import shards_for_series
+from shardmon.model.pb import types_pb2
+from shardmon.model.samples import U32, SampleBatch, SeriesTable, concat
+from shardmon.shards.client import PLAIN, AsyncShardClient, ShardConnection
 
 log = logging.getLogger(__name__)
 

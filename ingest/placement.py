@@ -2,7 +2,7 @@
 
 Scrapers go round-robin over the alive nodes that have the CPUs a scraper reserves, worker nodes
 first, so a head started with ``--num-cpus 0`` gets none. The coordinator pins each scraper to its node
-with a *soft* affinity (:mod:`ingest.coordinator`), so Ray runs it elsewhere should the node be gone.
+with a *soft* affinity (:mod:`shardmon.ingest.coordinator`), so Ray runs it elsewhere should the node be gone.
 """
 
 from __future__ import annotations

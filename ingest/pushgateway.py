@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from ingest.exposition import NO_TIMESTAMP, SeriesCache, parse_text
-from model.errors import ExpositionError, PushError, PushGroupsLimitError
-from model.label_limits import LabelLimits, excerpt, show_series
-from model.labels import METRIC_NAME, Labels, escape_label_value, is_valid_label_name
+from shardmon.ingest.exposition import NO_TIMESTAMP, SeriesCache, parse_text
+from shardmon.model.errors import ExpositionError, PushError, PushGroupsLimitError
+from shardmon.model.label_limits import LabelLimits, excerpt, show_series
+from shardmon.model.labels import METRIC_NAME, Labels, escape_label_value, is_valid_label_name
 
 __all__ = ["Family", "Group", "PushError", "PushGroupsLimitError", "PushStore", "grouping_key", "parse_push"]
 

@@ -3,8 +3,8 @@ on one of its nodes (the coordinator, a scraper) tells about itself: the node's 
 own ``/metrics`` served on a free port there.
 
 The scrapers' samples never go through Ray (they go to the shards over gRPC); Ray runs the actors and
-restarts them. Ray is imported only here, in the coordinator's modules (:mod:`ingest.coordinator`,
-:mod:`ingest.coordinator_checkpoint`) and in the ingest service (:mod:`ingest.service`).
+restarts them. Ray is imported only here, in the coordinator's modules (:mod:`shardmon.ingest.coordinator`,
+:mod:`shardmon.ingest.coordinator_checkpoint`) and in the ingest service (:mod:`shardmon.ingest.service`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import os
 
 import ray
 
-from ingest.rayauth import token_auth_env
-from model.config import Config
-from model.httpserver import metrics_app, serve_in_thread
+from shardmon.ingest.rayauth import token_auth_env
+from shardmon.model.config import Config
+from shardmon.model.httpserver import metrics_app, serve_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def connect_ray(address: str = "local", token_file: str | None = None) -> None:
     A cluster address is either the head's GCS address (``host:6379``; this machine must then be a node
     of the cluster, as with ``ray start --address``) or a Ray Client address (``ray://host:10001``,
     from a machine that is no node, as the compose file's ingest container). A cluster is joined with
-    Ray's token authentication (:mod:`ingest.rayauth`; ``token_file``: ``ingest.ray_auth_token_file``);
+    Ray's token authentication (:mod:`shardmon.ingest.rayauth`; ``token_file``: ``ingest.ray_auth_token_file``);
     a local Ray stays on loopback without it.
     """
     if ray.is_initialized():

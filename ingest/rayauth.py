@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
-from model.errors import ConfigError
+from shardmon.model.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

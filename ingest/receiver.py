@@ -14,7 +14,7 @@
   ``receiver.write_timeout``, all of which senders retry. Decoding runs on a small thread pool, never
   on the event loop, so ``/-/healthy`` and other requests are answered while a big body is decoded.
   The receiver's own metrics are at ``/metrics`` there.
-- The Pushgateway API on ``receiver.pushgateway_address`` (see :mod:`ingest.pushgateway`), whose
+- The Pushgateway API on ``receiver.pushgateway_address`` (see :mod:`shardmon.ingest.pushgateway`), whose
   ``/metrics`` exposes the pushed groups for a scrape job with ``honor_labels: true``. Pushes are
   parsed on threads; groups are persisted at most every ``receiver.persistence_interval`` after a
   change and at a clean shutdown (SIGTERM, SIGINT), a push creating a group beyond
@@ -37,11 +37,11 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-from ingest import remote_write
-from ingest.forwarder import Forwarder
-from ingest.pushgateway import PushStore, grouping_key
-from model.config import Config
-from model.errors import (
+from shardmon.ingest import remote_write
+from shardmon.ingest.forwarder import Forwarder
+from shardmon.ingest.pushgateway import PushStore, grouping_key
+from shardmon.model.config import Config
+from shardmon.model.errors import (
     BodyTooLargeError,
     ConfigError,
     PermissionDeniedError,
@@ -50,11 +50,11 @@ from model.errors import (
     ShardmonError,
     ShardOverloadedError,
 )
-from model.httpserver import http_status_of, listen, make_app, prometheus_error, text_error
-from model.shutdown import wait_until_stopped
-from model.units import format_go_duration_ms
-from model.webconfig import WebConfig
-from shards.client import ShardConnection
+from shardmon.model.httpserver import http_status_of, listen, make_app, prometheus_error, text_error
+from shardmon.model.shutdown import wait_until_stopped
+from shardmon.model.units import format_go_duration_ms
+from shardmon.model.webconfig import WebConfig
+from shardmon.shards.client import ShardConnection
 
 log = logging.getLogger(__name__)
 

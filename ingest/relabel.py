@@ -21,9 +21,9 @@ import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 
-from model.labels import Labels, is_valid_label_name
-from model.regex import RegexMatch, compile_regex
-from model.relabel_config import DEFAULT_REGEX, RelabelConfig
+from shardmon.model.labels import Labels, is_valid_label_name
+from shardmon.model.regex import RegexMatch, compile_regex
+from shardmon.model.relabel_config import DEFAULT_REGEX, RelabelConfig
 
 __all__ = ["Relabeler", "expand", "process"]
 

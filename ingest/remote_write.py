@@ -21,11 +21,11 @@ import cramjam
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from model.errors import BodyTooLargeError, RemoteWriteError
-from model.label_limits import LabelLimits, excerpt, show_series
-from model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name, series_id_of
-from model.pb import remote_pb2
-from model.samples import F64, I64, U32, U64, SampleBatch, SeriesTable
+from shardmon.model.errors import BodyTooLargeError, RemoteWriteError
+from shardmon.model.label_limits import LabelLimits, excerpt, show_series
+from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name, series_id_of
+from shardmon.model.pb import remote_pb2
+from shardmon.model.samples import F64, I64, U32, U64, SampleBatch, SeriesTable
 
 __all__ = ["BodyTooLargeError", "DecodedWrite", "RemoteWriteError", "decode", "decoded_length", "encode",
            "max_compressed_bytes"]

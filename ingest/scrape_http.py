@@ -7,7 +7,7 @@ settings (the CA, certificate and key files re-read when they change). ``body_si
 uncompressed bytes; a body of the limit or more fails the scrape. Every failure is a
 :class:`ScrapeError` worded as Prometheus words it (``Get "<url>": context deadline exceeded``,
 ``server returned HTTP status 500 Internal Server Error``...), which becomes the target's
-``last_error``. Which parser reads the body is the scrape loop's choice (:mod:`ingest.scrape_loop`),
+``last_error``. Which parser reads the body is the scrape loop's choice (:mod:`shardmon.ingest.scrape_loop`),
 from the ``Content-Type`` returned with it.
 """
 
@@ -19,11 +19,11 @@ import ssl
 import aiohttp
 import yarl
 
-from ingest import metrics
-from ingest.target import Target
-from model.errors import ShardmonError
-from model.http_config import TLSConfig
-from model.httpclient import ClientSettings, authorization_from_config, ssl_context
+from shardmon.ingest import metrics
+from shardmon.ingest.target import Target
+from shardmon.model.errors import ShardmonError
+from shardmon.model.http_config import TLSConfig
+from shardmon.model.httpclient import ClientSettings, authorization_from_config, ssl_context
 
 #: What Prometheus 2.42 asks for (it sends exactly this header).
 ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"

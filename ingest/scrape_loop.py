@@ -2,12 +2,12 @@
 
 Each loop scrapes at fixed points in time, ``offset + k * interval`` where the offset comes from the
 target's hash, so a scraper's targets spread over the interval and a target keeps its phase when it
-moves or its scraper restarts. A scrape's samples go to an :class:`~model.storage.Appender` as one
+moves or its scraper restarts. A scrape's samples go to an :class:`~shardmon.model.storage.Appender` as one
 columnar batch, together with the synthetic series ``up``, ``scrape_duration_seconds``,
 ``scrape_samples_scraped``, ``scrape_samples_post_metric_relabeling`` and ``scrape_series_added``.
 
-The request is Prometheus's (:mod:`ingest.scrape_http`). The response's ``Content-Type`` picks the
-parser (:mod:`ingest.exposition`): OpenMetrics for ``application/openmetrics-text``, the text format
+The request is Prometheus's (:mod:`shardmon.ingest.scrape_http`). The response's ``Content-Type`` picks the
+parser (:mod:`shardmon.ingest.exposition`): OpenMetrics for ``application/openmetrics-text``, the text format
 for anything else (the protobuf format is refused).
 
 A failed scrape is state, not an exception: ``up`` is 0 and the target's ``last_error`` says why, and
@@ -19,7 +19,7 @@ own timestamp is exempt (Prometheus tracks only the others). A target that goes 
 another scraper) is ended as Prometheus ends it: see :meth:`ScrapeLoop.stop`.
 
 Series labels are derived once per series (the parser's per-target cache), never per sample: see
-:mod:`ingest.target_series`. A series repeated within one scrape (or two that relabeling made one)
+:mod:`shardmon.ingest.target_series`. A series repeated within one scrape (or two that relabeling made one)
 keeps its first sample; Prometheus drops the others silently, Shardmon counts them in
 ``shardmon_scraper_samples_duplicate_total``.
 """
@@ -35,15 +35,15 @@ from typing import NamedTuple
 import aiohttp
 import numpy as np
 
-from ingest import metrics
-from ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openmetrics, parse_text
-from ingest.relabel import Relabeler
-from ingest.scrape_http import OPENMETRICS, PROTOBUF, ScrapeError, TargetClient
-from ingest.target import Target
-from ingest.target_series import INVALID, N_SYNTHETIC, TargetSeries
-from model.hashing import offset_ms
-from model.samples import F64, I64, STALE_NAN, U32, SampleBatch, SeriesTable
-from model.storage import Appender
+from shardmon.ingest import metrics
+from shardmon.ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openmetrics, parse_text
+from shardmon.ingest.relabel import Relabeler
+from shardmon.ingest.scrape_http import OPENMETRICS, PROTOBUF, ScrapeError, TargetClient
+from shardmon.ingest.target import Target
+from shardmon.ingest.target_series import INVALID, N_SYNTHETIC, TargetSeries
+from shardmon.model.hashing import offset_ms
+from shardmon.model.samples import F64, I64, STALE_NAN, U32, SampleBatch, SeriesTable
+from shardmon.model.storage import Appender
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
-"""The scraper actor: an async Ray actor running the scrape loops (:mod:`ingest.scrape_loop`) of the
+"""The scraper actor: an async Ray actor running the scrape loops (:mod:`shardmon.ingest.scrape_loop`) of the
 targets assigned to it.
 
 The coordinator assigns targets with :meth:`Scraper.assign`; the scraper starts loops for new
 targets, stops (with staleness markers) loops of targets taken away and leaves the rest running.
-Samples go through the scraper's own :class:`~ingest.forwarder.Forwarder` to the shards over gRPC,
+Samples go through the scraper's own :class:`~shardmon.ingest.forwarder.Forwarder` to the shards over gRPC,
 never through Ray.
 
 Ray restarts a scraper that dies (``max_restarts=-1``); the new incarnation starts empty, asks the
@@ -20,19 +20,19 @@ import uuid
 
 import aiohttp
 
-from ingest import metrics
-from ingest.forwarder import Forwarder
-from ingest.ray_cluster import node_id, node_ip, serve_own_metrics
-from ingest.scrape_loop import ScrapeLoop, TargetHealth
-from ingest.target import Target
-from model.config import Config
-from shards.client import ShardConnection
+from shardmon.ingest import metrics
+from shardmon.ingest.forwarder import Forwarder
+from shardmon.ingest.ray_cluster import node_id, node_ip, serve_own_metrics
+from shardmon.ingest.scrape_loop import ScrapeLoop, TargetHealth
+from shardmon.ingest.target import Target
+from shardmon.model.config import Config
+from shardmon.shards.client import ShardConnection
 
 log = logging.getLogger(__name__)
 
 
 class Scraper:
-    """The actor's logic (wrapped by ``ray.remote`` in :mod:`ingest.coordinator`)."""
+    """The actor's logic (wrapped by ``ray.remote`` in :mod:`shardmon.ingest.coordinator`)."""
 
     def __init__(self, scraper_id: str, config: Config, coordinator=None) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -2,7 +2,7 @@
 
 ``shardmon ingest`` runs :func:`run`: join (or start) Ray, start the coordinator actor, and until
 SIGTERM/SIGINT, nudge it every few seconds (``start`` is idempotent; a coordinator that Ray restarted
-starts itself again too, with the scaling and configuration it had: see :mod:`ingest.coordinator`).
+starts itself again too, with the scaling and configuration it had: see :mod:`shardmon.ingest.coordinator`).
 On stop, the scrapers flush their queues before Ray shuts down (no staleness markers: as Prometheus on
 shutdown, the targets are not gone).
 """
@@ -18,11 +18,11 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayError
 
-from ingest.api import Coordinator, IngestAPI, serve
-from ingest.coordinator import start_coordinator
-from ingest.ray_cluster import connect_ray
-from model.config import Config
-from model.errors import ConfigError, QueryUnavailableError, ShardmonError
+from shardmon.ingest.api import Coordinator, IngestAPI, serve
+from shardmon.ingest.coordinator import start_coordinator
+from shardmon.ingest.ray_cluster import connect_ray
+from shardmon.model.config import Config
+from shardmon.model.errors import ConfigError, QueryUnavailableError, ShardmonError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
     ``ready_file`` is created once the coordinator has given every scraper its targets. SIGHUP and
     ``POST /-/reload`` call ``reload_config`` (which reads the configuration file again, raising
     ``ConfigError`` for a bad one) and apply what it returns; ``ingest.http_address`` serves the API of
-    :mod:`ingest.api`.
+    :mod:`shardmon.ingest.api`.
     """
     reload_requested = threading.Event()
     if stop is None:

@@ -31,15 +31,15 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import NamedTuple
 
-from ingest.relabel import process as relabel
-from model.config import Config, ScrapeConfig
-from model.errors import ConfigError, ShardmonError
-from model.hashing import rendezvous_owner
-from model.http_config import HTTPClientConfig
-from model.httpclient import InternalClient
-from model.labels import Labels
-from model.relabel_config import RelabelConfig
-from model.units import format_duration_ms, parse_duration_ms
+from shardmon.ingest.relabel import process as relabel
+from shardmon.model.config import Config, ScrapeConfig
+from shardmon.model.errors import ConfigError, ShardmonError
+from shardmon.model.hashing import rendezvous_owner
+from shardmon.model.http_config import HTTPClientConfig
+from shardmon.model.httpclient import InternalClient
+from shardmon.model.labels import Labels
+from shardmon.model.relabel_config import RelabelConfig
+from shardmon.model.units import format_duration_ms, parse_duration_ms
 
 ADDRESS = "__address__"
 SCHEME = "__scheme__"

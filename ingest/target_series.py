@@ -6,7 +6,7 @@ renamed ``exported_<name>``, or ``exported_exported_<name>``..., unless ``honor_
 ``metric_relabel_configs`` may then rename or drop the series; :func:`check_series` is the check
 Prometheus makes of each new series (a metric name, ``label_limit``, ``label_name_length_limit``,
 ``label_value_length_limit``). :class:`TargetSeries` keeps the outcome for every entry of the parser's
-series cache, numbered into one :class:`~model.samples.SeriesTable` that starts with the
+series cache, numbered into one :class:`~shardmon.model.samples.SeriesTable` that starts with the
 :data:`SYNTHETIC` series.
 """
 
@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ingest.exposition import SeriesCache
-from ingest.relabel import Relabeler
-from ingest.target import Target
-from model.label_limits import LabelLimits
-from model.labels import METRIC_NAME, Labels, series_id_of
-from model.samples import U64, SeriesTable
+from shardmon.ingest.exposition import SeriesCache
+from shardmon.ingest.relabel import Relabeler
+from shardmon.ingest.target import Target
+from shardmon.model.label_limits import LabelLimits
+from shardmon.model.labels import METRIC_NAME, Labels, series_id_of
+from shardmon.model.samples import U64, SeriesTable
 
 #: The synthetic series of every scrape, at table positions 0..4, in this order.
 SYNTHETIC = ("up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ingest.scrape_loop import TargetHealth
-from ingest.target import SELF_JOB, Target, target_key
-from model.config import Config
-from model.labels import Labels
-from model.units import format_duration_ms
+from shardmon.ingest.scrape_loop import TargetHealth
+from shardmon.ingest.target import SELF_JOB, Target, target_key
+from shardmon.model.config import Config
+from shardmon.model.labels import Labels
+from shardmon.model.units import format_duration_ms
 
 
 def targets_data(config: Config, discovered: dict[str, list[tuple[dict[str, str], Target | None]]],

@@ -4,14 +4,14 @@ This module is the door: :class:`Config` (the whole file), :func:`parse_config` 
 (YAML to a checked Config, errors naming the field path), and the section models re-exported from
 where they are defined:
 
-- :mod:`model.scrape_config`: ``global`` and ``scrape_configs`` (Prometheus's fields, defaults and
+- :mod:`shardmon.model.scrape_config`: ``global`` and ``scrape_configs`` (Prometheus's fields, defaults and
   checks: a real ``prometheus.yml`` that uses only the supported fields loads unchanged), with
-  :mod:`model.http_config` (``<http_config>``), :mod:`model.sd_config` (service discovery) and
-  :mod:`model.relabel_config` (relabeling);
-- :mod:`model.service_config`: ``shards``, ``ingest``, ``querier``, ``receiver``, ``local``, ``web`` and
+  :mod:`shardmon.model.http_config` (``<http_config>``), :mod:`shardmon.model.sd_config` (service discovery) and
+  :mod:`shardmon.model.relabel_config` (relabeling);
+- :mod:`shardmon.model.service_config`: ``shards``, ``ingest``, ``querier``, ``receiver``, ``local``, ``web`` and
   ``internal_client``, Shardmon's processes;
-- :mod:`model.units` (durations such as ``"15s"``, held as int milliseconds; sizes such as ``"512MB"``)
-  and :mod:`model.addresses` (``host:port``, Redis URLs, Ray addresses), the field types.
+- :mod:`shardmon.model.units` (durations such as ``"15s"``, held as int milliseconds; sizes such as ``"512MB"``)
+  and :mod:`shardmon.model.addresses` (``host:port``, Redis URLs, Ray addresses), the field types.
 
 Every model forbids unknown fields, and every error names the field path, e.g.
 ``scrape_configs[0].scrape_interval: not a valid duration string: '5x'``.
@@ -25,11 +25,11 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from model.config_base import ConfigModel
-from model.errors import ConfigError
-from model.http_config import TLSConfig
-from model.scrape_config import GlobalConfig, ScrapeConfig, StaticConfig
-from model.service_config import (
+from shardmon.model.config_base import ConfigModel
+from shardmon.model.errors import ConfigError
+from shardmon.model.http_config import TLSConfig
+from shardmon.model.scrape_config import GlobalConfig, ScrapeConfig, StaticConfig
+from shardmon.model.service_config import (
     IngestConfig,
     InternalClientConfig,
     LocalConfig,
@@ -80,7 +80,7 @@ class Config(ConfigModel):
         it describes (see :func:`check_web_clients`)."""
         if not self.web_config_file:
             return None
-        from model.webconfig import load_web_config
+        from shardmon.model.webconfig import load_web_config
 
         web = load_web_config(self.web_config_file)
         check_web_clients(self, web)
@@ -113,7 +113,7 @@ def check_web_clients(config: Config, web) -> None:
         for field, tls in (("internal_client.tls_config", ic.tls_config), ("shards.tls", config.shard_tls())):
             if tls is None:
                 raise ConfigError(f"{field}: required: {where} turns TLS on, so Shardmon's own clients must speak TLS")
-        from model.webconfig import client_auth_policy
+        from shardmon.model.webconfig import client_auth_policy
 
         try:
             policy = client_auth_policy(web.tls_server_config)

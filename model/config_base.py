@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from model.labels import is_valid_label_name
+from shardmon.model.labels import is_valid_label_name
 
 
 class ConfigModel(BaseModel):

@@ -50,7 +50,7 @@ Subclasses defined next to the code that raises them are listed with their modul
 on purpose: exceptions private to one module for its own control flow, which never leave it
 (``_Gone``, ``_BlocksChanged``, a ``ValueError``
 for pydantic), and the command-line tools' own (``shardmon.cli_common.UsageError``, exit code 2;
-``querier.promqltest.ScriptError``, a malformed test script; the process harness's
+``shardmon.querier.promqltest.ScriptError``, a malformed test script; the process harness's
 ``shardmon.procs.Interrupted``, a ``shardmon up`` stopped while starting, and ``shardmon.procs.ChildFailed``,
 a child process that exited or was not ready in time), which end a command and reach no service edge.
 ``tests/unit/model/test_errors.py`` keeps this list true.

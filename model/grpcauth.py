@@ -29,12 +29,12 @@ from collections.abc import Sequence
 
 import grpc
 
-from model.errors import ConfigError, UnauthenticatedError
-from model.grpcstatus import status_of
-from model.http_config import BasicAuth, HTTPClientConfig, TLSConfig
-from model.httpclient import authorization_from_config
-from model.httpserver import auth_failures, verifier_of
-from model.webconfig import WebConfig, server_key_pair
+from shardmon.model.errors import ConfigError, UnauthenticatedError
+from shardmon.model.grpcstatus import status_of
+from shardmon.model.http_config import BasicAuth, HTTPClientConfig, TLSConfig
+from shardmon.model.httpclient import authorization_from_config
+from shardmon.model.httpserver import auth_failures, verifier_of
+from shardmon.model.webconfig import WebConfig, server_key_pair
 
 log = logging.getLogger(__name__)
 

@@ -5,11 +5,11 @@ Servers (``shards/server.py``, ``querier/grpc_api.py``) turn an error into a sta
 an error with :func:`error_of`, naming the API they called, because a code alone is ambiguous:
 ``INVALID_ARGUMENT`` from a shard's ``Write`` is a batch it will never accept, from the Query API a
 malformed query. So a shard's "overloaded" arrives at the scraper as a retryable
-:class:`~model.errors.ShardOverloadedError`, and a bad query at a ``QueryClient`` user as the same
-:class:`~model.errors.BadQueryError` the HTTP API answers 400 ``bad_data`` for, not as a string.
+:class:`~shardmon.model.errors.ShardOverloadedError`, and a bad query at a ``QueryClient`` user as the same
+:class:`~shardmon.model.errors.BadQueryError` the HTTP API answers 400 ``bad_data`` for, not as a string.
 Where a code alone does not say which class it was, the server adds a trailer (:func:`trailers_of`;
 aio servers end a call with :func:`abort`): a query over ``querier.max_samples`` comes back as a
-:class:`~model.errors.QueryLimitError` naming the limit, not as any execution error.
+:class:`~shardmon.model.errors.QueryLimitError` naming the limit, not as any execution error.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import grpc
 
-from model import errors
+from shardmon.model import errors
 
 _C = grpc.StatusCode
 
@@ -81,7 +81,7 @@ QUERY = Api("query", {
     _C.CANCELLED: errors.QueryCanceledError,
 }, errors.QueryExecutionError)
 
-#: Trailing-metadata key with which a server names the limit a :class:`~model.errors.QueryLimitError`
+#: Trailing-metadata key with which a server names the limit a :class:`~shardmon.model.errors.QueryLimitError`
 #: hit (``querier.max_samples``, ...): the status code alone (FAILED_PRECONDITION) is any execution error.
 LIMIT_KEY = "shardmon-limit"
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 
-from model.config_base import ConfigModel
+from shardmon.model.config_base import ConfigModel
 
 
 class BasicAuth(ConfigModel):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from model.http_config import BasicAuth, HTTPClientConfig, TLSConfig
+from shardmon.model.http_config import BasicAuth, HTTPClientConfig, TLSConfig
 
 USER_AGENT = "Shardmon/0.1"
 
@@ -143,7 +143,7 @@ class InternalClient:
 
     @classmethod
     def from_config(cls, ic) -> InternalClient:
-        """From a :class:`model.service_config.InternalClientConfig`."""
+        """From a :class:`shardmon.model.service_config.InternalClientConfig`."""
         return cls(ic.basic_auth, ic.tls_config)
 
     @property

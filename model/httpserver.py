@@ -2,13 +2,13 @@
 
 :func:`make_app` gives every listener the same middleware stack, outermost first:
 
-1. **security**, from the web config (:mod:`model.webconfig`): with ``basic_auth_users``, a request
+1. **security**, from the web config (:mod:`shardmon.model.webconfig`): with ``basic_auth_users``, a request
    without the right ``Authorization: Basic`` gets 401 with ``WWW-Authenticate: Basic`` (exporter-toolkit's
    answer), counted in ``shardmon_<component>_auth_failures_total{listener="http",reason}``; bcrypt runs
    off the event loop and its results are cached. ``http_server_config.headers`` are added to every
    response (401s and 404s included).
 2. the app's own middlewares (e.g. request metrics), which therefore see the final status of errors;
-3. **errors**: a :class:`~model.errors.ShardmonError` raised by a handler leaves as its status once,
+3. **errors**: a :class:`~shardmon.model.errors.ShardmonError` raised by a handler leaves as its status once,
    here, rendered by the app's renderer (Prometheus's JSON envelope by default, plain text for the
    receiver); an unexpected exception is logged and answered 500 without its details.
 
@@ -30,7 +30,7 @@ from aiohttp import web
 from prometheus_client import REGISTRY, Counter
 from prometheus_client.exposition import choose_encoder
 
-from model.errors import (
+from shardmon.model.errors import (
     BadRequestError,
     BodyTooLargeError,
     ConfigError,
@@ -42,7 +42,7 @@ from model.errors import (
     ShardOverloadedError,
     UnauthenticatedError,
 )
-from model.webconfig import BasicAuthVerifier, WebConfig, server_ssl_context
+from shardmon.model.webconfig import BasicAuthVerifier, WebConfig, server_ssl_context
 
 log = logging.getLogger(__name__)
 

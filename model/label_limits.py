@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from model.labels import METRIC_NAME
+from shardmon.model.labels import METRIC_NAME
 
 #: How much of a name or value an error message quotes (as Prometheus's ``%.50s``).
 EXCERPT = 50

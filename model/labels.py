@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import xxhash
 
-from model.regex import Regex, compile_matcher_regex
+from shardmon.model.regex import Regex, compile_matcher_regex
 
 METRIC_NAME = "__name__"
 SEP = b"\xff"
@@ -141,7 +141,7 @@ class Matcher(NamedTuple):
 
     A label that a series lacks has the value ``""``, so ``job=""`` selects series without ``job``
     and ``job!=""`` selects series that have it, as in Prometheus. Regexes are RE2, fully anchored, as
-    Prometheus 2.42's ``^(?:value)$`` (see :mod:`model.regex`).
+    Prometheus 2.42's ``^(?:value)$`` (see :mod:`shardmon.model.regex`).
     """
 
     type: MatchType
@@ -150,7 +150,7 @@ class Matcher(NamedTuple):
 
     @classmethod
     def parse_op(cls, op: str, name: str, value: str) -> Matcher:
-        """A matcher from its operator; a regex RE2 rejects raises :class:`~model.errors.RegexError`."""
+        """A matcher from its operator; a regex RE2 rejects raises :class:`~shardmon.model.errors.RegexError`."""
         matcher = cls(MatchType(op), name, value)
         if matcher.type in (MatchType.RE, MatchType.NRE):
             compile_matcher_regex(value)  # Fail early, with the pattern in the message.

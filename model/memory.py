@@ -1,5 +1,5 @@
-"""An in-memory storage that is both an :class:`~model.storage.Appender` and a
-:class:`~model.storage.Querier`: for the PromQL engine's tests and the script runner, where the
+"""An in-memory storage that is both an :class:`~shardmon.model.storage.Appender` and a
+:class:`~shardmon.model.storage.Querier`: for the PromQL engine's tests and the script runner, where the
 network is not what is being tested.
 
 It keeps Prometheus's append rules that matter to query results: samples of a series are kept in
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.labels import Labels, Matcher, matches_all
-from model.samples import F64, I64, SampleBatch
-from model.storage import LabelsResult, QueryBudget, Series, SeriesSet
+from shardmon.model.labels import Labels, Matcher, matches_all
+from shardmon.model.samples import F64, I64, SampleBatch
+from shardmon.model.storage import LabelsResult, QueryBudget, Series, SeriesSet
 
 
 class MemoryStorage:

@@ -37,7 +37,7 @@ from typing import Union
 
 import re2._re2 as _re2
 
-from model.errors import RegexError
+from shardmon.model.errors import RegexError
 
 __all__ = ["Regex", "RegexMatch", "RegexError", "compile_regex", "compile_matcher_regex", "parse_template",
            "sorted_range"]

@@ -4,7 +4,7 @@
 the field it is about, e.g. ``scrape_configs[0].relabel_configs[1].modulus: relabel configuration for
 hashmod requires non-zero modulus``. ``ingest/relabel.py`` applies the configs.
 
-Regexes are RE2, as Prometheus's (Go's ``regexp``), compiled by :mod:`model.regex` as Prometheus does,
+Regexes are RE2, as Prometheus's (Go's ``regexp``), compiled by :mod:`shardmon.model.regex` as Prometheus does,
 ``^(?:REGEX)$``: the ``regex`` field is checked when the config is loaded, and an expression RE2 rejects
 (look-arounds, back-references, possessive repeats, ``\\Z``...) is an error under the field's path.
 """
@@ -25,8 +25,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from model.labels import is_valid_label_name
-from model.regex import Regex, compile_regex
+from shardmon.model.labels import is_valid_label_name
+from shardmon.model.regex import Regex, compile_regex
 
 ACTIONS = (
     "replace", "keep", "drop", "keepequal", "dropequal", "hashmod",

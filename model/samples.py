@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.pb import types_pb2
+from shardmon.model.pb import types_pb2
 
 #: Prometheus's staleness marker: a NaN with this exact bit pattern ends a series.
 STALE_NAN_BITS = 0x7FF0000000000002

@@ -2,9 +2,9 @@
 
 Field names, defaults and checks are Prometheus 2.42's, so a real ``prometheus.yml`` that uses only the
 supported fields loads unchanged. A :class:`ScrapeConfig` extends
-:class:`model.http_config.HTTPClientConfig` (Prometheus's ``<http_config>`` fields inline); its
-discovery entries are in :mod:`model.sd_config`, its relabeling rules in :mod:`model.relabel_config`.
-:meth:`ScrapeConfig.resolved` fills in the global defaults (:class:`model.config.Config` does it when
+:class:`shardmon.model.http_config.HTTPClientConfig` (Prometheus's ``<http_config>`` fields inline); its
+discovery entries are in :mod:`shardmon.model.sd_config`, its relabeling rules in :mod:`shardmon.model.relabel_config`.
+:meth:`ScrapeConfig.resolved` fills in the global defaults (:class:`shardmon.model.config.Config` does it when
 the file loads). Durations are held as int milliseconds.
 """
 
@@ -14,11 +14,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from model.config_base import ConfigModel, check_label_names
-from model.http_config import HTTPClientConfig
-from model.relabel_config import RelabelConfig
-from model.sd_config import FileSDConfig, HTTPSDConfig, KubernetesSDConfig
-from model.units import Duration, Size
+from shardmon.model.config_base import ConfigModel, check_label_names
+from shardmon.model.http_config import HTTPClientConfig
+from shardmon.model.relabel_config import RelabelConfig
+from shardmon.model.sd_config import FileSDConfig, HTTPSDConfig, KubernetesSDConfig
+from shardmon.model.units import Duration, Size
 
 
 class GlobalConfig(ConfigModel):

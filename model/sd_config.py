@@ -1,7 +1,7 @@
 """Service discovery configuration: ``file_sd_configs``, ``http_sd_configs`` and ``kubernetes_sd_configs``.
 
 Field names, defaults and checks are Prometheus's (``discovery/file``, ``discovery/http``,
-``discovery/kubernetes``); the HTTP and Kubernetes entries extend :class:`model.http_config.HTTPClientConfig`
+``discovery/kubernetes``); the HTTP and Kubernetes entries extend :class:`shardmon.model.http_config.HTTPClientConfig`
 (its fields inline, as in ``prometheus.yml``). Like every Shardmon config model, these forbid unknown
 fields, so a Prometheus option Shardmon does not implement (``oauth2``, ``http_headers``,
 ``attach_metadata.namespace``, role ``ingress``...) is refused at load time, not silently ignored.
@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from model.config_base import ConfigModel
-from model.http_config import HTTPClientConfig
-from model.units import duration_from_yaml
+from shardmon.model.config_base import ConfigModel
+from shardmon.model.http_config import HTTPClientConfig
+from shardmon.model.units import duration_from_yaml
 
 
 def _positive_duration(value: Any) -> int:

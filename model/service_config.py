@@ -4,8 +4,8 @@
 scrapers on Ray), ``querier`` (the query APIs and their limits), ``receiver`` (remote_write and the
 push API), ``local`` (what ``shardmon up`` starts besides the services), ``web`` (the lifecycle and
 admin endpoints) and ``internal_client`` (how Shardmon calls its own listeners). Addresses are checked
-as they load (:mod:`model.addresses`); durations are held as int milliseconds, sizes as int bytes
-(:mod:`model.units`). :class:`model.config.Config` puts the sections together.
+as they load (:mod:`shardmon.model.addresses`); durations are held as int milliseconds, sizes as int bytes
+(:mod:`shardmon.model.units`). :class:`shardmon.model.config.Config` puts the sections together.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from model.addresses import HostPort, RayAddress, RedisURL, split_url_password
-from model.config_base import ConfigModel
-from model.errors import ConfigError
-from model.http_config import BasicAuth, TLSConfig
-from model.label_limits import LabelLimits
-from model.units import Duration, Size
+from shardmon.model.addresses import HostPort, RayAddress, RedisURL, split_url_password
+from shardmon.model.config_base import ConfigModel
+from shardmon.model.errors import ConfigError
+from shardmon.model.http_config import BasicAuth, TLSConfig
+from shardmon.model.label_limits import LabelLimits
+from shardmon.model.units import Duration, Size
 
 
 class ShardNode(ConfigModel):

@@ -1,7 +1,7 @@
 """The storage seams: what the scrape loop writes to and what the PromQL engine reads from.
 
 As Prometheus's ``storage.Appendable`` and ``storage.Queryable``, these Protocols let the scrape
-loop and the engine run in-process in tests (on :class:`model.memory.MemoryStorage`) and over the
+loop and the engine run in-process in tests (on :class:`shardmon.model.memory.MemoryStorage`) and over the
 network in production (the forwarder, the shard fan-out) without knowing the difference.
 """
 
@@ -14,9 +14,9 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from model.errors import QueryCanceledError, QueryError, QueryLimitError, QueryTimeoutError
-from model.labels import Labels, Matcher
-from model.samples import SampleBatch
+from shardmon.model.errors import QueryCanceledError, QueryError, QueryLimitError, QueryTimeoutError
+from shardmon.model.labels import Labels, Matcher
+from shardmon.model.samples import SampleBatch
 
 #: What a limit of "none" is sent as where a number is needed (the shards' SeriesLimits).
 NO_LIMIT = 2**63 - 1
@@ -146,7 +146,7 @@ class Querier(Protocol):
     value ``""``; at least one matcher must not match the empty string.
 
     With a ``budget``, a call stops (raising its error) once the query is called off or past its
-    deadline, and a select stops loading, raising :class:`~model.errors.QueryLimitError`, as soon
+    deadline, and a select stops loading, raising :class:`~shardmon.model.errors.QueryLimitError`, as soon
     as its answer would exceed what the budget has left (``points_per_series`` counted per series,
     see :class:`QueryBudget`). The select does not charge the budget: its caller charges what it got.
     """

@@ -49,7 +49,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from model.errors import ConfigError
+from shardmon.model.errors import ConfigError
 
 TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
 TLS_VERSIONS = {

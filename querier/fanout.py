@@ -1,4 +1,4 @@
-"""The fan-out: a :class:`~model.storage.Querier` over every shard, itself just another Querier.
+"""The fan-out: a :class:`~shardmon.model.storage.Querier` over every shard, itself just another Querier.
 
 Each call goes to all shards in parallel (a thread per shard call; the gRPC client blocks), and the
 answers, each sorted by labels, are merged k-way. A series found on several shards (replicas) is
@@ -11,7 +11,7 @@ yet, so a later failure of those others can hide them without a warning.)
 
 A query cannot make the fan-out hold more than it may, nor wait on a shard that stopped answering:
 
-- **Budget.** A select sends each shard what the query's :class:`~model.storage.QueryBudget` has
+- **Budget.** A select sends each shard what the query's :class:`~shardmon.model.storage.QueryBudget` has
   left; a shard stops streaming once its answer would exceed it. Frames are counted as they arrive
   (all copies of a replicated series: up to RF times the budget), and once over, or once a shard
   says it stopped, the other shards' streams are cancelled and the query fails with 422.
@@ -42,7 +42,7 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
-from model.errors import (
+from shardmon.model.errors import (
     QueryCanceledError,
     QueryError,
     QueryLimitError,
@@ -50,10 +50,10 @@ from model.errors import (
     ShardmonError,
     ShardUnavailableError,
 )
-from model.labels import Matcher
-from model.storage import LabelsResult, QueryBudget, Series, SeriesSet
-from querier import metrics
-from shards.client import ShardClient
+from shardmon.model.labels import Matcher
+from shardmon.model.storage import LabelsResult, QueryBudget, Series, SeriesSet
+from shardmon.querier import metrics
+from shardmon.shards.client import ShardClient
 
 T = TypeVar("T")
 

@@ -1,7 +1,7 @@
 """The gRPC ``Query`` service: PromQL for clients that query aggregates.
 
 Results travel in columns (timestamps and values as packed bytes per series); errors leave through
-the one status table in :mod:`model.grpcstatus` (a bad query is ``INVALID_ARGUMENT``, a timeout
+the one status table in :mod:`shardmon.model.grpcstatus` (a bad query is ``INVALID_ARGUMENT``, a timeout
 ``DEADLINE_EXCEEDED``, a query over a limit ``FAILED_PRECONDITION``). Evaluation runs in a thread, off
 the event loop, and stops when the client cancels the call or its deadline passes.
 """
@@ -16,13 +16,13 @@ from typing import TypeVar
 
 import numpy as np
 
-from model import errors
-from model.grpcstatus import abort
-from model.pb import query_pb2, query_pb2_grpc, types_pb2
-from model.samples import F64, I64
-from model.storage import Querier, QueryBudget
-from querier import lookup, metrics
-from querier.promql import Engine, QueryResult
+from shardmon.model import errors
+from shardmon.model.grpcstatus import abort
+from shardmon.model.pb import query_pb2, query_pb2_grpc, types_pb2
+from shardmon.model.samples import F64, I64
+from shardmon.model.storage import Querier, QueryBudget
+from shardmon.querier import lookup, metrics
+from shardmon.querier.promql import Engine, QueryResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -5,7 +5,7 @@ with a query string or POST with a form body; ``{"status": "success", "data": ..
 or ``{"status": "error", "errorType": "bad_data", "error": "..."}``. Sample values are strings
 (``"1.5"``, ``"NaN"``, ``"+Inf"``) and timestamps are seconds with millisecond digits, written exactly
 as Prometheus writes them. The engine runs in a thread so the event loop keeps serving; each
-query runs on its own :class:`~model.storage.QueryBudget`, called off when the client disconnects
+query runs on its own :class:`~shardmon.model.storage.QueryBudget`, called off when the client disconnects
 or the timeout passes, so that the evaluation thread and its shard calls stop too.
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from model.errors import (
+from shardmon.model.errors import (
     BadQueryError,
     QueryCanceledError,
     QueryError,
@@ -34,14 +34,14 @@ from model.errors import (
     QueryTimeoutError,
     QueryUnavailableError,
 )
-from model.httpclient import InternalClient
-from model.httpserver import make_app
-from model.labels import Labels
-from model.storage import Querier, QueryBudget
-from model.units import parse_duration_ms
-from model.webconfig import WebConfig
-from querier import lookup, metrics
-from querier.promql import Engine, QueryResult
+from shardmon.model.httpclient import InternalClient
+from shardmon.model.httpserver import make_app
+from shardmon.model.labels import Labels
+from shardmon.model.storage import Querier, QueryBudget
+from shardmon.model.units import parse_duration_ms
+from shardmon.model.webconfig import WebConfig
+from shardmon.querier import lookup, metrics
+from shardmon.querier.promql import Engine, QueryResult
 
 T = TypeVar("T")
 _MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs

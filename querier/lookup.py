@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 import promql_parser
 
-from model.errors import BadQueryError
-from model.labels import Labels, Matcher
-from model.storage import LabelsResult, Querier, QueryBudget
-from querier.promql import QueryGuard, selector_matchers
+from shardmon.model.errors import BadQueryError
+from shardmon.model.labels import Labels, Matcher
+from shardmon.model.storage import LabelsResult, Querier, QueryBudget
+from shardmon.querier.promql import QueryGuard, selector_matchers
 
 _DEFAULT_GUARD = QueryGuard()
 

@@ -24,7 +24,7 @@ one minute before to one minute after, step one minute, whose middle step must g
 values compare with a relative tolerance of 1e-6 and NaN equals NaN. A case whose query uses a
 feature the engine does not implement yet counts as *unsupported*, not as a failure.
 
-Run it from the command line: ``python -m querier.promqltest FILE_OR_DIR...``.
+Run it from the command line: ``python -m shardmon.querier.promqltest FILE_OR_DIR...``.
 """
 
 from __future__ import annotations
@@ -40,15 +40,15 @@ from pathlib import Path
 
 import numpy as np
 
-from model.errors import QueryError
-from model.hashing import shards_for_series
-from model.labels import Labels
-from model.memory import MemoryStorage
-from model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch
-from model.storage import Appender, Querier
-from model.units import parse_duration_ms
-from querier.fanout import FanoutQuerier
-from querier.promql import Engine, QueryResult, ResultSeries, UnsupportedQueryError
+from shardmon.model.errors import QueryError
+from shardmon.model.hashing import shards_for_series
+from shardmon.model.labels import Labels
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch
+from shardmon.model.storage import Appender, Querier
+from shardmon.model.units import parse_duration_ms
+from shardmon.querier.fanout import FanoutQuerier
+from shardmon.querier.promql import Engine, QueryResult, ResultSeries, UnsupportedQueryError
 
 #: Builds an empty storage: where ``load`` writes, and what the engine reads. Called again on ``clear``.
 StorageFactory = Callable[[], tuple[Appender, Querier]]
@@ -111,7 +111,7 @@ class ScriptError(ValueError):
 
 
 def memory_storage() -> tuple[Appender, Querier]:
-    """The default storage factory: a fresh :class:`~model.memory.MemoryStorage`."""
+    """The default storage factory: a fresh :class:`~shardmon.model.memory.MemoryStorage`."""
     storage = MemoryStorage()
     return storage, storage
 

@@ -9,17 +9,17 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from model import grpcauth
-from model.config import Config
-from model.httpclient import InternalClient
-from model.httpserver import listen
-from model.pb import query_pb2, query_pb2_grpc
-from model.shutdown import wait_until_stopped
-from querier.fanout import FanoutQuerier
-from querier.grpc_api import QueryService
-from querier.http_api import PrometheusAPI
-from querier.promql import Engine
-from shards.client import ShardClient, ShardConnection
+from shardmon.model import grpcauth
+from shardmon.model.config import Config
+from shardmon.model.httpclient import InternalClient
+from shardmon.model.httpserver import listen
+from shardmon.model.pb import query_pb2, query_pb2_grpc
+from shardmon.model.shutdown import wait_until_stopped
+from shardmon.querier.fanout import FanoutQuerier
+from shardmon.querier.grpc_api import QueryService
+from shardmon.querier.http_api import PrometheusAPI
+from shardmon.querier.promql import Engine
+from shardmon.shards.client import ShardClient, ShardConnection
 
 log = logging.getLogger(__name__)
 

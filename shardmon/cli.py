@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from model.errors import ConfigError
 from shardmon.cli_clients import (
     add_client_options,
     cmd_import,
@@ -55,6 +54,7 @@ from shardmon.cli_services import (
     cmd_shard,
     cmd_up,
 )
+from shardmon.model.errors import ConfigError
 
 
 def parser() -> argparse.ArgumentParser:

@@ -13,14 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from model.config import Config
-from model.errors import ShardmonError, UnauthenticatedError
 from shardmon.cli_common import UsageError
+from shardmon.model.config import Config
+from shardmon.model.errors import ShardmonError, UnauthenticatedError
 
 
 def _format_table(res) -> str:
     """A query result as ``shardmon query`` prints it without ``--json``: one line per series."""
-    from querier.http_api import format_ts, format_value
+    from shardmon.querier.http_api import format_ts, format_value
 
     if res.result_type == "scalar":
         return f"scalar  {format_value(res.scalar)}  @{format_ts(res.time_ms)}"
@@ -41,8 +41,8 @@ def _format_table(res) -> str:
 
 
 def cmd_query(args, config: Config) -> int:
-    from querier.http_api import parse_time_ms, result_json
     from shardmon.client import QueryClient
+    from shardmon.querier.http_api import parse_time_ms, result_json
 
     conn = client_of(args, config)
     try:
@@ -84,8 +84,8 @@ def client_of(args, config: Config):
     flags (any TLS flag means TLS)."""
     import yaml
 
-    from model.http_config import BasicAuth, HTTPClientConfig, TLSConfig
-    from model.httpclient import InternalClient
+    from shardmon.model.http_config import BasicAuth, HTTPClientConfig, TLSConfig
+    from shardmon.model.httpclient import InternalClient
 
     basic, tls = config.internal_client.basic_auth, config.internal_client.tls_config
     if args.http_config_file:
@@ -97,7 +97,7 @@ def client_of(args, config: Config):
         except OSError as exc:
             raise UsageError(f"--http.config.file {args.http_config_file}: {exc.strerror}") from None
         except (ValueError, yaml.YAMLError) as exc:
-            from model.config import yaml_error
+            from shardmon.model.config import yaml_error
 
             msg = yaml_error(exc) if isinstance(exc, yaml.YAMLError) else str(exc).splitlines()[0]
             raise UsageError(f"--http.config.file {args.http_config_file}: {msg}") from None
@@ -211,8 +211,8 @@ def cmd_reload(args, config: Config) -> int:
 
 
 def cmd_import(args, config: Config) -> int:
-    from model.errors import ExpositionError
     from shardmon.importer import import_openmetrics, summary_line
+    from shardmon.model.errors import ExpositionError
 
     try:
         summary = import_openmetrics(config, args.file, batch_samples=args.batch_samples)
@@ -227,7 +227,7 @@ def cmd_import(args, config: Config) -> int:
 
 
 def cmd_promqltest(args, config: Config) -> int:
-    from querier.promqltest import ScriptError, ScriptReport, memory_storage, run_file, sharded_storage
+    from shardmon.querier.promqltest import ScriptError, ScriptReport, memory_storage, run_file, sharded_storage
 
     paths: list[Path] = []
     for arg in args.files:

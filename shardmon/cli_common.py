@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from importlib import resources
 
-from model.config import Config, load_config, parse_config
+from shardmon.model.config import Config, load_config, parse_config
 
 DEFAULT_CONFIG = "default.yml"
 

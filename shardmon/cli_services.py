@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from model.addresses import check_host_port, check_ray_address, redacted_url
-from model.config import Config
-from model.errors import ConfigError
 from shardmon.cli_common import UsageError, check_ok, load, security_summary, setup_logging
+from shardmon.model.addresses import check_host_port, check_ray_address, redacted_url
+from shardmon.model.config import Config
+from shardmon.model.errors import ConfigError
 
 
 def _node_index(config: Config, shard_id: int) -> int:
@@ -78,7 +78,7 @@ def cmd_up(args, config: Config) -> int:
 
 
 def cmd_shard(args, config: Config) -> int:
-    from shards.server import serve
+    from shardmon.shards.server import serve
 
     i = _node_index(config, args.id)
     if args.accept_data_loss and args.rebuild_from_replicas:
@@ -102,7 +102,7 @@ def cmd_shard(args, config: Config) -> int:
 
 
 def cmd_querier(args, config: Config) -> int:
-    from querier.server import serve
+    from shardmon.querier.server import serve
 
     q = config.querier
     if args.check:
@@ -126,7 +126,7 @@ def _with_ray_address(config: Config, address: str | None) -> Config:
 
 
 def cmd_ingest(args, config: Config) -> int:
-    from ingest.target import targets_from_config
+    from shardmon.ingest.target import targets_from_config
 
     config = _with_ray_address(config, args.ray_address)
     targets = targets_from_config(config)  # Target-level checks (label overrides) fail here, before Ray starts.
@@ -138,7 +138,7 @@ def cmd_ingest(args, config: Config) -> int:
         return check_ok(args, f"ingest: {len(targets)} targets in {len(config.scrape_configs)} scrape configs, "
                          f"{config.ingest.scrapers} scrapers on {ray_at}, writing to {len(config.shards.nodes)} shards",
                    config)
-    from ingest.service import run
+    from shardmon.ingest.service import run
 
     if args.ready_file:
         # A container restarted keeps its files: "ready" must mean this run's scrapers.
@@ -153,7 +153,7 @@ def _ingest_status(config: Config) -> int:
     """Print, as JSON, the running coordinator's scrapers (with their nodes) and the cluster's nodes."""
     import json
 
-    from ingest.coordinator import cluster_status
+    from shardmon.ingest.coordinator import cluster_status
 
     if config.ingest.ray_address == "local":
         raise UsageError("ingest --status: ingest.ray_address is \"local\": there is no shared Ray cluster to ask "
@@ -175,7 +175,7 @@ def cmd_receiver(args, config: Config) -> int:
         return check_ok(args, f"receiver: remote_write on {rc.http_address}, "
                          f"push API on {rc.pushgateway_address or '(off)'}, writing to {len(config.shards.nodes)} shards",
                    config)
-    from ingest.receiver import serve
+    from shardmon.ingest.receiver import serve
 
     setup_logging(args.verbose)
     asyncio.run(serve(config))
@@ -236,7 +236,7 @@ def cmd_ray_node(args, config: Config) -> int:
     # node's scrapers restart on the remaining nodes right away.
     env.setdefault("RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S", "0")
     # Every node of a cluster authenticates with Ray's token; the head writes one if there is none.
-    from ingest.rayauth import token_auth_env
+    from shardmon.ingest.rayauth import token_auth_env
 
     if args.check:  # the token is looked for (and a head's written) when the node starts, not when checked
         role = "head" if args.head else f"worker of {args.address}"
@@ -250,7 +250,7 @@ def cmd_ray_node(args, config: Config) -> int:
 
 
 def cmd_check_config(args, config: Config) -> int:
-    from ingest.target import targets_from_config
+    from shardmon.ingest.target import targets_from_config
 
     n = len(targets_from_config(config))
     print(f"{args.config or '<embedded default config>'}: OK ({len(config.scrape_configs)} scrape configs, "

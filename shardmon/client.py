@@ -1,11 +1,11 @@
 """A small typed client of the querier's gRPC Query API.
 
-Results come back as :class:`~querier.promql.QueryResult` with numpy arrays, errors as the same
+Results come back as :class:`~shardmon.querier.promql.QueryResult` with numpy arrays, errors as the same
 classes the HTTP API maps to Prometheus's error types (``BadQueryError`` for a malformed query,
 ``QueryTimeoutError``, ``QueryExecutionError``, ``QueryLimitError`` for a query over
 ``querier.max_samples``/``max_series`` with ``.limit`` naming it, ``QueryCanceledError``,
 ``QueryUnavailableError``; ``UnauthenticatedError`` and ``PermissionDeniedError`` when the querier
-refuses the caller), through the one status table of :mod:`model.grpcstatus`::
+refuses the caller), through the one status table of :mod:`shardmon.model.grpcstatus`::
 
     from shardmon.client import QueryClient
 
@@ -31,13 +31,13 @@ import time
 import grpc
 import numpy as np
 
-from model import grpcauth
-from model.grpcstatus import QUERY, error_of
-from model.http_config import BasicAuth, TLSConfig
-from model.labels import Labels
-from model.pb import query_pb2, query_pb2_grpc
-from model.samples import F64, I64
-from querier.promql import QueryResult, ResultSeries
+from shardmon.model import grpcauth
+from shardmon.model.grpcstatus import QUERY, error_of
+from shardmon.model.http_config import BasicAuth, TLSConfig
+from shardmon.model.labels import Labels
+from shardmon.model.pb import query_pb2, query_pb2_grpc
+from shardmon.model.samples import F64, I64
+from shardmon.querier.promql import QueryResult, ResultSeries
 
 _TYPES = {
     query_pb2.QueryResponse.VECTOR: "vector",
@@ -62,7 +62,7 @@ def result_of(resp: query_pb2.QueryResponse) -> QueryResult:
 
 
 class QueryClient:
-    """Blocking client; raises :class:`~model.errors.ShardmonError` subclasses (see the module docstring).
+    """Blocking client; raises :class:`~shardmon.model.errors.ShardmonError` subclasses (see the module docstring).
 
     With a querier behind a web config: ``tls`` (Prometheus's ``tls_config`` fields, e.g.
     ``TLSConfig(ca_file="ca.crt")``, with ``cert_file``/``key_file`` for mTLS; an empty ``TLSConfig()``

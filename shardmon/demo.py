@@ -13,7 +13,7 @@ import time
 
 from aiohttp import web
 
-from model.shutdown import wait_until_stopped
+from shardmon.model.shutdown import wait_until_stopped
 
 _ROUTES = (("GET", "200", 12.0), ("GET", "404", 0.5), ("POST", "200", 3.0), ("POST", "500", 0.2))
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)

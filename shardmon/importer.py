@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from ingest.backfill import read_batches
-from model.config import Config
-from model.errors import ShardmonError
-from model.hashing import shards_for_series
-from shards.client import ShardClient, ShardConnection
+from shardmon.ingest.backfill import read_batches
+from shardmon.model.config import Config
+from shardmon.model.errors import ShardmonError
+from shardmon.model.hashing import shards_for_series
+from shardmon.shards.client import ShardClient, ShardConnection
 
 
 def _progress(done: int, total: int, samples: int, t0: float, out) -> None:

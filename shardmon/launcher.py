@@ -18,8 +18,8 @@ import time
 import urllib.parse
 from pathlib import Path
 
-from model.config import Config
-from model.errors import ConfigError
+from shardmon.model.config import Config
+from shardmon.model.errors import ConfigError
 from shardmon.procs import (
     Child,
     Interrupted,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from model.config import Config, load_config
 from shardmon.launcher import LocalCluster
+from shardmon.model.config import Config, load_config
 from shardmon.procs import Child, free_port
 
 
@@ -44,7 +44,7 @@ class LocalShards:
         return self
 
     def clients(self):
-        from shards.client import ShardClient, ShardConnection
+        from shardmon.shards.client import ShardClient, ShardConnection
 
         return [ShardClient(n.id, n.address, ShardConnection.of(self.config)) for n in self.config.shards.nodes]
 

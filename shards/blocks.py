@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.samples import U64
-from shards import chunk
-from shards.store import BlockMeta
+from shardmon.model.samples import U64
+from shardmon.shards import chunk
+from shardmon.shards.store import BlockMeta
 
 
 class Block(NamedTuple):

@@ -38,7 +38,7 @@ import threading
 import numpy as np
 import zstandard
 
-from model.samples import F64, I64, U64
+from shardmon.model.samples import F64, I64, U64
 
 FORMAT_DOD_XOR_ZSTD = 1
 """Legacy: delta-of-delta timestamps and XOR'd float bits in one zstd frame. Read, no longer written."""

@@ -12,14 +12,14 @@ from typing import NamedTuple
 import grpc
 import numpy as np
 
-from model import grpcauth
-from model.errors import QueryLimitError, ShardUnavailableError
-from model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
-from model.http_config import BasicAuth, TLSConfig
-from model.labels import Labels, Matcher, MatchType
-from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
-from model.samples import SampleBatch
-from model.storage import NO_LIMIT, Series
+from shardmon.model import grpcauth
+from shardmon.model.errors import QueryLimitError, ShardUnavailableError
+from shardmon.model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
+from shardmon.model.http_config import BasicAuth, TLSConfig
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.pb import shard_pb2, shard_pb2_grpc, types_pb2
+from shardmon.model.samples import SampleBatch
+from shardmon.model.storage import NO_LIMIT, Series
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _CHANNEL_OPTIONS = [
@@ -47,7 +47,7 @@ class ShardConnection(NamedTuple):
 
     @classmethod
     def of(cls, config) -> ShardConnection:
-        """From a :class:`model.config.Config`."""
+        """From a :class:`shardmon.model.config.Config`."""
         return cls(config.shard_tls(), config.internal_client.basic_auth)
 
 
@@ -92,7 +92,7 @@ class SeriesStream:
     """One Series call in flight: iterate it for the series of each frame as they arrive;
     :meth:`cancel` (from any thread) ends it, the iteration then raising a retryable error.
 
-    Raises :class:`~model.errors.QueryLimitError` when the shard stopped at the request's limits, and
+    Raises :class:`~shardmon.model.errors.QueryLimitError` when the shard stopped at the request's limits, and
     the error tree's translation of a failed call otherwise.
     """
 
@@ -245,7 +245,7 @@ class ShardClient:
 
     def flush(self, timeout_s: float = 300.0) -> int:
         """Move the shard's head into blocks; returns how many blocks were written. An admin RPC:
-        :class:`~model.errors.PermissionDeniedError` unless the shard runs with ``web.enable_admin_api``."""
+        :class:`~shardmon.model.errors.PermissionDeniedError` unless the shard runs with ``web.enable_admin_api``."""
         try:
             return self._stub.Flush(shard_pb2.FlushRequest(), timeout=timeout_s).blocks_written
         except grpc.RpcError as exc:
@@ -259,7 +259,7 @@ class ShardClient:
 
     def reset(self, timeout_s: float = 60.0) -> None:
         """Delete everything the shard holds (tests and tools). An admin RPC:
-        :class:`~model.errors.PermissionDeniedError` unless the shard runs with ``web.enable_admin_api``."""
+        :class:`~shardmon.model.errors.PermissionDeniedError` unless the shard runs with ``web.enable_admin_api``."""
         try:
             self._stub.Reset(shard_pb2.ResetRequest(), timeout=timeout_s)
         except grpc.RpcError as exc:

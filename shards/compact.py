@@ -5,7 +5,7 @@ Retention deletes whole blocks once their end is ``retention_time`` older than t
 ``retention_size`` bytes. Compaction merges overlapping blocks first, then the blocks lying in one
 aligned window of a larger range (3, 9, 27... block durations) that the head has left behind. Each
 deletion or merge is one store transaction, run through :meth:`BlockList.retire
-<shards.blocks.BlockList.retire>` so the in-memory list changes right after it commits.
+<shardmon.shards.blocks.BlockList.retire>` so the in-memory list changes right after it commits.
 
 The planning (:func:`blocks_beyond_retention`, :func:`plan_compaction`) and the merging of chunks
 (:func:`merge_block_chunks`) are pure; :func:`delete_beyond_retention` and :func:`compact_group` do
@@ -21,10 +21,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xxhash
 
-from model.samples import U64
-from shards import chunk, metrics
-from shards.blocks import Block, BlockList, backfill_tags
-from shards.store import BlockMeta, Store
+from shardmon.model.samples import U64
+from shardmon.shards import chunk, metrics
+from shardmon.shards.blocks import Block, BlockList, backfill_tags
+from shardmon.shards.store import BlockMeta, Store
 
 log = logging.getLogger(__name__)
 

@@ -1,16 +1,16 @@
 """The shard's storage engine, :class:`ShardDB`: the head, the series and the blocks, over a
-:class:`~shards.store.Store` (the shard's Redis; an in-memory store in unit tests).
+:class:`~shardmon.shards.store.Store` (the shard's Redis; an in-memory store in unit tests).
 
-Write path: check the batch (:mod:`shards.limits`: the series limits and the time guard), make it
+Write path: check the batch (:mod:`shardmon.shards.limits`: the series limits and the time guard), make it
 durable (new series' labels and the WAL record in one store transaction), apply it to the head, then
 return, so the caller acknowledges only durable writes. Writes are idempotent by batch id: the ids of
 the batches in the WAL are remembered (and rebuilt by replay), and a batch seen before is acknowledged
 without appending anything. Backfill writes blocks of their own instead (idempotent by the batch's tag).
 
-Blocks (:mod:`shards.blocks`): once the head's newest sample and the clock are both 1.5 block
+Blocks (:mod:`shardmon.shards.blocks`): once the head's newest sample and the clock are both 1.5 block
 durations past the oldest window, that window is encoded into per-series chunks and stored with the
 checkpoint (the head's new lower bound and the trim of the WAL entries now wholly in blocks) in one
-transaction. ``flush`` cuts everything up to now. Retention and compaction: :mod:`shards.compact`.
+transaction. ``flush`` cuts everything up to now. Retention and compaction: :mod:`shardmon.shards.compact`.
 
 Recovery (:meth:`ShardDB.open`): check the store's identity, load the series labels, the blocks'
 series lists and the checkpoint, then replay the WAL entries still in the stream, dropping samples
@@ -21,7 +21,7 @@ bound found ahead of the clock back to now and moves the WAL's samples from too 
 of their own, so no timestamp, however odd, can make present-day writes out of bounds or delete
 present-day blocks.
 
-Reads (:mod:`shards.reads`) merge the blocks overlapping the range, in (mint, block id) order, then the
+Reads (:mod:`shardmon.shards.reads`) merge the blocks overlapping the range, in (mint, block id) order, then the
 head, a timestamp once.
 """
 
@@ -38,11 +38,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 import xxhash
 
-from model.config import ShardsConfig
-from model.labels import Matcher
-from model.samples import I64, U64, SampleBatch
-from shards import compact, limits, metrics, reads
-from shards.blocks import (
+from shardmon.model.config import ShardsConfig
+from shardmon.model.labels import Matcher
+from shardmon.model.samples import I64, U64, SampleBatch
+from shardmon.shards import compact, limits, metrics, reads
+from shardmon.shards.blocks import (
     Block,
     BlockList,
     by_series_and_time,
@@ -52,12 +52,12 @@ from shards.blocks import (
     flush_bound,
     id_field,
 )
-from shards.head import Head
-from shards.limits import SeriesLimitError, WriteOutcome
-from shards.reads import Selection
-from shards.series import ShardSeries
-from shards.store import Store
-from shards.wal import decode_record, encode_record
+from shardmon.shards.head import Head
+from shardmon.shards.limits import SeriesLimitError, WriteOutcome
+from shardmon.shards.reads import Selection
+from shardmon.shards.series import ShardSeries
+from shardmon.shards.store import Store
+from shardmon.shards.wal import decode_record, encode_record
 
 log = logging.getLogger(__name__)
 #: Tests only (the crash test): seconds to wait, mid block cut, between encoding and the transaction that
@@ -130,13 +130,13 @@ class ShardDB:
 
     @property
     def registry(self):
-        """The shard's :class:`~shards.series.SeriesRegistry` (idx -> id, labels, key)."""
+        """The shard's :class:`~shardmon.shards.series.SeriesRegistry` (idx -> id, labels, key)."""
         return self.series.registry
 
     # -- recovery --------------------------------------------------------------------------------
 
     async def open(self, *, accept_data_loss: bool = False) -> None:
-        """Check the store's identity (see :meth:`IdentityGuard.attach <shards.identity.IdentityGuard.attach>`),
+        """Check the store's identity (see :meth:`IdentityGuard.attach <shardmon.shards.identity.IdentityGuard.attach>`),
         then recover blocks, index and head from it. Samples the WAL holds from further ahead than
         ``max_future_time`` (written before that limit existed) are moved into blocks rather than into
         the head, and a stored lower bound ahead of the clock is brought back to now, so recovery follows
@@ -334,7 +334,7 @@ class ShardDB:
 
     async def cut_blocks(self) -> int:
         """Move every block window the head and the clock have outgrown into the store (see
-        :func:`~shards.blocks.cut_window`). Returns blocks written."""
+        :func:`~shardmon.shards.blocks.cut_window`). Returns blocks written."""
         written = 0
         if self.store.lost is not None:
             return 0
@@ -348,7 +348,7 @@ class ShardDB:
         return written
 
     async def flush(self) -> int:
-        """Move the head's samples into blocks: every sample before :func:`~shards.blocks.flush_bound`
+        """Move the head's samples into blocks: every sample before :func:`~shardmon.shards.blocks.flush_bound`
         (just after the newest sample, at most now), the last window's as a block ended early (its
         samples before the bound; its metadata still spans the window); the head's lower bound rises to
         that bound, never past the clock, so present-day writes go on."""
@@ -477,8 +477,8 @@ class ShardDB:
         self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
         max_series: int = reads.NO_LIMIT, max_samples: int = reads.NO_LIMIT, points_per_series: int = 0,
     ) -> AsyncIterator[Selection]:
-        """:meth:`select` in pieces, in label order, for streaming (see :func:`shards.reads.select_pieces`:
-        with limits, :class:`~model.errors.QueryLimitError` as soon as the answer would exceed them)."""
+        """:meth:`select` in pieces, in label order, for streaming (see :func:`shardmon.shards.reads.select_pieces`:
+        with limits, :class:`~shardmon.model.errors.QueryLimitError` as soon as the answer would exceed them)."""
         return reads.select_pieces(self, matchers, start_ms, end_ms, skip_samples=skip_samples,
                                    max_series=max_series, max_samples=max_samples,
                                    points_per_series=points_per_series)

@@ -6,7 +6,7 @@ Reads merge the tail into a *sorted* part (samples ordered by series, then time,
 offsets), so a read of one series is two ``searchsorted`` calls and a slice.
 
 Samples name their series by ``idx``, the dense number the shard's
-:class:`~shards.registry.SeriesRegistry` gave it.
+:class:`~shardmon.shards.registry.SeriesRegistry` gave it.
 
 Ordering rules (as Prometheus's head): a sample older than the series' latest is rejected
 ``out_of_order``; one with the latest's timestamp and the same value (bit for bit) is a duplicate and
@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from model.samples import F64, I64, U64
+from shardmon.model.samples import F64, I64, U64
 
 if TYPE_CHECKING:
-    from shards.registry import SeriesRegistry
+    from shardmon.shards.registry import SeriesRegistry
 
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max

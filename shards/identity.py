@@ -7,7 +7,7 @@ demand (the server, every second). A store whose identity is gone, whose epoch c
 generation went back (a Redis restarted without AOF, FLUSHALL, failover to an empty or stale replica,
 restored from an old snapshot) lost acknowledged data: the guard records why in ``lost``, writes the
 ``P data_lost`` marker (so a restarted shard knows too) and refuses every mutation with
-:class:`~model.errors.ShardDataLostError` until the loss is accepted (``attach(accept_data_loss=True)``).
+:class:`~shardmon.model.errors.ShardDataLostError` until the loss is accepted (``attach(accept_data_loss=True)``).
 
 :class:`IdentityGuard` holds these rules over a few primitives each store implements (read the
 identity and the marker, write them, tell whether there is data, delete every key).
@@ -21,9 +21,9 @@ import os
 import time
 from collections.abc import Mapping
 
-from model.errors import ShardDataLostError, ShardNotDurableError, ShardUnavailableError
-from shards import metrics
-from shards.store import Identity, Keys
+from shardmon.model.errors import ShardDataLostError, ShardNotDurableError, ShardUnavailableError
+from shardmon.shards import metrics
+from shardmon.shards.store import Identity, Keys
 
 log = logging.getLogger(__name__)
 

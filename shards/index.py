@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from model.labels import Labels, Matcher, MatchType
-from model.regex import sorted_range
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.regex import sorted_range
 
 #: A regex scan (or sort) over more values than this leaves the event loop (select_async).
 OFFLOAD_VALUES = 20_000

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from model.errors import InvalidWriteError
-from model.samples import SampleBatch
-from shards import metrics
+from shardmon.model.errors import InvalidWriteError
+from shardmon.model.samples import SampleBatch
+from shardmon.shards import metrics
 
 if TYPE_CHECKING:
-    from shards.series import ShardSeries
+    from shardmon.shards.series import ShardSeries
 
 _ADMITTED, _SERIES_LIMIT, _METRIC_SERIES_LIMIT = 0, 1, 2
 

@@ -1,7 +1,7 @@
-"""An in-memory :class:`~shards.store.Store`, for unit tests only: the engine's tests run on it in
+"""An in-memory :class:`~shardmon.shards.store.Store`, for unit tests only: the engine's tests run on it in
 seconds, without a Redis. Nothing users run may import this module (a unit test checks that).
 
-It models the Redis store faithfully rather than simply: the same keys (:class:`~shards.store.Keys`,
+It models the Redis store faithfully rather than simply: the same keys (:class:`~shardmon.shards.store.Keys`,
 FORMAT.md) with Redis's value types, the same transactions (each call is all or nothing, and yields to
 the event loop once, as a round trip to Redis does), stream entry ids as ``XADD *`` makes them, the
 identity checked in the append as the Lua script does, and the failure modes the engine handles:
@@ -23,9 +23,9 @@ import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from model.errors import ShardUnavailableError
-from shards.identity import IdentityGuard, identity_fields
-from shards.store import BlockMeta, Identity, StoredBlock
+from shardmon.model.errors import ShardUnavailableError
+from shardmon.shards.identity import IdentityGuard, identity_fields
+from shardmon.shards.store import BlockMeta, Identity, StoredBlock
 
 
 @dataclass

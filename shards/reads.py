@@ -2,7 +2,7 @@
 query's budget.
 
 The series are found through the label index (:meth:`ShardSeries.select
-<shards.series.ShardSeries.select>`, in label order) and read in pieces that double in size, from at
+<shardmon.shards.series.ShardSeries.select>`, in label order) and read in pieces that double in size, from at
 most 1,024 series (fewer when the budget affords fewer) up to 65,536; the event loop gets a turn
 between pieces. For each piece, the blocks overlapping the range are read first, in (mint, block id)
 order, chunk by chunk (only the piece's series), then the head; where blocks overlap one another (a
@@ -18,19 +18,19 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from model.errors import QueryLimitError, ShardUnavailableError
-from model.labels import Matcher
-from model.samples import I64
-from shards import chunk
-from shards.blocks import Block, BlockList, id_field
-from shards.head import Head
-from shards.registry import SeriesRegistry
-from shards.series import ShardSeries
-from shards.store import Store
+from shardmon.model.errors import QueryLimitError, ShardUnavailableError
+from shardmon.model.labels import Matcher
+from shardmon.model.samples import I64
+from shardmon.shards import chunk
+from shardmon.shards.blocks import Block, BlockList, id_field
+from shardmon.shards.head import Head
+from shardmon.shards.registry import SeriesRegistry
+from shardmon.shards.series import ShardSeries
+from shardmon.shards.store import Store
 
 
 class ShardDB(Protocol):
-    """What a read needs of the shard's database (:class:`shards.engine.ShardDB`, which imports this
+    """What a read needs of the shard's database (:class:`shardmon.shards.engine.ShardDB`, which imports this
     module: a Protocol here keeps the imports one way)."""
 
     series: ShardSeries
@@ -75,7 +75,7 @@ async def select_pieces(
 
     With limits, reading stops as soon as the answer would hold more than ``max_series`` series or
     more than ``max_samples`` samples (each series counting ``points_per_series`` on top of its
-    own samples): :class:`~model.errors.QueryLimitError` is raised before the piece that would
+    own samples): :class:`~shardmon.model.errors.QueryLimitError` is raised before the piece that would
     exceed a limit is yielded, and blocks stop being read as soon as their samples alone would.
     """
     idxs = await db.series.select(matchers, start_ms, end_ms)

@@ -17,13 +17,13 @@ import logging
 
 import numpy as np
 
-from model.config import Config
-from model.errors import ShardmonError
-from model.hashing import shards_for_series
-from model.labels import Matcher, MatchType
-from shards import metrics
-from shards.client import ShardClient, ShardConnection
-from shards.engine import ShardDB
+from shardmon.model.config import Config
+from shardmon.model.errors import ShardmonError
+from shardmon.model.hashing import shards_for_series
+from shardmon.model.labels import Matcher, MatchType
+from shardmon.shards import metrics
+from shardmon.shards.client import ShardClient, ShardConnection
+from shardmon.shards.engine import ShardDB
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
-"""The shard's Redis: the :class:`~shards.store.Store` the shard server runs, and the only module of the
+"""The shard's Redis: the :class:`~shardmon.shards.store.Store` the shard server runs, and the only module of the
 shard that talks to Redis.
 
-Every key is a :class:`~shards.store.Keys` name (FORMAT.md lists them all). Redis errors are
-translated here, once, into :class:`~model.errors.ShardUnavailableError` (retryable). The identity
-rules (a Redis that lost data) are :class:`~shards.identity.IdentityGuard`'s; this module gives them
+Every key is a :class:`~shardmon.shards.store.Keys` name (FORMAT.md lists them all). Redis errors are
+translated here, once, into :class:`~shardmon.model.errors.ShardUnavailableError` (retryable). The identity
+rules (a Redis that lost data) are :class:`~shardmon.shards.identity.IdentityGuard`'s; this module gives them
 their Redis commands, and the WAL append checks the identity inside the same Lua script that appends.
 It also makes sure of the Redis's own settings the shard insists on (``noeviction``, the AOF).
 """
@@ -17,11 +17,11 @@ import redis.asyncio as aioredis
 from redis.credentials import CredentialProvider
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
-from model.errors import ConfigError, ShardUnavailableError
-from model.http_config import TLSConfig
-from shards import metrics
-from shards.identity import IdentityGuard, identity_fields
-from shards.store import BlockMeta, Identity, StoredBlock
+from shardmon.model.errors import ConfigError, ShardUnavailableError
+from shardmon.model.http_config import TLSConfig
+from shardmon.shards import metrics
+from shardmon.shards.identity import IdentityGuard, identity_fields
+from shardmon.shards.store import BlockMeta, Identity, StoredBlock
 
 _REPLAY_PAGE = 256
 _HSET_FIELDS = 20_000

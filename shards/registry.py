@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.labels import Labels
-from model.samples import U64, SampleBatch
+from shardmon.model.labels import Labels
+from shardmon.model.samples import U64, SampleBatch
 
 
 class SeriesRegistry:

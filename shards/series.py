@@ -1,6 +1,6 @@
 """The series a shard knows and what the engine keeps per series.
 
-:class:`ShardSeries` holds the :class:`~shards.registry.SeriesRegistry` (idx -> id, labels, key) and
+:class:`ShardSeries` holds the :class:`~shardmon.shards.registry.SeriesRegistry` (idx -> id, labels, key) and
 adds the label index (postings for matchers), each series' time range over the head and the blocks (a
 read skips series without data in its range), its metric name's code (for the per-metric limit) and the
 label order reads answer in.
@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.errors import InvalidWriteError
-from model.labels import Labels, Matcher, series_id_of
-from model.samples import I64, SampleBatch
-from shards.index import LabelIndex
-from shards.registry import SeriesRegistry, resolve_batch
+from shardmon.model.errors import InvalidWriteError
+from shardmon.model.labels import Labels, Matcher, series_id_of
+from shardmon.model.samples import I64, SampleBatch
+from shardmon.shards.index import LabelIndex
+from shardmon.shards.registry import SeriesRegistry, resolve_batch
 
 if TYPE_CHECKING:
-    from shards.blocks import Block
-    from shards.head import Head
+    from shardmon.shards.blocks import Block
+    from shardmon.shards.head import Head
 
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max

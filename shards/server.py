@@ -1,4 +1,4 @@
-"""The shard's gRPC server: the ``Shard`` service over a :class:`~shards.engine.ShardDB` on the shard's Redis.
+"""The shard's gRPC server: the ``Shard`` service over a :class:`~shardmon.shards.engine.ShardDB` on the shard's Redis.
 
 Run one per shard (``shardmon shard --id N``). The server listens only after recovery has finished,
 so a sender meets "unavailable" (and retries) rather than a half-recovered shard. Before recovery it
@@ -18,19 +18,19 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from model import errors, grpcauth
-from model.addresses import redacted_url
-from model.config import Config
-from model.grpcstatus import status_of
-from model.httpserver import metrics_app, serve_in_thread
-from model.labels import Matcher, MatchType
-from model.pb import shard_pb2, shard_pb2_grpc, types_pb2
-from model.samples import U32, SampleBatch, SeriesTable
-from model.shutdown import wait_until_stopped
-from shards import metrics
-from shards.engine import ShardDB
-from shards.reads import Selection
-from shards.redis_store import RedisStore
+from shardmon.model import errors, grpcauth
+from shardmon.model.addresses import redacted_url
+from shardmon.model.config import Config
+from shardmon.model.grpcstatus import status_of
+from shardmon.model.httpserver import metrics_app, serve_in_thread
+from shardmon.model.labels import Matcher, MatchType
+from shardmon.model.pb import shard_pb2, shard_pb2_grpc, types_pb2
+from shardmon.model.samples import U32, SampleBatch, SeriesTable
+from shardmon.model.shutdown import wait_until_stopped
+from shardmon.shards import metrics
+from shardmon.shards.engine import ShardDB
+from shardmon.shards.reads import Selection
+from shardmon.shards.redis_store import RedisStore
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +371,7 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
         asyncio.create_task(_watch_redis(store, policy, state)),
     ]
     if rebuild_from_replicas:
-        from shards.rebuild import rebuild_from_replicas as rebuild
+        from shardmon.shards.rebuild import rebuild_from_replicas as rebuild
 
         tasks.append(asyncio.create_task(rebuild(db, config, shard_id)))
     await wait_until_stopped(stop)

@@ -1,4 +1,4 @@
-"""The storage interface of a shard: what the engine (:class:`~shards.engine.ShardDB`) needs from
+"""The storage interface of a shard: what the engine (:class:`~shardmon.shards.engine.ShardDB`) needs from
 wherever it keeps its bytes, and the records it keeps there.
 
 A :class:`Store` holds one shard's WAL (a stream of batch records), its series labels, its blocks
@@ -6,14 +6,14 @@ A :class:`Store` holds one shard's WAL (a stream of batch records), its series l
 identity that tells whether the store still holds everything the shard wrote. Every key it uses is a
 :class:`Keys` name, listed in FORMAT.md. Two implementations:
 
-- :class:`shards.redis_store.RedisStore`: the one the shard server runs, over its Redis;
-- :class:`shards.memory_store.MemoryStore`: an in-process model of the same keys and transactions,
+- :class:`shardmon.shards.redis_store.RedisStore`: the one the shard server runs, over its Redis;
+- :class:`shardmon.shards.memory_store.MemoryStore`: an in-process model of the same keys and transactions,
   for unit tests only (nothing users run may import it; a unit test checks that).
 
 Rules every store keeps (the engine relies on them): each mutating call is one atomic transaction,
-whole or not at all, raising :class:`~model.errors.ShardUnavailableError` when it cannot be done;
-every mutation first checks the store's identity (:mod:`shards.identity`) and refuses with
-:class:`~model.errors.ShardDataLostError` once the store is known to have lost data.
+whole or not at all, raising :class:`~shardmon.model.errors.ShardUnavailableError` when it cannot be done;
+every mutation first checks the store's identity (:mod:`shardmon.shards.identity`) and refuses with
+:class:`~shardmon.model.errors.ShardDataLostError` once the store is known to have lost data.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import NamedTuple, Protocol
 
-from model.errors import ShardDataLostError
+from shardmon.model.errors import ShardDataLostError
 
 
 class Keys:

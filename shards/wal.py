@@ -12,7 +12,7 @@ import struct
 import numpy as np
 import zstandard
 
-from model.samples import F64, I64, U32, U64
+from shardmon.model.samples import F64, I64, U32, U64
 
 FORMAT_COLUMNS_ZSTD = 1
 _HEADER = struct.Struct("<BII")  # format, series count, sample count

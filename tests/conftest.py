@@ -1,8 +1,26 @@
-"""Unit tests must not start Ray: they test pure logic and must stay fast."""
+"""For every test: the floors import only as shardmon.* (below), and unit tests must not start Ray
+(they test pure logic and must stay fast)."""
 
+import importlib.abc
 import sys
 
 import pytest
+
+
+class _FloorsOnlyAsShardmon(importlib.abc.MetaPathFinder):
+    """pytest puts the repository root on ``sys.path`` (tests/ is a package), where model/, shards/,
+    ingest/ and querier/ would import as top-level packages; they are shardmon.model, ... (see
+    shardmon/__init__.py). A bare ``import model`` fails in the tests as it does in an installed Shardmon."""
+
+    FLOORS = ("model", "shards", "ingest", "querier")
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.FLOORS:
+            raise ModuleNotFoundError(f"No module named {name!r}: import shardmon.{name}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _FloorsOnlyAsShardmon())
 
 
 def _ray_up() -> bool:

@@ -3,7 +3,7 @@
 
 Output
 ------
-Every mechanism produces :class:`~ingest.discovery.targetgroup.TargetGroup` values (defined in
+Every mechanism produces :class:`~shardmon.ingest.discovery.targetgroup.TargetGroup` values (defined in
 :mod:`.targetgroup`, re-exported here), shaped as Prometheus's ``targetgroup.Group``::
 
     TargetGroup(source="pod/default/web-0",
@@ -14,7 +14,7 @@ Every mechanism produces :class:`~ingest.discovery.targetgroup.TargetGroup` valu
 source replaces the earlier one, and a group with no targets removes it. The labels of one target are
 the group labels overridden by the target's own (:meth:`TargetGroup.label_sets`), exactly the label set
 Prometheus hands to relabeling. ``__meta_*`` labels are for relabeling and are dropped afterwards (as
-every ``__`` label is; see :mod:`ingest.target`).
+every ``__`` label is; see :mod:`shardmon.ingest.target`).
 
 Sources, as Prometheus makes them: static ``"0"``, ``"1"``... (index in ``static_configs``), file
 ``"<path>:<i>"``, HTTP ``"<url>:<i>"``, Kubernetes ``"node/<name>"``, ``"pod/<ns>/<name>"``,
@@ -23,7 +23,7 @@ within a provider, not across the providers of a job: treat the list a job gets 
 
 Manager
 -------
-:class:`ingest.discovery.manager.DiscoveryManager` (also importable from here) runs every SD config of
+:class:`shardmon.ingest.discovery.manager.DiscoveryManager` (also importable from here) runs every SD config of
 every scrape config on the running asyncio loop and calls ``on_update(job_name, groups)`` (a plain
 function or a coroutine function) whenever the list of a job's non-empty groups changes: static groups
 first, then file, HTTP and Kubernetes providers in configuration order. Updates are coalesced: the
@@ -31,10 +31,10 @@ first change is delivered at once, further ones at most every ``update_interval`
 default, as Prometheus). A job that disappears on :meth:`~DiscoveryManager.apply_config` gets a last
 ``on_update(job, [])``::
 
-    from ingest.discovery import DiscoveryManager
+    from shardmon.ingest.discovery import DiscoveryManager
 
     async def on_update(job: str, groups: list[TargetGroup]) -> None:
-        ...  # turn groups into targets (label_sets(), then ingest.target's rules) and reassign
+        ...  # turn groups into targets (label_sets(), then shardmon.ingest.target's rules) and reassign
 
     manager = DiscoveryManager(on_update)
     await manager.apply_config(config.scrape_configs)   # start; call again on reload (unchanged providers keep running)
@@ -51,7 +51,7 @@ config, ``kubeconfig_file``, or the in-cluster service account, see :mod:`.kubec
 :mod:`.metrics`.
 """
 
-from ingest.discovery.manager import DiscoveryManager
-from ingest.discovery.targetgroup import ADDRESS, TargetGroup, sanitize_label_name, static_groups
+from shardmon.ingest.discovery.manager import DiscoveryManager
+from shardmon.ingest.discovery.targetgroup import ADDRESS, TargetGroup, sanitize_label_name, static_groups
 
 __all__ = ["ADDRESS", "DiscoveryManager", "TargetGroup", "sanitize_label_name", "static_groups"]

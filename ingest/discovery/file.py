@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 
 import yaml
 
-from ingest.discovery.metrics import FILE_READ_ERRORS
-from ingest.discovery.targetgroup import TargetGroup, groups_with_meta, parse_groups
-from model.sd_config import FileSDConfig
+from shardmon.ingest.discovery.metrics import FILE_READ_ERRORS
+from shardmon.ingest.discovery.targetgroup import TargetGroup, groups_with_meta, parse_groups
+from shardmon.model.sd_config import FileSDConfig
 
 log = logging.getLogger(__name__)
 

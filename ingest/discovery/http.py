@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 
 import aiohttp
 
-from ingest.discovery.metrics import HTTP_FAILURES
-from ingest.discovery.targetgroup import TargetGroup, groups_with_meta, parse_groups
-from model.errors import DiscoveryError
-from model.httpclient import ClientSettings
-from model.sd_config import HTTPSDConfig
+from shardmon.ingest.discovery.metrics import HTTP_FAILURES
+from shardmon.ingest.discovery.targetgroup import TargetGroup, groups_with_meta, parse_groups
+from shardmon.model.errors import DiscoveryError
+from shardmon.model.httpclient import ClientSettings
+from shardmon.model.sd_config import HTTPSDConfig
 
 log = logging.getLogger(__name__)
 

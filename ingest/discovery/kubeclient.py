@@ -21,11 +21,11 @@ from typing import Any
 import aiohttp
 import yaml
 
-from ingest.discovery.metrics import KUBERNETES_EVENTS, KUBERNETES_FAILURES
-from model.errors import ConfigError, DiscoveryError
-from model.http_config import TLSConfig
-from model.httpclient import ClientSettings, basic_auth_value, read_secret_file, ssl_context
-from model.sd_config import KubernetesSDConfig
+from shardmon.ingest.discovery.metrics import KUBERNETES_EVENTS, KUBERNETES_FAILURES
+from shardmon.model.errors import ConfigError, DiscoveryError
+from shardmon.model.http_config import TLSConfig
+from shardmon.model.httpclient import ClientSettings, basic_auth_value, read_secret_file, ssl_context
+from shardmon.model.sd_config import KubernetesSDConfig
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ then each change re-sends the groups it affects: a changed or deleted object its
 service, pod or node every group that looked it up (Prometheus does not rebuild endpoints on a pod
 change; doing so only makes pod labels fresher). A deleted object sends an empty group (its targets
 go). A node without any address sends nothing, as in Prometheus. The groups themselves are built by
-:mod:`ingest.discovery.kubernetes_labels`.
+:mod:`shardmon.ingest.discovery.kubernetes_labels`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import aiohttp
 
-from ingest.discovery.kubeclient import (
+from shardmon.ingest.discovery.kubeclient import (
     RESOURCES,
     SERVICE_ACCOUNT_DIR,
     KubeConfigError,
@@ -27,7 +27,7 @@ from ingest.discovery.kubeclient import (
     connection_for,
     object_key,
 )
-from ingest.discovery.kubernetes_labels import (
+from shardmon.ingest.discovery.kubernetes_labels import (
     GetNamespaced,
     Obj,
     endpoints_group,
@@ -38,9 +38,9 @@ from ingest.discovery.kubernetes_labels import (
     source_of,
     string_of,
 )
-from ingest.discovery.metrics import KUBERNETES_FAILURES
-from ingest.discovery.targetgroup import TargetGroup
-from model.sd_config import KubernetesSDConfig
+from shardmon.ingest.discovery.metrics import KUBERNETES_FAILURES
+from shardmon.ingest.discovery.targetgroup import TargetGroup
+from shardmon.model.sd_config import KubernetesSDConfig
 
 log = logging.getLogger(__name__)
 

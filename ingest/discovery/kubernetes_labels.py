@@ -6,7 +6,7 @@ The label builders (:func:`node_group`, :func:`pod_group`, :func:`service_group`
 serves) into target groups with exactly Prometheus's ``__meta_kubernetes_*`` labels, sources and
 target addresses; label and annotation keys are sanitized with :func:`sanitize_label_name`. Pure
 functions: what they look up (a service, a pod, a node) they get through the callables they are given,
-so :mod:`ingest.discovery.kubernetes` knows what each group depends on.
+so :mod:`shardmon.ingest.discovery.kubernetes` knows what each group depends on.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ingest.discovery.kubeclient import join_host_port, object_key
-from ingest.discovery.targetgroup import ADDRESS, TargetGroup, sanitize_label_name
+from shardmon.ingest.discovery.kubeclient import join_host_port, object_key
+from shardmon.ingest.discovery.targetgroup import ADDRESS, TargetGroup, sanitize_label_name
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ingest.discovery.file import DEFAULT_POLL_INTERVAL_S, FileDiscoverer
-from ingest.discovery.http import HTTPDiscoverer
-from ingest.discovery.kubernetes import KubernetesDiscoverer
-from ingest.discovery.metrics import DISCOVERED_TARGETS, UPDATES
-from ingest.discovery.targetgroup import TargetGroup, static_groups
-from model.config import ScrapeConfig
+from shardmon.ingest.discovery.file import DEFAULT_POLL_INTERVAL_S, FileDiscoverer
+from shardmon.ingest.discovery.http import HTTPDiscoverer
+from shardmon.ingest.discovery.kubernetes import KubernetesDiscoverer
+from shardmon.ingest.discovery.metrics import DISCOVERED_TARGETS, UPDATES
+from shardmon.ingest.discovery.targetgroup import TargetGroup, static_groups
+from shardmon.model.config import ScrapeConfig
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Service discovery's own metrics (``shardmon_sd_*``), kept by prometheus_client in the process that
-runs the :class:`~ingest.discovery.manager.DiscoveryManager`."""
+runs the :class:`~shardmon.ingest.discovery.manager.DiscoveryManager`."""
 
 from __future__ import annotations
 

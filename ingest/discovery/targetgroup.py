@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from model.config import ScrapeConfig
-from model.labels import is_valid_label_name
+from shardmon.model.config import ScrapeConfig
+from shardmon.model.labels import is_valid_label_name
 
 ADDRESS = "__address__"
 

@@ -15,17 +15,21 @@ The modules, by concept:
   :class:`BodyError`;
 - :mod:`.text`: one line of the text format, as Prometheus's lexer reads it;
 - :mod:`.openmetrics`: one line of OpenMetrics (:func:`parse_openmetrics_line`, also what the backfill
-  reader, :mod:`ingest.backfill`, parses a file with);
+  reader, :mod:`shardmon.ingest.backfill`, parses a file with);
 - :mod:`.tokens`: what both share: values (Go's float syntax), label values and escapes, the
   timestamp sentinel :data:`NO_TIMESTAMP`, :class:`LineError` and how errors quote bad bytes.
 
 Everything a caller needs is imported from here.
 """
 
-from ingest.exposition.body import BodyError, ParsedScrape, SeriesCache, parse_openmetrics, parse_text
-from ingest.exposition.openmetrics import OUT_OF_RANGE_TIMESTAMP, parse_openmetrics_line, parse_openmetrics_timestamp
-from ingest.exposition.text import parse_text_line
-from ingest.exposition.tokens import NO_TIMESTAMP, LineError, parse_value
+from shardmon.ingest.exposition.body import BodyError, ParsedScrape, SeriesCache, parse_openmetrics, parse_text
+from shardmon.ingest.exposition.openmetrics import (
+    OUT_OF_RANGE_TIMESTAMP,
+    parse_openmetrics_line,
+    parse_openmetrics_timestamp,
+)
+from shardmon.ingest.exposition.text import parse_text_line
+from shardmon.ingest.exposition.tokens import NO_TIMESTAMP, LineError, parse_value
 
 __all__ = [
     "NO_TIMESTAMP",

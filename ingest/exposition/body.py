@@ -9,7 +9,7 @@ values is recognised by one numpy-built signature, and then only its values are 
 bulk path cannot vouch for (new series and comments, unusual spacing, errors) go through the exact
 line parsers, :mod:`.text` and :mod:`.openmetrics`.
 
-A malformed line fails the whole body with :class:`BodyError` (an :class:`~model.errors.ExpositionError`),
+A malformed line fails the whole body with :class:`BodyError` (an :class:`~shardmon.model.errors.ExpositionError`),
 naming the line and quoting the bad bit, and saying how many samples came before it (Prometheus
 reports those in ``scrape_samples_scraped`` even though it stores none of them). Only a fully parsed
 body changes the cache.
@@ -24,11 +24,11 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ingest.exposition.openmetrics import parse_openmetrics_line, parse_openmetrics_timestamp
-from ingest.exposition.text import cut_at_end_of_input, parse_text_line
-from ingest.exposition.tokens import NO_TIMESTAMP, LineError, fits_int64, parse_value
-from model.errors import ExpositionError
-from model.labels import Labels
+from shardmon.ingest.exposition.openmetrics import parse_openmetrics_line, parse_openmetrics_timestamp
+from shardmon.ingest.exposition.text import cut_at_end_of_input, parse_text_line
+from shardmon.ingest.exposition.tokens import NO_TIMESTAMP, LineError, fits_int64, parse_value
+from shardmon.model.errors import ExpositionError
+from shardmon.model.labels import Labels
 
 # The bytes a JSON array of numbers, NaN and Infinity needs. JSON numbers are a subset of Go's float
 # syntax, and json.loads is several times faster per value than float() on this hot path.

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 
-from ingest.exposition.tokens import (
+from shardmon.ingest.exposition.tokens import (
     INT64_MIN,
     METRIC_NAME_WORD,
     NO_TIMESTAMP,
@@ -29,7 +29,7 @@ from ingest.exposition.tokens import (
     quote_at,
     unescape,
 )
-from model.labels import METRIC_NAME, Labels
+from shardmon.model.labels import METRIC_NAME, Labels
 
 #: An OpenMetrics timestamp beyond int64 milliseconds: Go's conversion gives int64's minimum on amd64,
 #: which is NO_TIMESTAMP here, so one more (the sample is out of bounds either way).

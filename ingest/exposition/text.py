@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from typing import NoReturn
 
-from ingest.exposition.tokens import (
+from shardmon.ingest.exposition.tokens import (
     METRIC_NAME_WORD,
     NO_TIMESTAMP,
     LineError,
@@ -27,7 +27,7 @@ from ingest.exposition.tokens import (
     quote,
     quote_at,
 )
-from model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name
+from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name
 
 _METRIC_TYPES = frozenset((b"counter", b"gauge", b"histogram", b"summary", b"untyped"))
 _WS = re.compile(rb"[ \t]*")

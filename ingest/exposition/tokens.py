@@ -3,13 +3,13 @@ escapes, the unique-label-name check, the timestamp sentinels, and how an error 
 
 Both line parsers (:mod:`.text`, :mod:`.openmetrics`) and the bulk path of :mod:`.body` read values
 with :func:`parse_value`, so a value means the same whichever path read it. A malformed line raises
-:class:`LineError`; the body parser turns it into a :class:`~ingest.exposition.body.BodyError` naming
+:class:`LineError`; the body parser turns it into a :class:`~shardmon.ingest.exposition.body.BodyError` naming
 the line.
 
 A line parser returns ``None`` for a blank line or a plain comment, ``(kind, name, text)`` for metadata
 (``kind`` one of ``"HELP"``, ``"TYPE"``, ``"UNIT"``), or ``("SAMPLE", key, labels, value, timestamp_ms)``
 for a sample: ``key`` is the series text as written (the bytes before the value, the series cache's
-key), ``labels`` a function making the series' :class:`~model.labels.Labels` (called only for series the
+key), ``labels`` a function making the series' :class:`~shardmon.model.labels.Labels` (called only for series the
 cache does not know), ``timestamp_ms`` :data:`NO_TIMESTAMP` when the line has none.
 """
 
@@ -20,8 +20,8 @@ import re
 
 import numpy as np
 
-from model.errors import ShardmonError
-from model.labels import METRIC_NAME
+from shardmon.model.errors import ShardmonError
+from shardmon.model.labels import METRIC_NAME
 
 NO_TIMESTAMP: int = int(np.iinfo(np.int64).min)
 """The timestamp of a sample whose line carries none."""
@@ -47,7 +47,7 @@ _CONTROL = {i: f"\\x{i:02x}" for i in (*range(32), 127)} | {9: "\\t", 10: "\\n",
 
 class LineError(ShardmonError):
     """A malformed line; the caller knows which line it was (and raises an
-    :class:`~model.errors.ExpositionError` naming it). ``counted``: the line parsed as a sample but the
+    :class:`~shardmon.model.errors.ExpositionError` naming it). ``counted``: the line parsed as a sample but the
     sample is invalid (Prometheus counts it as scraped before refusing it)."""
 
     def __init__(self, message: str, counted: bool = False) -> None:

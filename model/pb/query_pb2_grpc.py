@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from model.pb import query_pb2 as model_dot_pb_dot_query__pb2
+from shardmon.model.pb import query_pb2 as shardmon_dot_model_dot_pb_dot_query__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in model/pb/query_pb2_grpc.py depends on'
+        + ' but the generated code in shardmon/model/pb/query_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class QueryStub:
         """
         self.Instant = channel.unary_unary(
                 '/shardmon.v1.Query/Instant',
-                request_serializer=model_dot_pb_dot_query__pb2.InstantQueryRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_query__pb2.QueryResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.InstantQueryRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.QueryResponse.FromString,
                 _registered_method=True)
         self.Range = channel.unary_unary(
                 '/shardmon.v1.Query/Range',
-                request_serializer=model_dot_pb_dot_query__pb2.RangeQueryRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_query__pb2.QueryResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.RangeQueryRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.QueryResponse.FromString,
                 _registered_method=True)
         self.Series = channel.unary_unary(
                 '/shardmon.v1.Query/Series',
-                request_serializer=model_dot_pb_dot_query__pb2.SeriesQueryRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_query__pb2.SeriesQueryResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.SeriesQueryRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.SeriesQueryResponse.FromString,
                 _registered_method=True)
         self.LabelNames = channel.unary_unary(
                 '/shardmon.v1.Query/LabelNames',
-                request_serializer=model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
                 _registered_method=True)
         self.LabelValues = channel.unary_unary(
                 '/shardmon.v1.Query/LabelValues',
-                request_serializer=model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
                 _registered_method=True)
 
 
@@ -100,28 +100,28 @@ def add_QueryServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Instant': grpc.unary_unary_rpc_method_handler(
                     servicer.Instant,
-                    request_deserializer=model_dot_pb_dot_query__pb2.InstantQueryRequest.FromString,
-                    response_serializer=model_dot_pb_dot_query__pb2.QueryResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.InstantQueryRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.QueryResponse.SerializeToString,
             ),
             'Range': grpc.unary_unary_rpc_method_handler(
                     servicer.Range,
-                    request_deserializer=model_dot_pb_dot_query__pb2.RangeQueryRequest.FromString,
-                    response_serializer=model_dot_pb_dot_query__pb2.QueryResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.RangeQueryRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.QueryResponse.SerializeToString,
             ),
             'Series': grpc.unary_unary_rpc_method_handler(
                     servicer.Series,
-                    request_deserializer=model_dot_pb_dot_query__pb2.SeriesQueryRequest.FromString,
-                    response_serializer=model_dot_pb_dot_query__pb2.SeriesQueryResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.SeriesQueryRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.SeriesQueryResponse.SerializeToString,
             ),
             'LabelNames': grpc.unary_unary_rpc_method_handler(
                     servicer.LabelNames,
-                    request_deserializer=model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.FromString,
-                    response_serializer=model_dot_pb_dot_query__pb2.LabelsQueryResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.LabelsQueryResponse.SerializeToString,
             ),
             'LabelValues': grpc.unary_unary_rpc_method_handler(
                     servicer.LabelValues,
-                    request_deserializer=model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.FromString,
-                    response_serializer=model_dot_pb_dot_query__pb2.LabelsQueryResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_query__pb2.LabelsQueryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -149,8 +149,8 @@ class Query:
             request,
             target,
             '/shardmon.v1.Query/Instant',
-            model_dot_pb_dot_query__pb2.InstantQueryRequest.SerializeToString,
-            model_dot_pb_dot_query__pb2.QueryResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.InstantQueryRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.QueryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -176,8 +176,8 @@ class Query:
             request,
             target,
             '/shardmon.v1.Query/Range',
-            model_dot_pb_dot_query__pb2.RangeQueryRequest.SerializeToString,
-            model_dot_pb_dot_query__pb2.QueryResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.RangeQueryRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.QueryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -203,8 +203,8 @@ class Query:
             request,
             target,
             '/shardmon.v1.Query/Series',
-            model_dot_pb_dot_query__pb2.SeriesQueryRequest.SerializeToString,
-            model_dot_pb_dot_query__pb2.SeriesQueryResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.SeriesQueryRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.SeriesQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -230,8 +230,8 @@ class Query:
             request,
             target,
             '/shardmon.v1.Query/LabelNames',
-            model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.SerializeToString,
-            model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.LabelNamesQueryRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -257,8 +257,8 @@ class Query:
             request,
             target,
             '/shardmon.v1.Query/LabelValues',
-            model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.SerializeToString,
-            model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.LabelValuesQueryRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_query__pb2.LabelsQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

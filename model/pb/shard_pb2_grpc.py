@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from model.pb import shard_pb2 as model_dot_pb_dot_shard__pb2
+from shardmon.model.pb import shard_pb2 as shardmon_dot_model_dot_pb_dot_shard__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in model/pb/shard_pb2_grpc.py depends on'
+        + ' but the generated code in shardmon/model/pb/shard_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,38 +36,38 @@ class ShardStub:
         """
         self.Write = channel.unary_unary(
                 '/shardmon.v1.Shard/Write',
-                request_serializer=model_dot_pb_dot_shard__pb2.WriteRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_shard__pb2.WriteResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.WriteRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.WriteResponse.FromString,
                 _registered_method=True)
         self.Series = channel.unary_stream(
                 '/shardmon.v1.Shard/Series',
-                request_serializer=model_dot_pb_dot_shard__pb2.SeriesRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_shard__pb2.SeriesFrame.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesFrame.FromString,
                 _registered_method=True)
         self.LabelNames = channel.unary_unary(
                 '/shardmon.v1.Shard/LabelNames',
-                request_serializer=model_dot_pb_dot_shard__pb2.LabelNamesRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_shard__pb2.LabelNamesResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelNamesRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelNamesResponse.FromString,
                 _registered_method=True)
         self.LabelValues = channel.unary_unary(
                 '/shardmon.v1.Shard/LabelValues',
-                request_serializer=model_dot_pb_dot_shard__pb2.LabelValuesRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_shard__pb2.LabelValuesResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelValuesRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelValuesResponse.FromString,
                 _registered_method=True)
         self.Flush = channel.unary_unary(
                 '/shardmon.v1.Shard/Flush',
-                request_serializer=model_dot_pb_dot_shard__pb2.FlushRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_shard__pb2.FlushResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.FlushRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.FlushResponse.FromString,
                 _registered_method=True)
         self.Reset = channel.unary_unary(
                 '/shardmon.v1.Shard/Reset',
-                request_serializer=model_dot_pb_dot_shard__pb2.ResetRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_shard__pb2.ResetResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.ResetRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.ResetResponse.FromString,
                 _registered_method=True)
         self.Metadata = channel.unary_unary(
                 '/shardmon.v1.Shard/Metadata',
-                request_serializer=model_dot_pb_dot_shard__pb2.MetadataRequest.SerializeToString,
-                response_deserializer=model_dot_pb_dot_shard__pb2.MetadataResponse.FromString,
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataResponse.FromString,
                 _registered_method=True)
 
 
@@ -132,38 +132,38 @@ def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Write': grpc.unary_unary_rpc_method_handler(
                     servicer.Write,
-                    request_deserializer=model_dot_pb_dot_shard__pb2.WriteRequest.FromString,
-                    response_serializer=model_dot_pb_dot_shard__pb2.WriteResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.WriteRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.WriteResponse.SerializeToString,
             ),
             'Series': grpc.unary_stream_rpc_method_handler(
                     servicer.Series,
-                    request_deserializer=model_dot_pb_dot_shard__pb2.SeriesRequest.FromString,
-                    response_serializer=model_dot_pb_dot_shard__pb2.SeriesFrame.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesFrame.SerializeToString,
             ),
             'LabelNames': grpc.unary_unary_rpc_method_handler(
                     servicer.LabelNames,
-                    request_deserializer=model_dot_pb_dot_shard__pb2.LabelNamesRequest.FromString,
-                    response_serializer=model_dot_pb_dot_shard__pb2.LabelNamesResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelNamesRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelNamesResponse.SerializeToString,
             ),
             'LabelValues': grpc.unary_unary_rpc_method_handler(
                     servicer.LabelValues,
-                    request_deserializer=model_dot_pb_dot_shard__pb2.LabelValuesRequest.FromString,
-                    response_serializer=model_dot_pb_dot_shard__pb2.LabelValuesResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelValuesRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelValuesResponse.SerializeToString,
             ),
             'Flush': grpc.unary_unary_rpc_method_handler(
                     servicer.Flush,
-                    request_deserializer=model_dot_pb_dot_shard__pb2.FlushRequest.FromString,
-                    response_serializer=model_dot_pb_dot_shard__pb2.FlushResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.FlushRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.FlushResponse.SerializeToString,
             ),
             'Reset': grpc.unary_unary_rpc_method_handler(
                     servicer.Reset,
-                    request_deserializer=model_dot_pb_dot_shard__pb2.ResetRequest.FromString,
-                    response_serializer=model_dot_pb_dot_shard__pb2.ResetResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.ResetRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.ResetResponse.SerializeToString,
             ),
             'Metadata': grpc.unary_unary_rpc_method_handler(
                     servicer.Metadata,
-                    request_deserializer=model_dot_pb_dot_shard__pb2.MetadataRequest.FromString,
-                    response_serializer=model_dot_pb_dot_shard__pb2.MetadataResponse.SerializeToString,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -191,8 +191,8 @@ class Shard:
             request,
             target,
             '/shardmon.v1.Shard/Write',
-            model_dot_pb_dot_shard__pb2.WriteRequest.SerializeToString,
-            model_dot_pb_dot_shard__pb2.WriteResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.WriteRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.WriteResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -218,8 +218,8 @@ class Shard:
             request,
             target,
             '/shardmon.v1.Shard/Series',
-            model_dot_pb_dot_shard__pb2.SeriesRequest.SerializeToString,
-            model_dot_pb_dot_shard__pb2.SeriesFrame.FromString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesFrame.FromString,
             options,
             channel_credentials,
             insecure,
@@ -245,8 +245,8 @@ class Shard:
             request,
             target,
             '/shardmon.v1.Shard/LabelNames',
-            model_dot_pb_dot_shard__pb2.LabelNamesRequest.SerializeToString,
-            model_dot_pb_dot_shard__pb2.LabelNamesResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.LabelNamesRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.LabelNamesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -272,8 +272,8 @@ class Shard:
             request,
             target,
             '/shardmon.v1.Shard/LabelValues',
-            model_dot_pb_dot_shard__pb2.LabelValuesRequest.SerializeToString,
-            model_dot_pb_dot_shard__pb2.LabelValuesResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.LabelValuesRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.LabelValuesResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -299,8 +299,8 @@ class Shard:
             request,
             target,
             '/shardmon.v1.Shard/Flush',
-            model_dot_pb_dot_shard__pb2.FlushRequest.SerializeToString,
-            model_dot_pb_dot_shard__pb2.FlushResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.FlushRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.FlushResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -326,8 +326,8 @@ class Shard:
             request,
             target,
             '/shardmon.v1.Shard/Reset',
-            model_dot_pb_dot_shard__pb2.ResetRequest.SerializeToString,
-            model_dot_pb_dot_shard__pb2.ResetResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.ResetRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.ResetResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -353,8 +353,8 @@ class Shard:
             request,
             target,
             '/shardmon.v1.Shard/Metadata',
-            model_dot_pb_dot_shard__pb2.MetadataRequest.SerializeToString,
-            model_dot_pb_dot_shard__pb2.MetadataResponse.FromString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,

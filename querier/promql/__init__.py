@@ -1,5 +1,5 @@
 """The PromQL engine: Prometheus 2.x's query language, parsed by promql-parser and evaluated with numpy
-over a :class:`~model.storage.Querier` (the shard fan-out, or a memory store in tests).
+over a :class:`~shardmon.model.storage.Querier` (the shard fan-out, or a memory store in tests).
 
 What the rest of Shardmon uses is exported here: :class:`Engine` (``instant``, ``range``), its
 :class:`QueryResult` of :class:`ResultSeries`, :class:`UnsupportedQueryError`, and for the series and
@@ -18,10 +18,15 @@ label lookups the text guard (:class:`QueryGuard`, with the limits' defaults) an
 - ``guard``: the length and nesting limits on a query's text, checked before it is parsed.
 """
 
-from querier.promql.engine import Engine, QueryResult, ResultSeries
-from querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, MAX_QUERY_DEPTH_CEILING, QueryGuard
-from querier.promql.selector import selector_matchers
-from querier.promql.value import UnsupportedQueryError
+from shardmon.querier.promql.engine import Engine, QueryResult, ResultSeries
+from shardmon.querier.promql.guard import (
+    DEFAULT_MAX_QUERY_DEPTH,
+    DEFAULT_MAX_QUERY_LENGTH,
+    MAX_QUERY_DEPTH_CEILING,
+    QueryGuard,
+)
+from shardmon.querier.promql.selector import selector_matchers
+from shardmon.querier.promql.value import UnsupportedQueryError
 
 __all__ = [
     "DEFAULT_MAX_QUERY_DEPTH",

@@ -7,7 +7,7 @@ group in their input order, as Prometheus folds the samples of a group in vector
 means round the same way. The order-dependent folds (``avg``, ``stddev``, ``stdvar``) run one
 "layer" at a time: the first series of every group, then the second of every group, and so on, each
 layer a numpy operation across groups and steps. ``topk``, ``bottomk`` and ``quantile`` rank the
-series of each group: see :mod:`querier.promql.ranking`.
+series of each group: see :mod:`shardmon.querier.promql.ranking`.
 
 Semantics of Prometheus 2.42: ``by`` keeps only the listed labels; ``without`` drops the listed ones
 and ``__name__``; ``topk``/``bottomk`` keep each series' own labels; ``sum`` propagates NaN;
@@ -25,11 +25,11 @@ from decimal import Decimal
 
 import numpy as np
 
-from model.errors import QueryExecutionError
-from model.labels import METRIC_NAME, Labels, is_valid_label_name
-from model.samples import F64
-from querier.promql.ranking import check_k, quantile, select_k
-from querier.promql.value import EvalContext, InstantVector
+from shardmon.model.errors import QueryExecutionError
+from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name
+from shardmon.model.samples import F64
+from shardmon.querier.promql.ranking import check_k, quantile, select_k
+from shardmon.querier.promql.value import EvalContext, InstantVector
 
 #: An aggregation's reduction: (group id per series, number of groups, values, present) -> values.
 Reduction = Callable[[np.ndarray, int, np.ndarray, np.ndarray], np.ndarray]

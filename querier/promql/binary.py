@@ -39,10 +39,10 @@ from typing import NamedTuple
 import numpy as np
 import promql_parser
 
-from model.errors import QueryExecutionError
-from model.labels import METRIC_NAME, Labels, without_name
-from model.samples import F64
-from querier.promql.value import EvalContext, InstantVector, Scalar, Value, check_unique_labels, not_supported
+from shardmon.model.errors import QueryExecutionError
+from shardmon.model.labels import METRIC_NAME, Labels, without_name
+from shardmon.model.samples import F64
+from shardmon.querier.promql.value import EvalContext, InstantVector, Scalar, Value, check_unique_labels, not_supported
 
 ONE_TO_ONE = "one-to-one"
 MANY_TO_ONE = "many-to-one"

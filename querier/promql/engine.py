@@ -1,13 +1,13 @@
 """The PromQL engine: parses a query, evaluates it over a step grid, returns Prometheus-shaped results.
 
-A query is evaluated for all its steps at once (see :mod:`querier.promql.value`): an instant query is a
-range query with one step. Data is read through a :class:`~model.storage.Querier`, once per
+A query is evaluated for all its steps at once (see :mod:`shardmon.querier.promql.value`): an instant query is a
+range query with one step. Data is read through a :class:`~shardmon.model.storage.Querier`, once per
 selector, for the whole time span the selector needs.
 
 All of Prometheus 2.x's PromQL: selectors (all matcher types, ``offset``, ``@`` with
 ``start()``/``end()``), subqueries, every binary operator with vector matching, every aggregation
 and every function (classic histograms; native histograms and Prometheus 3's additions are rejected
-with a :class:`~querier.promql.value.UnsupportedQueryError`, "... not supported yet", never answered
+with a :class:`~shardmon.querier.promql.value.UnsupportedQueryError`, "... not supported yet", never answered
 wrongly). The semantics are Prometheus 2.x's (lookback window and range windows closed at both ends);
 Prometheus's own test scripts all pass (``shardmon promqltest``).
 """
@@ -20,16 +20,16 @@ from typing import NamedTuple
 import numpy as np
 import promql_parser
 
-from model.errors import BadQueryError
-from model.labels import EMPTY_LABELS, Labels
-from model.samples import F64, I64
-from model.storage import Querier, QueryBudget
-from querier.promql.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
-from querier.promql.binary import binary_op, negate, vector_matching
-from querier.promql.functions import FUNCTIONS
-from querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
-from querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
-from querier.promql.value import (
+from shardmon.model.errors import BadQueryError
+from shardmon.model.labels import EMPTY_LABELS, Labels
+from shardmon.model.samples import F64, I64
+from shardmon.model.storage import Querier, QueryBudget
+from shardmon.querier.promql.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
+from shardmon.querier.promql.binary import binary_op, negate, vector_matching
+from shardmon.querier.promql.functions import FUNCTIONS
+from shardmon.querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
+from shardmon.querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
+from shardmon.querier.promql.value import (
     EvalContext,
     InstantVector,
     RangeVector,
@@ -83,22 +83,22 @@ class QueryResult(NamedTuple):
 
 
 class Engine:
-    """Evaluates PromQL queries against a :class:`~model.storage.Querier`.
+    """Evaluates PromQL queries against a :class:`~shardmon.model.storage.Querier`.
 
     ``lookback_delta_ms`` is how far back an instant selector looks for a series' latest sample
     (Prometheus's ``--query.lookback-delta``); ``timeout_ms`` bounds each query's evaluation;
     ``subquery_step_ms`` is the step of a subquery that names none (``x[1h:]``), Prometheus's global
     ``evaluation_interval``; ``max_samples`` and ``max_series`` bound what one query may load (see
-    :class:`~model.storage.QueryBudget`), ``max_query_length`` and ``max_query_depth`` its text (see
-    :mod:`querier.promql.guard`).
+    :class:`~shardmon.model.storage.QueryBudget`), ``max_query_length`` and ``max_query_depth`` its text (see
+    :mod:`shardmon.querier.promql.guard`).
 
-    Each query runs on a :class:`~model.storage.QueryBudget` (:meth:`new_budget`); a caller that
+    Each query runs on a :class:`~shardmon.model.storage.QueryBudget` (:meth:`new_budget`); a caller that
     passes its own can cancel the query from another thread, and evaluation stops at its next check.
-    Errors: :class:`~model.errors.BadQueryError` for a malformed query or parameters (its subclass
-    :class:`~querier.promql.value.UnsupportedQueryError` for a feature not implemented yet),
-    :class:`~model.errors.QueryExecutionError` for a query that cannot be evaluated (its subclass
-    :class:`~model.errors.QueryLimitError` over a limit), :class:`~model.errors.QueryTimeoutError`,
-    :class:`~model.errors.QueryCanceledError`, and :class:`~model.errors.QueryUnavailableError`
+    Errors: :class:`~shardmon.model.errors.BadQueryError` for a malformed query or parameters (its subclass
+    :class:`~shardmon.querier.promql.value.UnsupportedQueryError` for a feature not implemented yet),
+    :class:`~shardmon.model.errors.QueryExecutionError` for a query that cannot be evaluated (its subclass
+    :class:`~shardmon.model.errors.QueryLimitError` over a limit), :class:`~shardmon.model.errors.QueryTimeoutError`,
+    :class:`~shardmon.model.errors.QueryCanceledError`, and :class:`~shardmon.model.errors.QueryUnavailableError`
     from the Querier.
     """
 
@@ -249,7 +249,7 @@ def _unwrap_parens(node):
 
 
 class _Evaluator:
-    """Walks the AST, turning each node into a :mod:`querier.promql.value` value over the whole grid."""
+    """Walks the AST, turning each node into a :mod:`shardmon.querier.promql.value` value over the whole grid."""
 
     def __init__(self, ctx: EvalContext) -> None:
         self.ctx = ctx

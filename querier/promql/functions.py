@@ -1,12 +1,12 @@
 """PromQL functions, as a table from name to implementation, and the functions of instant vectors.
 
 An implementation receives the evaluation context, its evaluated arguments (a
-:class:`~querier.promql.value.RangeVector` for a range-vector argument, a ``str`` for a string) and the
+:class:`~shardmon.querier.promql.value.RangeVector` for a range-vector argument, a ``str`` for a string) and the
 argument expressions as written (``absent`` takes labels from its argument's matchers), and returns
 a value over the whole grid. A function missing from :data:`FUNCTIONS` is rejected as not supported
 yet, so adding one is adding an entry. The functions of range vectors are in
-:mod:`querier.promql.functions_range`, ``label_*`` in :mod:`querier.promql.functions_label`,
-``histogram_quantile`` in :mod:`querier.promql.histogram`.
+:mod:`shardmon.querier.promql.functions_range`, ``label_*`` in :mod:`shardmon.querier.promql.functions_label`,
+``histogram_quantile`` in :mod:`shardmon.querier.promql.histogram`.
 
 The semantics are Prometheus 2.x's (``promql/functions.go``): the math functions, ``clamp*``,
 ``round``, ``timestamp`` and the date functions of a vector drop ``__name__``; ``sort``,
@@ -22,15 +22,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import promql_parser
 
-from model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_name
-from model.samples import F64, I64
-from querier.promql.functions_label import LABEL_FUNCTIONS
-from querier.promql.functions_range import RANGE_FUNCTIONS
-from querier.promql.gosort import sort_sort
-from querier.promql.histogram import HISTOGRAM_FUNCTIONS
-from querier.promql.labelset import merge_same_labels
-from querier.promql.value import EvalContext, InstantVector, RangeVector, Scalar, Value
-from querier.promql.window import windows_of
+from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_name
+from shardmon.model.samples import F64, I64
+from shardmon.querier.promql.functions_label import LABEL_FUNCTIONS
+from shardmon.querier.promql.functions_range import RANGE_FUNCTIONS
+from shardmon.querier.promql.gosort import sort_sort
+from shardmon.querier.promql.histogram import HISTOGRAM_FUNCTIONS
+from shardmon.querier.promql.labelset import merge_same_labels
+from shardmon.querier.promql.value import EvalContext, InstantVector, RangeVector, Scalar, Value
+from shardmon.querier.promql.window import windows_of
 
 #: An implementation: (context, evaluated arguments, argument expressions) -> value.
 FunctionImpl = Callable[[EvalContext, Sequence[Value | str], Sequence[promql_parser.Expr]], Value]

@@ -4,7 +4,7 @@ Both keep ``__name__`` and the values, and change one label of each series; a la
 empty string is removed. Two series left with the same labels at one step are an error.
 
 ``label_replace`` matches the whole source value against the regex (RE2, anchored at both ends, as
-Prometheus's ``^(?:regex)$``; see :mod:`model.regex`) and expands the replacement as Go's
+Prometheus's ``^(?:regex)$``; see :mod:`shardmon.model.regex`) and expands the replacement as Go's
 ``Regexp.Expand``: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$`` for a dollar; a name is the longest
 run of letters, digits and underscores, so ``$1x`` is the group named ``1x`` (which does not exist:
 empty), as in Go.
@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from model.errors import QueryExecutionError, RegexError
-from model.labels import Labels, is_valid_label_name
-from model.regex import compile_regex
-from querier.promql.labelset import merge_same_labels
-from querier.promql.value import EvalContext, InstantVector
+from shardmon.model.errors import QueryExecutionError, RegexError
+from shardmon.model.labels import Labels, is_valid_label_name
+from shardmon.model.regex import compile_regex
+from shardmon.querier.promql.labelset import merge_same_labels
+from shardmon.querier.promql.value import EvalContext, InstantVector
 
 
 def _label_replace(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVector:

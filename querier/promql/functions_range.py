@@ -1,8 +1,8 @@
 """PromQL functions of a range vector: ``rate`` and its kin, ``deriv``, ``*_over_time``...
 
 Each takes the evaluation context, its evaluated arguments and their expressions (see
-:data:`querier.promql.functions.FunctionImpl`), and returns the value at every step. A function sees, for
-each series and step, the samples of the window (see :mod:`querier.promql.window`); it has a value there
+:data:`shardmon.querier.promql.functions.FunctionImpl`), and returns the value at every step. A function sees, for
+each series and step, the samples of the window (see :mod:`shardmon.querier.promql.window`); it has a value there
 only where the window holds enough samples (one, or two for rates and slopes). The result drops
 ``__name__``, except for ``last_over_time``, and two series left with the same labels are an error,
 as in Prometheus 2.x (over the whole query range, as ``Matrix.ContainsSameLabelset``).
@@ -19,11 +19,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.errors import QueryExecutionError
-from model.labels import without_name
-from model.samples import F64
-from querier.promql.value import EvalContext, InstantVector, RangeVector, Scalar, check_unique_labels
-from querier.promql.window import (
+from shardmon.model.errors import QueryExecutionError
+from shardmon.model.labels import without_name
+from shardmon.model.samples import F64
+from shardmon.querier.promql.value import EvalContext, InstantVector, RangeVector, Scalar, check_unique_labels
+from shardmon.querier.promql.window import (
     Windows,
     fold,
     kahan_inc,
@@ -211,7 +211,7 @@ def _linear_regression(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prometheus's ``linearRegression`` of each cell's window: (slope, intercept at ``intercept_ms``).
 
-    ``cells`` must be longest first (see :func:`~querier.promql.window.fold`). Least squares over x, the
+    ``cells`` must be longest first (see :func:`~shardmon.querier.promql.window.fold`). Least squares over x, the
     seconds from ``intercept_ms``, with Prometheus's Kahan sums in its order, so the results round
     as Prometheus's. A window of equal values has slope 0 (NaN for an infinite value).
     """

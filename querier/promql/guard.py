@@ -15,7 +15,7 @@ one linear pass that never recurses:
   ``(a + b) + c``. String literals and comments are skipped. The bound is never below the depth of
   the tree, which is checked again after parsing, as a second line.
 
-Both limits are refused as :class:`~model.errors.BadQueryError` (HTTP 400 ``bad_data``) naming the
+Both limits are refused as :class:`~shardmon.model.errors.BadQueryError` (HTTP 400 ``bad_data``) naming the
 limit and its config field. The defaults are far above any real query (dashboards nest a few tens of
 levels at most) and far below what crashes or hits the recursion limit.
 """
@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 import promql_parser
 
-from model.errors import BadQueryError
-from querier import metrics
+from shardmon.model.errors import BadQueryError
+from shardmon.querier import metrics
 
 #: Default of ``querier.max_query_length``: bytes of query text.
 DEFAULT_MAX_QUERY_LENGTH = 256 * 1024

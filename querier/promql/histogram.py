@@ -24,10 +24,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.labels import METRIC_NAME, Labels
-from model.samples import F64
-from querier.promql.labelset import merge_same_labels
-from querier.promql.value import EvalContext, InstantVector, Scalar
+from shardmon.model.labels import METRIC_NAME, Labels
+from shardmon.model.samples import F64
+from shardmon.querier.promql.labelset import merge_same_labels
+from shardmon.querier.promql.value import EvalContext, InstantVector, Scalar
 
 BUCKET_LABEL = "le"
 

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from model.errors import QueryExecutionError
-from model.labels import Labels
-from querier.promql.value import InstantVector
+from shardmon.model.errors import QueryExecutionError
+from shardmon.model.labels import Labels
+from shardmon.querier.promql.value import InstantVector
 
 
 def merge_same_labels(labels: Sequence[Labels], values: np.ndarray, present: np.ndarray) -> InstantVector:

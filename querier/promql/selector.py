@@ -17,11 +17,11 @@ from decimal import Decimal
 import numpy as np
 import promql_parser
 
-from model.errors import BadQueryError
-from model.labels import METRIC_NAME, Matcher, MatchType
-from model.samples import F64, I64, is_stale
-from querier.promql.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
-from querier.promql.window import flatten, searchsorted_rows
+from shardmon.model.errors import BadQueryError
+from shardmon.model.labels import METRIC_NAME, Matcher, MatchType
+from shardmon.model.samples import F64, I64, is_stale
+from shardmon.querier.promql.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
+from shardmon.querier.promql.window import flatten, searchsorted_rows
 
 _MATCH_TYPES = (
     (promql_parser.MatchOp.Equal, MatchType.EQ),

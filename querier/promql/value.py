@@ -24,9 +24,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.errors import BadQueryError, QueryExecutionError
-from model.labels import Labels, Matcher
-from model.storage import Querier, QueryBudget, Series
+from shardmon.model.errors import BadQueryError, QueryExecutionError
+from shardmon.model.labels import Labels, Matcher
+from shardmon.model.storage import Querier, QueryBudget, Series
 
 
 class UnsupportedQueryError(BadQueryError):
@@ -127,7 +127,7 @@ class EvalContext:
 
     def check_deadline(self) -> None:
         """Raise once the query must stop: :class:`QueryTimeoutError` past its timeout,
-        :class:`~model.errors.QueryCanceledError` when its client went away. Cheap: long loops call it."""
+        :class:`~shardmon.model.errors.QueryCanceledError` when its client went away. Cheap: long loops call it."""
         self.budget.check()
 
     def charge_points(self, points: int) -> None:

@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from model.samples import F64, I64
-from querier.promql.value import EvalContext, RangeVector
+from shardmon.model.samples import F64, I64
+from shardmon.querier.promql.value import EvalContext, RangeVector
 
 
 class Windows(NamedTuple):

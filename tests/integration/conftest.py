@@ -23,7 +23,7 @@ def pytest_runtest_makereport(item, call):
 def ray_local():
     import ray
 
-    from ingest.ray_cluster import connect_ray
+    from shardmon.ingest.ray_cluster import connect_ray
 
     connect_ray("local")
     yield ray

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ingest.discovery.kubeclient import RESOURCES, object_key
+from shardmon.ingest.discovery.kubeclient import RESOURCES, object_key
 
 _BY_RESOURCE = {resource: (role, namespaced) for role, (_, resource, namespaced) in RESOURCES.items()}
 _DROP = object()

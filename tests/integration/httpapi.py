@@ -117,8 +117,8 @@ def assert_written_and_visible(write_url: str, query_base: str, name: str, value
                                bound_s: float, *, query_method: str = "GET") -> float:
     """Remote-write one present-day sample of ``name``: acknowledged (204) within ``bound_s``, then
     visible to an instant query within ``bound_s``. Returns when it was acknowledged (time.monotonic)."""
-    from ingest.remote_write import encode
-    from model.labels import Labels
+    from shardmon.ingest.remote_write import encode
+    from shardmon.model.labels import Labels
 
     now = int(time.time() * 1000)
     resp = request("POST", write_url, encode([(Labels.from_dict({"__name__": name}), [(now, value)])]), headers=PROTOBUF)

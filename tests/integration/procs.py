@@ -161,7 +161,7 @@ class Cluster:
         return f"http://{self.raw['ingest']['http_address']}"
 
     def config(self):
-        from model.config import load_config
+        from shardmon.model.config import load_config
 
         return load_config(self.config_path)
 

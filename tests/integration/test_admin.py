@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import yaml
 
-from model.errors import PermissionDeniedError
-from model.labels import Labels, Matcher, MatchType
-from model.samples import SampleBatch
-from shards.client import ShardClient
+from shardmon.model.errors import PermissionDeniedError
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.samples import SampleBatch
+from shardmon.shards.client import ShardClient
 from tests.integration.httpapi import request
 from tests.integration.procs import Cluster, free_port, prometheus_proc, run_shardmon, wait_until
 

@@ -22,10 +22,10 @@ import urllib.request
 import numpy as np
 import pytest
 
-from model.errors import ShardmonError
-from model.labels import Labels, Matcher, MatchType
-from model.samples import STALE_NAN, SampleBatch
-from shards.client import ShardClient
+from shardmon.model.errors import ShardmonError
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.samples import STALE_NAN, SampleBatch
+from shardmon.shards.client import ShardClient
 from tests.integration.procs import Cluster, redis_proc, wait_until
 
 DURATION_S = float(os.environ.get("SHARDMON_CRASH_SECONDS", "60"))

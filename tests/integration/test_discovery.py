@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from ingest.discovery import TargetGroup
-from ingest.discovery.manager import DiscoveryManager
-from model.config import parse_config
+from shardmon.ingest.discovery import TargetGroup
+from shardmon.ingest.discovery.manager import DiscoveryManager
+from shardmon.model.config import parse_config
 from tests.integration.fake_kube import FakeKube
 
 M = "__meta_kubernetes_"

@@ -12,9 +12,9 @@ import time
 import pytest
 from aiohttp import web
 
-from model.labels import Matcher, MatchType
-from model.samples import is_stale
-from shards.client import ShardClient
+from shardmon.model.labels import Matcher, MatchType
+from shardmon.model.samples import is_stale
+from shardmon.shards.client import ShardClient
 from tests.integration.httpapi import get_json
 from tests.integration.procs import Cluster, CounterTargets, free_port, run_shardmon, wait_until
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import yaml
 
-from model.labels import Matcher, MatchType
-from model.samples import is_stale
-from shards.client import ShardClient
+from shardmon.model.labels import Matcher, MatchType
+from shardmon.model.samples import is_stale
+from shardmon.shards.client import ShardClient
 from tests.integration.httpapi import get_json, scrape_owners
 from tests.integration.procs import Cluster, CounterTargets, wait_until
 

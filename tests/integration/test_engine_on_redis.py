@@ -1,6 +1,6 @@
 """The engine's tests again, on a real redis-server: every test of tests/unit/shards/test_engine_*.py
 (writes, recovery, data loss, limits, retention, compaction, FORMAT.md's keys) runs here on
-:class:`~shards.redis_store.RedisStore`, so the Redis store and the in-memory one the unit tests use
+:class:`~shardmon.shards.redis_store.RedisStore`, so the Redis store and the in-memory one the unit tests use
 are held to one behaviour.
 
 The tests are imported below; pytest collects them here, where they get this module's ``backend``
@@ -12,8 +12,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from model.errors import ShardUnavailableError
-from shards.redis_store import RedisStore
+from shardmon.model.errors import ShardUnavailableError
+from shardmon.shards.redis_store import RedisStore
 from tests.integration.procs import free_port, redis_proc
 from tests.unit.shards.enginekit import PREFIX, Backend
 from tests.unit.shards.test_engine_keys import *  # noqa: F403

@@ -26,8 +26,8 @@ import pytest
 import yaml
 from aiohttp import web
 
-from ingest.remote_write import encode
-from model.labels import Labels
+from shardmon.ingest.remote_write import encode
+from shardmon.model.labels import Labels
 from tests.integration.httpapi import (
     PROTOBUF,
     assert_written_and_visible,
@@ -390,8 +390,8 @@ def test_admin_and_lifecycle_paths_are_refused_until_enabled(s):
                 headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert r.status == 403 and "web.enable_lifecycle" in r.text, (r.status, r.text)
     # The shard's Flush (which once moved the head's lower bound into the future) and Reset.
-    from model.errors import PermissionDeniedError
-    from shards.client import ShardClient
+    from shardmon.model.errors import PermissionDeniedError
+    from shardmon.shards.client import ShardClient
 
     node = s.raw["shards"]["nodes"][0]
     client = ShardClient(node["id"], node["address"])

@@ -3,7 +3,7 @@
 Three real targets: Debian's ``prometheus-node-exporter``, a real Prometheus's own ``/metrics`` (both
 answer Prometheus's Accept header with the text format, gzip-compressed) and an exporter written with
 ``prometheus_client`` that negotiates OpenMetrics (``_created`` series, exemplars, info and stateset
-families). Each is scraped by a :class:`~ingest.scrape_loop.ScrapeLoop` into an in-memory storage.
+families). Each is scraped by a :class:`~shardmon.ingest.scrape_loop.ScrapeLoop` into an in-memory storage.
 
 Fetching the body again to compare would race with the exporter (its values move), so the loop hands
 over the very body it parsed (``on_body``). That body is parsed a second time by an independent parser
@@ -28,13 +28,13 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om_reference
 from prometheus_client.parser import text_string_to_metric_families as parse_text_reference
 
-from ingest.scrape_loop import ScrapeLoop
-from ingest.target import Target, targets_from_config
-from ingest.target_series import SYNTHETIC
-from model.config import parse_config
-from model.labels import Labels, Matcher, MatchType
-from model.memory import MemoryStorage
-from model.samples import is_stale
+from shardmon.ingest.scrape_loop import ScrapeLoop
+from shardmon.ingest.target import Target, targets_from_config
+from shardmon.ingest.target_series import SYNTHETIC
+from shardmon.model.config import parse_config
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import is_stale
 from tests.integration.procs import free_port, proc, prometheus_proc
 
 # Drop the Go runtime's series, rename node_load1 & co.: relabeling is part of what must match.

@@ -44,7 +44,7 @@ def cluster(tmp_path_factory, targets):
 
 @pytest.fixture(scope="module")
 def ingest(ray_local, cluster):
-    from ingest.coordinator import start_coordinator
+    from shardmon.ingest.coordinator import start_coordinator
 
     coordinator = start_coordinator(cluster.config())
     yield coordinator

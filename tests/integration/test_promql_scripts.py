@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from querier.promqltest import ScriptReport, memory_storage, run_file, sharded_storage
 from shardmon.localshards import LocalShards
+from shardmon.querier.promqltest import ScriptReport, memory_storage, run_file, sharded_storage
 from tests.reference import ROOT, promqltest_dir
 
 OWN = ROOT / "tests" / "promql"

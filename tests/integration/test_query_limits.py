@@ -28,14 +28,14 @@ import numpy as np
 import pytest
 import yaml
 
-from model.errors import BadQueryError, QueryExecutionError, QueryLimitError, QueryTimeoutError
-from model.labels import Labels, Matcher, MatchType
-from model.pb import query_pb2, query_pb2_grpc
-from model.samples import SampleBatch
-from model.storage import QueryBudget
-from querier.fanout import FanoutQuerier
 from shardmon.client import QueryClient
-from shards.client import ShardClient
+from shardmon.model.errors import BadQueryError, QueryExecutionError, QueryLimitError, QueryTimeoutError
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.pb import query_pb2, query_pb2_grpc
+from shardmon.model.samples import SampleBatch
+from shardmon.model.storage import QueryBudget
+from shardmon.querier.fanout import FanoutQuerier
+from shardmon.shards.client import ShardClient
 from tests.integration.httpapi import call_api, metric
 from tests.integration.procs import Cluster, free_port, shardmon_proc, wait_until
 

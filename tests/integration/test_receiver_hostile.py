@@ -17,8 +17,8 @@ import cramjam
 import pytest
 import yaml
 
-from ingest.remote_write import encode
-from model.labels import Labels
+from shardmon.ingest.remote_write import encode
+from shardmon.model.labels import Labels
 from tests.integration.httpapi import assert_written_and_visible, metric, push_storm, request, snappy_declaring, vector
 from tests.integration.procs import Cluster, free_port, prometheus_proc, shardmon_proc, wait_until
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import yaml
 
-from model.errors import QueryError
-from model.labels import Labels, escape_label_value
-from model.memory import MemoryStorage
-from querier.promql import Engine
+from shardmon.model.errors import QueryError
+from shardmon.model.labels import Labels, escape_label_value
+from shardmon.model.memory import MemoryStorage
+from shardmon.querier.promql import Engine
 from tests.integration.test_relabel_vs_prometheus import REGEXES, VALUES
 
 PROMTOOL = shutil.which("promtool")

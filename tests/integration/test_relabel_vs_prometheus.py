@@ -5,7 +5,7 @@
 when a step dropped it), ``__`` labels included. We build the same input labels (the group's labels,
 ``__address__``, then the job's defaults: ``job``, ``__scheme__``, ``__metrics_path__``,
 ``__scrape_interval__``, ``__scrape_timeout__``, ``__param_<name>``), relabel them with
-:func:`ingest.relabel.process`, do the two things ``PopulateLabels`` does besides relabeling (drop
+:func:`shardmon.ingest.relabel.process`, do the two things ``PopulateLabels`` does besides relabeling (drop
 ``__meta_*`` labels, default ``instance`` to the address; every address keeps a port, so Prometheus adds
 none) and compare. (promtool's ``discoveredLabels`` cannot be the input: 2.42's ``relabel.Process``
 modifies its input in place, so what it prints there is partly relabeled.)
@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from ingest.relabel import process
-from model.relabel_config import RelabelConfig
+from shardmon.ingest.relabel import process
+from shardmon.model.relabel_config import RelabelConfig
 from tests.unit.ingest.test_relabel import INVALID, VALID
 
 PROMTOOL = shutil.which("promtool")

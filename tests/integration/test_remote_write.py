@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import yaml
 
-from ingest.remote_write import encode
-from model.labels import Labels
+from shardmon.ingest.remote_write import encode
+from shardmon.model.labels import Labels
 from tests.integration.httpapi import get_json, metric, request
 from tests.integration.procs import Cluster, CounterTargets, free_port, prometheus_proc, wait_until
 

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from ingest.remote_write import encode
-from model.labels import Labels, Matcher, MatchType
-from shards.client import ShardClient
+from shardmon.ingest.remote_write import encode
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.shards.client import ShardClient
 from tests.integration.httpapi import PROTOBUF, call_api, metric, request
 from tests.integration.procs import Cluster, wait_until
 

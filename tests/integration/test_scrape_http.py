@@ -20,12 +20,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ingest.scrape_http import ACCEPT
-from ingest.scrape_loop import ScrapeLoop
-from ingest.target import Target, targets_from_config
-from model.config import parse_config
-from model.labels import Matcher, MatchType
-from model.memory import MemoryStorage
+from shardmon.ingest.scrape_http import ACCEPT
+from shardmon.ingest.scrape_loop import ScrapeLoop
+from shardmon.ingest.target import Target, targets_from_config
+from shardmon.model.config import parse_config
+from shardmon.model.labels import Matcher, MatchType
+from shardmon.model.memory import MemoryStorage
 from tests.integration.procs import free_port
 
 

@@ -7,11 +7,11 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from ingest.scrape_loop import ScrapeLoop
-from ingest.target import Target
-from model.labels import Labels, Matcher, MatchType
-from model.memory import MemoryStorage
-from model.samples import is_stale
+from shardmon.ingest.scrape_loop import ScrapeLoop
+from shardmon.ingest.target import Target
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import is_stale
 from tests.integration.procs import free_port
 
 

@@ -21,12 +21,12 @@ import urllib.request
 import aiohttp
 from aiohttp import web
 
-from ingest.scrape_loop import ScrapeLoop
-from ingest.target import targets_from_config
-from model.config import parse_config
-from model.labels import Labels, Matcher, MatchType
-from model.memory import MemoryStorage
-from model.samples import is_stale
+from shardmon.ingest.scrape_loop import ScrapeLoop
+from shardmon.ingest.target import targets_from_config
+from shardmon.model.config import parse_config
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import is_stale
 from tests.integration.httpapi import get_json
 from tests.integration.procs import free_port, prometheus_proc
 

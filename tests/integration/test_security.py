@@ -28,8 +28,8 @@ import grpc
 import pytest
 import yaml
 
-from model.errors import ShardmonError
-from model.http_config import BasicAuth, TLSConfig
+from shardmon.model.errors import ShardmonError
+from shardmon.model.http_config import BasicAuth, TLSConfig
 from tests.integration.httpapi import request
 from tests.integration.procs import (
     CounterTargets,
@@ -200,8 +200,8 @@ def test_plain_http_and_clients_without_the_right_certificate_are_refused(s):
 
 
 def test_grpc_listeners_want_tls_a_client_certificate_and_the_password(s):
-    from model.pb import query_pb2, query_pb2_grpc
-    from shards.client import ShardClient, ShardConnection
+    from shardmon.model.pb import query_pb2, query_pb2_grpc
+    from shardmon.shards.client import ShardClient, ShardConnection
 
     ca = s.certs.ca.read_bytes()
     cert, key = s.certs.path("client.crt").read_bytes(), s.certs.path("client.key").read_bytes()

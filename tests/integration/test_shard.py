@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.errors import InvalidWriteError, ShardUnavailableError
-from model.labels import Labels, Matcher, MatchType
-from model.samples import STALE_NAN, SampleBatch
-from shards.client import ShardClient
+from shardmon.model.errors import InvalidWriteError, ShardUnavailableError
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.samples import STALE_NAN, SampleBatch
+from shardmon.shards.client import ShardClient
 from tests.integration.procs import Cluster, wait_until
 
 BLOCK_MS = 10_000

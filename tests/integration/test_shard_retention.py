@@ -13,8 +13,8 @@ import pytest
 import redis
 import yaml
 
-from model.errors import InvalidWriteError
-from shards.client import ShardClient
+from shardmon.model.errors import InvalidWriteError
+from shardmon.shards.client import ShardClient
 from tests.integration.httpapi import request
 from tests.integration.procs import free_port, redis_proc, shardmon_proc, wait_until
 from tests.unit.shards.enginekit import batch as _batch

@@ -20,12 +20,12 @@ import redis
 import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from model.errors import ShardUnavailableError
-from model.hashing import shards_for_series
-from model.labels import Labels, Matcher, MatchType
-from model.samples import SampleBatch
+from shardmon.model.errors import ShardUnavailableError
+from shardmon.model.hashing import shards_for_series
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.samples import SampleBatch
 from shardmon.procs import redis_server_argv
-from shards.client import ShardClient
+from shardmon.shards.client import ShardClient
 from tests.integration.httpapi import metric
 from tests.integration.procs import Child, free_port, proc, run_shardmon, shardmon_proc, wait_until
 

@@ -7,9 +7,9 @@ import asyncio
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from ingest.api import LIFECYCLE_DISABLED, Coordinator, IngestAPI
-from model.config import parse_config
-from model.errors import BadRequestError, ConfigError
+from shardmon.ingest.api import LIFECYCLE_DISABLED, Coordinator, IngestAPI
+from shardmon.model.config import parse_config
+from shardmon.model.errors import BadRequestError, ConfigError
 
 
 class FakeCoordinator:

@@ -3,9 +3,9 @@ field path."""
 
 import pytest
 
-from ingest.discovery import TargetGroup, static_groups
-from model.config import parse_config
-from model.errors import ConfigError
+from shardmon.ingest.discovery import TargetGroup, static_groups
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 
 def _sc(body: str):

@@ -7,9 +7,9 @@ import os
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest.discovery import TargetGroup
-from ingest.discovery.file import FileDiscoverer, read_file
-from model.sd_config import FileSDConfig
+from shardmon.ingest.discovery import TargetGroup
+from shardmon.ingest.discovery.file import FileDiscoverer, read_file
+from shardmon.model.sd_config import FileSDConfig
 
 
 def _errors() -> float:

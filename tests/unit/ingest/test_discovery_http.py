@@ -10,9 +10,9 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from ingest.discovery import TargetGroup
-from ingest.discovery.http import HTTPDiscoverer, HTTPDiscoveryError
-from model.sd_config import HTTPSDConfig
+from shardmon.ingest.discovery import TargetGroup
+from shardmon.ingest.discovery.http import HTTPDiscoverer, HTTPDiscoveryError
+from shardmon.model.sd_config import HTTPSDConfig
 
 
 def _failures() -> float:

@@ -7,23 +7,23 @@ import copy
 
 import pytest
 
-from ingest.discovery import TargetGroup, sanitize_label_name
-from ingest.discovery.kubeclient import (
+from shardmon.ingest.discovery import TargetGroup, sanitize_label_name
+from shardmon.ingest.discovery.kubeclient import (
     KubeConfigError,
     connection_for,
     in_cluster_connection,
     kubeconfig_connection,
     resource_path,
 )
-from ingest.discovery.kubernetes import _RoleState
-from ingest.discovery.kubernetes_labels import (
+from shardmon.ingest.discovery.kubernetes import _RoleState
+from shardmon.ingest.discovery.kubernetes_labels import (
     endpoints_group,
     endpointslice_group,
     node_group,
     pod_group,
     service_group,
 )
-from model.sd_config import KubernetesSDConfig
+from shardmon.model.sd_config import KubernetesSDConfig
 
 # --- fixtures: objects as `kubectl get -o json` shows them -----------------------------------------
 

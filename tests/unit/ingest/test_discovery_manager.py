@@ -4,9 +4,9 @@ providers, removed jobs, callback failures."""
 import asyncio
 import json
 
-from ingest.discovery import TargetGroup
-from ingest.discovery.manager import DiscoveryManager
-from model.config import parse_config
+from shardmon.ingest.discovery import TargetGroup
+from shardmon.ingest.discovery.manager import DiscoveryManager
+from shardmon.model.config import parse_config
 
 
 def _configs(text):
@@ -91,7 +91,7 @@ scrape_configs:
   kubernetes_sd_configs: [{role: pod, api_server: 'http://127.0.0.1:1'}]
 """)
     FakeDiscoverer.instances = []
-    monkeypatch.setattr("ingest.discovery.manager.KubernetesDiscoverer", lambda *a, **k: FakeDiscoverer())
+    monkeypatch.setattr("shardmon.ingest.discovery.manager.KubernetesDiscoverer", lambda *a, **k: FakeDiscoverer())
 
     async def main():
         rec = Recorder()
@@ -122,7 +122,7 @@ scrape_configs:
 
 def test_reload_keeps_unchanged_providers_and_drops_gone_jobs(monkeypatch):
     FakeDiscoverer.instances = []
-    monkeypatch.setattr("ingest.discovery.manager.KubernetesDiscoverer", lambda *a, **k: FakeDiscoverer())
+    monkeypatch.setattr("shardmon.ingest.discovery.manager.KubernetesDiscoverer", lambda *a, **k: FakeDiscoverer())
     text = """
 scrape_configs:
 - job_name: k

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from ingest.backfill import read_batches
-from ingest.exposition import SeriesCache, parse_openmetrics, parse_text
-from model.errors import ExpositionError
+from shardmon.ingest.backfill import read_batches
+from shardmon.ingest.exposition import SeriesCache, parse_openmetrics, parse_text
+from shardmon.model.errors import ExpositionError
 
 MIB = 1 << 20
 BOUND_S = 5.0

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.exposition import NO_TIMESTAMP, ParsedScrape, SeriesCache, parse_text
-from model.errors import ExpositionError
-from model.labels import Labels, escape_label_value
+from shardmon.ingest.exposition import NO_TIMESTAMP, ParsedScrape, SeriesCache, parse_text
+from shardmon.model.errors import ExpositionError
+from shardmon.model.labels import Labels, escape_label_value
 
 
 def samples(parsed: ParsedScrape, cache: SeriesCache) -> list[tuple[dict[str, str], float, int]]:

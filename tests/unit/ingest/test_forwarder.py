@@ -6,10 +6,10 @@ import asyncio
 
 import numpy as np
 
-from ingest.forwarder import Forwarder
-from model.config import IngestConfig, ShardNode
-from model.labels import Labels
-from model.samples import SampleBatch
+from shardmon.ingest.forwarder import Forwarder
+from shardmon.model.config import IngestConfig, ShardNode
+from shardmon.model.labels import Labels
+from shardmon.model.samples import SampleBatch
 from shardmon.procs import free_port
 
 

@@ -12,9 +12,9 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.backfill import read_batches
-from ingest.exposition import SeriesCache, parse_openmetrics, parse_text
-from model.errors import ExpositionError
+from shardmon.ingest.backfill import read_batches
+from shardmon.ingest.exposition import SeriesCache, parse_openmetrics, parse_text
+from shardmon.model.errors import ExpositionError
 from tests.unit.fuzzing import fuzz
 
 #: An error message is bounded whatever the input: the line number, a fixed text and short quotes.
@@ -143,7 +143,7 @@ def test_a_warmed_openmetrics_cache_survives_a_broken_body(body):
 @fuzz()
 @given(st.lists(st.tuples(st.text(max_size=30), st.floats(allow_nan=True, allow_infinity=True)), max_size=30))
 def test_label_values_of_any_text_round_trip(pairs):
-    from model.labels import escape_label_value
+    from shardmon.model.labels import escape_label_value
 
     want = dict(pairs)
     body = b"".join(f'm{{v="{escape_label_value(v)}"}} {repr(x).replace("inf", "Inf")}\n'.encode() for v, x in want.items())

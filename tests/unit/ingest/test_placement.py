@@ -1,6 +1,6 @@
 """Where the coordinator puts the scrapers on a Ray cluster (pure logic: no Ray is started)."""
 
-from ingest.placement import place_scrapers, scraper_nodes
+from shardmon.ingest.placement import place_scrapers, scraper_nodes
 
 
 def node(node_id: str, ip: str, cpus: float, *, head: bool = False, alive: bool = True) -> dict:

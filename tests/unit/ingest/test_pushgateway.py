@@ -12,11 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.exposition import SeriesCache, parse_text
-from ingest.pushgateway import PushStore, grouping_key, parse_push
-from model.errors import PushError, PushGroupsLimitError
-from model.label_limits import LabelLimits
-from model.labels import Labels
+from shardmon.ingest.exposition import SeriesCache, parse_text
+from shardmon.ingest.pushgateway import PushStore, grouping_key, parse_push
+from shardmon.model.errors import PushError, PushGroupsLimitError
+from shardmon.model.label_limits import LabelLimits
+from shardmon.model.labels import Labels
 from tests.unit.fuzzing import fuzz
 
 LIMITS = LabelLimits(30, 1024, 2048)

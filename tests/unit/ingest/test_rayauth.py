@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.rayauth import token_auth_env
-from model.errors import ConfigError
+from shardmon.ingest.rayauth import token_auth_env
+from shardmon.model.errors import ConfigError
 
 
 def test_the_head_writes_a_token_the_others_read(tmp_path):

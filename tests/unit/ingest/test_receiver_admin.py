@@ -6,9 +6,9 @@ import asyncio
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from ingest.pushgateway import PushStore
-from ingest.receiver import ADMIN_DISABLED, Receiver
-from model.config import parse_config
+from shardmon.ingest.pushgateway import PushStore
+from shardmon.ingest.receiver import ADMIN_DISABLED, Receiver
+from shardmon.model.config import parse_config
 
 
 def _wipe(config_text: str):

@@ -11,12 +11,12 @@ import hashlib
 import pytest
 import yaml
 
-from ingest.relabel import Relabeler, expand, go_lower, go_upper, hashmod, process
-from model.config import parse_config
-from model.errors import ConfigError
-from model.labels import Labels
-from model.regex import compile_regex
-from model.relabel_config import RelabelConfig
+from shardmon.ingest.relabel import Relabeler, expand, go_lower, go_upper, hashmod, process
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
+from shardmon.model.labels import Labels
+from shardmon.model.regex import compile_regex
+from shardmon.model.relabel_config import RelabelConfig
 
 
 def R(**kw) -> RelabelConfig:  # noqa: N802

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest import remote_write
-from ingest.remote_write import decode, decoded_length, encode, max_compressed_bytes
-from model.errors import BodyTooLargeError, RemoteWriteError
-from model.label_limits import LabelLimits
-from model.labels import Labels
-from model.pb import remote_pb2
+from shardmon.ingest import remote_write
+from shardmon.ingest.remote_write import decode, decoded_length, encode, max_compressed_bytes
+from shardmon.model.errors import BodyTooLargeError, RemoteWriteError
+from shardmon.model.label_limits import LabelLimits
+from shardmon.model.labels import Labels
+from shardmon.model.pb import remote_pb2
 from tests.unit.fuzzing import fuzz
 
 MIB = 1 << 20

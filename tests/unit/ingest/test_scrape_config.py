@@ -2,8 +2,8 @@
 
 import pytest
 
-from model.config import parse_config
-from model.errors import ConfigError
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 
 def _sc(extra: str = ""):

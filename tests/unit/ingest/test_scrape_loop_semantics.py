@@ -21,15 +21,15 @@ import time
 import numpy as np
 import pytest
 
-from ingest import metrics
-from ingest.scrape_http import timeout_header
-from ingest.scrape_loop import NORMAL_NAN, ScrapeLoop
-from ingest.target import Target, targets_from_config
-from ingest.target_series import attach_target_labels
-from model.config import parse_config
-from model.labels import Labels, Matcher, MatchType
-from model.memory import MemoryStorage
-from model.samples import is_stale
+from shardmon.ingest import metrics
+from shardmon.ingest.scrape_http import timeout_header
+from shardmon.ingest.scrape_loop import NORMAL_NAN, ScrapeLoop
+from shardmon.ingest.target import Target, targets_from_config
+from shardmon.ingest.target_series import attach_target_labels
+from shardmon.model.config import parse_config
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import is_stale
 
 TEXT = "text/plain; version=0.0.4; charset=utf-8"
 OM = "application/openmetrics-text; version=1.0.0; charset=utf-8"

@@ -2,10 +2,10 @@
 
 import pytest
 
-from ingest.target import Target, assign_targets, targets_from_config
-from model.config import parse_config
-from model.errors import ConfigError
-from model.labels import Labels
+from shardmon.ingest.target import Target, assign_targets, targets_from_config
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
+from shardmon.model.labels import Labels
 
 SHARDS = "shards: {nodes: [{id: 0, address: '127.0.0.1:1', redis_url: 'redis://127.0.0.1:2'}]}\n"
 
@@ -78,7 +78,7 @@ scrape_configs:
 
 
 def test_assign_targets_gives_every_target_to_exactly_one_scraper():
-    from model.labels import Labels
+    from shardmon.model.labels import Labels
 
     targets = [Target("j", f"http://h{i}:80/metrics", Labels.from_dict({"instance": f"h{i}"}), 1000, 1000, False, True)
                for i in range(100)]
@@ -159,7 +159,7 @@ scrape_configs:
 
 
 def test_discovered_label_sets_become_targets_skipping_refused_ones():
-    from ingest.target import job_targets
+    from shardmon.ingest.target import job_targets
 
     sc = parse_config("scrape_configs: [{job_name: d, target_limit: 3, sample_limit: 7}]\n" + SHARDS).scrape_configs[0]
     errors = []
@@ -173,7 +173,7 @@ def test_discovered_label_sets_become_targets_skipping_refused_ones():
 
 
 def test_target_limit_marks_every_target_of_the_job_and_lifts_when_under():
-    from ingest.target import apply_target_limit
+    from shardmon.ingest.target import apply_target_limit
 
     ts = _targets("""
 scrape_configs:

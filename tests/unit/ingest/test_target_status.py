@@ -1,10 +1,10 @@
 """``/api/v1/targets``'s JSON from the coordinator's state: Prometheus's fields, each active target's
 scraper, dropped targets, the ``state`` and ``scrapePool`` filters, and Shardmon's own job last."""
 
-from ingest.scrape_loop import TargetHealth
-from ingest.target import SELF_JOB, self_targets, targets_from_config
-from ingest.target_status import targets_data
-from model.config import parse_config
+from shardmon.ingest.scrape_loop import TargetHealth
+from shardmon.ingest.target import SELF_JOB, self_targets, targets_from_config
+from shardmon.ingest.target_status import targets_data
+from shardmon.model.config import parse_config
 
 CONFIG = parse_config("""
 global: {scrape_interval: 15s, scrape_timeout: 10s}

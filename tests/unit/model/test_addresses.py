@@ -3,9 +3,9 @@ naming the field path, so every subcommand sees the same errors."""
 
 import pytest
 
-from model.addresses import check_host_port, check_ray_address, check_redis_url, redacted_url
-from model.config import parse_config
-from model.errors import ConfigError
+from shardmon.model.addresses import check_host_port, check_ray_address, check_redis_url, redacted_url
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 
 @pytest.mark.parametrize("value", ["127.0.0.1:9090", "0.0.0.0:1", "shard-0:65535", "[::1]:9090", "a_b.c:80"])

@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from model.errors import QueryCanceledError, QueryLimitError, QueryTimeoutError
-from model.labels import Labels, Matcher, MatchType
-from model.memory import MemoryStorage
-from model.storage import NO_LIMIT, QueryBudget
+from shardmon.model.errors import QueryCanceledError, QueryLimitError, QueryTimeoutError
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.storage import NO_LIMIT, QueryBudget
 
 
 def test_charges_add_up_and_the_first_one_over_names_the_limit_and_its_field():

@@ -2,8 +2,8 @@
 
 import pytest
 
-from model.config import parse_config
-from model.errors import ConfigError
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 
 def test_a_plain_prometheus_yml_loads_with_prometheus_defaults():
@@ -92,7 +92,7 @@ def test_bad_configs_name_the_field(text, message):
 
 def test_a_static_url_target_is_refused_only_when_no_relabeling_moves_it():
     """As Prometheus: the address is checked after relabeling, so blackbox-style URL targets load."""
-    from ingest.target import targets_from_config
+    from shardmon.ingest.target import targets_from_config
 
     bad = parse_config("scrape_configs: [{job_name: a, static_configs: [{targets: ['http://h:1']}]}]")
     with pytest.raises(ConfigError, match=r"scrape_configs\[0\]\.static_configs\[0\]\.targets\[0\]: .*not a valid hostname"):
@@ -135,7 +135,7 @@ def test_the_launchers_stop_grace_period_is_a_duration():
 def test_scrape_configs_and_http_sd_configs_read_the_http_config_fields_as_an_http_config_file():
     import yaml
 
-    from model.http_config import HTTPClientConfig
+    from shardmon.model.http_config import HTTPClientConfig
 
     fields = {"basic_auth": {"username": "u", "password_file": "/p"}, "follow_redirects": False,
               "tls_config": {"ca_file": "/ca.pem", "server_name": "s"}, "proxy_url": "http://proxy:3128"}

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from model.config import load_config, parse_config
-from model.errors import ConfigError
 from shardmon.cli import main
+from shardmon.model.config import load_config, parse_config
+from shardmon.model.errors import ConfigError
 from tests.tlsutil import bcrypt_hash, make_certs
 
 SECRET = "hunter2-very-secret"

@@ -7,15 +7,14 @@ import importlib
 import inspect
 import pkgutil
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import grpc
 import pytest
 
-from model import errors
-from model.grpcstatus import QUERY, SHARD_READ, SHARD_WRITE, error_of, status_of, trailers_of
+from shardmon.model import errors
+from shardmon.model.grpcstatus import QUERY, SHARD_READ, SHARD_WRITE, error_of, status_of, trailers_of
+from tests.unit.floors import FLOORS, ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 C = grpc.StatusCode
 
 # What a server raises -> the status on the wire -> what a client of each API gets back.
@@ -137,14 +136,14 @@ def test_every_error_class_that_crosses_an_edge_has_a_status():
 
 
 # Exceptions outside the tree on purpose (see model/errors.py's docstring): the command-line tools' own.
-OUTSIDE_THE_TREE = {"shardmon.cli_common.UsageError", "querier.promqltest.ScriptError", "shardmon.procs.Interrupted",
-                    "shardmon.procs.ChildFailed"}
+OUTSIDE_THE_TREE = {"shardmon.cli_common.UsageError", "shardmon.querier.promqltest.ScriptError",
+                    "shardmon.procs.Interrupted", "shardmon.procs.ChildFailed"}
 
 
 def test_every_error_class_of_the_code_is_in_the_tree_or_private():
     found, outside = [], []
-    for pkg in ("model", "shards", "ingest", "querier", "shardmon"):
-        for info in pkgutil.walk_packages([str(ROOT / pkg)], prefix=f"{pkg}."):
+    for folder, package in FLOORS.items():
+        for info in pkgutil.walk_packages([str(ROOT / folder)], prefix=f"{package}."):
             if info.name.endswith("__main__") or ".pb." in info.name:
                 continue
             module = importlib.import_module(info.name)

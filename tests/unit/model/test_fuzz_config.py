@@ -11,8 +11,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.config import Config, parse_config
-from model.errors import ConfigError
+from shardmon.model.config import Config, parse_config
+from shardmon.model.errors import ConfigError
 from tests.unit.fuzzing import fuzz
 
 DEFAULT = yaml.safe_load(resources.files("shardmon").joinpath("default.yml").read_text())

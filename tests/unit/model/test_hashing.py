@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from model.hashing import offset_ms, rendezvous_owner, shards_for_series
+from shardmon.model.hashing import offset_ms, rendezvous_owner, shards_for_series
 
 
 def _targets(n):

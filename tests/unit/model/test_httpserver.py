@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
-from model.errors import (
+from shardmon.model.errors import (
     BadQueryError,
     ConfigError,
     PermissionDeniedError,
@@ -23,8 +23,8 @@ from model.errors import (
     ShardUnavailableError,
     UnauthenticatedError,
 )
-from model.httpserver import listen, make_app, text_error
-from model.webconfig import parse_web_config
+from shardmon.model.httpserver import listen, make_app, text_error
+from shardmon.model.webconfig import parse_web_config
 from tests.tlsutil import bcrypt_hash, make_certs
 
 HASH = bcrypt_hash("right")

@@ -1,6 +1,6 @@
 import pytest
 
-from model.labels import Labels, Matcher, MatchType, matches_all
+from shardmon.model.labels import Labels, Matcher, MatchType, matches_all
 
 
 def test_labels_are_sorted_and_drop_empty_values():

@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from model.config import parse_config
-from model.errors import ConfigError
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 PROMETHEUS_YML = """
 global:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from model.addresses import redacted_url
-from model.config import parse_config
-from model.errors import ConfigError
+from shardmon.model.addresses import redacted_url
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 
 def _node(extra: str) -> str:

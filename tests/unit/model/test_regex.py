@@ -12,13 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.relabel import process
-from model.errors import BadQueryError, QueryExecutionError, RegexError
-from model.labels import Labels, Matcher, MatchType
-from model.memory import MemoryStorage
-from model.regex import compile_matcher_regex, compile_regex, sorted_range
-from model.relabel_config import RelabelConfig
-from querier.promql import Engine
+from shardmon.ingest.relabel import process
+from shardmon.model.errors import BadQueryError, QueryExecutionError, RegexError
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.regex import compile_matcher_regex, compile_regex, sorted_range
+from shardmon.model.relabel_config import RelabelConfig
+from shardmon.querier.promql import Engine
 
 # Catastrophic for a backtracking engine (Python's re needs minutes to hours on these inputs).
 HOSTILE = [

@@ -3,7 +3,14 @@
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from model.units import Duration, Size, format_duration_ms, format_go_duration_ms, parse_duration_ms, parse_size_bytes
+from shardmon.model.units import (
+    Duration,
+    Size,
+    format_duration_ms,
+    format_go_duration_ms,
+    parse_duration_ms,
+    parse_size_bytes,
+)
 
 
 def test_durations_parse_as_prometheus_writes_them():

@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from model.errors import ConfigError
-from model.webconfig import BasicAuthVerifier, bcrypt_cost, load_web_config, read_web_config, server_ssl_context
+from shardmon.model.errors import ConfigError
+from shardmon.model.webconfig import (
+    BasicAuthVerifier,
+    bcrypt_cost,
+    load_web_config,
+    read_web_config,
+    server_ssl_context,
+)
 from tests.tlsutil import bcrypt_hash, make_certs
 
 PROMTOOL = shutil.which("promtool")

@@ -11,10 +11,10 @@ import math
 
 import numpy as np
 
-from model.labels import Labels
-from model.memory import MemoryStorage
-from model.samples import STALE_NAN_BITS
-from querier.promql import Engine, QueryResult
+from shardmon.model.labels import Labels
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import STALE_NAN_BITS
+from shardmon.querier.promql import Engine, QueryResult
 
 S = 1000  # One second in ms.
 M = 60 * S

@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 
-from model.errors import BadQueryError, QueryExecutionError
-from model.labels import Labels
-from model.memory import MemoryStorage
-from model.storage import QueryBudget
-from querier.promql import Engine
-from querier.promql.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
-from querier.promql.value import EvalContext, InstantVector, Scalar
+from shardmon.model.errors import BadQueryError, QueryExecutionError
+from shardmon.model.labels import Labels
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.storage import QueryBudget
+from shardmon.querier.promql import Engine
+from shardmon.querier.promql.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
+from shardmon.querier.promql.value import EvalContext, InstantVector, Scalar
 from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, same
 
 

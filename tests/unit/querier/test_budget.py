@@ -10,11 +10,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from model.errors import QueryCanceledError, QueryExecutionError, QueryLimitError
-from model.labels import Labels
-from model.memory import MemoryStorage
-from model.storage import QueryBudget, SeriesSet
-from querier.promql import Engine
+from shardmon.model.errors import QueryCanceledError, QueryExecutionError, QueryLimitError
+from shardmon.model.labels import Labels
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.storage import QueryBudget, SeriesSet
+from shardmon.querier.promql import Engine
 
 S = 1000
 DAY = 86_400 * S

@@ -9,12 +9,12 @@ import time
 import numpy as np
 import pytest
 
-from model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
-from model.labels import Labels
-from model.memory import MemoryStorage
-from model.samples import STALE_NAN
-from model.storage import SeriesSet
-from querier.promql import Engine, QueryResult, UnsupportedQueryError
+from shardmon.model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
+from shardmon.model.labels import Labels
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import STALE_NAN
+from shardmon.model.storage import SeriesSet
+from shardmon.querier.promql import Engine, QueryResult, UnsupportedQueryError
 from tests.unit.querier.conftest import M, S, as_dict, lbl, storage_with
 
 

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import pytest
 
-from model.errors import QueryTimeoutError, ShardUnavailableError
-from model.labels import Labels, Matcher, MatchType
-from model.storage import QueryBudget, Series
-from querier.fanout import FanoutQuerier
+from shardmon.model.errors import QueryTimeoutError, ShardUnavailableError
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.storage import QueryBudget, Series
+from shardmon.querier.fanout import FanoutQuerier
 
 X = [Matcher(MatchType.EQ, "__name__", "x")]
 

@@ -12,11 +12,11 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
-from model.labels import Labels
-from model.memory import MemoryStorage
-from model.samples import STALE_NAN
-from querier.promql import Engine
+from shardmon.model.errors import BadQueryError, QueryExecutionError, QueryTimeoutError
+from shardmon.model.labels import Labels
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import STALE_NAN
+from shardmon.querier.promql import Engine
 
 T = 3_600_000  # The evaluation time: an hour of data before it.
 BUDGET_S = 5.0

@@ -10,10 +10,10 @@ import math
 
 import pytest
 
-from model.errors import QueryExecutionError
-from model.labels import Labels
-from querier.promql import Engine
-from querier.promql.histogram import parse_go_float
+from shardmon.model.errors import QueryExecutionError
+from shardmon.model.labels import Labels
+from shardmon.querier.promql import Engine
+from shardmon.querier.promql.histogram import parse_go_float
 from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, points, same, single
 
 # -- math and conversions ------------------------------------------------------------------------

@@ -8,13 +8,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.config import QuerierConfig
-from model.errors import BadQueryError
-from model.labels import Labels
-from model.memory import MemoryStorage
-from querier import lookup
-from querier.promql import Engine
-from querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, MAX_QUERY_DEPTH_CEILING, QueryGuard, depth_bound, tree_depth
+from shardmon.model.config import QuerierConfig
+from shardmon.model.errors import BadQueryError
+from shardmon.model.labels import Labels
+from shardmon.model.memory import MemoryStorage
+from shardmon.querier import lookup
+from shardmon.querier.promql import Engine
+from shardmon.querier.promql.guard import (
+    DEFAULT_MAX_QUERY_DEPTH,
+    MAX_QUERY_DEPTH_CEILING,
+    QueryGuard,
+    depth_bound,
+    tree_depth,
+)
 
 # Each construct that deepens the parser's and the evaluator's recursion, nested n levels (about).
 NESTED = {

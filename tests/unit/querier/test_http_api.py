@@ -12,11 +12,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from model.labels import Labels
-from model.memory import MemoryStorage
-from model.storage import Series
-from querier.fanout import merge_series
-from querier.http_api import (
+from shardmon.model.labels import Labels
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.storage import Series
+from shardmon.querier.fanout import merge_series
+from shardmon.querier.http_api import (
     PrometheusAPI,
     format_timestamps,
     format_ts,
@@ -25,7 +25,7 @@ from querier.http_api import (
     parse_step_ms,
     parse_time_ms,
 )
-from querier.promql import Engine
+from shardmon.querier.promql import Engine
 
 
 def test_values_are_formatted_as_go_formatfloat_f_minus_1():
@@ -168,7 +168,7 @@ def test_whole_arrays_format_exactly_as_one_value_at_a_time():
 
 
 def test_a_result_without_a_shard_is_flagged_partial_and_a_whole_one_is_not():
-    from model.storage import SeriesSet
+    from shardmon.model.storage import SeriesSet
 
     class OneShardDown:
         def __init__(self, inner):
@@ -228,7 +228,7 @@ def test_targets_are_answered_by_the_ingest_service_and_passed_through():
 
 
 def test_a_warning_without_the_partial_flag_is_no_partial_answer():
-    from model.storage import SeriesSet
+    from shardmon.model.storage import SeriesSet
 
     class Worded:
         def __init__(self, inner):
@@ -273,7 +273,7 @@ def test_limits_answer_400_before_parsing_and_422_while_loading():
 
 
 def test_a_query_whose_client_disconnects_is_called_off():
-    from querier import metrics
+    from shardmon.querier import metrics
 
     class Endless:
         """A Querier whose select runs until its query is called off."""

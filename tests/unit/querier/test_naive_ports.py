@@ -15,10 +15,10 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from model.errors import QueryExecutionError
-from model.labels import Labels
-from model.samples import STALE_NAN, is_stale
-from querier.promql import QueryResult
+from shardmon.model.errors import QueryExecutionError
+from shardmon.model.labels import Labels
+from shardmon.model.samples import STALE_NAN, is_stale
+from shardmon.querier.promql import QueryResult
 from tests.unit.querier.conftest import M, S, SeriesData, as_dict, engine_with, lbl, points, same
 
 

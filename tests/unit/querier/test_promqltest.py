@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from model.labels import Labels, Matcher, MatchType
-from model.memory import MemoryStorage
-from model.samples import is_stale
-from model.storage import Series
-from querier.promqltest import ScriptError, ScriptReport, almost_equal, parse_duration_ms, run_file, run_script
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.memory import MemoryStorage
+from shardmon.model.samples import is_stale
+from shardmon.model.storage import Series
+from shardmon.querier.promqltest import ScriptError, ScriptReport, almost_equal, parse_duration_ms, run_file, run_script
 from tests.reference import promqltest_dir
 
 
@@ -201,7 +201,7 @@ def test_range_mode_is_checked_too() -> None:
         """An engine whose range queries disagree with its instant ones."""
 
         def __init__(self, querier) -> None:
-            from querier.promql import Engine
+            from shardmon.querier.promql import Engine
 
             self.engine = Engine(querier)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from model.samples import STALE_NAN
+from shardmon.model.samples import STALE_NAN
 from tests.unit.querier.conftest import same
 
 

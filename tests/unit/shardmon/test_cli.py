@@ -5,8 +5,8 @@ import sys
 
 
 def test_the_embedded_default_config_loads():
-    from ingest.target import targets_from_config
     from shardmon.cli_common import load
+    from shardmon.ingest.target import targets_from_config
 
     c = load(None)
     jobs = [t.job for t in targets_from_config(c)]

@@ -34,7 +34,7 @@ def compose() -> dict:
 
 @pytest.fixture(scope="module")
 def config():
-    from model.config import load_config
+    from shardmon.model.config import load_config
 
     return load_config(CONFIG)
 

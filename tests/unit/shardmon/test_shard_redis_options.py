@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from model.config import parse_config
-from model.errors import ConfigError
 from shardmon.cli import main
 from shardmon.launcher import LocalCluster
+from shardmon.model.config import parse_config
+from shardmon.model.errors import ConfigError
 
 SECRET = "hunter2-Secret"
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.labels import Labels, Matcher, MatchType
-from model.samples import SampleBatch
-from shards.engine import ShardDB
-from shards.memory_store import MemoryRedis, MemoryStore
-from shards.store import Store
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.samples import SampleBatch
+from shardmon.shards.engine import ShardDB
+from shardmon.shards.memory_store import MemoryRedis, MemoryStore
+from shardmon.shards.store import Store
 
 H = 3_600_000
 D = 2 * H

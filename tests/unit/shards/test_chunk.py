@@ -6,9 +6,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from model.samples import STALE_NAN
-from shards import chunk
-from shards.wal import decode_record, encode_record
+from shardmon.model.samples import STALE_NAN
+from shardmon.shards import chunk
+from shardmon.shards.wal import decode_record, encode_record
 
 float_bits = st.integers(min_value=0, max_value=2**64 - 1).map(lambda b: struct.unpack("<d", struct.pack("<Q", b))[0])
 

@@ -8,8 +8,8 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.samples import STALE_NAN, STALE_NAN_BITS
-from shards import chunk
+from shardmon.model.samples import STALE_NAN, STALE_NAN_BITS
+from shardmon.shards import chunk
 
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from model.errors import ShardDataLostError
+from shardmon.model.errors import ShardDataLostError
 from tests.unit.shards.enginekit import PREFIX, D, H, batch
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -8,10 +8,10 @@ import asyncio
 import numpy as np
 import pytest
 
-from model.errors import InvalidWriteError
-from shards import metrics
-from shards.engine import WriteOutcome
-from shards.limits import SeriesLimitError
+from shardmon.model.errors import InvalidWriteError
+from shardmon.shards import metrics
+from shardmon.shards.engine import WriteOutcome
+from shardmon.shards.limits import SeriesLimitError
 from tests.unit.shards.enginekit import D, batch, counter, read
 
 # -- limits ----------------------------------------------------------------------------------------

@@ -11,11 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from model.errors import ShardDataLostError, ShardUnavailableError
-from model.labels import Matcher, MatchType
-from model.samples import SampleBatch
-from shards import metrics
-from shards.engine import ShardDB
+from shardmon.model.errors import ShardDataLostError, ShardUnavailableError
+from shardmon.model.labels import Matcher, MatchType
+from shardmon.model.samples import SampleBatch
+from shardmon.shards import metrics
+from shardmon.shards.engine import ShardDB
 from tests.unit.shards.enginekit import PREFIX, D, H, batch, counter, read, series
 
 S = 1000

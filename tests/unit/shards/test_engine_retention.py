@@ -8,8 +8,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from model.errors import ShardUnavailableError
-from shards import metrics
+from shardmon.model.errors import ShardUnavailableError
+from shardmon.shards import metrics
 from tests.unit.shards.enginekit import STEP, D, H, batch, counter, read, write_hours
 
 # -- retention -------------------------------------------------------------------------------------

@@ -9,11 +9,11 @@ import asyncio
 import numpy as np
 import pytest
 
-from model.errors import InvalidWriteError, ShardNotDurableError, ShardUnavailableError
-from model.labels import Labels
-from model.samples import STALE_NAN, SampleBatch
-from shards import metrics
-from shards.engine import WriteOutcome
+from shardmon.model.errors import InvalidWriteError, ShardNotDurableError, ShardUnavailableError
+from shardmon.model.labels import Labels
+from shardmon.model.samples import STALE_NAN, SampleBatch
+from shardmon.shards import metrics
+from shardmon.shards.engine import WriteOutcome
 from tests.unit.shards.enginekit import PREFIX, STEP, D, H, batch, counter, read
 
 M = 60_000

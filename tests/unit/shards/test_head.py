@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from model.labels import Labels
-from model.samples import STALE_NAN
-from shards.head import Head
-from shards.registry import SeriesRegistry
+from shardmon.model.labels import Labels
+from shardmon.model.samples import STALE_NAN
+from shardmon.shards.head import Head
+from shardmon.shards.registry import SeriesRegistry
 
 
 def _head(n_series=3):

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import shards.index as index_module
-from model.labels import Labels, Matcher, MatchType, matches_all
-from shards.index import LabelIndex, _RegexScan, _Selection
+import shardmon.shards.index as index_module
+from shardmon.model.labels import Labels, Matcher, MatchType, matches_all
+from shardmon.shards.index import LabelIndex, _RegexScan, _Selection
 
 SERIES = [
     {"__name__": "http_requests_total", "job": "api", "code": "200"},
@@ -55,8 +55,8 @@ def test_label_names_and_values():
 
 
 def test_set_and_prefix_regexes_select_as_a_full_scan_would():
-    from model.labels import Labels, Matcher, MatchType
-    from shards.index import LabelIndex
+    from shardmon.model.labels import Labels, Matcher, MatchType
+    from shardmon.shards.index import LabelIndex
 
     values = [f"{p}{i}" for p in ("api/v1/", "api/v2/", "web-", "x.y", "") for i in range(30)]
     idx = LabelIndex()

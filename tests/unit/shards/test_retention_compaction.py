@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from model.config import ShardsConfig, parse_config
-from model.errors import ConfigError
-from model.units import parse_size_bytes
-from shards import chunk
-from shards.compact import blocks_beyond_retention, merge_block_chunks, plan_compaction
-from shards.limits import admit_series
-from shards.store import BlockMeta
+from shardmon.model.config import ShardsConfig, parse_config
+from shardmon.model.errors import ConfigError
+from shardmon.model.units import parse_size_bytes
+from shardmon.shards import chunk
+from shardmon.shards.compact import blocks_beyond_retention, merge_block_chunks, plan_compaction
+from shardmon.shards.limits import admit_series
+from shardmon.shards.store import BlockMeta
 
 H = 3_600_000
 D = 2 * H

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from model.errors import ShardUnavailableError
-from shards import redis_store
-from shards.memory_store import MemoryRedis, MemoryStore
-from shards.store import BlockMeta, Keys
+from shardmon.model.errors import ShardUnavailableError
+from shardmon.shards import redis_store
+from shardmon.shards.memory_store import MemoryRedis, MemoryStore
+from shardmon.shards.store import BlockMeta, Keys
 
 ROOT = Path(__file__).resolve().parents[3]
 

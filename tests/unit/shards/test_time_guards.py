@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from model.config import parse_config
-from shards.blocks import cut_window, flush_bound
-from shards.compact import blocks_beyond_retention
-from shards.limits import split_future
-from shards.store import BlockMeta
+from shardmon.model.config import parse_config
+from shardmon.shards.blocks import cut_window, flush_bound
+from shardmon.shards.compact import blocks_beyond_retention
+from shardmon.shards.limits import split_future
+from shardmon.shards.store import BlockMeta
 
 M = 60_000
 H = 3_600_000
