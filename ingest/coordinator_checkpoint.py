@@ -10,6 +10,8 @@ ingest service (a new run id) ignores them. The ingest service deletes the check
 
 from __future__ import annotations
 
+import logging
+
 from ray import cloudpickle
 
 from shardmon.ingest.ray_cluster import NAMESPACE
@@ -17,6 +19,8 @@ from shardmon.model.config import Config
 
 #: The checkpoint's key in Ray's internal KV store (namespace NAMESPACE).
 STATE_KEY = b"coordinator-state"
+
+log = logging.getLogger(__name__)
 
 
 def save_state(run_id: str, config: Config, scrapers: int) -> None:
@@ -35,8 +39,12 @@ def load_state(run_id: str) -> dict | None:
     blob = internal_kv._internal_kv_get(STATE_KEY, namespace=NAMESPACE)
     if not blob:
         return None
-    state = cloudpickle.loads(blob)
-    return state if state.get("run") == run_id else None
+    try:
+        state = cloudpickle.loads(blob)
+    except Exception as e:  # another version's checkpoint (its classes moved or gone): not ours to resume
+        log.warning("ignoring an unreadable coordinator checkpoint (%s: %s)", type(e).__name__, e)
+        return None
+    return state if isinstance(state, dict) and state.get("run") == run_id else None
 
 
 def delete_state() -> None:
