@@ -48,9 +48,9 @@ def test_every_panel_query_is_answered_by_shardmons_engine():
     so that every `histogram_quantile` and division gives an answer."""
     import numpy as np
 
-    from model.labels import Labels
-    from model.memory import MemoryStorage
-    from querier.promql import Engine
+    from shardmon.model.labels import Labels
+    from shardmon.model.memory import MemoryStorage
+    from shardmon.querier.promql import Engine
 
     storage = MemoryStorage()
     ts = np.arange(0, 20 * 60_000, 15_000, dtype=np.int64)
