@@ -19,11 +19,13 @@ Every model forbids unknown fields, and every error names the field path, e.g.
 
 from __future__ import annotations
 
+import glob
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from shardmon.model.config_base import ConfigModel
 from shardmon.model.errors import ConfigError
@@ -35,6 +37,7 @@ from shardmon.model.service_config import (
     LocalConfig,
     QuerierConfig,
     ReceiverConfig,
+    RulesConfig,
     ShardNode,
     ShardsConfig,
     WebAPIConfig,
@@ -42,9 +45,12 @@ from shardmon.model.service_config import (
 
 __all__ = [
     "Config", "GlobalConfig", "IngestConfig", "InternalClientConfig", "LocalConfig", "QuerierConfig",
-    "ReceiverConfig", "ScrapeConfig", "ShardNode", "ShardsConfig", "StaticConfig", "WebAPIConfig",
+    "ReceiverConfig", "RulesConfig", "ScrapeConfig", "ShardNode", "ShardsConfig", "StaticConfig", "WebAPIConfig",
     "check_web_clients", "load_config", "parse_config", "yaml_error",
 ]
+
+#: Prometheus's check of a rule_files entry: at most one wildcard, in the last path component.
+_RULE_PATH = re.compile(r"^[^*]*(\*[^/]*)?$")
 
 
 class Config(ConfigModel):
@@ -52,6 +58,12 @@ class Config(ConfigModel):
 
     global_: GlobalConfig = Field(default_factory=GlobalConfig, alias="global", description="Prometheus's defaults.")
     scrape_configs: list[ScrapeConfig] = Field(default_factory=list, description="The scrape jobs, as Prometheus's.")
+    rule_files: list[str] = Field(
+        default_factory=list,
+        description="Rule files, as Prometheus's: paths or globs (a '*' only in the last path component), relative "
+        "to this configuration file's folder.",
+    )
+    rules: RulesConfig = Field(default_factory=RulesConfig, description="How rule groups are evaluated.")
     shards: ShardsConfig = Field(default_factory=ShardsConfig, description="The storage shards.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="The scrapers on Ray.")
     querier: QuerierConfig = Field(default_factory=QuerierConfig, description="The query APIs.")
@@ -85,6 +97,22 @@ class Config(ConfigModel):
         web = load_web_config(self.web_config_file)
         check_web_clients(self, web)
         return web
+
+    def rule_file_paths(self) -> list[str]:
+        """The rule files the ``rule_files`` globs match now, in order (a glob matching nothing adds none, as in
+        Prometheus)."""
+        out: list[str] = []
+        for pattern in self.rule_files:
+            out.extend(sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern])
+        return out
+
+    @field_validator("rule_files")
+    @classmethod
+    def _rule_files(cls, value: list[str]) -> list[str]:
+        for i, path in enumerate(value):
+            if not _RULE_PATH.match(path):
+                raise ValueError(f"[{i}]: invalid rule file path {path!r}")
+        return value
 
     @model_validator(mode="after")
     def _resolve(self) -> Config:
@@ -189,6 +217,9 @@ def parse_config(text: str, source: str = "<config>", base_dir: str | Path | Non
     web = config.web_config_file
     if web and base_dir is not None and not Path(web).is_absolute():
         config = config.model_copy(update={"web_config_file": str(Path(base_dir) / web)})
+    if base_dir is not None and config.rule_files:
+        config = config.model_copy(update={"rule_files": [
+            p if Path(p).is_absolute() else str(Path(base_dir) / p) for p in config.rule_files]})
     return config
 
 

@@ -8,7 +8,8 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
 
     ShardmonError                      .retryable
     ├── ConfigError                    no     a bad configuration; names the field path
-    │   └── KubeConfigError            no     no Kubernetes API server or credentials (ingest/discovery)
+    │   ├── KubeConfigError            no     no Kubernetes API server or credentials (ingest/discovery)
+    │   └── RuleFileError              no     a rule file rulefmt would refuse; .errors lists rulefmt's messages
     ├── TargetError                    no     a target Prometheus would not create (ingest/target.py)
     ├── ExpositionError                no     a malformed scrape body; names the line
     │   └── BodyError                  no     ... with what Prometheus counts before refusing it (ingest/exposition/body.py)
@@ -34,7 +35,9 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
     │   │   └── UnsupportedQueryError  no     a PromQL feature not implemented (querier/promql/value.py)
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
-    │   │   └── QueryLimitError        no     ... over querier.max_samples / max_series (.limit names it)
+    │   │   ├── QueryLimitError        no     ... over querier.max_samples / max_series (.limit names it)
+    │   │   └── RuleError              no     a rule's own evaluation error: duplicate label sets, over the
+    │   │                                      group's limit (querier/rules/recording.py)
     │   ├── QueryTimeoutError          no     HTTP 503 timeout, gRPC DEADLINE_EXCEEDED
     │   ├── QueryCanceledError         no     HTTP 499 canceled, gRPC CANCELLED (the client went away)
     │   └── QueryUnavailableError      yes    HTTP 503 unavailable, gRPC UNAVAILABLE (a shard down, abort)
@@ -50,7 +53,8 @@ Subclasses defined next to the code that raises them are listed with their modul
 on purpose: exceptions private to one module for its own control flow, which never leave it
 (``_Gone``, ``_BlocksChanged``, a ``ValueError``
 for pydantic), and the command-line tools' own (``shardmon.cli_common.UsageError``, exit code 2;
-``shardmon.querier.promqltest.ScriptError``, a malformed test script; the process harness's
+``shardmon.querier.promqltest.ScriptError``, a malformed test script;
+``shardmon.querier.rules.unittest.TestFileError``, a malformed rule test file; the process harness's
 ``shardmon.procs.Interrupted``, a ``shardmon up`` stopped while starting, and ``shardmon.procs.ChildFailed``,
 a child process that exited or was not ready in time), which end a command and reach no service edge.
 ``tests/unit/model/test_errors.py`` keeps this list true.
@@ -72,6 +76,15 @@ class ShardmonError(Exception):
 
 class ConfigError(ShardmonError):
     """An invalid configuration. The message starts with the field path, e.g. ``scrape_configs.0.job_name``."""
+
+
+class RuleFileError(ConfigError):
+    """A rule file that Prometheus's rulefmt would refuse. ``errors`` holds each problem as rulefmt words it
+    (``FILE: 3:9: group "g", rule 1, "x": could not parse expression: ...``); the message joins them."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = list(errors)
 
 
 class ExpositionError(ShardmonError):

@@ -400,3 +400,23 @@ class WebAPIConfig(ConfigModel):
         "(gRPC PERMISSION_DENIED).",
     )
 
+
+
+class RulesConfig(ConfigModel):
+    """How rule groups are evaluated (Prometheus's ``--rules.alert.*`` flags, as configuration fields)."""
+
+    for_outage_tolerance: Duration = Field(
+        3_600_000,
+        description="Max time to tolerate an outage for restoring the 'for' state of alerts from ALERTS_FOR_STATE "
+        "(Prometheus's --rules.alert.for-outage-tolerance).",
+    )
+    for_grace_period: Duration = Field(
+        600_000,
+        description="Minimum duration between an alert's restoration and its firing; alerts with a shorter 'for' "
+        "are not restored (Prometheus's --rules.alert.for-grace-period).",
+    )
+    resend_delay: Duration = Field(
+        60_000,
+        description="Minimum time to wait before re-sending an alert to Alertmanager "
+        "(Prometheus's --rules.alert.resend-delay).",
+    )

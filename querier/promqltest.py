@@ -421,6 +421,15 @@ class _Runner:
             raise self._error(i, str(exc)) from exc
 
 
+def parse_series_line(text: str) -> tuple[Labels, list[float | None]]:
+    """One series line of a ``load`` block (``name{labels} values...`` in the expanding notation; None is a
+    missing sample ``_``, a staleness marker is :data:`~shardmon.model.samples.STALE_NAN`); ScriptError when
+    malformed. Also reads a bare series description (no values)."""
+    runner = _Runner(memory_storage, Engine, "<series>")
+    labels, rest = runner._parse_series(0, text.strip())
+    return labels, runner._parse_values(0, rest) if rest else []
+
+
 def almost_equal(a: float, b: float) -> bool:
     """Prometheus's test comparison: NaN equals NaN, else a relative difference below 1e-6."""
     if math.isnan(a) and math.isnan(b):

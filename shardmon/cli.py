@@ -16,6 +16,8 @@
     shardmon scale --scrapers N [--config FILE]  change the number of scrapers of the running ingest service
     shardmon reload [--config FILE]             make the running ingest service read its configuration again
     shardmon check-config [--config FILE]       load and check a configuration, then exit
+    shardmon check rules FILE...                check rule files, as ``promtool check rules``
+    shardmon test rules FILE...                 run rule unit-test files, as ``promtool test rules``
 
 ``query``, ``targets``, ``scale`` and ``reload`` also take the options of how to reach Shardmon's listeners
 (``--http.config.file``, ``--tls``, ``--ca-file``, ``--username``/``--password-file``...; see ``--help``).
@@ -44,6 +46,7 @@ from shardmon.cli_clients import (
     cmd_targets,
 )
 from shardmon.cli_common import UsageError, load
+from shardmon.cli_rules import cmd_check_rules, cmd_test_rules
 from shardmon.cli_services import (
     cmd_check_config,
     cmd_demo_targets,
@@ -123,6 +126,21 @@ def parser() -> argparse.ArgumentParser:
     rl = add("reload", cmd_reload, "make the running ingest service read its configuration again (as SIGHUP)")
     add_client_options(rl)
     add("check-config", cmd_check_config, "check a configuration and exit")
+    ck = sub.add_parser("check", help="check files, as promtool check")
+    ck_sub = ck.add_subparsers(dest="what", required=True)
+    cr = ck_sub.add_parser("rules", help="check rule files (as promtool check rules)")
+    cr.add_argument("files", nargs="+", help="rule files")
+    cr.add_argument("--lint", default="duplicate-rules", choices=["all", "duplicate-rules", "none"],
+                    help="linting checks to apply (default duplicate-rules)")
+    cr.add_argument("--lint-fatal", action="store_true", help="make lint errors exit with exit code 3")
+    cr.add_argument("--config", help=argparse.SUPPRESS)
+    cr.set_defaults(fn=cmd_check_rules)
+    ts = sub.add_parser("test", help="run unit tests, as promtool test")
+    ts_sub = ts.add_subparsers(dest="what", required=True)
+    tr = ts_sub.add_parser("rules", help="run rule unit-test files (as promtool test rules)")
+    tr.add_argument("files", nargs="+", help="test files")
+    tr.add_argument("--config", help=argparse.SUPPRESS)
+    tr.set_defaults(fn=cmd_test_rules)
     return p
 
 

@@ -137,6 +137,7 @@ def test_every_error_class_that_crosses_an_edge_has_a_status():
 
 # Exceptions outside the tree on purpose (see model/errors.py's docstring): the command-line tools' own.
 OUTSIDE_THE_TREE = {"shardmon.cli_common.UsageError", "shardmon.querier.promqltest.ScriptError",
+                    "shardmon.querier.rules.unittest.TestFileError",
                     "shardmon.procs.Interrupted", "shardmon.procs.ChildFailed"}
 
 

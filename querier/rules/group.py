@@ -1,0 +1,211 @@
+"""A rule group, evaluated as Prometheus 2.42's rule manager evaluates one (``rules/manager.go``).
+
+:class:`Group` is the pure logic a ruler drives: it never sleeps or starts threads. The ruler asks
+:meth:`Group.first_evaluation` for the group's first slot after start (its evaluation times are offset by
+a hash of file and name, :func:`group_hash`), then calls :meth:`Group.eval` at each slot and
+:meth:`Group.next_evaluation` for the next one, which counts the iterations missed by a slow
+evaluation. :meth:`Group.eval` runs the rules in order, appending each rule's output (with staleness
+markers for series it no longer produces) before the next rule runs, so later rules see it; it hands
+the alerts to send to a :class:`~shardmon.querier.rules.notify.Notifier`. A group that starts anew
+(process start, or moved to another ruler) restores its alerts' ``for`` state from ``ALERTS_FOR_STATE``
+after its second evaluation (:meth:`Group.restore_for_state`), as Prometheus does; a removed group
+writes staleness markers for all its series (:meth:`Group.mark_all_stale`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import xxhash
+
+from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.samples import STALE_NAN, SampleBatch, is_stale
+from shardmon.model.storage import Appender, Querier
+import shardmon.querier.rules.metrics as metrics
+from shardmon.querier.rules.alerting import ALERT_FOR_STATE_METRIC, AlertingRule
+from shardmon.querier.rules.notify import Notifier, to_notifier_alerts
+from shardmon.querier.rules.recording import QueryFunc, RuleState, Sample
+
+
+def group_key(file: str, name: str) -> str:
+    """The id of a group, as Prometheus's ``GroupKey``: names are unique per file only."""
+    return f"{file};{name}"
+
+
+def group_hash(file: str, name: str) -> int:
+    """Prometheus's hash of the labels ``{file=..., name=...}`` (xxhash64 of ``name 0xff value 0xff`` pairs)."""
+    data = b"file\xff" + file.encode() + b"\xffname\xff" + name.encode() + b"\xff"
+    return xxhash.xxh64_intdigest(data)
+
+
+def eval_timestamp_ns(file: str, name: str, interval_ms: int, now_ns: int) -> int:
+    """The group's slot at or before ``now_ns`` (Prometheus's ``EvalTimestamp``, in nanoseconds)."""
+    interval_ns = interval_ms * 1_000_000
+    offset = group_hash(file, name) % interval_ns
+    adj = now_ns - offset
+    return adj - adj % interval_ns + offset
+
+
+def samples_batch(samples: Sequence[Sample], ts_ms: int) -> SampleBatch:
+    """One evaluation's samples as a batch, all at ``ts_ms``."""
+    keys = [lbls.canonical() for lbls, _ in samples]
+    ids = [lbls.series_id() for lbls, _ in samples]
+    return SampleBatch.of(ids, keys, np.arange(len(samples)), np.full(len(samples), ts_ms),
+                          np.array([v for _, v in samples], dtype=np.float64))
+
+
+class Group:
+    """One group's rules and evaluation state. Times are ms since the epoch.
+
+    ``query`` evaluates PromQL (``engine_query_func``), ``appender`` takes the output, ``querier`` is read
+    to restore ``for`` state; ``notifier`` (optional) gets the alerts to send.
+    """
+
+    def __init__(self, name: str, file: str, interval_ms: int, rules: Sequence[RuleState], *, query: QueryFunc,
+                 appender: Appender, querier: Querier | None = None, notifier: Notifier | None = None,
+                 limit: int = 0, external_url: str = "", resend_delay_ms: int = 60_000, should_restore: bool = False,
+                 outage_tolerance_ms: int = 3_600_000, grace_period_ms: int = 600_000) -> None:
+        self.name, self.file, self.interval_ms, self.limit = name, file, interval_ms, limit
+        self.rules = list(rules)
+        self.query, self.appender, self.querier, self.notifier = query, appender, querier, notifier
+        self.external_url = external_url
+        self.resend_delay_ms = resend_delay_ms
+        self.should_restore = should_restore
+        self.outage_tolerance_ms, self.grace_period_ms = outage_tolerance_ms, grace_period_ms
+        #: Per rule, the series its last successful evaluation wrote (for staleness markers).
+        self.series_in_previous_eval: list[set[Labels]] = [set() for _ in self.rules]
+        #: Series of rules removed by a reload, to mark stale at the next evaluation.
+        self.stale_series: list[Labels] = []
+        self.last_evaluation_ms: int | None = None
+        self.evaluation_time_s = 0.0
+        self.evaluations = 0
+        self.key = group_key(file, name)
+        if interval_ms:
+            metrics.GROUP_INTERVAL.labels(self.key).set(interval_ms / 1000)
+        metrics.GROUP_RULES.labels(self.key).set(len(self.rules))
+
+    # -- schedule -------------------------------------------------------------------------------
+
+    def first_evaluation(self, now_ms: int) -> int:
+        """The time of the first evaluation of a group started at ``now_ms``: its next slot."""
+        return eval_timestamp_ns(self.file, self.name, self.interval_ms, now_ms * 1_000_000) // 1_000_000 \
+            + self.interval_ms
+
+    def next_evaluation(self, last_ts_ms: int, now_ms: int) -> int:
+        """The slot to evaluate after the one at ``last_ts_ms`` when the ruler looks at ``now_ms``: the next slot,
+        or a later one if the evaluation overran, the skipped slots counted as missed iterations."""
+        missed = max(0, (now_ms - last_ts_ms) // self.interval_ms - 1)
+        if missed:
+            metrics.ITERATIONS_MISSED.labels(self.key).inc(missed)
+            metrics.ITERATIONS_SCHEDULED.labels(self.key).inc(missed)
+        return last_ts_ms + (missed + 1) * self.interval_ms
+
+    # -- evaluation -----------------------------------------------------------------------------
+
+    def eval(self, ts_ms: int) -> None:
+        """Evaluate every rule at ``ts_ms`` in order; a failing rule records its error and the others run."""
+        started = time.monotonic()
+        metrics.ITERATIONS_SCHEDULED.labels(self.key).inc()
+        samples_total = 0
+        for i, rule in enumerate(self.rules):
+            rule_start = time.monotonic()
+            metrics.EVALUATIONS.labels(self.key).inc()
+            try:
+                samples = rule.eval(ts_ms, self.query, self.limit)
+            except Exception as exc:  # noqa: BLE001 - a rule's error is its health, as in Prometheus
+                rule.health, rule.last_error = "err", str(exc)
+                metrics.EVALUATION_FAILURES.labels(self.key).inc()
+            else:
+                rule.health, rule.last_error = "ok", ""
+                samples_total += len(samples)
+                if isinstance(rule, AlertingRule) and self.notifier is not None:
+                    to_send = rule.alerts_to_send(ts_ms, self.resend_delay_ms, self.interval_ms)
+                    if to_send:
+                        self.notifier.send(to_notifier_alerts(to_send, rule.expr, self.external_url))
+                returned = {lbls for lbls, _ in samples}
+                gone = [(lbls, STALE_NAN) for lbls in self.series_in_previous_eval[i] if lbls not in returned]
+                if samples or gone:
+                    self.appender.append(samples_batch(list(samples) + sorted(gone), ts_ms))
+                self.series_in_previous_eval[i] = returned
+            rule.last_evaluation_ms = ts_ms
+            rule.evaluation_time_s = time.monotonic() - rule_start
+            metrics.EVAL_DURATION.observe(rule.evaluation_time_s)
+        metrics.GROUP_SAMPLES.labels(self.key).set(samples_total)
+        if self.stale_series:
+            self.appender.append(samples_batch([(s, STALE_NAN) for s in self.stale_series], ts_ms))
+            self.stale_series = []
+        self.evaluation_time_s = time.monotonic() - started
+        self.last_evaluation_ms = ts_ms
+        self.evaluations += 1
+        metrics.GROUP_DURATION.observe(self.evaluation_time_s)
+        metrics.GROUP_LAST_DURATION.labels(self.key).set(self.evaluation_time_s)
+        metrics.GROUP_LAST_EVAL.labels(self.key).set(time.time())
+
+    def run_once(self, ts_ms: int) -> None:
+        """One scheduled iteration as Prometheus's group loop runs it: evaluate, and after the second evaluation
+        of a group that must restore, restore its ``for`` state."""
+        self.eval(ts_ms)
+        if self.should_restore and self.evaluations >= 2:
+            self.restore_for_state(ts_ms)
+
+    @property
+    def health(self) -> str:
+        """``err`` if a rule's last evaluation failed, ``ok`` once all succeeded, else ``unknown``."""
+        states = {r.health for r in self.rules}
+        return "err" if "err" in states else ("ok" if states == {"ok"} else "unknown")
+
+    # -- state across restarts, moves and reloads ----------------------------------------------
+
+    def restore_for_state(self, ts_ms: int) -> None:
+        """Restore the alerts' ``for`` state from ``ALERTS_FOR_STATE`` written within the outage tolerance
+        (Prometheus's ``RestoreForState``); alerts whose ``for`` is under the grace period are not restored."""
+        self.should_restore = False
+        for rule in self.rules:
+            if not isinstance(rule, AlertingRule):
+                continue
+            if rule.for_ms < self.grace_period_ms or self.querier is None:
+                rule.restored = True
+                continue
+            rule.restore_from(lambda lbls: self._last_sample(lbls, ts_ms), ts_ms, self.grace_period_ms)
+
+    def _last_sample(self, labels: Labels, ts_ms: int) -> tuple[int, float] | None:
+        matchers = [Matcher(MatchType.EQ, n, v) for n, v in labels]
+        found = self.querier.select(matchers, ts_ms - self.outage_tolerance_ms, ts_ms)
+        for series in found.series:
+            if len(series.labels) == len(labels) and series.labels.name == ALERT_FOR_STATE_METRIC:
+                if series.timestamps_ms.shape[0] == 0:
+                    return None
+                value = float(series.values[-1])
+                return int(series.timestamps_ms[-1]), float("nan") if is_stale(np.array([value]))[0] else value
+        return None
+
+    def copy_state(self, old: Group) -> None:
+        """Take over ``old``'s state on a reload (Prometheus's ``CopyState``): rules matched by name and
+        labels keep their series and active alerts; the series of rules gone are marked stale next."""
+        self.last_evaluation_ms, self.evaluation_time_s = old.last_evaluation_ms, old.evaluation_time_s
+        unmatched: dict[str, list[int]] = {}
+        for fi, rule in enumerate(old.rules):
+            unmatched.setdefault(rule.key(), []).append(fi)
+        for i, rule in enumerate(self.rules):
+            indexes = unmatched.get(rule.key())
+            if not indexes:
+                continue
+            fi = indexes.pop(0)
+            self.series_in_previous_eval[i] = old.series_in_previous_eval[fi]
+            if isinstance(rule, AlertingRule) and isinstance(old.rules[fi], AlertingRule):
+                rule.active.update(old.rules[fi].active)
+        self.stale_series = list(old.stale_series)
+        for indexes in unmatched.values():
+            for fi in indexes:
+                self.stale_series.extend(old.series_in_previous_eval[fi])
+
+    def mark_all_stale(self, ts_ms: int) -> None:
+        """Write staleness markers at ``ts_ms`` for every series the group wrote (the group was removed)."""
+        series = sorted({s for prev in self.series_in_previous_eval for s in prev} | set(self.stale_series))
+        if series:
+            self.appender.append(samples_batch([(s, STALE_NAN) for s in series], ts_ms))
+        self.series_in_previous_eval = [set() for _ in self.rules]
+        self.stale_series = []
+        metrics.forget_group(self.key)

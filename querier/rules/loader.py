@@ -1,0 +1,58 @@
+"""From rule files to :class:`~shardmon.querier.rules.group.Group` objects, and the engine as a rule's query.
+
+:func:`load_groups` reads and checks each file (:mod:`shardmon.model.rule_config`) and builds its groups
+keyed by :func:`~shardmon.querier.rules.group.group_key`, as Prometheus's ``Manager.LoadGroups``; a bad file
+raises :class:`~shardmon.model.errors.RuleFileError` and nothing is loaded. :func:`engine_query_func` is
+Prometheus's ``EngineQueryFunc``: an instant query whose vector (or scalar, as one sample) is the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from shardmon.model.errors import QueryExecutionError
+from shardmon.model.labels import EMPTY_LABELS, Labels
+from shardmon.model.rule_config import load_rule_file
+from shardmon.querier.promql import Engine
+from shardmon.querier.rules.alerting import AlertingRule
+from shardmon.querier.rules.group import Group, group_key
+from shardmon.querier.rules.recording import QueryFunc, RecordingRule, RuleState, Sample
+
+
+def engine_query_func(engine: Engine) -> QueryFunc:
+    """A rule's query on ``engine``: an instant vector, a scalar as one unlabelled sample, else an error."""
+
+    def query(expr: str, ts_ms: int) -> list[Sample]:
+        result = engine.instant(expr, ts_ms)
+        if result.result_type == "vector":
+            return [(s.labels, float(s.values[0])) for s in result.series]
+        if result.result_type == "scalar":
+            return [(EMPTY_LABELS, float(result.scalar))]
+        raise QueryExecutionError("rule result is not a vector or scalar")
+
+    return query
+
+
+def load_groups(files: Sequence[str], interval_ms: int, *, external_labels: Mapping[str, str] | None = None,
+                external_url: str = "", restored: bool = True, **group_options: Any) -> dict[str, Group]:
+    """The groups of ``files`` (in order), their interval the group's own or ``interval_ms``. ``restored``
+    False makes alerting rules wait for :meth:`Group.restore_for_state` before writing ``ALERTS`` (a start);
+    ``group_options`` are :class:`Group`'s keyword arguments (``query``, ``appender``, ``querier``...)."""
+    groups: dict[str, Group] = {}
+    for path in files:
+        rule_file = load_rule_file(path)
+        for spec in rule_file.groups:
+            rules: list[RuleState] = []
+            for r in spec.rules:
+                if r.alert:
+                    rules.append(AlertingRule(
+                        r.alert, r.expr, for_ms=r.for_ms, keep_firing_for_ms=r.keep_firing_for_ms, labels=r.labels,
+                        annotations=r.annotations, external_labels=external_labels, external_url=external_url,
+                        restored=restored))
+                else:
+                    rules.append(RecordingRule(r.record, r.expr, Labels.from_dict(r.labels)))
+            groups[group_key(path, spec.name)] = Group(
+                spec.name, path, spec.interval_ms or interval_ms, rules, limit=spec.limit, external_url=external_url,
+                should_restore=not restored, **group_options)
+    return groups
