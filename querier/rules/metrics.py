@@ -1,29 +1,30 @@
-"""The rule evaluation's own metrics, named as Prometheus's ``prometheus_rule_*`` (label ``rule_group``:
-``FILE;GROUP``), so dashboards made for Prometheus work on Shardmon's rulers."""
+"""The rule evaluation's own metrics: Prometheus's ``prometheus_rule_*`` with Shardmon's prefix
+(``shardmon_rule_*``, as every metric of ours is named), same suffixes, help and label ``rule_group``
+(``FILE;GROUP``), so a Prometheus dashboard needs only the prefix changed."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Summary
 
-EVALUATIONS = Counter("prometheus_rule_evaluations_total", "The total number of rule evaluations.", ["rule_group"])
-EVALUATION_FAILURES = Counter("prometheus_rule_evaluation_failures_total",
+EVALUATIONS = Counter("shardmon_rule_evaluations_total", "The total number of rule evaluations.", ["rule_group"])
+EVALUATION_FAILURES = Counter("shardmon_rule_evaluation_failures_total",
                               "The total number of rule evaluation failures.", ["rule_group"])
-ITERATIONS_SCHEDULED = Counter("prometheus_rule_group_iterations_total",
+ITERATIONS_SCHEDULED = Counter("shardmon_rule_group_iterations_total",
                                "The total number of scheduled rule group evaluations, whether executed or missed.",
                                ["rule_group"])
-ITERATIONS_MISSED = Counter("prometheus_rule_group_iterations_missed_total",
+ITERATIONS_MISSED = Counter("shardmon_rule_group_iterations_missed_total",
                             "The total number of rule group evaluations missed due to slow rule group evaluation.",
                             ["rule_group"])
-GROUP_INTERVAL = Gauge("prometheus_rule_group_interval_seconds", "The interval of a rule group.", ["rule_group"])
-GROUP_LAST_EVAL = Gauge("prometheus_rule_group_last_evaluation_timestamp_seconds",
+GROUP_INTERVAL = Gauge("shardmon_rule_group_interval_seconds", "The interval of a rule group.", ["rule_group"])
+GROUP_LAST_EVAL = Gauge("shardmon_rule_group_last_evaluation_timestamp_seconds",
                         "The timestamp of the last rule group evaluation in seconds.", ["rule_group"])
-GROUP_LAST_DURATION = Gauge("prometheus_rule_group_last_duration_seconds",
+GROUP_LAST_DURATION = Gauge("shardmon_rule_group_last_duration_seconds",
                             "The duration of the last rule group evaluation.", ["rule_group"])
-GROUP_RULES = Gauge("prometheus_rule_group_rules", "The number of rules.", ["rule_group"])
-GROUP_SAMPLES = Gauge("prometheus_rule_group_last_evaluation_samples",
+GROUP_RULES = Gauge("shardmon_rule_group_rules", "The number of rules.", ["rule_group"])
+GROUP_SAMPLES = Gauge("shardmon_rule_group_last_evaluation_samples",
                       "The number of samples returned during the last rule group evaluation.", ["rule_group"])
-EVAL_DURATION = Summary("prometheus_rule_evaluation_duration_seconds", "The duration for a rule to execute.")
-GROUP_DURATION = Summary("prometheus_rule_group_duration_seconds", "The duration of rule group evaluations.")
+EVAL_DURATION = Summary("shardmon_rule_evaluation_duration_seconds", "The duration for a rule to execute.")
+GROUP_DURATION = Summary("shardmon_rule_group_duration_seconds", "The duration of rule group evaluations.")
 
 PER_GROUP = (EVALUATIONS, EVALUATION_FAILURES, ITERATIONS_SCHEDULED, ITERATIONS_MISSED, GROUP_INTERVAL,
              GROUP_LAST_EVAL, GROUP_LAST_DURATION, GROUP_RULES, GROUP_SAMPLES)
