@@ -1,5 +1,6 @@
-"""Where Prometheus's reference PromQL test scripts are: ``../shared/promqltest`` beside the repository, or
-where ``SHARDMON_PROMQLTEST_DIR`` says. A test that needs them skips when they are missing on a
+"""Where Prometheus's reference data is: its PromQL test scripts (``../shared/promqltest`` beside the
+repository, or where ``SHARDMON_PROMQLTEST_DIR`` says) and its promtool rule tests
+(``../shared/promtool-rules``, or ``SHARDMON_PROMTOOL_RULES_DIR``). A test that needs them skips when they are missing on a
 developer's machine, and fails when ``CI`` is set (.ci/run sets it): CI always has them, so a run
 without them must not pass by skipping."""
 
@@ -13,12 +14,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def promqltest_dir() -> Path:
-    """The folder of the reference scripts; skips the calling test (fails it under CI) when missing."""
-    path = Path(os.environ.get("SHARDMON_PROMQLTEST_DIR") or ROOT.parent / "shared" / "promqltest")
+def _reference_dir(env: str, name: str, what: str) -> Path:
+    path = Path(os.environ.get(env) or ROOT.parent / "shared" / name)
     if not path.is_dir():
-        message = f"no reference scripts at {path} (set SHARDMON_PROMQLTEST_DIR)"
+        message = f"no {what} at {path} (set {env})"
         if os.environ.get("CI"):
             pytest.fail(message + "; CI is set, so this fails instead of skipping")
         pytest.skip(message)
     return path
+
+
+def promqltest_dir() -> Path:
+    """The folder of the reference scripts; skips the calling test (fails it under CI) when missing."""
+    return _reference_dir("SHARDMON_PROMQLTEST_DIR", "promqltest", "reference scripts")
+
+
+def promtool_rules_dir() -> Path:
+    """The folder of Prometheus's promtool rule tests; skips (fails under CI) when missing."""
+    return _reference_dir("SHARDMON_PROMTOOL_RULES_DIR", "promtool-rules", "promtool rule tests")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reference import ROOT
+from tests.reference import ROOT, promtool_rules_dir
 
 RULES = ROOT / "tests" / "rules"
 TEST_FILES = sorted(RULES.glob("*_test.yml"))
@@ -28,18 +28,6 @@ def shardmon(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     assert PROMTOOL, "promtool is required (CI is set)"
     return subprocess.run([PROMTOOL, *args], capture_output=True, text=True, cwd=cwd, timeout=120)
-
-
-def promtool_rules_dir() -> Path:
-    path = Path(os.environ.get("SHARDMON_PROMTOOL_RULES_DIR") or ROOT.parent / "shared" / "promtool-rules")
-    if not path.is_dir():
-        path = Path("/work/shared/promtool-rules") if Path("/work/shared/promtool-rules").is_dir() else path
-    if not path.is_dir():
-        message = f"no promtool rule tests at {path} (set SHARDMON_PROMTOOL_RULES_DIR)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI is set, so this fails instead of skipping")
-        pytest.skip(message)
-    return path
 
 
 def test_prometheus_own_promtool_test_file_passes():
