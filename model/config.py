@@ -8,6 +8,8 @@ where they are defined:
   checks: a real ``prometheus.yml`` that uses only the supported fields loads unchanged), with
   :mod:`shardmon.model.http_config` (``<http_config>``), :mod:`shardmon.model.sd_config` (service discovery) and
   :mod:`shardmon.model.relabel_config` (relabeling);
+- :mod:`shardmon.model.alerting_config`: ``alerting`` (Alertmanagers, alert relabeling, the notification
+  queue);
 - :mod:`shardmon.model.service_config`: ``shards``, ``ingest``, ``querier``, ``receiver``, ``local``, ``web`` and
   ``internal_client``, Shardmon's processes;
 - :mod:`shardmon.model.units` (durations such as ``"15s"``, held as int milliseconds; sizes such as ``"512MB"``)
@@ -27,6 +29,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from shardmon.model.alerting_config import AlertingConfig, AlertmanagerConfig
 from shardmon.model.config_base import ConfigModel
 from shardmon.model.errors import ConfigError
 from shardmon.model.http_config import TLSConfig
@@ -44,8 +47,9 @@ from shardmon.model.service_config import (
 )
 
 __all__ = [
-    "Config", "GlobalConfig", "IngestConfig", "InternalClientConfig", "LocalConfig", "QuerierConfig",
-    "ReceiverConfig", "RulesConfig", "ScrapeConfig", "ShardNode", "ShardsConfig", "StaticConfig", "WebAPIConfig",
+    "AlertingConfig", "AlertmanagerConfig", "Config", "GlobalConfig", "IngestConfig", "InternalClientConfig",
+    "LocalConfig", "QuerierConfig", "ReceiverConfig", "RulesConfig", "ScrapeConfig", "ShardNode", "ShardsConfig",
+    "StaticConfig", "WebAPIConfig",
     "check_web_clients", "load_config", "parse_config", "yaml_error",
 ]
 
@@ -64,6 +68,9 @@ class Config(ConfigModel):
         "to this configuration file's folder.",
     )
     rules: RulesConfig = Field(default_factory=RulesConfig, description="How rule groups are evaluated.")
+    alerting: AlertingConfig = Field(
+        default_factory=AlertingConfig, description="Where alerts are sent: Alertmanagers and alert relabeling."
+    )
     shards: ShardsConfig = Field(default_factory=ShardsConfig, description="The storage shards.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="The scrapers on Ray.")
     querier: QuerierConfig = Field(default_factory=QuerierConfig, description="The query APIs.")

@@ -31,6 +31,8 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     ├── DiscoveryError                 yes    a service-discovery refresh failed; the last targets stay
     │   ├── HTTPDiscoveryError         yes    (ingest/discovery/http.py)
     │   └── KubeAPIError               yes    (ingest/discovery/kubeclient.py)
+    ├── NotificationError              yes    an Alertmanager did not take a batch of alerts (non-2xx, timeout,
+    │                                          connection); counted, never leaves the notifier (ingest/notifier.py)
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
     │   │   └── UnsupportedQueryError  no     a PromQL feature not implemented (querier/promql/value.py)
@@ -166,6 +168,13 @@ class UnauthenticatedError(ShardmonError):
 
 class DiscoveryError(ShardmonError):
     """A service-discovery refresh failed; the targets last found stay until the next refresh."""
+
+    retryable = True
+
+
+class NotificationError(ShardmonError):
+    """An Alertmanager did not take a batch of alerts (a non-2xx answer, a timeout, no connection); the
+    notifier counts it per Alertmanager, and the batch is dropped unless another Alertmanager took it."""
 
     retryable = True
 

@@ -12,6 +12,8 @@ command -v redis-server >/dev/null 2>&1 || missing="$missing redis-server"
 command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
 # A real exporter for the scrape tests (tests/integration/test_node_exporter.py).
 command -v prometheus-node-exporter >/dev/null 2>&1 || missing="$missing prometheus-node-exporter"
+# A real Alertmanager (0.25) receiving the notifier's alerts (tests/integration/test_notifier.py).
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$missing prometheus-alertmanager"
 if [ -n "$missing" ]; then
   echo "setup: installing Debian packages:$missing"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
