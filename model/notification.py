@@ -78,14 +78,16 @@ def openapi_json(alerts: Iterable[Alert]) -> bytes:
     return json.dumps([a.to_openapi() for a in alerts], separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def needs_sending(*, pending: bool, last_sent_ms: int, resolved_ms: int, now_ms: int, resend_delay_ms: int) -> bool:
+def needs_sending(*, pending: bool, last_sent_ms: int | None, resolved_ms: int | None, now_ms: int,
+                  resend_delay_ms: int) -> bool:
     """Whether the rule manager sends an alert at ``now_ms`` (Prometheus's ``Alert.needsSending``).
-    ``resolved_ms``/``last_sent_ms``: 0 when never resolved / never sent."""
+    ``resolved_ms``/``last_sent_ms``: None when never resolved / never sent (Go's zero time, before every
+    real time: 0 is the Unix epoch, a real time)."""
     if pending:
         return False
-    if resolved_ms > last_sent_ms:
+    if resolved_ms is not None and (last_sent_ms is None or resolved_ms > last_sent_ms):
         return True
-    return last_sent_ms + resend_delay_ms < now_ms
+    return last_sent_ms is None or last_sent_ms + resend_delay_ms < now_ms
 
 
 def valid_until(now_ms: int, resend_delay_ms: int, interval_ms: int) -> int:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from shardmon.model import notification
 from shardmon.model.labels import Labels
 from shardmon.querier.rules.recording import QueryFunc, RuleError, RuleState, Sample
 from shardmon.querier.rules.template import expand
@@ -55,12 +56,9 @@ class Alert:
 
     def needs_sending(self, ts_ms: int, resend_delay_ms: int) -> bool:
         """Whether the notifier must get this alert now (Prometheus's ``needsSending``)."""
-        if self.state == AlertState.PENDING:
-            return False
-        if self.resolved_at_ms is not None and (self.last_sent_at_ms is None or
-                                                self.resolved_at_ms > self.last_sent_at_ms):
-            return True
-        return self.last_sent_at_ms is None or self.last_sent_at_ms + resend_delay_ms < ts_ms
+        return notification.needs_sending(pending=self.state == AlertState.PENDING,
+                                          last_sent_ms=self.last_sent_at_ms, resolved_ms=self.resolved_at_ms,
+                                          now_ms=ts_ms, resend_delay_ms=resend_delay_ms)
 
 
 #: Where an evaluation's alerts to send go: (the rule's expression, the alerts), as Prometheus's NotifyFunc.
@@ -93,7 +91,7 @@ class AlertingRule(RuleState):
         for labels, value in result:
             data = labels.without(("__name__",)).to_dict()
 
-            def fill(text: str) -> str:
+            def fill(text: str, data=data, value=value) -> str:
                 return expand(self.name, text, data, value, self.external_labels, self.external_url, None, ts_ms)
 
             lbls = dict(data)
@@ -159,7 +157,7 @@ class AlertingRule(RuleState):
             for a in self.active.values():
                 if a.needs_sending(ts_ms, resend_delay_ms):
                     a.last_sent_at_ms = ts_ms
-                    a.valid_until_ms = ts_ms + 4 * max(resend_delay_ms, interval_ms)
+                    a.valid_until_ms = notification.valid_until(ts_ms, resend_delay_ms, interval_ms)
                     out.append(replace(a))
         return out
 

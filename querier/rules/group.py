@@ -20,10 +20,10 @@ from collections.abc import Sequence
 import numpy as np
 import xxhash
 
+import shardmon.querier.rules.metrics as metrics
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.samples import STALE_NAN, SampleBatch, is_stale
 from shardmon.model.storage import Appender, Querier
-import shardmon.querier.rules.metrics as metrics
 from shardmon.querier.rules.alerting import ALERT_FOR_STATE_METRIC, AlertingRule
 from shardmon.querier.rules.notify import Notifier, to_notifier_alerts
 from shardmon.querier.rules.recording import QueryFunc, RuleState, Sample

@@ -247,13 +247,13 @@ def _indent(text: str, indent: str) -> str:
 def _alerts_text(alerts) -> str:
     if not alerts:
         return "[]"
-    parts = [f"{i}:" + _indent(f"\nLabels:{go_labels(l)}\nAnnotations:{go_labels(a)}", "  ")
-             for i, (l, a) in enumerate(alerts)]
+    parts = [f"{i}:" + _indent(f"\nLabels:{go_labels(lbls)}\nAnnotations:{go_labels(a)}", "  ")
+             for i, (lbls, a) in enumerate(alerts)]
     return "[\n" + ",\n".join(parts) + "\n]"
 
 
 def _samples_text(samples) -> str:
-    return ", ".join(f"{go_labels(l)} {go_float_e(v)}" for l, v in samples) if samples else "nil"
+    return ", ".join(f"{go_labels(lbls)} {go_float_e(v)}" for lbls, v in samples) if samples else "nil"
 
 
 def run_test_file(path: str) -> tuple[list[str], Outcome]:

@@ -22,7 +22,7 @@ from prometheus_client import REGISTRY
 from shardmon.ingest.notifier import Notifier
 from shardmon.model.config import parse_config
 from shardmon.model.notification import Alert, needs_sending, notification, valid_until
-from tests.integration.procs import free_port, prometheus_proc, proc, wait_until
+from tests.integration.procs import free_port, proc, prometheus_proc, wait_until
 from tests.tlsutil import make_certs
 
 EXTERNAL_URL = "http://prometheus.example:9090"
@@ -131,7 +131,7 @@ def test_the_notifier_posts_what_prometheus_posts(tmp_path, capture):
     fired = ms_of(want[0]["startsAt"])  # for: 0, so it fired at its first evaluation
     sends, last = [], fired
     for ts in range(fired + 1000, fired + 120_000, 1000):
-        if needs_sending(pending=False, last_sent_ms=last, resolved_ms=0, now_ms=ts, resend_delay_ms=RESEND_S * 1000):
+        if needs_sending(pending=False, last_sent_ms=last, resolved_ms=None, now_ms=ts, resend_delay_ms=RESEND_S * 1000):
             sends.append(ts)
             last = ts
     now = next(ts for ts in sends if valid_until(ts, RESEND_S * 1000, 1000) == ms_of(want[0]["endsAt"]))

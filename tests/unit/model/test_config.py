@@ -61,7 +61,6 @@ querier: {http_address: "0.0.0.0:9090", partial_response: abort}
         ("global: {scrape_interval: 15}", "global.scrape_interval: not a valid duration string: 15"),
         ("global: {scrape_interval: 5s, scrape_timeout: 10s}", "global scrape timeout greater than scrape interval"),
         ("scrape_configs: [{job_name: a, foo: 1}]", "scrape_configs[0].foo: field not supported"),
-        ("alerting: {}", "alerting: field not supported"),
         ("rule_files: ['a/*/b.yml']", "invalid rule file path 'a/*/b.yml'"),
         ("scrape_configs: [{static_configs: []}]", "scrape_configs[0].job_name: Field required"),
         (

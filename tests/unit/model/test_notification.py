@@ -34,10 +34,10 @@ def test_a_resolved_alert_ends_when_it_resolved():
 
 def test_needs_sending_as_the_rule_manager():
     kw = dict(resend_delay_ms=MIN)
-    assert not needs_sending(pending=True, last_sent_ms=0, resolved_ms=0, now_ms=T, **kw)
-    assert needs_sending(pending=False, last_sent_ms=0, resolved_ms=0, now_ms=T, **kw)  # never sent
-    assert not needs_sending(pending=False, last_sent_ms=T, resolved_ms=0, now_ms=T + MIN, **kw)  # not strictly after
-    assert needs_sending(pending=False, last_sent_ms=T, resolved_ms=0, now_ms=T + MIN + 1, **kw)
+    assert not needs_sending(pending=True, last_sent_ms=None, resolved_ms=None, now_ms=T, **kw)
+    assert needs_sending(pending=False, last_sent_ms=None, resolved_ms=None, now_ms=T, **kw)  # never sent
+    assert not needs_sending(pending=False, last_sent_ms=T, resolved_ms=None, now_ms=T + MIN, **kw)  # not strictly after
+    assert needs_sending(pending=False, last_sent_ms=T, resolved_ms=None, now_ms=T + MIN + 1, **kw)
     assert needs_sending(pending=False, last_sent_ms=T, resolved_ms=T + 1, now_ms=T + 2, **kw)  # resolved since
     assert not needs_sending(pending=False, last_sent_ms=T + 2, resolved_ms=T + 1, now_ms=T + 3, **kw)
 
