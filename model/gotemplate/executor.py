@@ -3,7 +3,7 @@
 ``Template(name, text, funcs)`` parses (raising :class:`TemplateParseError`); ``execute(data)`` walks the
 tree and returns the output, raising :class:`TemplateExecError` in Go's shape:
 ``template: NAME:LINE:COL: executing "NAME" at <CONTEXT>: MESSAGE`` (COL a 0-based byte column, CONTEXT
-the node's text cut at 20 bytes, as Go's ``ErrorContext``).
+the node's text, as Go's ``ErrorContext``).
 """
 
 from __future__ import annotations
@@ -71,10 +71,7 @@ class _State:
         nl = before.rfind("\n")
         col = len(before[nl + 1:].encode("utf-8", "surrogatepass"))
         line = 1 + before.count("\n")
-        context = str(self.node)
-        raw = context.encode("utf-8", "surrogatepass")
-        if len(raw) > 20:
-            context = raw[:20].decode("utf-8", "ignore") + "..."
+        context = str(self.node)  # (Go 1.19, which promtool 2.42 is built with, does not shorten it)
         raise TemplateExecError(
             f'template: {name}:{line}:{col}: executing "{name}" at <{context}>: {message}')
 

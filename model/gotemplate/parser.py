@@ -222,7 +222,7 @@ class _Parser:
         if self.next_non_space().kind != "right":
             self.backup()
             pipe = self.pipeline("template clause", "right")
-        return TemplateNode(tok.pos, name, pipe)
+        return TemplateNode(name_tok.pos, name, pipe)
 
     def block_control(self, tok: Token) -> TemplateNode:
         name_tok = self.next_non_space()
@@ -237,7 +237,7 @@ class _Parser:
         if end.kind != "end":
             self.errorf(f"unexpected {{{{{end.kind}}}}} in block clause")
         self.add_definition(name, body)
-        return TemplateNode(tok.pos, name, pipe)
+        return TemplateNode(name_tok.pos, name, pipe)
 
     # --- pipelines ---
     def pipeline(self, context: str, end: str) -> PipeNode:
@@ -318,16 +318,17 @@ class _Parser:
         if node is None:
             return None
         if self.peek().kind == "field":
+            pos = self.peek().pos  # Go's chained node sits at its first field
             fields = []
             while self.peek().kind == "field":
                 fields.append(self.next().text[1:])
             if isinstance(node, FieldNode):
-                return FieldNode(node.pos, node.ident + fields)
+                return FieldNode(pos, node.ident + fields)
             if isinstance(node, VariableNode):
-                return VariableNode(node.pos, node.ident + fields)
+                return VariableNode(pos, node.ident + fields)
             if isinstance(node, (BoolNode, StringNode, NumberNode, NilNode, DotNode)):
                 self.errorf(f"unexpected . after term {go_quote(str(node))}")
-            return ChainNode(node.pos, node, fields)
+            return ChainNode(pos, node, fields)
         return node
 
     def term(self):
