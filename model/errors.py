@@ -23,6 +23,8 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     ├── TemplateError                  no     a Go template (alert labels/annotations) in Go's words
     │   ├── TemplateParseError         no     its syntax (model/gotemplate/parser.py)
     │   ├── TemplateExecError          no     its execution (model/gotemplate/executor.py)
+    │   ├── TemplateFunctionError      no     a template function's Go error, inside the executor
+    │   │                                      (it becomes a TemplateExecError "error calling NAME: ...")
     │   └── TemplateExpansionError     no     Prometheus's Expand error text (model/gotemplate/prometheus.py)
     ├── BadRequestError                no     HTTP 400, gRPC INVALID_ARGUMENT: a request that can never succeed
     │   ├── RemoteWriteError           no     a remote-write body that cannot be read (HTTP 400)
@@ -253,6 +255,11 @@ class TemplateParseError(TemplateError):
 
 class TemplateExecError(TemplateError):
     """An error while a template executes (a function's error, a bad field, a wrong argument type)."""
+
+
+class TemplateFunctionError(TemplateError):
+    """A template function's error (Go's ``error`` result); the executor reports it as a
+    :class:`TemplateExecError` ``error calling NAME: MESSAGE``. Never leaves the executor."""
 
 
 class TemplateExpansionError(TemplateError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shardmon.model.errors import TemplateExecError
+from shardmon.model.errors import TemplateExecError, TemplateFunctionError
 from shardmon.model.gotemplate.functions import ANY, BUILTINS, IFACE, GoCallError, GoFunc, printable
 from shardmon.model.gotemplate.gofmt import sprint
 from shardmon.model.gotemplate.nodes import (
@@ -323,6 +323,9 @@ class _State:
             return fn.fn(*argv)
         except TemplateExecError:
             raise
+        except TemplateFunctionError as e:
+            self.at(node)
+            self.errorf(f"error calling {name}: {e}")
         except RecursionError:
             raise
         except Exception as e:  # a Go function's error, or a recovered panic

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
 
+from shardmon.model.errors import TemplateFunctionError
 from shardmon.model.gotemplate.gofmt import sprint, sprintf, sprintln
 from shardmon.model.gotemplate.values import NO_VALUE, GoPointer, GoTime, go_type, is_true, kind
 
@@ -25,8 +26,7 @@ ANY = "reflect.Value"
 IFACE = "interface {}"
 
 
-class GoCallError(Exception):
-    """A template function's Go error; its message follows ``error calling NAME: ``."""
+GoCallError = TemplateFunctionError  # a template function's Go error: ``error calling NAME: MESSAGE``
 
 
 @dataclass(frozen=True)
