@@ -10,7 +10,6 @@ error by raising :class:`GoCallError` (or any exception): the template fails wit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -266,4 +265,3 @@ BUILTINS: dict[str, GoFunc] = {
     "call": GoFunc(_call, (ANY,), ANY),
 }
 
-_ = math

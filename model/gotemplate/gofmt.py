@@ -1,14 +1,13 @@
 """Go's ``fmt`` for template values: ``Sprint``, ``Sprintln``, ``Sprintf`` and the float formats.
 
-Go's float formatting differs from Python's: ``%v`` is the shortest representation with an exponent
-from 1e+21 upward... no: from exponent 21 only in JSON; ``fmt`` uses ``%g`` with the shortest digits and
-switches to an exponent when it is below -4 or at least 21 — see :func:`format_float` for the rules as
-``strconv.FormatFloat`` applies them. Infinities print ``+Inf``/``-Inf`` and NaN ``NaN``. Verbs that do
-not fit a value print Go's ``%!verb(type=value)``; missing operands ``%!v(MISSING)``; extra ones
-``%!(EXTRA type=value)``.
+Go's float formatting differs from Python's: ``%v`` is ``%g`` with the shortest round-trip digits and an
+exponent (at least two digits: ``1e+06``) when the decimal exponent is below -4 or at least 6 for the
+shortest form (``%.Ng``: at least N); infinities print ``+Inf``/``-Inf`` and NaN ``NaN`` (see
+:func:`format_float`, Go's ``strconv.FormatFloat``). Verbs that do not fit a value print Go's
+``%!verb(type=value)``; missing operands ``%!verb(MISSING)``; extra ones ``%!(EXTRA type=value)``.
 
-Not supported: ``%x`` of floats (hex mantissa), ``%p``, ``%T`` is supported, ``#`` forms only for
-``%x``/``%o``/``%q`` on integers and strings.
+Not supported: ``%x`` of floats (hex mantissa) and ``%p``; pointers nested in composites print a fixed
+made-up address (Go prints the real one).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from shardmon.model.gotemplate.values import (
-    NO_VALUE, GoPointer, GoStruct, GoTime, StrMap, go_type, kind,
+    NO_VALUE, GoPointer, GoStruct, GoTime, go_type, kind,
 )
 
 __all__ = ["sprint", "sprintln", "sprintf", "format_float", "go_quote"]
@@ -268,8 +267,6 @@ def _format_float(v: float, verb: str, spec: _Spec) -> str | None:
     s = format_float(v, f, prec)
     if f == "F":
         s = format_float(v, "f", prec)
-    if s == "+Inf" and not (spec.plus or spec.space):
-        s = "Inf" if False else "+Inf"
     if math.isinf(v) or math.isnan(v):
         if s == "+Inf" and not spec.plus:
             s = " Inf" if spec.space else "+Inf"
@@ -280,8 +277,6 @@ def _format_float(v: float, verb: str, spec: _Spec) -> str | None:
         out = _pad(s, spec)
         spec.zero = zero
         return out
-    if spec.sharp and f in "gG" and "." not in s:
-        pass
     return _pad(_sign(s, spec), spec, numeric=True)
 
 
@@ -325,10 +320,7 @@ def _format_one(v: Any, verb: str, spec: _Spec, depth: int = 0) -> str:
     elif isinstance(v, GoTime):
         out = _format_str(v.string(), verb, spec) if verb in "vsqxX" else None
     elif isinstance(v, (dict, list, GoStruct, GoPointer)):
-        if verb == "v" or isinstance(v, GoPointer) and depth == 0:
-            out = _pad(_value(v, depth == 0, verb), spec)
-        else:
-            out = _pad(_value(v, depth == 0, verb), spec)
+        out = _pad(_value(v, depth == 0, verb), spec)
     else:
         out = _pad(_value(v), spec) if verb == "v" else None
     return _bad(verb, v) if out is None else out
@@ -408,5 +400,3 @@ def sprintf(fmt: str, *args: Any) -> str:
         out.append(f"%!(EXTRA {extra})")
     return "".join(out)
 
-
-_ = StrMap  # re-exported type used by callers building data

@@ -1,6 +1,6 @@
 """The lexer of Go's text/template: text and actions (``{{ }}``, trim markers, comments) into tokens.
 
-Each token has its kind, text, byte... character offset ``pos`` in the template and its ``line``.
+Each token has its kind, text, character offset ``pos`` in the template and its ``line``.
 Errors are :class:`TemplateParseError` with Go's words (``unclosed action``, ``unterminated quoted
 string``...), raised by the parser as it meets them.
 """
@@ -73,9 +73,6 @@ class _Lexer:
         self.pos += 2
         if trim_left:
             self.pos += 2  # "- " (the space is trimmed, not a token)
-        after = self.pos
-        while after < len(t) and trim_left and False:
-            after += 1
         if t.startswith("/*", self.pos):
             return self._comment()
         self.emit("left")

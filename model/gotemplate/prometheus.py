@@ -25,8 +25,8 @@ from urllib.parse import quote_plus, unquote, urlsplit
 from shardmon.model.errors import RegexError, TemplateError, TemplateExpansionError, TemplateParseError
 from shardmon.model.gotemplate.executor import Template
 from shardmon.model.gotemplate.functions import IFACE, GoCallError, GoFunc
-from shardmon.model.gotemplate.gofmt import format_float, go_quote, sprintf
-from shardmon.model.gotemplate.values import NO_VALUE, HTML, GoPointer, GoStruct, GoTime, StrMap, go_type
+from shardmon.model.gotemplate.gofmt import format_float, go_quote
+from shardmon.model.gotemplate.values import HTML, GoPointer, GoStruct, GoTime, StrMap, go_type
 from shardmon.model.regex import compile_search_regex
 from shardmon.model.units import parse_duration_ms
 
@@ -394,5 +394,3 @@ def check_template(text: str, name: str = "__alert_") -> TemplateParseError | No
         return e
     return None
 
-
-_ = (NO_VALUE, sprintf)
