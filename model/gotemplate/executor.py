@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from shardmon.model.errors import TemplateExecError, TemplateFunctionError
-from shardmon.model.gotemplate.functions import ANY, BUILTINS, IFACE, GoCallError, GoFunc, printable
+from shardmon.model.gotemplate.functions import ANY, BUILTINS, IFACE, GoFunc, printable
 from shardmon.model.gotemplate.gofmt import sprint
 from shardmon.model.gotemplate.nodes import (
     ActionNode, BoolNode, BreakNode, ChainNode, CommandNode, CommentNode, ContinueNode, DotNode, FieldNode,
