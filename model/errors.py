@@ -21,6 +21,12 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     ├── RegexError (also a ValueError)  no     a regex RE2 rejects; names it. Callers translate it: a
     │                                          BadQueryError in a query, a field error (ConfigError)
     │                                          in a config
+    ├── TemplateError                  no     a Go template (alert labels/annotations) in Go's words
+    │   ├── TemplateParseError         no     its syntax (model/gotemplate/parser.py)
+    │   ├── TemplateExecError          no     its execution (model/gotemplate/executor.py)
+    │   ├── TemplateFunctionError      no     a template function's Go error, inside the executor
+    │   │                                      (it becomes a TemplateExecError "error calling NAME: ...")
+    │   └── TemplateExpansionError     no     Prometheus's Expand error text (model/gotemplate/prometheus.py)
     ├── BadRequestError                no     HTTP 400, gRPC INVALID_ARGUMENT: a request that can never succeed
     │   ├── RemoteWriteError           no     a remote-write body that cannot be read (HTTP 400)
     │   │   └── BodyTooLargeError      no     over the receiver's size limit (HTTP 413)
@@ -258,3 +264,26 @@ class ShardOverloadedError(StorageError):
     """The shard is shedding load; retry later with backoff."""
 
     retryable = True
+
+
+class TemplateError(ShardmonError):
+    """A Go template (alert labels and annotations) that does not parse or does not execute; the message
+    is Go's text/template error (``template: NAME:LINE:COL: executing ...``)."""
+
+
+class TemplateParseError(TemplateError):
+    """A template's syntax error, found when it is parsed (``promtool check rules`` reports these)."""
+
+
+class TemplateExecError(TemplateError):
+    """An error while a template executes (a function's error, a bad field, a wrong argument type)."""
+
+
+class TemplateFunctionError(TemplateError):
+    """A template function's error (Go's ``error`` result); the executor reports it as a
+    :class:`TemplateExecError` ``error calling NAME: MESSAGE``. Never leaves the executor."""
+
+
+class TemplateExpansionError(TemplateError):
+    """Prometheus's ``Expand`` error: ``error parsing template NAME: ...`` or ``error executing template
+    NAME: ...``; an alert's annotation becomes ``<error expanding template: MESSAGE>``."""

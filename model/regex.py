@@ -39,7 +39,8 @@ import re2._re2 as _re2
 
 from shardmon.model.errors import RegexError
 
-__all__ = ["Regex", "RegexMatch", "RegexError", "compile_regex", "compile_matcher_regex", "parse_template",
+__all__ = ["Regex", "RegexMatch", "RegexError", "SearchRegex", "compile_regex", "compile_matcher_regex",
+           "compile_search_regex", "parse_template",
            "sorted_range"]
 
 _UNANCHORED = _re2.RE2.Anchor.UNANCHORED
@@ -450,3 +451,62 @@ def compile_matcher_regex(pattern: str) -> Regex:
     if not rx.self_contained:
         _new(pattern, _BOOLEAN, pattern)  # raises, with the bare pattern's error
     return rx
+
+
+# --- unanchored (Prometheus's template functions) -------------------------------------------------
+
+class SearchRegex(Regex):
+    """A pattern compiled as Go's ``regexp.Compile(p)``: unanchored, for ``match`` and ``reReplaceAll``
+    in templates. Raises :class:`RegexError` as :class:`Regex` does."""
+
+    def __init__(self, pattern: str):  # noqa: D107 - no wrapping, unlike Regex
+        self.pattern = pattern
+        self._prog = _new(pattern, _CAPTURE, pattern)
+        self.groups = self._prog.NumberOfCapturingGroups()
+        names = [""] * (self.groups + 1)
+        for name, index in self._prog.NamedCapturingGroups():
+            names[index] = name.decode("utf-8")
+        self._names = tuple(names)
+        self._bool = self._prog
+        self._empty = self._prog.Match(_UNANCHORED, b"", 0, 0)[0] != _NO_MATCH
+
+    def search(self, value: str) -> bool:
+        """Go's ``MatchString``: whether the pattern matches anywhere in ``value``."""
+        data = value.encode("utf-8", "surrogatepass")
+        return self._prog.Match(_UNANCHORED, data, 0, len(data))[0] != _NO_MATCH
+
+    def replace_all(self, text: str, repl: str) -> str:
+        """Go's ``ReplaceAllString``: every non-overlapping match replaced by ``repl`` with ``$``
+        references expanded; an empty match right after a match is not replaced."""
+        data = text.encode("utf-8", "surrogatepass")
+        out: list[bytes] = []
+        last_end = 0
+        pos = 0
+        n = len(data)
+        while pos <= n:
+            spans = self._prog.Match(_UNANCHORED, data, pos, n)
+            start, end = spans[0]
+            if start < 0:
+                break
+            out.append(data[last_end:start])
+            if end > last_end or start == 0:
+                out.append(self.expand(repl, RegexMatch(self, data, list(spans))).encode("utf-8", "surrogatepass"))
+            last_end = end
+            width = 1
+            if pos < n:
+                b = data[pos]
+                width = 1 if b < 0xC0 else 2 if b < 0xE0 else 3 if b < 0xF0 else 4
+            if pos + width > end:
+                pos += width
+            elif pos + 1 > end:
+                pos += 1
+            else:
+                pos = end
+        out.append(data[last_end:])
+        return b"".join(out).decode("utf-8", "surrogatepass")
+
+
+@functools.lru_cache(maxsize=256)
+def compile_search_regex(pattern: str) -> SearchRegex:
+    """``pattern`` compiled unanchored, as Go's ``regexp.Compile``; cached."""
+    return SearchRegex(pattern)
