@@ -10,12 +10,11 @@ index (from 1) and name, and the problem (``rules.yml: 9:15: group "g", rule 2, 
 expression: ...``). Expressions are parsed with promql-parser (its wording of a parse error, not Go's).
 
 The templates of an alerting rule's labels and annotations are checked through ``check_template``, the
-seam to Go text/template (``shardmon.model.gotemplate`` at merge; see :func:`template_checker`).
+Go text/template parse of every label and annotation (:func:`template_checker`, on ``shardmon.model.gotemplate``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import promql_parser
 import yaml
 
 from shardmon.model.errors import RuleFileError
+from shardmon.model.gotemplate.prometheus import check_template
 from shardmon.model.labels import is_valid_label_name, is_valid_metric_name
 from shardmon.model.units import parse_duration_ms
 
@@ -72,13 +72,11 @@ class RuleFile:
         return sum(len(g.rules) for g in self.groups)
 
 
-def _no_template_check(text: str) -> str | None:
-    return None
-
-
-#: The seam to Go text/template: returns why a label or annotation template does not parse, or None. Until
-#: ``shardmon.model.gotemplate`` is merged it accepts everything (the lead replaces it at merge).
-template_checker: Callable[[str], str | None] = _no_template_check
+def template_checker(text: str) -> str | None:
+    """Why a label or annotation template does not parse as Go text/template (with Prometheus's prelude and
+    functions, as rulefmt parses it), or None."""
+    err = check_template(text)
+    return None if err is None else str(err)
 
 
 class _Decoder:

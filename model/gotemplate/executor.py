@@ -14,13 +14,39 @@ from shardmon.model.errors import TemplateExecError, TemplateFunctionError
 from shardmon.model.gotemplate.functions import ANY, BUILTINS, IFACE, GoFunc, printable
 from shardmon.model.gotemplate.gofmt import sprint
 from shardmon.model.gotemplate.nodes import (
-    ActionNode, BoolNode, BreakNode, ChainNode, CommandNode, CommentNode, ContinueNode, DotNode, FieldNode,
-    IdentifierNode, IfNode, ListNode, NilNode, NumberNode, PipeNode, RangeNode, StringNode, TemplateNode,
-    TextNode, VariableNode, WithNode,
+    ActionNode,
+    BoolNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    CommentNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
 )
 from shardmon.model.gotemplate.parser import parse
 from shardmon.model.gotemplate.values import (
-    GO_TIME_METHODS, HTML, NO_VALUE, GoPointer, GoStruct, GoTime, StrMap, go_type, is_true,
+    GO_TIME_METHODS,
+    HTML,
+    NO_VALUE,
+    GoPointer,
+    GoStruct,
+    GoTime,
+    StrMap,
+    go_type,
+    is_true,
 )
 
 __all__ = ["Template", "MAX_DEPTH"]

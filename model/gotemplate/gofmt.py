@@ -17,7 +17,12 @@ from decimal import Decimal
 from typing import Any
 
 from shardmon.model.gotemplate.values import (
-    NO_VALUE, GoPointer, GoStruct, GoTime, go_type, kind,
+    NO_VALUE,
+    GoPointer,
+    GoStruct,
+    GoTime,
+    go_type,
+    kind,
 )
 
 __all__ = ["sprint", "sprintln", "sprintf", "format_float", "go_quote"]

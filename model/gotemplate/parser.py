@@ -14,9 +14,27 @@ from shardmon.model.errors import TemplateParseError
 from shardmon.model.gotemplate.gofmt import go_quote
 from shardmon.model.gotemplate.lexer import Token, lex
 from shardmon.model.gotemplate.nodes import (
-    ActionNode, BoolNode, BreakNode, ChainNode, CommandNode, CommentNode, ContinueNode, DotNode, FieldNode,
-    IdentifierNode, IfNode, ListNode, NilNode, NumberNode, PipeNode, RangeNode, StringNode, TemplateNode,
-    TextNode, VariableNode, WithNode,
+    ActionNode,
+    BoolNode,
+    BreakNode,
+    ChainNode,
+    CommandNode,
+    CommentNode,
+    ContinueNode,
+    DotNode,
+    FieldNode,
+    IdentifierNode,
+    IfNode,
+    ListNode,
+    NilNode,
+    NumberNode,
+    PipeNode,
+    RangeNode,
+    StringNode,
+    TemplateNode,
+    TextNode,
+    VariableNode,
+    WithNode,
 )
 
 __all__ = ["parse", "unquote"]
@@ -259,7 +277,7 @@ class _Parser:
                 v2 = self.next_non_space()
                 op = self.next_non_space()
                 if v2.kind != "var" or op.kind not in ("declare", "assign"):
-                    self.errorf(f"range can only initialize variables")
+                    self.errorf("range can only initialize variables")
                 pipe.is_assign = op.kind == "assign"
                 pipe.decl += [VariableNode(tok.pos, [tok.text]), VariableNode(v2.pos, [v2.text])]
                 if op.kind == "declare":

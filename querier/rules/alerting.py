@@ -89,12 +89,14 @@ class AlertingRule(RuleState):
         result = query(self.expr, ts_ms)
         new: dict[Labels, Alert] = {}
         for labels, value in result:
-            data = labels.without(("__name__",)).to_dict()
+            # Templates see the sample's labels as the query gave them (``__name__`` too, as Prometheus's
+            # AlertTemplateData); the alert's own labels drop the metric name.
+            data = labels.to_dict()
 
             def fill(text: str, data=data, value=value) -> str:
-                return expand(self.name, text, data, value, self.external_labels, self.external_url, None, ts_ms)
+                return expand(self.name, text, data, value, self.external_labels, self.external_url, query, ts_ms)
 
-            lbls = dict(data)
+            lbls = labels.without(("__name__",)).to_dict()
             for k, v in self.labels:
                 lbls[k] = fill(v)
             lbls["alertname"] = self.name

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -148,6 +149,12 @@ def test_every_case_expands_as_promtool_expands_it(tmp_path):
     proc = subprocess.run(["promtool", "test", "rules", "tests.yml"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The same file through `shardmon test rules`: the rule evaluator expands with the same templates,
+    # its `query` function on Shardmon's own engine.
+    ours = subprocess.run([sys.executable, "-m", "shardmon", "test", "rules", "tests.yml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert ours.returncode == 0, ours.stdout + ours.stderr
+    assert ours.stdout.strip().splitlines()[-1] == f"{len(CASES)} passed, 0 failed"
 
 
 @pytest.mark.parametrize("text", BAD_PARSE)
