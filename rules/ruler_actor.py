@@ -113,7 +113,6 @@ class Ruler:
 
     async def ready(self) -> dict:
         """Wait until the ruler runs its groups; its :meth:`info`."""
-        await self._ready
         return await self.info()
 
     async def apply(self, config: Config, rulers: int) -> dict:
@@ -123,7 +122,8 @@ class Ruler:
         return await self._apply(config, rulers)
 
     async def info(self) -> dict:
-        """This ruler for ``/api/v1/rulers``."""
+        """This ruler for ``/api/v1/rulers`` (once it runs its groups)."""
+        await self._ready
         return {"id": self.ruler_id, "pid": os.getpid(), "node_ip": node_ip(), "metrics_address": self.metrics_address,
                 "groups": sorted(self.runner.running), "restarted": self.restarted,
                 "started_at": self.started_at, "last_error": self.last_error,
