@@ -420,3 +420,26 @@ class RulesConfig(ConfigModel):
         description="Minimum time to wait before re-sending an alert to Alertmanager "
         "(Prometheus's --rules.alert.resend-delay).",
     )
+    max_rulers: int = Field(
+        64, ge=1,
+        description="Most ruler actors the ruler service runs: bounds rules.rulers and runtime scaling "
+        "(POST /api/v1/rulers, `shardmon scale --rulers`).",
+    )
+    rulers: int = Field(
+        1, ge=1,
+        description="Number of ruler actors (at most rules.max_rulers); rule groups are spread over them by "
+        "rendezvous hashing of file and group name.",
+    )
+    http_address: HostPort | None = Field(
+        None,
+        description="host:port of the ruler service's API (/api/v1/rules, /api/v1/alerts, /api/v1/rulers, "
+        "POST /-/reload); none when unset.",
+    )
+
+    @field_validator("rulers")
+    @classmethod
+    def _rulers_bound(cls, v: int, info: ValidationInfo) -> int:
+        bound = info.data.get("max_rulers")
+        if bound is not None and v > bound:
+            raise ValueError(f"{v} is more than rules.max_rulers ({bound})")
+        return v

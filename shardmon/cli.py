@@ -7,6 +7,7 @@
     shardmon querier [--config FILE]            the querier (HTTP and gRPC APIs)
     shardmon ingest [--config FILE] [--ray-address ADDR]   the ingest service (Ray coordinator and scrapers)
     shardmon ingest --status [--config FILE]    where the running scrapers are (asks the Ray cluster), then exit
+    shardmon ruler [--config FILE] [--ray-address ADDR]    the ruler service (Ray actors evaluating rule_files)
     shardmon receiver [--config FILE]           remote_write and the Pushgateway-compatible push API
     shardmon demo-targets [--config FILE]       the built-in demo targets of ``local.demo_targets``
     shardmon ray-node (--head | --address H:P)  a Ray node for the scrapers (``ray start --block``)
@@ -54,6 +55,7 @@ from shardmon.cli_services import (
     cmd_querier,
     cmd_ray_node,
     cmd_receiver,
+    cmd_ruler,
     cmd_shard,
     cmd_up,
 )
@@ -93,6 +95,9 @@ def parser() -> argparse.ArgumentParser:
                                          "local, the head's host:port, or ray://host:port (Ray Client)")
     i.add_argument("--status", action="store_true",
                    help="print the running scrapers and the nodes they are on (JSON), then exit")
+    ru = add("ruler", cmd_ruler, "run the ruler service (Ray actors evaluating the rule files)", service=True)
+    ru.add_argument("--ready-file", help="create this file once the rulers evaluate their groups")
+    ru.add_argument("--ray-address", help="the Ray cluster to run on, instead of ingest.ray_address")
     add("receiver", cmd_receiver, "run the receiver (remote_write, Pushgateway API)", service=True)
     add("demo-targets", cmd_demo_targets, "serve the demo targets", service=True)
     rn = add("ray-node", cmd_ray_node, "run a Ray node for the scrapers (ray start --block)", service=True)

@@ -1,5 +1,5 @@
 """The ``shardmon`` subcommands that run a Shardmon process, or check its configuration: ``up`` (a whole
-local cluster), ``shard``, ``querier``, ``ingest``, ``receiver``, ``demo-targets``, ``ray-node`` and
+local cluster), ``shard``, ``querier``, ``ingest``, ``ruler``, ``receiver``, ``demo-targets``, ``ray-node`` and
 ``check-config``.
 
 The configuration's own checks (field types, addresses, Redis URLs, Ray addresses) run when it loads,
@@ -22,6 +22,7 @@ from shardmon.cli_common import UsageError, check_ok, load, security_summary, se
 from shardmon.model.addresses import check_host_port, check_ray_address, redacted_url
 from shardmon.model.config import Config
 from shardmon.model.errors import ConfigError
+from shardmon.model.rule_config import load_rule_file
 
 
 def _node_index(config: Config, shard_id: int) -> int:
@@ -164,6 +165,26 @@ def _ingest_status(config: Config) -> int:
         print(f"shardmon ingest --status: {exc}", file=sys.stderr)
         return 1
     print(json.dumps(status, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_ruler(args, config: Config) -> int:
+    from shardmon.rules.service import check_rule_files
+
+    config = _with_ray_address(config, args.ray_address)
+    files = check_rule_files(config)  # a bad rule file: exit 2 naming it, before Ray starts
+    config.web_config()
+    if args.check:
+        groups = sum(len(load_rule_file(f).groups) for f in files)
+        return check_ok(args, f"ruler: {groups} groups in {len(files)} rule files, {config.rules.rulers} rulers, "
+                              f"writing to {len(config.shards.nodes)} shards", config)
+    from shardmon.rules.service import run
+
+    if args.ready_file:
+        Path(args.ready_file).unlink(missing_ok=True)
+    setup_logging(args.verbose)
+    run(config, ready_file=args.ready_file,
+        reload_config=lambda: _with_ray_address(load(args.config), args.ray_address))
     return 0
 
 

@@ -4,7 +4,8 @@ From one configuration it starts, as separate processes: a ``redis-server`` per 
 under ``local.data_dir``), the demo targets, one shard server per shard, the querier, and the ingest
 service (which starts a local Ray with the coordinator and the scrapers). It waits until each is
 ready, restarts a service that dies, and on Ctrl-C or SIGTERM stops them in stages, leaving no process
-behind: the ingest service and the receiver first (they flush what they queued to the shards), then
+behind: the ingest service, the receiver and the ruler service (``shardmon ruler``, started when
+``rule_files`` is not empty) first (they flush what they queued to the shards), then
 the querier, the shards and the demo targets, then Redis. Each stage's children get SIGTERM at once
 and ``local.stop_grace_period`` to exit; one that has not (a shard whose event loop is stuck, a
 stopped process) is killed with SIGKILL, with its whole process group. So stopping ends within three
@@ -90,15 +91,21 @@ class LocalCluster:
         ready_file = self.data_dir / "ingest.ready"
         self.ingest = Child("ingest", shardmon_argv("ingest", "--ready-file", str(ready_file), config=cfg),
                             logs / "ingest.log", ready_file)
+        ruler_ready = self.data_dir / "ruler.ready"
+        self.ruler = (
+            [Child("ruler", shardmon_argv("ruler", "--ready-file", str(ruler_ready), config=cfg),
+                   logs / "ruler.log", ruler_ready)]
+            if config.rule_files else []
+        )
 
     def children(self) -> list[Child]:
         """Start order."""
-        return self.redis + self.demo + self.shards + [self.querier] + self.receiver + [self.ingest]
+        return self.redis + self.demo + self.shards + [self.querier] + self.receiver + [self.ingest] + self.ruler
 
     def stop_stages(self) -> list[list[Child]]:
         """Stop order: those that send to the shards (they flush first), then the shards and the rest
         that need only Redis or nothing, then Redis. Within a stage the order does not matter."""
-        return [[self.ingest] + self.receiver, [self.querier] + self.shards + self.demo, self.redis]
+        return [[self.ingest] + self.receiver + self.ruler, [self.querier] + self.shards + self.demo, self.redis]
 
     def request_stop(self) -> None:
         """What Ctrl-C (or SIGTERM) does: the first asks to stop (start-up is cut short, then every child

@@ -9,10 +9,10 @@ import pytest
 
 class _FloorsOnlyAsShardmon(importlib.abc.MetaPathFinder):
     """pytest puts the repository root on ``sys.path`` (tests/ is a package), where model/, shards/,
-    ingest/ and querier/ would import as top-level packages; they are shardmon.model, ... (see
+    ingest/, querier/ and rules/ would import as top-level packages; they are shardmon.model, ... (see
     shardmon/__init__.py). A bare ``import model`` fails in the tests as it does in an installed Shardmon."""
 
-    FLOORS = ("model", "shards", "ingest", "querier")
+    FLOORS = ("model", "shards", "ingest", "querier", "rules")
 
     def find_spec(self, name, path=None, target=None):
         if name in self.FLOORS:

@@ -11,14 +11,16 @@ ALLOWED = {
     "shardmon.shards": {"shardmon.model"},
     "shardmon.ingest": {"shardmon.model", "shardmon.shards.client"},
     "shardmon.querier": {"shardmon.model", "shardmon.shards.client"},
-    "shardmon": {"shardmon.model", "shardmon.shards", "shardmon.ingest", "shardmon.querier"},
+    "shardmon.rules": {"shardmon.model", "shardmon.shards.client", "shardmon.ingest", "shardmon.querier"},
+    "shardmon": {"shardmon.model", "shardmon.shards", "shardmon.ingest", "shardmon.querier", "shardmon.rules"},
 }
 EDGE = {
     "grpc": {"model/grpcstatus.py", "model/grpcauth.py", "shards/server.py", "shards/client.py", "querier/server.py",
              "querier/grpc_api.py", "shardmon/client.py"},
     "grpc_health": {"shards/server.py", "querier/server.py"},
     "grpc_reflection": {"querier/server.py"},
-    "ray": {"ingest/ray_cluster.py", "ingest/coordinator.py", "ingest/coordinator_checkpoint.py", "ingest/service.py"},
+    "ray": {"ingest/ray_cluster.py", "ingest/coordinator.py", "ingest/coordinator_checkpoint.py", "ingest/service.py",
+            "rules/ruler_actor.py", "rules/checkpoint.py", "rules/service.py"},
     "redis": {"shards/redis_store.py"},
 }
 
