@@ -420,3 +420,8 @@ class RulesConfig(ConfigModel):
         description="Minimum time to wait before re-sending an alert to Alertmanager "
         "(Prometheus's --rules.alert.resend-delay).",
     )
+    http_address: HostPort | None = Field(
+        None,
+        description="host:port of the rulers' API (/api/v1/rules, /api/v1/alerts, /api/v1/rulers, POST /-/reload), "
+        "to which the querier passes /api/v1/rules and /api/v1/alerts; none when unset (they answer empty).",
+    )
