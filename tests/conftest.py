@@ -12,7 +12,7 @@ class _FloorsOnlyAsShardmon(importlib.abc.MetaPathFinder):
     ingest/ and querier/ would import as top-level packages; they are shardmon.model, ... (see
     shardmon/__init__.py). A bare ``import model`` fails in the tests as it does in an installed Shardmon."""
 
-    FLOORS = ("model", "shards", "ingest", "querier")
+    FLOORS = ("model", "shards", "ingest", "querier", "rules")
 
     def find_spec(self, name, path=None, target=None):
         if name in self.FLOORS:

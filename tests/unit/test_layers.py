@@ -11,7 +11,8 @@ ALLOWED = {
     "shardmon.shards": {"shardmon.model"},
     "shardmon.ingest": {"shardmon.model", "shardmon.shards.client"},
     "shardmon.querier": {"shardmon.model", "shardmon.shards.client"},
-    "shardmon": {"shardmon.model", "shardmon.shards", "shardmon.ingest", "shardmon.querier"},
+    "shardmon.rules": {"shardmon.model", "shardmon.shards.client", "shardmon.ingest", "shardmon.querier"},
+    "shardmon": {"shardmon.model", "shardmon.shards", "shardmon.ingest", "shardmon.querier", "shardmon.rules"},
 }
 EDGE = {
     "grpc": {"model/grpcstatus.py", "model/grpcauth.py", "shards/server.py", "shards/client.py", "querier/server.py",
