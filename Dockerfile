@@ -14,6 +14,7 @@ COPY model model
 COPY shards shards
 COPY ingest ingest
 COPY querier querier
+COPY rules rules
 COPY shardmon shardmon
 RUN /opt/shardmon/bin/pip install . \
     && find /opt/shardmon -name '__pycache__' -prune -exec rm -rf {} +

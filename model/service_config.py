@@ -433,7 +433,8 @@ class RulesConfig(ConfigModel):
     http_address: HostPort | None = Field(
         None,
         description="host:port of the ruler service's API (/api/v1/rules, /api/v1/alerts, /api/v1/rulers, "
-        "POST /-/reload); none when unset.",
+        "POST /-/reload), to which the querier passes /api/v1/rules and /api/v1/alerts while rule_files is set; "
+        "none when unset (they answer empty).",
     )
 
     @field_validator("rulers")

@@ -38,11 +38,14 @@ def parse_duration_ms(text: str) -> int:
 
 
 def format_duration_ms(ms: int) -> str:
-    """The inverse of :func:`parse_duration_ms`, as Prometheus prints durations (``1h30m``)."""
+    """The inverse of :func:`parse_duration_ms`, as Prometheus's ``model.Duration.String`` prints durations
+    (``1h30m``; years and weeks only when they divide the whole: ``9d``, not ``1w2d``)."""
     if ms == 0:
         return "0s"
     out = []
     for suffix, unit in zip(_UNIT_SUFFIX, _UNIT_MS):
+        if suffix in ("y", "w") and ms % unit:
+            continue
         if ms >= unit:
             out.append(f"{ms // unit}{suffix}")
             ms %= unit

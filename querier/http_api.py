@@ -204,10 +204,14 @@ class PrometheusAPI:
     """The aiohttp routes of the Prometheus HTTP API over an :class:`Engine` and a :class:`Querier`."""
 
     def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str = "0.1.0",
-                 ingest_api: str | None = None, ingest_client: InternalClient | None = None) -> None:
+                 ingest_api: str | None = None, ingest_client: InternalClient | None = None,
+                 rules_api: str | None = None) -> None:
         #: host:port of the ingest service's API, which answers /api/v1/targets (None: not configured).
         self.ingest_api = ingest_api
-        #: How to call it (scheme, TLS, credentials): Shardmon's internal_client.
+        #: host:port of the rulers' API (``rules.http_address``), which answers /api/v1/rules and /api/v1/alerts
+        #: (None: no rulers; they answer empty).
+        self.rules_api = rules_api
+        #: How to call both (scheme, TLS, credentials): Shardmon's internal_client.
         self.ingest_client = ingest_client or InternalClient()
         self.engine = engine
         self.querier = querier
@@ -234,12 +238,12 @@ class PrometheusAPI:
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
         app.router.add_get("/api/v1/metadata", self.metadata)
         app.router.add_get("/api/v1/targets", self.targets)
-        # Grafana's data source also asks for these; Shardmon keeps no exemplars and evaluates no
-        # rules, so they answer empty, as a Prometheus without any would.
-        for path, empty in (("/api/v1/query_exemplars", "[]"), ("/api/v1/rules", '{"groups":[]}'),
-                            ("/api/v1/alerts", '{"alerts":[]}')):
-            app.router.add_route("GET", path, self._empty(empty))
-            app.router.add_route("POST", path, self._empty(empty))
+        # The rulers' documents (GET only, as Prometheus 2.42 routes them); without rulers, empty.
+        app.router.add_get("/api/v1/rules", self._rules_passthrough("/api/v1/rules", '{"groups":[]}'))
+        app.router.add_get("/api/v1/alerts", self._rules_passthrough("/api/v1/alerts", '{"alerts":[]}'))
+        # Grafana's data source also asks for exemplars; Shardmon keeps none, as a Prometheus without any.
+        app.router.add_route("GET", "/api/v1/query_exemplars", self._empty("[]"))
+        app.router.add_route("POST", "/api/v1/query_exemplars", self._empty("[]"))
         app.router.add_get("/metrics", self.own_metrics)
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.ready)
@@ -386,14 +390,27 @@ class PrometheusAPI:
         """``/api/v1/targets``, answered by the ingest service (which owns the targets), as Prometheus's."""
         if not self.ingest_api:
             raise QueryUnavailableError("no ingest service API configured (ingest.http_address)")
-        url = f"{self.ingest_client.scheme}://{self.ingest_api}/api/v1/targets"
+        return await self._pass_through(request, self.ingest_api, "/api/v1/targets", "the ingest service")
+
+    def _rules_passthrough(self, path: str, empty: str) -> Callable:
+        async def handler(request: web.Request) -> web.Response:
+            if not self.rules_api:
+                return success(empty)
+            return await self._pass_through(request, self.rules_api, path, "the rulers' API")
+
+        return handler
+
+    async def _pass_through(self, request: web.Request, address: str, path: str, who: str) -> web.Response:
+        """``path`` with the request's parameters, asked of the service at ``address`` (with the internal
+        client's TLS and credentials); its answer as it is, or 503 ``unavailable`` when it does not answer."""
+        url = f"{self.ingest_client.scheme}://{address}{path}"
         try:
             async with aiohttp.ClientSession() as session:
                 async with session.get(url, params=request.query, timeout=aiohttp.ClientTimeout(total=60),
                                        **self.ingest_client.settings.request_kwargs()) as resp:
                     return web.Response(text=await resp.text(), status=resp.status, content_type="application/json")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise QueryUnavailableError(f"the ingest service at {self.ingest_api} does not answer: {exc}") from exc
+            raise QueryUnavailableError(f"{who} at {address} does not answer: {exc}") from exc
 
     @staticmethod
     def _empty(data_json: str) -> Callable:

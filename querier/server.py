@@ -53,7 +53,10 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
     engine, fanout = build(config)
 
     api = PrometheusAPI(engine, fanout, default_timeout_ms=q.query_timeout, ingest_api=config.ingest.http_address,
-                        ingest_client=InternalClient.from_config(config.internal_client))
+                        ingest_client=InternalClient.from_config(config.internal_client),
+                        # A ruler runs only when there are rule files (shardmon up starts one then): without,
+                        # /api/v1/rules and /api/v1/alerts answer empty, as a Prometheus without rules.
+                        rules_api=config.rules.http_address if config.rule_files else None)
     runner = await listen(api.app(web_config), q.http_address, "querier.http_address", web_config)
 
     server = grpc.aio.server(interceptors=grpcauth.server_interceptors("querier", web_config))

@@ -29,9 +29,9 @@ from shardmon.model.config import Config
 from shardmon.model.errors import RuleFileError
 from shardmon.model.samples import SampleBatch
 from shardmon.querier.rules import engine_query_func
+from shardmon.querier.rules.api_json import group_alerts, group_json
 from shardmon.querier.server import build
 from shardmon.rules import assignment
-from shardmon.rules._api_json_standin import alert_json, group_json
 from shardmon.rules.checkpoint import load_state
 from shardmon.rules.runner import GroupRunner, now_ms
 from shardmon.shards.client import ShardConnection
@@ -136,10 +136,7 @@ class Ruler:
 
     async def alerts(self) -> list[dict]:
         """``/api/v1/alerts`` alert objects of this ruler's active alerts."""
-        from shardmon.querier.rules import AlertingRule
-
-        return [alert_json(a) for g in self.runner.groups() for r in g.rules if isinstance(r, AlertingRule)
-                for a in r.active_alerts()]
+        return [a for g in self.runner.groups() for a in group_alerts(g)]
 
     async def evaluated_at(self) -> dict[str, int]:
         """Per group key, the slot (ms) of its last evaluation begun here."""

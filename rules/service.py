@@ -28,6 +28,7 @@ from shardmon.model.config import Config
 from shardmon.model.errors import BadRequestError, ConfigError, QueryUnavailableError, RuleFileError, ShardmonError
 from shardmon.model.rule_config import load_rule_file
 from shardmon.rules import assignment
+from shardmon.rules.api import RulesAPI, serve
 from shardmon.rules.checkpoint import delete_state, save_state
 from shardmon.rules.ruler_actor import Ruler
 
@@ -166,19 +167,13 @@ def _ask(call: Callable[[], object]):
 
 
 def _serve_api(service: RulerService, running: list[Config], reload: Callable[[], dict]):
-    """Serve the rules API on ``rules.http_address`` if the API module is there (it is another part's);
-    returns its stop function or None."""
+    """Serve the rules API on ``rules.http_address`` (if set); returns its stop function or None."""
     address = running[0].rules.http_address
     if not address:
         return None
-    try:
-        from shardmon.rules.api import RulesAPI, serve
-    except ImportError:
-        log.warning("rules.http_address is set but shardmon.rules.api is not installed: no rules API")
-        return None
     api = RulesAPI(groups=lambda: _ask(service.groups), alerts=lambda: _ask(service.alerts),
                    rulers=lambda: _ask(service.rulers), scale=lambda n: _ask(lambda: service.set_rulers(n)),
-                   reload=lambda: _ask(reload), config=running[0])
+                   reload=lambda: _ask(reload), config=running[0], max_rulers=running[0].rules.max_rulers)
     return serve(api, address, running[0].web_config())
 
 

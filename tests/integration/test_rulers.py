@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-import threading
 
 import pytest
 import yaml

@@ -23,6 +23,9 @@ def test_durations_parse_as_prometheus_writes_them():
         with pytest.raises(ValueError):
             parse_duration_ms(bad)
     assert format_duration_ms(5_400_000) == "1h30m"
+    # Years and weeks only when they divide the whole, as Prometheus's model.Duration prints it.
+    assert format_duration_ms(9 * 86_400_000) == "9d" and format_duration_ms(14 * 86_400_000) == "2w"
+    assert format_duration_ms(366 * 86_400_000) == "366d"
 
 
 @pytest.mark.parametrize(

@@ -227,6 +227,44 @@ def test_targets_are_answered_by_the_ingest_service_and_passed_through():
     assert status2 == 503 and body2["errorType"] == "unavailable"
 
 
+def test_rules_and_alerts_are_answered_by_the_rulers_api_and_passed_through():
+    async def main():
+        seen = []
+
+        async def rules(request):
+            seen.append((request.path, dict(request.query)))
+            return web.json_response({"status": "success", "data": {"groups": [{"name": "g"}]}})
+
+        async def alerts(request):
+            seen.append((request.path, dict(request.query)))
+            return web.json_response({"status": "error", "errorType": "unavailable", "error": "x"}, status=503)
+
+        rulers = web.Application()
+        rulers.router.add_get("/api/v1/rules", rules)
+        rulers.router.add_get("/api/v1/alerts", alerts)
+        async with TestServer(rulers) as fake_rulers:
+            st = _storage()
+            app = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000, rules_api=f"127.0.0.1:{fake_rulers.port}").app()
+            bare = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000).app()
+            gone = PrometheusAPI(Engine(st), st, default_timeout_ms=10_000, rules_api="127.0.0.1:1").app()
+            async with TestClient(TestServer(app)) as client, TestClient(TestServer(bare)) as unconfigured, \
+                    TestClient(TestServer(gone)) as down:
+                out = [await _get(client, "/api/v1/rules", type="alert"), await _get(client, "/api/v1/alerts"),
+                       await _get(unconfigured, "/api/v1/rules"), await _get(unconfigured, "/api/v1/alerts"),
+                       await _get(down, "/api/v1/rules")]
+                out.append((await client.post("/api/v1/rules")).status)  # GET only, as Prometheus 2.42
+                return seen, out
+
+    seen, (rules, alerts, no_rules, no_alerts, down, post) = asyncio.run(main())
+    assert rules == (200, {"status": "success", "data": {"groups": [{"name": "g"}]}})
+    assert alerts[0] == 503 and alerts[1]["errorType"] == "unavailable"
+    assert seen == [("/api/v1/rules", {"type": "alert"}), ("/api/v1/alerts", {})]
+    assert no_rules == (200, {"status": "success", "data": {"groups": []}})
+    assert no_alerts == (200, {"status": "success", "data": {"alerts": []}})
+    assert down[0] == 503 and "the rulers' API at 127.0.0.1:1 does not answer" in down[1]["error"]
+    assert post == 405
+
+
 def test_a_warning_without_the_partial_flag_is_no_partial_answer():
     from shardmon.model.storage import SeriesSet
 

@@ -2,7 +2,6 @@
 
 from shardmon.rules import assignment
 
-
 KEYS = [f"/rules/f{i % 3}.yml;g{i}" for i in range(600)]
 
 
