@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.integration.httpapi import get_json
-from tests.integration.procs import Cluster, run_shardmon, wait_until
+from tests.integration.procs import Cluster, free_port, run_shardmon, wait_until
 
 
 class Alertmanager:
@@ -72,7 +72,7 @@ def _cluster(tmp_path, am: Alertmanager, rules: dict, rulers: int) -> Cluster:
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules, sort_keys=False))
     c.raw.update({"global": {"scrape_interval": "1s", "evaluation_interval": "2s"},
                   "rule_files": [str(tmp_path / "rules.yml")],
-                  "rules": {"rulers": rulers, "for_grace_period": "1s"},
+                  "rules": {"rulers": rulers, "for_grace_period": "1s", "http_address": f"127.0.0.1:{free_port()}"},
                   "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am.address]}]}]}})
     c.config_path.write_text(yaml.safe_dump(c.raw, sort_keys=False))
     return c
@@ -91,7 +91,7 @@ def test_a_bad_rule_file_stops_the_ruler_at_start_naming_it(tmp_path):
 
 
 def test_recording_output_through_the_querier_and_an_alert_firing_then_resolved(tmp_path, am, ray_local):
-    from shardmon.rules.service import RulerService
+    from shardmon.rules.service import RulerService, _serve_api
 
     rules = {"groups": [{"name": "g", "interval": "1s", "rules": [
         {"record": "rec_answer", "expr": "vector(42)", "labels": {"team": "a"}},
@@ -114,6 +114,23 @@ def test_recording_output_through_the_querier_and_an_alert_firing_then_resolved(
         (info,) = service.rulers()
         assert info["groups"] == [f"{tmp_path / 'rules.yml'};g"]
         assert service.groups()[0]["rules"][0]["health"] == "ok"
+
+        # The rules API of the service, through the querier as Grafana asks it.
+        stop_api = _serve_api(service, [c.config()], lambda: {})
+        try:
+            base = f"http://127.0.0.1:{c.http_port}/api/v1"
+            doc = get_json(f"{base}/rules")["data"]
+            (group,) = doc["groups"]
+            assert (group["name"], group["file"]) == ("g", str(tmp_path / "rules.yml"))
+            assert [(r["type"], r["name"], r["health"]) for r in group["rules"]] == \
+                [("recording", "rec_answer", "ok"), ("alerting", "Flap", "ok")]
+            assert [r["name"] for g in get_json(f"{base}/rules", {"type": "record"})["data"]["groups"]
+                    for r in g["rules"]] == ["rec_answer"]
+            alerts = get_json(f"{base}/alerts")["data"]["alerts"]
+            assert all(a["labels"]["alertname"] == "Flap" for a in alerts)
+        finally:
+            if stop_api:
+                stop_api()
     finally:
         service.stop()
         c.stop()
