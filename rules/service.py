@@ -173,7 +173,8 @@ def _serve_api(service: RulerService, running: list[Config], reload: Callable[[]
         return None
     api = RulesAPI(groups=lambda: _ask(service.groups), alerts=lambda: _ask(service.alerts),
                    rulers=lambda: _ask(service.rulers), scale=lambda n: _ask(lambda: service.set_rulers(n)),
-                   reload=lambda: _ask(reload), config=running[0], max_rulers=running[0].rules.max_rulers)
+                   reload=lambda: _ask(reload), config=lambda: running[0],
+                   max_rulers=running[0].rules.max_rulers)
     return serve(api, address, running[0].web_config())
 
 

@@ -15,6 +15,7 @@
     shardmon promqltest [--shards N] FILE...    run PromQL test scripts, in memory or over N real shards
     shardmon targets [--config FILE] [--json] [--dropped]   the scrape targets of the running ingest service
     shardmon scale --scrapers N [--config FILE]  change the number of scrapers of the running ingest service
+    shardmon scale --rulers N [--config FILE]    change the number of rulers of the running ruler service
     shardmon reload [--config FILE]             make the running ingest service read its configuration again
     shardmon check-config [--config FILE]       load and check a configuration, then exit
     shardmon check rules FILE...                check rule files, as ``promtool check rules``
@@ -125,8 +126,10 @@ def parser() -> argparse.ArgumentParser:
     tg.add_argument("--json", action="store_true", help="print /api/v1/targets's data as JSON")
     tg.add_argument("--dropped", action="store_true", help="also count the targets relabeling dropped")
     add_client_options(tg)
-    sc = add("scale", cmd_scale, "change the number of scrapers of the running ingest service")
-    sc.add_argument("--scrapers", type=int, required=True, help="how many scrapers to run from now on")
+    sc = add("scale", cmd_scale, "change the number of scrapers (ingest service) or rulers (ruler service)")
+    how_many = sc.add_mutually_exclusive_group(required=True)
+    how_many.add_argument("--scrapers", type=int, help="how many scrapers to run from now on")
+    how_many.add_argument("--rulers", type=int, help="how many rulers to run from now on")
     add_client_options(sc)
     rl = add("reload", cmd_reload, "make the running ingest service read its configuration again (as SIGHUP)")
     add_client_options(rl)

@@ -142,15 +142,26 @@ def add_client_options(sp: argparse.ArgumentParser) -> None:
 
 def _ingest_api(args, config: Config, path: str, data: dict | None = None) -> dict:
     """Call the running ingest service's API (``ingest.http_address``); its JSON answer."""
+    if not config.ingest.http_address:
+        raise UsageError("ingest.http_address is not set: the ingest service serves no API")
+    return _service_api(args, config, config.ingest.http_address, "ingest service", path, data)
+
+
+def _rules_api(args, config: Config, path: str, data: dict | None = None) -> dict:
+    """Call the running ruler service's API (``rules.http_address``); its JSON answer."""
+    if not config.rules.http_address:
+        raise UsageError("rules.http_address is not set: the ruler service serves no API")
+    return _service_api(args, config, config.rules.http_address, "ruler service", path, data)
+
+
+def _service_api(args, config: Config, address: str, service: str, path: str, data: dict | None) -> dict:
     import json
     import urllib.error
     import urllib.parse
     import urllib.request
 
-    if not config.ingest.http_address:
-        raise UsageError("ingest.http_address is not set: the ingest service serves no API")
     conn = client_of(args, config)
-    url = f"{conn.scheme}://{config.ingest.http_address}{path}"
+    url = f"{conn.scheme}://{address}{path}"
     body = urllib.parse.urlencode(data).encode() if data is not None else None
     req = urllib.request.Request(url, data=body)
     auth = conn.authorization()
@@ -169,7 +180,7 @@ def _ingest_api(args, config: Config, path: str, data: dict | None = None) -> di
         except (ValueError, AttributeError):
             message = text  # /-/reload answers plain text, as Prometheus's
         if exc.code == 403 and "web.enable_lifecycle" not in message:
-            message += " (the ingest service runs with web.enable_lifecycle: false)"
+            message += f" (the {service} runs with web.enable_lifecycle: false)"
         raise UsageError(f"{url}: refused with HTTP {exc.code}: {message or exc.reason}") from None
     except OSError as exc:
         raise UsageError(f"the ingest service does not answer at {url}: {exc}") from None
@@ -196,7 +207,11 @@ def cmd_targets(args, config: Config) -> int:
 
 
 def cmd_scale(args, config: Config) -> int:
-    """Change the number of scrapers of the running ingest service."""
+    """Change the number of scrapers of the running ingest service, or of rulers of the ruler service."""
+    if args.rulers is not None:
+        d = _rules_api(args, config, "/api/v1/rulers", {"count": args.rulers})["data"]
+        print(f"{d['rulers']} rulers; {len(d['moved'])} groups moved")
+        return 0
     answer = _ingest_api(args, config, "/api/v1/scrapers", {"count": args.scrapers})
     d = answer["data"]
     print(f"{d['scrapers']} scrapers; {d['moved']} of {d['targets']} targets moved")

@@ -151,9 +151,13 @@ def _sharding_rules() -> dict:
 
 def test_three_rulers_a_killed_one_and_scaling_to_four(tmp_path, am, ray_local):
     from shardmon.rules import assignment
-    from shardmon.rules.service import RulerService
+    from shardmon.rules.service import RulerService, _serve_api
 
-    c = _cluster(tmp_path, am, _sharding_rules(), 3).start()
+    c = _cluster(tmp_path, am, _sharding_rules(), 3)
+    c.raw["web"] = {"enable_lifecycle": True}  # scaling through the rules API, as a user does
+    c.config_path.write_text(yaml.safe_dump(c.raw, sort_keys=False))
+    c.start()
+    stop_api = None
     file = str(tmp_path / "rules.yml")
     held = f"{file};held"
     service = RulerService(c.config())
@@ -201,11 +205,15 @@ def test_three_rulers_a_killed_one_and_scaling_to_four(tmp_path, am, ray_local):
         worst = max(gaps, key=gaps.get)
         print(f"largest gap in the killed ruler's groups' output: {gaps[worst]:.1f}s (group {worst})")
 
-        # Scaling 3 -> 4 moves about a quarter of the groups, and no alert is resolved because of it.
+        # Scaling 3 -> 4 (`shardmon scale --rulers 4`, through the rules API) moves about a quarter of the
+        # groups, and no alert is resolved because of it.
+        stop_api = _serve_api(service, [c.config()], lambda: {})
         posts_before = len(am.alerts)
-        result = service.set_rulers(4)
-        moved = result["moved"]
-        print(f"3 -> 4 rulers moved {len(moved)} of {N_GROUPS + 1} groups")
+        out = run_shardmon("scale", "--rulers", "4", config=c.config_path, timeout=120)
+        assert out.returncode == 0, out.stderr
+        moved = {k: v for k, v in assignment.moves(list(infos_keys(infos)), 3, 4).items()}
+        print(f"3 -> 4 rulers moved {len(moved)} of {N_GROUPS + 1} groups ({out.stdout.strip()})")
+        assert out.stdout.strip() == f"4 rulers; {len(moved)} groups moved"
         assert 0.1 * (N_GROUPS + 1) <= len(moved) <= 0.45 * (N_GROUPS + 1)
         assert {new for _, new in moved.values()} == {"ruler-3"}
         infos4 = {i["id"]: i for i in service.rulers()}
@@ -216,5 +224,11 @@ def test_three_rulers_a_killed_one_and_scaling_to_four(tmp_path, am, ray_local):
         assert all(series[k.split(";")[1]] > time.time() - 8 for k in moved), "a moved group is not evaluated"
         print(f"{len(am.alerts) - posts_before} alerts posted after the scaling, none resolved")
     finally:
+        if stop_api:
+            stop_api()
         service.stop()
         c.stop()
+
+
+def infos_keys(infos: dict) -> list[str]:
+    return [k for i in infos.values() for k in i["groups"]]
