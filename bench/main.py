@@ -229,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rules", action="store_true",
                    help="rule evaluation time on the same data (bench/rulesbench.py): 100 recording and 100 alerting "
                         "rules, Shardmon's evaluator in-process against Prometheus's rule manager")
-    p.add_argument("--eval-interval", type=float, default=30.0, help="with --rules: the evaluation interval, seconds")
-    p.add_argument("--rounds", type=int, default=5, help="with --rules: evaluations of each group measured")
+    p.add_argument("--eval-interval", type=float, default=90.0, help="with --rules: the evaluation interval, seconds")
+    p.add_argument("--rounds", type=int, default=3, help="with --rules: evaluations of each group measured")
     p.add_argument("--profile", type=float, default=None,
                    help="with --rules: seconds of py-spy on Shardmon's slowest group afterwards (default 20, smoke 5; 0: none)")
     p.add_argument("--storage", action="store_true",
@@ -296,7 +296,7 @@ def _rules(args, argv: list[str] | None) -> int:
         targets = args.targets if "--targets" in given else 100
         series = args.series if "--series" in given else 1000
         scrape = args.interval if "--interval" in given else 10.0
-        every, fill, rounds, label = args.eval_interval, args.fill or 180.0, args.rounds, None
+        every, fill, rounds, label = args.eval_interval, args.fill or 120.0, args.rounds, None
         profile = 20.0 if args.profile is None else args.profile
     work = Path(tempfile.mkdtemp(prefix="shardmon-rulesbench-"))
     farm_proc, farm_port = start_farm(work, targets, series)
