@@ -5,6 +5,7 @@
     bench/run --sweep                           # scale sweep: targets x shards
     bench/run --smoke                           # a tiny run (under a minute), as CI does
     bench/run --storage                         # the storage benchmark (bench/storagebench.py)
+    bench/run --rules                           # rule evaluation time (bench/rulesbench.py)
 
 For each system, one after the other on the same farm: start it, let it warm up, then measure over a
 window: samples ingested per second, CPU seconds per million samples of all its processes (for
@@ -223,7 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-data", action="store_true", help="keep the systems' data and logs (printed where)")
     p.add_argument("--queries", action="store_true",
                    help="query latency on the same data (Prometheus remote-writes to Shardmon) instead of ingest")
-    p.add_argument("--fill", type=float, default=300.0, help="with --queries: seconds of data before querying")
+    p.add_argument("--fill", type=float, default=None,
+                   help="with --queries (default 300) or --rules (default 180): seconds of data first")
+    p.add_argument("--rules", action="store_true",
+                   help="rule evaluation time on the same data (bench/rulesbench.py): 100 recording and 100 alerting "
+                        "rules, Shardmon's evaluator in-process against Prometheus's rule manager")
+    p.add_argument("--eval-interval", type=float, default=90.0, help="with --rules: the evaluation interval, seconds")
+    p.add_argument("--rounds", type=int, default=3, help="with --rules: evaluations of each group measured")
+    p.add_argument("--profile", type=float, default=None,
+                   help="with --rules: seconds of py-spy on Shardmon's slowest group afterwards (default 20, smoke 5; 0: none)")
     p.add_argument("--storage", action="store_true",
                    help="the storage benchmark instead (bench/storagebench.py): bytes per sample after compaction, "
                         "head memory per series, ingest CPU per million samples, restart time per million WAL samples")
@@ -236,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.storage:
         return _storage(args)
+    if args.rules:
+        return _rules(args, argv)
     out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
     out.mkdir(parents=True, exist_ok=True)
     if args.smoke:
@@ -252,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix="shardmon-querybench-"))
         farm_proc, farm_port = start_farm(work, targets, series)
         try:
-            run = run_query_bench(out, farm_port, targets, series, interval, args.fill, min(300.0, args.fill - 30),
+            fill = args.fill or 300.0
+            run = run_query_bench(out, farm_port, targets, series, interval, fill, min(300.0, fill - 30),
                                   15.0, 5, args.shards, work, report.machine())
         finally:
             farm_proc.stop(10)
@@ -268,6 +280,36 @@ def main(argv: list[str] | None = None) -> int:
     run = run_workload(out, args.targets, args.series, args.interval, args.window, args.systems.split(","),
                        args.shards, args.scrapers, keep_data=args.keep_data)
     print(report.summary(run))
+    return 0
+
+
+def _rules(args, argv: list[str] | None) -> int:
+    from bench.rulesbench import markdown, run_rules_bench
+
+    given = argv or sys.argv
+    if args.smoke:
+        out = args.out or Path(tempfile.mkdtemp(prefix="shardmon-bench-smoke-"))
+        targets, series, scrape, every, fill, rounds = 10, 100, 2.0, 5.0, args.fill or 20.0, 3
+        label, profile = "rules-smoke", 5.0 if args.profile is None else args.profile
+    else:
+        out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
+        targets = args.targets if "--targets" in given else 100
+        series = args.series if "--series" in given else 1000
+        scrape = args.interval if "--interval" in given else 10.0
+        every, fill, rounds, label = args.eval_interval, args.fill or 120.0, args.rounds, None
+        profile = 20.0 if args.profile is None else args.profile
+    work = Path(tempfile.mkdtemp(prefix="shardmon-rulesbench-"))
+    farm_proc, farm_port = start_farm(work, targets, series)
+    try:
+        run = run_rules_bench(out, farm_port, targets, series, scrape, every, fill, rounds, args.shards, work,
+                              report.machine(), label=label, profile_s=profile)
+    finally:
+        farm_proc.stop(10)
+        if args.keep_data:
+            print(f"data and logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(markdown(run))
     return 0
 
 

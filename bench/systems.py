@@ -188,22 +188,41 @@ class Prometheus(System):
     name = "prometheus"
 
     def __init__(self, folder: Path, farm_port: int, n_targets: int, interval_s: float,
-                 remote_write_url: str | None = None) -> None:
+                 remote_write_url: str | None = None, *, rule_files: list[str] | None = None,
+                 evaluation_interval_s: float | None = None, remote_write_drop: str | None = None) -> None:
+        """``rule_files`` and ``evaluation_interval_s`` make it evaluate rules (and enable ``/-/reload``, see
+        :meth:`drop_rules`); ``remote_write_drop`` is a regex of metric names not remote-written."""
         self.folder = folder
         self.address = f"127.0.0.1:{free_port()}"
         self.data = folder / "prometheus-data"
         config: dict = {"global": _global(interval_s), "scrape_configs": scrape_configs(farm_port, n_targets)}
+        if evaluation_interval_s:
+            config["global"]["evaluation_interval"] = f"{int(evaluation_interval_s * 1000)}ms"
+        if rule_files:
+            config["rule_files"] = list(rule_files)
+        self.lifecycle = bool(rule_files)
         if remote_write_url:
             config["remote_write"] = [{"url": remote_write_url, "queue_config": {
                 "batch_send_deadline": "1s", "max_samples_per_send": 5000, "capacity": 20000,
                 "min_backoff": "100ms", "max_backoff": "2s"}}]
+            if remote_write_drop:
+                config["remote_write"][0]["write_relabel_configs"] = [
+                    {"source_labels": ["__name__"], "regex": remote_write_drop, "action": "drop"}]
+        self.config = config
         self.config_path = folder / "prometheus.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def drop_rules(self) -> None:
+        """Stop evaluating rules: the config again without ``rule_files``, reloaded (``POST /-/reload``)."""
+        self.config.pop("rule_files", None)
+        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        http_post(f"http://{self.address}/-/reload", 60)
 
     def start(self) -> None:
         self.child = Child("prometheus", [
             prometheus_binary(), f"--config.file={self.config_path}", f"--storage.tsdb.path={self.data}",
             f"--web.listen-address={self.address}", "--web.enable-admin-api", "--log.level=warn",
+            *(["--web.enable-lifecycle"] if self.lifecycle else []),
         ], self.folder / "prometheus.log", lambda: http_ok(f"http://{self.address}/-/ready"))
         try:
             self.child.up(60, interval_s=0.2)
