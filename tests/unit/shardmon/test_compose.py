@@ -58,10 +58,12 @@ def test_the_cluster_has_every_service_the_issue_asks_for(compose):
 def test_every_shardmon_service_runs_one_image_with_the_mounted_configuration(compose):
     services = shardmon_services(compose)
     assert set(services) == {"shard-0", "shard-1", "shard-2", "ray-head", "ray-worker", "demo", "ingest", "querier",
-                             "receiver"}
+                             "receiver", "ruler"}
     for name, s in services.items():
         assert s["build"] == "." and s["image"] == "shardmon:${SHARDMON_TAG:-latest}", name
         assert f"./deploy/shardmon.yml:{MOUNTED}:ro" in s["volumes"], name
+        # The rule files at the same path on every node (the rulers read them where they run).
+        assert "./deploy/rules.yml:/etc/shardmon/rules.yml:ro" in s["volumes"], name
         cmd = s["command"]
         assert isinstance(cmd, list) and cmd[cmd.index("--config") + 1] == MOUNTED, name
 
