@@ -8,6 +8,7 @@ the node's text, as Go's ``ErrorContext``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from shardmon.model.errors import TemplateExecError, TemplateFunctionError
@@ -63,6 +64,13 @@ class _Continue(Exception):
     pass
 
 
+@functools.lru_cache(maxsize=4096)
+def _parsed(name: str, text: str, funcs: frozenset[str]) -> dict:
+    """The parse of a template, kept: a rule expands the same few templates for every alert at every
+    evaluation, and execution only reads the tree. (A failed parse is not kept: it raises each time.)"""
+    return parse(name, text, funcs)
+
+
 class Template:
     """A parsed template and the functions it may call (Go's builtins plus ``funcs``)."""
 
@@ -70,7 +78,7 @@ class Template:
         self.name = name
         self.text = text
         self.funcs = {**BUILTINS, **(funcs or {})}
-        self.defs = parse(name, text, frozenset(self.funcs))
+        self.defs = _parsed(name, text, frozenset(self.funcs))
 
     def execute(self, data: Any) -> str:
         """The template's output for ``data`` (see :mod:`.values` for the Go types of Python values)."""
