@@ -83,7 +83,7 @@ class Up:
 
 
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period_and_stages_stop_together(tmp_path):
-    grace_s = 8
+    grace_s = 4
     up = Up(tmp_path, _config(tmp_path, f"{grace_s}s"))
     try:
         up.wait_up()

@@ -109,7 +109,7 @@ def systems(tmp_path_factory):
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(cfg))
     prom = prometheus_proc("prometheus", tmp / "prometheus.yml", tmp / "data", prom_port, tmp, "--log.level=warn").start()
     start = time.time()
-    time.sleep(45)
+    time.sleep(36)  # the longest window queried is 30s
     end = time.time() - 3 * INTERVAL_S  # Everything scraped before this has been remote-written.
     yield f"http://127.0.0.1:{cluster.http_port}", f"http://127.0.0.1:{prom_port}", start + 5, end
     prom.stop(30)

@@ -95,7 +95,7 @@ def test_recording_output_through_the_querier_and_an_alert_firing_then_resolved(
 
     rules = {"groups": [{"name": "g", "interval": "1s", "rules": [
         {"record": "rec_answer", "expr": "vector(42)", "labels": {"team": "a"}},
-        {"alert": "Flap", "expr": "vector(time() % 30) < 15", "for": "3s", "labels": {"severity": "page"},
+        {"alert": "Flap", "expr": "vector(time() % 16) < 8", "for": "2s", "labels": {"severity": "page"},
          "annotations": {"summary": "value {{ $value }}"}},
     ]}]}
     c = _cluster(tmp_path, am, rules, 1).start()
@@ -193,7 +193,7 @@ def test_three_rulers_a_killed_one_and_scaling_to_four(tmp_path, am, ray_local):
         assert _ts(firing[0][1]["startsAt"]) - active_at >= 19
 
         # Every group of the killed ruler is evaluated again; its largest gap is printed.
-        time.sleep(6)
+        time.sleep(3)
         series = {s["metric"]["grp"]: [float(t) for t, _ in s["values"]]
                   for s in _query(c, "grp_eval[3m]")}
         gaps = {}
