@@ -40,8 +40,14 @@ from prometheus_client import (
 )
 
 from shardmon.model.config import Config
-from shardmon.model.errors import BadRequestError, PermissionDeniedError, ShardmonError
-from shardmon.model.httpserver import auth_failures, make_app, prometheus_error, serve_in_thread
+from shardmon.model.errors import BadRequestError, LifecycleDisabledError, PermissionDeniedError
+from shardmon.model.httpserver import (
+    auth_failures,
+    counting_middleware,
+    lifecycle_error,
+    make_app,
+    serve_in_thread,
+)
 from shardmon.model.webconfig import WebConfig
 
 log = logging.getLogger(__name__)
@@ -61,33 +67,8 @@ LIFECYCLE_DISABLED = ("Lifecycle API is not enabled. Set web.enable_lifecycle: t
                       "configuration to enable it.")
 
 
-class _LifecycleDisabled(PermissionDeniedError):
-    """``/-/reload`` refused: answered as Prometheus's, in plain text (the JSON API's 403s are its envelope)."""
-
-
 def _json(data, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(data), status=status, content_type="application/json")
-
-
-def _render_error(exc: ShardmonError, status: int) -> web.Response:
-    if isinstance(exc, _LifecycleDisabled):
-        return web.Response(status=status, text=str(exc))  # text/plain, Prometheus's words first
-    return prometheus_error(exc, status)
-
-
-@web.middleware
-async def _count(request: web.Request, handler) -> web.StreamResponse:
-    """``shardmon_ingest_api_requests_total``: the final status, errors rendered included."""
-    name = getattr(request.match_info.handler, "__name__", "")
-    if name not in _COUNTED:
-        return await handler(request)
-    try:
-        resp = await handler(request)
-    except web.HTTPException as exc:
-        REQUESTS.labels(name, str(exc.status)).inc()
-        raise
-    REQUESTS.labels(name, str(resp.status)).inc()
-    return resp
 
 
 class Coordinator(NamedTuple):
@@ -142,7 +123,7 @@ class IngestAPI:
         if request.method not in ("POST", "PUT"):
             return web.Response(status=405, text="Only POST or PUT requests allowed")  # Prometheus's words
         if not self.config().web.enable_lifecycle:
-            raise _LifecycleDisabled(LIFECYCLE_DISABLED)  # 403, text/plain, as Prometheus
+            raise LifecycleDisabledError(LIFECYCLE_DISABLED)  # 403, text/plain, as Prometheus
         # A bad file raises ConfigError: 400 bad_data, naming fields and positions, never quoting it.
         data = await self._call(self.coordinator.reload)
         return _json({"status": "success", "data": data})
@@ -154,7 +135,8 @@ class IngestAPI:
         return web.Response(text="Shardmon ingest is Healthy.\n")
 
     def app(self, web_config: WebConfig | None = None) -> web.Application:
-        app = make_app("ingest", web_config, render_error=_render_error, middlewares=[_count])
+        app = make_app("ingest", web_config, render_error=lifecycle_error,
+                       middlewares=[counting_middleware(REQUESTS, _COUNTED)])
         app.router.add_get("/api/v1/targets", self.targets)
         app.router.add_get("/api/v1/scrapers", self.scrapers)
         app.router.add_post("/api/v1/scrapers", self.scrapers)

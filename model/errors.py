@@ -168,6 +168,11 @@ class PermissionDeniedError(ShardmonError):
     message names the configuration field that turns it on."""
 
 
+class LifecycleDisabledError(PermissionDeniedError):
+    """``POST /-/reload`` refused while ``web.enable_lifecycle`` is off: answered as Prometheus's, a 403 in
+    plain text (the JSON APIs' 403s keep their envelope)."""
+
+
 class UnauthenticatedError(ShardmonError):
     """No credentials, or wrong ones: HTTP 401, gRPC UNAUTHENTICATED."""
 

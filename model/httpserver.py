@@ -36,6 +36,7 @@ from shardmon.model.errors import (
     ConfigError,
     ExpositionError,
     InvalidWriteError,
+    LifecycleDisabledError,
     PermissionDeniedError,
     QueryError,
     ShardmonError,
@@ -119,6 +120,35 @@ def prometheus_error(exc: ShardmonError, status: int) -> web.Response:
     """Prometheus's error envelope: ``{"status":"error","errorType":...,"error":...}``."""
     body = json.dumps({"status": "error", "errorType": error_type_of(exc), "error": str(exc)})
     return web.Response(text=body, status=status, content_type="application/json")
+
+
+def lifecycle_error(exc: ShardmonError, status: int) -> web.Response:
+    """The error renderer of the lifecycle APIs (ingest service, ruler service): Prometheus's envelope, but
+    a refused ``/-/reload`` in plain text, Prometheus's words first."""
+    if isinstance(exc, LifecycleDisabledError):
+        return web.Response(status=status, text=str(exc))
+    return prometheus_error(exc, status)
+
+
+def counting_middleware(counter: Counter, handlers: Iterable[str]):
+    """A middleware counting the requests of the named handlers in ``counter`` (labels handler, code): the
+    final status, errors rendered included."""
+    counted = frozenset(handlers)
+
+    @web.middleware
+    async def count(request: web.Request, handler) -> web.StreamResponse:
+        name = getattr(request.match_info.handler, "__name__", "")
+        if name not in counted:
+            return await handler(request)
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            counter.labels(name, str(exc.status)).inc()
+            raise
+        counter.labels(name, str(resp.status)).inc()
+        return resp
+
+    return count
 
 
 def text_error(exc: ShardmonError, status: int) -> web.Response:

@@ -38,8 +38,14 @@ from prometheus_client import (
 )
 
 from shardmon.model.config import Config
-from shardmon.model.errors import BadRequestError, PermissionDeniedError, ShardmonError
-from shardmon.model.httpserver import auth_failures, make_app, prometheus_error, serve_in_thread
+from shardmon.model.errors import BadRequestError, LifecycleDisabledError, PermissionDeniedError
+from shardmon.model.httpserver import (
+    auth_failures,
+    counting_middleware,
+    lifecycle_error,
+    make_app,
+    serve_in_thread,
+)
 from shardmon.model.webconfig import WebConfig
 from shardmon.querier.rules.api_json import alerts_document, dumps, rules_document, rules_type
 
@@ -58,33 +64,8 @@ LIFECYCLE_DISABLED = ("Lifecycle API is not enabled. Set web.enable_lifecycle: t
                       "to enable it.")
 
 
-class _LifecycleDisabled(PermissionDeniedError):
-    """``/-/reload`` refused: answered as Prometheus's, in plain text."""
-
-
 def _json(document, status: int = 200) -> web.Response:
     return web.Response(text=dumps(document), status=status, content_type="application/json")
-
-
-def _render_error(exc: ShardmonError, status: int) -> web.Response:
-    if isinstance(exc, _LifecycleDisabled):
-        return web.Response(status=status, text=str(exc))
-    return prometheus_error(exc, status)
-
-
-@web.middleware
-async def _count(request: web.Request, handler) -> web.StreamResponse:
-    """``shardmon_ruler_api_requests_total``: the final status, errors rendered included."""
-    name = getattr(request.match_info.handler, "__name__", "")
-    if name not in _COUNTED:
-        return await handler(request)
-    try:
-        resp = await handler(request)
-    except web.HTTPException as exc:
-        REQUESTS.labels(name, str(exc.status)).inc()
-        raise
-    REQUESTS.labels(name, str(resp.status)).inc()
-    return resp
 
 
 class RulesAPI:
@@ -141,7 +122,7 @@ class RulesAPI:
         if request.method not in ("POST", "PUT"):
             return web.Response(status=405, text="Only POST or PUT requests allowed")  # Prometheus's words
         if not self.config().web.enable_lifecycle:
-            raise _LifecycleDisabled(LIFECYCLE_DISABLED)  # 403, text/plain, as Prometheus
+            raise LifecycleDisabledError(LIFECYCLE_DISABLED)  # 403, text/plain, as Prometheus
         data = await self._call(self.reload_rules)
         return web.Response(text=json.dumps({"status": "success", "data": data}), content_type="application/json")
 
@@ -152,7 +133,8 @@ class RulesAPI:
         return web.Response(text="Shardmon rulers are Healthy.\n")
 
     def app(self, web_config: WebConfig | None = None) -> web.Application:
-        app = make_app("ruler", web_config, render_error=_render_error, middlewares=[_count])
+        app = make_app("ruler", web_config, render_error=lifecycle_error,
+                       middlewares=[counting_middleware(REQUESTS, _COUNTED)])
         app.router.add_get("/api/v1/rules", self.rules)
         app.router.add_get("/api/v1/alerts", self.alerts)
         app.router.add_get("/api/v1/rulers", self.rulers)
