@@ -24,7 +24,7 @@ from tests.integration.procs import Cluster, CounterTargets, wait_until
 
 N_TARGETS = 500
 INTERVAL_S = 3.0
-SETTLE_S = 4 * INTERVAL_S
+SETTLE_S = 3 * INTERVAL_S
 
 
 def _owners(cluster) -> dict[str, str]:

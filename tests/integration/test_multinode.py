@@ -87,8 +87,8 @@ class RayNode:
         p.kill()
 
 
-def _status(config_path: Path) -> subprocess.CompletedProcess:
-    return run_shardmon("ingest", "--status", config=config_path, timeout=90, env=_env())
+def _status(config_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return run_shardmon("ingest", "--status", config=config_path, timeout=90, env=_env(**env))
 
 
 def ingest_status(config_path: Path) -> dict:
@@ -242,6 +242,8 @@ def test_a_driver_with_another_token_is_refused(ray_cluster, cluster, ingest, tm
     raw["ingest"]["ray_auth_token_file"] = str(wrong)
     path = tmp_path / "wrong.yml"
     path.write_text(yaml.safe_dump(raw))
-    proc = _status(path)
+    # Ray retries a refused connection for about 20 s (one try a second) before it gives up; Ray's own
+    # knob for that budget makes it give up after 3 tries here (the refusal is the same).
+    proc = _status(path, RAY_gcs_server_port_wait_time_s="3")
     assert proc.returncode != 0 and "scrapers" not in proc.stdout
     assert "auth" in (proc.stdout + proc.stderr).lower(), proc.stderr[-2000:]

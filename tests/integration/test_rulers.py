@@ -3,7 +3,7 @@
 The ruler service runs in the test process (``RulerService`` on the session's local Ray; its HTTP API is
 another part's), its rulers are real Ray actor processes. A recording rule's output is read back through the
 querier; an alert reaches the capture server firing, then resolved. The sharding test runs 3 rulers over 61
-groups, SIGKILLs the ruler owning a pending ``for: 20s`` alert after 10 s, and checks that its groups are
+groups, SIGKILLs the ruler owning a pending ``for: 14s`` alert after 7 s, and checks that its groups are
 evaluated again, the alert fires before its ``for`` runs out again, and scaling 3 -> 4 moves about a
 quarter of the groups with no resolved notification.
 """
@@ -95,7 +95,7 @@ def test_recording_output_through_the_querier_and_an_alert_firing_then_resolved(
 
     rules = {"groups": [{"name": "g", "interval": "1s", "rules": [
         {"record": "rec_answer", "expr": "vector(42)", "labels": {"team": "a"}},
-        {"alert": "Flap", "expr": "vector(time() % 16) < 8", "for": "2s", "labels": {"severity": "page"},
+        {"alert": "Flap", "expr": "vector(time() % 8) < 4", "for": "1s", "labels": {"severity": "page"},
          "annotations": {"summary": "value {{ $value }}"}},
     ]}]}
     c = _cluster(tmp_path, am, rules, 1).start()
@@ -137,6 +137,7 @@ def test_recording_output_through_the_querier_and_an_alert_firing_then_resolved(
 
 
 N_GROUPS = 60
+HELD_FOR_S = 14  # the pending alert on the ruler that is killed halfway through its `for`
 
 
 def _sharding_rules() -> dict:
@@ -145,7 +146,7 @@ def _sharding_rules() -> dict:
               for i in range(N_GROUPS)]
     groups.append({"name": "held", "interval": "1s", "rules": [
         {"record": "grp_eval", "expr": "vector(time())", "labels": {"grp": "held"}},
-        {"alert": "Held", "expr": "vector(1)", "for": "20s"}]})
+        {"alert": "Held", "expr": "vector(1)", "for": f"{HELD_FOR_S}s"}]})
     return {"groups": groups}
 
 
@@ -171,7 +172,7 @@ def test_three_rulers_a_killed_one_and_scaling_to_four(tmp_path, am, ray_local):
         # Held goes pending at its first evaluation; ALERTS_FOR_STATE (its activeAt) is written once restored.
         active_at = float(wait_until(lambda: _query(c, 'ALERTS_FOR_STATE{alertname="Held"}'), 60,
                                      "Held pending")[0]["value"][1])
-        time.sleep(max(0.0, active_at + 10 - time.time()))
+        time.sleep(max(0.0, active_at + HELD_FOR_S / 2 - time.time()))
         killed_at = time.time()
         os.kill(infos[owner]["pid"], signal.SIGKILL)
         print(f"killed {owner} (pid {infos[owner]['pid']}) {killed_at - active_at:.1f}s after Held went pending")
@@ -189,8 +190,8 @@ def test_three_rulers_a_killed_one_and_scaling_to_four(tmp_path, am, ray_local):
         firing = wait_until(lambda: [a for a in am.of("Held") if not a[2]], 60, "Held firing")
         fired_after = firing[0][0] - killed_at
         print(f"Held fired {fired_after:.1f}s after the kill, {firing[0][0] - active_at:.1f}s after it went pending")
-        assert fired_after < 20, "the for state was not restored: Held waited its whole 'for' again"
-        assert _ts(firing[0][1]["startsAt"]) - active_at >= 19
+        assert fired_after < HELD_FOR_S, "the for state was not restored: Held waited its whole 'for' again"
+        assert _ts(firing[0][1]["startsAt"]) - active_at >= HELD_FOR_S - 1
 
         # Every group of the killed ruler is evaluated again; its largest gap is printed.
         time.sleep(3)

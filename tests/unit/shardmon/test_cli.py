@@ -24,7 +24,9 @@ def test_check_config_reports_a_bad_field_with_its_path(tmp_path):
     assert "scrape_configs[0].scrape_intervall: field not supported" in proc.stderr
 
 
-def test_every_service_checks_the_default_config():
+def test_every_service_checks_the_default_config(capsys):
+    from shardmon.cli import main
+
     for argv in (["shard", "--id", "1"], ["querier"], ["ingest"], ["receiver"], ["demo-targets"]):
-        proc = subprocess.run([sys.executable, "-m", "shardmon", *argv, "--check"], capture_output=True, text=True)
-        assert proc.returncode == 0, (argv, proc.stderr)
+        assert main([*argv, "--check"]) == 0, (argv, capsys.readouterr().err)
+        assert ": OK: " in capsys.readouterr().out

@@ -1,35 +1,11 @@
-"""Chunk and WAL-record encodings round-trip bit for bit."""
-
-import struct
+"""Chunk and WAL-record encodings round-trip bit for bit (the property tests of every float and
+timestamp sequence are in test_chunk_property.py)."""
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from shardmon.model.samples import STALE_NAN
 from shardmon.shards import chunk
 from shardmon.shards.wal import decode_record, encode_record
-
-float_bits = st.integers(min_value=0, max_value=2**64 - 1).map(lambda b: struct.unpack("<d", struct.pack("<Q", b))[0])
-
-
-@st.composite
-def series(draw):
-    n = draw(st.integers(min_value=0, max_value=300))
-    start = draw(st.integers(min_value=-(2**40), max_value=2**40))
-    gaps = draw(st.lists(st.integers(min_value=1, max_value=2**31), min_size=n, max_size=n))
-    ts = start + np.cumsum(np.asarray(gaps, dtype=np.int64)) if n else np.empty(0, np.int64)
-    vals = np.asarray(draw(st.lists(st.one_of(float_bits, st.floats()), min_size=n, max_size=n)), dtype=np.float64)
-    return ts.astype(np.int64), vals
-
-
-@settings(max_examples=200, deadline=None)
-@given(series())
-def test_chunk_round_trip_is_bit_exact(data):
-    ts, vals = data
-    got_ts, got_vals = chunk.decode(chunk.encode(ts, vals))
-    assert np.array_equal(got_ts, ts)
-    assert np.array_equal(got_vals.view(np.uint64), vals.view(np.uint64))
 
 
 def test_special_values_survive():
