@@ -8,6 +8,8 @@ setup:
 up: setup
 	@.venv/bin/shardmon up
 
-# The whole test suite: unit, PromQL scripts and integration tests on real processes.
+# The whole test suite: unit tests (pure logic, on every core), then the PromQL scripts and integration
+# tests on real processes, one at a time (they time real intervals and start real services).
 test: setup
-	@.venv/bin/python -m pytest -q
+	@.venv/bin/python -m pytest -q -n auto tests/unit
+	@.venv/bin/python -m pytest -q tests/integration
