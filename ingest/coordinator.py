@@ -37,6 +37,7 @@ from shardmon.ingest.coordinator_checkpoint import delete_state, load_state, sav
 from shardmon.ingest.discovery import DiscoveryManager, TargetGroup
 from shardmon.ingest.placement import is_head, place_scrapers, scraper_nodes
 from shardmon.ingest.ray_cluster import NAMESPACE, alive_nodes, connect_ray, serve_own_metrics
+from shardmon.ingest.ruler_watch import RulerWatch
 from shardmon.ingest.scraper_actor import Scraper
 from shardmon.ingest.target import (
     Target,
@@ -105,6 +106,7 @@ class ScrapeCoordinator:
         self._discovered: dict[str, list[tuple[dict[str, str], Target | None]]] = {}
         self._job_targets: dict[str, list[Target]] = {}
         self._sd: DiscoveryManager | None = None
+        self._rulers = RulerWatch()  # the rulers' metrics addresses, for self-monitoring
         self.scraper_ids = [f"scraper-{i}" for i in range(scrapers)]
         self.metrics_address = serve_own_metrics("coordinator", config)
         self.version = 0
@@ -150,6 +152,7 @@ class ScrapeCoordinator:
             components = static_components(self.config) + [("coordinator", self.metrics_address, "/metrics")]
             components += [("scraper", info["metrics_address"], "/metrics")
                            for info in self._seen.values() if info.get("metrics_address")]
+            components += self._rulers.components()
             targets += self_targets(self.config, components)
         # Targets go to the scrapers that can run them: all of them, but those whose node left (unless
         # that is all of them). Rendezvous hashing moves only the lost scrapers' targets, and moves
@@ -317,6 +320,7 @@ class ScrapeCoordinator:
 
     async def _supervise_round(self) -> None:
         with ROUND.time():
+            await self._rulers.refresh(self.config)
             self._watch_nodes()
             self._refresh_targets()
             await self._apply()

@@ -298,4 +298,6 @@ def static_components(config: Config) -> list[tuple[str, str, str]]:
         out.append(("receiver", config.receiver.http_address, "/metrics"))
     if config.ingest.http_address:  # the ingest service's API (its driver process)
         out.append(("ingest", config.ingest.http_address, "/metrics"))
+    if config.rule_files and config.rules.http_address:  # the ruler service's API (its rulers: ruler_watch)
+        out.append(("rules", config.rules.http_address, "/metrics"))
     return out

@@ -239,7 +239,9 @@ class IngestConfig(ConfigModel):
     retry_backoff_min: Duration = Field(50, description="First wait before a failed Write is retried (then doubled).")
     retry_backoff_max: Duration = Field(5_000, description="Longest wait between retries of a failed Write.")
     self_monitoring: bool = Field(
-        True, description="Scrape Shardmon's own components (job \"shardmon\", label component) without configuring them."
+        True, description="Scrape Shardmon's own components (job \"shardmon\", label component: shard, querier, "
+        "receiver, ingest, coordinator, scraper, and with rule_files the ruler service (rules) and each ruler) "
+        "without configuring them."
     )
     ray_auth_token_file: str | None = Field(
         None,

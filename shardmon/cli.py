@@ -16,7 +16,7 @@
     shardmon targets [--config FILE] [--json] [--dropped]   the scrape targets of the running ingest service
     shardmon scale --scrapers N [--config FILE]  change the number of scrapers of the running ingest service
     shardmon scale --rulers N [--config FILE]    change the number of rulers of the running ruler service
-    shardmon reload [--config FILE]             make the running ingest service read its configuration again
+    shardmon reload [--config FILE]             make the running ingest (and ruler) service read the configuration again
     shardmon check-config [--config FILE]       load and check a configuration, then exit
     shardmon check rules FILE...                check rule files, as ``promtool check rules``
     shardmon test rules FILE...                 run rule unit-test files, as ``promtool test rules``
@@ -131,7 +131,7 @@ def parser() -> argparse.ArgumentParser:
     how_many.add_argument("--scrapers", type=int, help="how many scrapers to run from now on")
     how_many.add_argument("--rulers", type=int, help="how many rulers to run from now on")
     add_client_options(sc)
-    rl = add("reload", cmd_reload, "make the running ingest service read its configuration again (as SIGHUP)")
+    rl = add("reload", cmd_reload, "make the running ingest service (and ruler service) read the configuration again (as SIGHUP)")
     add_client_options(rl)
     add("check-config", cmd_check_config, "check a configuration and exit")
     ck = sub.add_parser("check", help="check files, as promtool check")

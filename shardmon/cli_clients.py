@@ -219,9 +219,13 @@ def cmd_scale(args, config: Config) -> int:
 
 
 def cmd_reload(args, config: Config) -> int:
-    """Ask the running ingest service to read its configuration again."""
+    """Ask the running ingest service, and with rule files the ruler service, to read their configuration
+    (and rule files) again."""
     answer = _ingest_api(args, config, "/-/reload", {})
     print(f"reloaded: {answer['data']}")
+    if config.rule_files and config.rules.http_address:
+        answer = _rules_api(args, config, "/-/reload", {})
+        print(f"rules reloaded: {answer['data']}")
     return 0
 
 

@@ -44,8 +44,12 @@ def cmd_up(args, config: Config) -> int:
     def on_signal(signum, frame):  # no I/O here: the main thread may be printing
         cluster.request_stop()  # the first: stop in stages; the next: kill the rest at once
 
+    def on_hup(signum, frame):
+        cluster.reload_requested = True  # passed on by the main loop, once started
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
     print(f"Starting Shardmon ({'config ' + args.config if args.config else 'embedded default config'}),"
           f" data in {cluster.data_dir}")
     try:
@@ -57,12 +61,14 @@ def cmd_up(args, config: Config) -> int:
             f"  {curl} '{scheme}://{q.http_address}/api/v1/query?query=up'   (Prometheus HTTP API; "
             f"Grafana: {scheme}://{q.http_address})\n"
             f"  gRPC Query API on {q.grpc_address}\n"
-            f"Ctrl-C stops everything (a second Ctrl-C kills at once).\n",
+            f"Ctrl-C stops everything (a second Ctrl-C kills at once); SIGHUP reloads the configuration.\n",
             flush=True,
         )
         while not cluster.stop_requested:
             time.sleep(0.5)
             cluster.supervise_once()
+            if cluster.reload_requested:
+                cluster.reload()
     except Interrupted as exc:
         print(f"shardmon up: {exc}", file=sys.stderr)
         return_code = 130

@@ -9,12 +9,15 @@ behind: the ingest service, the receiver and the ruler service (``shardmon ruler
 the querier, the shards and the demo targets, then Redis. Each stage's children get SIGTERM at once
 and ``local.stop_grace_period`` to exit; one that has not (a shard whose event loop is stuck, a
 stopped process) is killed with SIGKILL, with its whole process group. So stopping ends within three
-grace periods, and a second Ctrl-C kills whatever is left at once.
+grace periods, and a second Ctrl-C kills whatever is left at once. SIGHUP, as to Prometheus, makes the
+services that read the configuration again do so: it is passed on to the ingest service and the ruler
+service (their rule files too); the other children take their configuration at start only.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import time
 import urllib.parse
 from pathlib import Path
@@ -50,6 +53,8 @@ class LocalCluster:
         self.stop_requested = False
         #: Set by a second request: stop without waiting for anyone.
         self.kill_requested = False
+        #: Set (from a SIGHUP handler) to pass a reload on; see :meth:`reload`.
+        self.reload_requested = False
         self.data_dir = Path(config.local.data_dir).expanduser().resolve()
         cfg = str(Path(config_path).resolve()) if config_path else None
         logs = self.data_dir / "logs"
@@ -113,6 +118,14 @@ class LocalCluster:
         if self.stop_requested:
             self.kill_requested = True
         self.stop_requested = True
+
+    def reload(self, say=print) -> None:
+        """Pass SIGHUP on to the children that reload their configuration (the ingest and ruler services)."""
+        self.reload_requested = False
+        told = [c for c in [self.ingest] + self.ruler if c.alive()]
+        for child in told:  # the child alone: Ray's processes in the ingest service's group must not see it
+            child.send_signal(signal.SIGHUP)
+        say(f"  reload: SIGHUP passed to {', '.join(c.name for c in told) or 'no running service'}")
 
     def start(self, say=print) -> None:
         for child in self.children():

@@ -1,16 +1,21 @@
-"""`shardmon up`: a whole local cluster from one config, queried by `shardmon query`, stopped cleanly."""
+"""`shardmon up`: a whole local cluster from one config, queried by `shardmon query`, stopped cleanly.
+
+Its configuration has a rule file, so the ruler service runs too: its recording rule's output is queried,
+self-monitoring scrapes the ruler service and its ruler, and SIGHUP to `shardmon up` reloads a changed
+rule file (passed on to the ingest and ruler services)."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import time
 from pathlib import Path
 
 import yaml
 
-from tests.integration.procs import run_shardmon, shardmon_up, up_config, wait_until
+from tests.integration.procs import free_port, run_shardmon, shardmon_up, up_config, wait_until
 
 INTERVAL_S = 2
 
@@ -32,6 +37,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return ""
+
+
 def _config(tmp_path: Path) -> Path:
     """The embedded default config, moved onto free ports and a temporary data folder."""
     raw = up_config(tmp_path, INTERVAL_S)
@@ -40,9 +52,18 @@ def _config(tmp_path: Path) -> Path:
         {"job_name": "pushgateway", "honor_labels": True,
          "static_configs": [{"targets": [raw["receiver"]["pushgateway_address"]]}]},
     ]
+    raw["global"]["evaluation_interval"] = f"{INTERVAL_S}s"
+    raw["rule_files"] = [str(tmp_path / "rules.yml")]
+    raw["rules"] = {"http_address": f"127.0.0.1:{free_port()}"}
+    _rules(tmp_path, {"demo:up:count": 'count(up{job="demo"} == 1)'})
     path = tmp_path / "shardmon.yml"
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def _rules(tmp_path: Path, records: dict[str, str]) -> None:
+    rules = [{"record": name, "expr": expr} for name, expr in records.items()]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "demo", "rules": rules}]}))
 
 
 def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
@@ -50,11 +71,13 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
     ray_before = _ray_pids()
     up = shardmon_up(cfg, tmp_path / "up.log")
     try:
+        t0 = time.monotonic()
         up.up(90)
+        print(f"\n`shardmon up` ready after {time.monotonic() - t0:.1f}s")
         text = up.log_text()
         ready_at = time.monotonic()
         child_pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
-        assert len(child_pids) == 8, text  # 2 redis, demo targets, 2 shards, querier, receiver, ingest
+        assert len(child_pids) == 9, text  # 2 redis, demo targets, 2 shards, querier, receiver, ingest, ruler
 
         def query(expr):
             return run_shardmon("query", expr, config=cfg).stdout.splitlines()
@@ -71,7 +94,8 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         assert all('job="demo"' in ln for ln in lines)
 
         # Self-monitoring: every component is scraped (scrapers once their metrics ports are known).
-        want = {"shard": 2, "querier": 1, "receiver": 1, "coordinator": 1, "scraper": 2, "ingest": 1}
+        want = {"shard": 2, "querier": 1, "receiver": 1, "coordinator": 1, "scraper": 2, "ingest": 1,
+                "rules": 1, "ruler": 1}
 
         def components():
             rows = query('sum by (component) (up{job=~"shardmon.*"})')
@@ -81,10 +105,27 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
                     got[row.split('"')[1]] = float(row.split()[-1])
             return got == want and got
 
+        t0 = time.monotonic()
         got = wait_until(components, 30, "every component to be up", interval_s=1)
-        print(f"self-monitoring: {got}")
+        print(f"self-monitoring: {got} after {time.monotonic() - t0:.1f}s more")
         # The pipeline's own metrics are queryable like any other.
         assert any(ln.split()[-1] != "0" for ln in query("sum(shardmon_shard_samples_appended_total)") if ln.startswith("{}"))
+
+        # The ruler's recording rule, queried like any series; then a changed rule file and SIGHUP.
+        def value(expr):
+            rows = [ln for ln in query(expr) if ln.strip() and ln != "(empty result)"]
+            return rows[0].split()[-1] if len(rows) == 1 else None
+
+        t0 = time.monotonic()
+        assert wait_until(lambda: value("demo:up:count"), 30, "the recording rule's output") == "3"
+        print(f"recording rule output queried after {time.monotonic() - t0:.1f}s more")
+        assert value('sum(shardmon_rule_group_rules{component="ruler"})') == "1"
+        _rules(tmp_path, {"demo:up:count": 'count(up{job="demo"} == 1)', "demo:reloaded": "vector(7)"})
+        up.proc.send_signal(signal.SIGHUP)
+        t0 = time.monotonic()
+        assert wait_until(lambda: value("demo:reloaded"), 30, "the reloaded rule's output") == "7"
+        print(f"reloaded rule's output queried {time.monotonic() - t0:.1f}s after SIGHUP")
+        assert "reload: SIGHUP passed to ingest, ruler" in up.log_text()
     finally:
         up.stop(60)  # SIGTERM, as a service manager stops it; SIGKILL only after 60 s
     assert up.proc.returncode == 0, (tmp_path / "up.log").read_text()
@@ -92,4 +133,10 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
     leftover = [p for p in child_pids if _alive(p)]
     assert not leftover, leftover
     # Ray's own processes notice their driver is gone and exit within seconds.
-    wait_until(lambda: not {p for p in _ray_pids() - ray_before if _alive(p)}, 20, "Ray's processes to exit")
+    def ray_left():
+        return {p: _cmdline(p) for p in _ray_pids() - ray_before if _alive(p)}
+
+    try:
+        wait_until(lambda: not ray_left(), 20, "Ray's processes to exit")
+    except AssertionError:
+        raise AssertionError(f"Ray's processes left: {ray_left()}") from None
