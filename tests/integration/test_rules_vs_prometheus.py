@@ -36,6 +36,7 @@ import yaml
 
 from shardmon.querier.rules import eval_timestamp_ns
 from tests.integration.procs import Cluster, free_port, proc, prometheus_proc, wait_until
+from tests.integration.test_rulers import Alertmanager as CaptureServer  # records (arrival, alert)
 from tests.integration.test_rules_api_vs_prometheus import strip_timing
 
 I_S = 2  # evaluation interval, s
@@ -89,33 +90,6 @@ class Target:
         if self.epoch is None or now < self.epoch:
             return PHASES[0]
         return PHASES[min(int((now - self.epoch) / I_S), len(PHASES) - 1)]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Capture:
-    """An Alertmanager stand-in recording each alert posted with its arrival time."""
-
-    def __init__(self) -> None:
-        self.alerts: list[tuple[float, dict]] = []
-        me = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                now = time.time()
-                me.alerts.extend((now, a) for a in json.loads(body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
         self.server.shutdown()
@@ -199,7 +173,7 @@ def run(tmp_path_factory, ray_local):
     rules_file = tmp / "rules.yml"
     rules_file.write_text(yaml.safe_dump(RULES, sort_keys=False))
     target = Target()
-    captures = {"prometheus": Capture(), "shardmon": Capture()}
+    captures = {"prometheus": CaptureServer(), "shardmon": CaptureServer()}
     children = []
     c = service = stop_api = None
     watches: dict[str, AlertmanagerWatch] = {}
