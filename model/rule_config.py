@@ -1,9 +1,10 @@
 """Rule files, read and checked as Prometheus 2.42's ``model/rulefmt`` reads them.
 
-A rule file holds ``groups``, each with a ``name`` (unique in the file), an optional ``interval`` and
-``limit``, and ``rules``: recording rules (``record``, ``expr``, ``labels``) and alerting rules
+A rule file holds ``groups``, each with a ``name`` (unique in the file), an optional ``interval``,
+``query_offset`` and ``limit``, and ``rules``: recording rules (``record``, ``expr``, ``labels``) and alerting rules
 (``alert``, ``expr``, ``for``, ``keep_firing_for``, ``labels``, ``annotations``). Unknown fields are
-refused. :func:`load_rule_file` returns a :class:`RuleFile` or raises
+refused. ``query_offset`` is Prometheus 2.53's, which 2.42's rulefmt (and so promtool 2.42) refuses as an
+unknown field: the one departure from 2.42 here, so that a group can query behind remote-written data. :func:`load_rule_file` returns a :class:`RuleFile` or raises
 :class:`~shardmon.model.errors.RuleFileError` whose ``errors`` are rulefmt's messages, each starting
 with the file name and, where rulefmt gives one, the YAML ``line:column``, then the group, the rule's
 index (from 1) and name, and the problem (``rules.yml: 9:15: group "g", rule 2, "x": could not parse
@@ -29,7 +30,7 @@ from shardmon.model.units import parse_duration_ms
 _GROUPS_TYPE = "rulefmt.RuleGroups"
 _GROUP_TYPE = "rulefmt.RuleGroup"
 _RULE_TYPE = "rulefmt.RuleNode"
-_GROUP_FIELDS = ("name", "interval", "limit", "rules")
+_GROUP_FIELDS = ("name", "interval", "query_offset", "limit", "rules")
 _RULE_FIELDS = ("record", "alert", "expr", "for", "keep_firing_for", "labels", "annotations")
 
 
@@ -52,10 +53,12 @@ class RuleSpec:
 
 @dataclass(frozen=True)
 class RuleGroupSpec:
-    """One group as written: ``interval_ms`` 0 means the global ``evaluation_interval``; ``limit`` 0 none."""
+    """One group as written: ``interval_ms`` 0 means the global ``evaluation_interval``; ``limit`` 0 none;
+    ``query_offset_ms`` None means the global ``rule_query_offset`` (set, even to 0, it overrides it)."""
 
     name: str
     interval_ms: int = 0
+    query_offset_ms: int | None = None
     limit: int = 0
     rules: tuple[RuleSpec, ...] = ()
 
@@ -201,6 +204,8 @@ def parse_rule_text(text: str, path: str) -> RuleFile:
             )))
         groups.append((gnode, rules, RuleGroupSpec(
             name=dec.string(g.get("name")), interval_ms=dec.duration(g.get("interval")),
+            query_offset_ms=None if g.get("query_offset") is None or _is_null(g["query_offset"])
+            else dec.duration(g["query_offset"]),
             limit=dec.integer(g.get("limit")), rules=tuple(spec for _, spec in rules),
         )))
     if dec.fatal is not None:

@@ -27,6 +27,10 @@ class GlobalConfig(ConfigModel):
     scrape_interval: Duration = Field(60_000, description="How often to scrape targets by default.")
     scrape_timeout: Duration | None = Field(None, description="Scrape timeout by default (10s, at most the interval).")
     evaluation_interval: Duration = Field(60_000, description="How often to evaluate rules.")
+    rule_query_offset: Duration = Field(
+        0, description="How far into the past rule groups query (Prometheus 2.53's rule_query_offset): a group "
+        "evaluated at slot T queries at T - offset and writes its output at T - offset, so samples that arrive late "
+        "(remote write) are seen. A group's own query_offset overrides it.")
     external_labels: dict[str, str] = Field(default_factory=dict, description="Labels added when talking to external systems.")
 
     @field_validator("external_labels")

@@ -7,7 +7,7 @@ active for ``for``; an alert missing from the result goes *inactive* (``resolved
 firing and ``keep_firing_for`` has not passed since it went missing; a pending alert that goes missing
 is dropped, a resolved one is kept 15 minutes (:data:`RESOLVED_RETENTION_MS`) so it is re-sent as
 resolved. Each evaluation returns the ``ALERTS`` and ``ALERTS_FOR_STATE`` samples to write (once the
-rule's ``for`` state is restored). Over the group's ``limit`` of active alerts the evaluation fails and
+rule's ``for`` state is restored; the group writes them at ``ts - query_offset``). Over the group's ``limit`` of active alerts the evaluation fails and
 every alert is forgotten, as Prometheus does.
 """
 
@@ -85,8 +85,10 @@ class AlertingRule(RuleState):
         self.active: dict[Labels, Alert] = {}
         self._lock = threading.Lock()
 
-    def eval(self, ts_ms: int, query: QueryFunc, limit: int = 0) -> list[Sample]:
-        result = query(self.expr, ts_ms)
+    def eval(self, ts_ms: int, query: QueryFunc, limit: int = 0, query_offset_ms: int = 0) -> list[Sample]:
+        # The expression runs ``query_offset_ms`` in the past; the state machine (``active_at``, ``for``,
+        # ``keep_firing_for``) and the templates' ``query`` keep the slot's time, as in Prometheus 2.53.
+        result = query(self.expr, ts_ms - query_offset_ms)
         new: dict[Labels, Alert] = {}
         for labels, value in result:
             # Templates see the sample's labels as the query gave them (``__name__`` too, as Prometheus's

@@ -10,6 +10,10 @@ the alerts to send to a :class:`~shardmon.querier.rules.notify.Notifier`. A grou
 (process start, or moved to another ruler) restores its alerts' ``for`` state from ``ALERTS_FOR_STATE``
 after its second evaluation (:meth:`Group.restore_for_state`), as Prometheus does; a removed group
 writes staleness markers for all its series (:meth:`Group.mark_all_stale`).
+
+A group with a query offset (Prometheus 2.53's ``query_offset`` / ``global.rule_query_offset``, for data that
+arrives late, e.g. by remote write) keeps its slots, alert times and notifications at the slot ``T`` but
+queries at ``T - offset`` and writes its output and staleness markers there.
 """
 
 from __future__ import annotations
@@ -66,8 +70,11 @@ class Group:
     def __init__(self, name: str, file: str, interval_ms: int, rules: Sequence[RuleState], *, query: QueryFunc,
                  appender: Appender, querier: Querier | None = None, notifier: Notifier | None = None,
                  limit: int = 0, external_url: str = "", resend_delay_ms: int = 60_000, should_restore: bool = False,
-                 outage_tolerance_ms: int = 3_600_000, grace_period_ms: int = 600_000) -> None:
+                 outage_tolerance_ms: int = 3_600_000, grace_period_ms: int = 600_000,
+                 query_offset_ms: int = 0) -> None:
         self.name, self.file, self.interval_ms, self.limit = name, file, interval_ms, limit
+        #: Prometheus 2.53's query offset: the evaluation at slot T queries, and writes its output, at T - offset.
+        self.query_offset_ms = query_offset_ms
         self.rules = list(rules)
         self.query, self.appender, self.querier, self.notifier = query, appender, querier, notifier
         self.external_url = external_url
@@ -109,11 +116,12 @@ class Group:
         started = time.monotonic()
         metrics.ITERATIONS_SCHEDULED.labels(self.key).inc()
         samples_total = 0
+        out_ms = ts_ms - self.query_offset_ms
         for i, rule in enumerate(self.rules):
             rule_start = time.monotonic()
             metrics.EVALUATIONS.labels(self.key).inc()
             try:
-                samples = rule.eval(ts_ms, self.query, self.limit)
+                samples = rule.eval(ts_ms, self.query, self.limit, self.query_offset_ms)
             except Exception as exc:  # noqa: BLE001 - a rule's error is its health, as in Prometheus
                 rule.health, rule.last_error = "err", str(exc)
                 metrics.EVALUATION_FAILURES.labels(self.key).inc()
@@ -127,14 +135,14 @@ class Group:
                 returned = {lbls for lbls, _ in samples}
                 gone = [(lbls, STALE_NAN) for lbls in self.series_in_previous_eval[i] if lbls not in returned]
                 if samples or gone:
-                    self.appender.append(samples_batch(list(samples) + sorted(gone), ts_ms))
+                    self.appender.append(samples_batch(list(samples) + sorted(gone), out_ms))
                 self.series_in_previous_eval[i] = returned
             rule.last_evaluation_ms = ts_ms
             rule.evaluation_time_s = time.monotonic() - rule_start
             metrics.EVAL_DURATION.observe(rule.evaluation_time_s)
         metrics.GROUP_SAMPLES.labels(self.key).set(samples_total)
         if self.stale_series:
-            self.appender.append(samples_batch([(s, STALE_NAN) for s in self.stale_series], ts_ms))
+            self.appender.append(samples_batch([(s, STALE_NAN) for s in self.stale_series], out_ms))
             self.stale_series = []
         self.evaluation_time_s = time.monotonic() - started
         self.last_evaluation_ms = ts_ms
@@ -202,10 +210,11 @@ class Group:
                 self.stale_series.extend(old.series_in_previous_eval[fi])
 
     def mark_all_stale(self, ts_ms: int) -> None:
-        """Write staleness markers at ``ts_ms`` for every series the group wrote (the group was removed)."""
+        """Write staleness markers at ``ts_ms`` (less the query offset) for every series the group wrote (the
+        group was removed)."""
         series = sorted({s for prev in self.series_in_previous_eval for s in prev} | set(self.stale_series))
         if series:
-            self.appender.append(samples_batch([(s, STALE_NAN) for s in series], ts_ms))
+            self.appender.append(samples_batch([(s, STALE_NAN) for s in series], ts_ms - self.query_offset_ms))
         self.series_in_previous_eval = [set() for _ in self.rules]
         self.stale_series = []
         metrics.forget_group(self.key)

@@ -35,8 +35,10 @@ def engine_query_func(engine: Engine) -> QueryFunc:
 
 
 def load_groups(files: Sequence[str], interval_ms: int, *, external_labels: Mapping[str, str] | None = None,
-                external_url: str = "", restored: bool = True, **group_options: Any) -> dict[str, Group]:
-    """The groups of ``files`` (in order), their interval the group's own or ``interval_ms``. ``restored``
+                external_url: str = "", restored: bool = True, query_offset_ms: int = 0,
+                **group_options: Any) -> dict[str, Group]:
+    """The groups of ``files`` (in order), their interval the group's own or ``interval_ms``, their query offset
+    the group's own ``query_offset`` or ``query_offset_ms`` (``global.rule_query_offset``). ``restored``
     False makes alerting rules wait for :meth:`Group.restore_for_state` before writing ``ALERTS`` (a start);
     ``group_options`` are :class:`Group`'s keyword arguments (``query``, ``appender``, ``querier``...)."""
     groups: dict[str, Group] = {}
@@ -54,5 +56,7 @@ def load_groups(files: Sequence[str], interval_ms: int, *, external_labels: Mapp
                     rules.append(RecordingRule(r.record, r.expr, Labels.from_dict(r.labels)))
             groups[group_key(path, spec.name)] = Group(
                 spec.name, path, spec.interval_ms or interval_ms, rules, limit=spec.limit, external_url=external_url,
-                should_restore=not restored, **group_options)
+                should_restore=not restored,
+                query_offset_ms=query_offset_ms if spec.query_offset_ms is None else spec.query_offset_ms,
+                **group_options)
     return groups

@@ -40,7 +40,9 @@ class RuleState:
         self.last_evaluation_ms: int | None = None
         self.evaluation_time_s = 0.0
 
-    def eval(self, ts_ms: int, query: QueryFunc, limit: int = 0) -> list[Sample]:
+    def eval(self, ts_ms: int, query: QueryFunc, limit: int = 0, query_offset_ms: int = 0) -> list[Sample]:
+        """The rule's output for the evaluation at slot ``ts_ms``; its query runs at ``ts_ms - query_offset_ms``
+        (Prometheus 2.53's query offset), where the group writes the output."""
         raise NotImplementedError
 
     def key(self) -> str:
@@ -53,11 +55,11 @@ class RecordingRule(RuleState):
 
     kind = "recording"
 
-    def eval(self, ts_ms: int, query: QueryFunc, limit: int = 0) -> list[Sample]:
+    def eval(self, ts_ms: int, query: QueryFunc, limit: int = 0, query_offset_ms: int = 0) -> list[Sample]:
         out: list[Sample] = []
         seen: set[Labels] = set()
         static = dict(self.labels)
-        for labels, value in query(self.expr, ts_ms):
+        for labels, value in query(self.expr, ts_ms - query_offset_ms):
             merged = dict(labels)
             merged["__name__"] = self.name
             merged.update(static)

@@ -100,3 +100,22 @@ def test_a_parse_error_names_file_position_group_and_rule(tmp_path):
     done = shardmon("check", "rules", "r.yml", cwd=tmp_path)
     assert done.returncode == 1
     assert 'r.yml: 5:15: group "g", rule 1, "x": could not parse expression: ' in done.stderr
+
+
+@needs_promtool
+def test_query_offset_is_the_one_field_accepted_beyond_promtool_2_42(tmp_path):
+    """Prometheus 2.53's group ``query_offset``: promtool 2.42 refuses it as an unknown field, Shardmon takes it
+    (and answers for the file as promtool answers without it); any other unknown group field is refused alike."""
+    with_offset = "groups:\n  - name: g\n    query_offset: 1m\n    rules:\n      - record: job:x\n        expr: '1'\n"
+    (tmp_path / "offset.yml").write_text(with_offset)
+    (tmp_path / "plain.yml").write_text(with_offset.replace("    query_offset: 1m\n", ""))
+    theirs = promtool("check", "rules", "offset.yml", cwd=tmp_path)
+    assert theirs.returncode == 1 and "field query_offset not found" in theirs.stderr
+    ours = shardmon("check", "rules", "offset.yml", cwd=tmp_path)
+    theirs = promtool("check", "rules", "plain.yml", cwd=tmp_path)
+    assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr) == (0, "")
+    assert ours.stdout == theirs.stdout.replace("plain.yml", "offset.yml")
+    (tmp_path / "other.yml").write_text(with_offset.replace("query_offset", "query_delay"))
+    ours, theirs = shardmon("check", "rules", "other.yml", cwd=tmp_path), promtool("check", "rules", "other.yml",
+                                                                                   cwd=tmp_path)
+    assert (ours.returncode, ours.stdout, ours.stderr) == (theirs.returncode, theirs.stdout, theirs.stderr)
