@@ -269,12 +269,16 @@ def rule_problems(rule: RuleSpec, nodes: dict[str, yaml.Node] | None = None) -> 
     return out
 
 
-def load_rule_file(path: str | Path) -> RuleFile:
-    """Read and check one rule file (``path`` kept as given, as Prometheus keys groups by it)."""
+def read_rule_text(path: str | Path) -> str:
+    """One rule file's text; RuleFileError as Prometheus words an unreadable file."""
     try:
-        text = Path(path).read_text()
+        return Path(path).read_text()
     except OSError as exc:
         raise RuleFileError([f"{path}: open {path}: {(exc.strerror or str(exc)).lower()}"]) from None
     except UnicodeDecodeError:
         raise RuleFileError([f"{path}: yaml: invalid UTF-8"]) from None
-    return parse_rule_text(text, str(path))
+
+
+def load_rule_file(path: str | Path) -> RuleFile:
+    """Read and check one rule file (``path`` kept as given, as Prometheus keys groups by it)."""
+    return parse_rule_text(read_rule_text(path), str(path))

@@ -1,5 +1,6 @@
-"""The rulers' shared state in Ray's internal key-value store: the configuration in force (whose
-``rule_files`` say which groups exist) and the number of rulers, under the ruler service's run id.
+"""The rulers' shared state in Ray's internal key-value store: the configuration in force, the rule files'
+texts as the service read them (which say which groups exist) and the number of rulers, under the ruler
+service's run id.
 
 Ray restarts a dead ruler with the constructor arguments it was first created with, which may be an older
 configuration and N than the ones in force after a reload or a rescale. So the service writes the state here
@@ -24,16 +25,16 @@ STATE_KEY = b"ruler-state"
 log = logging.getLogger(__name__)
 
 
-def save_state(run_id: str, config: Config, rulers: int) -> None:
-    """Record the configuration and number of rulers of the ruler service ``run_id``."""
+def save_state(run_id: str, config: Config, rulers: int, texts: dict[str, str]) -> None:
+    """Record the configuration, number of rulers and rule files (path -> text) of the ruler service ``run_id``."""
     from ray.experimental import internal_kv
 
-    blob = cloudpickle.dumps({"run": run_id, "config": config, "rulers": rulers})
+    blob = cloudpickle.dumps({"run": run_id, "config": config, "rulers": rulers, "texts": texts})
     internal_kv._internal_kv_put(STATE_KEY, blob, overwrite=True, namespace=NAMESPACE)
 
 
 def load_state(run_id: str) -> dict | None:
-    """``{"config", "rulers"}`` of the ruler service ``run_id``; None when there is none (or another run's)."""
+    """``{"config", "rulers", "texts"}`` of the ruler service ``run_id``; None when there is none (or another run's)."""
     from ray.experimental import internal_kv
 
     blob = internal_kv._internal_kv_get(STATE_KEY, namespace=NAMESPACE)

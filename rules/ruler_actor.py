@@ -71,13 +71,13 @@ class LoopAppender:
 class Ruler:
     """The actor's logic (wrapped by ``ray.remote`` in :mod:`shardmon.rules.service`)."""
 
-    def __init__(self, config: Config, ruler_id: str, run_id: str, rulers: int) -> None:
+    def __init__(self, config: Config, ruler_id: str, run_id: str, rulers: int, texts: dict[str, str]) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         state = load_state(run_id) if run_id else None
         if state is not None:
-            config, rulers = state["config"], state["rulers"]
+            config, rulers, texts = state["config"], state["rulers"], state["texts"]
         self.ruler_id, self.run_id = ruler_id, run_id
-        self.config, self.rulers = config, rulers
+        self.config, self.rulers, self.texts = config, rulers, texts
         self.restarted = ray.get_runtime_context().was_current_actor_reconstructed
         self.started_at = time.time()
         self.metrics_address = serve_own_metrics("ruler", config)
@@ -94,20 +94,20 @@ class Ruler:
 
     async def _start(self) -> None:
         await self.notifier.apply_config(self.config.alerting, self.config.global_.external_labels)
-        await self._apply(self.config, self.rulers)
+        await self._apply(self.config, self.rulers, self.texts)
         log.info("%s %s with %d groups", self.ruler_id, "restarted" if self.restarted else "started",
                  len(self.runner.running))
 
-    async def _apply(self, config: Config, rulers: int) -> dict:
+    async def _apply(self, config: Config, rulers: int, texts: dict[str, str]) -> dict:
         try:
-            groups = await asyncio.to_thread(self.runner.load, config, config.rule_file_paths())
+            groups = await asyncio.to_thread(self.runner.load, config, texts)
         except RuleFileError as exc:
             self.last_error = str(exc)
             log.error("%s: rule files not loaded, the running groups stay: %s", self.ruler_id, exc)
             raise
         if config.alerting != self.config.alerting or config.global_.external_labels != self.config.global_.external_labels:
             await self.notifier.apply_config(config.alerting, config.global_.external_labels)
-        self.config, self.rulers, self.last_error = config, rulers, ""
+        self.config, self.rulers, self.texts, self.last_error = config, rulers, texts, ""
         counts = await self.runner.apply(groups, assignment.owned(groups.keys(), self.ruler_id, rulers))
         return {"ruler": self.ruler_id, **counts, "groups": len(self.runner.running)}
 
@@ -115,11 +115,12 @@ class Ruler:
         """Wait until the ruler runs its groups; its :meth:`info`."""
         return await self.info()
 
-    async def apply(self, config: Config, rulers: int) -> dict:
-        """Evaluate the groups ``config``'s rule files and ``rulers`` give this ruler (a reload or a rescale):
+    async def apply(self, config: Config, rulers: int, texts: dict[str, str]) -> dict:
+        """Evaluate the groups the rule files (``texts``: path -> text, read by the service) and ``rulers`` give
+        this ruler (a reload or a rescale):
         counts of groups started, kept, moved away and removed. RuleFileError keeps the running groups."""
         await self._ready
-        return await self._apply(config, rulers)
+        return await self._apply(config, rulers, texts)
 
     async def info(self) -> dict:
         """This ruler for ``/api/v1/rulers`` (once it runs its groups)."""

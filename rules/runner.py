@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
@@ -67,12 +67,14 @@ class GroupRunner:
         #: Per group key, when its last evaluation began (ms), for tests and the API.
         self.evaluated_at: dict[str, int] = {}
 
-    def load(self, config: Config, files: Sequence[str]) -> dict[str, Group]:
-        """Every group of ``files`` (RuleFileError for a bad one), new to a ruler: they restore ``for`` state."""
+    def load(self, config: Config, files: Sequence[str] | Mapping[str, str]) -> dict[str, Group]:
+        """Every group of ``files`` (paths, or path -> text as the service read them; RuleFileError for a bad
+        one), new to a ruler: they restore ``for`` state."""
         r = config.rules
         return load_groups(
-            list(files), config.global_.evaluation_interval, external_labels=config.global_.external_labels,
-            restored=False, query_offset_ms=config.global_.rule_query_offset, query=self.query, appender=self.appender, querier=self.querier, notifier=self.notifier,
+            files, config.global_.evaluation_interval, external_labels=config.global_.external_labels,
+            restored=False, query_offset_ms=config.global_.rule_query_offset, query=self.query,
+            appender=self.appender, querier=self.querier, notifier=self.notifier,
             resend_delay_ms=r.resend_delay, outage_tolerance_ms=r.for_outage_tolerance,
             grace_period_ms=r.for_grace_period)
 

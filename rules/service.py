@@ -26,7 +26,7 @@ from ray.exceptions import RayError
 from shardmon.ingest.ray_cluster import NAMESPACE, connect_ray
 from shardmon.model.config import Config
 from shardmon.model.errors import BadRequestError, ConfigError, QueryUnavailableError, RuleFileError, ShardmonError
-from shardmon.model.rule_config import load_rule_file
+from shardmon.model.rule_config import parse_rule_text, read_rule_text
 from shardmon.rules import assignment
 from shardmon.rules.api import RulesAPI, serve
 from shardmon.rules.checkpoint import delete_state, save_state
@@ -37,25 +37,28 @@ log = logging.getLogger(__name__)
 CALL_TIMEOUT_S = 120.0
 
 
-def check_rule_files(config: Config) -> list[str]:
-    """The rule files of ``config``, each read and checked; RuleFileError (naming the file) for a bad one."""
-    files = config.rule_file_paths()
+def check_rule_files(config: Config) -> dict[str, str]:
+    """The rule files of ``config``, path -> text, each read and checked here, once; RuleFileError (naming the
+    file) for a bad one. The rulers get these texts, not the paths: every ruler evaluates the same version
+    of the files, and no node but the service's needs them."""
+    texts: dict[str, str] = {}
     errors: list[str] = []
-    for path in files:
+    for path in config.rule_file_paths():
         try:
-            load_rule_file(path)
+            texts[path] = read_rule_text(path)
+            parse_rule_text(texts[path], path)
         except RuleFileError as exc:
             errors.extend(exc.errors or [str(exc)])
     if errors:
         raise RuleFileError(errors)
-    return files
+    return texts
 
 
 class RulerService:
     """The rulers of one run of the service (see the module docstring). Connect Ray first."""
 
     def __init__(self, config: Config) -> None:
-        check_rule_files(config)
+        self.texts = check_rule_files(config)
         self.run_id = uuid.uuid4().hex
         self.config = config
         self.n = config.rules.rulers
@@ -65,7 +68,7 @@ class RulerService:
     def start(self) -> None:
         """Start ``rules.rulers`` rulers and wait until each evaluates its groups."""
         with self._lock:
-            save_state(self.run_id, self.config, self.n)
+            save_state(self.run_id, self.config, self.n, self.texts)
             self._create(assignment.ruler_ids(self.n))
         log.info("ruler service running: %d rulers", self.n)
 
@@ -75,7 +78,7 @@ class RulerService:
             self.handles[rid] = remote.options(
                 name=f"shardmon-{rid}", namespace=NAMESPACE, num_cpus=0, max_restarts=-1, max_task_retries=-1,
                 max_concurrency=100,
-            ).remote(self.config, rid, self.run_id, self.n)
+            ).remote(self.config, rid, self.run_id, self.n, self.texts)
         ray.get([self.handles[rid].ready.remote() for rid in ids], timeout=CALL_TIMEOUT_S)
 
     def set_rulers(self, n: int) -> dict:
@@ -90,12 +93,12 @@ class RulerService:
                 return {"rulers": n, "moved": {}}
             keys = self._group_keys()
             self.n = n
-            save_state(self.run_id, self.config, n)
+            save_state(self.run_id, self.config, n, self.texts)
             kept = assignment.ruler_ids(min(old, n))
             removed = [rid for rid in assignment.ruler_ids(old) if rid not in kept]
             if n > old:
                 self._create(assignment.ruler_ids(n)[old:])  # they take their groups from the state at start
-            ray.get([self.handles[rid].apply.remote(self.config, n) for rid in kept], timeout=CALL_TIMEOUT_S)
+            ray.get([self.handles[rid].apply.remote(self.config, n, self.texts) for rid in kept], timeout=CALL_TIMEOUT_S)
             for rid in removed:
                 handle = self.handles.pop(rid)
                 try:
@@ -109,19 +112,25 @@ class RulerService:
 
     def reload(self, config: Config) -> dict:
         """Apply ``config`` (its rule files checked first: RuleFileError keeps the running groups) on every
-        ruler. ``rules.rulers`` of a reloaded configuration is not applied: scaling is ``set_rulers``'s."""
-        check_rule_files(config)
+        ruler, then ``rules.rulers`` when the new configuration changes it (a runtime scaling otherwise stays;
+        ``rules.max_rulers`` bounds it), as the ingest service does with ``ingest.scrapers``."""
+        texts = check_rule_files(config)
         with self._lock:
-            save_state(self.run_id, config, self.n)
-            self.config = config
-            results = ray.get([h.apply.remote(config, self.n) for h in self.handles.values()], timeout=CALL_TIMEOUT_S)
+            old = self.config
+            save_state(self.run_id, config, self.n, texts)
+            self.config, self.texts = config, texts
+            results = ray.get([h.apply.remote(config, self.n, texts) for h in self.handles.values()],
+                              timeout=CALL_TIMEOUT_S)
         log.info("rule files reloaded: %s", results)
-        return {"rulers": results}
+        answer: dict = {"rulers": results}
+        if config.rules.rulers != old.rules.rulers:
+            answer["scaled"] = self.set_rulers(min(config.rules.rulers, config.rules.max_rulers))
+        return answer
 
     def _group_keys(self) -> list[str]:
         from shardmon.querier.rules import group_key
 
-        return [group_key(path, g.name) for path in self.config.rule_file_paths() for g in load_rule_file(path).groups]
+        return [group_key(path, g.name) for path, text in self.texts.items() for g in parse_rule_text(text, path).groups]
 
     def _each(self, method: str) -> list:
         handles = list(self.handles.values())

@@ -22,7 +22,7 @@ from shardmon.cli_common import UsageError, check_ok, load, security_summary, se
 from shardmon.model.addresses import check_host_port, check_ray_address, redacted_url
 from shardmon.model.config import Config
 from shardmon.model.errors import ConfigError
-from shardmon.model.rule_config import load_rule_file
+from shardmon.model.rule_config import parse_rule_text
 
 
 def _node_index(config: Config, shard_id: int) -> int:
@@ -178,11 +178,11 @@ def cmd_ruler(args, config: Config) -> int:
     from shardmon.rules.service import check_rule_files
 
     config = _with_ray_address(config, args.ray_address)
-    files = check_rule_files(config)  # a bad rule file: exit 2 naming it, before Ray starts
+    texts = check_rule_files(config)  # a bad rule file: exit 2 naming it, before Ray starts
     config.web_config()
     if args.check:
-        groups = sum(len(load_rule_file(f).groups) for f in files)
-        return check_ok(args, f"ruler: {groups} groups in {len(files)} rule files, {config.rules.rulers} rulers, "
+        groups = sum(len(parse_rule_text(text, path).groups) for path, text in texts.items())
+        return check_ok(args, f"ruler: {groups} groups in {len(texts)} rule files, {config.rules.rulers} rulers, "
                               f"writing to {len(config.shards.nodes)} shards", config)
     from shardmon.rules.service import run
 

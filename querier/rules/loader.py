@@ -13,7 +13,7 @@ from typing import Any
 
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import EMPTY_LABELS, Labels
-from shardmon.model.rule_config import load_rule_file
+from shardmon.model.rule_config import load_rule_file, parse_rule_text
 from shardmon.querier.promql import Engine
 from shardmon.querier.rules.alerting import AlertingRule
 from shardmon.querier.rules.group import Group, group_key
@@ -34,16 +34,16 @@ def engine_query_func(engine: Engine) -> QueryFunc:
     return query
 
 
-def load_groups(files: Sequence[str], interval_ms: int, *, external_labels: Mapping[str, str] | None = None,
+def load_groups(files: Sequence[str] | Mapping[str, str], interval_ms: int, *, external_labels: Mapping[str, str] | None = None,
                 external_url: str = "", restored: bool = True, query_offset_ms: int = 0,
                 **group_options: Any) -> dict[str, Group]:
-    """The groups of ``files`` (in order), their interval the group's own or ``interval_ms``, their query offset
+    """The groups of ``files`` (paths to read, or path -> text already read; in order), their interval the group's own or ``interval_ms``, their query offset
     the group's own ``query_offset`` or ``query_offset_ms`` (``global.rule_query_offset``). ``restored``
     False makes alerting rules wait for :meth:`Group.restore_for_state` before writing ``ALERTS`` (a start);
     ``group_options`` are :class:`Group`'s keyword arguments (``query``, ``appender``, ``querier``...)."""
     groups: dict[str, Group] = {}
     for path in files:
-        rule_file = load_rule_file(path)
+        rule_file = parse_rule_text(files[path], path) if isinstance(files, Mapping) else load_rule_file(path)
         for spec in rule_file.groups:
             rules: list[RuleState] = []
             for r in spec.rules:

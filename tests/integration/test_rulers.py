@@ -4,7 +4,8 @@ The ruler service runs in the test process (``RulerService`` on the session's lo
 another part's), its rulers are real Ray actor processes. A recording rule's output is read back through the
 querier; an alert reaches the capture server firing, then resolved. The sharding test runs 3 rulers over 61
 groups, SIGKILLs the ruler owning a pending ``for: 14s`` alert after 7 s, and checks that its groups are
-evaluated again, the alert fires before its ``for`` runs out again, and scaling 3 -> 4 moves about a
+evaluated again (from the rule files' texts the service read: the file is moved away before the kill),
+the alert fires before its ``for`` runs out again, and scaling 3 -> 4 moves about a
 quarter of the groups with no resolved notification.
 """
 
@@ -173,6 +174,9 @@ def test_three_rulers_a_killed_one_and_scaling_to_four(tmp_path, am, ray_local):
         active_at = float(wait_until(lambda: _query(c, 'ALERTS_FOR_STATE{alertname="Held"}'), 60,
                                      "Held pending")[0]["value"][1])
         time.sleep(max(0.0, active_at + HELD_FOR_S / 2 - time.time()))
+        # The rulers evaluate the rule files as the service read them (kept with the service's state), not
+        # the files on their node: without the file, the restarted ruler gets its groups back all the same.
+        (tmp_path / "rules.yml").rename(tmp_path / "rules.yml.moved-away")
         killed_at = time.time()
         os.kill(infos[owner]["pid"], signal.SIGKILL)
         print(f"killed {owner} (pid {infos[owner]['pid']}) {killed_at - active_at:.1f}s after Held went pending")

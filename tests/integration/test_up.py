@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 
+from tests.integration.httpapi import get_json
 from tests.integration.procs import free_port, run_shardmon, shardmon_up, up_config, wait_until
 
 INTERVAL_S = 2
@@ -120,12 +121,20 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         assert wait_until(lambda: value("demo:up:count"), 30, "the recording rule's output") == "3"
         print(f"recording rule output queried after {time.monotonic() - t0:.1f}s more")
         assert value('sum(shardmon_rule_group_rules{component="ruler"})') == "1"
+        # A new rule, and two rulers instead of one, in one reload.
         _rules(tmp_path, {"demo:up:count": 'count(up{job="demo"} == 1)', "demo:reloaded": "vector(7)"})
+        raw = yaml.safe_load(cfg.read_text())
+        raw["rules"]["rulers"] = 2
+        cfg.write_text(yaml.safe_dump(raw))
         up.proc.send_signal(signal.SIGHUP)
         t0 = time.monotonic()
         assert wait_until(lambda: value("demo:reloaded"), 30, "the reloaded rule's output") == "7"
         print(f"reloaded rule's output queried {time.monotonic() - t0:.1f}s after SIGHUP")
         assert "reload: SIGHUP passed to ingest, ruler" in up.log_text()
+        rulers_api = f"http://{raw['rules']['http_address']}/api/v1/rulers"
+        rulers = wait_until(lambda: len(get_json(rulers_api)["data"]) == 2 and get_json(rulers_api)["data"], 30,
+                            "two rulers after the reload")
+        assert sorted(g for r in rulers for g in r["groups"]) == [f"{tmp_path / 'rules.yml'};demo"]
     finally:
         up.stop(60)  # SIGTERM, as a service manager stops it; SIGKILL only after 60 s
     assert up.proc.returncode == 0, (tmp_path / "up.log").read_text()
