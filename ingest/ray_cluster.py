@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
 
 import ray
 
@@ -56,6 +58,14 @@ def connect_ray(address: str = "local", token_file: str | None = None) -> None:
     if not address.startswith("ray://"):
         kwargs["configure_logging"] = False  # Not a Ray Client option.
     ray.init(address=address, **kwargs)
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` (a service's graceful stop). Call it after :func:`connect_ray`:
+    ``ray.init`` replaces SIGTERM's handler with its own, which exits the driver at once, so a service whose
+    handler came first never stopped its actors, flushed or shut its local Ray down."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
 
 
 def alive_nodes() -> list[dict]:

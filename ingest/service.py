@@ -20,7 +20,7 @@ from ray.exceptions import RayError
 
 from shardmon.ingest.api import Coordinator, IngestAPI, serve
 from shardmon.ingest.coordinator import start_coordinator
-from shardmon.ingest.ray_cluster import connect_ray
+from shardmon.ingest.ray_cluster import connect_ray, stop_on_signals
 from shardmon.model.config import Config
 from shardmon.model.errors import ConfigError, QueryUnavailableError, ShardmonError
 
@@ -39,6 +39,7 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
     :mod:`shardmon.ingest.api`.
     """
     reload_requested = threading.Event()
+    own_signals = stop is None
     if stop is None:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -50,6 +51,8 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
 
         signal.signal(signal.SIGHUP, on_sighup)
     connect_ray(config.ingest.ray_address, config.ingest.ray_auth_token_file)
+    if own_signals:
+        stop_on_signals(stop)  # again: ray.init replaced SIGTERM's handler
     coordinator = start_coordinator(config)
     log.info("ingest running: %d scrapers", config.ingest.scrapers)
     reload_lock = threading.Lock()

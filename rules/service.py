@@ -23,7 +23,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayError
 
-from shardmon.ingest.ray_cluster import NAMESPACE, connect_ray
+from shardmon.ingest.ray_cluster import NAMESPACE, connect_ray, stop_on_signals
 from shardmon.model.config import Config
 from shardmon.model.errors import BadRequestError, ConfigError, QueryUnavailableError, RuleFileError, ShardmonError
 from shardmon.model.rule_config import parse_rule_text, read_rule_text
@@ -193,6 +193,7 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
     raises RuleFileError before anything starts. SIGHUP (and the API's reload) calls ``reload_config`` and
     applies what it returns; a bad configuration or rule file is logged and the running groups stay."""
     reload_requested = threading.Event()
+    own_signals = stop is None
     if stop is None:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -205,6 +206,8 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
         signal.signal(signal.SIGHUP, on_sighup)
     service = RulerService(config)
     connect_ray(config.ingest.ray_address, config.ingest.ray_auth_token_file)
+    if own_signals:
+        stop_on_signals(stop)  # again: ray.init replaced SIGTERM's handler
     running = [config]
 
     def reload() -> dict:

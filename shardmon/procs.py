@@ -148,9 +148,10 @@ class Child:
             pass
 
     def terminate(self) -> None:
-        """Ask the child (its process group) to stop: SIGTERM."""
-        if self.alive():
-            self._signal_group(signal.SIGTERM)
+        """Ask the child to stop: SIGTERM to it alone. Its process group is left to it (the ingest and ruler
+        services stop their actors, then their local Ray), and SIGKILLed by :meth:`kill` once it has exited
+        or its grace period has run out."""
+        self.send_signal(signal.SIGTERM)
 
     def kill(self) -> bool:
         """SIGKILL the child's process group (whatever it left there too, e.g. Ray's own processes) and

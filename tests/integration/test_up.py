@@ -21,9 +21,18 @@ from tests.integration.procs import free_port, run_shardmon, shardmon_up, up_con
 INTERVAL_S = 2
 
 
-def _ray_pids() -> set[int]:
+def _ray_pids(groups: set[int]) -> set[int]:
+    """Ray's processes (raylet, GCS, workers) in these process groups: those of this test's services (the
+    machine may run other Rays)."""
     out = subprocess.run(["pgrep", "-f", "raylet|gcs_server|ray::"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+    return {int(p) for p in out.split() if _pgid(int(p)) in groups}
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _alive(pid: int) -> bool:
@@ -69,7 +78,6 @@ def _rules(tmp_path: Path, records: dict[str, str]) -> None:
 
 def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
     cfg = _config(tmp_path)
-    ray_before = _ray_pids()
     up = shardmon_up(cfg, tmp_path / "up.log")
     try:
         t0 = time.monotonic()
@@ -79,6 +87,8 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         ready_at = time.monotonic()
         child_pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
         assert len(child_pids) == 9, text  # 2 redis, demo targets, 2 shards, querier, receiver, ingest, ruler
+        ray_pids = _ray_pids(set(child_pids))  # the local Rays of the ingest and ruler services
+        assert ray_pids, "no Ray process found in the services' process groups"
 
         def query(expr):
             return run_shardmon("query", expr, config=cfg).stdout.splitlines()
@@ -132,18 +142,26 @@ def test_shardmon_up_serves_every_target_and_stops_leaving_no_process(tmp_path):
         print(f"reloaded rule's output queried {time.monotonic() - t0:.1f}s after SIGHUP")
         assert "reload: SIGHUP passed to ingest, ruler" in up.log_text()
         rulers_api = f"http://{raw['rules']['http_address']}/api/v1/rulers"
-        rulers = wait_until(lambda: len(get_json(rulers_api)["data"]) == 2 and get_json(rulers_api)["data"], 30,
-                            "two rulers after the reload")
-        assert sorted(g for r in rulers for g in r["groups"]) == [f"{tmp_path / 'rules.yml'};demo"]
+
+        def two_rulers():  # while the rescale runs, the new ruler may list the group before the old one let it go
+            rulers = get_json(rulers_api)["data"]
+            groups = [g for r in rulers for g in r["groups"]]
+            return len(rulers) == 2 and len(groups) == 1 and groups
+
+        assert wait_until(two_rulers, 30, "two rulers after the reload") == [f"{tmp_path / 'rules.yml'};demo"]
     finally:
         up.stop(60)  # SIGTERM, as a service manager stops it; SIGKILL only after 60 s
     assert up.proc.returncode == 0, (tmp_path / "up.log").read_text()
     assert "stopped redis-0" in (tmp_path / "up.log").read_text()
+    # The services that run Ray actors stopped them themselves (not cut short by Ray's own SIGTERM handler).
+    logs = tmp_path / "data" / "logs"
+    assert "ingest stopped" in (logs / "ingest.log").read_text(), (logs / "ingest.log").read_text()[-3000:]
+    assert "ruler service stopped" in (logs / "ruler.log").read_text(), (logs / "ruler.log").read_text()[-3000:]
     leftover = [p for p in child_pids if _alive(p)]
     assert not leftover, leftover
     # Ray's own processes notice their driver is gone and exit within seconds.
     def ray_left():
-        return {p: _cmdline(p) for p in _ray_pids() - ray_before if _alive(p)}
+        return {p: _cmdline(p) for p in ray_pids | _ray_pids(set(child_pids)) if _alive(p)}
 
     try:
         wait_until(lambda: not ray_left(), 20, "Ray's processes to exit")
