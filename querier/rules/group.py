@@ -24,7 +24,7 @@ import shardmon.querier.rules.metrics as metrics
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.samples import STALE_NAN, SampleBatch, is_stale
 from shardmon.model.storage import Appender, Querier
-from shardmon.querier.rules.alerting import ALERT_FOR_STATE_METRIC, AlertingRule
+from shardmon.querier.rules.alerting import ALERT_FOR_STATE_METRIC, ALERT_METRIC, AlertingRule
 from shardmon.querier.rules.notify import Notifier, to_notifier_alerts
 from shardmon.querier.rules.recording import QueryFunc, RuleState, Sample
 
@@ -109,11 +109,15 @@ class Group:
         started = time.monotonic()
         metrics.ITERATIONS_SCHEDULED.labels(self.key).inc()
         samples_total = 0
+        query = self.query
+        for_group = getattr(query, "for_group", None)
+        if for_group is not None:  # EngineQuery: the group's selectors read once (see .prefetch).
+            query = for_group([r.expr for r in self.rules], ts_ms, self.outputs())
         for i, rule in enumerate(self.rules):
             rule_start = time.monotonic()
             metrics.EVALUATIONS.labels(self.key).inc()
             try:
-                samples = rule.eval(ts_ms, self.query, self.limit)
+                samples = rule.eval(ts_ms, query, self.limit)
             except Exception as exc:  # noqa: BLE001 - a rule's error is its health, as in Prometheus
                 rule.health, rule.last_error = "err", str(exc)
                 metrics.EVALUATION_FAILURES.labels(self.key).inc()
@@ -142,6 +146,14 @@ class Group:
         metrics.GROUP_DURATION.observe(self.evaluation_time_s)
         metrics.GROUP_LAST_DURATION.labels(self.key).set(self.evaluation_time_s)
         metrics.GROUP_LAST_EVAL.labels(self.key).set(time.time())
+
+    def outputs(self) -> set[str]:
+        """The metric names the group's rules write: their ``record`` names, ``ALERTS`` and
+        ``ALERTS_FOR_STATE`` if it has alerting rules."""
+        names = {r.name for r in self.rules if not isinstance(r, AlertingRule)}
+        if any(isinstance(r, AlertingRule) for r in self.rules):
+            names |= {ALERT_METRIC, ALERT_FOR_STATE_METRIC}
+        return names
 
     def run_once(self, ts_ms: int) -> None:
         """One scheduled iteration as Prometheus's group loop runs it: evaluate, and after the second evaluation
