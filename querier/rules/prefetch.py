@@ -55,6 +55,38 @@ def group_selects(exprs: Sequence[promql_parser.Expr], lookback_ms: int, ts_ms: 
     return selects
 
 
+def names_read(expr: str) -> set[str] | None:
+    """The metric names ``expr``'s selectors name by ``__name__`` equality, or None when it may read any
+    series (a selector without one, or a text that does not parse)."""
+    try:
+        todo = [promql_parser.parse(expr)]
+    except BaseException:  # noqa: BLE001 - pyo3's PanicException too; the rule's own query reports it
+        return None
+    names: set[str] = set()
+    while todo:
+        node = todo.pop()
+        if isinstance(node, promql_parser.MatrixSelector):
+            node = node.vector_selector
+        if isinstance(node, promql_parser.VectorSelector):
+            if node.matchers.or_matchers:
+                return None
+            eq = [m.value for m in node.matchers.matchers if m.name == METRIC_NAME and m.op == promql_parser.MatchOp.Equal]
+            if node.name:
+                eq.append(node.name)
+            if not eq:
+                return None
+            names.update(eq)
+        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
+            todo.append(node.expr)
+        elif isinstance(node, promql_parser.BinaryExpr):
+            todo += [node.lhs, node.rhs]
+        elif isinstance(node, promql_parser.AggregateExpr):
+            todo += [n for n in (node.param, node.expr) if n is not None]
+        elif isinstance(node, promql_parser.Call):
+            todo += [n for n in node.args if n is not None]
+    return names
+
+
 def _cut(series: list[Series], start_ms: int, end_ms: int) -> list[Series]:
     """The series with their samples in ``[start_ms, end_ms]``, those without any left out (the Querier's
     contract)."""
@@ -153,4 +185,4 @@ class EngineQuery:
         return EngineQuery(self.engine.with_querier(querier), prefetch=False, prefetched=querier)
 
 
-__all__ = ["EngineQuery", "PrefetchQuerier", "group_selects", "vector_of"]
+__all__ = ["EngineQuery", "PrefetchQuerier", "group_selects", "names_read", "vector_of"]

@@ -49,3 +49,11 @@ def test_profile_summary_counts_only_stacks_under_the_focus():
     assert got["samples"] == 10
     assert dict(got["self"]) == {"e/engine.py:query": 0.6, "g/template.py:expand": 0.2, "rules/group.py:run_once": 0.2}
     assert summarise(collapsed)["samples"] == 100
+
+
+def test_overlapping_prometheus_evaluations_are_counted():
+    from bench.rulesbench import overlaps
+
+    evals = {"a": [{"ts_ms": 0, "duration_s": 2.0}, {"ts_ms": 90_000, "duration_s": 1.0}],
+             "b": [{"ts_ms": 1_000, "duration_s": 0.5}, {"ts_ms": 95_000, "duration_s": 1.0}]}
+    assert overlaps(evals) == (2, 4)
