@@ -94,10 +94,30 @@ def _alerting(v: int) -> list[dict]:
             for i, (name, expr) in enumerate(rules)]
 
 
-def rule_groups() -> dict:
-    """The rule file: groups ``recording-0..9`` and ``alerting-0..9`` of 10 rules each."""
-    return {"groups": [{"name": f"recording-{v}", "rules": _recording(v)} for v in range(10)]
-            + [{"name": f"alerting-{v}", "rules": _alerting(v)} for v in range(10)]}
+def staggered_name(base: str, file: str, interval_ms: int, slot: int, slots: int) -> str:
+    """``base`` with the first suffix ``~k`` that puts the group's hashed evaluation offset (Prometheus's,
+    from file and name) in the first half of ``slot`` of ``slots`` equal parts of the interval, so the
+    groups' evaluations are spread evenly over it and do not overlap while each takes under
+    ``interval / slots / 2``."""
+    from shardmon.querier.rules import group_hash
+
+    width = interval_ms * 1_000_000 // slots
+    for k in range(100_000):
+        name = f"{base}~{k}"
+        if (group_hash(file, name) % (interval_ms * 1_000_000)) - slot * width in range(0, width // 2):
+            return name
+    raise RuntimeError(f"no suffix staggers {base}")
+
+
+def rule_groups(file: str | None = None, interval_ms: int = 0) -> dict:
+    """The rule file: groups ``recording-0..9`` and ``alerting-0..9`` of 10 rules each. With ``file`` and
+    ``interval_ms``, each name gets a suffix that staggers the groups' evaluations (:func:`staggered_name`)."""
+    groups = [{"name": f"recording-{v}", "rules": _recording(v)} for v in range(10)] \
+        + [{"name": f"alerting-{v}", "rules": _alerting(v)} for v in range(10)]
+    if file is not None and interval_ms:
+        for i, g in enumerate(groups):
+            g["name"] = staggered_name(g["name"], file, interval_ms, i, len(groups))
+    return {"groups": groups}
 
 
 # -- Prometheus's side --------------------------------------------------------------------------------
@@ -306,8 +326,8 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
                     label: str | None = None, profile_s: float = 0.0, log=print) -> dict:
     (work / "shardmon").mkdir(parents=True, exist_ok=True)
     (work / "prometheus").mkdir(parents=True, exist_ok=True)
-    rule_file = rule_groups()
     rule_path = str((work / "rules.yml").resolve())
+    rule_file = rule_groups(rule_path, int(eval_interval_s * 1000))
     Path(rule_path).write_text(yaml.safe_dump(rule_file, sort_keys=False))
     keys = [f"{rule_path};{g['name']}" for g in rule_file["groups"]]
     shardmon = Shardmon(work / "shardmon", farm_port, targets, scrape_interval_s, shards=shards, scrapers=1,
