@@ -5,7 +5,10 @@
 a hash of file and name, :func:`group_hash`), then calls :meth:`Group.eval` at each slot and
 :meth:`Group.next_evaluation` for the next one, which counts the iterations missed by a slow
 evaluation. :meth:`Group.eval` runs the rules in order, appending each rule's output (with staleness
-markers for series it no longer produces) before the next rule runs, so later rules see it; it hands
+markers for series it no longer produces) before the next rule runs, so later rules see it (with an
+appender that can start a write without waiting, ``append_nowait``/``wait_written``, only the output a
+later rule may read is waited for at once, the rest at the end: :meth:`Group.read_later`); with an
+:class:`~shardmon.querier.rules.prefetch.EngineQuery` the rules' selectors are read once first; it hands
 the alerts to send to a :class:`~shardmon.querier.rules.notify.Notifier`. A group that starts anew
 (process start, or moved to another ruler) restores its alerts' ``for`` state from ``ALERTS_FOR_STATE``
 after its second evaluation (:meth:`Group.restore_for_state`), as Prometheus does; a removed group

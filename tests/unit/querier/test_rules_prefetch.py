@@ -132,3 +132,53 @@ def test_select_many_answers_each_select_merged_over_the_shards_in_one_round():
     assert [str(s.labels) for s in x.series] == ['x{i="0"}', 'x{i="1"}']
     assert [str(s.labels) for s in y.series] == ['y{i="2"}'] and z.series == []
     assert not x.partial and a.calls == b.calls == 3
+
+
+def _rec(name: str, expr: str) -> RecordingRule:
+    return RecordingRule(name, expr, Labels())
+
+
+def test_only_output_a_later_rule_may_read_is_waited_for():
+    def flags(*rules):
+        return Group("g", "f", M, list(rules), query=lambda e, t: [], appender=MemoryStorage()).read_later()
+
+    assert flags(_rec("a", "x"), _rec("b", "a * 2"), _rec("c", "y"), _rec("d", "x")) == [True, False, False, False]
+    assert flags(_rec("a", "x"), _rec("b", "rate(y[1m])"), _rec("c", '{__name__=~"a|b"}')) == [True, True, False]
+    assert flags(_rec("a", "x"), _rec("b", "max_over_time(a[5m:1m])")) == [True, False]
+    alert = AlertingRule("A", "x > 1", annotations={"n": '{{ with query "a" }}{{ . }}{{ end }}'}, restored=True)
+    assert flags(_rec("a", "x"), alert) == [True, False]
+    assert flags(AlertingRule("A", "x > 1", restored=True), _rec("n", "count(ALERTS)")) == [True, False]
+
+
+class _Writes(MemoryStorage):
+    """A MemoryStorage that can start a write without waiting (as the ruler's LoopAppender), logging how."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log: list[str] = []
+        self._started = []
+
+    def append(self, batch) -> None:
+        self.log.append("wait")
+        super().append(batch)
+
+    def append_nowait(self, batch) -> None:
+        self.log.append("start")
+        self._started.append(batch)
+
+    def wait_written(self) -> None:
+        self.log.append("end")
+        for batch in self._started:
+            super().append(batch)
+        self._started = []
+
+
+def test_a_group_starts_the_writes_no_later_rule_reads_and_waits_for_them_at_the_end():
+    storage = _Writes()
+    storage.add_series(Labels.from_dict({"__name__": "x", "i": "1"}), np.array([0]), np.array([1.0]))
+    g = Group("g", "f", M, [_rec("a", "x"), _rec("b", "a * 2"), _rec("c", "x + 1")],
+              query=engine_query_func(Engine(storage)), appender=storage)
+    g.eval(0)
+    assert storage.log == ["wait", "start", "start", "end"]
+    assert [r.health for r in g.rules] == ["ok"] * 3
+    assert [str(s[0]) for s in _everything(storage)] == ['a{i="1"}', 'b{i="1"}', 'c{i="1"}', 'x{i="1"}']
