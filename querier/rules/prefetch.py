@@ -87,16 +87,40 @@ def names_read(expr: str) -> set[str] | None:
     return names
 
 
-def _cut(series: list[Series], start_ms: int, end_ms: int) -> list[Series]:
-    """The series with their samples in ``[start_ms, end_ms]``, those without any left out (the Querier's
-    contract)."""
-    out = []
-    for s in series:
-        ts = s.timestamps_ms
-        lo, hi = np.searchsorted(ts, start_ms, "left"), np.searchsorted(ts, end_ms, "right")
-        if hi > lo:
-            out.append(s if lo == 0 and hi == ts.shape[0] else Series(s.labels, ts[lo:hi], s.values[lo:hi]))
-    return out
+class _Fetched:
+    """One prefetched select: its window and answer, its samples laid end to end and keyed so that one
+    search cuts every series to a narrower window (``row * span`` plus the time within the window)."""
+
+    def __init__(self, window: Window, found: SeriesSet) -> None:
+        self.window, self.found = window, found
+        series = found.series
+        self.offsets = np.zeros(len(series) + 1, dtype=np.int64)
+        np.cumsum([s.timestamps_ms.shape[0] for s in series], out=self.offsets[1:])
+        self.span = window[1] - window[0] + 3
+        if series:
+            ts = np.concatenate([s.timestamps_ms for s in series]).astype(np.int64, copy=False)
+            self.values = np.concatenate([s.values for s in series])
+        else:
+            ts, self.values = np.zeros(0, dtype=np.int64), np.zeros(0)
+        self.timestamps = ts
+        rows = np.repeat(np.arange(len(series), dtype=np.int64), np.diff(self.offsets))
+        # A sample outside the window (none, by the Querier's contract) keys before or after every cut.
+        self.keys = rows * self.span + np.clip(ts - window[0] + 1, 0, self.span - 1)
+        self.row_base = np.arange(len(series), dtype=np.int64) * self.span
+
+    def cut(self, start_ms: int, end_ms: int) -> list[Series]:
+        """The series with their samples in ``[start_ms, end_ms]`` (within the window), those without any
+        left out (the Querier's contract)."""
+        series = self.found.series
+        if not series:
+            return []
+        lo = np.searchsorted(self.keys, self.row_base + (start_ms - self.window[0] + 1), "left")
+        hi = np.searchsorted(self.keys, self.row_base + (end_ms - self.window[0] + 1), "right")
+        whole = (lo == self.offsets[:-1]) & (hi == self.offsets[1:])
+        ts, vals = self.timestamps, self.values
+        return [series[r] if w else Series(series[r].labels, ts[a:b], vals[a:b])
+                for r, a, b, w in zip(np.flatnonzero(hi > lo).tolist(), lo[hi > lo].tolist(), hi[hi > lo].tolist(),
+                                      whole[hi > lo].tolist())]
 
 
 class PrefetchQuerier:
@@ -104,7 +128,7 @@ class PrefetchQuerier:
 
     def __init__(self, inner: Querier, fetched: dict[tuple[Matcher, ...], tuple[Window, SeriesSet]]) -> None:
         self.inner = inner
-        self.fetched = fetched
+        self.fetched = {k: _Fetched(window, found) for k, (window, found) in fetched.items()}
         #: Selects answered from the prefetch, and sent on to ``inner`` (for tests and the bench).
         self.hits = self.misses = 0
 
@@ -123,12 +147,11 @@ class PrefetchQuerier:
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
                budget: QueryBudget | None = None, points_per_series: int = 0) -> SeriesSet:
         hit = self.fetched.get(tuple(matchers))
-        if hit is not None and not skip_samples and hit[0][0] <= start_ms and end_ms <= hit[0][1]:
+        if hit is not None and not skip_samples and hit.window[0] <= start_ms <= end_ms <= hit.window[1]:
             self.hits += 1
-            found = hit[1]
             if budget is not None:
                 budget.check()
-            return SeriesSet(_cut(found.series, start_ms, end_ms), list(found.warnings), found.partial)
+            return SeriesSet(hit.cut(start_ms, end_ms), list(hit.found.warnings), hit.found.partial)
         self.misses += 1
         return self.inner.select(matchers, start_ms, end_ms, skip_samples=skip_samples, budget=budget,
                                  points_per_series=points_per_series)

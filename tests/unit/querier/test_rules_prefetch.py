@@ -182,3 +182,25 @@ def test_a_group_starts_the_writes_no_later_rule_reads_and_waits_for_them_at_the
     assert storage.log == ["wait", "start", "start", "end"]
     assert [r.health for r in g.rules] == ["ok"] * 3
     assert [str(s[0]) for s in _everything(storage)] == ['a{i="1"}', 'b{i="1"}', 'c{i="1"}', 'x{i="1"}']
+
+
+def test_a_prefetched_select_is_cut_to_any_narrower_window_as_the_store_answers_it():
+    from shardmon.querier.rules.prefetch import PrefetchQuerier
+
+    rng = np.random.default_rng(7)
+    storage = MemoryStorage()
+    for i in range(30):
+        ts = np.sort(rng.choice(np.arange(0, 1000), size=int(rng.integers(1, 40)), replace=False))
+        storage.add_series(Labels.from_dict({"__name__": "x", "i": str(i)}), ts, rng.normal(size=ts.shape[0]))
+    x = (Matcher(MatchType.EQ, "__name__", "x"),)
+    prefetched = PrefetchQuerier.fetch(storage, {x: (100, 900)}, None)
+    for _ in range(200):
+        start = int(rng.integers(100, 900))
+        end = int(rng.integers(start, 901))
+        got = prefetched.select(list(x), start, end).series
+        want = storage.select(list(x), start, end).series
+        assert [(str(s.labels), s.timestamps_ms.tolist(), s.values.tolist()) for s in got] == \
+               [(str(s.labels), s.timestamps_ms.tolist(), s.values.tolist()) for s in want]
+    assert prefetched.hits == 200 and prefetched.misses == 0
+    prefetched.select(list(x), 50, 900)  # wider than fetched: asked of the store
+    assert prefetched.misses == 1
