@@ -131,8 +131,9 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
         kept = np.concatenate(([0], np.cumsum(~stale)))
         offsets = kept[offsets]
         ts, vals = ts[~stale], vals[~stale]
-    cuts = offsets[1:-1]
-    timestamps, values = (np.split(ts, cuts), np.split(vals, cuts)) if series else ([], [])
+    # Views of the flat arrays, one per series (np.split does the same, far slower per piece).
+    bounds = list(zip(offsets[:-1].tolist(), offsets[1:].tolist()))
+    timestamps, values = [ts[a:b] for a, b in bounds], [vals[a:b] for a, b in bounds]
     return RangeVector([s.labels for s in series], timestamps, values, ends, range_ms)
 
 
