@@ -184,7 +184,7 @@ class _Discard:
 
 
 async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int, slots: dict[str, list[int]],
-                             profile_s: float = 0.0, log=print) -> tuple[dict[str, list[dict]], dict]:
+                             profile_s: float = 0.0, log=print, prefetch: bool = True) -> tuple[dict[str, list[dict]], dict]:
     """Evaluate each group at each of its slots with ``Group.run_once``, on the engine over the real
     fan-out, writing through the ruler's LoopAppender; per group and evaluation its time and samples. With
     ``profile_s``, the slowest group is then evaluated again and again under py-spy (its output discarded)."""
@@ -204,7 +204,7 @@ async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int
     # As a ruler: the engine over the fan-out, the output written through the forwarder's write_now on this
     # loop (LoopAppender), each group's run_once in a worker thread, one group at a time.
     appender = LoopAppender(forwarder, asyncio.get_running_loop())
-    groups = load_groups([rule_path], interval_ms, query=engine_query_func(engine), appender=appender,
+    groups = load_groups([rule_path], interval_ms, query=engine_query_func(engine, prefetch=prefetch), appender=appender,
                          querier=fanout)
     out: dict[str, list[dict]] = {k: [] for k in groups}
     try:
@@ -277,7 +277,9 @@ def markdown(run: dict) -> str:
         f"**Shardmon here is the rulers' evaluator, in the benchmark's process rather than in a Ray actor:** each "
         f"group evaluated by `Group.run_once` in a worker thread, on the querier's `Engine` over the real fan-out to "
         f"{w['shards']} real shards, its output written and acknowledged through the ruler's `LoopAppender` "
-        f"(the ingest `Forwarder`'s `write_now`), one group at a time.",
+        f"(the ingest `Forwarder`'s `write_now`), one group at a time."
+        + (" **Without the prefetch** (`--no-prefetch`): each rule read the shards on its own."
+           if "no prefetch" in run["evaluator"] else ""),
         "",
         f"{w['targets'] * w['series_per_target']:,} series scraped by Prometheus every {w['scrape_interval_s']:g} s and "
         f"remote-written to Shardmon, so both hold the same samples. One rule file of {w['groups']} groups "
@@ -323,7 +325,7 @@ def markdown(run: dict) -> str:
 
 def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape_interval_s: float,
                     eval_interval_s: float, fill_s: float, rounds: int, shards: int, work: Path, machine: dict,
-                    label: str | None = None, profile_s: float = 0.0, log=print) -> dict:
+                    label: str | None = None, profile_s: float = 0.0, log=print, prefetch: bool = True) -> dict:
     (work / "shardmon").mkdir(parents=True, exist_ok=True)
     (work / "prometheus").mkdir(parents=True, exist_ok=True)
     rule_path = str((work / "rules.yml").resolve())
@@ -355,7 +357,8 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
             log("[rules] Shardmon evaluates the same groups at the same timestamps (the rulers' evaluator, "
                 "in this process)", flush=True)
             shard, dropped = asyncio.run(_evaluate_shardmon(shardmon.config_path, rule_path,
-                                                            int(eval_interval_s * 1000), slots, profile_s, log))
+                                                            int(eval_interval_s * 1000), slots, profile_s, log,
+                                                            prefetch))
             profile = shard.pop("__profile__", [None])[0]
         finally:
             prometheus.stop()
@@ -373,7 +376,7 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
         "evaluator": "Group.run_once in a worker thread with the rulers' engine and LoopAppender, in the bench's "
-                     "process (not a Ray actor)",
+                     "process (not a Ray actor)" + ("" if prefetch else "; no prefetch (rule by rule)"),
         "workload": {"targets": targets, "series_per_target": series, "scrape_interval_s": scrape_interval_s,
                      "evaluation_interval_s": eval_interval_s, "fill_s": fill_s, "rounds": rounds, "shards": shards,
                      "groups": len(rows), "recording_rules": 100, "alerting_rules": 100},
