@@ -225,8 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", action="store_true",
                    help="query latency on the same data (Prometheus remote-writes to Shardmon) instead of ingest")
     p.add_argument("--fill", type=float, default=None,
-                   help="with --queries (default 300) or --rules (default: the evaluation interval + 30, at least 120): "
-                        "seconds of data first")
+                   help="with --queries (default 300) or --rules (default 120): seconds of data first")
     p.add_argument("--rules", action="store_true",
                    help="rule evaluation time on the same data (bench/rulesbench.py): 100 recording and 100 alerting "
                         "rules, the rulers' evaluator (in the bench's process) against Prometheus's rule manager")
@@ -301,10 +300,7 @@ def _rules(args, argv: list[str] | None) -> int:
         targets = args.targets if "--targets" in given else 100
         series = args.series if "--series" in given else 1000
         scrape = args.interval if "--interval" in given else 10.0
-        # Prometheus writes no ALERTS at a group's first evaluation (its `for` state is restored after it):
-        # the fill lasts past every group's first evaluation, so the evaluations measured are alike.
-        every, rounds, label = args.eval_interval, args.rounds, None
-        fill = args.fill or max(120.0, every + 30.0)
+        every, fill, rounds, label = args.eval_interval, args.fill or 120.0, args.rounds, None
         profile = 20.0 if args.profile is None else args.profile
     work = Path(tempfile.mkdtemp(prefix="shardmon-rulesbench-"))
     farm_proc, farm_port = start_farm(work, targets, series)

@@ -135,22 +135,39 @@ def prometheus_groups(base: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def record_prometheus(base: str, keys: list[str], rounds: int, interval_s: float) -> dict[str, list[dict]]:
-    """Poll Prometheus's ``/metrics`` until every group has ``rounds`` new evaluations: for each, the
-    wall time it started (s), its duration (s) and the samples it produced."""
+#: Prometheus writes no ALERTS before a group's ``for`` state is restored, after its second evaluation:
+#: evaluations are measured from the third on, where both systems write the same samples.
+FIRST_MEASURED_ITERATION = 3
+
+
+def record_prometheus(base: str, keys: list[str], rounds: int, interval_s: float, fill_s: float = 0.0,
+                      log=print) -> dict[str, list[dict]]:
+    """Poll Prometheus's ``/metrics`` from its start until every group has ``rounds`` evaluations from its
+    :data:`FIRST_MEASURED_ITERATION` on and after ``fill_s``: for each, its slot (ms), its duration (s)
+    and the samples it produced. (Polled every second or more often, so no evaluation is missed; one
+    before the first poll would only make the count start later.)"""
     from shardmon.querier.rules import eval_timestamp_ns
 
-    seen = {k: prometheus_groups(base).get(k, {}).get("last_evaluation_timestamp_seconds") for k in keys}
+    start = time.monotonic()
+    seen: dict[str, set[float]] = {k: set() for k in keys}
     evals: dict[str, list[dict]] = {k: [] for k in keys}
-    deadline = time.monotonic() + (rounds + 3) * interval_s + 60
+    deadline = start + max(fill_s, FIRST_MEASURED_ITERATION * interval_s) + (rounds + 2) * interval_s + 60
+    logged = False
     while any(len(e) < rounds for e in evals.values()) and time.monotonic() < deadline:
         time.sleep(min(1.0, interval_s / 10))
+        if not logged and time.monotonic() - start >= fill_s:
+            log(f"[rules] recording {rounds} evaluations of each group by Prometheus (from its evaluation "
+                f"{FIRST_MEASURED_ITERATION} on)", flush=True)
+            logged = True
         now = prometheus_groups(base)
         for k in keys:
             g = now.get(k, {})
             t = g.get("last_evaluation_timestamp_seconds")
-            if t and t != seen[k] and len(evals[k]) < rounds:
-                seen[k] = t
+            if not t or t in seen[k]:
+                continue
+            seen[k].add(t)
+            if len(seen[k]) >= FIRST_MEASURED_ITERATION and time.monotonic() - start >= fill_s \
+                    and len(evals[k]) < rounds:
                 file, name = k.split(";", 1)
                 slot = eval_timestamp_ns(file, name, int(interval_s * 1000), int(t * 1e9)) // 1_000_000
                 evals[k].append({"ts_ms": slot, "duration_s": g["last_duration_seconds"],
@@ -284,7 +301,8 @@ def markdown(run: dict) -> str:
         f"{w['targets'] * w['series_per_target']:,} series scraped by Prometheus every {w['scrape_interval_s']:g} s and "
         f"remote-written to Shardmon, so both hold the same samples. One rule file of {w['groups']} groups "
         f"(10 of 10 recording rules, 10 of 10 alerting rules), evaluation interval {w['evaluation_interval_s']:g} s, "
-        f"{w['fill_s']:.0f} s of data first. Prometheus evaluated each group {w['rounds']} times "
+        f"{w['fill_s']:.0f} s of data first. Prometheus evaluated each group {w['rounds']} times from its "
+        f"{FIRST_MEASURED_ITERATION}rd evaluation on "
         f"(`prometheus_rule_group_last_duration_seconds` from its /metrics); then its rules were reloaded away and "
         f"Shardmon evaluated each group at the same {w['rounds']} timestamps. Medians per group; on "
         f"{run['machine']['cpus']} CPUs, {run['date']}, {run['machine'].get('prometheus', '')}.",
@@ -341,10 +359,8 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
     try:
         prometheus.start()
         try:
-            log(f"[rules] filling for {fill_s:.0f}s (Prometheus evaluates the rules meanwhile)", flush=True)
-            time.sleep(fill_s)
-            log(f"[rules] recording {rounds} evaluations of each group by Prometheus", flush=True)
-            prom = record_prometheus(prometheus.query_url(), keys, rounds, eval_interval_s)
+            log(f"[rules] filling for {fill_s:.0f}s at least (Prometheus evaluates the rules meanwhile)", flush=True)
+            prom = record_prometheus(prometheus.query_url(), keys, rounds, eval_interval_s, fill_s, log)
             prometheus.drop_rules()
             missed = sum(g.get("iterations_missed_total", 0) for g in prometheus_groups(prometheus.query_url()).values())
             slots = {k: [e["ts_ms"] for e in v] for k, v in prom.items()}
