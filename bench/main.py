@@ -225,12 +225,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", action="store_true",
                    help="query latency on the same data (Prometheus remote-writes to Shardmon) instead of ingest")
     p.add_argument("--fill", type=float, default=None,
-                   help="with --queries (default 300) or --rules (default 180): seconds of data first")
+                   help="with --queries (default 300) or --rules (default 120): seconds of data first")
     p.add_argument("--rules", action="store_true",
                    help="rule evaluation time on the same data (bench/rulesbench.py): 100 recording and 100 alerting "
-                        "rules, Shardmon's evaluator in-process against Prometheus's rule manager")
-    p.add_argument("--eval-interval", type=float, default=90.0, help="with --rules: the evaluation interval, seconds")
-    p.add_argument("--rounds", type=int, default=3, help="with --rules: evaluations of each group measured")
+                        "rules, the rulers' evaluator (in the bench's process) against Prometheus's rule manager")
+    p.add_argument("--eval-interval", type=float, default=180.0,
+                   help="with --rules: the evaluation interval, seconds (the 20 groups are staggered over it, so "
+                        "Prometheus's do not overlap while each takes under a fortieth of it)")
+    p.add_argument("--rounds", type=int, default=2, help="with --rules: evaluations of each group measured")
+    p.add_argument("--no-prefetch", action="store_true",
+                   help="with --rules: each rule reads the shards on its own (without the group's prefetch), to compare")
     p.add_argument("--profile", type=float, default=None,
                    help="with --rules: seconds of py-spy on Shardmon's slowest group afterwards (default 20, smoke 5; 0: none)")
     p.add_argument("--storage", action="store_true",
@@ -302,7 +306,7 @@ def _rules(args, argv: list[str] | None) -> int:
     farm_proc, farm_port = start_farm(work, targets, series)
     try:
         run = run_rules_bench(out, farm_port, targets, series, scrape, every, fill, rounds, args.shards, work,
-                              report.machine(), label=label, profile_s=profile)
+                              report.machine(), label=label, profile_s=profile, prefetch=not args.no_prefetch)
     finally:
         farm_proc.stop(10)
         if args.keep_data:

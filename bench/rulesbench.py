@@ -12,11 +12,13 @@ thresholds with ``for`` and templated annotations) is loaded by both:
    runs on the same background load (scraping, remote write, the shards' ingest).
 2. Shardmon evaluates each group with :meth:`shardmon.querier.rules.Group.run_once` at the very
    timestamps Prometheus evaluated it at (its slot, from the group's hashed offset), one round per
-   Prometheus evaluation: the querier's ``Engine`` over the real fan-out to the real shards (built from the
-   config as the querier server builds it), the output written through the shards' write path (the ingest
-   ``Forwarder``, an ``Appender``), all in this process. **This is the rule evaluator in-process, not yet
-   the Ray rulers.** The time of ``run_once`` is measured (the Forwarder queues the output; the time until
-   the shards acknowledged it is reported apart).
+   Prometheus evaluation, with the pieces a ruler uses: the querier's ``Engine`` over the real fan-out to
+   the real shards (``shardmon.querier.server.build``, as a ruler builds it; rule queries through
+   ``engine_query_func``, which reads a group's selectors once per evaluation), the output written through
+   the shards' write path and acknowledged (``shardmon.rules.appender.LoopAppender`` over the ingest
+   ``Forwarder``'s ``write_now``), ``run_once`` in a worker thread off the event loop, as the ruler's
+   ``GroupRunner`` runs it. **It runs in this process, not in a Ray actor**, and one group at a time.
+   The group's own ``evaluation_time_s`` (queries and acknowledged writes) is the measure.
 
 Per group: the median evaluation time in each, the Shardmon / Prometheus ratio and the samples each
 produced at each evaluation (they must agree).
@@ -92,10 +94,30 @@ def _alerting(v: int) -> list[dict]:
             for i, (name, expr) in enumerate(rules)]
 
 
-def rule_groups() -> dict:
-    """The rule file: groups ``recording-0..9`` and ``alerting-0..9`` of 10 rules each."""
-    return {"groups": [{"name": f"recording-{v}", "rules": _recording(v)} for v in range(10)]
-            + [{"name": f"alerting-{v}", "rules": _alerting(v)} for v in range(10)]}
+def staggered_name(base: str, file: str, interval_ms: int, slot: int, slots: int) -> str:
+    """``base`` with the first suffix ``~k`` that puts the group's hashed evaluation offset (Prometheus's,
+    from file and name) in the first half of ``slot`` of ``slots`` equal parts of the interval, so the
+    groups' evaluations are spread evenly over it and do not overlap while each takes under
+    ``interval / slots / 2``."""
+    from shardmon.querier.rules import group_hash
+
+    width = interval_ms * 1_000_000 // slots
+    for k in range(100_000):
+        name = f"{base}~{k}"
+        if (group_hash(file, name) % (interval_ms * 1_000_000)) - slot * width in range(0, width // 2):
+            return name
+    raise RuntimeError(f"no suffix staggers {base}")
+
+
+def rule_groups(file: str | None = None, interval_ms: int = 0) -> dict:
+    """The rule file: groups ``recording-0..9`` and ``alerting-0..9`` of 10 rules each. With ``file`` and
+    ``interval_ms``, each name gets a suffix that staggers the groups' evaluations (:func:`staggered_name`)."""
+    groups = [{"name": f"recording-{v}", "rules": _recording(v)} for v in range(10)] \
+        + [{"name": f"alerting-{v}", "rules": _alerting(v)} for v in range(10)]
+    if file is not None and interval_ms:
+        for i, g in enumerate(groups):
+            g["name"] = staggered_name(g["name"], file, interval_ms, i, len(groups))
+    return {"groups": groups}
 
 
 # -- Prometheus's side --------------------------------------------------------------------------------
@@ -113,22 +135,39 @@ def prometheus_groups(base: str) -> dict[str, dict[str, float]]:
     return out
 
 
-def record_prometheus(base: str, keys: list[str], rounds: int, interval_s: float) -> dict[str, list[dict]]:
-    """Poll Prometheus's ``/metrics`` until every group has ``rounds`` new evaluations: for each, the
-    wall time it started (s), its duration (s) and the samples it produced."""
+#: Prometheus writes no ALERTS before a group's ``for`` state is restored, after its second evaluation:
+#: evaluations are measured from the third on, where both systems write the same samples.
+FIRST_MEASURED_ITERATION = 3
+
+
+def record_prometheus(base: str, keys: list[str], rounds: int, interval_s: float, fill_s: float = 0.0,
+                      log=print) -> dict[str, list[dict]]:
+    """Poll Prometheus's ``/metrics`` from its start until every group has ``rounds`` evaluations from its
+    :data:`FIRST_MEASURED_ITERATION` on and after ``fill_s``: for each, its slot (ms), its duration (s)
+    and the samples it produced. (Polled every second or more often, so no evaluation is missed; one
+    before the first poll would only make the count start later.)"""
     from shardmon.querier.rules import eval_timestamp_ns
 
-    seen = {k: prometheus_groups(base).get(k, {}).get("last_evaluation_timestamp_seconds") for k in keys}
+    start = time.monotonic()
+    seen: dict[str, set[float]] = {k: set() for k in keys}
     evals: dict[str, list[dict]] = {k: [] for k in keys}
-    deadline = time.monotonic() + (rounds + 3) * interval_s + 60
+    deadline = start + max(fill_s, FIRST_MEASURED_ITERATION * interval_s) + (rounds + 2) * interval_s + 60
+    logged = False
     while any(len(e) < rounds for e in evals.values()) and time.monotonic() < deadline:
         time.sleep(min(1.0, interval_s / 10))
+        if not logged and time.monotonic() - start >= fill_s:
+            log(f"[rules] recording {rounds} evaluations of each group by Prometheus (from its evaluation "
+                f"{FIRST_MEASURED_ITERATION} on)", flush=True)
+            logged = True
         now = prometheus_groups(base)
         for k in keys:
             g = now.get(k, {})
             t = g.get("last_evaluation_timestamp_seconds")
-            if t and t != seen[k] and len(evals[k]) < rounds:
-                seen[k] = t
+            if not t or t in seen[k]:
+                continue
+            seen[k].add(t)
+            if len(seen[k]) >= FIRST_MEASURED_ITERATION and time.monotonic() - start >= fill_s \
+                    and len(evals[k]) < rounds:
                 file, name = k.split(";", 1)
                 slot = eval_timestamp_ns(file, name, int(interval_s * 1000), int(t * 1e9)) // 1_000_000
                 evals[k].append({"ts_ms": slot, "duration_s": g["last_duration_seconds"],
@@ -162,10 +201,9 @@ class _Discard:
 
 
 async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int, slots: dict[str, list[int]],
-                             profile_s: float = 0.0, log=print) -> tuple[dict[str, list[dict]], dict]:
+                             profile_s: float = 0.0, log=print, prefetch: bool = True) -> tuple[dict[str, list[dict]], dict]:
     """Evaluate each group at each of its slots with ``Group.run_once``, on the engine over the real
-    fan-out, writing through a Forwarder; per group and evaluation its time and samples. Each round's
-    output is queued while the round runs and its sending waited for after it (``round_write_s``). With
+    fan-out, writing through the ruler's LoopAppender; per group and evaluation its time and samples. With
     ``profile_s``, the slowest group is then evaluated again and again under py-spy (its output discarded)."""
     from prometheus_client import REGISTRY
 
@@ -173,13 +211,17 @@ async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int
     from shardmon.model.config import load_config
     from shardmon.querier.rules import engine_query_func, load_groups
     from shardmon.querier.server import build
+    from shardmon.rules.appender import LoopAppender
     from shardmon.shards.client import ShardConnection
 
     config = load_config(config_path)
     engine, fanout = build(config)
     forwarder = Forwarder(config.shards.nodes, config.ingest, "rulesbench", config.shards.replication_factor,
                           ShardConnection.of(config))
-    groups = load_groups([rule_path], interval_ms, query=engine_query_func(engine), appender=forwarder,
+    # As a ruler: the engine over the fan-out, the output written through the forwarder's write_now on this
+    # loop (LoopAppender), each group's run_once in a worker thread, one group at a time.
+    appender = LoopAppender(forwarder, asyncio.get_running_loop())
+    groups = load_groups([rule_path], interval_ms, query=engine_query_func(engine, prefetch=prefetch), appender=appender,
                          querier=fanout)
     out: dict[str, list[dict]] = {k: [] for k in groups}
     try:
@@ -188,21 +230,15 @@ async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int
             round_t0 = time.perf_counter()
             for key, group in groups.items():
                 ts_ms = slots[key][r]
-                t0 = time.perf_counter()
-                group.run_once(ts_ms)
-                took = time.perf_counter() - t0
+                await asyncio.to_thread(group.run_once, ts_ms)
+                # The group's own duration (prometheus_rule_group_last_duration_seconds's counterpart): its
+                # queries and the writes of its output, acknowledged by the shards.
+                took = group.evaluation_time_s
                 errors = [f"{rule.name}: {rule.last_error}" for rule in group.rules if rule.health == "err"]
                 samples = REGISTRY.get_sample_value("shardmon_rule_group_last_evaluation_samples", {"rule_group": key})
                 out[key].append({"ts_ms": ts_ms, "duration_s": took, "samples": int(samples or 0), "errors": errors})
             took = time.perf_counter() - round_t0
-            w0 = time.perf_counter()
-            while forwarder.pending():
-                await asyncio.sleep(0.002)
-            write_s = time.perf_counter() - w0
-            for key in groups:
-                out[key][-1]["round_write_s"] = write_s
-            log(f"[rules] shardmon round {r + 1}/{rounds}: {took:.1f}s for {len(groups)} groups, then "
-                f"{write_s:.2f}s until the shards acknowledged its output", flush=True)
+            log(f"[rules] shardmon round {r + 1}/{rounds}: {took:.1f}s for {len(groups)} groups", flush=True)
         if profile_s > 0:
             key = max(groups, key=lambda k: statistics.median(e["duration_s"] for e in out[k]))
             group = groups[key]
@@ -212,7 +248,7 @@ async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int
                 t_end = time.monotonic() + profile_s + 1
                 i = 0
                 while time.monotonic() < t_end:
-                    group.run_once(slots[key][i % rounds])
+                    await asyncio.to_thread(group.run_once, slots[key][i % rounds])
                     i += 1
             out["__profile__"] = [{"group": group.name, "evaluations": i, "markdown": prof.markdown(),
                                    "summary": prof.result}]
@@ -224,10 +260,12 @@ async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int
 
 # -- the run and its report ---------------------------------------------------------------------------
 
-def _flush_interval_s(config_path: Path) -> float:
-    from shardmon.model.config import load_config
-
-    return load_config(config_path).ingest.flush_interval / 1000
+def overlaps(evals: dict[str, list[dict]]) -> tuple[int, int]:
+    """How many of Prometheus's group evaluations (slot to slot + duration) overlapped another group's, of
+    how many: its groups run concurrently, so overlapping ones share the CPUs and take longer."""
+    spans = [(e["ts_ms"], e["ts_ms"] + e["duration_s"] * 1000, k) for k, v in evals.items() for e in v]
+    hit = sum(1 for lo, hi, k in spans if any(k2 != k and lo2 < hi and lo < hi2 for lo2, hi2, k2 in spans))
+    return hit, len(spans)
 
 
 def summarise(rule_file: dict, rule_path: str, prom: dict[str, list[dict]], shard: dict[str, list[dict]]) -> list[dict]:
@@ -253,14 +291,18 @@ def markdown(run: dict) -> str:
     lines = [
         f"# Rule evaluation: {w['targets']} targets x {w['series_per_target']} series",
         "",
-        f"**Shardmon here is the rule evaluator in-process, not yet the Ray rulers:** each group evaluated by "
-        f"`Group.run_once` on the querier's `Engine` over the real fan-out to {w['shards']} real shards, its output "
-        f"written through the ingest `Forwarder`, in the benchmark's own process.",
+        f"**Shardmon here is the rulers' evaluator, in the benchmark's process rather than in a Ray actor:** each "
+        f"group evaluated by `Group.run_once` in a worker thread, on the querier's `Engine` over the real fan-out to "
+        f"{w['shards']} real shards, its output written and acknowledged through the ruler's `LoopAppender` "
+        f"(the ingest `Forwarder`'s `write_now`), one group at a time."
+        + (" **Without the prefetch** (`--no-prefetch`): each rule read the shards on its own."
+           if "no prefetch" in run["evaluator"] else ""),
         "",
         f"{w['targets'] * w['series_per_target']:,} series scraped by Prometheus every {w['scrape_interval_s']:g} s and "
         f"remote-written to Shardmon, so both hold the same samples. One rule file of {w['groups']} groups "
         f"(10 of 10 recording rules, 10 of 10 alerting rules), evaluation interval {w['evaluation_interval_s']:g} s, "
-        f"{w['fill_s']:.0f} s of data first. Prometheus evaluated each group {w['rounds']} times "
+        f"{w['fill_s']:.0f} s of data first. Prometheus evaluated each group {w['rounds']} times from its "
+        f"{FIRST_MEASURED_ITERATION}rd evaluation on "
         f"(`prometheus_rule_group_last_duration_seconds` from its /metrics); then its rules were reloaded away and "
         f"Shardmon evaluated each group at the same {w['rounds']} timestamps. Medians per group; on "
         f"{run['machine']['cpus']} CPUs, {run['date']}, {run['machine'].get('prometheus', '')}.",
@@ -286,10 +328,10 @@ def markdown(run: dict) -> str:
         f"Forwarder drops: {run['forwarder_dropped'] or 'none'}. "
         f"Prometheus's missed iterations: {run['prometheus_missed_iterations']:g}.",
         "",
-        f"Shardmon's times are of `run_once`, which queues the output in the Forwarder; after each round the "
-        f"shards acknowledged the round's output within a median {o['round_write_s']:.2f} s (this includes the "
-        f"Forwarder's batching wait, `ingest.flush_interval`, {run['flush_interval_s']:g} s). Prometheus's times "
-        f"include appending to its head.",
+        f"Shardmon's times are each group's `evaluation_time_s` (what `shardmon_rule_group_last_duration_seconds` "
+        f"reports): its queries and the writes of its output until the shards acknowledged them. Prometheus's "
+        f"include appending to its head. Prometheus's evaluations that overlapped another group's: "
+        f"{run.get('prometheus_overlaps', 'not measured')}.",
     ]
     if run.get("profile"):
         p = run["profile"]
@@ -301,11 +343,11 @@ def markdown(run: dict) -> str:
 
 def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape_interval_s: float,
                     eval_interval_s: float, fill_s: float, rounds: int, shards: int, work: Path, machine: dict,
-                    label: str | None = None, profile_s: float = 0.0, log=print) -> dict:
+                    label: str | None = None, profile_s: float = 0.0, log=print, prefetch: bool = True) -> dict:
     (work / "shardmon").mkdir(parents=True, exist_ok=True)
     (work / "prometheus").mkdir(parents=True, exist_ok=True)
-    rule_file = rule_groups()
     rule_path = str((work / "rules.yml").resolve())
+    rule_file = rule_groups(rule_path, int(eval_interval_s * 1000))
     Path(rule_path).write_text(yaml.safe_dump(rule_file, sort_keys=False))
     keys = [f"{rule_path};{g['name']}" for g in rule_file["groups"]]
     shardmon = Shardmon(work / "shardmon", farm_port, targets, scrape_interval_s, shards=shards, scrapers=1,
@@ -317,10 +359,8 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
     try:
         prometheus.start()
         try:
-            log(f"[rules] filling for {fill_s:.0f}s (Prometheus evaluates the rules meanwhile)", flush=True)
-            time.sleep(fill_s)
-            log(f"[rules] recording {rounds} evaluations of each group by Prometheus", flush=True)
-            prom = record_prometheus(prometheus.query_url(), keys, rounds, eval_interval_s)
+            log(f"[rules] filling for {fill_s:.0f}s at least (Prometheus evaluates the rules meanwhile)", flush=True)
+            prom = record_prometheus(prometheus.query_url(), keys, rounds, eval_interval_s, fill_s, log)
             prometheus.drop_rules()
             missed = sum(g.get("iterations_missed_total", 0) for g in prometheus_groups(prometheus.query_url()).values())
             slots = {k: [e["ts_ms"] for e in v] for k, v in prom.items()}
@@ -330,10 +370,11 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
             # Remote write has delivered everything scraped before the last slot.
             wait = max(5.0, 2 * scrape_interval_s) - (time.time() - max(max(s) for s in slots.values()) / 1000)
             time.sleep(max(0.0, wait))
-            log("[rules] Shardmon evaluates the same groups at the same timestamps (in-process evaluator, "
-                "not yet the Ray rulers)", flush=True)
+            log("[rules] Shardmon evaluates the same groups at the same timestamps (the rulers' evaluator, "
+                "in this process)", flush=True)
             shard, dropped = asyncio.run(_evaluate_shardmon(shardmon.config_path, rule_path,
-                                                            int(eval_interval_s * 1000), slots, profile_s, log))
+                                                            int(eval_interval_s * 1000), slots, profile_s, log,
+                                                            prefetch))
             profile = shard.pop("__profile__", [None])[0]
         finally:
             prometheus.stop()
@@ -342,7 +383,6 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
     rows = summarise(rule_file, rule_path, prom, shard)
     s_ms, p_ms = sum(r["shardmon_ms"] for r in rows), sum(r["prometheus_ms"] for r in rows)
     overall = {"shardmon_ms": s_ms, "prometheus_ms": p_ms, "ratio": s_ms / max(p_ms, 1e-9),
-               "round_write_s": statistics.median(e["round_write_s"] for e in next(iter(shard.values()))),
                "samples_agree": all(r["samples_agree"] for r in rows),
                "groups_slower": sum(1 for r in rows if r["ratio"] > 1.0),
                "min_ratio": min(r["ratio"] for r in rows), "max_ratio": max(r["ratio"] for r in rows)}
@@ -351,13 +391,14 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
         "label": label or f"rules-{targets}x{series}",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
-        "evaluator": "in-process Group.run_once over the querier fan-out (not yet the Ray rulers)",
+        "evaluator": "Group.run_once in a worker thread with the rulers' engine and LoopAppender, in the bench's "
+                     "process (not a Ray actor)" + ("" if prefetch else "; no prefetch (rule by rule)"),
         "workload": {"targets": targets, "series_per_target": series, "scrape_interval_s": scrape_interval_s,
                      "evaluation_interval_s": eval_interval_s, "fill_s": fill_s, "rounds": rounds, "shards": shards,
                      "groups": len(rows), "recording_rules": 100, "alerting_rules": 100},
         "rows": rows, "overall": overall, "slot_check": slot_check, "forwarder_dropped": dropped,
         "prometheus_missed_iterations": missed, "profile": profile,
-        "flush_interval_s": _flush_interval_s(shardmon.config_path),
+        "prometheus_overlaps": "{} of {}".format(*overlaps(prom)),
         "raw": {"prometheus": prom, "shardmon": shard},
         "rule_file": rule_file,
     }

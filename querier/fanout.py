@@ -107,16 +107,17 @@ class _Call:
         self.last_activity = time.monotonic()
         #: Why the waiting thread ended the call (its failure then reads as this), or None.
         self.reason: ShardmonError | None = None
-        self._handle: _Cancellable | None = None
+        self._handles: list[_Cancellable] = []
         self._lock = threading.Lock()
 
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
     def attach(self, handle: _Cancellable) -> None:
-        """The gRPC call to cancel if the call must end; cancelled at once if it already must."""
+        """A gRPC call to cancel if the call must end (a call may run several); cancelled at once if it
+        already must."""
         with self._lock:
-            self._handle = handle
+            self._handles.append(handle)
             stop = self.reason is not None
         if stop:
             handle.cancel()
@@ -126,8 +127,8 @@ class _Call:
             if self.reason is not None:
                 return
             self.reason = reason
-            handle = self._handle
-        if handle is not None:
+            handles = list(self._handles)
+        for handle in handles:
             handle.cancel()
 
 
@@ -313,6 +314,51 @@ class FanoutQuerier:
         metrics.SERIES_FETCHED.inc(len(merged))
         metrics.SAMPLES_FETCHED.inc(sum(s.timestamps_ms.shape[0] for s in merged))
         return SeriesSet(merged, warnings, partial)
+
+    def select_many(
+        self, requests: Sequence[tuple[Sequence[Matcher], int, int]], *, budget: QueryBudget | None = None,
+        points_per_series: int = 0,
+    ) -> list[SeriesSet]:
+        """Several selects ``(matchers, start_ms, end_ms)`` in one fan-out round: each shard's thread starts
+        all of its Series calls at once and then reads them in turn, so the shards answer them together
+        (one thread hop per shard, not per select). The budget and the failures are the whole round's,
+        as for one select: every answer carries the round's warnings and ``partial``."""
+        if not requests:
+            return []
+        copies = max(1, min(self.replication_factor, len(self.clients)))
+        tally = _Tally(budget, points_per_series, copies) if budget is not None else None
+        limits = {}
+        if budget is not None and (budget.max_series or budget.max_samples):
+            limits = dict(max_series=budget.remaining_series(), max_samples=budget.remaining_samples(),
+                          points_per_series=points_per_series)
+
+        def fetch(client: ShardClient, call: _Call) -> list[list[Series]]:
+            timeout_s = self._call_timeout(budget)
+            streams = []
+            for matchers, start_ms, end_ms in requests:
+                stream = client.series_stream(matchers, start_ms, end_ms, timeout_s=timeout_s, **limits)
+                call.attach(stream)
+                streams.append(stream)
+            answers: list[list[Series]] = []
+            for stream in streams:
+                out: list[Series] = []
+                for part in stream:
+                    call.touch()
+                    if tally is not None:
+                        tally.add(part)
+                    out.extend(part)
+                answers.append(out)
+            return answers
+
+        results, warnings, partial = self._all(fetch, budget)
+        check = budget.check if budget is not None else None
+        out = []
+        for r in range(len(requests)):
+            merged = merge_series([answers[r] for answers in results], check) if results else []
+            metrics.SERIES_FETCHED.inc(len(merged))
+            metrics.SAMPLES_FETCHED.inc(sum(s.timestamps_ms.shape[0] for s in merged))
+            out.append(SeriesSet(merged, list(warnings), partial))
+        return out
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
                     budget: QueryBudget | None = None) -> LabelsResult:

@@ -3,7 +3,7 @@
 It queries through the querier's engine over the shard fan-out (``shardmon.querier.server.build``, as the
 querier process builds them), writes rule output synchronously through the shards' write path (the
 :class:`~shardmon.ingest.forwarder.Forwarder`'s ``write_now``, as the receiver writes, so a rule's output is
-visible to the rules after it), and hands alerts to an :class:`~shardmon.ingest.notifier.Notifier`
+visible to the rules after it; :mod:`shardmon.rules.appender`), and hands alerts to an :class:`~shardmon.ingest.notifier.Notifier`
 configured from ``alerting``. Its groups are those the rule files and the number of rulers give its id
 (:mod:`shardmon.rules.assignment`); it reads both from the service's state (:mod:`shardmon.rules.checkpoint`)
 when it starts, so a restarted ruler comes back with its current groups, whose alerts restore their ``for``
@@ -20,52 +20,21 @@ import time
 import uuid
 
 import ray
-from prometheus_client import Counter
-
 from shardmon.ingest.forwarder import Forwarder
 from shardmon.ingest.notifier import Notifier
 from shardmon.ingest.ray_cluster import node_ip, serve_own_metrics
 from shardmon.model.config import Config
 from shardmon.model.errors import RuleFileError
-from shardmon.model.samples import SampleBatch
 from shardmon.querier.rules import engine_query_func
 from shardmon.querier.rules.api_json import group_alerts, group_json
 from shardmon.querier.server import build
 from shardmon.rules import assignment
+from shardmon.rules.appender import LoopAppender
 from shardmon.rules.checkpoint import load_state
 from shardmon.rules.runner import GroupRunner, now_ms
 from shardmon.shards.client import ShardConnection
 
 log = logging.getLogger(__name__)
-
-#: How long one rule's output may take to reach the shards before the write counts as failed.
-WRITE_TIMEOUT_S = 30.0
-
-NOT_WRITTEN = Counter("shardmon_ruler_samples_not_written_total",
-                      "Rule output samples the shards did not take, by reason (a shard's refusal reason, or "
-                      "error: the write failed).", ["reason"])
-
-
-class LoopAppender:
-    """An Appender for the group threads: each batch written through the forwarder on the actor's loop,
-    waited for (so the next rule's query sees it); refusals and failures are counted and logged."""
-
-    def __init__(self, forwarder: Forwarder, loop: asyncio.AbstractEventLoop) -> None:
-        self.forwarder, self.loop = forwarder, loop
-
-    def append(self, batch: SampleBatch) -> None:
-        future = asyncio.run_coroutine_threadsafe(self.forwarder.write_now(batch, WRITE_TIMEOUT_S), self.loop)
-        try:
-            out = future.result(WRITE_TIMEOUT_S + 5)
-        except Exception as exc:  # noqa: BLE001 - counted; the group goes on as Prometheus's on a failed commit
-            NOT_WRITTEN.labels("error").inc(batch.num_samples)
-            log.warning("rule output not written (%d samples): %s", batch.num_samples, exc)
-            return
-        for reason, n in out.rejected.items():
-            NOT_WRITTEN.labels(reason).inc(n)
-        if out.error is not None:
-            NOT_WRITTEN.labels("error").inc(batch.num_samples)
-            log.warning("rule output not written (%d samples): %s", batch.num_samples, out.error)
 
 
 class Ruler:

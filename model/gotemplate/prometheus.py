@@ -315,21 +315,10 @@ def _args(*a: Any) -> dict[str, Any]:
     return {f"arg{i}": x for i, x in enumerate(a)}
 
 
-def prometheus_funcs(query: QueryFunc | None, time_ms: int, external_url: str) -> dict[str, GoFunc]:
-    """Prometheus's template function map (``NewTemplateExpander``)."""
-
-    def run_query(q: str) -> QueryResult:
-        if query is None:
-            raise GoCallError("no query function: queries are not available here")
-        out = QueryResult()
-        for s in query(q, time_ms):
-            labels, value = (s.labels, s.value) if hasattr(s, "labels") else s
-            out.append(sample_value(labels, value))
-        return out
-
+def _static_funcs() -> dict[str, GoFunc]:
+    """The functions of Prometheus's map that depend on nothing of one expansion (built once)."""
     s, q, smp, i = "string", _QUERY_RESULT, "*" + _SAMPLE, IFACE
     return {
-        "query": GoFunc(run_query, (s,)),
         "first": GoFunc(_first, (q,)),
         "label": GoFunc(lambda name, x: _fields(x)["Labels"].get(name, ""), (s, smp)),
         "value": GoFunc(lambda x: _fields(x)["Value"], (smp,)),
@@ -352,9 +341,30 @@ def prometheus_funcs(query: QueryFunc | None, time_ms: int, external_url: str) -
         "humanizePercentage": GoFunc(humanize_percentage, (i,)),
         "humanizeTimestamp": GoFunc(humanize_timestamp, (i,)),
         "toTime": GoFunc(to_time, (i,)),
+        "parseDuration": GoFunc(parse_duration, (s,)),
+    }
+
+
+_STATIC_FUNCS = _static_funcs()
+
+
+def prometheus_funcs(query: QueryFunc | None, time_ms: int, external_url: str) -> dict[str, GoFunc]:
+    """Prometheus's template function map (``NewTemplateExpander``)."""
+
+    def run_query(q: str) -> QueryResult:
+        if query is None:
+            raise GoCallError("no query function: queries are not available here")
+        out = QueryResult()
+        for s in query(q, time_ms):
+            labels, value = (s.labels, s.value) if hasattr(s, "labels") else s
+            out.append(sample_value(labels, value))
+        return out
+
+    return {
+        "query": GoFunc(run_query, ("string",)),
+        **_STATIC_FUNCS,
         "pathPrefix": GoFunc(lambda: unquote(urlsplit(external_url).path)),
         "externalURL": GoFunc(lambda: external_url),
-        "parseDuration": GoFunc(parse_duration, (s,)),
     }
 
 

@@ -14,7 +14,9 @@ Prometheus's own test scripts all pass (``shardmon promqltest``).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -41,6 +43,8 @@ from shardmon.querier.promql.value import (
 
 #: Prometheus's HTTP API limit on the points of one series in a range query.
 MAX_POINTS_PER_SERIES = 11_000
+#: Query texts whose parsed trees an engine keeps.
+_PARSED_TEXTS = 4096
 
 # The parser follows Prometheus 3, which renamed holt_winters to double_exponential_smoothing. We
 # speak Prometheus 2's PromQL, so the old name must parse (registering twice is harmless).
@@ -128,6 +132,29 @@ class Engine:
         self._subquery_step_ms = subquery_step_ms
         #: The limits every query text passes before it is parsed.
         self.guard = QueryGuard(max_query_length, max_query_depth)
+        # The same texts come again and again (rules every interval, dashboards): each is checked and
+        # parsed once. A refused text raises, which is never cached (and is counted each time).
+        self._parse = functools.lru_cache(maxsize=_PARSED_TEXTS)(self.guard.parse)
+
+    @property
+    def querier(self) -> Querier:
+        """Where this engine reads samples from."""
+        return self._querier
+
+    @property
+    def lookback_delta_ms(self) -> int:
+        """How far back an instant selector looks (``--query.lookback-delta``)."""
+        return self._lookback_delta_ms
+
+    def parse(self, query: str) -> promql_parser.Expr:
+        """``query`` checked by :attr:`guard` and parsed (cached per text; the tree is only read)."""
+        return self._parse(query)
+
+    def with_querier(self, querier: Querier) -> Engine:
+        """This engine (same limits, same parse cache) reading from ``querier`` instead."""
+        other = copy.copy(self)
+        other._querier = querier
+        return other
 
     def new_budget(self, timeout_ms: int | None = None) -> QueryBudget:
         """A budget for one query: the engine's limits, and ``timeout_ms`` capped by the engine's
@@ -138,7 +165,7 @@ class Engine:
     def instant(self, query: str, time_ms: int, *, budget: QueryBudget | None = None) -> QueryResult:
         """Evaluate ``query`` at ``time_ms``: a vector, a scalar, or (for ``foo[5m]``) a matrix."""
         time_ms = int(time_ms)
-        expr = self.guard.parse(query)
+        expr = self.parse(query)
         inner = _unwrap_parens(expr)
         ctx = self._context(np.array([time_ms], dtype=I64), time_ms, time_ms, budget)
         if isinstance(inner, (promql_parser.MatrixSelector, promql_parser.SubqueryExpr)):
@@ -195,7 +222,7 @@ class Engine:
                 "exceeded maximum resolution of 11,000 points per timeseries. "
                 "Try decreasing the query resolution (?step=XX)"
             )
-        expr = self.guard.parse(query)
+        expr = self.parse(query)
         if isinstance(_unwrap_parens(expr), (promql_parser.MatrixSelector, promql_parser.SubqueryExpr)):
             raise BadQueryError(
                 'invalid expression type "range vector" for range query, must be Scalar or instant Vector'

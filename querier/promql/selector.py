@@ -11,6 +11,7 @@ With ``@ t`` the selector looks at ``t`` minus the offset at every step; ``@ sta
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -130,6 +131,33 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
         kept = np.concatenate(([0], np.cumsum(~stale)))
         offsets = kept[offsets]
         ts, vals = ts[~stale], vals[~stale]
-    cuts = offsets[1:-1]
-    timestamps, values = (np.split(ts, cuts), np.split(vals, cuts)) if series else ([], [])
+    # Views of the flat arrays, one per series (np.split does the same, far slower per piece).
+    bounds = list(zip(offsets[:-1].tolist(), offsets[1:].tolist()))
+    timestamps, values = [ts[a:b] for a, b in bounds], [vals[a:b] for a, b in bounds]
     return RangeVector([s.labels for s in series], timestamps, values, ends, range_ms)
+
+
+def instant_selects(expr: promql_parser.Expr, lookback_ms: int, ts_ms: int) -> Iterator[tuple[tuple[Matcher, ...], int, int]]:
+    """The selects an instant evaluation of ``expr`` at ``ts_ms`` makes outside subqueries and ``@``
+    selectors: matchers and window, as the functions below compute them (for a caller that reads them ahead)."""
+    todo = [expr]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, promql_parser.MatrixSelector):
+            vs = node.vector_selector
+            if vs.at is None:
+                end = ts_ms - duration_ms(vs.offset)
+                yield tuple(selector_matchers(vs)), end - duration_ms(node.range), end
+        elif isinstance(node, promql_parser.VectorSelector):
+            if node.at is None:
+                end = ts_ms - duration_ms(node.offset)
+                yield tuple(selector_matchers(node)), end - lookback_ms, end
+        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr)):
+            todo.append(node.expr)
+        elif isinstance(node, promql_parser.BinaryExpr):
+            todo += [node.lhs, node.rhs]
+        elif isinstance(node, promql_parser.AggregateExpr):
+            todo += [n for n in (node.param, node.expr) if n is not None]
+        elif isinstance(node, promql_parser.Call):
+            todo += [n for n in node.args if n is not None]
+        # SubqueryExpr (its own grid), literals: nothing fetched ahead.

@@ -163,10 +163,7 @@ def check_unique_labels(labels: Sequence[Labels], present: np.ndarray) -> None:
     As Prometheus 2.x's ``Matrix.ContainsSameLabelset``, this looks at whole series over the query
     range: two series with the same labels clash even if their values fall on different steps.
     """
-    seen: set[Labels] = set()
-    for row, lbls in enumerate(labels):
-        if not present[row].any():
-            continue
-        if lbls in seen:
-            raise QueryExecutionError("vector cannot contain metrics with the same labelset")
-        seen.add(lbls)
+    rows = np.flatnonzero(present.any(axis=1)).tolist()
+    with_values = labels if len(rows) == len(labels) else [labels[r] for r in rows]
+    if len(set(with_values)) != len(with_values):
+        raise QueryExecutionError("vector cannot contain metrics with the same labelset")

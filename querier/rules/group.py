@@ -5,7 +5,10 @@
 a hash of file and name, :func:`group_hash`), then calls :meth:`Group.eval` at each slot and
 :meth:`Group.next_evaluation` for the next one, which counts the iterations missed by a slow
 evaluation. :meth:`Group.eval` runs the rules in order, appending each rule's output (with staleness
-markers for series it no longer produces) before the next rule runs, so later rules see it; it hands
+markers for series it no longer produces) before the next rule runs, so later rules see it (with an
+appender that can start a write without waiting, ``append_nowait``/``wait_written``, only the output a
+later rule may read is waited for at once, the rest at the end: :meth:`Group.read_later`); with an
+:class:`~shardmon.querier.rules.prefetch.EngineQuery` the rules' selectors are read once first; it hands
 the alerts to send to a :class:`~shardmon.querier.rules.notify.Notifier`. A group that starts anew
 (process start, or moved to another ruler) restores its alerts' ``for`` state from ``ALERTS_FOR_STATE``
 after its second evaluation (:meth:`Group.restore_for_state`), as Prometheus does; a removed group
@@ -28,8 +31,9 @@ import shardmon.querier.rules.metrics as metrics
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.samples import STALE_NAN, SampleBatch, is_stale
 from shardmon.model.storage import Appender, Querier
-from shardmon.querier.rules.alerting import ALERT_FOR_STATE_METRIC, AlertingRule
+from shardmon.querier.rules.alerting import ALERT_FOR_STATE_METRIC, ALERT_METRIC, AlertingRule
 from shardmon.querier.rules.notify import Notifier, to_notifier_alerts
+from shardmon.querier.rules.prefetch import names_read
 from shardmon.querier.rules.recording import QueryFunc, RuleState, Sample
 
 
@@ -89,6 +93,7 @@ class Group:
         self.evaluation_time_s = 0.0
         self.evaluations = 0
         self.key = group_key(file, name)
+        self._read_later: list[bool] | None = None
         if interval_ms:
             metrics.GROUP_INTERVAL.labels(self.key).set(interval_ms / 1000)
         metrics.GROUP_RULES.labels(self.key).set(len(self.rules))
@@ -117,11 +122,19 @@ class Group:
         metrics.ITERATIONS_SCHEDULED.labels(self.key).inc()
         samples_total = 0
         out_ms = ts_ms - self.query_offset_ms
+        query = self.query
+        for_group = getattr(query, "for_group", None)
+        if for_group is not None:  # EngineQuery: the group's selectors read once (see .prefetch).
+            query = for_group([r.expr for r in self.rules], out_ms, self.outputs())
+        # An appender that can start a write without waiting for it (the ruler's) waits only for the output
+        # a later rule of the group may read; the rest is waited for at the end of the evaluation.
+        nowait = getattr(self.appender, "append_nowait", None)
+        read_later = self.read_later()
         for i, rule in enumerate(self.rules):
             rule_start = time.monotonic()
             metrics.EVALUATIONS.labels(self.key).inc()
             try:
-                samples = rule.eval(ts_ms, self.query, self.limit, self.query_offset_ms)
+                samples = rule.eval(ts_ms, query, self.limit, self.query_offset_ms)
             except Exception as exc:  # noqa: BLE001 - a rule's error is its health, as in Prometheus
                 rule.health, rule.last_error = "err", str(exc)
                 metrics.EVALUATION_FAILURES.labels(self.key).inc()
@@ -135,7 +148,11 @@ class Group:
                 returned = {lbls for lbls, _ in samples}
                 gone = [(lbls, STALE_NAN) for lbls in self.series_in_previous_eval[i] if lbls not in returned]
                 if samples or gone:
-                    self.appender.append(samples_batch(list(samples) + sorted(gone), out_ms))
+                    batch = samples_batch(list(samples) + sorted(gone), out_ms)
+                    if nowait is not None and not read_later[i]:
+                        nowait(batch)
+                    else:
+                        self.appender.append(batch)
                 self.series_in_previous_eval[i] = returned
             rule.last_evaluation_ms = ts_ms
             rule.evaluation_time_s = time.monotonic() - rule_start
@@ -144,12 +161,40 @@ class Group:
         if self.stale_series:
             self.appender.append(samples_batch([(s, STALE_NAN) for s in self.stale_series], out_ms))
             self.stale_series = []
+        if nowait is not None:
+            self.appender.wait_written()
         self.evaluation_time_s = time.monotonic() - started
         self.last_evaluation_ms = ts_ms
         self.evaluations += 1
         metrics.GROUP_DURATION.observe(self.evaluation_time_s)
         metrics.GROUP_LAST_DURATION.labels(self.key).set(self.evaluation_time_s)
         metrics.GROUP_LAST_EVAL.labels(self.key).set(time.time())
+
+    def outputs(self) -> set[str]:
+        """The metric names the group's rules write: their ``record`` names, ``ALERTS`` and
+        ``ALERTS_FOR_STATE`` if it has alerting rules."""
+        names = {r.name for r in self.rules if not isinstance(r, AlertingRule)}
+        if any(isinstance(r, AlertingRule) for r in self.rules):
+            names |= {ALERT_METRIC, ALERT_FOR_STATE_METRIC}
+        return names
+
+    def read_later(self) -> list[bool]:
+        """Per rule, whether a later rule of the group may read its output (its expression selects the
+        output's name, or any name; an alerting rule whose templates call ``query`` may read anything)."""
+        if self._read_later is None:
+            later: set[str] | None = set()
+            flags = []
+            for rule in reversed(self.rules):
+                out = {rule.name} if not isinstance(rule, AlertingRule) else {ALERT_METRIC, ALERT_FOR_STATE_METRIC}
+                flags.append(later is None or bool(out & later))
+                names = names_read(rule.expr)
+                templates = [*dict(rule.labels).values(), *getattr(rule, "annotations", {}).values()]
+                if names is None or any("query" in t for t in templates):
+                    later = None
+                elif later is not None:
+                    later |= names
+            self._read_later = flags[::-1]
+        return self._read_later
 
     def run_once(self, ts_ms: int) -> None:
         """One scheduled iteration as Prometheus's group loop runs it: evaluate, and after the second evaluation

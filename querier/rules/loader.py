@@ -11,34 +11,26 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shardmon.model.errors import QueryExecutionError
-from shardmon.model.labels import EMPTY_LABELS, Labels
+from shardmon.model.labels import Labels
 from shardmon.model.rule_config import load_rule_file, parse_rule_text
 from shardmon.querier.promql import Engine
 from shardmon.querier.rules.alerting import AlertingRule
 from shardmon.querier.rules.group import Group, group_key
-from shardmon.querier.rules.recording import QueryFunc, RecordingRule, RuleState, Sample
+from shardmon.querier.rules.prefetch import EngineQuery
+from shardmon.querier.rules.recording import RecordingRule, RuleState
 
 
-def engine_query_func(engine: Engine) -> QueryFunc:
-    """A rule's query on ``engine``: an instant vector, a scalar as one unlabelled sample, else an error."""
-
-    def query(expr: str, ts_ms: int) -> list[Sample]:
-        result = engine.instant(expr, ts_ms)
-        if result.result_type == "vector":
-            return [(s.labels, float(s.values[0])) for s in result.series]
-        if result.result_type == "scalar":
-            return [(EMPTY_LABELS, float(result.scalar))]
-        raise QueryExecutionError("rule result is not a vector or scalar")
-
-    return query
+def engine_query_func(engine: Engine, *, prefetch: bool = True) -> EngineQuery:
+    """A rule's query on ``engine``: an instant vector, a scalar as one unlabelled sample, else an error.
+    With ``prefetch``, a group's evaluation reads its selectors once first (:mod:`.prefetch`)."""
+    return EngineQuery(engine, prefetch)
 
 
-def load_groups(files: Sequence[str] | Mapping[str, str], interval_ms: int, *, external_labels: Mapping[str, str] | None = None,
-                external_url: str = "", restored: bool = True, query_offset_ms: int = 0,
-                **group_options: Any) -> dict[str, Group]:
-    """The groups of ``files`` (paths to read, or path -> text already read; in order), their interval the group's own or ``interval_ms``, their query offset
-    the group's own ``query_offset`` or ``query_offset_ms`` (``global.rule_query_offset``). ``restored``
+def load_groups(files: Sequence[str] | Mapping[str, str], interval_ms: int, *,
+                external_labels: Mapping[str, str] | None = None, external_url: str = "", restored: bool = True,
+                query_offset_ms: int = 0, **group_options: Any) -> dict[str, Group]:
+    """The groups of ``files`` (paths to read, or path -> text already read; in order), their interval the
+    group's own or ``interval_ms``, their query offset the group's own ``query_offset`` or ``query_offset_ms`` (``global.rule_query_offset``). ``restored``
     False makes alerting rules wait for :meth:`Group.restore_for_state` before writing ``ALERTS`` (a start);
     ``group_options`` are :class:`Group`'s keyword arguments (``query``, ``appender``, ``querier``...)."""
     groups: dict[str, Group] = {}

@@ -49,3 +49,23 @@ def test_profile_summary_counts_only_stacks_under_the_focus():
     assert got["samples"] == 10
     assert dict(got["self"]) == {"e/engine.py:query": 0.6, "g/template.py:expand": 0.2, "rules/group.py:run_once": 0.2}
     assert summarise(collapsed)["samples"] == 100
+
+
+def test_overlapping_prometheus_evaluations_are_counted():
+    from bench.rulesbench import overlaps
+
+    evals = {"a": [{"ts_ms": 0, "duration_s": 2.0}, {"ts_ms": 90_000, "duration_s": 1.0}],
+             "b": [{"ts_ms": 1_000, "duration_s": 0.5}, {"ts_ms": 95_000, "duration_s": 1.0}]}
+    assert overlaps(evals) == (2, 4)
+
+
+def test_staggered_groups_are_evaluated_in_their_own_part_of_the_interval():
+    from shardmon.querier.rules import eval_timestamp_ns
+
+    interval_ms = 120_000
+    groups = rule_groups("/tmp/x/rules.yml", interval_ms)["groups"]
+    offsets = [eval_timestamp_ns("/tmp/x/rules.yml", g["name"], interval_ms, 10**18) % (interval_ms * 10**6)
+               for g in groups]
+    width = interval_ms * 10**6 // 20
+    assert [o // width for o in offsets] == list(range(20))
+    assert [g["name"].split("~")[0] for g in groups][:2] == ["recording-0", "recording-1"]
