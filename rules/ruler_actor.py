@@ -20,6 +20,7 @@ import time
 import uuid
 
 import ray
+
 from shardmon.ingest.forwarder import Forwarder
 from shardmon.ingest.notifier import Notifier
 from shardmon.ingest.ray_cluster import node_ip, serve_own_metrics
