@@ -102,3 +102,20 @@ def test_readme_starts_with_the_two_commands():
     commands = [line.split("#")[0].strip() for line in first_block.splitlines()]
     commands = [c for c in commands if c]
     assert commands == ["make up", "make test"], commands
+
+
+def test_no_merge_conflict_markers_are_committed():
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    if not files:
+        pytest.skip("not a git checkout")
+    marked = []
+    for name in files:
+        path = ROOT / name
+        if path.suffix not in (".py", ".md", ".yml", ".yaml", ".toml", ".proto", ".txt", ".sh") or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        if re.search(r"(?m)^(<{7} |>{7} |={7}$)", text):
+            marked.append(name)
+    assert not marked, f"merge conflict markers in {marked}"
