@@ -154,6 +154,17 @@ class _Shard:
             self._in_flight -= 1
 
 
+def _drain(stream, call: _Call, tally: _Tally | None) -> list[Series]:
+    """Every series of one shard's Series stream, each part counted (``tally``) as it arrives."""
+    out: list[Series] = []
+    for part in stream:
+        call.touch()
+        if tally is not None:
+            tally.add(part)
+        out.extend(part)
+    return out
+
+
 class _Tally:
     """What the frames of one select brought so far, over all shards (thread-safe)."""
 
@@ -286,28 +297,28 @@ class FanoutQuerier:
         finally:
             sh.release()
 
-    def select(
-        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
-        budget: QueryBudget | None = None, points_per_series: int = 0,
-    ) -> SeriesSet:
+    def _round_budget(self, budget: QueryBudget | None, points_per_series: int) -> tuple[_Tally | None, dict]:
+        """A fan-out round's tally of what the shards send (each sample counted once over the copies) and the
+        limits each shard is told (what is left of the budget)."""
         copies = max(1, min(self.replication_factor, len(self.clients)))
         tally = _Tally(budget, points_per_series, copies) if budget is not None else None
         limits = {}
         if budget is not None and (budget.max_series or budget.max_samples):
             limits = dict(max_series=budget.remaining_series(), max_samples=budget.remaining_samples(),
                           points_per_series=points_per_series)
+        return tally, limits
+
+    def select(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
+        budget: QueryBudget | None = None, points_per_series: int = 0,
+    ) -> SeriesSet:
+        tally, limits = self._round_budget(budget, points_per_series)
 
         def fetch(client: ShardClient, call: _Call) -> list[Series]:
             stream = client.series_stream(matchers, start_ms, end_ms, skip_samples=skip_samples,
                                           timeout_s=self._call_timeout(budget), **limits)
             call.attach(stream)
-            out: list[Series] = []
-            for part in stream:
-                call.touch()
-                if tally is not None:
-                    tally.add(part)
-                out.extend(part)
-            return out
+            return _drain(stream, call, tally)
 
         results, warnings, partial = self._all(fetch, budget)
         merged = merge_series(results, budget.check if budget is not None else None) if results else []
@@ -325,12 +336,7 @@ class FanoutQuerier:
         as for one select: every answer carries the round's warnings and ``partial``."""
         if not requests:
             return []
-        copies = max(1, min(self.replication_factor, len(self.clients)))
-        tally = _Tally(budget, points_per_series, copies) if budget is not None else None
-        limits = {}
-        if budget is not None and (budget.max_series or budget.max_samples):
-            limits = dict(max_series=budget.remaining_series(), max_samples=budget.remaining_samples(),
-                          points_per_series=points_per_series)
+        tally, limits = self._round_budget(budget, points_per_series)
 
         def fetch(client: ShardClient, call: _Call) -> list[list[Series]]:
             timeout_s = self._call_timeout(budget)
@@ -339,16 +345,7 @@ class FanoutQuerier:
                 stream = client.series_stream(matchers, start_ms, end_ms, timeout_s=timeout_s, **limits)
                 call.attach(stream)
                 streams.append(stream)
-            answers: list[list[Series]] = []
-            for stream in streams:
-                out: list[Series] = []
-                for part in stream:
-                    call.touch()
-                    if tally is not None:
-                        tally.add(part)
-                    out.extend(part)
-                answers.append(out)
-            return answers
+            return [_drain(stream, call, tally) for stream in streams]
 
         results, warnings, partial = self._all(fetch, budget)
         check = budget.check if budget is not None else None

@@ -4,7 +4,7 @@ over a :class:`~shardmon.model.storage.Querier` (the shard fan-out, or a memory 
 What the rest of Shardmon uses is exported here: :class:`Engine` (``instant``, ``range``), its
 :class:`QueryResult` of :class:`ResultSeries`, :class:`UnsupportedQueryError`, and for the series and
 label lookups the text guard (:class:`QueryGuard`, with the limits' defaults) and
-:func:`selector_matchers`; :func:`instant_selects` for the rules' prefetch. The modules behind them (see ``querier/README.md``):
+:func:`selector_matchers`; :func:`instant_selects` and :func:`operands` for the rules' prefetch. The modules behind them (see ``querier/README.md``):
 
 - ``engine``: the evaluator's entry and its walk of the syntax tree;
 - ``value``: the values over the step grid (scalar, instant vector, range vector) and the
@@ -25,7 +25,7 @@ from shardmon.querier.promql.guard import (
     MAX_QUERY_DEPTH_CEILING,
     QueryGuard,
 )
-from shardmon.querier.promql.selector import instant_selects, selector_matchers
+from shardmon.querier.promql.selector import instant_selects, operands, selector_matchers
 from shardmon.querier.promql.value import UnsupportedQueryError
 
 __all__ = [
@@ -38,5 +38,6 @@ __all__ = [
     "ResultSeries",
     "UnsupportedQueryError",
     "instant_selects",
+    "operands",
     "selector_matchers",
 ]

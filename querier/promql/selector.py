@@ -137,6 +137,20 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
     return RangeVector([s.labels for s in series], timestamps, values, ends, range_ms)
 
 
+def operands(node: promql_parser.Expr) -> list[promql_parser.Expr]:
+    """The expressions an operator, aggregation, function call or parenthesis applies to (a subquery's
+    inner expression too); none for selectors and literals."""
+    if isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
+        return [node.expr]
+    if isinstance(node, promql_parser.BinaryExpr):
+        return [node.lhs, node.rhs]
+    if isinstance(node, promql_parser.AggregateExpr):
+        return [n for n in (node.param, node.expr) if n is not None]
+    if isinstance(node, promql_parser.Call):
+        return [n for n in node.args if n is not None]
+    return []
+
+
 def instant_selects(expr: promql_parser.Expr, lookback_ms: int, ts_ms: int) -> Iterator[tuple[tuple[Matcher, ...], int, int]]:
     """The selects an instant evaluation of ``expr`` at ``ts_ms`` makes outside subqueries and ``@``
     selectors: matchers and window, as the functions below compute them (for a caller that reads them ahead)."""
@@ -152,12 +166,5 @@ def instant_selects(expr: promql_parser.Expr, lookback_ms: int, ts_ms: int) -> I
             if node.at is None:
                 end = ts_ms - duration_ms(node.offset)
                 yield tuple(selector_matchers(node)), end - lookback_ms, end
-        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr)):
-            todo.append(node.expr)
-        elif isinstance(node, promql_parser.BinaryExpr):
-            todo += [node.lhs, node.rhs]
-        elif isinstance(node, promql_parser.AggregateExpr):
-            todo += [n for n in (node.param, node.expr) if n is not None]
-        elif isinstance(node, promql_parser.Call):
-            todo += [n for n in node.args if n is not None]
-        # SubqueryExpr (its own grid), literals: nothing fetched ahead.
+        elif not isinstance(node, promql_parser.SubqueryExpr):  # a subquery: its own grid, nothing ahead
+            todo += operands(node)

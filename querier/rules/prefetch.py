@@ -26,7 +26,7 @@ import promql_parser
 from shardmon.model.errors import QueryExecutionError, ShardmonError
 from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Matcher, MatchType
 from shardmon.model.storage import LabelsResult, Querier, QueryBudget, Series, SeriesSet
-from shardmon.querier.promql import Engine, instant_selects
+from shardmon.querier.promql import Engine, instant_selects, operands
 from shardmon.querier.rules.recording import QueryFunc, Sample
 
 #: A select the prefetch answers: its matchers, and the window (inclusive ms) fetched for them.
@@ -76,14 +76,8 @@ def names_read(expr: str) -> set[str] | None:
             if not eq:
                 return None
             names.update(eq)
-        elif isinstance(node, (promql_parser.ParenExpr, promql_parser.UnaryExpr, promql_parser.SubqueryExpr)):
-            todo.append(node.expr)
-        elif isinstance(node, promql_parser.BinaryExpr):
-            todo += [node.lhs, node.rhs]
-        elif isinstance(node, promql_parser.AggregateExpr):
-            todo += [n for n in (node.param, node.expr) if n is not None]
-        elif isinstance(node, promql_parser.Call):
-            todo += [n for n in node.args if n is not None]
+        else:
+            todo += operands(node)
     return names
 
 
