@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import glob
 import re
+import socket
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,19 @@ class Config(ConfigModel):
         web = load_web_config(self.web_config_file)
         check_web_clients(self, web)
         return web
+
+    def external_url(self) -> str:
+        """``web.external_url`` without a trailing ``/``, else ``http://<hostname>:<querier port>`` (as Prometheus
+        derives its ``--web.external-url``): the base of alerts' ``generatorURL`` and of ``$externalURL``."""
+        url = self.web.external_url
+        if url is None:
+            port = self.querier.http_address.rsplit(":", 1)[1]
+            url = f"http://{socket.gethostname()}:{port}"
+        parts = urllib.parse.urlsplit(url)
+        path = parts.path.rstrip("/")
+        if path and not path.startswith("/"):
+            path = "/" + path
+        return urllib.parse.urlunsplit(parts._replace(path=path))
 
     def rule_file_paths(self) -> list[str]:
         """The rule files the ``rule_files`` globs match now, in order (a glob matching nothing adds none, as in

@@ -10,6 +10,7 @@ as they load (:mod:`shardmon.model.addresses`); durations are held as int millis
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
@@ -401,6 +402,24 @@ class WebAPIConfig(ConfigModel):
         "PUT /api/v1/admin/wipe and the shards' Flush and Reset RPCs. When false they answer 403 "
         "(gRPC PERMISSION_DENIED).",
     )
+    external_url: str | None = Field(
+        None,
+        description="The URL users reach Shardmon's querier at (Prometheus's --web.external-url): the base of "
+        "alerts' generatorURL and templates' $externalURL. Unset: http://<this host's name>:<querier.http_address's "
+        "port>, as Prometheus derives its own.",
+    )
+
+    @field_validator("external_url")
+    @classmethod
+    def _external_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if v[:1] in "'\"" or v[-1:] in "'\"":
+            raise ValueError("URL must not begin or end with quotes")
+        url = urllib.parse.urlsplit(v)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ValueError(f"{v!r} is not an absolute http(s) URL")
+        return v
 
 
 

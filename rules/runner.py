@@ -73,6 +73,7 @@ class GroupRunner:
         r = config.rules
         return load_groups(
             files, config.global_.evaluation_interval, external_labels=config.global_.external_labels,
+            external_url=config.external_url(),
             restored=False, query_offset_ms=config.global_.rule_query_offset, query=self.query,
             appender=self.appender, querier=self.querier, notifier=self.notifier,
             resend_delay_ms=r.resend_delay, outage_tolerance_ms=r.for_outage_tolerance,

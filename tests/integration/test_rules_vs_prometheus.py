@@ -185,8 +185,13 @@ def run(tmp_path_factory, ray_local):
             children.append(child.start())  # waited for below: everything starts at once
             ams[system] = address
 
+        prom_port = free_port()
+        # One external URL for both (Prometheus's --web.external-url, Shardmon's web.external_url): the
+        # alerts' generatorURL must then be equal too.
+        external_url = f"http://127.0.0.1:{prom_port}/"  # a path would move Prometheus's API under it
         c = Cluster(tmp / "shardmon", 1, [], receiver={})
         c.raw.update({
+            "web": {"external_url": external_url},
             "global": {"scrape_interval": f"{I_S}s", "evaluation_interval": f"{I_S}s", "rule_query_offset": f"{I_S}s"},
             "rule_files": [str(rules_file)],
             "rules": {"rulers": 1, "http_address": f"127.0.0.1:{free_port()}"},
@@ -194,7 +199,6 @@ def run(tmp_path_factory, ray_local):
                 {"targets": [captures["shardmon"].address, ams["shardmon"]]}]}]}})
         c.config_path.write_text(yaml.safe_dump(c.raw, sort_keys=False))
 
-        prom_port = free_port()
         (tmp / "prometheus.yml").write_text(yaml.safe_dump({
             "global": {"scrape_interval": f"{I_MS // 4}ms", "scrape_timeout": f"{I_MS // 5}ms",
                        "evaluation_interval": f"{I_S}s"},
@@ -210,7 +214,7 @@ def run(tmp_path_factory, ray_local):
                                            "action": "drop"}]}],
         }, sort_keys=False))
         children.append(prometheus_proc("prometheus", tmp / "prometheus.yml", tmp / "prometheus-data", prom_port,
-                                        tmp, "--log.level=warn").start())
+                                        tmp, "--log.level=warn", f"--web.external-url={external_url}").start())
         prom = f"http://127.0.0.1:{prom_port}"
         shardmon = f"http://127.0.0.1:{c.http_port}"
         c.start()
@@ -290,6 +294,11 @@ def test_the_alerts_notified_are_the_same(run):
             # Within one interval; exactly one, in fact: Shardmon's evaluation at T + I saw what Prometheus's saw
             # at T (its query offset), and its alert times are its slot's, as Prometheus 2.53's are.
             assert (s_start - p_start, s_end - p_end) == (I_MS, I_MS), shown
+    # The link back to the expression (Alertmanager's "Source"), from the same external URL.
+    urls = {s: sorted({(a["labels"]["alertname"], a.get("generatorURL")) for _, a in run["captures"][s].alerts})
+            for s in ("prometheus", "shardmon")}
+    assert urls["prometheus"] == urls["shardmon"], _show("The generatorURLs", urls["prometheus"], urls["shardmon"])
+    assert all(u.startswith("http://127.0.0.1:") and "/graph?g0.expr=" in u for _, u in urls["shardmon"])
     # What the script makes happen, as a user would check it.
     by_name = {json.loads(k)["alertname"]: [s for s, _, _, _ in v] for k, v in prom.items()}
     assert by_name == {"HighErrorRatio": ["firing", "resolved", "firing"], "DbErrors": ["firing", "resolved"]}, shown
