@@ -60,12 +60,27 @@ def connect_ray(address: str = "local", token_file: str | None = None) -> None:
     ray.init(address=address, **kwargs)
 
 
-def stop_on_signals(stop: threading.Event) -> None:
-    """SIGTERM and SIGINT set ``stop`` (a service's graceful stop). Call it after :func:`connect_ray`:
-    ``ray.init`` replaces SIGTERM's handler with its own, which exits the driver at once, so a service whose
-    handler came first never stopped its actors, flushed or shut its local Ray down."""
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+def connect_service(config: Config, stop: threading.Event | None) -> tuple[threading.Event, threading.Event]:
+    """Join Ray (:func:`connect_ray`) for a service process (``shardmon ingest``, ``shardmon ruler``): returns
+    its ``stop`` and ``reload`` events. Without a ``stop`` of the caller's, the process's signals drive them:
+    SIGHUP sets ``reload`` and wakes ``stop``'s waiter (installed first: a reload asked during start-up must
+    not kill the process); SIGTERM and SIGINT set ``stop``, installed once Ray is joined, because ``ray.init``
+    replaces SIGTERM's handler with its own, which exits the driver at once (the service would never stop
+    its actors, flush, or shut its local Ray down)."""
+    reload_requested = threading.Event()
+    own = stop is None
+    stop = threading.Event() if stop is None else stop
+    if own:
+        def on_sighup(*_) -> None:
+            reload_requested.set()
+            stop.set()
+
+        signal.signal(signal.SIGHUP, on_sighup)
+    connect_ray(config.ingest.ray_address, config.ingest.ray_auth_token_file)
+    if own:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    return stop, reload_requested
 
 
 def alive_nodes() -> list[dict]:

@@ -10,7 +10,6 @@ shutdown, the targets are not gone).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ from ray.exceptions import RayError
 
 from shardmon.ingest.api import Coordinator, IngestAPI, serve
 from shardmon.ingest.coordinator import start_coordinator
-from shardmon.ingest.ray_cluster import connect_ray, stop_on_signals
+from shardmon.ingest.ray_cluster import connect_service
 from shardmon.model.config import Config
 from shardmon.model.errors import ConfigError, QueryUnavailableError, ShardmonError
 
@@ -38,21 +37,7 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
     ``ConfigError`` for a bad one) and apply what it returns; ``ingest.http_address`` serves the API of
     :mod:`shardmon.ingest.api`.
     """
-    reload_requested = threading.Event()
-    own_signals = stop is None
-    if stop is None:
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-
-        def on_sighup(*_) -> None:  # reload: flag it, and wake the main loop's wait up
-            reload_requested.set()
-            stop.set()
-
-        signal.signal(signal.SIGHUP, on_sighup)
-    connect_ray(config.ingest.ray_address, config.ingest.ray_auth_token_file)
-    if own_signals:
-        stop_on_signals(stop)  # again: ray.init replaced SIGTERM's handler
+    stop, reload_requested = connect_service(config, stop)
     coordinator = start_coordinator(config)
     log.info("ingest running: %d scrapers", config.ingest.scrapers)
     reload_lock = threading.Lock()

@@ -14,7 +14,6 @@ reloads, SIGTERM/SIGINT stop.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 import ray
 from ray.exceptions import RayError
 
-from shardmon.ingest.ray_cluster import NAMESPACE, connect_ray, stop_on_signals
+from shardmon.ingest.ray_cluster import NAMESPACE, connect_service
 from shardmon.model.config import Config
 from shardmon.model.errors import BadRequestError, ConfigError, QueryUnavailableError, RuleFileError, ShardmonError
 from shardmon.model.rule_config import parse_rule_text, read_rule_text
@@ -192,22 +191,8 @@ def run(config: Config, stop: threading.Event | None = None, ready_file: str | N
     """Run the ruler service until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None). A bad rule file
     raises RuleFileError before anything starts. SIGHUP (and the API's reload) calls ``reload_config`` and
     applies what it returns; a bad configuration or rule file is logged and the running groups stay."""
-    reload_requested = threading.Event()
-    own_signals = stop is None
-    if stop is None:
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
-
-        def on_sighup(*_) -> None:
-            reload_requested.set()
-            stop.set()
-
-        signal.signal(signal.SIGHUP, on_sighup)
     service = RulerService(config)
-    connect_ray(config.ingest.ray_address, config.ingest.ray_auth_token_file)
-    if own_signals:
-        stop_on_signals(stop)  # again: ray.init replaced SIGTERM's handler
+    stop, reload_requested = connect_service(config, stop)
     running = [config]
 
     def reload() -> dict:

@@ -147,8 +147,14 @@ def cmd_ingest(args, config: Config) -> int:
                    config)
     from shardmon.ingest.service import run
 
+    return _run_ray_service(run, args, config)
+
+
+def _run_ray_service(run, args, config: Config) -> int:
+    """Run ``shardmon ingest`` or ``shardmon ruler`` (``run``: its service's ``run``): ready file, logging, and
+    reloads reading the configuration file again with ``--ray-address`` applied."""
     if args.ready_file:
-        # A container restarted keeps its files: "ready" must mean this run's scrapers.
+        # A container restarted keeps its files: "ready" must mean this run's service.
         Path(args.ready_file).unlink(missing_ok=True)
     setup_logging(args.verbose)
     run(config, ready_file=args.ready_file,
@@ -186,12 +192,7 @@ def cmd_ruler(args, config: Config) -> int:
                               f"writing to {len(config.shards.nodes)} shards", config)
     from shardmon.rules.service import run
 
-    if args.ready_file:
-        Path(args.ready_file).unlink(missing_ok=True)
-    setup_logging(args.verbose)
-    run(config, ready_file=args.ready_file,
-        reload_config=lambda: _with_ray_address(load(args.config), args.ray_address))
-    return 0
+    return _run_ray_service(run, args, config)
 
 
 def cmd_receiver(args, config: Config) -> int:

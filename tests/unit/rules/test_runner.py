@@ -33,19 +33,26 @@ groups:
 """
 
 
+def _rule_file(tmp_path):
+    path = tmp_path / "r.yml"
+    path.write_text(RULES)
+    return path, Config.model_validate({"rule_files": [str(path)]})
+
+
+def _runner(storage: MemoryStorage) -> GroupRunner:
+    return GroupRunner(query=engine_query_func(Engine(storage)), appender=storage, querier=storage, notifier=None)
+
+
 def _series(storage: MemoryStorage, name: str):
     return storage.select([Matcher(MatchType.EQ, "__name__", name)], 0, 10**13).series
 
 
 def test_moved_groups_stop_silently_removed_ones_go_stale_kept_ones_keep_state(tmp_path):
-    path = tmp_path / "r.yml"
-    path.write_text(RULES)
-    config = Config.model_validate({"rule_files": [str(path)]})
+    path, config = _rule_file(tmp_path)
 
     async def main():
         storage = MemoryStorage()
-        runner = GroupRunner(query=engine_query_func(Engine(storage)), appender=storage, querier=storage,
-                             notifier=None)
+        runner = _runner(storage)
         groups = runner.load(config, config.rule_file_paths())
         keys = sorted(groups)
         counts = await runner.apply(groups, set(keys))
@@ -74,14 +81,11 @@ def test_moved_groups_stop_silently_removed_ones_go_stale_kept_ones_keep_state(t
 
 
 def test_a_kept_group_that_had_restored_keeps_its_alerts_restored(tmp_path):
-    path = tmp_path / "r.yml"
-    path.write_text(RULES)
-    config = Config.model_validate({"rule_files": [str(path)]})
+    _, config = _rule_file(tmp_path)
 
     async def main():
         storage = MemoryStorage()
-        runner = GroupRunner(query=engine_query_func(Engine(storage)), appender=storage, querier=storage,
-                             notifier=None)
+        runner = _runner(storage)
         groups = runner.load(config, config.rule_file_paths())
         await runner.apply(groups, set(groups))
         b = next(g for g in runner.groups() if g.name == "b")
