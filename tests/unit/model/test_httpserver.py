@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ssl
+import threading
 
 import aiohttp
 import pytest
@@ -24,6 +25,7 @@ from shardmon.model.errors import (
     UnauthenticatedError,
 )
 from shardmon.model.httpserver import listen, make_app, text_error
+from shardmon.model import webconfig
 from shardmon.model.webconfig import parse_web_config
 from tests.tlsutil import bcrypt_hash, make_certs
 
@@ -127,24 +129,37 @@ def test_headers_without_auth_and_on_404():
     assert s2 == 404 and h2["X-Content-Type-Options"] == "nosniff"
 
 
-def test_a_wrong_password_does_not_block_the_listener():
-    # bcrypt at cost 13 (~0.5 s a check here; four take at least 1 s on two cores, so the test holds while
-    # the other unit tests load the machine) runs off the event loop: while wrong passwords are being
-    # checked, a request needing no bcrypt (the right one, cached) is answered.
-    web_config = parse_web_config(f"basic_auth_users:\n  alice: {bcrypt_hash('right', 13)}\n")
+def test_a_wrong_password_does_not_block_the_listener(monkeypatch):
+    # bcrypt runs off the event loop: while wrong passwords are still being checked (the checks are held
+    # until the test lets them go, so no timing is involved), a request needing no bcrypt (the right one,
+    # cached) is answered.
+    web_config = parse_web_config(f"basic_auth_users:\n  alice: {HASH}\n")
+    release, started = threading.Event(), threading.Event()
+    real_check = webconfig._bcrypt_ok
+
+    def held_check(hashed, password):
+        if password != b"right":
+            started.set()
+            assert release.wait(30), "the test never released the bcrypt checks"
+        return real_check(hashed, password)
+
+    monkeypatch.setattr(webconfig, "_bcrypt_ok", held_check)
 
     async def calls(client):
         assert (await client.get("/ok", headers=_basic("alice", "right"))).status == 200  # cached from now on
         wrong = [asyncio.create_task(client.get("/ok", headers=_basic("alice", f"wrong{i}"))) for i in range(4)]
-        await asyncio.sleep(0.05)
-        right = await client.get("/ok", headers=_basic("alice", "right"))
-        wrong_done_first = sum(w.done() for w in wrong)
+        assert await asyncio.get_running_loop().run_in_executor(None, started.wait, 30)
+        try:
+            right = await asyncio.wait_for(client.get("/ok", headers=_basic("alice", "right")), 30)
+            wrong_done_first = sum(w.done() for w in wrong)
+        finally:
+            release.set()
         statuses = [(await w).status for w in wrong]
         return right.status, wrong_done_first, statuses
 
     status, wrong_done_first, statuses = _run(_app(web_config), calls)
     assert status == 200 and statuses == [401] * 4
-    assert wrong_done_first < 4  # answered while the wrong passwords were still being checked
+    assert wrong_done_first == 0  # answered while every wrong password was still being checked
 
 
 @pytest.mark.parametrize("path,status,error_type", [
