@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
+from shardmon.model import webconfig
 from shardmon.model.errors import (
     BadQueryError,
     ConfigError,
@@ -25,7 +26,6 @@ from shardmon.model.errors import (
     UnauthenticatedError,
 )
 from shardmon.model.httpserver import listen, make_app, text_error
-from shardmon.model import webconfig
 from shardmon.model.webconfig import parse_web_config
 from tests.tlsutil import bcrypt_hash, make_certs
 
