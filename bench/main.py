@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-prefetch", action="store_true",
                    help="with --rules: each rule reads the shards on its own (without the group's prefetch), to compare")
     p.add_argument("--profile", type=float, default=None,
-                   help="with --rules: seconds of py-spy on Shardmon's slowest group afterwards (default 20, smoke 5; 0: none)")
+                   help="with --rules: seconds of py-spy afterwards on the group furthest behind Prometheus (default 20, smoke 5; 0: none)")
     p.add_argument("--storage", action="store_true",
                    help="the storage benchmark instead (bench/storagebench.py): bytes per sample after compaction, "
                         "head memory per series, ingest CPU per million samples, restart time per million WAL samples")

@@ -201,10 +201,13 @@ class _Discard:
 
 
 async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int, slots: dict[str, list[int]],
-                             profile_s: float = 0.0, log=print, prefetch: bool = True) -> tuple[dict[str, list[dict]], dict]:
+                             profile_s: float = 0.0, log=print, prefetch: bool = True,
+                             prometheus_s: dict[str, float] | None = None) -> tuple[dict[str, list[dict]], dict]:
     """Evaluate each group at each of its slots with ``Group.run_once``, on the engine over the real
     fan-out, writing through the ruler's LoopAppender; per group and evaluation its time and samples. With
-    ``profile_s``, the slowest group is then evaluated again and again under py-spy (its output discarded)."""
+    ``profile_s``, the group furthest behind Prometheus (its median over ``prometheus_s``, Prometheus's median
+    seconds per group; without them the slowest) is then evaluated again and again under py-spy (its output
+    discarded)."""
     from prometheus_client import REGISTRY
 
     from shardmon.ingest.forwarder import Forwarder
@@ -240,7 +243,8 @@ async def _evaluate_shardmon(config_path: Path, rule_path: str, interval_ms: int
             took = time.perf_counter() - round_t0
             log(f"[rules] shardmon round {r + 1}/{rounds}: {took:.1f}s for {len(groups)} groups", flush=True)
         if profile_s > 0:
-            key = max(groups, key=lambda k: statistics.median(e["duration_s"] for e in out[k]))
+            key = max(groups, key=lambda k: statistics.median(e["duration_s"] for e in out[k])
+                      / (prometheus_s or {}).get(k, 1.0))
             group = groups[key]
             group.appender = _Discard()
             log(f"[rules] profiling {group.name} with py-spy for {profile_s:.0f}s", flush=True)
@@ -336,7 +340,7 @@ def markdown(run: dict) -> str:
     if run.get("profile"):
         p = run["profile"]
         lines += ["", "## Where Shardmon's time goes", "",
-                  f"py-spy on this process while `{p['group']}` was evaluated {p['evaluations']} times again at its "
+                  f"py-spy on this process while `{p['group']}` (the group furthest behind Prometheus) was evaluated {p['evaluations']} times again at its "
                   f"timestamps (output discarded):", "", p["markdown"]]
     return "\n".join(lines) + "\n"
 
@@ -364,6 +368,7 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
             prometheus.drop_rules()
             missed = sum(g.get("iterations_missed_total", 0) for g in prometheus_groups(prometheus.query_url()).values())
             slots = {k: [e["ts_ms"] for e in v] for k, v in prom.items()}
+            prometheus_s = {k: max(statistics.median(e["duration_s"] for e in v), 1e-6) for k, v in prom.items()}
             checks = [check_slot(prometheus.query_url(), g, slots[k][-1]) for g, k in zip(rule_file["groups"], keys)]
             slot_check = (f"{sum(c is True for c in checks)} groups at the same timestamp, "
                           f"{sum(c is False for c in checks)} not, {sum(c is None for c in checks)} without output")
@@ -374,7 +379,7 @@ def run_rules_bench(out: Path, farm_port: int, targets: int, series: int, scrape
                 "in this process)", flush=True)
             shard, dropped = asyncio.run(_evaluate_shardmon(shardmon.config_path, rule_path,
                                                             int(eval_interval_s * 1000), slots, profile_s, log,
-                                                            prefetch))
+                                                            prefetch, prometheus_s))
             profile = shard.pop("__profile__", [None])[0]
         finally:
             prometheus.stop()

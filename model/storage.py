@@ -42,6 +42,34 @@ class SeriesSet(NamedTuple):
     partial: bool = False
 
 
+class SeriesColumns(NamedTuple):
+    """Series laid end to end, for code that works on all their samples at once: series i is
+    ``labels[i]`` with ``timestamps_ms[offsets[i]:offsets[i + 1]]`` and the same slice of ``values``."""
+
+    labels: list[Labels]
+    timestamps_ms: np.ndarray  # int64 [n_samples]
+    values: np.ndarray  # float64 [n_samples]
+    offsets: np.ndarray  # int64 [n_series + 1]
+
+    @classmethod
+    def of(cls, series: Sequence[Series]) -> SeriesColumns:
+        offsets = np.zeros(len(series) + 1, dtype=np.int64)
+        if not series:
+            return cls([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), offsets)
+        np.cumsum([s.timestamps_ms.shape[0] for s in series], out=offsets[1:])
+        return cls([s.labels for s in series],
+                   np.concatenate([s.timestamps_ms for s in series]).astype(np.int64, copy=False),
+                   np.concatenate([s.values for s in series]).astype(np.float64, copy=False), offsets)
+
+
+class ColumnsSet(NamedTuple):
+    """A select's answer as :class:`SeriesColumns` (what a Querier's optional ``select_columns`` returns)."""
+
+    columns: SeriesColumns
+    warnings: list[str]
+    partial: bool = False
+
+
 class LabelsResult(NamedTuple):
     """The answer to a label names or label values lookup: sorted strings, warnings, and whether it
     may lack some (as :attr:`SeriesSet.partial`)."""
@@ -155,6 +183,10 @@ class Querier(Protocol):
         self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
         budget: QueryBudget | None = None, points_per_series: int = 0,
     ) -> SeriesSet: ...
+
+    # A Querier may also have ``select_columns`` (same arguments but ``skip_samples``, returning a
+    # :class:`ColumnsSet`): the same answer laid end to end, when it holds the samples that way already
+    # (the rulers' prefetch). The engine uses it when present.
 
     def label_names(
         self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, budget: QueryBudget | None = None

@@ -26,7 +26,7 @@ from decimal import Decimal
 import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
-from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name
+from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, is_valid_label_name
 from shardmon.model.samples import F64
 from shardmon.querier.promql.ranking import check_k, quantile, select_k
 from shardmon.querier.promql.value import EvalContext, InstantVector
@@ -175,6 +175,33 @@ def _group_labels(labels: Labels, grouping: tuple[str, ...], without: bool) -> L
     return labels.keep(grouping)
 
 
+#: Per (grouping, without): series labels -> group labels, memoised (rules aggregate the same series at
+#: every evaluation); a map is emptied when it holds _GROUP_KEYS_MAX label sets, all of them when there
+#: are _GROUP_SPECS_MAX groupings.
+_GROUP_KEYS: dict[tuple[tuple[str, ...], bool], dict[Labels, Labels]] = {}
+_GROUP_KEYS_MAX = 1 << 18
+_GROUP_SPECS_MAX = 64
+
+
+def group_keys(labels: Sequence[Labels], grouping: Sequence[str], without: bool) -> list[Labels]:
+    """:func:`group_labels` of each of ``labels``."""
+    if not grouping and not without:
+        return [EMPTY_LABELS] * len(labels)
+    spec = (tuple(grouping), without)
+    memo = _GROUP_KEYS.get(spec)
+    if memo is None or len(memo) > _GROUP_KEYS_MAX:
+        if memo is None and len(_GROUP_KEYS) >= _GROUP_SPECS_MAX:
+            _GROUP_KEYS.clear()
+        memo = _GROUP_KEYS[spec] = {}
+    get = memo.get
+    out = [get(lbls) for lbls in labels]
+    if None in out:
+        for i, key in enumerate(out):
+            if key is None:
+                out[i] = memo[labels[i]] = _group_labels(labels[i], spec[0], without)
+    return out
+
+
 def aggregate(
     ctx: EvalContext,
     op: str,
@@ -197,7 +224,7 @@ def aggregate(
         return count_values(ctx, vector, param, grouping, without)
     index: dict[Labels, int] = {}
     group = np.fromiter(
-        (index.setdefault(group_labels(lbls, grouping, without), len(index)) for lbls in vector.labels),
+        (index.setdefault(key, len(index)) for key in group_keys(vector.labels, grouping, without)),
         dtype=np.intp,
         count=len(vector.labels),
     )

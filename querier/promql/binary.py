@@ -335,6 +335,10 @@ def _vector_binop(
 
 def _result_labels(many: Labels, one: Labels, op: str, matching: VectorMatching, return_bool: bool) -> Labels:
     """Prometheus's resultMetric, in its order: drop the name, apply on/ignoring, copy group_x labels."""
+    if matching.card == ONE_TO_ONE and not matching.on and not matching.labels and not matching.include:
+        # The common case (``a / b``, ``a > 1``): the many side's labels, without the name if the operator
+        # (or ``bool``) drops it.
+        return without_name(many) if op in _DROPS_NAME or return_bool else many
     out = dict(many)
     if op in _DROPS_NAME:
         out.pop(METRIC_NAME, None)

@@ -40,6 +40,7 @@ from shardmon.querier.promql.value import (
     duration_ms,
     not_supported,
 )
+from shardmon.querier.promql.window import flatten
 
 #: Prometheus's HTTP API limit on the points of one series in a range query.
 MAX_POINTS_PER_SERIES = 11_000
@@ -195,7 +196,7 @@ class Engine:
         assert isinstance(rv, RangeVector), type(rv)
         lo, hi = int(rv.window_ends[0]) - rv.range_ms, int(rv.window_ends[0])
         series = []
-        for lbls, ts, vals in zip(rv.labels, rv.timestamps, rv.values):
+        for lbls, ts, vals in rv.series():
             keep = (ts >= lo) & (ts <= hi)
             if keep.any():
                 series.append(ResultSeries(lbls, ts[keep], vals[keep]))
@@ -337,7 +338,7 @@ class _Evaluator:
         first = -(-(int(ends[0]) - range_ms) // step_ms) * step_ms  # Rounded up to a multiple.
         n_inner = max(0, (int(ends[-1]) - first) // step_ms + 1)
         if n_inner == 0:
-            return RangeVector([], [], [], ends, range_ms)
+            return RangeVector([], np.zeros(0, dtype=I64), np.zeros(0, dtype=F64), np.zeros(1, dtype=I64), ends, range_ms)
         # The inner grid costs a point per step, charged before it is built; each selector inside
         # charges its [series, steps] cells on it in turn (Prometheus counts a subquery's points).
         ctx.charge_points(n_inner)
@@ -348,7 +349,7 @@ class _Evaluator:
         # As a range selector's series: each is a row of the [series, steps] matrices of the function
         # that takes this range vector, over the outer grid.
         ctx.charge_points(len(labels) * ctx.n_steps)
-        return RangeVector(labels, timestamps, values, ends, range_ms)
+        return RangeVector(labels, *flatten(timestamps, values), ends, range_ms)
 
     def _eval_Call(self, node: promql_parser.Call) -> Value:
         name = node.func.name

@@ -22,7 +22,7 @@ from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import METRIC_NAME, Matcher, MatchType
 from shardmon.model.samples import F64, I64, is_stale
 from shardmon.querier.promql.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
-from shardmon.querier.promql.window import flatten, searchsorted_rows
+from shardmon.querier.promql.window import searchsorted_rows
 
 _MATCH_TYPES = (
     (promql_parser.MatchOp.Equal, MatchType.EQ),
@@ -99,11 +99,11 @@ def eval_vector_selector(
     refs = evaluation_times(ctx, vs.at, vs.offset)
     lookback = ctx.lookback_delta_ms
     # Each series becomes a row of [series, steps] matrices: charged per series, before they are built.
-    series = ctx.select(matchers, int(refs[0]) - lookback, int(refs[-1]), points_per_series=ctx.n_steps)
-    ts, vals, offsets = flatten([s.timestamps_ms for s in series], [s.values for s in series])
+    labels, ts, vals, offsets = ctx.select_columns(matchers, int(refs[0]) - lookback, int(refs[-1]),
+                                                   points_per_series=ctx.n_steps)
     if ts.shape[0] == 0:
-        shape = (len(series), ctx.n_steps)
-        return InstantVector([s.labels for s in series], np.zeros(shape, dtype=F64), np.zeros(shape, dtype=bool),
+        shape = (len(labels), ctx.n_steps)
+        return InstantVector(labels, np.zeros(shape, dtype=F64), np.zeros(shape, dtype=bool),
                              sample_ms=np.zeros(shape, dtype=I64) if sample_times else None)
     # The latest sample at or before each step, if it is of this series, recent enough and not a marker.
     idx = searchsorted_rows(ts, offsets, refs, "right") - 1
@@ -113,7 +113,7 @@ def eval_vector_selector(
     present &= ts[idx] >= (refs - lookback)[None, :]
     present &= ~is_stale(values)
     sample_ms = ts[idx] if sample_times else None
-    return InstantVector([s.labels for s in series], values, present, sample_ms=sample_ms)
+    return InstantVector(labels, values, present, sample_ms=sample_ms)
 
 
 def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> RangeVector:
@@ -124,17 +124,14 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
     ends = evaluation_times(ctx, vs.at, vs.offset)
     # The function over this range vector makes each series a row of [series, steps] matrices (its
     # windows and its result): charged per series, as the selector's samples.
-    series = ctx.select(matchers, int(ends[0]) - range_ms, int(ends[-1]), points_per_series=ctx.n_steps)
-    ts, vals, offsets = flatten([s.timestamps_ms for s in series], [s.values for s in series])
+    labels, ts, vals, offsets = ctx.select_columns(matchers, int(ends[0]) - range_ms, int(ends[-1]),
+                                                   points_per_series=ctx.n_steps)
     stale = is_stale(vals)
     if stale.any():  # Drop the markers: re-cut the series at their new offsets.
         kept = np.concatenate(([0], np.cumsum(~stale)))
         offsets = kept[offsets]
         ts, vals = ts[~stale], vals[~stale]
-    # Views of the flat arrays, one per series (np.split does the same, far slower per piece).
-    bounds = list(zip(offsets[:-1].tolist(), offsets[1:].tolist()))
-    timestamps, values = [ts[a:b] for a, b in bounds], [vals[a:b] for a, b in bounds]
-    return RangeVector([s.labels for s in series], timestamps, values, ends, range_ms)
+    return RangeVector(labels, ts, vals, offsets, ends, range_ms)
 
 
 def operands(node: promql_parser.Expr) -> list[promql_parser.Expr]:

@@ -7,8 +7,8 @@ node is a Python loop over series at most, with numpy doing the steps.
 - :class:`Scalar`: one float per step.
 - :class:`InstantVector`: series x steps matrices of values and of presence (a series has a value at
   a step or it has not; absent cells hold an unspecified value).
-- :class:`RangeVector`: per series the raw samples a range selector fetched, and the window each
-  step looks at, ``[end - range_ms, end]`` inclusive for each ``end`` in ``window_ends``. Functions
+- :class:`RangeVector`: the raw samples a range selector fetched, every series' laid end to end
+  (offsets say where each begins), and the window each step looks at, ``[end - range_ms, end]`` inclusive for each ``end`` in ``window_ends``. Functions
   of range vectors find their windows with ``searchsorted``.
 
 It also holds the evaluation context (the grid, the storage, the budget) and the error for a
@@ -17,7 +17,7 @@ feature that is not implemented yet.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import NamedTuple
@@ -26,7 +26,7 @@ import numpy as np
 
 from shardmon.model.errors import BadQueryError, QueryExecutionError
 from shardmon.model.labels import Labels, Matcher
-from shardmon.model.storage import Querier, QueryBudget, Series
+from shardmon.model.storage import Querier, QueryBudget, Series, SeriesColumns
 
 
 class UnsupportedQueryError(BadQueryError):
@@ -75,19 +75,27 @@ class InstantVector(NamedTuple):
 
 
 class RangeVector(NamedTuple):
-    """A range vector over the grid: samples per series and the window each step sees.
+    """A range vector over the grid: samples per series, laid end to end, and the window each step sees.
 
-    ``timestamps[i]`` / ``values[i]`` are series i's samples in time order, staleness markers
-    already removed. Step k looks at the samples in ``[window_ends[k] - range_ms, window_ends[k]]``
-    (both ends inclusive, as Prometheus 2.x), where ``window_ends`` is the step time minus the
-    selector's offset.
+    Series i is ``labels[i]`` with samples ``timestamps[offsets[i]:offsets[i + 1]]`` (and the same slice of
+    ``values``) in time order, staleness markers already removed. Step k looks at the samples in
+    ``[window_ends[k] - range_ms, window_ends[k]]`` (both ends inclusive, as Prometheus 2.x), where
+    ``window_ends`` is the step time minus the selector's offset.
     """
 
     labels: list[Labels]
-    timestamps: list[np.ndarray]
-    values: list[np.ndarray]
+    timestamps: np.ndarray  # int64 [n_samples]
+    values: np.ndarray  # float64 [n_samples]
+    offsets: np.ndarray  # int64 [n_series + 1]
     window_ends: np.ndarray  # int64 [n_steps]
     range_ms: int
+
+    def series(self) -> Iterator[tuple[Labels, np.ndarray, np.ndarray]]:
+        """Each series' labels, timestamps and values (views)."""
+        bounds = self.offsets.tolist()
+        for i, lbls in enumerate(self.labels):
+            a, b = bounds[i], bounds[i + 1]
+            yield lbls, self.timestamps[a:b], self.values[a:b]
 
 
 Value = Scalar | InstantVector | RangeVector
@@ -155,6 +163,25 @@ class EvalContext:
                            points_per_series)
         self.check_deadline()
         return result.series
+
+
+    def select_columns(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+                       points_per_series: int = 0) -> SeriesColumns:
+        """:meth:`select`, the series laid end to end (from the Querier's ``select_columns`` when it has one)."""
+        fast = getattr(self.querier, "select_columns", None)
+        if fast is None:
+            return SeriesColumns.of(self.select(matchers, start_ms, end_ms, points_per_series=points_per_series))
+        self.check_deadline()
+        result = fast(matchers, start_ms, end_ms, budget=self.budget, points_per_series=points_per_series)
+        for warning in result.warnings:
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        if result.partial:
+            self._partial[0] = True
+        cols = result.columns
+        self.budget.charge(len(cols.labels), cols.timestamps_ms.shape[0], points_per_series)
+        self.check_deadline()
+        return cols
 
 
 def check_unique_labels(labels: Sequence[Labels], present: np.ndarray) -> None:

@@ -91,7 +91,7 @@ def windows_of(ctx: EvalContext, rv: RangeVector) -> Windows:
     """Lay out ``rv``'s samples end to end and find each step's window in each series."""
     ends = rv.window_ends
     starts = ends - rv.range_ms
-    timestamps, values, offsets = flatten(rv.timestamps, rv.values)
+    timestamps, values, offsets = rv.timestamps, rv.values, rv.offsets
     ctx.check_deadline()
     lo = searchsorted_rows(timestamps, offsets, starts, "left")
     hi = searchsorted_rows(timestamps, offsets, ends, "right")

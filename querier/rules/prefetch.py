@@ -25,7 +25,7 @@ import promql_parser
 
 from shardmon.model.errors import QueryExecutionError, ShardmonError
 from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Matcher, MatchType
-from shardmon.model.storage import LabelsResult, Querier, QueryBudget, Series, SeriesSet
+from shardmon.model.storage import ColumnsSet, LabelsResult, Querier, QueryBudget, Series, SeriesColumns, SeriesSet
 from shardmon.querier.promql import Engine, instant_selects, operands
 from shardmon.querier.rules.recording import QueryFunc, Sample
 
@@ -102,6 +102,20 @@ class _Fetched:
         self.keys = rows * self.span + np.clip(ts - window[0] + 1, 0, self.span - 1)
         self.row_base = np.arange(len(series), dtype=np.int64) * self.span
 
+    def cut_columns(self, start_ms: int, end_ms: int) -> SeriesColumns:
+        """:meth:`cut` laid end to end, in one gather (no array per series)."""
+        series = self.found.series
+        lo = np.searchsorted(self.keys, self.row_base + (start_ms - self.window[0] + 1), "left")
+        hi = np.searchsorted(self.keys, self.row_base + (end_ms - self.window[0] + 1), "right")
+        rows = np.flatnonzero(hi > lo)
+        counts = (hi - lo)[rows]
+        offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        # Sample j of the answer is sample j - offsets[row] + lo[row] of the flat arrays.
+        take = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(lo[rows] - offsets[:-1], counts)
+        labels = [series[r].labels for r in rows.tolist()]
+        return SeriesColumns(labels, self.timestamps[take], self.values[take], offsets)
+
     def cut(self, start_ms: int, end_ms: int) -> list[Series]:
         """The series with their samples in ``[start_ms, end_ms]`` (within the window), those without any
         left out (the Querier's contract)."""
@@ -149,6 +163,18 @@ class PrefetchQuerier:
         self.misses += 1
         return self.inner.select(matchers, start_ms, end_ms, skip_samples=skip_samples, budget=budget,
                                  points_per_series=points_per_series)
+
+    def select_columns(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+                       budget: QueryBudget | None = None, points_per_series: int = 0) -> ColumnsSet:
+        """:meth:`select`, laid end to end (see :class:`~shardmon.model.storage.Querier`)."""
+        hit = self.fetched.get(tuple(matchers))
+        if hit is not None and hit.window[0] <= start_ms <= end_ms <= hit.window[1]:
+            self.hits += 1
+            if budget is not None:
+                budget.check()
+            return ColumnsSet(hit.cut_columns(start_ms, end_ms), list(hit.found.warnings), hit.found.partial)
+        found = self.select(matchers, start_ms, end_ms, budget=budget, points_per_series=points_per_series)
+        return ColumnsSet(SeriesColumns.of(found.series), found.warnings, found.partial)
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
                     budget: QueryBudget | None = None) -> LabelsResult:

@@ -9,10 +9,11 @@ than the group's ``limit`` too (nothing is written then).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable
 
 from shardmon.model.errors import QueryExecutionError
-from shardmon.model.labels import Labels
+from shardmon.model.labels import METRIC_NAME, Labels
 
 #: One output sample of a rule: its labels and value (its timestamp is the evaluation's).
 Sample = tuple[Labels, float]
@@ -57,17 +58,21 @@ class RecordingRule(RuleState):
 
     def eval(self, ts_ms: int, query: QueryFunc, limit: int = 0, query_offset_ms: int = 0) -> list[Sample]:
         out: list[Sample] = []
-        seen: set[Labels] = set()
         static = dict(self.labels)
+        name, first = (METRIC_NAME, self.name), (METRIC_NAME,)  # (name,) sorts before every (name, value)
         for labels, value in query(self.expr, ts_ms - query_offset_ms):
-            merged = dict(labels)
-            merged["__name__"] = self.name
-            merged.update(static)
-            lbls = Labels.from_dict(merged)
-            if lbls in seen:
-                raise RuleError("vector contains metrics with the same labelset after applying rule labels")
-            seen.add(lbls)
+            if static:
+                merged = dict(labels)
+                merged[METRIC_NAME] = self.name
+                merged.update(static)
+                lbls = Labels.from_dict(merged)
+            else:  # The common case: only the name set, in its place in the sorted pairs.
+                at = bisect.bisect_left(labels, first)
+                end = at + 1 if at < len(labels) and labels[at][0] == METRIC_NAME else at
+                lbls = Labels((*labels[:at], name, *labels[end:]))
             out.append((lbls, value))
+        if len({lbls for lbls, _ in out}) != len(out):
+            raise RuleError("vector contains metrics with the same labelset after applying rule labels")
         if limit > 0 and len(out) > limit:
             raise RuleError(f"exceeded limit of {limit} with {len(out)} series")
         return out

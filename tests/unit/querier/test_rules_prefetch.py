@@ -201,6 +201,14 @@ def test_a_prefetched_select_is_cut_to_any_narrower_window_as_the_store_answers_
         want = storage.select(list(x), start, end).series
         assert [(str(s.labels), s.timestamps_ms.tolist(), s.values.tolist()) for s in got] == \
                [(str(s.labels), s.timestamps_ms.tolist(), s.values.tolist()) for s in want]
-    assert prefetched.hits == 200 and prefetched.misses == 0
+        # The same answer laid end to end, as the engine takes it.
+        cols = prefetched.select_columns(list(x), start, end).columns
+        assert cols.labels == [s.labels for s in want]
+        assert cols.offsets.tolist() == [0, *np.cumsum([s.timestamps_ms.shape[0] for s in want]).tolist()]
+        assert cols.timestamps_ms.tolist() == [t for s in want for t in s.timestamps_ms.tolist()]
+        assert cols.values.tolist() == [v for s in want for v in s.values.tolist()]
+    assert prefetched.hits == 400 and prefetched.misses == 0
     prefetched.select(list(x), 50, 900)  # wider than fetched: asked of the store
     assert prefetched.misses == 1
+    cols = prefetched.select_columns(list(x), 50, 900).columns
+    assert prefetched.misses == 2 and cols.labels == [s.labels for s in storage.select(list(x), 50, 900).series]
