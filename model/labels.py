@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import xxhash
@@ -115,6 +115,27 @@ EMPTY_LABELS = Labels()
 def without_name(labels: Labels) -> Labels:
     """``labels`` without ``__name__``, memoised (queries drop the name of the same series over and over)."""
     return labels.without((METRIC_NAME,))
+
+
+#: id(labels) -> (labels, labels without the name), for :func:`without_names`; emptied at _NAMELESS_MAX.
+_NAMELESS: dict[int, tuple[Labels, Labels]] = {}
+_NAMELESS_MAX = 1 << 20
+
+
+def without_names(labels: Sequence[Labels]) -> list[Labels]:
+    """:func:`without_name` of each of ``labels``, memoised by object: the label sets a query gets from the
+    shards are one object per series (memoised by key), so a lookup by ``id`` spares hashing each one."""
+    memo = _NAMELESS
+    if len(memo) > _NAMELESS_MAX:
+        memo.clear()
+    get = memo.get
+    out = []
+    for lbls in labels:
+        hit = get(id(lbls))
+        if hit is None or hit[0] is not lbls:
+            hit = memo[id(lbls)] = (lbls, without_name(lbls))
+        out.append(hit[1])
+    return out
 
 
 def series_id_of(canonical: bytes) -> int:

@@ -40,7 +40,7 @@ import numpy as np
 import promql_parser
 
 from shardmon.model.errors import QueryExecutionError
-from shardmon.model.labels import METRIC_NAME, Labels, without_name
+from shardmon.model.labels import METRIC_NAME, Labels, without_name, without_names
 from shardmon.model.samples import F64
 from shardmon.querier.promql.value import EvalContext, InstantVector, Scalar, Value, check_unique_labels, not_supported
 
@@ -143,7 +143,7 @@ def binary_op(ctx: EvalContext, op: str, lhs: Value, rhs: Value, matching: Vecto
 
 def negate(vector: InstantVector) -> InstantVector:
     """Unary minus on a vector: negated values, ``__name__`` dropped (Prometheus 2.x)."""
-    labels = [without_name(lbls) for lbls in vector.labels]
+    labels = without_names(vector.labels)
     check_unique_labels(labels, vector.present)
     return InstantVector(labels, -vector.values, vector.present, vector.order)
 
@@ -182,7 +182,7 @@ def _vector_scalar_binop(
         values = vector.values
         present = present & holds
     if op in _DROPS_NAME or return_bool:
-        labels = [without_name(lbls) for lbls in vector.labels]
+        labels = without_names(vector.labels)
         return _merge_same_labels(labels, values, present, vector.order)
     return InstantVector(vector.labels, values, present, vector.order)
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import promql_parser
 
-from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_name
+from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_names
 from shardmon.model.samples import F64, I64
 from shardmon.querier.promql.functions_label import LABEL_FUNCTIONS
 from shardmon.querier.promql.functions_range import RANGE_FUNCTIONS
@@ -38,7 +38,7 @@ FunctionImpl = Callable[[EvalContext, Sequence[Value | str], Sequence[promql_par
 
 def _without_name(vector: InstantVector, values: np.ndarray, present: np.ndarray | None = None) -> InstantVector:
     """``vector`` with new values (and presence), ``__name__`` dropped."""
-    labels = [without_name(lbls) for lbls in vector.labels]
+    labels = without_names(vector.labels)
     return merge_same_labels(labels, values, vector.present if present is None else present)
 
 

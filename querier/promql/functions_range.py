@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
-from shardmon.model.labels import without_name
+from shardmon.model.labels import without_names
 from shardmon.model.samples import F64
 from shardmon.querier.promql.value import EvalContext, InstantVector, RangeVector, Scalar, check_unique_labels
 from shardmon.querier.promql.window import (
@@ -130,8 +130,9 @@ def _result(rv: RangeVector, cells: np.ndarray, values: np.ndarray, *, keep_name
     present = np.zeros(shape, dtype=bool)
     out.ravel()[cells] = values
     present.ravel()[cells] = True
-    labels = list(rv.labels) if keep_name else [without_name(lbls) for lbls in rv.labels]
-    check_unique_labels(labels, present)
+    labels = list(rv.labels) if keep_name else without_names(rv.labels)
+    if not (keep_name or rv.one_name):  # Distinct series of one name stay distinct without it.
+        check_unique_labels(labels, present)
     return InstantVector(labels, out, present)
 
 

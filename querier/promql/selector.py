@@ -131,7 +131,8 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
         kept = np.concatenate(([0], np.cumsum(~stale)))
         offsets = kept[offsets]
         ts, vals = ts[~stale], vals[~stale]
-    return RangeVector(labels, ts, vals, offsets, ends, range_ms)
+    one_name = any(m.name == METRIC_NAME and m.type is MatchType.EQ for m in matchers)
+    return RangeVector(labels, ts, vals, offsets, ends, range_ms, one_name)
 
 
 def operands(node: promql_parser.Expr) -> list[promql_parser.Expr]:

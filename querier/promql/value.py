@@ -89,6 +89,9 @@ class RangeVector(NamedTuple):
     offsets: np.ndarray  # int64 [n_series + 1]
     window_ends: np.ndarray  # int64 [n_steps]
     range_ms: int
+    #: Every series has the same metric name (a selector with a ``__name__`` equality): dropping the name
+    #: leaves the label sets distinct.
+    one_name: bool = False
 
     def series(self) -> Iterator[tuple[Labels, np.ndarray, np.ndarray]]:
         """Each series' labels, timestamps and values (views)."""

@@ -28,7 +28,7 @@ import numpy as np
 import xxhash
 
 import shardmon.querier.rules.metrics as metrics
-from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.labels import Labels, Matcher, MatchType, series_id_of
 from shardmon.model.samples import STALE_NAN, SampleBatch, is_stale
 from shardmon.model.storage import Appender, Querier
 from shardmon.querier.rules.alerting import ALERT_FOR_STATE_METRIC, ALERT_METRIC, AlertingRule
@@ -59,7 +59,7 @@ def eval_timestamp_ns(file: str, name: str, interval_ms: int, now_ns: int) -> in
 def samples_batch(samples: Sequence[Sample], ts_ms: int) -> SampleBatch:
     """One evaluation's samples as a batch, all at ``ts_ms``."""
     keys = [lbls.canonical() for lbls, _ in samples]
-    ids = [lbls.series_id() for lbls, _ in samples]
+    ids = [series_id_of(k) for k in keys]
     return SampleBatch.of(ids, keys, np.arange(len(samples)), np.full(len(samples), ts_ms),
                           np.array([v for _, v in samples], dtype=np.float64))
 

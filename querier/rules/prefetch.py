@@ -4,7 +4,7 @@ A group's rules mostly select the same few series over similar windows, and each
 to every shard. :class:`EngineQuery` (what ``engine_query_func`` returns) is a rule's query on the
 engine; before a group evaluates, :meth:`EngineQuery.for_group` reads every selector of its rules once
 (each distinct matcher set over the union of the windows its rules need at that time, in one fan-out
-round when the querier has ``select_many``) and gives a query function whose engine reads from that
+round when the querier has ``select_many_columns``, answers laid end to end) and gives a query function whose engine reads from that
 snapshot (:class:`PrefetchQuerier`): a select whose matchers were fetched and whose window lies within
 what was fetched is answered from it, cut to its window, exactly as the shards would have answered;
 any other select (a subquery's, an ``@`` selector's, a template's ``query``) goes to the shards.
@@ -85,26 +85,20 @@ class _Fetched:
     """One prefetched select: its window and answer, its samples laid end to end and keyed so that one
     search cuts every series to a narrower window (``row * span`` plus the time within the window)."""
 
-    def __init__(self, window: Window, found: SeriesSet) -> None:
+    def __init__(self, window: Window, found: ColumnsSet) -> None:
         self.window, self.found = window, found
-        series = found.series
-        self.offsets = np.zeros(len(series) + 1, dtype=np.int64)
-        np.cumsum([s.timestamps_ms.shape[0] for s in series], out=self.offsets[1:])
+        cols = found.columns
+        self.labels, self.timestamps, self.values, self.offsets = cols
+        n = len(cols.labels)
         self.span = window[1] - window[0] + 3
-        if series:
-            ts = np.concatenate([s.timestamps_ms for s in series]).astype(np.int64, copy=False)
-            self.values = np.concatenate([s.values for s in series])
-        else:
-            ts, self.values = np.zeros(0, dtype=np.int64), np.zeros(0)
-        self.timestamps = ts
-        rows = np.repeat(np.arange(len(series), dtype=np.int64), np.diff(self.offsets))
+        rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.offsets))
         # A sample outside the window (none, by the Querier's contract) keys before or after every cut.
-        self.keys = rows * self.span + np.clip(ts - window[0] + 1, 0, self.span - 1)
-        self.row_base = np.arange(len(series), dtype=np.int64) * self.span
+        self.keys = rows * self.span + np.clip(self.timestamps - window[0] + 1, 0, self.span - 1)
+        self.row_base = np.arange(n, dtype=np.int64) * self.span
 
     def cut_columns(self, start_ms: int, end_ms: int) -> SeriesColumns:
-        """:meth:`cut` laid end to end, in one gather (no array per series)."""
-        series = self.found.series
+        """The series with their samples in ``[start_ms, end_ms]`` (within the window), those without any
+        left out (the Querier's contract), laid end to end: one gather, no array per series."""
         lo = np.searchsorted(self.keys, self.row_base + (start_ms - self.window[0] + 1), "left")
         hi = np.searchsorted(self.keys, self.row_base + (end_ms - self.window[0] + 1), "right")
         rows = np.flatnonzero(hi > lo)
@@ -113,28 +107,20 @@ class _Fetched:
         np.cumsum(counts, out=offsets[1:])
         # Sample j of the answer is sample j - offsets[row] + lo[row] of the flat arrays.
         take = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(lo[rows] - offsets[:-1], counts)
-        labels = [series[r].labels for r in rows.tolist()]
+        labels = self.labels if rows.shape[0] == len(self.labels) else [self.labels[r] for r in rows.tolist()]
         return SeriesColumns(labels, self.timestamps[take], self.values[take], offsets)
 
     def cut(self, start_ms: int, end_ms: int) -> list[Series]:
-        """The series with their samples in ``[start_ms, end_ms]`` (within the window), those without any
-        left out (the Querier's contract)."""
-        series = self.found.series
-        if not series:
-            return []
-        lo = np.searchsorted(self.keys, self.row_base + (start_ms - self.window[0] + 1), "left")
-        hi = np.searchsorted(self.keys, self.row_base + (end_ms - self.window[0] + 1), "right")
-        whole = (lo == self.offsets[:-1]) & (hi == self.offsets[1:])
-        ts, vals = self.timestamps, self.values
-        return [series[r] if w else Series(series[r].labels, ts[a:b], vals[a:b])
-                for r, a, b, w in zip(np.flatnonzero(hi > lo).tolist(), lo[hi > lo].tolist(), hi[hi > lo].tolist(),
-                                      whole[hi > lo].tolist())]
+        """:meth:`cut_columns` as :class:`Series` (for a caller of ``select``)."""
+        labels, ts, vals, offsets = self.cut_columns(start_ms, end_ms)
+        bounds = offsets.tolist()
+        return [Series(lbls, ts[bounds[i]:bounds[i + 1]], vals[bounds[i]:bounds[i + 1]]) for i, lbls in enumerate(labels)]
 
 
 class PrefetchQuerier:
     """A Querier answering the selects fetched ahead from memory, and anything else from ``inner``."""
 
-    def __init__(self, inner: Querier, fetched: dict[tuple[Matcher, ...], tuple[Window, SeriesSet]]) -> None:
+    def __init__(self, inner: Querier, fetched: dict[tuple[Matcher, ...], tuple[Window, ColumnsSet]]) -> None:
         self.inner = inner
         self.fetched = {k: _Fetched(window, found) for k, (window, found) in fetched.items()}
         #: Selects answered from the prefetch, and sent on to ``inner`` (for tests and the bench).
@@ -145,11 +131,14 @@ class PrefetchQuerier:
               budget: QueryBudget | None) -> PrefetchQuerier:
         """Fetch ``selects`` from ``inner`` (in one round with ``select_many``); raises as a select does."""
         keys = list(selects)
-        many = getattr(inner, "select_many", None)
+        many = getattr(inner, "select_many_columns", None)
         if many is not None:
             answers = many([(list(k), *selects[k]) for k in keys], budget=budget, points_per_series=1)
         else:
-            answers = [inner.select(list(k), *selects[k], budget=budget, points_per_series=1) for k in keys]
+            answers = []
+            for k in keys:
+                found = inner.select(list(k), *selects[k], budget=budget, points_per_series=1)
+                answers.append(ColumnsSet(SeriesColumns.of(found.series), found.warnings, found.partial))
         return cls(inner, {k: (selects[k], a) for k, a in zip(keys, answers)})
 
     def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,

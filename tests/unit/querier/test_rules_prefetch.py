@@ -8,7 +8,8 @@ import numpy as np
 
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.memory import MemoryStorage
-from shardmon.model.storage import Series
+from shardmon.model.samples import SampleBatch
+from shardmon.model.storage import Series, SeriesColumns
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.promql import Engine
 from shardmon.querier.rules import AlertingRule, Group, RecordingRule, engine_query_func
@@ -97,6 +98,14 @@ def _client(shard_id: int, answers: dict[str, list[Series]]):
         def __iter__(self):
             return iter(self.parts)
 
+        def batches(self):  # each part as the frame a shard would send
+            for part in self.parts:
+                keys = [s.labels.canonical() for s in part]
+                yield SampleBatch.of([Labels.from_canonical(k).series_id() for k in keys], keys,
+                                     np.repeat(np.arange(len(part)), [s.timestamps_ms.shape[0] for s in part]),
+                                     np.concatenate([s.timestamps_ms for s in part] or [np.zeros(0, np.int64)]),
+                                     np.concatenate([s.values for s in part] or [np.zeros(0)]))
+
         def cancel(self):
             pass
 
@@ -132,6 +141,43 @@ def test_select_many_answers_each_select_merged_over_the_shards_in_one_round():
     assert [str(s.labels) for s in x.series] == ['x{i="0"}', 'x{i="1"}']
     assert [str(s.labels) for s in y.series] == ['y{i="2"}'] and z.series == []
     assert not x.partial and a.calls == b.calls == 3
+
+
+def test_select_many_columns_sorts_the_shards_series_by_labels_and_merges_replicas():
+    def ser(lbls: dict, ts: list[int]) -> Series:
+        return Series(Labels.from_dict(lbls), np.array(ts, np.int64), np.array(ts, float) / 10)
+
+    # Label sets whose order a byte comparison of their canonical keys would get wrong ("1" < "10",
+    # "a" < "ab"), spread over three shards, each answer sorted by labels as a shard's is.
+    every = [ser({"__name__": "x", "i": i, **extra}, [int(i) * 10 + 1, int(i) * 10 + 2])
+             for i, extra in (("1", {}), ("10", {}), ("2", {"a": "v"}), ("2", {"ab": "v"}), ("3", {"a": "v", "b": "w"}))]
+    shards = [sorted(part, key=lambda s: s.labels) for part in (every[0::3], every[1::3], every[2::3])]
+
+    def fetch(answers: list[list[Series]]):
+        clients = [_client(i, {"x": part}) for i, part in enumerate(answers)]
+        fanout = FanoutQuerier(clients)
+        try:
+            (cols,), (found,) = (fanout.select_many_columns([([Matcher(MatchType.EQ, "__name__", "x")], 0, 10**6)]),
+                                 fanout.select_many([([Matcher(MatchType.EQ, "__name__", "x")], 0, 10**6)]))
+        finally:
+            fanout.close()
+        want = SeriesColumns.of(found.series)
+        got = cols.columns
+        assert got.labels == want.labels == sorted(want.labels)
+        assert got.offsets.tolist() == want.offsets.tolist()
+        assert got.timestamps_ms.tolist() == want.timestamps_ms.tolist() and got.values.tolist() == want.values.tolist()
+        return got
+
+    assert len(fetch([shards[0]]).labels) == 2  # one shard: its answer as it is
+    assert fetch(shards).labels == sorted(s.labels for s in every)
+    # A replica on another shard with one more sample: merged into one series, by timestamp.
+    replica = [ser({"__name__": "x", "i": "1"}, [11, 12, 13])]
+    got = fetch([shards[0], shards[1], replica])
+    one = got.labels.index(replica[0].labels)
+    assert len(got.labels) == 4 and got.timestamps_ms[got.offsets[one]:got.offsets[one + 1]].tolist() == [11, 12, 13]
+    # A label value holding a NUL takes the exact path too.
+    nul = [ser({"__name__": "x", "i": "1\x00"}, [5])]
+    assert Labels.from_dict({"__name__": "x", "i": "1\x00"}) in fetch([shards[0], nul, shards[2]]).labels
 
 
 def _rec(name: str, expr: str) -> RecordingRule:
