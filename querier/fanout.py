@@ -384,43 +384,15 @@ class FanoutQuerier:
         metrics.SAMPLES_FETCHED.inc(sum(s.timestamps_ms.shape[0] for s in merged))
         return SeriesSet(merged, warnings, partial)
 
-    def select_many(
-        self, requests: Sequence[tuple[Sequence[Matcher], int, int]], *, budget: QueryBudget | None = None,
-        points_per_series: int = 0,
-    ) -> list[SeriesSet]:
-        """Several selects ``(matchers, start_ms, end_ms)`` in one fan-out round: each shard's thread starts
-        all of its Series calls at once and then reads them in turn, so the shards answer them together
-        (one thread hop per shard, not per select). The budget and the failures are the whole round's,
-        as for one select: every answer carries the round's warnings and ``partial``."""
-        if not requests:
-            return []
-        tally, limits = self._round_budget(budget, points_per_series)
-
-        def fetch(client: ShardClient, call: _Call) -> list[list[Series]]:
-            timeout_s = self._call_timeout(budget)
-            streams = []
-            for matchers, start_ms, end_ms in requests:
-                stream = client.series_stream(matchers, start_ms, end_ms, timeout_s=timeout_s, **limits)
-                call.attach(stream)
-                streams.append(stream)
-            return [_drain(stream, call, tally) for stream in streams]
-
-        results, warnings, partial = self._all(fetch, budget)
-        check = budget.check if budget is not None else None
-        out = []
-        for r in range(len(requests)):
-            merged = merge_series([answers[r] for answers in results], check) if results else []
-            metrics.SERIES_FETCHED.inc(len(merged))
-            metrics.SAMPLES_FETCHED.inc(sum(s.timestamps_ms.shape[0] for s in merged))
-            out.append(SeriesSet(merged, list(warnings), partial))
-        return out
-
     def select_many_columns(
         self, requests: Sequence[tuple[Sequence[Matcher], int, int]], *, budget: QueryBudget | None = None,
         points_per_series: int = 0,
     ) -> list[ColumnsSet]:
-        """:meth:`select_many`, each answer laid end to end (:func:`columns_of`): for callers that work on
-        all the samples at once (the rulers' prefetch)."""
+        """Several selects ``(matchers, start_ms, end_ms)`` in one fan-out round, each answer laid end to end
+        (:func:`columns_of`), for callers that work on all the samples at once (the rulers' prefetch). Each
+        shard's thread starts all of its Series calls at once and then reads them in turn, so the shards
+        answer them together (one thread hop per shard, not per select). The budget and the failures are the
+        whole round's, as for one select: every answer carries the round's warnings and ``partial``."""
         if not requests:
             return []
         tally, limits = self._round_budget(budget, points_per_series)

@@ -129,7 +129,7 @@ class PrefetchQuerier:
     @classmethod
     def fetch(cls, inner: Querier, selects: dict[tuple[Matcher, ...], Window],
               budget: QueryBudget | None) -> PrefetchQuerier:
-        """Fetch ``selects`` from ``inner`` (in one round with ``select_many``); raises as a select does."""
+        """Fetch ``selects`` from ``inner`` (in one round with ``select_many_columns``); raises as a select does."""
         keys = list(selects)
         many = getattr(inner, "select_many_columns", None)
         if many is not None:

@@ -130,16 +130,17 @@ def _s(name: str, i: str, t: int) -> Series:
     return Series(Labels.from_dict({"__name__": name, "i": i}), np.array([t], np.int64), np.array([float(t)]))
 
 
-def test_select_many_answers_each_select_merged_over_the_shards_in_one_round():
+def test_select_many_columns_answers_each_select_merged_over_the_shards_in_one_round():
     a = _client(0, {"x": [_s("x", "1", 1)], "y": [_s("y", "2", 2)]})
     b = _client(1, {"x": [_s("x", "0", 3)]})
     fanout = FanoutQuerier([a, b])
     try:
-        x, y, z = fanout.select_many([([Matcher(MatchType.EQ, "__name__", n)], 0, 10) for n in "xyz"])
+        x, y, z = fanout.select_many_columns([([Matcher(MatchType.EQ, "__name__", n)], 0, 10) for n in "xyz"])
     finally:
         fanout.close()
-    assert [str(s.labels) for s in x.series] == ['x{i="0"}', 'x{i="1"}']
-    assert [str(s.labels) for s in y.series] == ['y{i="2"}'] and z.series == []
+    assert [str(lbls) for lbls in x.columns.labels] == ['x{i="0"}', 'x{i="1"}']
+    assert x.columns.timestamps_ms.tolist() == [3, 1] and x.columns.offsets.tolist() == [0, 1, 2]
+    assert [str(lbls) for lbls in y.columns.labels] == ['y{i="2"}'] and z.columns.labels == []
     assert not x.partial and a.calls == b.calls == 3
 
 
@@ -156,9 +157,9 @@ def test_select_many_columns_sorts_the_shards_series_by_labels_and_merges_replic
     def fetch(answers: list[list[Series]]):
         clients = [_client(i, {"x": part}) for i, part in enumerate(answers)]
         fanout = FanoutQuerier(clients)
-        try:
-            (cols,), (found,) = (fanout.select_many_columns([([Matcher(MatchType.EQ, "__name__", "x")], 0, 10**6)]),
-                                 fanout.select_many([([Matcher(MatchType.EQ, "__name__", "x")], 0, 10**6)]))
+        try:  # Against select, which merges Series objects one by one (the exact path).
+            (cols,), found = (fanout.select_many_columns([([Matcher(MatchType.EQ, "__name__", "x")], 0, 10**6)]),
+                              fanout.select([Matcher(MatchType.EQ, "__name__", "x")], 0, 10**6))
         finally:
             fanout.close()
         want = SeriesColumns.of(found.series)
