@@ -117,25 +117,11 @@ def without_name(labels: Labels) -> Labels:
     return labels.without((METRIC_NAME,))
 
 
-#: id(labels) -> (labels, labels without the name), for :func:`without_names`; emptied at _NAMELESS_MAX.
-_NAMELESS: dict[int, tuple[Labels, Labels]] = {}
-_NAMELESS_MAX = 1 << 20
-
-
 def without_names(labels: Sequence[Labels]) -> list[Labels]:
-    """:func:`without_name` of each of ``labels``, memoised by object: the label sets a query gets from the
-    shards are one object per series (memoised by key), so a lookup by ``id`` spares hashing each one."""
-    memo = _NAMELESS
-    if len(memo) > _NAMELESS_MAX:
-        memo.clear()
-    get = memo.get
-    out = []
-    for lbls in labels:
-        hit = get(id(lbls))
-        if hit is None or hit[0] is not lbls:
-            hit = memo[id(lbls)] = (lbls, without_name(lbls))
-        out.append(hit[1])
-    return out
+    """:func:`without_name` of each of ``labels`` (memoised by value: keeping results by object would keep
+    every intermediate label set alive, and the garbage collector's full passes over them cost more than
+    the hashing saved)."""
+    return [without_name(lbls) for lbls in labels]
 
 
 def series_id_of(canonical: bytes) -> int:

@@ -384,6 +384,14 @@ class FanoutQuerier:
         metrics.SAMPLES_FETCHED.inc(sum(s.timestamps_ms.shape[0] for s in merged))
         return SeriesSet(merged, warnings, partial)
 
+    def select_columns(
+        self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, budget: QueryBudget | None = None,
+        points_per_series: int = 0,
+    ) -> ColumnsSet:
+        """:meth:`select` laid end to end (:func:`columns_of`), what the engine's selectors take."""
+        return self.select_many_columns([(matchers, start_ms, end_ms)], budget=budget,
+                                        points_per_series=points_per_series)[0]
+
     def select_many_columns(
         self, requests: Sequence[tuple[Sequence[Matcher], int, int]], *, budget: QueryBudget | None = None,
         points_per_series: int = 0,

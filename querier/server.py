@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection
 
 from shardmon.model import grpcauth
 from shardmon.model.config import Config
+from shardmon.model.gc_tuning import tune_for_queries
 from shardmon.model.httpclient import InternalClient
 from shardmon.model.httpserver import listen
 from shardmon.model.pb import query_pb2, query_pb2_grpc
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 
 def build(config: Config) -> tuple[Engine, FanoutQuerier]:
+    """The engine over the fan-out to the configured shards, for a process that evaluates PromQL (the
+    querier, a ruler); sets that process's garbage-collector thresholds for it (``model/gc_tuning.py``)."""
+    tune_for_queries()
     q = config.querier
     fanout = FanoutQuerier(
         [ShardClient(n.id, n.address, ShardConnection.of(config)) for n in config.shards.nodes],

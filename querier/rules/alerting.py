@@ -112,7 +112,9 @@ class AlertingRule(RuleState):
             for key, a in new.items():
                 old = self.active.get(key)
                 if old is not None and old.state != AlertState.INACTIVE:
-                    old.value, old.annotations = a.value, a.annotations
+                    old.value = a.value
+                    if a.annotations != old.annotations:  # Unchanged: the long-lived object stays.
+                        old.annotations = a.annotations
                     continue
                 self.active[key] = a
             n_active = 0
