@@ -182,7 +182,8 @@ class Engine:
             rows = [r for r in value.order.tolist() if value.present[r, 0]]
         else:
             rows = sorted(np.flatnonzero(value.present[:, 0]).tolist(), key=value.labels.__getitem__)
-        series = [ResultSeries(value.labels[r], ts, value.values[r, :1].copy()) for r in rows]
+        column = value.values[:, 0].copy()  # One copy; each series' value is a view of it.
+        series = [ResultSeries(value.labels[r], ts, column[r:r + 1]) for r in rows]
         return QueryResult("vector", series, None, time_ms, ctx.warnings, ctx.partial)
 
     def _raw_samples(
@@ -237,13 +238,19 @@ class Engine:
             series = [ResultSeries(EMPTY_LABELS, steps, value.values.astype(F64, copy=True))]
             return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial)
         assert isinstance(value, InstantVector), type(value)
+        # Rows present at every step (the common case) keep the step array and a view of their row; the
+        # others are cut by their mask.
+        present, values, labels = value.present, value.values, value.labels
+        full = present.all(axis=1).tolist()
         series = []
-        for row, lbls in enumerate(value.labels):
-            if row % 4096 == 4095:
+        for i, row in enumerate(np.flatnonzero(present.any(axis=1)).tolist()):
+            if i % 4096 == 4095:
                 ctx.check_deadline()
-            mask = value.present[row]
-            if mask.any():
-                series.append(ResultSeries(lbls, steps[mask], value.values[row][mask]))
+            if full[row]:
+                series.append(ResultSeries(labels[row], steps, values[row]))
+            else:
+                mask = present[row]
+                series.append(ResultSeries(labels[row], steps[mask], values[row][mask]))
         series.sort(key=lambda s: s.labels)
         return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial)
 
