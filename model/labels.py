@@ -118,9 +118,7 @@ def without_name(labels: Labels) -> Labels:
 
 
 def without_names(labels: Sequence[Labels]) -> list[Labels]:
-    """:func:`without_name` of each of ``labels`` (memoised by value: keeping results by object would keep
-    every intermediate label set alive, and the garbage collector's full passes over them cost more than
-    the hashing saved)."""
+    """:func:`without_name` of each of ``labels``."""
     return [without_name(lbls) for lbls in labels]
 
 

@@ -53,13 +53,18 @@ class SeriesColumns(NamedTuple):
 
     @classmethod
     def of(cls, series: Sequence[Series]) -> SeriesColumns:
-        offsets = np.zeros(len(series) + 1, dtype=np.int64)
-        if not series:
+        return cls.of_arrays([s.labels for s in series], [s.timestamps_ms for s in series], [s.values for s in series])
+
+    @classmethod
+    def of_arrays(cls, labels: list[Labels], timestamps: Sequence[np.ndarray], values: Sequence[np.ndarray]
+                  ) -> SeriesColumns:
+        """Series i being ``labels[i]``, ``timestamps[i]`` and ``values[i]``, laid end to end."""
+        offsets = np.zeros(len(labels) + 1, dtype=np.int64)
+        if not labels:
             return cls([], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), offsets)
-        np.cumsum([s.timestamps_ms.shape[0] for s in series], out=offsets[1:])
-        return cls([s.labels for s in series],
-                   np.concatenate([s.timestamps_ms for s in series]).astype(np.int64, copy=False),
-                   np.concatenate([s.values for s in series]).astype(np.float64, copy=False), offsets)
+        np.cumsum([t.shape[0] for t in timestamps], out=offsets[1:])
+        return cls(labels, np.concatenate(timestamps).astype(np.int64, copy=False),
+                   np.concatenate(values).astype(np.float64, copy=False), offsets)
 
 
 class ColumnsSet(NamedTuple):

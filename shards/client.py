@@ -75,13 +75,9 @@ def labels_of(key: bytes) -> Labels:
     return lbls
 
 
-def series_of_frame(frame: shard_pb2.SeriesFrame) -> list[Series]:
-    """Decode one frame into :class:`Series` (arrays are views of the frame's bytes)."""
-    return series_of_batch(SampleBatch.from_pb(frame.series))
-
-
 def series_of_batch(b: SampleBatch) -> list[Series]:
-    """A decoded frame's :class:`Series` (its samples are grouped by series, in the table's order)."""
+    """A decoded frame's :class:`Series` (its samples are grouped by series, in the table's order; arrays are
+    views of the frame's bytes)."""
     counts = np.bincount(b.sample_series, minlength=b.num_series) if b.num_samples else np.zeros(b.num_series, int)
     ends = np.cumsum(counts)
     out = []
@@ -105,14 +101,8 @@ class SeriesStream:
         self._what = what
 
     def __iter__(self) -> Iterator[list[Series]]:
-        try:
-            for frame in self._call:
-                if frame.limit_exceeded:
-                    raise QueryLimitError(f"{self._what}: the answer would exceed its {frame.limit_exceeded}",
-                                          frame.limit_exceeded)
-                yield series_of_frame(frame)
-        except grpc.RpcError as exc:
-            raise error_of(exc, self._what, SHARD_READ) from exc
+        for batch in self.batches():
+            yield series_of_batch(batch)
 
     def batches(self) -> Iterator[SampleBatch]:
         """The answer as it comes, one :class:`SampleBatch` per frame (samples grouped by series, in the

@@ -19,7 +19,6 @@ per value, the value written into a label as Go's ``strconv.FormatFloat(v, 'f', 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
@@ -163,13 +162,8 @@ AGGREGATIONS: frozenset[str] = frozenset({*REDUCTIONS, "bottomk", "count_values"
 SCALAR_PARAMETER: frozenset[str] = frozenset({"bottomk", "quantile", "topk"})
 
 
-def group_labels(labels: Labels, grouping: Sequence[str], without: bool) -> Labels:
-    """The labels of the group a series belongs to (``without`` also drops ``__name__``)."""
-    return _group_labels(labels, tuple(grouping), without)
-
-
-@functools.lru_cache(maxsize=1 << 20)
 def _group_labels(labels: Labels, grouping: tuple[str, ...], without: bool) -> Labels:
+    """The labels of the group a series belongs to (``without`` also drops ``__name__``)."""
     if without:
         return labels.without((*grouping, METRIC_NAME))
     return labels.keep(grouping)
@@ -184,7 +178,7 @@ _GROUP_SPECS_MAX = 64
 
 
 def group_keys(labels: Sequence[Labels], grouping: Sequence[str], without: bool) -> list[Labels]:
-    """:func:`group_labels` of each of ``labels``."""
+    """The labels of the group each of ``labels`` belongs to (``without`` also drops ``__name__``)."""
     if not grouping and not without:
         return [EMPTY_LABELS] * len(labels)
     spec = (tuple(grouping), without)
@@ -317,4 +311,4 @@ def format_value(value: float) -> str:
 
 
 __all__ = ["AGGREGATIONS", "REDUCTIONS", "SCALAR_PARAMETER", "aggregate", "count_values", "format_value",
-           "group_labels"]
+           "group_keys"]

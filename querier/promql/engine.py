@@ -25,7 +25,7 @@ import promql_parser
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import EMPTY_LABELS, Labels
 from shardmon.model.samples import F64, I64
-from shardmon.model.storage import Querier, QueryBudget
+from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
 from shardmon.querier.promql.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
 from shardmon.querier.promql.binary import binary_op, negate, vector_matching
 from shardmon.querier.promql.functions import FUNCTIONS
@@ -40,7 +40,6 @@ from shardmon.querier.promql.value import (
     duration_ms,
     not_supported,
 )
-from shardmon.querier.promql.window import flatten
 
 #: Prometheus's HTTP API limit on the points of one series in a range query.
 MAX_POINTS_PER_SERIES = 11_000
@@ -345,7 +344,7 @@ class _Evaluator:
         first = -(-(int(ends[0]) - range_ms) // step_ms) * step_ms  # Rounded up to a multiple.
         n_inner = max(0, (int(ends[-1]) - first) // step_ms + 1)
         if n_inner == 0:
-            return RangeVector([], np.zeros(0, dtype=I64), np.zeros(0, dtype=F64), np.zeros(1, dtype=I64), ends, range_ms)
+            return RangeVector(*SeriesColumns.of_arrays([], [], []), ends, range_ms)
         # The inner grid costs a point per step, charged before it is built; each selector inside
         # charges its [series, steps] cells on it in turn (Prometheus counts a subquery's points).
         ctx.charge_points(n_inner)
@@ -356,7 +355,7 @@ class _Evaluator:
         # As a range selector's series: each is a row of the [series, steps] matrices of the function
         # that takes this range vector, over the outer grid.
         ctx.charge_points(len(labels) * ctx.n_steps)
-        return RangeVector(labels, *flatten(timestamps, values), ends, range_ms)
+        return RangeVector(*SeriesColumns.of_arrays(labels, timestamps, values), ends, range_ms)
 
     def _eval_Call(self, node: promql_parser.Call) -> Value:
         name = node.func.name

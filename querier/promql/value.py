@@ -8,8 +8,9 @@ node is a Python loop over series at most, with numpy doing the steps.
 - :class:`InstantVector`: series x steps matrices of values and of presence (a series has a value at
   a step or it has not; absent cells hold an unspecified value).
 - :class:`RangeVector`: the raw samples a range selector fetched, every series' laid end to end
-  (offsets say where each begins), and the window each step looks at, ``[end - range_ms, end]`` inclusive for each ``end`` in ``window_ends``. Functions
-  of range vectors find their windows with ``searchsorted``.
+  (offsets say where each begins), and the window each step looks at, ``[end - range_ms, end]``
+  inclusive for each ``end`` in ``window_ends``. Functions of range vectors find their windows with
+  ``searchsorted``.
 
 It also holds the evaluation context (the grid, the storage, the budget) and the error for a
 feature that is not implemented yet.
@@ -26,7 +27,7 @@ import numpy as np
 
 from shardmon.model.errors import BadQueryError, QueryExecutionError
 from shardmon.model.labels import Labels, Matcher
-from shardmon.model.storage import Querier, QueryBudget, Series, SeriesColumns
+from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
 
 
 class UnsupportedQueryError(BadQueryError):
@@ -146,42 +147,29 @@ class EvalContext:
         ``querier.max_samples``, before allocating them."""
         self.budget.charge(0, points)
 
-    def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
-               points_per_series: int = 0) -> list[Series]:
-        """Fetch from the Querier within the budget, keeping its warnings, and charge what came.
+    def select_columns(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
+                       points_per_series: int = 0) -> SeriesColumns:
+        """Fetch from the Querier within the budget, the series laid end to end (its ``select_columns`` when
+        it has one), keeping its warnings, and charge what came.
 
         ``points_per_series`` is what the caller will allocate per series besides its samples (a
         vector selector's row of the ``[series, steps]`` matrix): charged with each series, so a
         matrix over the budget is refused before it is built, and the shards stop loading early.
         """
         self.check_deadline()
-        result = self.querier.select(matchers, start_ms, end_ms, budget=self.budget,
-                                     points_per_series=points_per_series)
-        for warning in result.warnings:
+        columns = getattr(self.querier, "select_columns", None)
+        if columns is not None:
+            cols, warnings, partial = columns(matchers, start_ms, end_ms, budget=self.budget,
+                                              points_per_series=points_per_series)
+        else:
+            found = self.querier.select(matchers, start_ms, end_ms, budget=self.budget,
+                                        points_per_series=points_per_series)
+            cols, warnings, partial = SeriesColumns.of(found.series), found.warnings, found.partial
+        for warning in warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)
-        if result.partial:
+        if partial:
             self._partial[0] = True
-        self.budget.charge(len(result.series), sum(s.timestamps_ms.shape[0] for s in result.series),
-                           points_per_series)
-        self.check_deadline()
-        return result.series
-
-
-    def select_columns(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
-                       points_per_series: int = 0) -> SeriesColumns:
-        """:meth:`select`, the series laid end to end (from the Querier's ``select_columns`` when it has one)."""
-        fast = getattr(self.querier, "select_columns", None)
-        if fast is None:
-            return SeriesColumns.of(self.select(matchers, start_ms, end_ms, points_per_series=points_per_series))
-        self.check_deadline()
-        result = fast(matchers, start_ms, end_ms, budget=self.budget, points_per_series=points_per_series)
-        for warning in result.warnings:
-            if warning not in self.warnings:
-                self.warnings.append(warning)
-        if result.partial:
-            self._partial[0] = True
-        cols = result.columns
         self.budget.charge(len(cols.labels), cols.timestamps_ms.shape[0], points_per_series)
         self.check_deadline()
         return cols

@@ -77,18 +77,8 @@ def searchsorted_rows(timestamps: np.ndarray, offsets: np.ndarray, queries: np.n
     return np.searchsorted(keys, wanted, side=side).astype(I64, copy=False)
 
 
-def flatten(timestamps: list[np.ndarray], values: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Series' samples laid end to end: ``(timestamps, values, offsets)``."""
-    offsets = np.zeros(len(timestamps) + 1, dtype=I64)
-    if not timestamps:
-        return np.zeros(0, dtype=I64), np.zeros(0, dtype=F64), offsets
-    np.cumsum([t.shape[0] for t in timestamps], out=offsets[1:])
-    return (np.concatenate(timestamps).astype(I64, copy=False), np.concatenate(values).astype(F64, copy=False),
-            offsets)
-
-
 def windows_of(ctx: EvalContext, rv: RangeVector) -> Windows:
-    """Lay out ``rv``'s samples end to end and find each step's window in each series."""
+    """Find each step's window in each series of ``rv``."""
     ends = rv.window_ends
     starts = ends - rv.range_ms
     timestamps, values, offsets = rv.timestamps, rv.values, rv.offsets
