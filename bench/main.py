@@ -6,6 +6,7 @@
     bench/run --smoke                           # a tiny run (under a minute), as CI does
     bench/run --storage                         # the storage benchmark (bench/storagebench.py)
     bench/run --rules                           # rule evaluation time (bench/rulesbench.py)
+    bench/run --assign                          # target assignment, 1,000,000 targets over 1,000 scrapers
 
 For each system, one after the other on the same farm: start it, let it warm up, then measure over a
 window: samples ingested per second, CPU seconds per million samples of all its processes (for
@@ -246,7 +247,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-samples", type=int, default=60, help="with --storage: samples per series in the head test")
     p.add_argument("--compaction-wait", type=float, default=75.0,
                    help="with --storage: seconds Prometheus runs on its backfilled blocks (its compactor starts at 60)")
+    p.add_argument("--assign", action="store_true",
+                   help="target assignment time and moves (bench/assignbench.py); --targets and --scrapers "
+                        "default to 1,000,000 and 1,000")
     args = p.parse_args(argv)
+    if args.assign:
+        return _assign(args, argv)
     if args.storage:
         return _storage(args)
     if args.rules:
@@ -314,6 +320,20 @@ def _rules(args, argv: list[str] | None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print(markdown(run))
+    return 0
+
+
+def _assign(args, argv: list[str] | None) -> int:
+    from bench.assignbench import run_assign_bench, summary
+
+    given = argv or sys.argv
+    targets = args.targets if "--targets" in given else (20_000 if args.smoke else 1_000_000)
+    scrapers = args.scrapers if "--scrapers" in given else (100 if args.smoke else 1_000)
+    if args.smoke:
+        out = args.out or Path(tempfile.mkdtemp(prefix="shardmon-bench-smoke-"))
+    else:
+        out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
+    print(summary(run_assign_bench(out, targets, scrapers, report.machine())))
     return 0
 
 

@@ -1,15 +1,15 @@
 """The scrape coordinator: a Ray actor that owns the target list and the scrapers.
 
 It creates ``ingest.scrapers`` scraper actors (:mod:`shardmon.ingest.scraper_actor`, restarted by Ray when they
-die), assigns each target to one scraper by rendezvous hashing of the target's key over the scraper
-ids, and supervises: every ``SUPERVISE_INTERVAL_S`` it pings each scraper and gives its targets back to
+die), assigns each target to one scraper on the hash ring of the scraper ids (a placement hash of the
+target's URL and labels; :func:`shardmon.model.hashing.ring_owners`), and supervises: every ``SUPERVISE_INTERVAL_S`` it pings each scraper and gives its targets back to
 any that came back as a new incarnation (or never got them). It runs service discovery, scales the
 scrapers and reloads the configuration at runtime, and answers the ingest service's API (:mod:`shardmon.ingest.api`).
 
 On a Ray cluster of several nodes the scrapers are spread round-robin over the alive nodes that have
 CPUs (:mod:`shardmon.ingest.placement`), each pinned with a *soft* node affinity. The coordinator watches the
 node list every round. When a node leaves, the targets of the scrapers that were on it go at once to the
-scrapers on the remaining nodes (rendezvous hashing over the scrapers still there moves only those
+scrapers on the remaining nodes (the ring of the scrapers still there moves only those
 targets, and without staleness markers: their series go on). Ray meanwhile restarts the lost scrapers on
 the remaining nodes (the affinity is soft); once they answer from there, their targets go back to them.
 The coordinator itself runs on the head node, which lives as long as the cluster does (the scrapers are
@@ -146,7 +146,7 @@ class ScrapeCoordinator:
     def _refresh_targets(self) -> None:
         """The configured targets plus, with ``ingest.self_monitoring``, Shardmon's own components
         (scrapers as their metrics addresses become known). A new target set is a new assignment
-        version; rendezvous hashing moves only the targets that must move."""
+        version; the hash ring moves only the targets that must move."""
         targets = list(self.configured)
         if self.config.ingest.self_monitoring:
             components = static_components(self.config) + [("coordinator", self.metrics_address, "/metrics")]
@@ -155,7 +155,7 @@ class ScrapeCoordinator:
             components += self._rulers.components()
             targets += self_targets(self.config, components)
         # Targets go to the scrapers that can run them: all of them, but those whose node left (unless
-        # that is all of them). Rendezvous hashing moves only the lost scrapers' targets, and moves
+        # that is all of them). The ring moves only the lost scrapers' targets, and moves
         # them back when the scrapers return.
         members = [sid for sid in self.scraper_ids if sid not in self._lost] or list(self.scraper_ids)
         if (self.targets is None or members != self._members
@@ -338,7 +338,7 @@ class ScrapeCoordinator:
 
     async def set_scrapers(self, count: int) -> dict:
         """Run ``count`` scrapers from now on (``scraper-0`` ... ``scraper-<count-1>``), moving only the
-        targets that must move: to a new scraper, the ~1/N that rendezvous hashing gives it; from a
+        targets that must move: to a new scraper, the ~1/N the hash ring gives it; from a
         removed one, its own. Removed scrapers stop their targets first (no staleness markers: the
         series go on elsewhere), then the others take them. Returns ``{"scrapers", "targets", "moved"}``.
         The count is checkpointed: a restarted coordinator resumes with it."""

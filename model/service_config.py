@@ -449,7 +449,7 @@ class RulesConfig(ConfigModel):
     rulers: int = Field(
         1, ge=1,
         description="Number of ruler actors (at most rules.max_rulers); rule groups are spread over them by "
-        "rendezvous hashing of file and group name. A reload that changes it rescales (a runtime scaling "
+        "a hash ring of file and group name. A reload that changes it rescales (a runtime scaling "
         "otherwise stays).",
     )
     http_address: HostPort | None = Field(
