@@ -102,10 +102,11 @@ def run_system(system, farm_port: int, farm_proc, targets: int, series: int, int
         log(f"[{system.name}] measuring for {window_s:.0f}s")
         farm_stats(farm_port, reset=True)
         cpu0, farm_cpu0, samples0, t0 = sampler.cpu_seconds(), farm_sampler.cpu_seconds(), system.samples_appended(), time.monotonic()
-        by_process0 = sampler.cpu_by_process()
+        by_process0, by_component0 = sampler.cpu_by_process(), sampler.cpu_by_component()
         time.sleep(window_s)
         cpu1, farm_cpu1, samples1, t1 = sampler.cpu_seconds(), farm_sampler.cpu_seconds(), system.samples_appended(), time.monotonic()
-        by_process1 = sampler.cpu_by_process()
+        by_process1, by_component1 = sampler.cpu_by_process(), sampler.cpu_by_component()
+        ingest_peak, ingest_at_peak = sampler.peak_pss, dict(sampler.pss_at_peak)
         fs = farm_stats(farm_port)
         elapsed = t1 - t0
         ingested = samples1 - samples0
@@ -131,12 +132,19 @@ def run_system(system, farm_port: int, farm_proc, targets: int, series: int, int
         if query_repeats:
             result["queries"] = measure_queries(system, warmup_s + window_s, query_repeats)
         result["peak_memory_bytes"] = sampler.peak_pss
+        # Where the memory is: per component at the whole run's peak, and at the peak of warm-up and
+        # ingest alone (before the queries), with the series the system then held.
+        result["pss_at_peak_by_component"] = dict(sorted(sampler.pss_at_peak.items(), key=lambda kv: -kv[1]))
+        result["ingest_peak_memory_bytes"] = ingest_peak
+        result["ingest_pss_at_peak_by_component"] = dict(sorted(ingest_at_peak.items(), key=lambda kv: -kv[1]))
+        result["active_series"] = targets * (series + (4 if system.name == "shardmon" else 5))
         if query_repeats:
             result["storage"] = system.flush_and_measure_storage()
             st = result["storage"]
             result["block_bytes_per_sample"] = st["block_bytes"] / st["samples_stored"] if st["samples_stored"] else None
             result["disk_bytes_per_sample"] = st["disk_bytes"] / st["samples_stored"] if st["samples_stored"] else None
         result["cpu_by_process_s"] = _top_processes(by_process0, by_process1)
+        result["cpu_by_component_s"] = _top_processes(by_component0, by_component1, n=99)
         return result
     finally:
         sampler.stop()

@@ -3,7 +3,9 @@
 A :class:`TreeSampler` re-reads the process tree every second (new processes appear: Ray starts its
 workers late), keeps each process's latest CPU time (so one that exits still counts up to its last
 reading), and tracks the peak of the tree's total proportional set size (PSS: shared pages divided
-among the processes sharing them, so summing does not count them twice).
+among the processes sharing them, so summing does not count them twice), both in all and per
+component (:func:`component`: scrapers, shards, Redis, Ray's own processes, ...), so a report can say
+where the memory and the CPU go.
 """
 
 from __future__ import annotations
@@ -61,6 +63,26 @@ def process_name(pid: int) -> str:
         return "?"
 
 
+#: (substring of a process's command line, component), the first match wins.
+_COMPONENTS = (
+    ("ray::Scraper", "scrapers"), ("ray::ScrapeCoordinator", "coordinator"), ("ray::Ruler", "rulers"),
+    ("ray::IDLE", "Ray idle workers"), ("ray::DashboardAgent", "Ray system processes"),
+    ("ray::RuntimeEnvAgent", "Ray system processes"), ("ray::", "other Ray actors"),
+    ("shardmon shard", "shards"), ("redis-aof-rewrite", "Redis (AOF rewrite)"), ("redis-server", "Redis"),
+    ("shardmon querier", "querier"), ("shardmon receiver", "receiver"), ("shardmon ingest", "ingest service"),
+    ("shardmon ruler", "ruler service"), ("shardmon up", "launcher"), ("site-packages/ray", "Ray system processes"),
+    ("prometheus", "prometheus"),
+)
+
+
+def component(name: str) -> str:
+    """The component a process belongs to, from its command line (``other`` when unknown)."""
+    for needle, comp in _COMPONENTS:
+        if needle in name:
+            return comp
+    return "other"
+
+
 class TreeSampler:
     """Samples the CPU seconds and PSS of the trees under ``roots`` every ``interval_s``."""
 
@@ -70,6 +92,9 @@ class TreeSampler:
         self.cpu: dict[int, float] = {}
         self.names: dict[int, str] = {}
         self.peak_pss = 0
+        #: PSS per component at the moment of the tree's peak, and each component's own peak.
+        self.pss_at_peak: dict[str, int] = {}
+        self.peak_by_component: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._lock = threading.Lock()
@@ -78,7 +103,7 @@ class TreeSampler:
         pids: set[int] = set()
         for r in self.roots:
             pids |= descendants(r)
-        total = 0
+        total, by = 0, {}
         with self._lock:
             for p in pids:
                 st = _stat(p)
@@ -87,8 +112,14 @@ class TreeSampler:
                 self.cpu[p] = st[1]
                 if p not in self.names:
                     self.names[p] = process_name(p)
-                total += _pss_bytes(p)
-            self.peak_pss = max(self.peak_pss, total)
+                pss = _pss_bytes(p)
+                total += pss
+                comp = component(self.names[p])
+                by[comp] = by.get(comp, 0) + pss
+            if total > self.peak_pss:
+                self.peak_pss, self.pss_at_peak = total, by
+            for comp, v in by.items():
+                self.peak_by_component[comp] = max(self.peak_by_component.get(comp, 0), v)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):
@@ -112,9 +143,18 @@ class TreeSampler:
                 out[f"{p} {self.names.get(p, '?')}"] = c
             return out
 
+    def cpu_by_component(self) -> dict[str, float]:
+        """Total CPU seconds so far per component (take differences for a window)."""
+        with self._lock:
+            out: dict[str, float] = {}
+            for p, c in self.cpu.items():
+                comp = component(self.names.get(p, "?"))
+                out[comp] = out.get(comp, 0.0) + c
+            return out
+
     def reset_peak(self) -> None:
         with self._lock:
-            self.peak_pss = 0
+            self.peak_pss, self.pss_at_peak, self.peak_by_component = 0, {}, {}
 
     def stop(self) -> None:
         self._stop.set()

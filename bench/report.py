@@ -87,9 +87,34 @@ def markdown(run: dict) -> str:
         lines += ["", f"Falling behind ({r['system']}): {'YES' if r['behind'] else 'no'} "
                   f"({r['late_targets']} targets with a gap over 1.5 intervals; {r['samples_per_s']:.0f} of "
                   f"{r['expected_samples_per_s']:.0f} expected samples/s). Farm CPU: {r['farm_cpu_cores']:.2f} cores."]
+        lines += _by_component(r)
         lines += ["", f"CPU seconds by process in the measurement window ({r['system']}):", ""]
         lines += [f"- {v:.1f} s: `{k}`" for k, v in r["cpu_by_process_s"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _by_component(r: dict) -> list[str]:
+    """Where the CPU and the memory go, per component (results written before 2026-12-06 lack it)."""
+    if "pss_at_peak_by_component" not in r:
+        return []
+    series = r.get("active_series") or 0
+    cpu = r.get("cpu_by_component_s", {})
+    at_ingest = r.get("ingest_pss_at_peak_by_component", {})
+    at_peak = r["pss_at_peak_by_component"]
+    names = sorted(set(cpu) | set(at_ingest) | set(at_peak), key=lambda c: -at_ingest.get(c, 0))
+    total_cpu = sum(cpu.values()) or 1.0
+    lines = ["", f"By component ({r['system']}): CPU in the measurement window; memory (PSS) at the peak of "
+             f"warm-up and ingest ({series:,} active series), and at the whole run's peak (queries and flush "
+             "included):", "",
+             "| component | CPU-s | share | MiB at ingest peak | bytes per series | MiB at run peak |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for c in names + ["all"]:
+        c_cpu = sum(cpu.values()) if c == "all" else cpu.get(c, 0.0)
+        mem = r.get("ingest_peak_memory_bytes", 0) if c == "all" else at_ingest.get(c, 0)
+        peak = r["peak_memory_bytes"] if c == "all" else at_peak.get(c, 0)
+        per = f"{mem / series:,.0f}" if series else "-"
+        lines.append(f"| {c} | {c_cpu:.1f} | {c_cpu / total_cpu:.0%} | {mem / 2**20:,.0f} | {per} | {peak / 2**20:,.0f} |")
+    return lines
 
 
 def chart(run: dict, path: Path) -> None:
