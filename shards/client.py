@@ -90,6 +90,16 @@ def series_of_batch(b: SampleBatch) -> list[Series]:
     return out
 
 
+def _set_limits(req, max_series: int | None, max_samples: int | None, points_per_series: int) -> None:
+    """Put the read's limits into ``req`` (a Series or Aggregate request); None and None: no limits."""
+    if max_series is not None or max_samples is not None:
+        req.limits.CopyFrom(shard_pb2.SeriesLimits(
+            max_series=NO_LIMIT if max_series is None else max_series,
+            max_samples=NO_LIMIT if max_samples is None else max_samples,
+            points_per_series=points_per_series,
+        ))
+
+
 class SeriesStream:
     """One Series call in flight: iterate it for the series of each frame as they arrive;
     :meth:`cancel` (from any thread) ends it, the iteration then raising a retryable error.
@@ -187,12 +197,7 @@ class ShardClient:
         req = shard_pb2.SeriesRequest(
             start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers), skip_samples=skip_samples
         )
-        if max_series is not None or max_samples is not None:
-            req.limits.CopyFrom(shard_pb2.SeriesLimits(
-                max_series=NO_LIMIT if max_series is None else max_series,
-                max_samples=NO_LIMIT if max_samples is None else max_samples,
-                points_per_series=points_per_series,
-            ))
+        _set_limits(req, max_series, max_samples, points_per_series)
         return SeriesStream(self._stub.Series(req, timeout=timeout_s), self._what("Series"))
 
     def series(
@@ -233,12 +238,7 @@ class ShardClient:
         size of its answer in bytes. Over the limits (as :meth:`series_stream`'s):
         :class:`~shardmon.model.errors.QueryLimitError`."""
         req = pushdown_wire.request_of(spec, matchers_to_pb(spec.matchers))
-        if max_series is not None or max_samples is not None:
-            req.limits.CopyFrom(shard_pb2.SeriesLimits(
-                max_series=NO_LIMIT if max_series is None else max_series,
-                max_samples=NO_LIMIT if max_samples is None else max_samples,
-                points_per_series=points_per_series,
-            ))
+        _set_limits(req, max_series, max_samples, points_per_series)
         resp = self._unary("Aggregate", req, timeout_s, attach)
         if resp.limit_exceeded:
             raise QueryLimitError(f"{self._what('Aggregate')}: the answer would exceed its {resp.limit_exceeded}",

@@ -61,6 +61,14 @@ def matchers_from_pb(pbs) -> list[Matcher]:
         raise errors.BadQueryError(str(exc)) from exc
 
 
+def limits_of(request) -> dict:
+    """A read request's ``SeriesLimits`` as :func:`~shardmon.shards.reads.select_pieces`'s keywords (none: no limits)."""
+    if not request.HasField("limits"):
+        return {}
+    lim = request.limits
+    return dict(max_series=lim.max_series, max_samples=lim.max_samples, points_per_series=lim.points_per_series)
+
+
 def frames_of(db: ShardDB, sel: Selection) -> Iterator[shard_pb2.SeriesFrame]:
     """The selection in frames of at most _FRAME_SERIES series or about _FRAME_SAMPLES samples."""
     n = sel.idx.shape[0]
@@ -141,11 +149,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         shard's read warnings (its Redis lost data, a rebuild under way) travel on the first frame."""
         t0 = time.perf_counter()
         warnings = self.db.read_warnings()
-        limits = {}
-        if request.HasField("limits"):
-            lim = request.limits
-            limits = dict(max_series=lim.max_series, max_samples=lim.max_samples,
-                          points_per_series=lim.points_per_series)
+        limits = limits_of(request)
         try:
             matchers = matchers_from_pb(request.matchers)
             if not matchers:
@@ -178,11 +182,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         limits), evaluate the selector or range function and the partial aggregate over them in a worker
         thread (the event loop keeps acknowledging writes), answer the partial."""
         warnings = self.db.read_warnings()
-        limits = {}
-        if request.HasField("limits"):
-            lim = request.limits
-            limits = dict(max_series=lim.max_series, max_samples=lim.max_samples,
-                          points_per_series=lim.points_per_series)
+        limits = limits_of(request)
         try:
             matchers = matchers_from_pb(request.matchers)
             if not matchers:

@@ -141,7 +141,7 @@ def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector) -> Pa
         assert spec.param is not None
         keep, _ = select_k(ctx, group, len(keys), vector.values, vector.present, check_k(spec.param),
                            bottom=spec.op == "bottomk")
-        ties = has_ties(group, vector.values, vector.present, keep)
+        ties = has_ties(group, vector.values, vector.present, keep, ordered=spec.n_steps == 1)
         rows = keep.any(axis=1)
         if spec.n_steps == 1:  # Each group's first present series: a one-step answer lists groups in that order.
             present_rows = np.flatnonzero(vector.present[:, 0])
@@ -163,9 +163,11 @@ def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector) -> Pa
     return Partial(group_labels, values, present, first_keys)
 
 
-def has_ties(group: np.ndarray, values: np.ndarray, present: np.ndarray, keep: np.ndarray) -> bool:
-    """Whether a kept cell's value equals another present cell's of its group at its step (numbers equal,
-    -0 and 0 alike, or both NaN): where the selection then depends on the order of all the series."""
+def has_ties(group: np.ndarray, values: np.ndarray, present: np.ndarray, keep: np.ndarray, *, ordered: bool) -> bool:
+    """Whether a kept cell's value equals a left-out cell's of its group at its step (numbers equal, -0 and
+    0 alike, or both NaN), or with ``ordered`` (a one-step answer lists the kept series in Prometheus's
+    order) another kept cell's: where the answer then depends on the order Prometheus's heap met all the
+    series in."""
     rows, steps = np.nonzero(present)
     if rows.shape[0] < 2:
         return False
@@ -178,7 +180,7 @@ def has_ties(group: np.ndarray, values: np.ndarray, present: np.ndarray, keep: n
     if not same.any():
         return False
     k = keep[rows, steps][order]
-    return bool((same & (k[1:] | k[:-1])).any())
+    return bool((same & ((k[1:] | k[:-1]) if ordered else (k[1:] != k[:-1]))).any())
 
 
 def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Partial]) -> InstantVector | None:
@@ -197,7 +199,7 @@ def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Par
         cands = InstantVector([cands.labels[i] for i in order], cands.values[order], cands.present[order])
         result = aggregate(ctx, spec.op, cands, spec.grouping, spec.without, spec.param)
         group, keys, _ = _groups(cands, spec)
-        if has_ties(group, cands.values, cands.present, result.present):
+        if has_ties(group, cands.values, cands.present, result.present, ordered=n_steps == 1):
             return None
         return result
     # Groups in the order of their first series over all shards.
