@@ -61,6 +61,14 @@ def matchers_from_pb(pbs) -> list[Matcher]:
         raise errors.BadQueryError(str(exc)) from exc
 
 
+def read_matchers(request) -> list[Matcher]:
+    """A read request's matchers (Series, Aggregate): at least one."""
+    matchers = matchers_from_pb(request.matchers)
+    if not matchers:
+        raise errors.BadQueryError("at least one matcher is required")
+    return matchers
+
+
 def limits_of(request) -> dict:
     """A read request's ``SeriesLimits`` as :func:`~shardmon.shards.reads.select_pieces`'s keywords (none: no limits)."""
     if not request.HasField("limits"):
@@ -151,9 +159,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         warnings = self.db.read_warnings()
         limits = limits_of(request)
         try:
-            matchers = matchers_from_pb(request.matchers)
-            if not matchers:
-                raise errors.BadQueryError("at least one matcher is required")
+            matchers = read_matchers(request)
             async for piece in self.db.select_pieces(matchers, request.start_ms, request.end_ms,
                                                      skip_samples=request.skip_samples, **limits):
                 for frame in frames_of(self.db, piece):
@@ -184,9 +190,7 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         warnings = self.db.read_warnings()
         limits = limits_of(request)
         try:
-            matchers = matchers_from_pb(request.matchers)
-            if not matchers:
-                raise errors.BadQueryError("at least one matcher is required")
+            matchers = read_matchers(request)
             spec = pushdown_wire.spec_of(request, matchers)
             pieces = [p async for p in self.db.select_pieces(matchers, spec.start_ms, spec.end_ms, **limits)]
             sel = Selection(*(np.concatenate(parts) for parts in zip(*pieces)))
