@@ -198,7 +198,7 @@ def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Par
         order = sorted(range(len(cands.labels)), key=cands.labels.__getitem__)
         cands = InstantVector([cands.labels[i] for i in order], cands.values[order], cands.present[order])
         result = aggregate(ctx, spec.op, cands, spec.grouping, spec.without, spec.param)
-        group, keys, _ = _groups(cands, spec)
+        group, _, _ = _groups(cands, spec)
         if has_ties(group, cands.values, cands.present, result.present, ordered=n_steps == 1):
             return None
         return result
@@ -247,8 +247,8 @@ def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Par
             share = np.where(p.counts > 0, p.counts / np.where(counts[rows] > 0, counts[rows], 1.0), 0.0)
             values[rows] += np.where(p.present, v * share, 0.0)
     if op == "avg":
-        # A group on one shard keeps that shard's mean exactly (share 1 would round it otherwise not at all,
-        # but a mean times 1.0 plus 0.0 turns -0.0 into 0.0).
+        # A group present on one shard only keeps that shard's mean as it is (the weighted sum would turn a
+        # -0.0 into 0.0).
         single = np.zeros((n, n_steps), dtype=np.int64)
         last = np.zeros((n, n_steps), dtype=F64)
         for p in partials:
