@@ -136,6 +136,10 @@ class Target:
         self.phase = rng.uniform(0, 10_000, len(series))
 
     def render(self, now: float) -> bytes:
+        return (self.template % tuple(self.values(now).tolist())).encode()
+
+    def values(self, now: float) -> np.ndarray:
+        """Every series' value at ``now`` (seconds), in the catalogue's order."""
         # Time since a fixed origin: counters count from there (plus a per-series phase), and two
         # systems scraping the farm at the same moment get the same values.
         t = now - ORIGIN_S
@@ -146,8 +150,7 @@ class Target:
             gauge = np.round(b + r * np.sin((t + ph) / np.where(p > 0, p, 1)), 2)
             bucket = np.floor(r * (t + ph) * b)
         v = np.where(k == COUNTER, counter, np.where(k == COUNTER_RESET, reset, np.where(k == BUCKET, bucket, gauge)))
-        v = np.where(k == GAUGE_INT, np.floor(v), v)
-        return (self.template % tuple(v.tolist())).encode()
+        return np.where(k == GAUGE_INT, np.floor(v), v)
 
 
 class Farm:

@@ -233,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep-data", action="store_true", help="keep the systems' data and logs (printed where)")
     p.add_argument("--queries", action="store_true",
                    help="query latency on the same data (Prometheus remote-writes to Shardmon) instead of ingest")
+    p.add_argument("--pushdown", action="store_true",
+                   help="with --queries: the aggregation push-down on and off over 2 and 4 local shards (no Prometheus; "
+                   "bench/pushdownbench.py): bytes from the shards, latency, CPU")
+    p.add_argument("--pushdown-shards", default="2,4", help="with --pushdown: the shard counts")
+    p.add_argument("--pushdown-points", type=int, default=31, help="with --pushdown: samples per series (10s apart)")
     p.add_argument("--fill", type=float, default=None,
                    help="with --queries (default 300) or --rules (default 120): seconds of data first")
     p.add_argument("--rules", action="store_true",
@@ -271,6 +276,16 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path(tempfile.mkdtemp(prefix="shardmon-bench-smoke-"))
         run = run_workload(out, 5, 50, 1.0, 5.0, args.systems.split(","), 1, 1, query_repeats=1, label="smoke")
         print(report.summary(run))
+        return 0
+    if args.queries and args.pushdown:
+        from bench.pushdownbench import markdown as pushdown_markdown
+        from bench.pushdownbench import run_pushdown_bench
+
+        targets = args.targets if "--targets" in (argv or sys.argv) else 50
+        series = args.series if "--series" in (argv or sys.argv) else 1000
+        run = run_pushdown_bench(out, targets, series, [int(x) for x in args.pushdown_shards.split(",")],
+                                 args.pushdown_points, 10.0, 3, report.machine())
+        print(pushdown_markdown(run))
         return 0
     if args.queries:
         from bench.querybench import markdown, run_query_bench

@@ -41,7 +41,7 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     │                                          connection); counted, never leaves the notifier (ingest/notifier.py)
     ├── QueryError                     no
     │   ├── BadQueryError              no     HTTP 400 bad_data, gRPC INVALID_ARGUMENT
-    │   │   └── UnsupportedQueryError  no     a PromQL feature not implemented (querier/promql/value.py)
+    │   │   └── UnsupportedQueryError  no     a PromQL feature not implemented (model/promql/value.py)
     │   ├── QueryExecutionError        no     HTTP 422 execution, gRPC FAILED_PRECONDITION
     │   │   ├── QueryLimitError        no     ... over querier.max_samples / max_series (.limit names it)
     │   │   └── RuleError              no     a rule's own evaluation error: duplicate label sets, over the

@@ -305,6 +305,14 @@ class QuerierConfig(ConfigModel):
     subquery_step: Duration | None = Field(
         None, description="Step of subqueries that name none (default: global.evaluation_interval)."
     )
+    aggregation_pushdown: bool = Field(
+        True,
+        description="Compute sum, count, min, max, avg, group, topk, bottomk and count_values of a selector (or of "
+        "rate, increase or *_over_time of one) as partial aggregates in each shard and merge them here, instead of "
+        "fetching every series (the same answer, but sums and means over several shards may add in another order: "
+        "their last bits can differ). Not with shards.replication_factor > 1, where the series are fetched. false: "
+        "always fetch the series.",
+    )
 
 
 class ReceiverConfig(ConfigModel):

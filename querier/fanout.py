@@ -51,6 +51,7 @@ from shardmon.model.errors import (
     ShardUnavailableError,
 )
 from shardmon.model.labels import SEP, Matcher
+from shardmon.model.promql.pushdown import AggregateSpec, Partial
 from shardmon.model.samples import SampleBatch
 from shardmon.model.storage import ColumnsSet, LabelsResult, QueryBudget, Series, SeriesColumns, SeriesSet
 from shardmon.querier import metrics
@@ -163,6 +164,7 @@ def _drain(stream, call: _Call, tally: _Tally | None) -> list[Series]:
         if tally is not None:
             tally.add(part)
         out.extend(part)
+    metrics.SHARD_RESPONSE_BYTES.labels("Series").inc(getattr(stream, "bytes_received", 0))
     return out
 
 
@@ -174,6 +176,7 @@ def _drain_batches(stream, call: _Call, tally: _Tally | None) -> list[SampleBatc
         if tally is not None:
             tally.add_counts(batch.num_series, batch.num_samples)
         out.append(batch)
+    metrics.SHARD_RESPONSE_BYTES.labels("Series").inc(getattr(stream, "bytes_received", 0))
     return out
 
 
@@ -423,6 +426,30 @@ class FanoutQuerier:
             metrics.SAMPLES_FETCHED.inc(cols.timestamps_ms.shape[0])
             out.append(ColumnsSet(cols, list(warnings), partial))
         return out
+
+    def aggregate(self, spec: AggregateSpec, *, budget: QueryBudget | None = None
+                  ) -> tuple[list[Partial], list[str], bool] | None:
+        """The aggregation push-down: every shard's partial aggregate of ``spec`` (in shard order), the warnings
+        and ``partial`` as for a select; None when the push-down cannot be exact here (replicas: a series on
+        several shards would be counted once per copy, and copies may differ), the caller then selects.
+
+        Each shard reads within what the budget has left (as a select); what they read is charged after."""
+        if self.replication_factor > 1:
+            metrics.PUSHDOWN.labels("replicated").inc()
+            return None
+        _, limits = self._round_budget(budget, spec.n_steps)
+
+        def fetch(client: ShardClient, call: _Call) -> Partial:
+            # The shard's read warnings are left out, as the Series frames' are (select's answers lack them).
+            partial, _, size = client.aggregate(spec, timeout_s=self._call_timeout(budget), attach=call.attach,
+                                                **limits)
+            metrics.SHARD_RESPONSE_BYTES.labels("Aggregate").inc(size)
+            return partial
+
+        partials, warnings, partial = self._all(fetch, budget)
+        if budget is not None:
+            budget.charge(sum(p.series for p in partials), sum(p.samples for p in partials), spec.n_steps)
+        return partials, warnings, partial
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *,
                     budget: QueryBudget | None = None) -> LabelsResult:

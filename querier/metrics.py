@@ -28,3 +28,14 @@ SHARD_REQUESTS = Counter("shardmon_querier_shard_requests_total",
                          ["shard", "outcome"])
 SERIES_FETCHED = Counter("shardmon_querier_series_fetched_total", "Series received from the shards.")
 SAMPLES_FETCHED = Counter("shardmon_querier_samples_fetched_total", "Samples received from the shards.")
+SHARD_RESPONSE_BYTES = Counter("shardmon_querier_shard_response_bytes_total",
+                               "Bytes received from the shards' read answers, by RPC: Series (raw series) or "
+                               "Aggregate (partial aggregates of the aggregation push-down).", ["rpc"])
+PUSHDOWN = Counter("shardmon_querier_aggregation_pushdown_total",
+                   "Aggregations eligible for push-down (querier.aggregation_pushdown), by outcome: pushed (merged "
+                   "from the shards' partials), replicated (replication factor > 1: the exact path), ties "
+                   "(topk/bottomk ties: the exact path).", ["outcome"])
+for _rpc in ("Series", "Aggregate"):
+    SHARD_RESPONSE_BYTES.labels(_rpc)
+for _outcome in ("pushed", "replicated", "ties"):
+    PUSHDOWN.labels(_outcome)

@@ -46,6 +46,7 @@ def build(config: Config) -> tuple[Engine, FanoutQuerier]:
         max_series=q.max_series,
         max_query_length=q.max_query_length,
         max_query_depth=q.max_query_depth,
+        aggregation_pushdown=q.aggregation_pushdown,
     )
     return engine, fanout
 

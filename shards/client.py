@@ -18,6 +18,8 @@ from shardmon.model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
 from shardmon.model.http_config import BasicAuth, TLSConfig
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.pb import shard_pb2, shard_pb2_grpc, types_pb2
+from shardmon.model.promql import pushdown_wire
+from shardmon.model.promql.pushdown import AggregateSpec, Partial
 from shardmon.model.samples import SampleBatch
 from shardmon.model.storage import NO_LIMIT, Series
 
@@ -88,6 +90,16 @@ def series_of_batch(b: SampleBatch) -> list[Series]:
     return out
 
 
+def _set_limits(req, max_series: int | None, max_samples: int | None, points_per_series: int) -> None:
+    """Put the read's limits into ``req`` (a Series or Aggregate request); None and None: no limits."""
+    if max_series is not None or max_samples is not None:
+        req.limits.CopyFrom(shard_pb2.SeriesLimits(
+            max_series=NO_LIMIT if max_series is None else max_series,
+            max_samples=NO_LIMIT if max_samples is None else max_samples,
+            points_per_series=points_per_series,
+        ))
+
+
 class SeriesStream:
     """One Series call in flight: iterate it for the series of each frame as they arrive;
     :meth:`cancel` (from any thread) ends it, the iteration then raising a retryable error.
@@ -99,6 +111,8 @@ class SeriesStream:
     def __init__(self, call, what: str) -> None:
         self._call = call
         self._what = what
+        #: The bytes of the frames received so far (what the shard sent, for the querier's metrics).
+        self.bytes_received = 0
 
     def __iter__(self) -> Iterator[list[Series]]:
         for batch in self.batches():
@@ -109,6 +123,7 @@ class SeriesStream:
         series table's order, which is label order), raising as iterating does."""
         try:
             for frame in self._call:
+                self.bytes_received += frame.ByteSize()
                 if frame.limit_exceeded:
                     raise QueryLimitError(f"{self._what}: the answer would exceed its {frame.limit_exceeded}",
                                           frame.limit_exceeded)
@@ -182,12 +197,7 @@ class ShardClient:
         req = shard_pb2.SeriesRequest(
             start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers), skip_samples=skip_samples
         )
-        if max_series is not None or max_samples is not None:
-            req.limits.CopyFrom(shard_pb2.SeriesLimits(
-                max_series=NO_LIMIT if max_series is None else max_series,
-                max_samples=NO_LIMIT if max_samples is None else max_samples,
-                points_per_series=points_per_series,
-            ))
+        _set_limits(req, max_series, max_samples, points_per_series)
         return SeriesStream(self._stub.Series(req, timeout=timeout_s), self._what("Series"))
 
     def series(
@@ -220,6 +230,20 @@ class ShardClient:
                     if frame.series.series_ids]
         except grpc.RpcError as exc:
             raise error_of(exc, self._what("Series"), SHARD_READ) from exc
+
+    def aggregate(self, spec: AggregateSpec, *, timeout_s: float = 120.0, max_series: int | None = None,
+                  max_samples: int | None = None, points_per_series: int = 0,
+                  attach: Callable[[grpc.Future], None] | None = None) -> tuple[Partial, list[str], int]:
+        """The shard's partial aggregate of ``spec`` (the aggregation push-down), its read warnings and the
+        size of its answer in bytes. Over the limits (as :meth:`series_stream`'s):
+        :class:`~shardmon.model.errors.QueryLimitError`."""
+        req = pushdown_wire.request_of(spec, matchers_to_pb(spec.matchers))
+        _set_limits(req, max_series, max_samples, points_per_series)
+        resp = self._unary("Aggregate", req, timeout_s, attach)
+        if resp.limit_exceeded:
+            raise QueryLimitError(f"{self._what('Aggregate')}: the answer would exceed its {resp.limit_exceeded}",
+                                  resp.limit_exceeded)
+        return pushdown_wire.partial_of(resp, spec.n_steps), list(resp.warnings), resp.ByteSize()
 
     def _unary(self, method: str, request, timeout_s: float, attach: Callable[[grpc.Future], None] | None):
         """A unary read; with ``attach``, the call's future is handed over first, for cancelling it

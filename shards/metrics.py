@@ -57,6 +57,13 @@ ADMIN_REFUSED = Counter(
 SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total",
                           "Series (read) requests, by outcome: ok, error, limit (stopped at the query's "
                           "max_series/max_samples budget), cancelled (by the querier, or its deadline).", ["outcome"])
+AGGREGATE_REQUESTS = Counter("shardmon_shard_aggregate_requests_total",
+                             "Aggregate (push-down) requests, by outcome: ok, error, limit (stopped at the query's "
+                             "budget), cancelled.", ["outcome"])
+AGGREGATE_RESPONSE_BYTES = Counter("shardmon_shard_aggregate_response_bytes_total",
+                                   "Bytes of the partial aggregates sent in answer to Aggregate requests.")
+AGGREGATE_SERIES = Counter("shardmon_shard_aggregate_series_total",
+                           "Series read and aggregated in the shard by Aggregate requests (not sent).")
 SAMPLES_BACKFILLED = Counter("shardmon_shard_samples_backfilled_total", "Samples written straight into blocks by backfill.")
 REDIS_DATA_LOST = Gauge(
     "shardmon_shard_redis_data_lost",

@@ -25,8 +25,11 @@ from shardmon.model.grpcstatus import status_of
 from shardmon.model.httpserver import metrics_app, serve_in_thread
 from shardmon.model.labels import Matcher, MatchType
 from shardmon.model.pb import shard_pb2, shard_pb2_grpc, types_pb2
+from shardmon.model.promql import pushdown_wire
+from shardmon.model.promql.pushdown import partial_aggregate
 from shardmon.model.samples import U32, SampleBatch, SeriesTable
 from shardmon.model.shutdown import wait_until_stopped
+from shardmon.model.storage import QueryBudget
 from shardmon.shards import metrics
 from shardmon.shards.engine import ShardDB
 from shardmon.shards.reads import Selection
@@ -56,6 +59,22 @@ def matchers_from_pb(pbs) -> list[Matcher]:
         return [Matcher.parse_op(_MATCH_TYPES[m.type].value, m.name, m.value) for m in pbs]
     except ValueError as exc:
         raise errors.BadQueryError(str(exc)) from exc
+
+
+def read_matchers(request) -> list[Matcher]:
+    """A read request's matchers (Series, Aggregate): at least one."""
+    matchers = matchers_from_pb(request.matchers)
+    if not matchers:
+        raise errors.BadQueryError("at least one matcher is required")
+    return matchers
+
+
+def limits_of(request) -> dict:
+    """A read request's ``SeriesLimits`` as :func:`~shardmon.shards.reads.select_pieces`'s keywords (none: no limits)."""
+    if not request.HasField("limits"):
+        return {}
+    lim = request.limits
+    return dict(max_series=lim.max_series, max_samples=lim.max_samples, points_per_series=lim.points_per_series)
 
 
 def frames_of(db: ShardDB, sel: Selection) -> Iterator[shard_pb2.SeriesFrame]:
@@ -138,15 +157,9 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         shard's read warnings (its Redis lost data, a rebuild under way) travel on the first frame."""
         t0 = time.perf_counter()
         warnings = self.db.read_warnings()
-        limits = {}
-        if request.HasField("limits"):
-            lim = request.limits
-            limits = dict(max_series=lim.max_series, max_samples=lim.max_samples,
-                          points_per_series=lim.points_per_series)
+        limits = limits_of(request)
         try:
-            matchers = matchers_from_pb(request.matchers)
-            if not matchers:
-                raise errors.BadQueryError("at least one matcher is required")
+            matchers = read_matchers(request)
             async for piece in self.db.select_pieces(matchers, request.start_ms, request.end_ms,
                                                      skip_samples=request.skip_samples, **limits):
                 for frame in frames_of(self.db, piece):
@@ -169,6 +182,42 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         if warnings:  # No frame carried them (no series): a frame of its own.
             yield shard_pb2.SeriesFrame(warnings=warnings)
         metrics.SERIES_REQUEST_DURATION.observe(time.perf_counter() - t0)
+
+    async def Aggregate(self, request, context):
+        """The aggregation push-down: read the matching series as ``Series`` does (within the request's
+        limits), evaluate the selector or range function and the partial aggregate over them in a worker
+        thread (the event loop keeps acknowledging writes), answer the partial."""
+        warnings = self.db.read_warnings()
+        limits = limits_of(request)
+        try:
+            matchers = read_matchers(request)
+            spec = pushdown_wire.spec_of(request, matchers)
+            pieces = [p async for p in self.db.select_pieces(matchers, spec.start_ms, spec.end_ms, **limits)]
+            sel = Selection(*(np.concatenate(parts) for parts in zip(*pieces)))
+            remaining = context.time_remaining()
+            budget = QueryBudget(timeout_s=remaining if remaining is not None else None)
+            partial = await asyncio.to_thread(self._aggregate, spec, sel, budget)
+            response = pushdown_wire.response_of(partial, warnings)
+        except errors.QueryLimitError as exc:
+            metrics.AGGREGATE_REQUESTS.labels("limit").inc()
+            return shard_pb2.AggregateResponse(limit_exceeded=exc.limit)
+        except asyncio.CancelledError:
+            metrics.AGGREGATE_REQUESTS.labels("cancelled").inc()
+            raise
+        except Exception as exc:  # noqa: BLE001
+            metrics.AGGREGATE_REQUESTS.labels("error").inc()
+            await self._fail(context, exc, "Aggregate")
+            return
+        metrics.AGGREGATE_REQUESTS.labels("ok").inc()
+        metrics.AGGREGATE_SERIES.inc(partial.series)
+        metrics.AGGREGATE_RESPONSE_BYTES.inc(response.ByteSize())
+        return response
+
+    def _aggregate(self, spec, sel: Selection, budget: QueryBudget):
+        labels = self.db.registry.labels
+        offsets = np.zeros(sel.idx.shape[0] + 1, dtype=np.int64)
+        np.cumsum(sel.counts, out=offsets[1:])
+        return partial_aggregate(spec, [labels[i] for i in sel.idx.tolist()], sel.ts, sel.vals, offsets, budget)
 
     async def LabelNames(self, request, context):
         try:

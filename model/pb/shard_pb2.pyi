@@ -70,6 +70,62 @@ class SeriesFrame(_message.Message):
     limit_exceeded: str
     def __init__(self, series: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., limit_exceeded: _Optional[str] = ...) -> None: ...
 
+class AggregateRequest(_message.Message):
+    __slots__ = ("matchers", "start_ms", "end_ms", "times_ms", "function", "range_ms", "lookback_ms", "one_name", "op", "grouping", "without", "param", "label", "limits")
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    END_MS_FIELD_NUMBER: _ClassVar[int]
+    TIMES_MS_FIELD_NUMBER: _ClassVar[int]
+    FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    RANGE_MS_FIELD_NUMBER: _ClassVar[int]
+    LOOKBACK_MS_FIELD_NUMBER: _ClassVar[int]
+    ONE_NAME_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    GROUPING_FIELD_NUMBER: _ClassVar[int]
+    WITHOUT_FIELD_NUMBER: _ClassVar[int]
+    PARAM_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    matchers: _containers.RepeatedCompositeFieldContainer[_types_pb2.Matcher]
+    start_ms: int
+    end_ms: int
+    times_ms: bytes
+    function: str
+    range_ms: int
+    lookback_ms: int
+    one_name: bool
+    op: str
+    grouping: _containers.RepeatedScalarFieldContainer[str]
+    without: bool
+    param: bytes
+    label: str
+    limits: SeriesLimits
+    def __init__(self, matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., times_ms: _Optional[bytes] = ..., function: _Optional[str] = ..., range_ms: _Optional[int] = ..., lookback_ms: _Optional[int] = ..., one_name: _Optional[bool] = ..., op: _Optional[str] = ..., grouping: _Optional[_Iterable[str]] = ..., without: _Optional[bool] = ..., param: _Optional[bytes] = ..., label: _Optional[str] = ..., limits: _Optional[_Union[SeriesLimits, _Mapping]] = ...) -> None: ...
+
+class AggregateResponse(_message.Message):
+    __slots__ = ("keys", "first_keys", "values", "present", "counts", "ties", "series", "samples", "warnings", "limit_exceeded")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_KEYS_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    PRESENT_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    TIES_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedScalarFieldContainer[bytes]
+    first_keys: _containers.RepeatedScalarFieldContainer[bytes]
+    values: bytes
+    present: bytes
+    counts: bytes
+    ties: bool
+    series: int
+    samples: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    limit_exceeded: str
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., first_keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[bytes] = ..., present: _Optional[bytes] = ..., counts: _Optional[bytes] = ..., ties: _Optional[bool] = ..., series: _Optional[int] = ..., samples: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., limit_exceeded: _Optional[str] = ...) -> None: ...
+
 class LabelNamesRequest(_message.Message):
     __slots__ = ("start_ms", "end_ms", "matchers")
     START_MS_FIELD_NUMBER: _ClassVar[int]

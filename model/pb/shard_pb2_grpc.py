@@ -44,6 +44,11 @@ class ShardStub:
                 request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesRequest.SerializeToString,
                 response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesFrame.FromString,
                 _registered_method=True)
+        self.Aggregate = channel.unary_unary(
+                '/shardmon.v1.Shard/Aggregate',
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.AggregateRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.AggregateResponse.FromString,
+                _registered_method=True)
         self.LabelNames = channel.unary_unary(
                 '/shardmon.v1.Shard/LabelNames',
                 request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.LabelNamesRequest.SerializeToString,
@@ -85,6 +90,15 @@ class ShardServicer:
     def Series(self, request, context):
         """Streams the series matching all matchers with their samples in [start_ms, end_ms], sorted by
         labels, a bounded number of series per frame.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Aggregate(self, request, context):
+        """The aggregation push-down: a partial aggregate (sum, count, min, max, avg, group, topk, bottomk,
+        count_values) over this shard's series of a selector or of a range function of one, on the query's
+        step grid; the querier merges the shards' partials (shardmon.model.promql.pushdown).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,6 +153,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.Series,
                     request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesRequest.FromString,
                     response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesFrame.SerializeToString,
+            ),
+            'Aggregate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Aggregate,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.AggregateRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.AggregateResponse.SerializeToString,
             ),
             'LabelNames': grpc.unary_unary_rpc_method_handler(
                     servicer.LabelNames,
@@ -220,6 +239,33 @@ class Shard:
             '/shardmon.v1.Shard/Series',
             shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesRequest.SerializeToString,
             shardmon_dot_model_dot_pb_dot_shard__pb2.SeriesFrame.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Aggregate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardmon.v1.Shard/Aggregate',
+            shardmon_dot_model_dot_pb_dot_shard__pb2.AggregateRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.AggregateResponse.FromString,
             options,
             channel_credentials,
             insecure,

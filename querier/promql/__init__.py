@@ -26,7 +26,7 @@ from shardmon.querier.promql.guard import (
     QueryGuard,
 )
 from shardmon.querier.promql.selector import instant_selects, operands, selector_matchers
-from shardmon.querier.promql.value import UnsupportedQueryError
+from shardmon.model.promql.value import UnsupportedQueryError
 
 __all__ = [
     "DEFAULT_MAX_QUERY_DEPTH",

@@ -1,13 +1,13 @@
 """The PromQL engine: parses a query, evaluates it over a step grid, returns Prometheus-shaped results.
 
-A query is evaluated for all its steps at once (see :mod:`shardmon.querier.promql.value`): an instant query is a
+A query is evaluated for all its steps at once (see :mod:`shardmon.model.promql.value`): an instant query is a
 range query with one step. Data is read through a :class:`~shardmon.model.storage.Querier`, once per
 selector, for the whole time span the selector needs.
 
 All of Prometheus 2.x's PromQL: selectors (all matcher types, ``offset``, ``@`` with
 ``start()``/``end()``), subqueries, every binary operator with vector matching, every aggregation
 and every function (classic histograms; native histograms and Prometheus 3's additions are rejected
-with a :class:`~shardmon.querier.promql.value.UnsupportedQueryError`, "... not supported yet", never answered
+with a :class:`~shardmon.model.promql.value.UnsupportedQueryError`, "... not supported yet", never answered
 wrongly). The semantics are Prometheus 2.x's (lookback window and range windows closed at both ends);
 Prometheus's own test scripts all pass (``shardmon promqltest``).
 """
@@ -26,12 +26,14 @@ from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import EMPTY_LABELS, Labels
 from shardmon.model.samples import F64, I64
 from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
-from shardmon.querier.promql.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
+from shardmon.model.promql.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
 from shardmon.querier.promql.binary import binary_op, negate, vector_matching
 from shardmon.querier.promql.functions import FUNCTIONS
+from shardmon.model.promql.ranking import check_k
 from shardmon.querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
+from shardmon.querier.promql.pushdown import pushdown_spec, pushed_down
 from shardmon.querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
-from shardmon.querier.promql.value import (
+from shardmon.model.promql.value import (
     EvalContext,
     InstantVector,
     RangeVector,
@@ -99,7 +101,7 @@ class Engine:
     Each query runs on a :class:`~shardmon.model.storage.QueryBudget` (:meth:`new_budget`); a caller that
     passes its own can cancel the query from another thread, and evaluation stops at its next check.
     Errors: :class:`~shardmon.model.errors.BadQueryError` for a malformed query or parameters (its subclass
-    :class:`~shardmon.querier.promql.value.UnsupportedQueryError` for a feature not implemented yet),
+    :class:`~shardmon.model.promql.value.UnsupportedQueryError` for a feature not implemented yet),
     :class:`~shardmon.model.errors.QueryExecutionError` for a query that cannot be evaluated (its subclass
     :class:`~shardmon.model.errors.QueryLimitError` over a limit), :class:`~shardmon.model.errors.QueryTimeoutError`,
     :class:`~shardmon.model.errors.QueryCanceledError`, and :class:`~shardmon.model.errors.QueryUnavailableError`
@@ -117,6 +119,7 @@ class Engine:
         max_series: int = 1_000_000,
         max_query_length: int = DEFAULT_MAX_QUERY_LENGTH,
         max_query_depth: int = DEFAULT_MAX_QUERY_DEPTH,
+        aggregation_pushdown: bool = True,
     ) -> None:
         if lookback_delta_ms <= 0:
             raise ValueError(f"lookback_delta_ms must be positive, got {lookback_delta_ms}")
@@ -130,6 +133,9 @@ class Engine:
         self._max_samples = max_samples
         self._max_series = max_series
         self._subquery_step_ms = subquery_step_ms
+        #: Aggregations the shards can compute are pushed down to them (see :mod:`shardmon.querier.promql.pushdown`),
+        #: when the Querier computes partial aggregates.
+        self.aggregation_pushdown = aggregation_pushdown
         #: The limits every query text passes before it is parsed.
         self.guard = QueryGuard(max_query_length, max_query_depth)
         # The same texts come again and again (rules every interval, dashboards): each is checked and
@@ -262,6 +268,7 @@ class Engine:
             query_start_ms=start_ms,
             query_end_ms=end_ms,
             subquery_step_ms=self._subquery_step_ms,
+            aggregation_pushdown=self.aggregation_pushdown,
         )
 
 
@@ -270,7 +277,7 @@ def _evaluate(ctx: EvalContext, expr: promql_parser.Expr) -> Value:
     # not accidents, so numpy's warnings about them are noise.
     with np.errstate(all="ignore"):
         try:
-            return _Evaluator(ctx).eval(expr)
+            return _Evaluator(ctx, _unwrap_parens(expr)).eval(expr)
         except RecursionError:
             # Only if querier.max_query_depth was raised past what this Python's recursion limit allows.
             raise BadQueryError("the query is nested too deeply to evaluate (lower querier.max_query_depth)") from None
@@ -283,10 +290,12 @@ def _unwrap_parens(node):
 
 
 class _Evaluator:
-    """Walks the AST, turning each node into a :mod:`shardmon.querier.promql.value` value over the whole grid."""
+    """Walks the AST, turning each node into a :mod:`shardmon.model.promql.value` value over the whole grid."""
 
-    def __init__(self, ctx: EvalContext) -> None:
+    def __init__(self, ctx: EvalContext, whole_query=None) -> None:
         self.ctx = ctx
+        #: The node that is the whole query (parentheses aside), if this walk is the query's own.
+        self.whole_query = whole_query
 
     def eval(self, node) -> Value:
         self.ctx.check_deadline()
@@ -398,14 +407,21 @@ class _Evaluator:
             scalar = self.eval(node.param)
             assert isinstance(scalar, Scalar), type(scalar)
             param = scalar.values
-        vector = self.eval(node.expr)
-        assert isinstance(vector, InstantVector), type(vector)
         modifier = node.modifier
         if modifier is None:
             grouping, without = [], False
         else:
             grouping = list(modifier.labels)
             without = modifier.type == promql_parser.AggModifierType.Without
+        spec = pushdown_spec(self.ctx, node, op, grouping, without, param, self.whole_query is node)
+        if spec is not None:
+            if op in ("topk", "bottomk"):
+                check_k(spec.param)  # An overflowing k fails before the shards are asked.
+            merged = pushed_down(self.ctx, spec)
+            if merged is not None:
+                return merged
+        vector = self.eval(node.expr)
+        assert isinstance(vector, InstantVector), type(vector)
         return aggregate(self.ctx, op, vector, grouping, without, param)
 
 

@@ -1,11 +1,11 @@
 """PromQL functions, as a table from name to implementation, and the functions of instant vectors.
 
 An implementation receives the evaluation context, its evaluated arguments (a
-:class:`~shardmon.querier.promql.value.RangeVector` for a range-vector argument, a ``str`` for a string) and the
+:class:`~shardmon.model.promql.value.RangeVector` for a range-vector argument, a ``str`` for a string) and the
 argument expressions as written (``absent`` takes labels from its argument's matchers), and returns
 a value over the whole grid. A function missing from :data:`FUNCTIONS` is rejected as not supported
 yet, so adding one is adding an entry. The functions of range vectors are in
-:mod:`shardmon.querier.promql.functions_range`, ``label_*`` in :mod:`shardmon.querier.promql.functions_label`,
+:mod:`shardmon.model.promql.functions_range`, ``label_*`` in :mod:`shardmon.querier.promql.functions_label`,
 ``histogram_quantile`` in :mod:`shardmon.querier.promql.histogram`.
 
 The semantics are Prometheus 2.x's (``promql/functions.go``): the math functions, ``clamp*``,
@@ -25,12 +25,12 @@ import promql_parser
 from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_names
 from shardmon.model.samples import F64, I64
 from shardmon.querier.promql.functions_label import LABEL_FUNCTIONS
-from shardmon.querier.promql.functions_range import RANGE_FUNCTIONS
-from shardmon.querier.promql.gosort import sort_sort
+from shardmon.model.promql.functions_range import RANGE_FUNCTIONS
+from shardmon.model.promql.gosort import sort_sort
 from shardmon.querier.promql.histogram import HISTOGRAM_FUNCTIONS
 from shardmon.querier.promql.labelset import merge_same_labels
-from shardmon.querier.promql.value import EvalContext, InstantVector, RangeVector, Scalar, Value
-from shardmon.querier.promql.window import windows_of
+from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, Scalar, Value
+from shardmon.model.promql.window import windows_of
 
 #: An implementation: (context, evaluated arguments, argument expressions) -> value.
 FunctionImpl = Callable[[EvalContext, Sequence[Value | str], Sequence[promql_parser.Expr]], Value]

@@ -14,7 +14,7 @@ import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import Labels
-from shardmon.querier.promql.value import InstantVector
+from shardmon.model.promql.value import InstantVector
 
 
 def merge_same_labels(labels: Sequence[Labels], values: np.ndarray, present: np.ndarray) -> InstantVector:

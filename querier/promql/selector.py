@@ -20,9 +20,9 @@ import promql_parser
 
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import METRIC_NAME, Matcher, MatchType
-from shardmon.model.samples import F64, I64, is_stale
-from shardmon.querier.promql.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
-from shardmon.querier.promql.window import searchsorted_rows
+from shardmon.model.promql.selection import instant_selection, range_selection
+from shardmon.model.samples import I64
+from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
 
 _MATCH_TYPES = (
     (promql_parser.MatchOp.Equal, MatchType.EQ),
@@ -101,19 +101,7 @@ def eval_vector_selector(
     # Each series becomes a row of [series, steps] matrices: charged per series, before they are built.
     labels, ts, vals, offsets = ctx.select_columns(matchers, int(refs[0]) - lookback, int(refs[-1]),
                                                    points_per_series=ctx.n_steps)
-    if ts.shape[0] == 0:
-        shape = (len(labels), ctx.n_steps)
-        return InstantVector(labels, np.zeros(shape, dtype=F64), np.zeros(shape, dtype=bool),
-                             sample_ms=np.zeros(shape, dtype=I64) if sample_times else None)
-    # The latest sample at or before each step, if it is of this series, recent enough and not a marker.
-    idx = searchsorted_rows(ts, offsets, refs, "right") - 1
-    present = idx >= offsets[:-1, None]
-    idx = np.maximum(idx, 0)
-    values = vals[idx]
-    present &= ts[idx] >= (refs - lookback)[None, :]
-    present &= ~is_stale(values)
-    sample_ms = ts[idx] if sample_times else None
-    return InstantVector(labels, values, present, sample_ms=sample_ms)
+    return instant_selection(labels, ts, vals, offsets, refs, lookback, sample_times=sample_times)
 
 
 def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> RangeVector:
@@ -126,13 +114,8 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
     # windows and its result): charged per series, as the selector's samples.
     labels, ts, vals, offsets = ctx.select_columns(matchers, int(ends[0]) - range_ms, int(ends[-1]),
                                                    points_per_series=ctx.n_steps)
-    stale = is_stale(vals)
-    if stale.any():  # Drop the markers: re-cut the series at their new offsets.
-        kept = np.concatenate(([0], np.cumsum(~stale)))
-        offsets = kept[offsets]
-        ts, vals = ts[~stale], vals[~stale]
     one_name = any(m.name == METRIC_NAME and m.type is MatchType.EQ for m in matchers)
-    return RangeVector(labels, ts, vals, offsets, ends, range_ms, one_name)
+    return range_selection(labels, ts, vals, offsets, ends, range_ms, one_name)
 
 
 def operands(node: promql_parser.Expr) -> list[promql_parser.Expr]:

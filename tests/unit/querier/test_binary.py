@@ -14,7 +14,7 @@ from shardmon.model.memory import MemoryStorage
 from shardmon.model.storage import QueryBudget
 from shardmon.querier.promql import Engine
 from shardmon.querier.promql.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
-from shardmon.querier.promql.value import EvalContext, InstantVector, Scalar
+from shardmon.model.promql.value import EvalContext, InstantVector, Scalar
 from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, same
 
 

@@ -2,7 +2,7 @@
 
 Each takes the evaluation context, its evaluated arguments and their expressions (see
 :data:`shardmon.querier.promql.functions.FunctionImpl`), and returns the value at every step. A function sees, for
-each series and step, the samples of the window (see :mod:`shardmon.querier.promql.window`); it has a value there
+each series and step, the samples of the window (see :mod:`shardmon.model.promql.window`); it has a value there
 only where the window holds enough samples (one, or two for rates and slopes). The result drops
 ``__name__``, except for ``last_over_time``, and two series left with the same labels are an error,
 as in Prometheus 2.x (over the whole query range, as ``Matrix.ContainsSameLabelset``).
@@ -22,8 +22,8 @@ import numpy as np
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import without_names
 from shardmon.model.samples import F64
-from shardmon.querier.promql.value import EvalContext, InstantVector, RangeVector, Scalar, check_unique_labels
-from shardmon.querier.promql.window import (
+from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, Scalar, check_unique_labels
+from shardmon.model.promql.window import (
     Windows,
     fold,
     kahan_inc,
@@ -212,7 +212,7 @@ def _linear_regression(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Prometheus's ``linearRegression`` of each cell's window: (slope, intercept at ``intercept_ms``).
 
-    ``cells`` must be longest first (see :func:`~shardmon.querier.promql.window.fold`). Least squares over x, the
+    ``cells`` must be longest first (see :func:`~shardmon.model.promql.window.fold`). Least squares over x, the
     seconds from ``intercept_ms``, with Prometheus's Kahan sums in its order, so the results round
     as Prometheus's. A window of equal values has slope 0 (NaN for an infinite value).
     """

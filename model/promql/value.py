@@ -126,6 +126,9 @@ class EvalContext:
     query_end_ms: int | None = None
     #: The step of a subquery that names none (``x[5m:]``), Prometheus's global evaluation interval.
     subquery_step_ms: int = 60_000
+    #: Aggregations may be computed by the shards (``querier.aggregation_pushdown``; see
+    #: ``shardmon.querier.promql.pushdown``).
+    aggregation_pushdown: bool = False
     #: Shared with the contexts of subqueries (a one-element list, so that ``dataclasses.replace`` shares it).
     _partial: list[bool] = field(default_factory=lambda: [False])
 
@@ -165,14 +168,19 @@ class EvalContext:
             found = self.querier.select(matchers, start_ms, end_ms, budget=self.budget,
                                         points_per_series=points_per_series)
             cols, warnings, partial = SeriesColumns.of(found.series), found.warnings, found.partial
+        self.note(warnings, partial)
+        self.budget.charge(len(cols.labels), cols.timestamps_ms.shape[0], points_per_series)
+        self.check_deadline()
+        return cols
+
+
+    def note(self, warnings: Sequence[str], partial: bool) -> None:
+        """Keep a read's warnings (each once) and whether its answer may lack series."""
         for warning in warnings:
             if warning not in self.warnings:
                 self.warnings.append(warning)
         if partial:
             self._partial[0] = True
-        self.budget.charge(len(cols.labels), cols.timestamps_ms.shape[0], points_per_series)
-        self.check_deadline()
-        return cols
 
 
 def check_unique_labels(labels: Sequence[Labels], present: np.ndarray) -> None:

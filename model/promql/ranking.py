@@ -14,7 +14,7 @@ Prometheus 2.42's semantics, from its ``aggregation`` in ``promql/engine.go``:
 - Prometheus picks the ``k`` values with a heap (``container/heap``) and orders them with the
   unstable ``sort.Sort``, so when values tie across the cut-off (or, in an instant query, inside the
   selection), the series chosen and their order depend on those algorithms' swaps. Such a group, at
-  such a step, is replayed with :mod:`shardmon.querier.promql.gosort`, one Python loop over its series; every other
+  such a step, is replayed with :mod:`shardmon.model.promql.gosort`, one Python loop over its series; every other
   group and step is settled by the sort alone.
 - ``quantile(φ, ...)`` interpolates linearly between the two closest ranks of the sorted values, NaN
   sorted first; φ < 0 gives -Inf, φ > 1 +Inf and NaN gives NaN.
@@ -28,8 +28,8 @@ import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.samples import F64
-from shardmon.querier.promql.gosort import heap_pop, heap_push, sort_sort
-from shardmon.querier.promql.value import EvalContext
+from shardmon.model.promql.gosort import heap_pop, heap_push, sort_sort
+from shardmon.model.promql.value import EvalContext
 
 # The largest and smallest float64 values that convert to an int64 without overflow (Go's limits).
 _MAX_INT64 = 9223372036854774784.0

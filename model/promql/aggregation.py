@@ -7,7 +7,7 @@ group in their input order, as Prometheus folds the samples of a group in vector
 means round the same way. The order-dependent folds (``avg``, ``stddev``, ``stdvar``) run one
 "layer" at a time: the first series of every group, then the second of every group, and so on, each
 layer a numpy operation across groups and steps. ``topk``, ``bottomk`` and ``quantile`` rank the
-series of each group: see :mod:`shardmon.querier.promql.ranking`.
+series of each group: see :mod:`shardmon.model.promql.ranking`.
 
 Semantics of Prometheus 2.42: ``by`` keeps only the listed labels; ``without`` drops the listed ones
 and ``__name__``; ``topk``/``bottomk`` keep each series' own labels; ``sum`` propagates NaN;
@@ -27,8 +27,8 @@ import numpy as np
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, is_valid_label_name
 from shardmon.model.samples import F64
-from shardmon.querier.promql.ranking import check_k, quantile, select_k
-from shardmon.querier.promql.value import EvalContext, InstantVector
+from shardmon.model.promql.ranking import check_k, quantile, select_k
+from shardmon.model.promql.value import EvalContext, InstantVector
 
 #: An aggregation's reduction: (group id per series, number of groups, values, present) -> values.
 Reduction = Callable[[np.ndarray, int, np.ndarray, np.ndarray], np.ndarray]

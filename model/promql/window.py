@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from shardmon.model.samples import F64, I64
-from shardmon.querier.promql.value import EvalContext, RangeVector
+from shardmon.model.promql.value import EvalContext, RangeVector
 
 
 class Windows(NamedTuple):

@@ -1,0 +1,286 @@
+"""Aggregation push-down: a shard's partial aggregate of its own series, and the querier's merge of them.
+
+An aggregation (``sum``, ``count``, ``min``, ``max``, ``avg``, ``group``, ``topk``, ``bottomk``,
+``count_values``, by/without) of a vector selector or of ``rate``/``increase``/``*_over_time`` of a range
+selector is described by an :class:`AggregateSpec` (matchers, read range, the reference times of every step
+with ``offset``/``@`` applied, the function, the grouping). A shard evaluates it over the series it holds
+with the engine's own functions (:func:`partial_aggregate`: the same selection, the same range functions,
+the same reductions as the querier's engine) and answers a :class:`Partial`; the querier merges the
+shards' partials (:func:`merge_partials`) into what the engine would have computed from all the series:
+
+- ``sum``: the shards' sums added (absent cells are -0.0, the exact identity); ``count``: counts added;
+  ``min``/``max``: ``fmin``/``fmax`` of the shards' (NaN only where every value is NaN); ``group``: 1;
+  ``avg``: each shard's incremental mean and count, merged as ``mean_a * (n_a / n) + mean_b * (n_b / n)``
+  (no overflow where a sum would overflow; NaN and infinities as Prometheus's running mean);
+- groups come out in the order of their first input series (each shard names its group's first
+  series), as the engine orders them, so an enclosing aggregation adds them in the same order;
+- ``topk``/``bottomk``: each shard's kept series per group and step, with each group's first present
+  series (a one-step grid presents groups in that order); the querier ranks those candidates again. Where
+  values tie at a shard's cut-off or among the candidates, which series Prometheus keeps depends on the
+  order its heap met all the series: the merge then answers None and the caller takes the exact path;
+- ``count_values``: the shards' counts per output series added.
+
+A group whose series all live on one shard gets bit for bit the value the engine computes. Sums and
+means over series of several shards add in another order: their last bits can differ (a relative
+difference of the order of n * 2**-53).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shardmon.model.errors import QueryExecutionError
+from shardmon.model.labels import Labels, Matcher, is_valid_label_name
+from shardmon.model.promql.aggregation import REDUCTIONS, aggregate, count_values, group_keys
+from shardmon.model.promql.functions_range import RANGE_FUNCTIONS
+from shardmon.model.promql.ranking import check_k, select_k
+from shardmon.model.promql.selection import instant_selection, range_selection
+from shardmon.model.promql.value import EvalContext, InstantVector
+from shardmon.model.samples import F64
+from shardmon.model.storage import QueryBudget
+
+#: The aggregations a shard computes partially.
+PUSHDOWN_OPS = frozenset({"sum", "count", "min", "max", "avg", "group", "topk", "bottomk", "count_values"})
+#: Those whose merged rows come in no order an enclosing expression could rely on: pushed down only as the
+#: whole query.
+WHOLE_QUERY_OPS = frozenset({"topk", "bottomk", "count_values"})
+#: The range-vector functions a shard evaluates under a pushed-down aggregation (those without a parameter).
+PUSHDOWN_FUNCTIONS = frozenset({
+    "rate", "increase", "avg_over_time", "count_over_time", "last_over_time", "max_over_time",
+    "min_over_time", "present_over_time", "stddev_over_time", "stdvar_over_time", "sum_over_time",
+})
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """One pushed-down aggregation, as the engine hands it to the fan-out and a shard receives it.
+
+    ``times_ms``: per step, the time the selector looks at (the step or its ``@`` time, minus the offset);
+    ``function``: ``""`` for an instant selector, else the range function over ``[t - range_ms, t]``;
+    ``param``: ``topk``/``bottomk``'s k per step (float64, as evaluated); ``label``: ``count_values``'s.
+    """
+
+    matchers: tuple[Matcher, ...]
+    start_ms: int
+    end_ms: int
+    times_ms: np.ndarray
+    op: str
+    grouping: tuple[str, ...] = ()
+    without: bool = False
+    function: str = ""
+    range_ms: int = 0
+    lookback_ms: int = 300_000
+    one_name: bool = False
+    param: np.ndarray | None = None
+    label: str = ""
+
+    @property
+    def n_steps(self) -> int:
+        return int(self.times_ms.shape[0])
+
+
+@dataclass
+class Partial:
+    """A shard's partial aggregate: ``keys`` (canonical label bytes) of its rows, ``values`` and
+    ``present`` (rows x steps), for ``avg`` the ``counts``, per group its first series' key
+    (``first_keys``), whether ``topk``/``bottomk`` met a tie (``ties``), and what it read."""
+
+    keys: list[bytes]
+    values: np.ndarray
+    present: np.ndarray
+    first_keys: list[bytes]
+    counts: np.ndarray | None = None
+    ties: bool = False
+    series: int = 0
+    samples: int = 0
+
+
+def evaluate_input(spec: AggregateSpec, ctx: EvalContext, labels: list[Labels], ts: np.ndarray, vals: np.ndarray,
+                   offsets: np.ndarray) -> InstantVector:
+    """The aggregation's argument over series ``labels`` (samples laid end to end), as the engine evaluates it."""
+    if not spec.function:
+        return instant_selection(labels, ts, vals, offsets, spec.times_ms, spec.lookback_ms)
+    rv = range_selection(labels, ts, vals, offsets, spec.times_ms, spec.range_ms, spec.one_name)
+    return RANGE_FUNCTIONS[spec.function](ctx, [rv], [None])
+
+
+def _groups(vector: InstantVector, spec: AggregateSpec) -> tuple[np.ndarray, list[Labels], list[int]]:
+    """Each row's group, the groups' labels in order of their first row, and that first row."""
+    index: dict[Labels, int] = {}
+    first: list[int] = []
+    group = np.empty(len(vector.labels), dtype=np.intp)
+    for row, key in enumerate(group_keys(vector.labels, spec.grouping, spec.without)):
+        g = index.get(key)
+        if g is None:
+            g = index[key] = len(first)
+            first.append(row)
+        group[row] = g
+    return group, list(index), first
+
+
+def partial_aggregate(spec: AggregateSpec, labels: list[Labels], ts: np.ndarray, vals: np.ndarray,
+                      offsets: np.ndarray, budget: QueryBudget) -> Partial:
+    """The shard's part: ``spec`` over its series ``labels`` (in label order, samples laid end to end)."""
+    ctx = EvalContext(None, spec.times_ms, spec.lookback_ms, budget)  # type: ignore[arg-type]  # reads nothing
+    with np.errstate(all="ignore"):
+        vector = evaluate_input(spec, ctx, labels, ts, vals, offsets)
+        out = _partial(spec, ctx, vector)
+    out.series, out.samples = len(labels), int(ts.shape[0])
+    return out
+
+
+def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector) -> Partial:
+    if spec.op == "count_values":
+        counted = count_values(ctx, vector, spec.label, spec.grouping, spec.without)
+        return Partial([k.canonical() for k in counted.labels], counted.values, counted.present, [])
+    group, keys, first = _groups(vector, spec)
+    if spec.op in ("topk", "bottomk"):
+        assert spec.param is not None
+        keep, _ = select_k(ctx, group, len(keys), vector.values, vector.present, check_k(spec.param),
+                           bottom=spec.op == "bottomk")
+        ties = has_ties(group, vector.values, vector.present, keep, ordered=spec.n_steps == 1)
+        rows = keep.any(axis=1)
+        if spec.n_steps == 1:  # Each group's first present series: a one-step answer lists groups in that order.
+            present_rows = np.flatnonzero(vector.present[:, 0])
+            _, firsts = np.unique(group[present_rows], return_index=True)
+            rows[present_rows[firsts]] = True
+        rows = np.flatnonzero(rows)
+        present = vector.present[rows] & (keep[rows] | (spec.n_steps == 1))
+        return Partial([vector.labels[r].canonical() for r in rows.tolist()], vector.values[rows], present, [],
+                       ties=ties)
+    present = np.zeros((len(keys), spec.n_steps), dtype=bool)
+    np.logical_or.at(present, group, vector.present)
+    first_keys = [vector.labels[r].canonical() for r in first]
+    group_labels = [k.canonical() for k in keys]
+    if spec.op == "avg":
+        mean = REDUCTIONS["avg"](group, len(keys), vector.values, vector.present)
+        count = REDUCTIONS["count"](group, len(keys), vector.values, vector.present)
+        return Partial(group_labels, mean, present, first_keys, counts=count)
+    values = REDUCTIONS[spec.op](group, len(keys), vector.values, vector.present)
+    return Partial(group_labels, values, present, first_keys)
+
+
+def has_ties(group: np.ndarray, values: np.ndarray, present: np.ndarray, keep: np.ndarray, *, ordered: bool) -> bool:
+    """Whether a kept cell's value equals a left-out cell's of its group at its step (numbers equal, -0 and
+    0 alike, or both NaN), or with ``ordered`` (a one-step answer lists the kept series in Prometheus's
+    order) another kept cell's: where the answer then depends on the order Prometheus's heap met all the
+    series in."""
+    rows, steps = np.nonzero(present)
+    if rows.shape[0] < 2:
+        return False
+    v = values[rows, steps] + 0.0  # -0.0 becomes 0.0
+    bits = np.where(np.isnan(v), np.nan, v).view(np.int64)  # one NaN
+    g = group[rows]
+    order = np.lexsort((bits, g, steps))
+    b, g, s = bits[order], g[order], steps[order]
+    same = (b[1:] == b[:-1]) & (g[1:] == g[:-1]) & (s[1:] == s[:-1])
+    if not same.any():
+        return False
+    k = keep[rows, steps][order]
+    return bool((same & ((k[1:] | k[:-1]) if ordered else (k[1:] != k[:-1]))).any())
+
+
+def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Partial]) -> InstantVector | None:
+    """The shards' partials (in shard order) merged into the aggregation's value over the grid, or None
+    where only the exact path can tell (``topk``/``bottomk`` ties)."""
+    n_steps = spec.n_steps
+    if spec.op == "count_values":
+        if not is_valid_label_name(spec.label):
+            raise QueryExecutionError(f'invalid label name "{spec.label}"')
+        return _merge_rows(ctx, partials, n_steps, add=True)
+    if spec.op in ("topk", "bottomk"):
+        if any(p.ties for p in partials):
+            return None
+        cands = _merge_rows(ctx, partials, n_steps, add=False)
+        order = sorted(range(len(cands.labels)), key=cands.labels.__getitem__)
+        cands = InstantVector([cands.labels[i] for i in order], cands.values[order], cands.present[order])
+        result = aggregate(ctx, spec.op, cands, spec.grouping, spec.without, spec.param)
+        group, _, _ = _groups(cands, spec)
+        if has_ties(group, cands.values, cands.present, result.present, ordered=n_steps == 1):
+            return None
+        return result
+    # Groups in the order of their first series over all shards.
+    firsts: dict[bytes, Labels] = {}
+    for p in partials:
+        for key, first in zip(p.keys, p.first_keys):
+            lbls = Labels.from_canonical(first)
+            if key not in firsts or lbls < firsts[key]:
+                firsts[key] = lbls
+    keys = sorted(firsts, key=firsts.__getitem__)
+    row_of = {k: i for i, k in enumerate(keys)}
+    n = len(keys)
+    present = np.zeros((n, n_steps), dtype=bool)
+    op = spec.op
+    if op in ("min", "max"):
+        values = np.full((n, n_steps), np.nan, dtype=F64)
+    elif op == "sum":
+        values = np.full((n, n_steps), -0.0, dtype=F64)
+    else:
+        values = np.zeros((n, n_steps), dtype=F64)
+    counts = np.zeros((n, n_steps), dtype=F64) if op == "avg" else None
+    partials = [p for p in partials if p.keys]
+    if op == "avg":  # The counts first: each shard's mean is weighted by its share of the count.
+        for p in partials:
+            rows = np.array([row_of[k] for k in p.keys], dtype=np.intp)
+            counts[rows] += p.counts
+    for p in partials:
+        ctx.check_deadline()
+        rows = np.array([row_of[k] for k in p.keys], dtype=np.intp)
+        if rows.shape[0] == 0:
+            continue
+        present[rows] |= p.present
+        v = p.values
+        if op == "sum":
+            values[rows] += np.where(p.present, v, -0.0)
+        elif op == "count":
+            values[rows] += v
+        elif op == "min":
+            values[rows] = np.fmin(values[rows], np.where(p.present, v, np.nan))
+        elif op == "max":
+            values[rows] = np.fmax(values[rows], np.where(p.present, v, np.nan))
+        elif op == "group":
+            values[rows] = 1.0
+        else:  # avg
+            share = np.where(p.counts > 0, p.counts / np.where(counts[rows] > 0, counts[rows], 1.0), 0.0)
+            values[rows] += np.where(p.present, v * share, 0.0)
+    if op == "avg":
+        # A group present on one shard only keeps that shard's mean as it is (the weighted sum would turn a
+        # -0.0 into 0.0).
+        single = np.zeros((n, n_steps), dtype=np.int64)
+        last = np.zeros((n, n_steps), dtype=F64)
+        for p in partials:
+            rows = np.array([row_of[k] for k in p.keys], dtype=np.intp)
+            if rows.shape[0]:
+                single[rows] += p.present
+                last[rows] = np.where(p.present, p.values, last[rows])
+        values = np.where(single == 1, last, values)
+    return InstantVector([Labels.from_canonical(k) for k in keys], values, present)
+
+
+def _merge_rows(ctx: EvalContext, partials: Sequence[Partial], n_steps: int, *, add: bool) -> InstantVector:
+    """Rows of every shard: with ``add``, rows of the same labels as one, their counts added (charged as
+    ``count_values``' output series); else the shards' rows one after the other."""
+    if not add:
+        keys = [k for p in partials for k in p.keys]
+        values = np.concatenate([p.values for p in partials]) if partials else np.zeros((0, n_steps), dtype=F64)
+        present = np.concatenate([p.present for p in partials]) if partials else np.zeros((0, n_steps), dtype=bool)
+        return InstantVector([Labels.from_canonical(k) for k in keys], values, present)
+    row_of: dict[bytes, int] = {}
+    for p in partials:
+        for k in p.keys:
+            row_of.setdefault(k, len(row_of))
+    n = len(row_of)
+    ctx.charge_points(n * n_steps)
+    values = np.zeros((n, n_steps), dtype=F64)
+    for p in partials:
+        rows = np.array([row_of[k] for k in p.keys], dtype=np.intp)
+        if rows.shape[0]:
+            np.add.at(values, rows, np.where(p.present, p.values, 0.0))
+    return InstantVector([Labels.from_canonical(k) for k in row_of], values, values > 0)
+
+
+__all__ = ["AggregateSpec", "PUSHDOWN_FUNCTIONS", "PUSHDOWN_OPS", "Partial", "WHOLE_QUERY_OPS", "evaluate_input",
+           "has_ties", "merge_partials", "partial_aggregate"]

@@ -1,0 +1,94 @@
+"""Which aggregations the engine pushes down to the shards, and how it asks for them.
+
+With ``querier.aggregation_pushdown`` (the engine's ``aggregation_pushdown``) and a Querier that computes
+partial aggregates (the fan-out's ``aggregate``), an aggregation of
+:data:`~shardmon.model.promql.pushdown.PUSHDOWN_OPS` whose argument is a vector selector, or one of
+:data:`~shardmon.model.promql.pushdown.PUSHDOWN_FUNCTIONS` of a range selector, is computed by the shards
+and merged (:mod:`shardmon.model.promql.pushdown`) instead of fetching the series. Not pushed down, so
+evaluated as before:
+
+- ``topk``, ``bottomk`` and ``count_values`` inside a larger expression (their rows' order could matter
+  to it);
+- a range function that drops the metric name over a selector without a ``__name__`` equality: two
+  series of different names on different shards could end with the same labels, an error only the whole
+  set shows;
+- an answer the merge cannot make exact (``topk``/``bottomk`` ties; replicas: see the fan-out's
+  ``aggregate``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import promql_parser
+
+from shardmon.model.labels import METRIC_NAME, MatchType
+from shardmon.model.promql.pushdown import (
+    PUSHDOWN_FUNCTIONS,
+    PUSHDOWN_OPS,
+    WHOLE_QUERY_OPS,
+    AggregateSpec,
+    merge_partials,
+)
+from shardmon.model.promql.value import EvalContext, InstantVector, duration_ms
+from shardmon.querier import metrics
+from shardmon.querier.promql.selector import evaluation_times, selector_matchers
+
+
+def _unwrap(node):
+    while isinstance(node, promql_parser.ParenExpr):
+        node = node.expr
+    return node
+
+
+def pushdown_spec(ctx: EvalContext, node: promql_parser.AggregateExpr, op: str, grouping: list[str], without: bool,
+                  param: np.ndarray | str | None, whole_query: bool) -> AggregateSpec | None:
+    """The push-down of this aggregation, or None when it is evaluated from the series."""
+    if not ctx.aggregation_pushdown or op not in PUSHDOWN_OPS or getattr(ctx.querier, "aggregate", None) is None:
+        return None
+    if op in WHOLE_QUERY_OPS and not whole_query:
+        return None
+    arg = _unwrap(node.expr)
+    function, range_ms = "", 0
+    if isinstance(arg, promql_parser.Call):
+        function = arg.func.name
+        if function not in PUSHDOWN_FUNCTIONS or len(arg.args) != 1:
+            return None
+        inner = _unwrap(arg.args[0])
+        if not isinstance(inner, promql_parser.MatrixSelector):
+            return None
+        range_ms = duration_ms(inner.range)
+        vs = inner.vector_selector
+    elif isinstance(arg, promql_parser.VectorSelector):
+        vs = arg
+    else:
+        return None
+    matchers = selector_matchers(vs)
+    one_name = any(m.name == METRIC_NAME and m.type is MatchType.EQ for m in matchers)
+    if function and function != "last_over_time" and not one_name:
+        return None
+    times = evaluation_times(ctx, vs.at, vs.offset)
+    start = int(times[0]) - (range_ms if function else ctx.lookback_delta_ms)
+    return AggregateSpec(tuple(matchers), start, int(times[-1]), times, op, tuple(grouping), without, function,
+                         range_ms, ctx.lookback_delta_ms, one_name,
+                         param if isinstance(param, np.ndarray) else None,
+                         param if isinstance(param, str) else "")
+
+
+def pushed_down(ctx: EvalContext, spec: AggregateSpec) -> InstantVector | None:
+    """The aggregation merged from the shards' partials, or None where the exact path must answer."""
+    ctx.check_deadline()
+    answer = ctx.querier.aggregate(spec, budget=ctx.budget)  # type: ignore[attr-defined]
+    if answer is None:
+        return None
+    partials, warnings, partial = answer
+    with np.errstate(all="ignore"):
+        vector = merge_partials(spec, ctx, partials)
+    if vector is None:
+        metrics.PUSHDOWN.labels("ties").inc()
+        return None
+    metrics.PUSHDOWN.labels("pushed").inc()
+    ctx.note(warnings, partial)
+    return vector
+
+
+__all__ = ["pushdown_spec", "pushed_down"]
