@@ -26,9 +26,9 @@ import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, is_valid_label_name
-from shardmon.model.samples import F64
 from shardmon.model.promql.ranking import check_k, quantile, select_k
 from shardmon.model.promql.value import EvalContext, InstantVector
+from shardmon.model.samples import F64
 
 #: An aggregation's reduction: (group id per series, number of groups, values, present) -> values.
 Reduction = Callable[[np.ndarray, int, np.ndarray, np.ndarray], np.ndarray]

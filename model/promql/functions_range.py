@@ -21,7 +21,6 @@ import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import without_names
-from shardmon.model.samples import F64
 from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, Scalar, check_unique_labels
 from shardmon.model.promql.window import (
     Windows,
@@ -33,6 +32,7 @@ from shardmon.model.promql.window import (
     window_sums,
     windows_of,
 )
+from shardmon.model.samples import F64
 
 # Up to this many counter resets in one window, their values are added one by one, as Prometheus
 # does, so the result rounds exactly as Prometheus's; beyond it (a gauge passed to rate over a long

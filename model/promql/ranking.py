@@ -27,9 +27,9 @@ from decimal import Decimal
 import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
-from shardmon.model.samples import F64
 from shardmon.model.promql.gosort import heap_pop, heap_push, sort_sort
 from shardmon.model.promql.value import EvalContext
+from shardmon.model.samples import F64
 
 # The largest and smallest float64 values that convert to an int64 without overflow (Go's limits).
 _MAX_INT64 = 9223372036854774784.0

@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from shardmon.model.samples import F64, I64
 from shardmon.model.promql.value import EvalContext, RangeVector
+from shardmon.model.samples import F64, I64
 
 
 class Windows(NamedTuple):

@@ -18,6 +18,7 @@ label lookups the text guard (:class:`QueryGuard`, with the limits' defaults) an
 - ``guard``: the length and nesting limits on a query's text, checked before it is parsed.
 """
 
+from shardmon.model.promql.value import UnsupportedQueryError
 from shardmon.querier.promql.engine import Engine, QueryResult, ResultSeries
 from shardmon.querier.promql.guard import (
     DEFAULT_MAX_QUERY_DEPTH,
@@ -26,7 +27,6 @@ from shardmon.querier.promql.guard import (
     QueryGuard,
 )
 from shardmon.querier.promql.selector import instant_selects, operands, selector_matchers
-from shardmon.model.promql.value import UnsupportedQueryError
 
 __all__ = [
     "DEFAULT_MAX_QUERY_DEPTH",

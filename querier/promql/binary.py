@@ -41,8 +41,8 @@ import promql_parser
 
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import METRIC_NAME, Labels, without_name, without_names
-from shardmon.model.samples import F64
 from shardmon.model.promql.value import EvalContext, InstantVector, Scalar, Value, check_unique_labels, not_supported
+from shardmon.model.samples import F64
 
 ONE_TO_ONE = "one-to-one"
 MANY_TO_ONE = "many-to-one"

@@ -24,15 +24,8 @@ import promql_parser
 
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import EMPTY_LABELS, Labels
-from shardmon.model.samples import F64, I64
-from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
 from shardmon.model.promql.aggregation import AGGREGATIONS, SCALAR_PARAMETER, aggregate
-from shardmon.querier.promql.binary import binary_op, negate, vector_matching
-from shardmon.querier.promql.functions import FUNCTIONS
 from shardmon.model.promql.ranking import check_k
-from shardmon.querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
-from shardmon.querier.promql.pushdown import pushdown_spec, pushed_down
-from shardmon.querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
 from shardmon.model.promql.value import (
     EvalContext,
     InstantVector,
@@ -42,6 +35,13 @@ from shardmon.model.promql.value import (
     duration_ms,
     not_supported,
 )
+from shardmon.model.samples import F64, I64
+from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
+from shardmon.querier.promql.binary import binary_op, negate, vector_matching
+from shardmon.querier.promql.functions import FUNCTIONS
+from shardmon.querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
+from shardmon.querier.promql.pushdown import pushdown_spec, pushed_down
+from shardmon.querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
 
 #: Prometheus's HTTP API limit on the points of one series in a range query.
 MAX_POINTS_PER_SERIES = 11_000

@@ -23,14 +23,14 @@ import numpy as np
 import promql_parser
 
 from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_names
-from shardmon.model.samples import F64, I64
-from shardmon.querier.promql.functions_label import LABEL_FUNCTIONS
 from shardmon.model.promql.functions_range import RANGE_FUNCTIONS
 from shardmon.model.promql.gosort import sort_sort
-from shardmon.querier.promql.histogram import HISTOGRAM_FUNCTIONS
-from shardmon.querier.promql.labelset import merge_same_labels
 from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, Scalar, Value
 from shardmon.model.promql.window import windows_of
+from shardmon.model.samples import F64, I64
+from shardmon.querier.promql.functions_label import LABEL_FUNCTIONS
+from shardmon.querier.promql.histogram import HISTOGRAM_FUNCTIONS
+from shardmon.querier.promql.labelset import merge_same_labels
 
 #: An implementation: (context, evaluated arguments, argument expressions) -> value.
 FunctionImpl = Callable[[EvalContext, Sequence[Value | str], Sequence[promql_parser.Expr]], Value]

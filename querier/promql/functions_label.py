@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 from shardmon.model.errors import QueryExecutionError, RegexError
 from shardmon.model.labels import Labels, is_valid_label_name
+from shardmon.model.promql.value import EvalContext, InstantVector
 from shardmon.model.regex import compile_regex
 from shardmon.querier.promql.labelset import merge_same_labels
-from shardmon.model.promql.value import EvalContext, InstantVector
 
 
 def _label_replace(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVector:

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from shardmon.model.labels import METRIC_NAME, Labels
+from shardmon.model.promql.value import EvalContext, InstantVector, Scalar
 from shardmon.model.samples import F64
 from shardmon.querier.promql.labelset import merge_same_labels
-from shardmon.model.promql.value import EvalContext, InstantVector, Scalar
 
 BUCKET_LABEL = "le"
 

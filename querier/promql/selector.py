@@ -21,8 +21,8 @@ import promql_parser
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import METRIC_NAME, Matcher, MatchType
 from shardmon.model.promql.selection import instant_selection, range_selection
-from shardmon.model.samples import I64
 from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, duration_ms, not_supported
+from shardmon.model.samples import I64
 
 _MATCH_TYPES = (
     (promql_parser.MatchOp.Equal, MatchType.EQ),

@@ -19,11 +19,11 @@ from bench.farm import Target, target_series
 from shardmon.localshards import LocalShards
 from shardmon.model.labels import Labels
 from shardmon.model.samples import F64, I64, U32, U64, SampleBatch
+from shardmon.procs import free_port
 from shardmon.querier import metrics
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.promqltest import ScriptReport, ShardAppender, run_script, sharded_storage
 from shardmon.shards.client import ShardClient
-from shardmon.procs import free_port
 from tests.integration.test_promql_vs_prometheus import QUERIES as VS_PROMETHEUS
 from tests.pushdown_compare import ComparingEngine, Differences, compare
 from tests.reference import ROOT, promqltest_dir
@@ -103,9 +103,9 @@ def farm_data(three_shards):
 def _check(engine: ComparingEngine, queries, end_ms: int) -> Differences:
     ComparingEngine.differences = d = Differences()
     for q in queries:
-        for run in (lambda: engine.instant(q, end_ms), lambda: engine.range(q, end_ms - 40_000, end_ms, 3_000)):
+        for run, args in ((engine.instant, (q, end_ms)), (engine.range, (q, end_ms - 40_000, end_ms, 3_000))):
             try:
-                run()
+                run(*args)
             except Exception:  # noqa: BLE001 - an error is compared too (the same error both ways)
                 pass
     return d

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from shardmon.model.errors import BadQueryError, QueryExecutionError
 from shardmon.model.labels import Labels
-from shardmon.model.storage import QueryBudget
-from shardmon.querier.promql import Engine, QueryResult, UnsupportedQueryError
 from shardmon.model.promql.aggregation import aggregate, format_value
 from shardmon.model.promql.gosort import heap_pop, heap_push, sort_sort
 from shardmon.model.promql.ranking import _replay_heap, go_float, select_k
 from shardmon.model.promql.value import EvalContext, InstantVector
+from shardmon.model.storage import QueryBudget
+from shardmon.querier.promql import Engine, QueryResult, UnsupportedQueryError
 from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, matrix, same
 
 

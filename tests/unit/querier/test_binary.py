@@ -11,10 +11,10 @@ import pytest
 from shardmon.model.errors import BadQueryError, QueryExecutionError
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage
+from shardmon.model.promql.value import EvalContext, InstantVector, Scalar
 from shardmon.model.storage import QueryBudget
 from shardmon.querier.promql import Engine
 from shardmon.querier.promql.binary import MANY_TO_MANY, ONE_TO_ONE, VectorMatching, binary_op, negate
-from shardmon.model.promql.value import EvalContext, InstantVector, Scalar
 from tests.unit.querier.conftest import M, S, as_dict, engine_with, lbl, same
 
 
