@@ -205,7 +205,7 @@ def run_sweep(out: Path, series: int, interval_s: float, window_s: float, target
         for shards in shard_counts:
             run = run_workload(out / "sweep", targets, series, interval_s, window_s, ["shardmon"], shards, scrapers,
                                query_repeats=0, label=f"{targets}x{series}-{shards}shards")
-            rows.append(dict(run["results"][0], targets=targets, shards=shards))
+            rows.append(dict(run["results"][0], targets=targets, shards=shards, scrapers=scrapers))
         if with_prometheus:
             run = run_workload(out / "sweep", targets, series, interval_s, window_s, ["prometheus"], 0, 0,
                                query_repeats=0, label=f"{targets}x{series}-prometheus")
