@@ -122,6 +122,9 @@ class ScrapeCoordinator:
         self._node_of: dict[str, str] = {}  # scraper id -> the node it last answered from
         self._members: list[str] = list(self.scraper_ids)
         self._running: dict[str, set[bytes]] = {}  # scraper id -> keys of the targets it was last given
+        #: The assignment's keys, computed once per assignment version (a key costs about a microsecond,
+        #: and the supervision round would otherwise remake them all every round).
+        self._keys: dict[str, frozenset[bytes]] = {}
         self._handover: dict[bytes, int] = {}  # while targets move: key -> when its old scraper last scraped it
         self._lock = asyncio.Lock()  # one change of scrapers or assignment at a time
         self._start_lock = asyncio.Lock()  # start() is idempotent, also when called twice at once
@@ -159,10 +162,11 @@ class ScrapeCoordinator:
         # them back when the scrapers return.
         members = [sid for sid in self.scraper_ids if sid not in self._lost] or list(self.scraper_ids)
         if (self.targets is None or members != self._members
-                or [t.key for t in targets] != [t.key for t in self.targets]):
+                or (targets != self.targets and [t.key for t in targets] != [t.key for t in self.targets])):
             self.targets = targets
             self._members = members
             self.assignment = assign_targets(targets, members)
+            self._keys = {sid: frozenset(t.key for t in ts) for sid, ts in self.assignment.items()}
             self.version += 1
             VERSION.set(self.version)
             TARGETS.set(len(targets))
@@ -283,9 +287,9 @@ class ScrapeCoordinator:
                 return
             ASSIGNMENTS.labels("ok").inc()
             info = dict(info, assignment_version=version, targets=len(mine))
-            self._running[sid] = {t.key for t in mine}
-        else:
-            self._running[sid] = {t.key for t in self.assignment.get(sid, [])}
+            self._running[sid] = set(self._keys.get(sid, ())) if version == self.version else {t.key for t in mine}
+        elif self._running.get(sid) != self._keys.get(sid, frozenset()):
+            self._running[sid] = set(self._keys.get(sid, ()))
         self._seen[sid] = dict(info, state="running")
 
     def _moving(self, sid: str) -> list[bytes]:
@@ -298,7 +302,7 @@ class ScrapeCoordinator:
         lose targets stop them, then the others start theirs. A moved target is so never scraped by two
         scrapers at once; it resumes at its next phase point (its scrape times hang on its hash, not on
         the scraper), so no interval is skipped but the one a stop may straddle."""
-        wanted = {sid: {t.key for t in self.assignment.get(sid, [])} for sid in self.scraper_ids}
+        wanted = {sid: self._keys.get(sid, frozenset()) for sid in self.scraper_ids}
         losing = [sid for sid in self.scraper_ids if self._running.get(sid, set()) - wanted[sid]]
         await asyncio.gather(*(self._check(sid) for sid in losing))
         # A loser that did not answer may still scrape what it lost (unless its node is gone): those
@@ -310,8 +314,7 @@ class ScrapeCoordinator:
         # The others start the moved targets, each told when its old scraper last scraped it.
         await asyncio.gather(*(self._check(sid, withheld) for sid in self.scraper_ids if sid not in losing))
         # Entries of scrapers that did not answer stay for the next round (they are few and bounded).
-        current = {t.key for t in self.targets or []}
-        for key in [k for k in self._handover if k not in current]:
+        for key in [k for k in self._handover if not any(k in keys for keys in self._keys.values())]:
             del self._handover[key]
 
     async def _supervise_once(self) -> None:
