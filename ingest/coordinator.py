@@ -125,6 +125,7 @@ class ScrapeCoordinator:
         #: The assignment's keys, computed once per assignment version (a key costs about a microsecond,
         #: and the supervision round would otherwise remake them all every round).
         self._keys: dict[str, frozenset[bytes]] = {}
+        self._all_keys: frozenset[bytes] = frozenset()
         self._handover: dict[bytes, int] = {}  # while targets move: key -> when its old scraper last scraped it
         self._lock = asyncio.Lock()  # one change of scrapers or assignment at a time
         self._start_lock = asyncio.Lock()  # start() is idempotent, also when called twice at once
@@ -167,6 +168,7 @@ class ScrapeCoordinator:
             self._members = members
             self.assignment = assign_targets(targets, members)
             self._keys = {sid: frozenset(t.key for t in ts) for sid, ts in self.assignment.items()}
+            self._all_keys = frozenset().union(*self._keys.values())
             self.version += 1
             VERSION.set(self.version)
             TARGETS.set(len(targets))
@@ -277,7 +279,7 @@ class ScrapeCoordinator:
                 version = self.version if len(mine) == len(self.assignment.get(sid, [])) else -1
                 handover = {t.key: self._handover[t.key] for t in mine if t.key in self._handover}
                 given_back = await asyncio.wait_for(
-                    h.assign.remote(version, mine, self._moving(sid), handover), 10 * PING_TIMEOUT_S) or {}
+                    h.assign.remote(version, mine, self._moving(sid, info.get("targets")), handover), 10 * PING_TIMEOUT_S) or {}
                 for key in handover:
                     self._handover.pop(key, None)
                 self._handover.update(given_back)
@@ -292,10 +294,18 @@ class ScrapeCoordinator:
             self._running[sid] = set(self._keys.get(sid, ()))
         self._seen[sid] = dict(info, state="running")
 
-    def _moving(self, sid: str) -> list[bytes]:
+    def _moving(self, sid: str, running: int | None = None) -> list[bytes]:
         """The keys of the targets that another scraper runs now: should ``sid`` have run them, it
-        stops them without staleness markers (their series go on, scraped by the other scraper)."""
-        return [t.key for other, ts in self.assignment.items() if other != sid for t in ts]
+        stops them without staleness markers (their series go on, scraped by the other scraper).
+        Only those ``sid`` was last given, when that is known (not after a coordinator restart): a
+        scraper's share, rather than every other scraper's targets for each scraper. ``running``: how
+        many targets the scraper said it runs (0: nothing to stop, as a new scraper)."""
+        own, known = self._keys.get(sid, frozenset()), self._running.get(sid)
+        if known is None and running == 0:
+            return []
+        if known is None:
+            return [k for k in self._all_keys if k not in own]
+        return [k for k in known if k in self._all_keys and k not in own]
 
     async def _apply(self) -> None:
         """Give every scraper its part of the current assignment, in two phases: first the scrapers that
@@ -314,7 +324,7 @@ class ScrapeCoordinator:
         # The others start the moved targets, each told when its old scraper last scraped it.
         await asyncio.gather(*(self._check(sid, withheld) for sid in self.scraper_ids if sid not in losing))
         # Entries of scrapers that did not answer stay for the next round (they are few and bounded).
-        for key in [k for k in self._handover if not any(k in keys for keys in self._keys.values())]:
+        for key in [k for k in self._handover if k not in self._all_keys]:
             del self._handover[key]
 
     async def _supervise_once(self) -> None:
