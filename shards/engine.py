@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 import xxhash
 
+from shardmon.model import gc_tuning
 from shardmon.model.config import ShardsConfig
 from shardmon.model.labels import Matcher
 from shardmon.model.samples import I64, U64, SampleBatch
@@ -145,9 +146,18 @@ class ShardDB:
         self._init_state()  # open() may be retried after a failure half-way
         await self.store.ping()
         log.info("redis identity: %s", await self.store.attach(accept_data_loss=accept_data_loss))
+        with gc_tuning.paused():  # Recovery makes ~10 long-lived objects per series and no cycles.
+            await self._recover(t0)
+
+    async def _recover(self, t0: float) -> None:
         series = await self.store.load_series()
         if series:
-            self.series.register([int.from_bytes(i, "big") for i, _ in series], [k for _, k in series])
+            fields = b"".join(i for i, _ in series)
+            if len(fields) == 8 * len(series):
+                ids = np.frombuffer(fields, ">u8").astype(U64)
+            else:  # Not the 8-byte fields FORMAT.md names: parsed one by one, as written.
+                ids = np.array([int.from_bytes(i, "big") for i, _ in series], U64)
+            self.series.register(ids, [k for _, k in series])
         await self._load_blocks()
         for name, raw in (await self.store.load_metadata()).items():
             self.metadata[name] = [tuple(e) for e in json.loads(raw)]

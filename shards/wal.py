@@ -47,5 +47,6 @@ def decode_record(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
     ts = np.frombuffer(raw, I64, n, off)
     off += 8 * n
     vals = np.frombuffer(raw, F64, n, off)
-    return ids, refs, ts, vals
+    # The columns start at odd offsets (the header is 9 bytes); numpy's fast loops want them aligned.
+    return ids.copy(), refs.copy(), ts.copy(), vals.copy()
 
