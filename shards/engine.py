@@ -311,19 +311,20 @@ class ShardDB:
         the clock are set aside there (for :meth:`_future_into_blocks`) instead of entering the head."""
         if new_keys:
             self.series.register(new_ids, new_keys)
-        series_idx = self.registry.lookup(ids)
-        sample_idx = series_idx[refs]
-        known = sample_idx >= 0
-        if not known.all():
+        series_idx, distinct = self.registry.lookup_table(ids)  # distinct: every series known, each once
+        each_once = refs is None and distinct
+        sample_idx = series_idx if refs is None else series_idx[refs]  # None: sample i is of series i
+        known = None if distinct else sample_idx >= 0
+        if known is not None and not known.all():
             # Only a damaged store (a WAL record whose series labels are gone) gets here.
             metrics.SAMPLES_REJECTED.labels("unknown_series").inc(int((~known).sum()))
             sample_idx, ts, vals = sample_idx[known], ts[known], vals[known]
-        if future is not None:
+        if future is not None and ts.shape[0] and int(ts.max()) > self.clock() + self.max_future_time_ms:
             far = limits.split_future(ts, self.clock(), self.max_future_time_ms)
             if far is not None:
                 future.append((entry_id, sample_idx[far], ts[far], vals[far]))
                 sample_idx, ts, vals = sample_idx[~far], ts[~far], vals[~far]
-        res = self.head.append(sample_idx, ts, vals)
+        res = self.head.append(sample_idx, ts, vals, each_once=each_once)
         if res.appended:
             metrics.SAMPLES_APPENDED.inc(res.appended)
         if res.duplicates:

@@ -89,14 +89,15 @@ class Head:
 
     # -- appending -------------------------------------------------------------------------------
 
-    def append(self, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> AppendResult:
-        """Append samples of registered series (``idx`` per sample). Returns what was kept."""
+    def append(self, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray, *, each_once: bool = False) -> AppendResult:
+        """Append samples of registered series (``idx`` per sample). Returns what was kept.
+        ``each_once``: the caller knows ``idx`` names each series once (a check is saved)."""
         n_series = len(self.registry)
         self.last_ts = _grow(self.last_ts, n_series, _INT64_MIN)
         self.last_val = _grow(self.last_val, n_series, np.nan)
         if idx.shape[0] == 0:
             return AppendResult(0, {}, 0)
-        fresh = self._append_fresh(idx, ts, vals, n_series)
+        fresh = self._append_fresh(idx, ts, vals, n_series, each_once)
         if fresh is not None:
             return fresh
         order = np.lexsort((ts, idx))
@@ -153,18 +154,20 @@ class Head:
             self._max_ts = max(self._max_ts, int(k_ts.max()))
         return AppendResult(n_keep, rejected, int(duplicate.sum()))
 
-    def _append_fresh(self, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray, n_series: int) -> AppendResult | None:
+    def _append_fresh(self, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray, n_series: int,
+                      each_once: bool = False) -> AppendResult | None:
         """The usual batch (a scrape, a WAL entry of one): each series once, every sample newer than its
         series' latest and within bounds, so every sample is kept. Appended with a few array operations
         and no sort by time; None (nothing done) for any other batch, which :meth:`append` then checks in full."""
         if not (ts > self.last_ts[idx]).all() or int(ts.min()) < self.min_valid_ms:
             return None
         n = idx.shape[0]
-        self._slot = slot = _grow(self._slot, n_series, -1)
-        pos = np.arange(n)
-        slot[idx] = pos  # With a series twice, one of its positions is overwritten by the other.
-        if not (slot[idx] == pos).all():
-            return None
+        if not each_once:
+            self._slot = slot = _grow(self._slot, n_series, -1)
+            pos = np.arange(n)
+            slot[idx] = pos  # With a series twice, one of its positions is overwritten by the other.
+            if not (slot[idx] == pos).all():
+                return None
         # Kept in the batch's order (no sort: see _sort_order); the tail owns its columns (the caller's
         # may be views of a larger buffer).
         idx, ts, vals = idx.astype(np.int64), ts.astype(I64), vals.astype(F64)

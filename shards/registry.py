@@ -11,7 +11,6 @@ a binary search per series. :func:`resolve_batch` maps a batch onto it.
 from __future__ import annotations
 
 import collections
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,6 +19,8 @@ import xxhash
 from shardmon.model.labels import SEP, Labels
 from shardmon.model.samples import U64, SampleBatch
 
+
+_KEY_END = b"\xfe"
 
 #: Tables of this many series, up to _TABLE_MAX, have their lookups kept.
 _TABLE_MIN = 16
@@ -38,21 +39,41 @@ class SeriesRegistry:
         # Every distinct (name, value) pair once: series share their pairs (job, instance, mode...),
         # which keeps a series' labels to little more than one tuple of pointers.
         self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
-        # Lookups of whole tables whose series were all known: hash of the ids' bytes -> (ids, idx).
-        self._tables: collections.OrderedDict[int, tuple[np.ndarray, np.ndarray]] = collections.OrderedDict()
+        # Lookups of whole tables whose series were all known: hash of the ids' bytes -> (the bytes, idx,
+        # whether the ids are distinct).
+        self._tables: collections.OrderedDict[int, tuple[bytes, np.ndarray, bool]] = collections.OrderedDict()
         self._tables_size = 0
 
     def _labels_of_all(self, keys: Sequence[bytes]) -> list[Labels]:
-        """The labels of many canonical keys, their pairs interned: one decode and one split of all the
-        keys joined, then a slice per series (recovery registers every series of the shard at once)."""
-        if len(keys) < 64 or not all(keys):
+        """The labels of many canonical keys, their pairs interned, as :meth:`_labels_of` gives them one by
+        one, with a Python object per pair made only once per distinct pair (recovery registers every
+        series of the shard at once). The keys are joined by ``0xfe`` (no more in UTF-8 than ``0xff``);
+        in each key every second ``0xff`` ends a pair and becomes ``0xfe`` too, so one split gives each
+        pair's bytes, which a dict maps to its interned pair."""
+        n = len(keys)
+        if n < 64:
             return [self._labels_of(k) for k in keys]
-        tokens = SEP.join(keys).decode("utf-8", "surrogateescape").split("\udcff")
-        flat = list(zip(tokens[0::2], tokens[1::2]))
-        del tokens
-        flat = list(map(self._pairs.setdefault, flat, flat))
-        ends = np.cumsum(np.fromiter(map(bytes.count, keys, itertools.repeat(SEP)), np.int64, len(keys)) + 1) // 2
-        starts = np.concatenate(([0], ends[:-1]))
+        arr = np.frombuffer(_KEY_END.join(keys), np.uint8)
+        seps = np.flatnonzero(arr >= 0xFE)
+        key_end = arr[seps] == 0xFE
+        sep_key = np.cumsum(key_end)[~key_end]  # for each 0xff: its key
+        per_key = np.bincount(sep_key, minlength=n)
+        if int(key_end.sum()) != n - 1 or (per_key % 2 == 0).any():  # a 0xfe in a key, an empty key...
+            return [self._labels_of(k) for k in keys]
+        nth = np.arange(sep_key.shape[0]) - np.repeat(np.cumsum(per_key) - per_key, per_key)
+        marked = arr.copy()
+        marked[seps[~key_end][nth % 2 == 1]] = 0xFE
+        pair_bytes = marked.tobytes().split(_KEY_END)
+        del arr, marked
+        interned: dict[bytes, tuple[str, str]] = {}
+        for pb in set(pair_bytes):
+            name, value = pb.decode("utf-8", "surrogateescape").split("\udcff")
+            pair = (name, value)
+            interned[pb] = self._pairs.setdefault(pair, pair)
+        flat = list(map(interned.__getitem__, pair_bytes))
+        del pair_bytes
+        ends = np.cumsum((per_key + 1) // 2)
+        starts = ends - (per_key + 1) // 2
         return list(map(Labels, map(flat.__getitem__, map(slice, starts.tolist(), ends.tolist()))))
 
     def _labels_of(self, key: bytes) -> Labels:
@@ -68,27 +89,34 @@ class SeriesRegistry:
     def lookup(self, ids: np.ndarray) -> np.ndarray:
         """The idx of each id, or -1 where the series is unknown (vectorised). The answer may be a
         read-only array shared with later calls: copy it before changing it."""
-        if self._sorted_ids.shape[0] == 0:
-            return np.full(ids.shape[0], -1, np.int64)
+        return self.lookup_table(ids)[0]
+
+    def lookup_table(self, ids: np.ndarray) -> tuple[np.ndarray, bool]:
+        """:meth:`lookup`, and whether the ids are known to be distinct and all registered (False: not
+        known)."""
         n = ids.shape[0]
+        if self._sorted_ids.shape[0] == 0:
+            return np.full(n, -1, np.int64), False
         if n < _TABLE_MIN or n > _TABLE_MAX:
-            return self._search(ids)
-        ids = np.ascontiguousarray(ids, U64)
-        key = xxhash.xxh64_intdigest(ids.data)
+            return self._search(ids), False
+        raw = np.ascontiguousarray(ids, U64).tobytes()
+        key = xxhash.xxh64_intdigest(raw)
         hit = self._tables.get(key)
-        if hit is not None and np.array_equal(hit[0], ids):
+        if hit is not None and hit[0] == raw:
             self._tables.move_to_end(key)
-            return hit[1]
+            return hit[1], hit[2]
         idx = self._search(ids)
         if hit is None and idx.min() >= 0:  # Only all-known answers: they never change (idx only grows).
             idx.flags.writeable = False
-            self._tables[key] = (ids.copy(), idx)
+            distinct = np.unique(idx).shape[0] == n
+            self._tables[key] = (raw, idx, distinct)
             self._tables_size += n
             limit = max(2 * len(self.keys), _TABLE_MAX)
             while self._tables_size > limit:
-                old_ids, _ = self._tables.popitem(last=False)[1]
-                self._tables_size -= old_ids.shape[0]
-        return idx
+                old = self._tables.popitem(last=False)[1]
+                self._tables_size -= old[1].shape[0]
+            return idx, distinct
+        return idx, False
 
     def _search(self, ids: np.ndarray) -> np.ndarray:
         pos = np.searchsorted(self._sorted_ids, ids)

@@ -85,6 +85,26 @@ def test_a_long_wal_of_every_kind_of_batch_replays_in_pages_into_the_same_head(b
     asyncio.run(main())
 
 
+def test_a_wal_written_by_the_previous_version_replays_with_the_new_entries_after_it(backend, monkeypatch):
+    """WAL records in format 1 (before format 2) followed by format-2 ones: replay reads both."""
+    from shardmon.shards import engine
+    from tests.unit.shards.test_chunk import legacy_record
+
+    async def main():
+        db = await backend.open(clock=lambda: T0)
+        with monkeypatch.context() as m:
+            m.setattr(engine, "encode_record", lambda ids, refs, ts, vals: legacy_record(ids, refs, ts, vals))
+            await _write_minutes(db, T0 - 90 * M, 45, prefix="old")
+        await _write_minutes(db, T0 - 45 * M, 45, prefix="new")
+        records = [r for _, _, r in [e async for e in db.store.replay()]]
+        assert [r[0] for r in records] == [0x28] * 45 + [2] * 45  # a zstd frame, then format 2
+        before = await read(db)
+        again = await backend.open(clock=lambda: T0)
+        assert await read(again) == before and again.head.num_samples == 90 * 5
+
+    asyncio.run(main())
+
+
 def test_a_block_cut_trims_the_wal_and_moves_the_checkpoint_in_one_transaction(backend):
     async def main():
         now = [T0 + 2 * H]
