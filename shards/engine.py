@@ -312,7 +312,9 @@ class ShardDB:
         if new_keys:
             self.series.register(new_ids, new_keys)
         series_idx, distinct = self.registry.lookup_table(ids)  # distinct: every series known, each once
-        each_once = refs is None and distinct
+        # A scrape's batch: sample i is of series i (refs None in a WAL record of format 2).
+        each_once = distinct and (refs is None or (refs.shape[0] == ids.shape[0] and
+                                                   bool((refs == np.arange(refs.shape[0], dtype=refs.dtype)).all())))
         sample_idx = series_idx if refs is None else series_idx[refs]  # None: sample i is of series i
         known = None if distinct else sample_idx >= 0
         if known is not None and not known.all():

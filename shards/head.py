@@ -85,7 +85,7 @@ class Head:
         self.num_samples = 0
         self._min_ts = _INT64_MAX
         self._max_ts = _INT64_MIN
-        self._slot = np.empty(0, np.int64)  # scratch, per series: tells a batch holding each series once
+        self._slot = np.empty(0, np.int32)  # scratch, per series: tells a batch holding each series once
 
     # -- appending -------------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ class Head:
         n = idx.shape[0]
         if not each_once:
             self._slot = slot = _grow(self._slot, n_series, -1)
-            pos = np.arange(n)
+            pos = np.arange(n, dtype=np.int32)
             slot[idx] = pos  # With a series twice, one of its positions is overwritten by the other.
             if not (slot[idx] == pos).all():
                 return None

@@ -39,9 +39,9 @@ class SeriesRegistry:
         # Every distinct (name, value) pair once: series share their pairs (job, instance, mode...),
         # which keeps a series' labels to little more than one tuple of pointers.
         self._pairs: dict[tuple[str, str], tuple[str, str]] = {}
-        # Lookups of whole tables whose series were all known: hash of the ids' bytes -> (the bytes, idx,
-        # whether the ids are distinct).
-        self._tables: collections.OrderedDict[int, tuple[bytes, np.ndarray, bool]] = collections.OrderedDict()
+        # Lookups of whole tables whose series were all known: hash of the ids' bytes -> (idx, whether the
+        # ids are distinct).
+        self._tables: collections.OrderedDict[int, tuple[np.ndarray, bool]] = collections.OrderedDict()
         self._tables_size = 0
 
     def _labels_of_all(self, keys: Sequence[bytes]) -> list[Labels]:
@@ -99,22 +99,22 @@ class SeriesRegistry:
             return np.full(n, -1, np.int64), False
         if n < _TABLE_MIN or n > _TABLE_MAX:
             return self._search(ids), False
-        raw = np.ascontiguousarray(ids, U64).tobytes()
-        key = xxhash.xxh64_intdigest(raw)
+        ids = np.ascontiguousarray(ids, U64)
+        key = xxhash.xxh64_intdigest(ids.data)
         hit = self._tables.get(key)
-        if hit is not None and hit[0] == raw:
+        # The ids a kept answer stands for are the registry's own at those idx: no copy of them is kept.
+        if hit is not None and np.array_equal(self.ids[hit[0]], ids):
             self._tables.move_to_end(key)
-            return hit[1], hit[2]
+            return hit
         idx = self._search(ids)
         if hit is None and idx.min() >= 0:  # Only all-known answers: they never change (idx only grows).
             idx.flags.writeable = False
             distinct = np.unique(idx).shape[0] == n
-            self._tables[key] = (raw, idx, distinct)
+            self._tables[key] = (idx, distinct)
             self._tables_size += n
             limit = max(2 * len(self.keys), _TABLE_MAX)
             while self._tables_size > limit:
-                old = self._tables.popitem(last=False)[1]
-                self._tables_size -= old[1].shape[0]
+                self._tables_size -= self._tables.popitem(last=False)[1][0].shape[0]
             return idx, distinct
         return idx, False
 
