@@ -37,3 +37,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -c "import shardmon, ray, grpc, redis, zstandard, promql_parser"
   touch "$stamp"
 fi
+# The project's own modules byte-compiled, as pip does for the packages it installs (an editable install
+# does not): where PYTHONDONTWRITEBYTECODE is set, every start of a service would compile them anew
+# (about 0.2 CPU-s of each shard's start here). Files already compiled and unchanged are skipped.
+.venv/bin/python -m compileall -q model shards ingest querier rules shardmon >/dev/null || true

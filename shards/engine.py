@@ -38,6 +38,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import numpy as np
 import xxhash
 
+from shardmon.model import gc_tuning
 from shardmon.model.config import ShardsConfig
 from shardmon.model.labels import Matcher
 from shardmon.model.samples import I64, U64, SampleBatch
@@ -145,9 +146,18 @@ class ShardDB:
         self._init_state()  # open() may be retried after a failure half-way
         await self.store.ping()
         log.info("redis identity: %s", await self.store.attach(accept_data_loss=accept_data_loss))
+        with gc_tuning.paused():  # Recovery makes ~10 long-lived objects per series and no cycles.
+            await self._recover(t0)
+
+    async def _recover(self, t0: float) -> None:
         series = await self.store.load_series()
         if series:
-            self.series.register([int.from_bytes(i, "big") for i, _ in series], [k for _, k in series])
+            fields = b"".join(i for i, _ in series)
+            if len(fields) == 8 * len(series):
+                ids = np.frombuffer(fields, ">u8").astype(U64)
+            else:  # Not the 8-byte fields FORMAT.md names: parsed one by one, as written.
+                ids = np.array([int.from_bytes(i, "big") for i, _ in series], U64)
+            self.series.register(ids, [k for _, k in series])
         await self._load_blocks()
         for name, raw in (await self.store.load_metadata()).items():
             self.metadata[name] = [tuple(e) for e in json.loads(raw)]
@@ -301,19 +311,22 @@ class ShardDB:
         the clock are set aside there (for :meth:`_future_into_blocks`) instead of entering the head."""
         if new_keys:
             self.series.register(new_ids, new_keys)
-        series_idx = self.registry.lookup(ids)
-        sample_idx = series_idx[refs]
-        known = sample_idx >= 0
-        if not known.all():
+        series_idx, distinct = self.registry.lookup_table(ids)  # distinct: every series known, each once
+        # A scrape's batch: sample i is of series i (refs None in a WAL record of format 2).
+        each_once = distinct and (refs is None or (refs.shape[0] == ids.shape[0] and
+                                                   bool((refs == np.arange(refs.shape[0], dtype=refs.dtype)).all())))
+        sample_idx = series_idx if refs is None else series_idx[refs]  # None: sample i is of series i
+        known = None if distinct else sample_idx >= 0
+        if known is not None and not known.all():
             # Only a damaged store (a WAL record whose series labels are gone) gets here.
             metrics.SAMPLES_REJECTED.labels("unknown_series").inc(int((~known).sum()))
             sample_idx, ts, vals = sample_idx[known], ts[known], vals[known]
-        if future is not None:
+        if future is not None and ts.shape[0] and int(ts.max()) > self.clock() + self.max_future_time_ms:
             far = limits.split_future(ts, self.clock(), self.max_future_time_ms)
             if far is not None:
                 future.append((entry_id, sample_idx[far], ts[far], vals[far]))
                 sample_idx, ts, vals = sample_idx[~far], ts[~far], vals[~far]
-        res = self.head.append(sample_idx, ts, vals)
+        res = self.head.append(sample_idx, ts, vals, each_once=each_once)
         if res.appended:
             metrics.SAMPLES_APPENDED.inc(res.appended)
         if res.duplicates:

@@ -85,16 +85,21 @@ class Head:
         self.num_samples = 0
         self._min_ts = _INT64_MAX
         self._max_ts = _INT64_MIN
+        self._slot = np.empty(0, np.int32)  # scratch, per series: tells a batch holding each series once
 
     # -- appending -------------------------------------------------------------------------------
 
-    def append(self, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray) -> AppendResult:
-        """Append samples of registered series (``idx`` per sample). Returns what was kept."""
+    def append(self, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray, *, each_once: bool = False) -> AppendResult:
+        """Append samples of registered series (``idx`` per sample). Returns what was kept.
+        ``each_once``: the caller knows ``idx`` names each series once (a check is saved)."""
         n_series = len(self.registry)
         self.last_ts = _grow(self.last_ts, n_series, _INT64_MIN)
         self.last_val = _grow(self.last_val, n_series, np.nan)
         if idx.shape[0] == 0:
             return AppendResult(0, {}, 0)
+        fresh = self._append_fresh(idx, ts, vals, n_series, each_once)
+        if fresh is not None:
+            return fresh
         order = np.lexsort((ts, idx))
         idx, ts, vals = idx[order], ts[order], vals[order]
         bits = vals.view(U64)
@@ -148,6 +153,32 @@ class Head:
             self._min_ts = min(self._min_ts, int(k_ts.min()))
             self._max_ts = max(self._max_ts, int(k_ts.max()))
         return AppendResult(n_keep, rejected, int(duplicate.sum()))
+
+    def _append_fresh(self, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray, n_series: int,
+                      each_once: bool = False) -> AppendResult | None:
+        """The usual batch (a scrape, a WAL entry of one): each series once, every sample newer than its
+        series' latest and within bounds, so every sample is kept. Appended with a few array operations
+        and no sort by time; None (nothing done) for any other batch, which :meth:`append` then checks in full."""
+        if not (ts > self.last_ts[idx]).all() or int(ts.min()) < self.min_valid_ms:
+            return None
+        n = idx.shape[0]
+        if not each_once:
+            self._slot = slot = _grow(self._slot, n_series, -1)
+            pos = np.arange(n, dtype=np.int32)
+            slot[idx] = pos  # With a series twice, one of its positions is overwritten by the other.
+            if not (slot[idx] == pos).all():
+                return None
+        # Kept in the batch's order (no sort: see _sort_order); the tail owns its columns (the caller's
+        # may be views of a larger buffer).
+        idx, ts, vals = idx.astype(np.int64), ts.astype(I64), vals.astype(F64)
+        self.last_ts[idx] = ts
+        self.last_val[idx] = vals
+        self._tail.append((idx, ts, vals))
+        self._tail_len += n
+        self.num_samples += n
+        self._min_ts = min(self._min_ts, int(ts.min()))
+        self._max_ts = max(self._max_ts, int(ts.max()))
+        return AppendResult(n, {}, 0)
 
     def _check_late(self, idx: np.ndarray, ts: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, ...]:
         """For late samples (sorted by series, time): ``(new, duplicate, conflict)`` masks against the
@@ -298,12 +329,14 @@ class Head:
 def _sort_order(idx: np.ndarray, ts: np.ndarray, min_ts: int, max_ts: int) -> np.ndarray:
     """The order that sorts samples by (series, time).
 
-    The input is a few runs already sorted that way (the sorted part, then each appended batch), so
-    a stable sort of one composite uint64 key (series idx in the high 32 bits, time since the head's
-    first sample in the low 32) is timsort merging runs, close to linear. When the head spans more
-    than 2^32 ms (49 days) or 2^31 series, fall back to a lexsort.
+    The head holds a (series, time) once (the append rules drop a repeated timestamp), so the sort
+    need not be stable: one quicksort of a composite uint64 key (series idx in the high 32 bits, time
+    since the head's first sample in the low 32), measured faster than a stable sort even when the
+    input is a few runs already sorted that way (6M samples: 0.22 s against 0.37 s; 0.25 s against
+    0.75 s when the batches are in no particular order). When the head spans more than 2^32 ms
+    (49 days) or 2^31 series, fall back to a lexsort.
     """
     if max_ts - min_ts < 2**32 and idx.shape[0] and int(idx.max()) < 2**31:
         key = (idx.astype(np.uint64) << np.uint64(32)) | (ts - min_ts).astype(np.uint64)
-        return np.argsort(key, kind="stable")
+        return np.argsort(key)
     return np.lexsort((ts, idx))

@@ -10,6 +10,7 @@ It also makes sure of the Redis's own settings the shard insists on (``noevictio
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 
@@ -23,7 +24,10 @@ from shardmon.shards import metrics
 from shardmon.shards.identity import IdentityGuard, identity_fields
 from shardmon.shards.store import BlockMeta, Identity, StoredBlock
 
-_REPLAY_PAGE = 256
+# WAL replay's pages: about this many bytes, of this many entries at least and at most.
+_REPLAY_PAGE_BYTES = 8 << 20
+_REPLAY_PAGE_MIN = 16
+_REPLAY_PAGE_MAX = 4096
 _HSET_FIELDS = 20_000
 _HSET_BYTES = 64 << 20
 
@@ -263,18 +267,35 @@ class RedisStore(IdentityGuard):
         return entry.decode()
 
     async def replay(self) -> AsyncIterator[tuple[str, str, bytes]]:
-        """The WAL entries still in the stream, oldest first: ``(entry id, batch id, record)``."""
-        start = "-"
-        while True:
-            try:
-                page = await self._redis.xrange(self.keys.wal, min=start, count=_REPLAY_PAGE)
-            except RedisError as exc:
-                raise ShardUnavailableError(f"redis: WAL replay failed: {exc}") from exc
-            for entry_id, fields in page:
-                yield entry_id.decode(), fields[b"id"].decode(), fields[b"r"]
-            if len(page) < _REPLAY_PAGE:
-                return
-            start = "(" + page[-1][0].decode()
+        """The WAL entries still in the stream, oldest first: ``(entry id, batch id, record)``.
+
+        In pages of about 8 MB (``XRANGE`` with a count fitted to the entries' size), the next page
+        asked for before this one is handed out, so Redis reads and sends it while the caller works."""
+        count = _REPLAY_PAGE_MIN
+        pending = asyncio.ensure_future(self._xrange_page("-", count))
+        try:
+            while True:
+                page = await pending
+                if len(page) == count:
+                    size = sum(len(fields.get(b"r", b"")) for _, fields in page) + 64 * len(page)
+                    count = max(_REPLAY_PAGE_MIN, min(_REPLAY_PAGE_MAX, _REPLAY_PAGE_BYTES * len(page) // size))
+                    pending = asyncio.ensure_future(self._xrange_page("(" + page[-1][0].decode(), count))
+                    await asyncio.sleep(0)  # lets the request go out before the caller takes this page
+                else:
+                    pending = None
+                for entry_id, fields in page:
+                    yield entry_id.decode(), fields[b"id"].decode(), fields[b"r"]
+                if pending is None:
+                    return
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()
+
+    async def _xrange_page(self, start: str, count: int) -> list:
+        try:
+            return await self._redis.xrange(self.keys.wal, min=start, count=count)
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: WAL replay failed: {exc}") from exc
 
     async def wal_length(self) -> int:
         try:

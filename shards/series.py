@@ -82,13 +82,8 @@ class ShardSeries:
 
     def widen_to_samples(self, sample_idx: np.ndarray, ts: np.ndarray) -> None:
         """Widen each series' time range to its samples (``sample_idx`` per sample, at least one)."""
-        # Group by series: ufunc.at is slow.
-        order = np.argsort(sample_idx, kind="stable")
-        s_idx, s_ts = sample_idx[order], ts[order]
-        starts = np.flatnonzero(np.concatenate(([True], s_idx[1:] != s_idx[:-1])))
-        series = s_idx[starts]
-        self.mint[series] = np.minimum(self.mint[series], np.minimum.reduceat(s_ts, starts))
-        self.maxt[series] = np.maximum(self.maxt[series], np.maximum.reduceat(s_ts, starts))
+        np.minimum.at(self.mint, sample_idx, ts)  # unbuffered: a series found twice counts both
+        np.maximum.at(self.maxt, sample_idx, ts)
 
     def recompute_ranges(self, blocks: Iterable[Block], head: Head) -> None:
         """Each series' time range from the blocks left and the head (after blocks were deleted)."""

@@ -16,7 +16,7 @@ from shardmon.model.labels import Matcher, MatchType
 from shardmon.model.samples import SampleBatch
 from shardmon.shards import metrics
 from shardmon.shards.engine import ShardDB
-from tests.unit.shards.enginekit import PREFIX, D, H, batch, counter, read, series
+from tests.unit.shards.enginekit import PREFIX, STEP, D, H, batch, counter, read, series
 
 S = 1000
 M = 60 * S
@@ -47,6 +47,60 @@ def test_a_restart_replays_the_wal_into_the_same_head_and_remembers_its_batches(
         assert await read(again) == before and again.head.num_samples == db.head.num_samples
         assert counter(metrics.WAL_ENTRIES) == 90
         assert (await again.write("w-5", batch(5, np.array([T0 - 10 * M], np.int64)))).duplicate_batch
+
+    asyncio.run(main())
+
+
+def test_a_long_wal_of_every_kind_of_batch_replays_in_pages_into_the_same_head(backend, monkeypatch):
+    """Scrape-like batches (each series once, newer than before) mixed with batches of several samples per
+    series, late, repeated and conflicting samples, in entries of very different sizes, read back in
+    many small pages of the WAL stream: the replayed head holds the same samples, the same latest values
+    and the same batch ids as the shard that wrote them."""
+    from shardmon.shards import redis_store
+
+    monkeypatch.setattr(redis_store, "_REPLAY_PAGE_BYTES", 3000)  # a page of a few entries
+    monkeypatch.setattr(redis_store, "_REPLAY_PAGE_MIN", 2)
+
+    async def main():
+        db = await backend.open(clock=lambda: T0, out_of_order_window_ms=5 * M)
+        rng = np.random.default_rng(5)
+        for k in range(120):
+            n = int(rng.integers(1, 60))
+            t = T0 - (200 - k) * M
+            if k % 4 == 3:  # several samples per series, some late or repeated
+                ts = np.array([t - 7 * M, t - 2 * M, t - 2 * M, t], np.int64)
+            else:
+                ts = np.array([t], np.int64)
+            b = batch(n, ts, value_of=lambda i, t, k=k: float((i * 7 + t // STEP + k % 3) % 11), first=k % 5)
+            await db.write(f"b-{k}", b)
+        before = await read(db)
+        again = await backend.open(clock=lambda: T0, out_of_order_window_ms=5 * M)
+        assert await read(again) == before and again.head.num_samples == db.head.num_samples
+        n = len(db.registry)
+        assert again.head.last_ts[:n].tolist() == db.head.last_ts[:n].tolist()
+        assert again.series.maxt.tolist() == db.series.maxt.tolist()
+        assert again.series.mint.tolist() == db.series.mint.tolist()
+        assert again._seen == db._seen and list(again._wal) == list(db._wal)
+
+    asyncio.run(main())
+
+
+def test_a_wal_written_by_the_previous_version_replays_with_the_new_entries_after_it(backend, monkeypatch):
+    """WAL records in format 1 (before format 2) followed by format-2 ones: replay reads both."""
+    from shardmon.shards import engine
+    from tests.unit.shards.test_chunk import legacy_record
+
+    async def main():
+        db = await backend.open(clock=lambda: T0)
+        with monkeypatch.context() as m:
+            m.setattr(engine, "encode_record", lambda ids, refs, ts, vals: legacy_record(ids, refs, ts, vals))
+            await _write_minutes(db, T0 - 90 * M, 45, prefix="old")
+        await _write_minutes(db, T0 - 45 * M, 45, prefix="new")
+        records = [r for _, _, r in [e async for e in db.store.replay()]]
+        assert [r[0] for r in records] == [0x28] * 45 + [2] * 45  # a zstd frame, then format 2
+        before = await read(db)
+        again = await backend.open(clock=lambda: T0)
+        assert await read(again) == before and again.head.num_samples == 90 * 5
 
     asyncio.run(main())
 

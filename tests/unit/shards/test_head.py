@@ -126,3 +126,100 @@ def test_without_a_window_late_samples_are_out_of_order():
     h = _head()
     _append(h, [0], [200], [1])
     assert _append(h, [0], [150], [1]).rejected == {"out_of_order": 1}
+
+
+def _scrape_like_batches(rng, n_series: int, rounds: int):
+    """Batches as scrapes and WAL replay bring them (each series once, newer than before, in no particular
+    series order) mixed with every other kind: a series twice, late, repeated or conflicting samples,
+    samples below the bound."""
+    t = 1_000
+    for r in range(rounds):
+        t += 1_000
+        idx = rng.permutation(n_series)[: rng.integers(1, n_series + 1)]
+        ts = np.full(idx.shape[0], t) + rng.integers(0, 5, idx.shape[0])
+        vals = rng.normal(size=idx.shape[0])
+        kind = r % 5
+        if kind == 1:  # a few series twice
+            idx = np.concatenate((idx, idx[:3]))
+            ts = np.concatenate((ts, ts[:3] + 500 * (r % 2)))
+            vals = np.concatenate((vals, vals[:3]))
+        elif kind == 2:  # late, repeated and conflicting samples
+            ts[:2] -= 3_000
+            ts[2:4] = t - 1_000
+            vals[3] = 7.5
+        elif kind == 3:  # below the bound
+            ts[:1] = 0
+        yield idx.astype(np.int64), ts.astype(np.int64), vals
+
+
+def test_scrape_like_batches_take_the_short_path_to_the_same_head_as_the_full_checks(monkeypatch):
+    """Head.append keeps a batch with each series once, all newer than their latest, without sorting or
+    checking each sample against its batch; any other batch is checked in full. Both ways end in the same
+    head (samples, latest values, bounds) and the same counts."""
+    for window in (0, 2_500):
+        heads = []
+        for short in (True, False):
+            rng = np.random.default_rng(11)
+            h = _head(40)
+            h.min_valid_ms = 500
+            h.out_of_order_window_ms = window
+            taken = []
+            if short:
+                real = h._append_fresh
+                monkeypatch.setattr(h, "_append_fresh", lambda *a: taken.append(real(*a)) or taken[-1])
+            else:
+                monkeypatch.setattr(h, "_append_fresh", lambda *a: None)
+            results = [h.append(i, t, v) for i, t, v in _scrape_like_batches(rng, 40, 60)]
+            if short:
+                assert sum(r is not None for r in taken) >= 20  # the short path was taken, and not always
+                assert sum(r is None for r in taken) >= 20
+            c = h.columns()
+            heads.append((results, c.idx.tolist(), c.ts.tolist(), c.vals.tolist(), h.last_ts[:40].tolist(),
+                          h.last_val[:40].tolist(), h.num_samples, h.time_range()))
+        assert heads[0] == heads[1]
+        assert sum(r.appended for r in heads[0][0]) > 1000 and any(r.rejected for r in heads[0][0])
+
+
+def test_a_scrape_like_batch_is_kept_in_columns_of_the_heads_own():
+    """The columns a batch comes in may be views of a larger buffer (a WAL record, a request): the head
+    keeps copies, so it never holds that buffer, nor sees it change."""
+    h = _head()
+    buf = np.arange(12, dtype=np.int64)
+    idx, ts = buf[0:3], buf[3:6] * 10
+    vals = np.array([1.0, 2.0, 3.0])
+    assert _append(h, idx[::-1].copy(), ts, vals).appended == 3
+    ts[:] = -1
+    vals[:] = 0
+    assert h.read(0, 0, 100)[0].tolist() == [50] and h.read(2, 0, 100)[1].tolist() == [1.0]
+
+
+def test_a_table_of_known_series_is_looked_up_again_from_memory():
+    reg = SeriesRegistry()
+    reg.add(list(range(1, 101)), [f"s{i}".encode() for i in range(1, 101)])
+    table = np.arange(100, 0, -1, dtype=np.uint64)  # every series known
+    first = reg.lookup(table)
+    again = reg.lookup(table.copy())
+    assert first.tolist() == list(range(99, -1, -1)) and again is first
+    assert not again.flags.writeable  # shared: a caller cannot change it for the next one
+    # A table with a series not known yet is not kept: once it is registered, the lookup finds it.
+    partly = np.concatenate((table[:50], np.array([500], np.uint64)))
+    assert reg.lookup(partly).tolist()[-1] == -1
+    reg.add([500], [b"s500"])
+    assert reg.lookup(partly).tolist()[-1] == 100
+    # Bounded: ids of at most twice the series' count (or 65,536) are kept, the least recently used go.
+    rng = np.random.default_rng(3)
+    for _ in range(1000):
+        reg.lookup(rng.permutation(table))
+    assert 60_000 < reg._tables_size <= 1 << 16
+    last = rng.permutation(table)
+    assert reg.lookup(last) is reg.lookup(last)
+
+
+def test_many_keys_registered_at_once_get_the_labels_each_would_alone():
+    keys = [Labels.from_dict({"__name__": f"m{i % 7}", "job": "j", "i": str(i), "é": "ü\u2603"}).canonical()
+            for i in range(300)]
+    reg = SeriesRegistry()
+    reg.add(list(range(300)), keys)
+    assert reg.labels == [Labels.from_canonical(k) for k in keys]
+    assert all(type(ls) is Labels for ls in reg.labels)
+    assert reg.labels[0][0] is reg.labels[7][0]  # pairs shared between series
