@@ -16,9 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import xxhash
 
-from shardmon.model.labels import SEP, Labels
+from shardmon.model.labels import Labels
 from shardmon.model.samples import U64, SampleBatch
-
 
 _KEY_END = b"\xfe"
 
