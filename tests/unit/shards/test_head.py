@@ -165,8 +165,10 @@ def test_scrape_like_batches_take_the_short_path_to_the_same_head_as_the_full_ch
             h.out_of_order_window_ms = window
             taken = []
             if short:
-                real = h._append_fresh
-                monkeypatch.setattr(h, "_append_fresh", lambda *a: taken.append(real(*a)) or taken[-1])
+                def counted(*a, real=h._append_fresh, taken=taken):
+                    taken.append(real(*a))
+                    return taken[-1]
+                monkeypatch.setattr(h, "_append_fresh", counted)
             else:
                 monkeypatch.setattr(h, "_append_fresh", lambda *a: None)
             results = [h.append(i, t, v) for i, t, v in _scrape_like_batches(rng, 40, 60)]
