@@ -1,7 +1,8 @@
 """The capacity model: what each component costs per sample and per series, fitted to a scale sweep,
 checked against it, and what it predicts for 10M and 100M active series.
 
-    .venv/bin/python -m bench.capacity bench/results/<date>/sweep/sweep.json [--queries .../result.json]
+    .venv/bin/python -m bench.capacity bench/results/<date>/sweep/sweep.json \
+        [--queries .../queries-100x1000/result.json] [--storage .../storage-*/result.json]
 
 For every component of the sweep's Shardmon rows (``cpu_by_component_s`` and
 ``ingest_pss_at_peak_by_component``, written by ``bench/run --sweep``), a least-squares fit of
@@ -9,8 +10,11 @@ For every component of the sweep's Shardmon rows (``cpu_by_component_s`` and
     CPU cores = per process * processes + per sample * samples/s
     memory    = per process * processes + per series * active series
 
-where "processes" is the number of shards for shards and Redis, of scrapers for scrapers and 1 for the
-rest (coordinator, ingest service, querier, Ray's own processes). The fit is made on the 2-shard rows
+with samples/s those the targets expose (what a system that keeps up ingests; the sweep's own count
+over a 40 s window is noisier), and where "processes" is the number of shards for shards and Redis, of
+scrapers for scrapers and 1 for the rest (coordinator, ingest service, querier, Ray's own processes).
+With ``--storage`` the predictions add the samples a running shard holds in its head and WAL (see
+:func:`held`). The fit is made on the 2-shard rows
 and checked on the 1- and 4-shard rows (predicted against measured, whole system). Rows that fell
 behind are left out. The predictions assume what the fit measured: this machine's cores, the bench
 farm's series (node_exporter-like, about 200 per target), every component one Python process of at
@@ -137,7 +141,7 @@ def markdown(sweep: dict, queries: dict | None, budget: float, machine_cores: in
     lines.append(f"| all | {tot['cpu_per_process']:.3f} | {tot['cpu_per_sample'] * 1000:.4f} | "
                  f"{tot['mem_per_process'] / 2**20:,.0f} | {tot['mem_per_series']:,.0f} |")
     lines += ["", "Check: the model against every measured row (whole system).", "",
-              "| shards | targets | samples/s | CPU cores measured / predicted | memory MiB measured / predicted |",
+              "| shards | targets | samples/s scraped | CPU cores measured / predicted | memory MiB measured / predicted |",
               "| ---: | ---: | ---: | ---: | ---: |"]
     errors = []
     for r in rows:
@@ -145,7 +149,7 @@ def markdown(sweep: dict, queries: dict | None, budget: float, machine_cores: in
         got_cores = sum(r["cpu_by_component_s"].values()) / r["window_s"]
         got_mem = r["ingest_peak_memory_bytes"]
         errors += [abs(cores / got_cores - 1), abs(mem / got_mem - 1)]
-        lines.append(f"| {r['shards']} | {r['targets']:,} | {r['samples_per_s']:,.0f} | {got_cores:.2f} / {cores:.2f} | "
+        lines.append(f"| {r['shards']} | {r['targets']:,} | {r['expected_samples_per_s']:,.0f} | {got_cores:.2f} / {cores:.2f} | "
                      f"{got_mem / 2**20:,.0f} / {mem / 2**20:,.0f} |")
     if errors:
         lines += ["", f"Largest error of the model on these rows: {max(errors):.0%}."]
