@@ -3,7 +3,10 @@
 Appends never touch a Python object per sample. A batch's samples are checked against each
 series' latest sample with array operations and appended to an unsorted *tail* of column chunks.
 Reads merge the tail into a *sorted* part (samples ordered by series, then time, with per-series
-offsets), so a read of one series is two ``searchsorted`` calls and a slice.
+offsets), so a read of one series is two ``searchsorted`` calls and a slice. The sorted part holds
+16 bytes a sample: one uint64 key (series idx in the high 32 bits, time since the part's base in the
+low 32) and the float64 value; the idx and time columns are derived from the key when asked for. Only
+a head spanning 2^32 ms (49 days) or more than 2^31 series keeps them as columns of their own.
 
 Samples name their series by ``idx``, the dense number the shard's
 :class:`~shardmon.shards.registry.SeriesRegistry` gave it.
@@ -53,6 +56,58 @@ class Columns(NamedTuple):
     offsets: np.ndarray
 
 
+_LOW = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(32)
+
+
+class _SortedPart(NamedTuple):
+    """The head's sorted part: ``key`` and ``base`` (compact), or ``idx`` and ``ts`` (wide), and values.
+
+    Compact: ``key = idx << 32 | (ts - base)``, sorted, unique (the append rules allow one sample per
+    series and time). Wide (the head spans 2^32 ms or more, or has 2^31 series): explicit columns.
+    ``offsets[i]:offsets[i+1]`` are series i's samples either way.
+    """
+
+    key: np.ndarray | None
+    base: int
+    idx_col: np.ndarray | None
+    ts_col: np.ndarray | None
+    vals: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return int(self.vals.shape[0])
+
+    def idx(self, pos=slice(None)) -> np.ndarray:
+        """The series idx of the samples at ``pos`` (int64)."""
+        if self.key is None:
+            return self.idx_col[pos]
+        return (self.key[pos] >> _SHIFT).astype(np.int64)
+
+    def ts(self, pos=slice(None)) -> np.ndarray:
+        """The timestamps of the samples at ``pos`` (int64)."""
+        if self.key is None:
+            return self.ts_col[pos]
+        return (self.key[pos] & _LOW).astype(np.int64) + self.base
+
+    def with_offsets(self, n_series: int) -> _SortedPart:
+        if self.key is None:
+            offsets = np.searchsorted(self.idx_col, np.arange(n_series + 1))
+        else:
+            offsets = np.searchsorted(self.key, np.arange(n_series + 1, dtype=np.uint64) << _SHIFT)
+        return self._replace(offsets=offsets.astype(np.int64))
+
+
+def _empty_part() -> _SortedPart:
+    return _SortedPart(np.empty(0, np.uint64), 0, None, None, np.empty(0, F64), np.zeros(1, np.int64))
+
+
+def _fits_key(min_ts: int, max_ts: int, n_series: int) -> bool:
+    """Whether samples in ``[min_ts, max_ts]`` of ``n_series`` series fit the compact key."""
+    return max_ts - min_ts < 2**32 and n_series < 2**31
+
+
 def gather_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """The positions ``starts[i] .. starts[i] + counts[i] - 1`` of every range, concatenated."""
     total = int(counts.sum())
@@ -80,8 +135,7 @@ class Head:
         self.last_val = np.empty(0, F64)
         self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._tail_len = 0
-        self._sorted = Columns(np.empty(0, np.int64), np.empty(0, I64), np.empty(0, F64), np.zeros(1, np.int64))
-        self._key: tuple[np.ndarray, int] | None = None  # (series<<32 | time - base, base) of _sorted
+        self._sorted = _empty_part()
         self.num_samples = 0
         self._min_ts = _INT64_MAX
         self._max_ts = _INT64_MIN
@@ -181,23 +235,44 @@ class Head:
     # -- reading ---------------------------------------------------------------------------------
 
     def columns(self) -> Columns:
-        """All head samples ordered by series then time (merges the tail first)."""
+        """All head samples ordered by series then time (merges the tail first), as columns of their own
+        (made for the caller: cutting blocks and recomputing ranges, not the read path)."""
+        s = self._merge_tail()
+        return Columns(s.idx(), s.ts(), s.vals, s.offsets)
+
+    def _merge_tail(self) -> _SortedPart:
+        """Fold the tail into the sorted part; returns the sorted part, its offsets up to date."""
+        n_series = len(self.registry)
+        s = self._sorted
         if self._tail:
-            s = self._sorted
-            idx = np.concatenate([s.idx] + [t[0] for t in self._tail])
-            ts = np.concatenate([s.ts] + [t[1] for t in self._tail])
-            vals = np.concatenate([s.vals] + [t[2] for t in self._tail])
-            order = _sort_order(idx, ts, self._min_ts, self._max_ts)
-            idx, ts, vals = idx[order], ts[order], vals[order]
-            offsets = np.searchsorted(idx, np.arange(len(self.registry) + 1))
-            self._sorted = Columns(idx, ts, vals, offsets)
-            self._key = None
+            t_idx, t_ts, t_vals = self._tail_columns()
             self._tail = []
             self._tail_len = 0
-        elif self._sorted.offsets.shape[0] < len(self.registry) + 1:
-            s = self._sorted
-            self._sorted = Columns(s.idx, s.ts, s.vals, np.searchsorted(s.idx, np.arange(len(self.registry) + 1)))
-        return self._sorted
+            if _fits_key(self._min_ts, self._max_ts, n_series) and (s.key is not None or not s.size):
+                s = self._merge_keyed(s, t_idx, t_ts, t_vals)
+            else:
+                idx = np.concatenate((s.idx(), t_idx))
+                ts = np.concatenate((s.ts(), t_ts))
+                vals = np.concatenate((s.vals, t_vals))
+                order = np.lexsort((ts, idx))
+                s = _SortedPart(None, 0, idx[order], ts[order], vals[order], s.offsets)
+            self._sorted = s = s.with_offsets(n_series)
+        elif s.offsets.shape[0] < n_series + 1:
+            self._sorted = s = s.with_offsets(n_series)
+        return s
+
+    def _merge_keyed(self, s: _SortedPart, t_idx: np.ndarray, t_ts: np.ndarray, t_vals: np.ndarray) -> _SortedPart:
+        """The compact sorted part with the tail's samples inserted (no sort of the whole head: the tail
+        alone is sorted, then inserted where ``searchsorted`` puts it)."""
+        base = s.base if s.size and self._min_ts >= s.base and self._max_ts - s.base < 2**32 else self._min_ts
+        key = s.key
+        if s.size and base != s.base:  # Re-based: base only goes down here, and the span fits.
+            key = key + np.uint64(s.base - base)
+        t_key = (t_idx.astype(np.uint64) << _SHIFT) | (t_ts - base).astype(np.uint64)
+        order = np.argsort(t_key, kind="stable")
+        t_key, t_vals = t_key[order], t_vals[order]
+        at = np.searchsorted(key, t_key)
+        return _SortedPart(np.insert(key, at, t_key), base, None, None, np.insert(s.vals, at, t_vals), s.offsets)
 
     def read(self, idx: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
         """Samples of series ``idx`` with ``start_ms <= t <= end_ms``."""
@@ -212,8 +287,8 @@ class Head:
         and its few matching samples merged in, so a read costs the tail, not a sort of the head. The
         tail is folded into the sorted part once it grows past an eighth of it.
         """
-        if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted.ts.shape[0] // 8):
-            self.columns()
+        if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted.size // 8):
+            self._merge_tail()
         idx = np.asarray(idx, np.int64)
         counts, ts, vals = self._read_sorted(idx, start_ms, end_ms)
         if not self._tail or start_ms > end_ms:
@@ -241,33 +316,29 @@ class Head:
     def _read_sorted(self, idx: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         s = self._sorted
         if s.offsets.shape[0] < len(self.registry) + 1:
-            self._sorted = s = Columns(s.idx, s.ts, s.vals, np.searchsorted(s.idx, np.arange(len(self.registry) + 1)))
-        if self._key is None and s.ts.shape[0] and int(s.ts.max()) - int(s.ts.min()) < 2**32 \
-                and len(self.registry) < 2**31:
-            base = int(s.ts.min())
-            self._key = ((s.idx.astype(np.uint64) << np.uint64(32)) | (s.ts - base).astype(np.uint64), base)
-        if self._key is None:  # Empty, or too wide for the composite key: one series at a time.
+            self._sorted = s = s.with_offsets(len(self.registry))
+        if s.key is None:  # Wide: one series at a time.
             parts = []
             for i in idx.tolist():
                 lo, hi = int(s.offsets[i]), int(s.offsets[i + 1])
-                a = lo + int(np.searchsorted(s.ts[lo:hi], start_ms, "left"))
-                b = lo + int(np.searchsorted(s.ts[lo:hi], end_ms, "right"))
-                parts.append((s.ts[a:b], s.vals[a:b]))
+                a = lo + int(np.searchsorted(s.ts_col[lo:hi], start_ms, "left"))
+                b = lo + int(np.searchsorted(s.ts_col[lo:hi], end_ms, "right"))
+                parts.append((s.ts_col[a:b], s.vals[a:b]))
             counts = np.fromiter((p[0].shape[0] for p in parts), np.int64, len(parts))
             if not parts:
                 return counts, np.empty(0, I64), np.empty(0, F64)
             return counts, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        key, base = self._key
-        if end_ms < base or start_ms > end_ms:
+        base = s.base
+        if not s.size or end_ms < base or start_ms > end_ms:
             return np.zeros(idx.shape[0], np.int64), np.empty(0, I64), np.empty(0, F64)
-        high = idx.astype(np.uint64) << np.uint64(32)
+        high = idx.astype(np.uint64) << _SHIFT
         lo = np.uint64(min(max(start_ms - base, 0), 2**32 - 1))
         hi = np.uint64(min(end_ms - base, 2**32 - 1))
-        a = np.searchsorted(key, high | lo, "left")
-        b = np.searchsorted(key, high | hi, "right")
+        a = np.searchsorted(s.key, high | lo, "left")
+        b = np.searchsorted(s.key, high | hi, "right")
         counts = (b - a).astype(np.int64)
         pos = gather_ranges(a.astype(np.int64), counts)
-        return counts, s.ts[pos], s.vals[pos]
+        return counts, s.ts(pos), s.vals[pos]
 
     def time_range(self) -> tuple[int, int] | None:
         """(min, max) timestamp in the head, or None when empty (kept up to date, no sorting)."""
@@ -279,31 +350,28 @@ class Head:
 
     def split_before(self, boundary_ms: int) -> Columns:
         """Remove and return the samples older than ``boundary_ms``; raise the lower bound to it."""
-        c = self.columns()
-        old = c.ts < boundary_ms
-        cut = Columns(
-            c.idx[old], c.ts[old], c.vals[old], np.searchsorted(c.idx[old], np.arange(len(self.registry) + 1))
-        )
+        s = self._merge_tail()
+        n_series = len(self.registry)
+        if s.key is None:
+            old = s.ts_col < boundary_ms
+        else:
+            old = (s.key & _LOW).astype(np.int64) < boundary_ms - s.base
+        cut_idx = s.idx(old)
+        cut = Columns(cut_idx, s.ts(old), s.vals[old], np.searchsorted(cut_idx, np.arange(n_series + 1)))
         keep = ~old
-        idx = c.idx[keep]
-        self._sorted = Columns(idx, c.ts[keep], c.vals[keep], np.searchsorted(idx, np.arange(len(self.registry) + 1)))
-        self._key = None
-        self.num_samples = int(idx.shape[0])
+        if s.key is None:
+            s = _SortedPart(None, 0, s.idx_col[keep], s.ts_col[keep], s.vals[keep], s.offsets)
+        else:
+            s = _SortedPart(s.key[keep], s.base, None, None, s.vals[keep], s.offsets)
+        self.num_samples = s.size
         self.min_valid_ms = max(self.min_valid_ms, boundary_ms)
-        self._min_ts = int(self._sorted.ts.min()) if self.num_samples else _INT64_MAX
-        self._max_ts = int(self._sorted.ts.max()) if self.num_samples else _INT64_MIN
+        ts = s.ts()
+        self._min_ts = int(ts.min()) if self.num_samples else _INT64_MAX
+        self._max_ts = int(ts.max()) if self.num_samples else _INT64_MIN
+        if s.key is None and self.num_samples and _fits_key(self._min_ts, self._max_ts, n_series):
+            # Narrow again: back to the compact key.
+            base = self._min_ts
+            key = (s.idx_col.astype(np.uint64) << _SHIFT) | (s.ts_col - base).astype(np.uint64)
+            s = _SortedPart(key, base, None, None, s.vals, s.offsets)
+        self._sorted = s.with_offsets(n_series)
         return cut
-
-
-def _sort_order(idx: np.ndarray, ts: np.ndarray, min_ts: int, max_ts: int) -> np.ndarray:
-    """The order that sorts samples by (series, time).
-
-    The input is a few runs already sorted that way (the sorted part, then each appended batch), so
-    a stable sort of one composite uint64 key (series idx in the high 32 bits, time since the head's
-    first sample in the low 32) is timsort merging runs, close to linear. When the head spans more
-    than 2^32 ms (49 days) or 2^31 series, fall back to a lexsort.
-    """
-    if max_ts - min_ts < 2**32 and idx.shape[0] and int(idx.max()) < 2**31:
-        key = (idx.astype(np.uint64) << np.uint64(32)) | (ts - min_ts).astype(np.uint64)
-        return np.argsort(key, kind="stable")
-    return np.lexsort((ts, idx))

@@ -126,3 +126,51 @@ def test_without_a_window_late_samples_are_out_of_order():
     h = _head()
     _append(h, [0], [200], [1])
     assert _append(h, [0], [150], [1]).rejected == {"out_of_order": 1}
+
+
+def _reference_check(h, ref, rng):
+    """Every series' samples in random ranges as a plain per-series store holds them."""
+    for _ in range(20):
+        lo, hi = sorted(rng.choice(sorted({t for pts in ref.values() for t in pts} | {0}), 2))
+        idx = np.arange(len(ref))
+        counts, ts, vals = h.read_many(idx, int(lo), int(hi))
+        pos = 0
+        for i, c in zip(idx.tolist(), counts.tolist()):
+            want = sorted((t, v) for t, v in ref[i].items() if lo <= t <= hi)
+            assert list(zip(ts[pos:pos + c].tolist(), vals[pos:pos + c].tolist())) == want
+            pos += c
+
+
+def test_reads_cuts_and_late_samples_agree_with_a_plain_store_over_short_and_49_day_spans():
+    # The sorted part keeps (series, time since a base) in one 64-bit key while the head spans less
+    # than 2^32 ms; beyond that it keeps columns. Either way reads and cuts see the same samples.
+    day = 86_400_000
+    for span in (10_000, 60 * day):
+        rng = np.random.default_rng(span)
+        h = _head(5)
+        h.out_of_order_window_ms = span
+        ref = {i: {} for i in range(5)}
+        t0 = 1_790_000_000_000
+        for step in range(40):
+            idx = rng.integers(0, 5, 8)
+            ts = t0 + rng.integers(0, span, 8)
+            vals = rng.random(8)
+            order = np.lexsort((ts, idx))
+            r = _append(h, idx, ts, vals)
+            # What the head kept: read it back against the reference's rules (late samples allowed).
+            for i, t, v in zip(idx[order].tolist(), ts[order].tolist(), vals[order].tolist()):
+                if t >= h.min_valid_ms and t not in ref[i]:
+                    ref[i][t] = v
+            assert r.appended + sum(r.rejected.values()) + r.duplicates == 8
+            if step % 7 == 3:
+                h.columns()  # fold the tail into the sorted part now and then
+            if step == 25:
+                bound = t0 + span // 2
+                cut = h.split_before(bound)
+                got = {(i, t, v) for i, t, v in zip(cut.idx.tolist(), cut.ts.tolist(), cut.vals.tolist())}
+                assert got == {(i, t, v) for i in ref for t, v in ref[i].items() if t < bound}
+                ref = {i: {t: v for t, v in ref[i].items() if t >= bound} for i in ref}
+            _reference_check(h, ref, rng)
+        c = h.columns()
+        assert c.ts.tolist() == [t for i in range(5) for t in sorted(ref[i])]
+        assert c.offsets.tolist() == np.cumsum([0] + [len(ref[i]) for i in range(5)]).tolist()
