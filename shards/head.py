@@ -117,7 +117,8 @@ def gather_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.repeat(starts - (ends - counts), counts) + np.arange(total)
 
 
-# The tail is folded into the sorted part once it holds this many samples and an eighth of the head.
+# The tail is folded into the sorted part once it holds this many samples and an eighth of the head
+# (on append and on read).
 _TAIL_MERGE_MIN = 1 << 18
 
 
@@ -196,11 +197,14 @@ class Head:
             last &= k_ts > self.last_ts[k_idx]
             self.last_ts[k_idx[last]] = k_ts[last]
             self.last_val[k_idx[last]] = k_vals[last]
-            self._tail.append((k_idx, k_ts, k_vals))
+            # The tail names series by uint32 (4 bytes a sample less while it waits to be merged).
+            self._tail.append((k_idx.astype(np.uint32) if n_series < 2**32 else k_idx, k_ts, k_vals))
             self._tail_len += n_keep
             self.num_samples += n_keep
             self._min_ts = min(self._min_ts, int(k_ts.min()))
             self._max_ts = max(self._max_ts, int(k_ts.max()))
+            if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted.size // 8):
+                self._merge_tail()  # Reads do too; merged here as well, the head stays at 16 B a sample.
         return AppendResult(n_keep, rejected, int(duplicate.sum()))
 
     def _check_late(self, idx: np.ndarray, ts: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, ...]:
