@@ -5,9 +5,10 @@ the system when freed; but each time such a block is freed it raises the thresho
 up to 32 MiB. A shard's head arrays (a few MiB to tens of MiB, reallocated as the head grows and merges)
 then come from the heap, where freed space stays in the process: measured on 50k series x 60 samples
 (bench/memprobe.py's shape), the head held 46 MiB and the process had grown by 94 MiB; with the threshold
-fixed at 1 MiB, by 68 MiB. Setting it once turns the sliding off, so every block of 1 MiB or more is
-mapped on its own and unmapped when freed. Smaller blocks (a write's columns) stay on the heap, where
-reuse is cheapest. Only glibc has ``mallopt``; elsewhere this does nothing.
+fixed at 1 MiB, by 68 MiB. Setting it once turns the sliding off (of the trim threshold too, which stays
+at 128 KiB), so a block of 1 MiB or more that the heap has no free room for is mapped on its own and
+unmapped when freed, and free space at the heap's top is returned. Smaller blocks (a write's columns)
+stay on the heap, where reuse is cheapest. Only glibc has ``mallopt``; elsewhere this does nothing.
 """
 
 from __future__ import annotations
