@@ -6,7 +6,9 @@ Reads merge the tail into a *sorted* part (samples ordered by series, then time,
 offsets), so a read of one series is two ``searchsorted`` calls and a slice. The sorted part holds
 16 bytes a sample: one uint64 key (series idx in the high 32 bits, time since the part's base in the
 low 32) and the float64 value; the idx and time columns are derived from the key when asked for. Only
-a head spanning 2^32 ms (49 days) or more than 2^31 series keeps them as columns of their own.
+a head spanning 2^32 ms (49 days) or more than 2^31 series keeps them as columns of their own. The
+sorted part is in pieces of 131,072 series, so merging the tail into it needs room for one piece more,
+not for a second copy of the head.
 
 Samples name their series by ``idx``, the dense number the shard's
 :class:`~shardmon.shards.registry.SeriesRegistry` gave it.
@@ -61,13 +63,15 @@ _SHIFT = np.uint64(32)
 
 
 class _SortedPart(NamedTuple):
-    """The head's sorted part: ``key`` and ``base`` (compact), or ``idx`` and ``ts`` (wide), and values.
+    """One piece of the head's sorted part: the samples of the series ``lo .. lo + _PART_SERIES - 1``,
+    as ``key`` and ``base`` (compact), or ``idx`` and ``ts`` (wide), and values.
 
     Compact: ``key = idx << 32 | (ts - base)``, sorted, unique (the append rules allow one sample per
     series and time). Wide (the head spans 2^32 ms or more, or has 2^31 series): explicit columns.
-    ``offsets[i]:offsets[i+1]`` are series i's samples either way.
+    ``offsets[i - lo]:offsets[i - lo + 1]`` are series i's samples either way.
     """
 
+    lo: int
     key: np.ndarray | None
     base: int
     idx_col: np.ndarray | None
@@ -92,15 +96,28 @@ class _SortedPart(NamedTuple):
         return (self.key[pos] & _LOW).astype(np.int64) + self.base
 
     def with_offsets(self, n_series: int) -> _SortedPart:
+        """With the offsets of its series up to ``n_series`` (the registry's size) computed."""
+        series = np.arange(self.lo, min(n_series, self.lo + _PART_SERIES) + 1)
         if self.key is None:
-            offsets = np.searchsorted(self.idx_col, np.arange(n_series + 1))
+            offsets = np.searchsorted(self.idx_col, series)
         else:
-            offsets = np.searchsorted(self.key, np.arange(n_series + 1, dtype=np.uint64) << _SHIFT)
+            offsets = np.searchsorted(self.key, series.astype(np.uint64) << _SHIFT)
         return self._replace(offsets=offsets.astype(np.int64))
 
+    def covers(self, n_series: int) -> bool:
+        """Whether its offsets are computed for every series of a registry of ``n_series``."""
+        return self.offsets.shape[0] >= min(n_series - self.lo, _PART_SERIES) + 1
 
-def _empty_part() -> _SortedPart:
-    return _SortedPart(np.empty(0, np.uint64), 0, None, None, np.empty(0, F64), np.zeros(1, np.int64))
+
+#: Series per piece of the sorted part. A merge of the tail rewrites one piece at a time, so what the
+#: head needs besides its samples while merging is one piece, not a copy of the whole head. A read of
+#: series from several pieces costs a little more (about a millisecond for 5,000 series in 4 pieces),
+#: so pieces are large: a shard of up to 131,072 series has one.
+_PART_SERIES = 1 << 17
+
+
+def _empty_part(lo: int) -> _SortedPart:
+    return _SortedPart(lo, np.empty(0, np.uint64), 0, None, None, np.empty(0, F64), np.zeros(1, np.int64))
 
 
 def _fits_key(min_ts: int, max_ts: int, n_series: int) -> bool:
@@ -136,7 +153,7 @@ class Head:
         self.last_val = np.empty(0, F64)
         self._tail: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._tail_len = 0
-        self._sorted = _empty_part()
+        self._parts: list[_SortedPart] = []  # the sorted part, by series range
         self.num_samples = 0
         self._min_ts = _INT64_MAX
         self._max_ts = _INT64_MIN
@@ -203,7 +220,7 @@ class Head:
             self.num_samples += n_keep
             self._min_ts = min(self._min_ts, int(k_ts.min()))
             self._max_ts = max(self._max_ts, int(k_ts.max()))
-            if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted.size // 8):
+            if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted_size() // 8):
                 self._merge_tail()  # Reads do too; merged here as well, the head stays at 16 B a sample.
         return AppendResult(n_keep, rejected, int(duplicate.sum()))
 
@@ -241,42 +258,63 @@ class Head:
     def columns(self) -> Columns:
         """All head samples ordered by series then time (merges the tail first), as columns of their own
         (made for the caller: cutting blocks and recomputing ranges, not the read path)."""
-        s = self._merge_tail()
-        return Columns(s.idx(), s.ts(), s.vals, s.offsets)
+        parts = self._merge_tail()
+        idx = np.concatenate([p.idx() for p in parts]) if parts else np.empty(0, np.int64)
+        ts = np.concatenate([p.ts() for p in parts]) if parts else np.empty(0, I64)
+        vals = np.concatenate([p.vals for p in parts]) if parts else np.empty(0, F64)
+        return Columns(idx, ts, vals, np.searchsorted(idx, np.arange(len(self.registry) + 1)))
 
-    def _merge_tail(self) -> _SortedPart:
-        """Fold the tail into the sorted part; returns the sorted part, its offsets up to date."""
+    def _pieces(self, n_series: int) -> list[_SortedPart]:
+        """The pieces of the sorted part, one for every ``_PART_SERIES`` series of the registry."""
+        parts = self._parts
+        while len(parts) * _PART_SERIES < n_series:
+            parts.append(_empty_part(len(parts) * _PART_SERIES))
+        return parts
+
+    def _sorted_size(self) -> int:
+        return sum(p.size for p in self._parts)
+
+    def _merge_tail(self) -> list[_SortedPart]:
+        """Fold the tail into the sorted part, one piece at a time; returns the pieces, their offsets
+        up to date."""
         n_series = len(self.registry)
-        s = self._sorted
+        parts = self._pieces(n_series)
         if self._tail:
             t_idx, t_ts, t_vals = self._tail_columns()
             self._tail = []
             self._tail_len = 0
-            if _fits_key(self._min_ts, self._max_ts, n_series) and (s.key is not None or not s.size):
-                s = self._merge_keyed(s, t_idx, t_ts, t_vals)
-            else:
-                idx = np.concatenate((s.idx(), t_idx))
-                ts = np.concatenate((s.ts(), t_ts))
-                vals = np.concatenate((s.vals, t_vals))
-                order = np.lexsort((ts, idx))
-                s = _SortedPart(None, 0, idx[order], ts[order], vals[order], s.offsets)
-            self._sorted = s = s.with_offsets(n_series)
-        elif s.offsets.shape[0] < n_series + 1:
-            self._sorted = s = s.with_offsets(n_series)
-        return s
+            order = np.lexsort((t_ts, t_idx))
+            t_idx, t_ts, t_vals = t_idx[order], t_ts[order], t_vals[order]
+            bounds = np.searchsorted(t_idx, np.arange(len(parts) + 1) * _PART_SERIES)
+            fits = _fits_key(self._min_ts, self._max_ts, n_series)
+            for i, s in enumerate(parts):
+                a, b = int(bounds[i]), int(bounds[i + 1])
+                if a == b:
+                    continue
+                if fits and (s.key is not None or not s.size):
+                    s = self._merge_keyed(s, t_idx[a:b], t_ts[a:b], t_vals[a:b])
+                else:
+                    idx = np.concatenate((s.idx(), t_idx[a:b]))
+                    ts = np.concatenate((s.ts(), t_ts[a:b]))
+                    vals = np.concatenate((s.vals, t_vals[a:b]))
+                    o = np.lexsort((ts, idx))
+                    s = _SortedPart(s.lo, None, 0, idx[o], ts[o], vals[o], s.offsets)
+                parts[i] = s.with_offsets(n_series)
+        for i, s in enumerate(parts):
+            if not s.covers(n_series):
+                parts[i] = s.with_offsets(n_series)
+        return parts
 
     def _merge_keyed(self, s: _SortedPart, t_idx: np.ndarray, t_ts: np.ndarray, t_vals: np.ndarray) -> _SortedPart:
-        """The compact sorted part with the tail's samples inserted (no sort of the whole head: the tail
-        alone is sorted, then inserted where ``searchsorted`` puts it)."""
+        """A compact piece with the tail's samples of its series inserted (sorted by series and time), where
+        ``searchsorted`` puts them: no sort of the piece."""
         base = s.base if s.size and self._min_ts >= s.base and self._max_ts - s.base < 2**32 else self._min_ts
         key = s.key
         if s.size and base != s.base:  # Re-based: base only goes down here, and the span fits.
             key = key + np.uint64(s.base - base)
         t_key = (t_idx.astype(np.uint64) << _SHIFT) | (t_ts - base).astype(np.uint64)
-        order = np.argsort(t_key, kind="stable")
-        t_key, t_vals = t_key[order], t_vals[order]
         at = np.searchsorted(key, t_key)
-        return _SortedPart(np.insert(key, at, t_key), base, None, None, np.insert(s.vals, at, t_vals), s.offsets)
+        return _SortedPart(s.lo, np.insert(key, at, t_key), base, None, None, np.insert(s.vals, at, t_vals), s.offsets)
 
     def read(self, idx: int, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
         """Samples of series ``idx`` with ``start_ms <= t <= end_ms``."""
@@ -291,7 +329,7 @@ class Head:
         and its few matching samples merged in, so a read costs the tail, not a sort of the head. The
         tail is folded into the sorted part once it grows past an eighth of it.
         """
-        if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted.size // 8):
+        if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted_size() // 8):
             self._merge_tail()
         idx = np.asarray(idx, np.int64)
         counts, ts, vals = self._read_sorted(idx, start_ms, end_ms)
@@ -318,31 +356,32 @@ class Head:
         return self._tail[0]
 
     def _read_sorted(self, idx: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        s = self._sorted
-        if s.offsets.shape[0] < len(self.registry) + 1:
-            self._sorted = s = s.with_offsets(len(self.registry))
-        if s.key is None:  # Wide: one series at a time.
-            parts = []
-            for i in idx.tolist():
-                lo, hi = int(s.offsets[i]), int(s.offsets[i + 1])
-                a = lo + int(np.searchsorted(s.ts_col[lo:hi], start_ms, "left"))
-                b = lo + int(np.searchsorted(s.ts_col[lo:hi], end_ms, "right"))
-                parts.append((s.ts_col[a:b], s.vals[a:b]))
-            counts = np.fromiter((p[0].shape[0] for p in parts), np.int64, len(parts))
-            if not parts:
-                return counts, np.empty(0, I64), np.empty(0, F64)
-            return counts, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-        base = s.base
-        if not s.size or end_ms < base or start_ms > end_ms:
+        n_series = len(self.registry)
+        parts = self._pieces(n_series)
+        for i, s in enumerate(parts):
+            if not s.covers(n_series):
+                parts[i] = s.with_offsets(n_series)
+        if not parts or start_ms > end_ms:
             return np.zeros(idx.shape[0], np.int64), np.empty(0, I64), np.empty(0, F64)
-        high = idx.astype(np.uint64) << _SHIFT
-        lo = np.uint64(min(max(start_ms - base, 0), 2**32 - 1))
-        hi = np.uint64(min(end_ms - base, 2**32 - 1))
-        a = np.searchsorted(s.key, high | lo, "left")
-        b = np.searchsorted(s.key, high | hi, "right")
-        counts = (b - a).astype(np.int64)
-        pos = gather_ranges(a.astype(np.int64), counts)
-        return counts, s.ts(pos), s.vals[pos]
+        piece = idx // _PART_SERIES
+        if len(parts) == 1 or not idx.shape[0] or int(piece.min()) == int(piece.max()):
+            return _read_part(parts[int(piece[0]) if idx.shape[0] else 0], idx, start_ms, end_ms)
+        # Series from several pieces: find each piece's samples, then copy them to where ``idx`` puts them.
+        counts = np.zeros(idx.shape[0], np.int64)
+        found = []
+        for p in np.unique(piece).tolist():
+            sel = np.flatnonzero(piece == p)
+            a, c = _find_in_part(parts[p], idx[sel], start_ms, end_ms)
+            counts[sel] = c
+            found.append((parts[p], sel, a, c))
+        first = np.cumsum(counts) - counts  # where each series' samples go in the answer
+        ts = np.empty(int(counts.sum()), I64)
+        vals = np.empty(ts.shape[0], F64)
+        for s, sel, a, c in found:
+            src, dst = gather_ranges(a, c), gather_ranges(first[sel], c)
+            ts[dst] = s.ts(src)
+            vals[dst] = s.vals[src]
+        return counts, ts, vals
 
     def time_range(self) -> tuple[int, int] | None:
         """(min, max) timestamp in the head, or None when empty (kept up to date, no sorting)."""
@@ -354,28 +393,62 @@ class Head:
 
     def split_before(self, boundary_ms: int) -> Columns:
         """Remove and return the samples older than ``boundary_ms``; raise the lower bound to it."""
-        s = self._merge_tail()
+        parts = self._merge_tail()
         n_series = len(self.registry)
-        if s.key is None:
-            old = s.ts_col < boundary_ms
-        else:
-            old = (s.key & _LOW).astype(np.int64) < boundary_ms - s.base
-        cut_idx = s.idx(old)
-        cut = Columns(cut_idx, s.ts(old), s.vals[old], np.searchsorted(cut_idx, np.arange(n_series + 1)))
-        keep = ~old
-        if s.key is None:
-            s = _SortedPart(None, 0, s.idx_col[keep], s.ts_col[keep], s.vals[keep], s.offsets)
-        else:
-            s = _SortedPart(s.key[keep], s.base, None, None, s.vals[keep], s.offsets)
-        self.num_samples = s.size
+        cut_parts = []
+        for i, s in enumerate(parts):
+            old = s.ts_col < boundary_ms if s.key is None else (s.key & _LOW).astype(np.int64) < boundary_ms - s.base
+            cut_parts.append((s.idx(old), s.ts(old), s.vals[old]))
+            keep = ~old
+            if s.key is None:
+                parts[i] = _SortedPart(s.lo, None, 0, s.idx_col[keep], s.ts_col[keep], s.vals[keep], s.offsets)
+            else:
+                parts[i] = _SortedPart(s.lo, s.key[keep], s.base, None, None, s.vals[keep], s.offsets)
+        cut_idx = np.concatenate([c[0] for c in cut_parts]) if cut_parts else np.empty(0, np.int64)
+        cut = Columns(cut_idx, np.concatenate([c[1] for c in cut_parts]) if cut_parts else np.empty(0, I64),
+                      np.concatenate([c[2] for c in cut_parts]) if cut_parts else np.empty(0, F64),
+                      np.searchsorted(cut_idx, np.arange(n_series + 1)))
+        self.num_samples = self._sorted_size()
         self.min_valid_ms = max(self.min_valid_ms, boundary_ms)
-        ts = s.ts()
-        self._min_ts = int(ts.min()) if self.num_samples else _INT64_MAX
-        self._max_ts = int(ts.max()) if self.num_samples else _INT64_MIN
-        if s.key is None and self.num_samples and _fits_key(self._min_ts, self._max_ts, n_series):
-            # Narrow again: back to the compact key.
-            base = self._min_ts
-            key = (s.idx_col.astype(np.uint64) << _SHIFT) | (s.ts_col - base).astype(np.uint64)
-            s = _SortedPart(key, base, None, None, s.vals, s.offsets)
-        self._sorted = s.with_offsets(n_series)
+        ranges = [(int(t.min()), int(t.max())) for t in (p.ts() for p in parts) if t.shape[0]]
+        self._min_ts = min(r[0] for r in ranges) if ranges else _INT64_MAX
+        self._max_ts = max(r[1] for r in ranges) if ranges else _INT64_MIN
+        fits = self.num_samples and _fits_key(self._min_ts, self._max_ts, n_series)
+        for i, s in enumerate(parts):
+            if s.key is None and fits:
+                # Narrow again: back to the compact key.
+                base = self._min_ts
+                key = (s.idx_col.astype(np.uint64) << _SHIFT) | (s.ts_col - base).astype(np.uint64)
+                s = _SortedPart(s.lo, key, base, None, None, s.vals, s.offsets)
+            parts[i] = s.with_offsets(n_series)
         return cut
+
+
+def _read_part(s: _SortedPart, idx: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The samples of series ``idx`` (all in piece ``s``) within ``[start_ms, end_ms]``."""
+    a, counts = _find_in_part(s, idx, start_ms, end_ms)
+    pos = gather_ranges(a, counts)
+    return counts, s.ts(pos), s.vals[pos]
+
+
+def _find_in_part(s: _SortedPart, idx: np.ndarray, start_ms: int, end_ms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where the samples of series ``idx`` within ``[start_ms, end_ms]`` start in piece ``s``, and how
+    many there are (the piece's samples of a series are contiguous)."""
+    if s.key is None:  # Wide: one series at a time.
+        starts, counts = [], []
+        for i in (idx - s.lo).tolist():
+            lo, hi = int(s.offsets[i]), int(s.offsets[i + 1])
+            a = lo + int(np.searchsorted(s.ts_col[lo:hi], start_ms, "left"))
+            b = lo + int(np.searchsorted(s.ts_col[lo:hi], end_ms, "right"))
+            starts.append(a)
+            counts.append(b - a)
+        return np.array(starts, np.int64), np.array(counts, np.int64)
+    base = s.base
+    if not s.size or end_ms < base:
+        return np.zeros(idx.shape[0], np.int64), np.zeros(idx.shape[0], np.int64)
+    high = idx.astype(np.uint64) << _SHIFT
+    lo = np.uint64(min(max(start_ms - base, 0), 2**32 - 1))
+    hi = np.uint64(min(end_ms - base, 2**32 - 1))
+    a = np.searchsorted(s.key, high | lo, "left")
+    b = np.searchsorted(s.key, high | hi, "right")
+    return a.astype(np.int64), (b - a).astype(np.int64)

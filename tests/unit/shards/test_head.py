@@ -1,9 +1,11 @@
 """The head's append rules (Prometheus's) and reads."""
 
 import numpy as np
+import pytest
 
 from shardmon.model.labels import Labels
 from shardmon.model.samples import STALE_NAN
+from shardmon.shards import head as head_module
 from shardmon.shards.head import Head
 from shardmon.shards.registry import SeriesRegistry
 
@@ -132,7 +134,7 @@ def _reference_check(h, ref, rng):
     """Every series' samples in random ranges as a plain per-series store holds them."""
     for _ in range(20):
         lo, hi = sorted(rng.choice(sorted({t for pts in ref.values() for t in pts} | {0}), 2))
-        idx = np.arange(len(ref))
+        idx = rng.permutation(len(ref))[: rng.integers(1, len(ref) + 1)]  # any order, as reads ask (label order)
         counts, ts, vals = h.read_many(idx, int(lo), int(hi))
         pos = 0
         for i, c in zip(idx.tolist(), counts.tolist()):
@@ -141,9 +143,12 @@ def _reference_check(h, ref, rng):
             pos += c
 
 
-def test_reads_cuts_and_late_samples_agree_with_a_plain_store_over_short_and_49_day_spans():
+@pytest.mark.parametrize("piece", [2, 1 << 17])
+def test_reads_cuts_and_late_samples_agree_with_a_plain_store_over_short_and_49_day_spans(monkeypatch, piece):
     # The sorted part keeps (series, time since a base) in one 64-bit key while the head spans less
-    # than 2^32 ms; beyond that it keeps columns. Either way reads and cuts see the same samples.
+    # than 2^32 ms; beyond that it keeps columns. Either way reads and cuts see the same samples, with
+    # the sorted part in one piece or in several (pieces of 2 series here; 131,072 in the shard).
+    monkeypatch.setattr(head_module, "_PART_SERIES", piece)
     day = 86_400_000
     for span in (10_000, 60 * day):
         rng = np.random.default_rng(span)
