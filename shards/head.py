@@ -135,7 +135,7 @@ def gather_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 # The tail is folded into the sorted part once it holds this many samples and an eighth of the head
-# (on append and on read).
+# on read (half of it in the shard's maintenance: fold_tail).
 _TAIL_MERGE_MIN = 1 << 18
 
 
@@ -220,8 +220,6 @@ class Head:
             self.num_samples += n_keep
             self._min_ts = min(self._min_ts, int(k_ts.min()))
             self._max_ts = max(self._max_ts, int(k_ts.max()))
-            if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted_size() // 8):
-                self._merge_tail()  # Reads do too; merged here as well, the head stays at 16 B a sample.
         return AppendResult(n_keep, rejected, int(duplicate.sum()))
 
     def _check_late(self, idx: np.ndarray, ts: np.ndarray, bits: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -283,10 +281,14 @@ class Head:
             t_idx, t_ts, t_vals = self._tail_columns()
             self._tail = []
             self._tail_len = 0
-            order = np.lexsort((t_ts, t_idx))
+            fits = _fits_key(self._min_ts, self._max_ts, n_series)
+            if fits:  # The batches are runs already sorted this way: a stable sort of one key merges them.
+                order = np.argsort((t_idx.astype(np.uint64) << _SHIFT) | (t_ts - self._min_ts).astype(np.uint64),
+                                   kind="stable")
+            else:
+                order = np.lexsort((t_ts, t_idx))
             t_idx, t_ts, t_vals = t_idx[order], t_ts[order], t_vals[order]
             bounds = np.searchsorted(t_idx, np.arange(len(parts) + 1) * _PART_SERIES)
-            fits = _fits_key(self._min_ts, self._max_ts, n_series)
             for i, s in enumerate(parts):
                 a, b = int(bounds[i]), int(bounds[i + 1])
                 if a == b:
@@ -349,6 +351,16 @@ class Head:
         vals = np.concatenate((vals, t_vals[hit]))
         order = np.lexsort((ts, pos))
         return np.bincount(pos, minlength=idx.shape[0]).astype(np.int64), ts[order], vals[order]
+
+    def fold_tail(self) -> bool:
+        """Merge the tail into the sorted part if it holds more than half as many samples (and at least
+        ``_TAIL_MERGE_MIN``); True if it did. The shard calls this from its maintenance: without reads
+        the tail (20 B a sample, never merged) would only grow. Not on append, so a WAL replay (appends
+        only) sorts nothing."""
+        if self._tail_len > max(_TAIL_MERGE_MIN, self._sorted_size() // 2):
+            self._merge_tail()
+            return True
+        return False
 
     def _tail_columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if len(self._tail) > 1:

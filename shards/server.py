@@ -313,6 +313,7 @@ async def _maintain(db: ShardDB, interval_s: float, health: _Health) -> None:
                 log.log(logging.WARNING if isinstance(exc, errors.ShardUnavailableError) else logging.ERROR,
                         "block cut failed (%d in a row), retrying in %.0fs: %s", health.cut_failures, backoff, exc,
                         exc_info=not isinstance(exc, errors.ShardmonError))
+        db.head.fold_tail()  # Without reads the head's unsorted tail would only grow.
         try:
             await db.maintain()
         except errors.ShardUnavailableError as exc:

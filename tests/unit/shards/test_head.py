@@ -179,3 +179,17 @@ def test_reads_cuts_and_late_samples_agree_with_a_plain_store_over_short_and_49_
         c = h.columns()
         assert c.ts.tolist() == [t for i in range(5) for t in sorted(ref[i])]
         assert c.offsets.tolist() == np.cumsum([0] + [len(ref[i]) for i in range(5)]).tolist()
+
+
+def test_fold_tail_merges_a_tail_half_the_size_of_the_sorted_part(monkeypatch):
+    # The shard's maintenance folds the tail in when no read does (appends alone never sort).
+    monkeypatch.setattr(head_module, "_TAIL_MERGE_MIN", 4)
+    h = _head(2)
+    _append(h, [0, 1, 0, 1], [1, 1, 2, 2], [1.0, 2.0, 3.0, 4.0])
+    for t in range(3, 8):
+        _append(h, [0, 1], [t, t], [float(t), float(t)])
+    assert h._tail, "appends alone do not merge"
+    assert h.fold_tail()
+    assert not h._tail and not h.fold_tail()
+    ts, vals = h.read(1, 0, 100)
+    assert ts.tolist() == [1, 2, 3, 4, 5, 6, 7] and vals.tolist() == [2.0, 4.0, 3.0, 4.0, 5.0, 6.0, 7.0]
