@@ -28,7 +28,7 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _pss_bytes(pid: int) -> int:
+def pss_bytes(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             if line.startswith("Pss:"):
@@ -112,7 +112,7 @@ class TreeSampler:
                 self.cpu[p] = st[1]
                 if p not in self.names:
                     self.names[p] = process_name(p)
-                pss = _pss_bytes(p)
+                pss = pss_bytes(p)
                 total += pss
                 comp = component(self.names[p])
                 by[comp] = by.get(comp, 0) + pss

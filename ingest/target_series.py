@@ -82,12 +82,12 @@ class TargetSeries:
 
     def _reset(self) -> None:
         keys = [self.target.labels.with_(**{METRIC_NAME: name}).canonical() for name in SYNTHETIC]
-        self.keys: list[bytes] = keys
         self.ids = np.array([series_id_of(k) for k in keys], U64)
-        self.pos_by_key = {k: i for i, k in enumerate(keys)}
         self.pos_of = np.empty(0, np.int64)
         self.errors: dict[int, str] = {}
-        self.table = SeriesTable.from_keys(self.ids, self.keys)
+        # The final keys live only in the table's blob (a scraper holds one table per target); a new
+        # series' key is matched by id, then compared byte for byte with the key at that id's position.
+        self.table = SeriesTable.from_keys(self.ids, keys)
 
     def sync(self, cache: SeriesCache) -> bool:
         """Follow the cache; returns True when the table was rebuilt with a new numbering."""
@@ -99,7 +99,11 @@ class TargetSeries:
         if start == len(labels):
             return renumbered
         new_pos = np.empty(len(labels) - start, np.int64)
-        n_keys = len(self.keys)
+        table = self.table
+        order = np.argsort(self.ids, kind="stable")
+        ranked = self.ids[order]
+        added: dict[int, list[int]] = {}  # id -> positions given by this call
+        new_keys: list[bytes] = []
         for j, exposed in enumerate(labels[start:]):
             final: Labels | None = attach_target_labels(exposed, self.target)
             if self.relabeler is not None:
@@ -113,14 +117,25 @@ class TargetSeries:
                 self.errors[start + j] = problem
                 continue
             key = final.canonical()
-            pos = self.pos_by_key.get(key)
+            sid = series_id_of(key)
+            pos = None
+            lo = int(np.searchsorted(ranked, np.uint64(sid)))
+            while pos is None and lo < ranked.shape[0] and int(ranked[lo]) == sid:
+                if table.key(int(order[lo])) == key:
+                    pos = int(order[lo])
+                lo += 1
+            for p in added.get(sid, ()):
+                if pos is None and new_keys[p - len(table)] == key:
+                    pos = p
             if pos is None:
-                pos = self.pos_by_key[key] = len(self.keys)
-                self.keys.append(key)
+                pos = len(table) + len(new_keys)
+                new_keys.append(key)
+                added.setdefault(sid, []).append(pos)
             new_pos[j] = pos
         self.pos_of = np.concatenate((self.pos_of, new_pos))
-        if len(self.keys) > n_keys:
-            added = np.fromiter((series_id_of(k) for k in self.keys[n_keys:]), U64, len(self.keys) - n_keys)
-            self.ids = np.concatenate((self.ids, added))
-            self.table = SeriesTable.from_keys(self.ids, self.keys)
+        if new_keys:
+            self.ids = np.concatenate((self.ids, np.fromiter(map(series_id_of, new_keys), U64, len(new_keys))))
+            lengths = np.fromiter(map(len, new_keys), np.int64, len(new_keys))
+            ends = np.concatenate((table.ends.astype(np.int64), len(table.blob) + np.cumsum(lengths)))
+            self.table = SeriesTable(self.ids, table.blob + b"".join(new_keys), ends.astype(table.ends.dtype))
         return renumbered

@@ -1,7 +1,7 @@
 """The label index: postings from label pairs to series, answering the four matcher types.
 
-Postings are lists of series idx in increasing order (series are numbered as they arrive), turned
-into numpy arrays for set operations. Prometheus's empty-value rule holds: a series without a label
+Postings are arrays (``array('q')``, 8 bytes a series, no Python int per entry) of series idx in
+increasing order (series are numbered as they arrive), copied into numpy arrays for set operations. Prometheus's empty-value rule holds: a series without a label
 has it with the value ``""``, so a matcher that matches ``""`` also selects series lacking the label.
 
 A regex matcher is answered from the label's values, not from the series: a plain alternation of
@@ -17,7 +17,7 @@ the scan returns, and the answer is the one the index gives at that moment.
 from __future__ import annotations
 
 import asyncio
-import itertools
+from array import array
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -140,7 +140,7 @@ class LabelIndex:
     """Postings ``name -> value -> [idx, ...]`` for every registered series."""
 
     def __init__(self) -> None:
-        self._postings: dict[str, dict[str, list[int]]] = {}
+        self._postings: dict[str, dict[str, array[int]]] = {}
         self._order: dict[str, list[str]] = {}  # per name, its values in the order they came (append-only)
         self._count = 0
         self._sorted_values: dict[str, list[str]] = {}  # per name, dropped when a value is added
@@ -162,7 +162,7 @@ class LabelIndex:
                     self._order[name] = []
                 postings = by_value.get(value)
                 if postings is None:
-                    postings = by_value[value] = []
+                    postings = by_value[value] = array("q")
                     self._order[name].append(value)
                     self._sorted_values.pop(name, None)
                 postings.append(i)
@@ -179,9 +179,8 @@ class LabelIndex:
         if not lists:
             return _EMPTY
         if len(lists) == 1:
-            return np.asarray(lists[0], np.int64)
-        total = sum(map(len, lists))
-        return np.unique(np.fromiter(itertools.chain.from_iterable(lists), np.int64, total))
+            return np.array(lists[0], np.int64)  # A copy: the array may grow while it is in use.
+        return np.unique(np.concatenate([np.array(p, np.int64) for p in lists]))
 
     def _match_plain(self, m: Matcher) -> tuple[np.ndarray, bool]:
         """(postings, negate) of an ``=`` or ``!=`` matcher: the series matching it, or with ``negate``
@@ -189,7 +188,7 @@ class LabelIndex:
         if m.value == "":  # name="" (negated) and name!="": the series having the label at all
             return self._union_of(m.name, self._order.get(m.name, ())), m.type is MatchType.EQ
         p = self._postings.get(m.name, {}).get(m.value)
-        return (np.asarray(p, np.int64) if p else _EMPTY), m.type is MatchType.NEQ
+        return (np.array(p, np.int64) if p else _EMPTY), m.type is MatchType.NEQ
 
     def select(self, matchers: Sequence[Matcher]) -> np.ndarray:
         """Sorted idx of the series matching every matcher (regex scans on this thread)."""

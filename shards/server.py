@@ -24,6 +24,7 @@ from shardmon.model.config import Config
 from shardmon.model.grpcstatus import status_of
 from shardmon.model.httpserver import metrics_app, serve_in_thread
 from shardmon.model.labels import Matcher, MatchType
+from shardmon.model.malloc_tuning import fix_mmap_threshold
 from shardmon.model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from shardmon.model.promql import pushdown_wire
 from shardmon.model.promql.pushdown import partial_aggregate
@@ -312,6 +313,7 @@ async def _maintain(db: ShardDB, interval_s: float, health: _Health) -> None:
                 log.log(logging.WARNING if isinstance(exc, errors.ShardUnavailableError) else logging.ERROR,
                         "block cut failed (%d in a row), retrying in %.0fs: %s", health.cut_failures, backoff, exc,
                         exc_info=not isinstance(exc, errors.ShardmonError))
+        db.head.fold_tail()  # Without reads the head's unsorted tail would only grow.
         try:
             await db.maintain()
         except errors.ShardUnavailableError as exc:
@@ -374,6 +376,7 @@ async def serve(config: Config, shard_id: int, *, stop: asyncio.Event | None = N
     ``accept_data_loss``: the Redis lost data (noticed earlier): start anew over what it holds.
     ``rebuild_from_replicas``: the same, then copy this shard's series back from their other replicas
     (with ``shards.replication_factor`` > 1) while serving."""
+    fix_mmap_threshold()  # The head's large arrays go back to the system when freed (model/malloc_tuning.py).
     node = config.shards.node(shard_id)
     if rebuild_from_replicas and config.shards.replication_factor < 2:
         raise errors.ConfigError("shards.replication_factor: 1, so no other shard holds a copy of this shard's "

@@ -17,8 +17,11 @@ body changes the cache.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import NamedTuple
 
@@ -28,7 +31,7 @@ from shardmon.ingest.exposition.openmetrics import parse_openmetrics_line, parse
 from shardmon.ingest.exposition.text import cut_at_end_of_input, parse_text_line
 from shardmon.ingest.exposition.tokens import NO_TIMESTAMP, LineError, fits_int64, parse_value
 from shardmon.model.errors import ExpositionError
-from shardmon.model.labels import Labels
+from shardmon.model.labels import Labels, series_id_of
 
 # The bytes a JSON array of numbers, NaN and Infinity needs. JSON numbers are a subset of Go's float
 # syntax, and json.loads is several times faster per value than float() on this hot path.
@@ -37,19 +40,26 @@ _UNSEEN = object()
 
 
 class SeriesCache:
-    """Per-target cache: raw series text -> stable small int index; holds each index's Labels.
+    """Per-target cache: raw series text -> stable small int index; holds each index's labels.
 
     ``labels[i]`` is the label set (``__name__`` included) of index ``i`` as the target exposed it.
     Two spellings of one series (label order, spacing) share an index. Indices only grow until the
     cache compacts itself, which happens when it holds far more entries than the latest scrape had
     series; then ``generation`` goes up, and arrays aligned with old indices must be rebuilt.
+
+    Kept compact, as a scraper holds one per target: the labels are one byte string of canonical label
+    bytes (decoded to :class:`Labels` when asked for, which is once per new series), and the body
+    layout is remembered by a digest, not a copy of the body.
     """
 
     def __init__(self) -> None:
-        self.labels: list[Labels] = []
         self.generation: int = 0
         self._index: dict[bytes, int] = {}
-        self._by_labels: dict[Labels, int] = {}
+        # Index i's canonical label bytes are _blob[_ends[i - 1]:_ends[i]]; _hashes[i] their xxhash64,
+        # which finds the index of a second spelling of a known series.
+        self._blob = bytearray()
+        self._ends: array[int] = array("Q")
+        self._hashes: array[int] = array("Q")
         # The outcome of each comment or blank line seen lately, and whether the target's previous
         # scrape mostly had timestamps; both only make steady scrapes cheaper.
         self._comments: dict[bytes, tuple[str, str, str] | None] = {}
@@ -62,27 +72,78 @@ class SeriesCache:
         """The number of cached series texts (at least ``len(labels)``)."""
         return len(self._index)
 
+    @property
+    def labels(self) -> _LabelsView:
+        """Index -> exposed :class:`Labels` (a read-only sequence, decoded on access)."""
+        return _LabelsView(self)
+
     def index_of(self, key: bytes) -> int | None:
         """The index of a series text (the bytes before the value, as exposed), None if unknown."""
         return self._index.get(key)
 
-    def _add(self, key: bytes, labels: Labels) -> None:
-        index = self._by_labels.get(labels)
-        if index is None:
-            index = self._by_labels[labels] = len(self.labels)
-            self.labels.append(labels)
-        self._index[key] = index
+    def _canonical(self, i: int) -> bytes:
+        return bytes(self._blob[self._ends[i - 1] if i else 0 : self._ends[i]])
+
+    def _add_all(self, pending: dict[bytes, Labels]) -> None:
+        """Give each new series text an index: a known label set's (another spelling), else a new one."""
+        found = np.array(self._hashes, np.uint64)
+        order = np.argsort(found, kind="stable")
+        ranked = found[order]
+        fresh: dict[int, list[int]] = {}  # hash -> indices added by this call
+        for key, labels in pending.items():
+            canonical = labels.canonical()
+            h = series_id_of(canonical)
+            index = None
+            lo = int(np.searchsorted(ranked, np.uint64(h)))
+            while lo < ranked.shape[0] and int(ranked[lo]) == h and index is None:
+                if self._canonical(int(order[lo])) == canonical:
+                    index = int(order[lo])
+                lo += 1
+            for i in fresh.get(h, ()):
+                if index is None and self._canonical(i) == canonical:
+                    index = i
+            if index is None:
+                index = len(self._ends)
+                self._blob += canonical
+                self._ends.append(len(self._blob))
+                self._hashes.append(h)
+                fresh.setdefault(h, []).append(index)
+            self._index[key] = index
 
     def _compact(self, live: np.ndarray, refs: np.ndarray) -> np.ndarray:
         """Keep only the indices in ``live`` (sorted, unique), renumbered densely; return remapped refs."""
-        remap = np.full(len(self.labels), -1, np.int64)
+        remap = np.full(len(self._ends), -1, np.int64)
         remap[live] = np.arange(len(live))
         new = remap.tolist()
         self._index = {key: new[old] for key, old in self._index.items() if new[old] >= 0}
-        self.labels = [self.labels[i] for i in live.tolist()]
-        self._by_labels = {labels: i for i, labels in enumerate(self.labels)}
+        kept = [self._canonical(i) for i in live.tolist()]
+        self._blob = bytearray(b"".join(kept))
+        self._ends = array("Q", itertools.accumulate(map(len, kept)))
+        self._hashes = array("Q", np.array(self._hashes, np.uint64)[live].tolist())
         self.generation += 1
         return remap[refs]
+
+
+class _LabelsView(Sequence):
+    """A :class:`SeriesCache`'s labels by index, decoded from its canonical bytes when read."""
+
+    def __init__(self, cache: SeriesCache) -> None:
+        self._cache = cache
+
+    def __len__(self) -> int:
+        return len(self._cache._ends)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return Labels.from_canonical(self._cache._canonical(i))
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other) if isinstance(other, (list, tuple, _LabelsView)) else NotImplemented
 
 
 class ParsedScrape(NamedTuple):
@@ -118,10 +179,10 @@ class BodyError(ExpositionError):
 class _Layout(NamedTuple):
     """What a body without timestamps looked like apart from its values, and what it meant."""
 
-    signature: bytes
+    signature: bytes  # Body.signature()
     n_lines: int
-    rows: np.ndarray  # the sample lines
-    refs: np.ndarray  # their series
+    rows: np.ndarray  # the sample lines (int32)
+    refs: np.ndarray  # their series (int32)
     types: dict[str, str]
     helps: dict[str, str]
     units: dict[str, str]
@@ -188,7 +249,7 @@ def _parse(lines: _Body, cache: SeriesCache) -> ParsedScrape:
     cache._layout = None
     # The fast path reads each line's last token as its value: not for timestamps, nor exemplars.
     if not (stamps != NO_TIMESTAMP).any() and not (lines.om and b" # {" in lines.body):
-        cache._layout = _Layout(lines.signature(), len(lines.starts), take, refs, dict(types), dict(helps), dict(units),
+        cache._layout = _Layout(lines.signature(), len(lines.starts), take.astype(np.int32), refs.astype(np.int32), dict(types), dict(helps), dict(units),
                                 cache.generation)
     return ParsedScrape(refs, lines.values[take], stamps, types, helps, units)
 
@@ -208,7 +269,7 @@ def _same_layout(lines: _Body, cache: SeriesCache) -> ParsedScrape | None:
     rows = lay.rows
     if rows.shape[0] and lines.fill_values(lines.cut1()[rows] + 1, lines.ends[rows], rows):
         return None
-    return ParsedScrape(lay.refs, lines.values[rows], np.full(rows.shape[0], NO_TIMESTAMP, np.int64),
+    return ParsedScrape(lay.refs.astype(np.int64), lines.values[rows], np.full(rows.shape[0], NO_TIMESTAMP, np.int64),
                         dict(lay.types), dict(lay.helps), dict(lay.units))
 
 
@@ -242,9 +303,11 @@ class _Body:
         return self._cut1
 
     def signature(self) -> bytes:
-        """Every byte of the body but the value tokens (of lines without timestamps), the length of
-        what is kept of each line, and which lines are comments: equal signatures mean bodies equal
-        up to their values."""
+        """A digest (BLAKE2b, 128 bits) of every byte of the body but the value tokens (of lines
+        without timestamps), the length of what is kept of each line, and which lines are comments:
+        equal signatures mean bodies equal up to their values. A cryptographic digest, so no target can
+        make two different layouts look equal; kept instead of the bytes, which a scraper would
+        otherwise hold once more per target."""
         if not len(self.body):
             return b""
         cut = self.cut1()
@@ -254,7 +317,10 @@ class _Body:
         runs = np.empty(2 * len(end), np.int64)
         runs[0::2], runs[1::2] = end - self.starts, gaps
         keep = np.repeat(np.tile(np.array([True, False]), len(end)), runs)
-        return b"".join((self.data[keep].tobytes(), (end - self.starts).astype(np.int32).tobytes(), self.commented.tobytes()))
+        digest = hashlib.blake2b(self.data[keep], digest_size=16)
+        digest.update((end - self.starts).astype(np.int32))
+        digest.update(self.commented)
+        return digest.digest()
 
     def slices(self, begin: np.ndarray, end: np.ndarray) -> Iterator[bytes]:
         """Each ``body[begin:end]``, made lazily so that only one lives at a time."""
@@ -396,8 +462,8 @@ class _Body:
             if key not in index and key not in pending:
                 pending[key] = labels()
         # Only a fully parsed body may change the cache.
-        for key, labels in pending.items():
-            cache._add(key, labels)
+        if pending:
+            cache._add_all(pending)
         for i, key in found:
             self.refs[i] = index[key]
         return meta

@@ -1,9 +1,11 @@
 """The head's append rules (Prometheus's) and reads."""
 
 import numpy as np
+import pytest
 
 from shardmon.model.labels import Labels
 from shardmon.model.samples import STALE_NAN
+from shardmon.shards import head as head_module
 from shardmon.shards.head import Head
 from shardmon.shards.registry import SeriesRegistry
 
@@ -225,3 +227,68 @@ def test_many_keys_registered_at_once_get_the_labels_each_would_alone():
     assert reg.labels == [Labels.from_canonical(k) for k in keys]
     assert all(type(ls) is Labels for ls in reg.labels)
     assert reg.labels[0][0] is reg.labels[7][0]  # pairs shared between series
+
+
+def _reference_check(h, ref, rng):
+    """Every series' samples in random ranges as a plain per-series store holds them."""
+    for _ in range(20):
+        lo, hi = sorted(rng.choice(sorted({t for pts in ref.values() for t in pts} | {0}), 2))
+        idx = rng.permutation(len(ref))[: rng.integers(1, len(ref) + 1)]  # any order, as reads ask (label order)
+        counts, ts, vals = h.read_many(idx, int(lo), int(hi))
+        pos = 0
+        for i, c in zip(idx.tolist(), counts.tolist()):
+            want = sorted((t, v) for t, v in ref[i].items() if lo <= t <= hi)
+            assert list(zip(ts[pos:pos + c].tolist(), vals[pos:pos + c].tolist())) == want
+            pos += c
+
+
+@pytest.mark.parametrize("piece", [2, 1 << 17])
+def test_reads_cuts_and_late_samples_agree_with_a_plain_store_over_short_and_49_day_spans(monkeypatch, piece):
+    # The sorted part keeps (series, time since a base) in one 64-bit key while the head spans less
+    # than 2^32 ms; beyond that it keeps columns. Either way reads and cuts see the same samples, with
+    # the sorted part in one piece or in several (pieces of 2 series here; 131,072 in the shard).
+    monkeypatch.setattr(head_module, "_PART_SERIES", piece)
+    day = 86_400_000
+    for span in (10_000, 60 * day):
+        rng = np.random.default_rng(span)
+        h = _head(5)
+        h.out_of_order_window_ms = span
+        ref = {i: {} for i in range(5)}
+        t0 = 1_790_000_000_000
+        for step in range(40):
+            idx = rng.integers(0, 5, 8)
+            ts = t0 + rng.integers(0, span, 8)
+            vals = rng.random(8)
+            order = np.lexsort((ts, idx))
+            r = _append(h, idx, ts, vals)
+            # What the head kept: read it back against the reference's rules (late samples allowed).
+            for i, t, v in zip(idx[order].tolist(), ts[order].tolist(), vals[order].tolist()):
+                if t >= h.min_valid_ms and t not in ref[i]:
+                    ref[i][t] = v
+            assert r.appended + sum(r.rejected.values()) + r.duplicates == 8
+            if step % 7 == 3:
+                h.columns()  # fold the tail into the sorted part now and then
+            if step == 25:
+                bound = t0 + span // 2
+                cut = h.split_before(bound)
+                got = {(i, t, v) for i, t, v in zip(cut.idx.tolist(), cut.ts.tolist(), cut.vals.tolist())}
+                assert got == {(i, t, v) for i in ref for t, v in ref[i].items() if t < bound}
+                ref = {i: {t: v for t, v in ref[i].items() if t >= bound} for i in ref}
+            _reference_check(h, ref, rng)
+        c = h.columns()
+        assert c.ts.tolist() == [t for i in range(5) for t in sorted(ref[i])]
+        assert c.offsets.tolist() == np.cumsum([0] + [len(ref[i]) for i in range(5)]).tolist()
+
+
+def test_fold_tail_merges_a_tail_half_the_size_of_the_sorted_part(monkeypatch):
+    # The shard's maintenance folds the tail in when no read does (appends alone never sort).
+    monkeypatch.setattr(head_module, "_TAIL_MERGE_MIN", 4)
+    h = _head(2)
+    _append(h, [0, 1, 0, 1], [1, 1, 2, 2], [1.0, 2.0, 3.0, 4.0])
+    for t in range(3, 8):
+        _append(h, [0, 1], [t, t], [float(t), float(t)])
+    assert h._tail, "appends alone do not merge"
+    assert h.fold_tail()
+    assert not h._tail and not h.fold_tail()
+    ts, vals = h.read(1, 0, 100)
+    assert ts.tolist() == [1, 2, 3, 4, 5, 6, 7] and vals.tolist() == [2.0, 4.0, 3.0, 4.0, 5.0, 6.0, 7.0]
