@@ -120,63 +120,60 @@ def _series_json(series: list, matrix: bool) -> bytes:
     # The steps: each distinct array once (rows present at every step share the grid's), each time once.
     grids = {id(s.timestamps_ms): s.timestamps_ms for s in series}
     times = np.unique(np.concatenate(list(grids.values())).astype(np.int64, copy=False))
-    # Each series' head (json.dumps writes ASCII): '{"metric":{...},"values":[' (matrix) or '"value":' (vector),
-    # after a comma but the first; a matrix series without points is closed at once.
-    opening = ',"values":[' if matrix else ',"value":'
-    heads = [',{"metric":' + labels_json(s.labels) + opening for s in series]
-    heads[0] = heads[0][1:]
-    if matrix and not counts.all():
-        for i in np.flatnonzero(counts == 0).tolist():
-            heads[i] += "]}"
-    closing = b'"]]}' if matrix else b'"]}'
     point_times = _pieces([f'[{format_ts(t)},"' for t in times.tolist()])
+    closing = b'"]]}' if matrix else b'"]}'
+    # Each series' head (json.dumps writes ASCII): '{"metric":{...},"values":[' (matrix) or '"value":' (vector),
+    # after a comma but the first; then its points, the last one closing the series (a matrix series without
+    # points is closed at once).
+    opening = ',"values":[' if matrix else ',"value":'
     out = []
-    first = 0
     ends = np.cumsum(counts)
+    first = 0
     while first < len(series):
-        last = max(first + 1, int(np.searchsorted(ends, (ends[first - 1] if first else 0) + _CHUNK_POINTS, "right")))
-        last = min(last, len(series))
-        out.append(_chunk(series[first:last], counts[first:last], heads[first:last], times, point_times, closing))
+        base = int(ends[first - 1]) if first else 0
+        last = min(len(series), max(first + 1, int(np.searchsorted(ends, base + _CHUNK_POINTS, "right"))))
+        text, cut = _points(series[first:last], counts[first:last], times, point_times, closing)
+        for i, a, b in zip(range(first, last), cut[:-1].tolist(), cut[1:].tolist()):
+            out.append(',{"metric":' + labels_json(series[i].labels) + opening)
+            out.append(text[a:b] if a < b or not matrix else "]}")
         first = last
-    return b"".join(out)
+    out[0] = out[0][1:]
+    return "".join(out).encode("ascii")
 
 
-def _chunk(series: list, counts: np.ndarray, heads: list[str], times: np.ndarray,
-           point_times: tuple[np.ndarray, np.ndarray, np.ndarray], closing: bytes) -> bytes:
+def _points(series: list, counts: np.ndarray, times: np.ndarray, point_times: tuple[np.ndarray, np.ndarray, np.ndarray],
+            closing: bytes) -> tuple[str, np.ndarray]:
+    """The points of ``series`` (``counts`` each) as one text, and where each series' points begin and end in it."""
     n_series, n_points = len(series), int(counts.sum())
     if n_points == 0:
-        return "".join(heads).encode("ascii")
+        return "", np.zeros(n_series + 1, dtype=np.int64)
     ts = np.concatenate([s.timestamps_ms for s in series]).astype(np.int64, copy=False)
     vals = np.concatenate([s.values for s in series])
     vtext, vstart, vlen = value_texts(vals)
     ttext, tstart, tlen = point_times
-    htext, hstart, hlen = _pieces(heads)
     ctext = np.frombuffer(b'"],' + closing, dtype=np.uint8)
-    # One source: values, times, heads, then the two endings of a point.
+    # One source: values, times, then the two endings of a point.
     t0 = vtext.shape[0]
-    h0 = t0 + ttext.shape[0]
-    c0 = h0 + htext.shape[0]
-    source = np.concatenate((vtext, ttext, htext, ctext))
+    c0 = t0 + ttext.shape[0]
+    source = np.concatenate((vtext, ttext, ctext))
     step = np.searchsorted(times, ts)
     offsets = np.zeros(n_series + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    # Output order: series i's head at 3 * offsets[i] + i, then each of its points' three pieces.
-    n_pieces = n_series + 3 * n_points
-    starts = np.empty(n_pieces, dtype=np.int64)
-    lens = np.empty(n_pieces, dtype=np.int64)
-    heads_at = 3 * offsets[:-1] + np.arange(n_series)
-    starts[heads_at] = h0 + hstart
-    lens[heads_at] = hlen
-    at = 3 * np.arange(n_points, dtype=np.int64) + np.repeat(np.arange(n_series, dtype=np.int64), counts) + 1
-    starts[at] = t0 + tstart[step]
-    lens[at] = tlen[step]
-    starts[at + 1] = vstart
-    lens[at + 1] = vlen
     last = np.zeros(n_points, dtype=bool)
     last[offsets[1:][counts > 0] - 1] = True
-    starts[at + 2] = np.where(last, c0 + 3, c0)
-    lens[at + 2] = np.where(last, len(closing), 3)
-    return _gather(source, starts, lens)
+    # Each point's three pieces: its time, its value, its ending.
+    starts = np.empty((n_points, 3), dtype=np.int64)
+    lens = np.empty((n_points, 3), dtype=np.int64)
+    starts[:, 0] = t0 + tstart[step]
+    lens[:, 0] = tlen[step]
+    starts[:, 1] = vstart
+    lens[:, 1] = vlen
+    starts[:, 2] = np.where(last, c0 + 3, c0)
+    lens[:, 2] = np.where(last, len(closing), 3)
+    per_point = lens.sum(axis=1)
+    cut = np.zeros(n_series + 1, dtype=np.int64)
+    np.cumsum(np.add.reduceat(per_point, np.minimum(offsets[:-1], n_points - 1)) * (counts > 0), out=cut[1:])
+    return _gather(source, starts.reshape(-1), lens.reshape(-1)).decode("ascii"), cut
 
 
 def render_result(res) -> bytes:

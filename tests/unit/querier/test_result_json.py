@@ -67,5 +67,9 @@ def test_empty_results_and_scalars():
     assert rj.result_json(QueryResult("vector", [], None, 0, [])) == '{"resultType":"vector","result":[]}'
     assert rj.result_json(QueryResult("matrix", [], None, 0, [])) == '{"resultType":"matrix","result":[]}'
     assert rj.result_json(QueryResult("scalar", [], 2.0, 1500, [])) == '{"resultType":"scalar","result":[1.500,"2"]}'
-    empty = QueryResult("matrix", [ResultSeries(_labels(1), np.zeros(0, np.int64), np.zeros(0))], None, 0, [])
+    none = (np.zeros(0, np.int64), np.zeros(0))
+    empty = QueryResult("matrix", [ResultSeries(_labels(1), *none)], None, 0, [])
     assert json.loads(rj.result_json(empty))["result"] == [{"metric": {"__name__": "m", "i": "1"}, "values": []}]
+    one = (np.array([1000]), np.array([2.0]))
+    mixed = QueryResult("matrix", [ResultSeries(_labels(i), *(one if i == 1 else none)) for i in range(3)], None, 0, [])
+    assert rj.result_json(mixed) == _one_by_one(mixed)
