@@ -16,7 +16,7 @@ from shardmon.model import grpcauth
 from shardmon.model.errors import QueryLimitError, ShardUnavailableError
 from shardmon.model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
 from shardmon.model.http_config import BasicAuth, TLSConfig
-from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.labels import Matcher, MatchType, labels_of  # noqa: F401 - labels_of: also this module's
 from shardmon.model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from shardmon.model.promql import pushdown_wire
 from shardmon.model.promql.pushdown import AggregateSpec, Partial
@@ -59,22 +59,6 @@ PLAIN = ShardConnection()
 
 def matchers_to_pb(matchers: Sequence[Matcher]) -> list[types_pb2.Matcher]:
     return [types_pb2.Matcher(type=_PB_MATCH[m.type], name=m.name, value=m.value) for m in matchers]
-
-
-# Canonical label bytes -> Labels, for the series queries keep reading: parsing label bytes into a
-# Labels is the largest per-series cost of a read. Bounded; cleared whole when full.
-_LABELS_CACHE: dict[bytes, Labels] = {}
-_LABELS_CACHE_MAX = 2_000_000
-
-
-def labels_of(key: bytes) -> Labels:
-    """``Labels.from_canonical(key)``, memoised."""
-    lbls = _LABELS_CACHE.get(key)
-    if lbls is None:
-        if len(_LABELS_CACHE) >= _LABELS_CACHE_MAX:
-            _LABELS_CACHE.clear()
-        lbls = _LABELS_CACHE[key] = Labels.from_canonical(key)
-    return lbls
 
 
 def series_of_batch(b: SampleBatch) -> list[Series]:
@@ -237,27 +221,48 @@ class ShardClient:
         """The shard's partial aggregate of ``spec`` (the aggregation push-down), its read warnings and the
         size of its answer in bytes. Over the limits (as :meth:`series_stream`'s):
         :class:`~shardmon.model.errors.QueryLimitError`."""
+        future = self.start_aggregate(spec, timeout_s=timeout_s, max_series=max_series, max_samples=max_samples,
+                                      points_per_series=points_per_series)
+        if attach is not None:
+            attach(future)
+        return self.aggregate_answer(spec, future)
+
+    def start_aggregate(self, spec: AggregateSpec, *, timeout_s: float = 120.0, max_series: int | None = None,
+                        max_samples: int | None = None, points_per_series: int = 0) -> grpc.Future:
+        """Start :meth:`aggregate` without waiting: the call's future (cancel it from any thread), for
+        :meth:`aggregate_answer`. A caller can start every shard's call from one thread."""
         req = pushdown_wire.request_of(spec, matchers_to_pb(spec.matchers))
         _set_limits(req, max_series, max_samples, points_per_series)
-        resp = self._unary("Aggregate", req, timeout_s, attach)
+        return self._stub.Aggregate.future(req, timeout=timeout_s)
+
+    def aggregate_answer(self, spec: AggregateSpec, future: grpc.Future) -> tuple[Partial, list[str], int]:
+        """What :meth:`aggregate` answers, from the future :meth:`start_aggregate` gave (waits for it)."""
+        resp = self._result("Aggregate", future)
         if resp.limit_exceeded:
             raise QueryLimitError(f"{self._what('Aggregate')}: the answer would exceed its {resp.limit_exceeded}",
                                   resp.limit_exceeded)
         return pushdown_wire.partial_of(resp, spec.n_steps), list(resp.warnings), resp.ByteSize()
 
-    def _unary(self, method: str, request, timeout_s: float, attach: Callable[[grpc.Future], None] | None):
-        """A unary read; with ``attach``, the call's future is handed over first, for cancelling it
-        from another thread (the call then fails as a retryable error)."""
+    def _result(self, method: str, future: grpc.Future):
+        """A unary call's answer, its failure translated into the error tree."""
         what = self._what(method)
         try:
-            future = getattr(self._stub, method).future(request, timeout=timeout_s)
-            if attach is not None:
-                attach(future)
             return future.result()
         except grpc.FutureCancelledError:
             raise ShardUnavailableError(f"{what}: cancelled") from None
         except grpc.RpcError as exc:
             raise error_of(exc, what, SHARD_READ) from exc
+
+    def _unary(self, method: str, request, timeout_s: float, attach: Callable[[grpc.Future], None] | None):
+        """A unary read; with ``attach``, the call's future is handed over first, for cancelling it
+        from another thread (the call then fails as a retryable error)."""
+        try:
+            future = getattr(self._stub, method).future(request, timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what(method), SHARD_READ) from exc
+        if attach is not None:
+            attach(future)
+        return self._result(method, future)
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0, *,
                     attach: Callable[[grpc.Future], None] | None = None) -> list[str]:

@@ -216,7 +216,7 @@ class Head:
             self.columns()
         idx = np.asarray(idx, np.int64)
         counts, ts, vals = self._read_sorted(idx, start_ms, end_ms)
-        if not self._tail or start_ms > end_ms:
+        if not self._tail or start_ms > end_ms or idx.shape[0] == 0:
             return counts, ts, vals
         t_idx, t_ts, t_vals = self._tail_columns()
         position = np.full(len(self.registry), -1, np.int64)
