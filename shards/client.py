@@ -6,6 +6,7 @@ threads (the querier's fan-out). Both translate failed calls into the error tree
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -24,6 +25,8 @@ from shardmon.model.samples import SampleBatch
 from shardmon.model.storage import NO_LIMIT, Series
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+#: The gRPC health service's Watch (every shard serves it), called with raw bytes: see ``ShardClient._keep_warm``.
+_HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -151,6 +154,21 @@ class ShardClient:
         self.address = address
         self._channel = grpcauth.channel(address, tls=conn.tls, basic_auth=conn.basic_auth, options=_CHANNEL_OPTIONS)
         self._stub = shard_pb2_grpc.ShardStub(self._channel)
+        self._watch = self._channel.unary_stream(_HEALTH_WATCH)
+        self._warm = None
+        self._warm_lock = threading.Lock()
+
+    def _keep_warm(self) -> None:
+        """Keep one call open on the channel: a health ``Watch``, which the shard never ends. grpcio runs a thread
+        per channel while it has calls open and starts a new one for the next call once none is, so without it
+        every read after a pause (each query's, each shard's) waits for a thread to start (about a millisecond on
+        a busy machine). A watch that ended (the shard restarted) is opened again at the next read."""
+        warm = self._warm
+        if warm is not None and not warm.done():
+            return
+        with self._warm_lock:
+            if self._warm is None or self._warm.done():
+                self._warm = self._watch(b"")  # an empty HealthCheckRequest: the whole server
 
     def _what(self, method: str) -> str:
         return f"shard {self.shard_id} ({self.address}) {method}"
@@ -178,6 +196,7 @@ class ShardClient:
     ) -> SeriesStream:
         """Start a Series call. With ``max_series`` or ``max_samples`` (None: no limit), the shard stops
         as soon as its answer would exceed them (see ``SeriesLimits`` in shard.proto)."""
+        self._keep_warm()
         req = shard_pb2.SeriesRequest(
             start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers), skip_samples=skip_samples
         )
@@ -231,6 +250,7 @@ class ShardClient:
                         max_samples: int | None = None, points_per_series: int = 0) -> grpc.Future:
         """Start :meth:`aggregate` without waiting: the call's future (cancel it from any thread), for
         :meth:`aggregate_answer`. A caller can start every shard's call from one thread."""
+        self._keep_warm()
         req = pushdown_wire.request_of(spec, matchers_to_pb(spec.matchers))
         _set_limits(req, max_series, max_samples, points_per_series)
         return self._stub.Aggregate.future(req, timeout=timeout_s)
@@ -256,6 +276,7 @@ class ShardClient:
     def _unary(self, method: str, request, timeout_s: float, attach: Callable[[grpc.Future], None] | None):
         """A unary read; with ``attach``, the call's future is handed over first, for cancelling it
         from another thread (the call then fails as a retryable error)."""
+        self._keep_warm()
         try:
             future = getattr(self._stub, method).future(request, timeout=timeout_s)
         except grpc.RpcError as exc:
@@ -301,4 +322,6 @@ class ShardClient:
             raise error_of(exc, self._what("Reset"), SHARD_WRITE) from exc
 
     def close(self) -> None:
+        if self._warm is not None:
+            self._warm.cancel()
         self._channel.close()

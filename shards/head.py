@@ -260,11 +260,15 @@ class Head:
         key, base = self._key
         if end_ms < base or start_ms > end_ms:
             return np.zeros(idx.shape[0], np.int64), np.empty(0, I64), np.empty(0, F64)
-        high = idx.astype(np.uint64) << np.uint64(32)
+        # Searched in ascending order (each search starts where the last ended: fewer cache misses), then put back.
+        order = np.argsort(idx, kind="stable")
+        high = idx[order].astype(np.uint64) << np.uint64(32)
         lo = np.uint64(min(max(start_ms - base, 0), 2**32 - 1))
         hi = np.uint64(min(end_ms - base, 2**32 - 1))
-        a = np.searchsorted(key, high | lo, "left")
-        b = np.searchsorted(key, high | hi, "right")
+        a = np.empty(idx.shape[0], np.int64)
+        b = np.empty(idx.shape[0], np.int64)
+        a[order] = np.searchsorted(key, high | lo, "left")
+        b[order] = np.searchsorted(key, high | hi, "right")
         counts = (b - a).astype(np.int64)
         pos = gather_ranges(a.astype(np.int64), counts)
         return counts, s.ts[pos], s.vals[pos]

@@ -220,10 +220,12 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         return response
 
     def _aggregate(self, spec, sel: Selection, budget: QueryBudget):
-        labels = self.db.registry.labels
+        labels, keys = self.db.registry.labels, self.db.registry.keys
         offsets = np.zeros(sel.idx.shape[0] + 1, dtype=np.int64)
         np.cumsum(sel.counts, out=offsets[1:])
-        return partial_aggregate(spec, [labels[i] for i in sel.idx.tolist()], sel.ts, sel.vals, offsets, budget)
+        idx = sel.idx.tolist()
+        return partial_aggregate(spec, [labels[i] for i in idx], sel.ts, sel.vals, offsets, budget,
+                                 [keys[i] for i in idx])
 
     async def LabelNames(self, request, context):
         try:

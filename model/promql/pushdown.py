@@ -132,25 +132,52 @@ def _groups(vector: InstantVector, spec: AggregateSpec) -> tuple[np.ndarray, lis
 
 
 def partial_aggregate(spec: AggregateSpec, labels: list[Labels], ts: np.ndarray, vals: np.ndarray,
-                      offsets: np.ndarray, budget: QueryBudget) -> Partial:
-    """The shard's part: ``spec`` over its series ``labels`` (in label order, samples laid end to end)."""
+                      offsets: np.ndarray, budget: QueryBudget, keys: Sequence[bytes] | None = None) -> Partial:
+    """The shard's part: ``spec`` over its series ``labels`` (in label order, samples laid end to end); ``keys``:
+    their canonical bytes, if the caller has them (rows are answered with them, rather than made anew)."""
     ctx = EvalContext(None, spec.times_ms, spec.lookback_ms, budget)  # type: ignore[arg-type]  # reads nothing
     with np.errstate(all="ignore"):
         vector = evaluate_input(spec, ctx, labels, ts, vals, offsets)
-        out = _partial(spec, ctx, vector)
+        out = _partial(spec, ctx, vector, _RowKeys(labels, keys))
     out.series, out.samples = len(labels), int(ts.shape[0])
     return out
 
 
-def _rows(vector: InstantVector) -> Partial:
+class _RowKeys:
+    """The canonical bytes of the rows of the argument's value: each series' own key where its row kept its labels
+    (a selector, ``last_over_time``), that key without the name where the function dropped it."""
+
+    def __init__(self, labels: list[Labels], keys: Sequence[bytes] | None) -> None:
+        self.labels, self.keys = labels, keys
+
+    def __call__(self, vector: InstantVector, rows: list[int]) -> list[bytes]:
+        if self.keys is None:
+            return [vector.labels[r].canonical() for r in rows]
+        out = []
+        for r in rows:
+            lbls, key = vector.labels[r], self.keys[r]
+            if lbls is not self.labels[r]:
+                if key.startswith(_NAME_KEY) and len(lbls) == len(self.labels[r]) - 1:
+                    end = key.find(SEP, len(_NAME_KEY))
+                    key = b"" if end < 0 else key[end + 1:]
+                else:
+                    key = lbls.canonical()
+            out.append(key)
+        return out
+
+
+_NAME_KEY = b"__name__" + SEP
+
+
+def _rows(vector: InstantVector, row_keys: _RowKeys) -> Partial:
     """Every row with a value at some step, as it is."""
     rows = np.flatnonzero(vector.present.any(axis=1))
-    return Partial([vector.labels[r].canonical() for r in rows.tolist()], vector.values[rows], vector.present[rows], [])
+    return Partial(row_keys(vector, rows.tolist()), vector.values[rows], vector.present[rows], [])
 
 
-def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector) -> Partial:
+def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector, row_keys: _RowKeys) -> Partial:
     if spec.op == ROWS:
-        return _rows(vector)
+        return _rows(vector, row_keys)
     if spec.op == "count_values":
         counted = count_values(ctx, vector, spec.label, spec.grouping, spec.without)
         return Partial([k.canonical() for k in counted.labels], counted.values, counted.present, [])
@@ -162,7 +189,7 @@ def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector) -> Pa
         if has_ties(group, vector.values, vector.present, keep, ordered=spec.n_steps == 1):
             # Which tied series Prometheus keeps depends on every series: all the rows go, for the querier to
             # rank them as the engine does.
-            out = _rows(vector)
+            out = _rows(vector, row_keys)
             out.ties = True
             return out
         rows = keep.any(axis=1)
