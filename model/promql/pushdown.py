@@ -332,11 +332,16 @@ def all_rows(partials: Sequence[Partial], n_steps: int, labels_of: Callable[[byt
         return InstantVector([], np.zeros((0, n_steps), dtype=F64), np.zeros((0, n_steps), dtype=bool))
     values = np.concatenate([p.values for p in partials])
     present = np.concatenate([p.present for p in partials])
-    if len(partials) > 1:
-        sort_keys = [Labels.from_canonical(k) for k in keys] if any(_NUL in k for k in keys) else \
-            [_sortable(k) for k in keys]
-        order = sorted(range(len(keys)), key=sort_keys.__getitem__)
-        keys = [keys[i] for i in order]
+    if sum(1 for p in partials if p.keys) > 1:
+        if any(_NUL in k for k in keys):
+            sort_keys = [Labels.from_canonical(k) for k in keys]
+            order = np.array(sorted(range(len(keys)), key=sort_keys.__getitem__), dtype=np.intp)
+        else:  # One C sort of the keys with the separator as NUL, which sort as the label sets do.
+            table = np.array(keys, dtype=bytes)
+            chars = table.view(np.uint8)
+            chars[chars == SEP[0]] = 0
+            order = np.argsort(table, kind="stable")
+        keys = [keys[i] for i in order.tolist()]
         if any(a == b for a, b in zip(keys, keys[1:])):
             return None  # A series on several shards: only the exact path merges its samples.
         values, present = values[order], present[order]

@@ -172,3 +172,24 @@ def test_without_the_flag_nothing_is_pushed_down():
     assert storage.asked == 0
     Engine(storage).instant("sum(temperature)", 300 * S)
     assert storage.asked == 1
+
+
+def test_rows_of_several_shards_come_in_label_order_and_one_series_on_two_shards_is_refused():
+    from shardmon.model.promql.pushdown import Partial, all_rows
+
+    def part(names):
+        keys = [Labels.from_dict({"__name__": "x", "i": n}).canonical() for n in names]
+        return Partial(keys, np.arange(len(keys), dtype=float)[:, None], np.ones((len(keys), 1), bool), [])
+
+    rows = all_rows([part(["a", "c", "e"]), part(["b", "d"]), part([])], 1, Labels.from_canonical)
+    assert [lbls.get("i") for lbls in rows.labels] == ["a", "b", "c", "d", "e"]
+    assert rows.values[:, 0].tolist() == [0, 0, 1, 1, 2]
+    assert all_rows([part(["a", "c"]), part(["c"])], 1, Labels.from_canonical) is None
+    # Label sets that are prefixes of others, and values holding NUL, sort as Labels do.
+    odd = [Labels.from_dict({"__name__": "x"}), Labels.from_dict({"__name__": "x", "a": "1"}),
+           Labels.from_dict({"__name__": "x", "a": "\x00"}), Labels.from_dict({"__name__": "x", "a": "\x01"})]
+    for split in ([0, 2], [1, 3]), ([3], [0, 1]):
+        parts = [Partial([odd[i].canonical() for i in sorted(ix, key=odd.__getitem__)], np.zeros((len(ix), 1)),
+                         np.ones((len(ix), 1), bool), []) for ix in split]
+        got = all_rows(parts, 1, Labels.from_canonical).labels
+        assert got == sorted(got)
