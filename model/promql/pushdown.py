@@ -54,6 +54,9 @@ PUSHDOWN_OPS = frozenset({"sum", "count", "min", "max", "avg", "group", "topk", 
 #: Not an aggregation: an instant selector's or a range function's value per series (what the engine would compute),
 #: the rows of every shard put together in label order by the querier (:func:`merge_partials`).
 ROWS = "rows"
+#: The largest rows answer a shard sends (values, presence and keys); past it, its answer is empty with ``ties``
+#: set, and the querier reads the series instead.
+ROWS_MAX_BYTES = 64 << 20
 #: Those whose merged rows come in no order an enclosing expression could rely on: pushed down only as the
 #: whole query.
 WHOLE_QUERY_OPS = frozenset({"topk", "bottomk", "count_values"})
@@ -177,7 +180,13 @@ def _rows(vector: InstantVector, row_keys: _RowKeys) -> Partial:
 
 def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector, row_keys: _RowKeys) -> Partial:
     if spec.op == ROWS:
-        return _rows(vector, row_keys)
+        out = _rows(vector, row_keys)
+        if out.values.size * 9 + sum(map(len, out.keys)) > ROWS_MAX_BYTES:
+            # Too large for one message (the Series stream sends such answers in frames): the querier reads the
+            # series instead.
+            return Partial([], np.zeros((0, spec.n_steps), dtype=F64), np.zeros((0, spec.n_steps), dtype=bool), [],
+                           ties=True)
+        return out
     if spec.op == "count_values":
         counted = count_values(ctx, vector, spec.label, spec.grouping, spec.without)
         return Partial([k.canonical() for k in counted.labels], counted.values, counted.present, [])
@@ -239,7 +248,7 @@ def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Par
     ``labels_of`` makes the output rows' labels (the querier's is memoised)."""
     n_steps = spec.n_steps
     if spec.op == ROWS:
-        return all_rows(partials, n_steps, labels_of)
+        return None if any(p.ties for p in partials) else all_rows(partials, n_steps, labels_of)
     if spec.op == "count_values":
         if not is_valid_label_name(spec.label):
             raise QueryExecutionError(f'invalid label name "{spec.label}"')

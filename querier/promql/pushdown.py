@@ -118,8 +118,9 @@ def pushed_down(ctx: EvalContext, spec: AggregateSpec) -> InstantVector | None:
     partials, warnings, partial = answer
     with np.errstate(all="ignore"):
         vector = merge_partials(spec, ctx, partials, labels_of)
-    if vector is None:  # topk/bottomk ties, or rows of one series on several shards
-        metrics.PUSHDOWN.labels("replicated" if spec.op == ROWS else "ties").inc()
+    if vector is None:  # topk/bottomk ties; rows too large for one answer, or of one series on several shards
+        outcome = "ties" if spec.op != ROWS else "too_large" if any(p.ties for p in partials) else "replicated"
+        metrics.PUSHDOWN.labels(outcome).inc()
         return None
     metrics.PUSHDOWN.labels("rows" if spec.op == ROWS else "pushed").inc()
     ctx.note(warnings, partial)

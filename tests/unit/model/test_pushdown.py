@@ -193,3 +193,13 @@ def test_rows_of_several_shards_come_in_label_order_and_one_series_on_two_shards
                          np.ones((len(ix), 1), bool), []) for ix in split]
         got = all_rows(parts, 1, Labels.from_canonical).labels
         assert got == sorted(got)
+
+
+def test_rows_too_large_for_one_answer_take_the_exact_path(monkeypatch):
+    from shardmon.model.promql import pushdown
+
+    storage = _data(4, 2)
+    want = Engine(storage, aggregation_pushdown=False).range("rate(requests_total[1m])", 0, 600 * S, 20 * S)
+    monkeypatch.setattr(pushdown, "ROWS_MAX_BYTES", 100)
+    got = Engine(storage).range("rate(requests_total[1m])", 0, 600 * S, 20 * S)
+    assert storage.asked == 1 and compare(got, want) == "same"
