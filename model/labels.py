@@ -110,6 +110,21 @@ class Labels(tuple):
 
 EMPTY_LABELS = Labels()
 
+# Canonical label bytes -> Labels, for the series queries keep reading: parsing label bytes into a
+# Labels is the largest per-series cost of a read. Bounded; cleared whole when full.
+_LABELS_CACHE: dict[bytes, Labels] = {}
+_LABELS_CACHE_MAX = 2_000_000
+
+
+def labels_of(key: bytes) -> Labels:
+    """``Labels.from_canonical(key)``, memoised (the querier reads the same series again and again)."""
+    lbls = _LABELS_CACHE.get(key)
+    if lbls is None:
+        if len(_LABELS_CACHE) >= _LABELS_CACHE_MAX:
+            _LABELS_CACHE.clear()
+        lbls = _LABELS_CACHE[key] = Labels.from_canonical(key)
+    return lbls
+
 
 @functools.lru_cache(maxsize=1 << 20)
 def without_name(labels: Labels) -> Labels:

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
@@ -132,6 +132,16 @@ class _Call:
             handles = list(self._handles)
         for handle in handles:
             handle.cancel()
+
+
+class _Unary(NamedTuple):
+    """A shard call that needs no thread of its own: ``start(client)`` starts it from the calling thread and
+    gives its future (``add_done_callback``, ``cancel``), ``finish(client, future)`` reads its answer once done
+    (raising as the client's blocking call would). Every shard's call starts at once, and the answers wake the
+    waiting thread directly (no hop through a pool thread)."""
+
+    start: Callable[[ShardClient], _Cancellable]
+    finish: Callable[[ShardClient, object], object]
 
 
 class _Shard:
@@ -271,8 +281,10 @@ class FanoutQuerier:
         left = budget.time_left() if budget is not None else None
         return self.timeout_s if left is None else max(0.001, min(self.timeout_s, left))
 
-    def _all(self, work: Callable[[ShardClient, _Call], T], budget: QueryBudget | None) -> tuple[list[T], list[str], bool]:
-        """Run ``work`` on every shard, each in the shard's own threads, and wait for them all while
+    def _all(self, work: Callable[[ShardClient, _Call], T] | _Unary, budget: QueryBudget | None
+             ) -> tuple[list[T], list[str], bool]:
+        """Run ``work`` on every shard, each in the shard's own threads (a :class:`_Unary` call: started from this
+        thread, each counted in its shard's share until it ends), and wait for them all while
         watching the budget and silent calls. Up to RF-1 failed shards leave the answer complete (each
         series has a replica among the others); more make it partial (warnings, ``partial``), or an
         error with ``abort``. A :class:`QueryError` from any shard (over the budget) ends the others."""
@@ -289,7 +301,10 @@ class FanoutQuerier:
                 continue
             call = _Call(sh.client.shard_id)
             try:
-                future = sh.pool.submit(self._run, sh, call, work)
+                if isinstance(work, _Unary):
+                    future = self._start_unary(sh, call, work)
+                else:
+                    future = sh.pool.submit(self._run, sh, call, work)
             except RuntimeError:  # The querier is closing.
                 sh.release()
                 raise QueryUnavailableError("the querier is shutting down") from None
@@ -305,7 +320,8 @@ class FanoutQuerier:
                     i, sh, call = started[future]
                     shard = str(sh.client.shard_id)
                     try:
-                        outcome[i] = future.result()
+                        outcome[i] = work.finish(sh.client, future.result()) if isinstance(work, _Unary) \
+                            else future.result()
                         metrics.SHARD_REQUESTS.labels(shard, "ok").inc()
                     except QueryLimitError as exc:
                         metrics.SHARD_REQUESTS.labels(shard, "limit").inc()
@@ -357,6 +373,26 @@ class FanoutQuerier:
             return work(sh.client, call)
         finally:
             sh.release()
+
+    @staticmethod
+    def _start_unary(sh: _Shard, call: _Call, work: _Unary) -> Future:
+        """Start a :class:`_Unary` call on ``sh``; the future is done (with the call's future) when the call ends."""
+        done: Future = Future()
+        try:
+            call.touch()
+            started = work.start(sh.client)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, as a pool's future would
+            sh.release()
+            done.set_exception(exc)
+            return done
+        call.attach(started)
+
+        def finished(f) -> None:
+            sh.release()
+            done.set_result(f)
+
+        started.add_done_callback(finished)  # type: ignore[attr-defined]
+        return done
 
     def _round_budget(self, budget: QueryBudget | None, points_per_series: int) -> tuple[_Tally | None, dict]:
         """A fan-out round's tally of what the shards send (each sample counted once over the copies) and the
@@ -439,14 +475,15 @@ class FanoutQuerier:
             return None
         _, limits = self._round_budget(budget, spec.n_steps)
 
-        def fetch(client: ShardClient, call: _Call) -> Partial:
+        def finish(client: ShardClient, future) -> Partial:
             # The shard's read warnings are left out, as the Series frames' are (select's answers lack them).
-            partial, _, size = client.aggregate(spec, timeout_s=self._call_timeout(budget), attach=call.attach,
-                                                **limits)
+            partial, _, size = client.aggregate_answer(spec, future)
             metrics.SHARD_RESPONSE_BYTES.labels("Aggregate").inc(size)
             return partial
 
-        partials, warnings, partial = self._all(fetch, budget)
+        timeout_s = self._call_timeout(budget)
+        start = lambda client: client.start_aggregate(spec, timeout_s=timeout_s, **limits)  # noqa: E731
+        partials, warnings, partial = self._all(_Unary(start, finish), budget)
         if budget is not None:
             budget.charge(sum(p.series for p in partials), sum(p.samples for p in partials), spec.n_steps)
         return partials, warnings, partial

@@ -13,16 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import functools
 import json
-import math
 import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import aiohttp
-import numpy as np
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -36,12 +33,20 @@ from shardmon.model.errors import (
 )
 from shardmon.model.httpclient import InternalClient
 from shardmon.model.httpserver import make_app
-from shardmon.model.labels import Labels
 from shardmon.model.storage import Querier, QueryBudget
 from shardmon.model.units import parse_duration_ms
 from shardmon.model.webconfig import WebConfig
 from shardmon.querier import lookup, metrics
-from shardmon.querier.promql import Engine, QueryResult
+from shardmon.querier.promql import Engine
+from shardmon.querier.result_json import (  # noqa: F401 - also this module's API
+    format_timestamps,
+    format_ts,
+    format_value,
+    format_values,
+    labels_json,
+    render_result,
+    result_json,
+)
 
 T = TypeVar("T")
 _MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs
@@ -51,100 +56,15 @@ _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T")
 _DISCONNECT_POLL_S = 0.1
 
 
-# -- formatting, exactly as Prometheus --------------------------------------------------------------
-
-
-def format_value(v: float) -> str:
-    """A sample value as Prometheus writes it (Go's ``FormatFloat(v, 'f', -1, 64)``)."""
-    if v != v:
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    r = repr(v)
-    if "e" in r:
-        import numpy as np
-
-        return np.format_float_positional(v, unique=True, trim="-")
-    return r[:-2] if r.endswith(".0") else r
-
-
-def format_ts(ms: int) -> str:
-    """A timestamp in seconds with the millisecond digits, as Prometheus's MarshalTimestamp."""
-    sign = "-" if ms < 0 else ""
-    ms = abs(ms)
-    frac = ms % 1000
-    return f"{sign}{ms // 1000}.{frac:03d}" if frac else f"{sign}{ms // 1000}"
-
-
-def format_values(values: np.ndarray) -> list[str]:
-    """:func:`format_value` of every value of a float64 array, mostly without a Python call per value."""
-    vals = np.asarray(values, dtype=np.float64)
-    out = list(map(repr, vals.tolist()))
-    with np.errstate(invalid="ignore"):
-        mag = np.abs(vals)
-        whole = (vals == np.trunc(vals)) & (mag < 1e15) & ~((vals == 0) & np.signbit(vals))
-        odd = ~whole & (~np.isfinite(vals) | (mag >= 1e16) | ((mag < 1e-4) & (vals != 0)) | (vals == np.trunc(vals)))
-    at = np.flatnonzero(whole)
-    for i, text in zip(at.tolist(), map(str, vals[at].astype(np.int64).tolist())):
-        out[i] = text
-    for i in np.flatnonzero(odd).tolist():
-        out[i] = format_value(float(vals[i]))
-    return out
-
-
-def format_timestamps(ms: np.ndarray) -> list[str]:
-    """:func:`format_ts` of every timestamp, each distinct one formatted once (a range query's steps)."""
-    ms = np.asarray(ms, dtype=np.int64)
-    uniq, inverse = np.unique(ms, return_inverse=True)
-    texts = [format_ts(t) for t in uniq.tolist()]
-    return [texts[i] for i in inverse.reshape(-1).tolist()]
-
-
-@functools.lru_cache(maxsize=1 << 20)
-def labels_json(labels: Labels) -> str:
-    """A series' labels as the API's ``metric`` object, memoised (dashboards ask for the same series)."""
-    return json.dumps(labels.to_dict())
-
-
-def _point(ts: int, v: float) -> str:
-    return f'[{format_ts(ts)},"{format_value(v)}"]'
-
-
-def result_json(res: QueryResult) -> str:
-    """The ``data`` object of a query response."""
-    if res.result_type == "scalar":
-        return f'{{"resultType":"scalar","result":{_point(res.time_ms, res.scalar)}}}'
-    if res.result_type == "string":
-        return f'{{"resultType":"string","result":[{format_ts(res.time_ms)},{json.dumps(res.scalar)}]}}'
-    parts = []
-    if res.result_type == "vector":
-        series = res.series
-        if series:
-            times = format_timestamps(np.fromiter((s.timestamps_ms[0] for s in series), np.int64, len(series)))
-            values = format_values(np.fromiter((s.values[0] for s in series), np.float64, len(series)))
-            parts = [f'{{"metric":{labels_json(s.labels)},"value":[{t},"{v}"]}}'
-                     for s, t, v in zip(series, times, values)]
-    else:
-        series = res.series
-        if series:  # Every point of every series formatted at once, then cut per series.
-            times = format_timestamps(np.concatenate([s.timestamps_ms for s in series]))
-            values = format_values(np.concatenate([s.values for s in series]))
-            points = [f'[{t},"{v}"]' for t, v in zip(times, values)]
-        at = 0
-        for s in series:
-            n = s.timestamps_ms.shape[0]
-            parts.append(f'{{"metric":{labels_json(s.labels)},"values":[{",".join(points[at:at + n])}]}}')
-            at += n
-    return f'{{"resultType":"{res.result_type}","result":[{",".join(parts)}]}}'
-
-
-def success(data_json: str, warnings: list[str] | None = None, partial: bool = False) -> web.Response:
-    body = f'{{"status":"success","data":{data_json}'
+def success(data_json: str | bytes, warnings: list[str] | None = None, partial: bool = False) -> web.Response:
+    data = data_json.encode() if isinstance(data_json, str) else data_json
+    tail = b""
     if warnings:
-        body += f',"warnings":{json.dumps(warnings)}'
+        tail += b',"warnings":' + json.dumps(warnings).encode()
     if partial:  # As Thanos: the answer may lack the series of a shard that did not answer.
-        body += ',"isPartial":true'
-    return web.Response(text=body + "}", content_type="application/json")
+        tail += b',"isPartial":true'
+    return web.Response(body=b"".join((b'{"status":"success","data":', data, tail, b"}")),
+                        content_type="application/json")
 
 
 # -- parameters, exactly as Prometheus ---------------------------------------------------------------
@@ -305,7 +225,7 @@ class PrometheusAPI:
         t = parse_time_ms(p["time"], "time") if p.get("time") else int(time.time() * 1000)
         q = p.get("query", "")
         res = await self._run(request, lambda b: self.engine.instant(q, t, budget=b), self._timeout_ms(p), "instant")
-        return success(result_json(res), res.warnings, res.partial)
+        return success(render_result(res), res.warnings, res.partial)
 
     async def query_range(self, request: web.Request) -> web.Response:
         p = await _params(request)
@@ -327,7 +247,7 @@ class PrometheusAPI:
         q = p.get("query", "")
         res = await self._run(request, lambda b: self.engine.range(q, start, end, step, budget=b),
                               self._timeout_ms(p), "range")
-        return success(result_json(res), res.warnings, res.partial)
+        return success(render_result(res), res.warnings, res.partial)
 
     def _range(self, p) -> tuple[int, int]:
         start = parse_time_ms(p["start"], "start") if p.get("start") else _MIN_TIME_MS

@@ -32,10 +32,12 @@ SHARD_RESPONSE_BYTES = Counter("shardmon_querier_shard_response_bytes_total",
                                "Bytes received from the shards' read answers, by RPC: Series (raw series) or "
                                "Aggregate (partial aggregates of the aggregation push-down).", ["rpc"])
 PUSHDOWN = Counter("shardmon_querier_aggregation_pushdown_total",
-                   "Aggregations eligible for push-down (querier.aggregation_pushdown), by outcome: pushed (merged "
-                   "from the shards' partials), replicated (replication factor > 1: the exact path), ties "
-                   "(topk/bottomk ties: the exact path).", ["outcome"])
+                   "Aggregations and range functions eligible for push-down (querier.aggregation_pushdown), by "
+                   "outcome: pushed (an aggregation merged from the shards' partials), rows (a range function's "
+                   "rows from the shards), replicated (replication factor > 1, or a series on several shards: "
+                   "the exact path), ties (topk/bottomk ties the shards' rows cannot settle: the exact path), "
+                   "too_large (rows over 64MB from a shard: the exact path).", ["outcome"])
 for _rpc in ("Series", "Aggregate"):
     SHARD_RESPONSE_BYTES.labels(_rpc)
-for _outcome in ("pushed", "replicated", "ties"):
+for _outcome in ("pushed", "rows", "replicated", "ties", "too_large"):
     PUSHDOWN.labels(_outcome)

@@ -6,6 +6,7 @@ threads (the querier's fan-out). Both translate failed calls into the error tree
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -16,7 +17,7 @@ from shardmon.model import grpcauth
 from shardmon.model.errors import QueryLimitError, ShardUnavailableError
 from shardmon.model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
 from shardmon.model.http_config import BasicAuth, TLSConfig
-from shardmon.model.labels import Labels, Matcher, MatchType
+from shardmon.model.labels import Matcher, MatchType, labels_of  # noqa: F401 - labels_of: also this module's
 from shardmon.model.pb import shard_pb2, shard_pb2_grpc, types_pb2
 from shardmon.model.promql import pushdown_wire
 from shardmon.model.promql.pushdown import AggregateSpec, Partial
@@ -24,6 +25,8 @@ from shardmon.model.samples import SampleBatch
 from shardmon.model.storage import NO_LIMIT, Series
 
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+#: The gRPC health service's Watch (every shard serves it), called with raw bytes: see ``ShardClient._keep_warm``.
+_HEALTH_WATCH = "/grpc.health.v1.Health/Watch"
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -59,22 +62,6 @@ PLAIN = ShardConnection()
 
 def matchers_to_pb(matchers: Sequence[Matcher]) -> list[types_pb2.Matcher]:
     return [types_pb2.Matcher(type=_PB_MATCH[m.type], name=m.name, value=m.value) for m in matchers]
-
-
-# Canonical label bytes -> Labels, for the series queries keep reading: parsing label bytes into a
-# Labels is the largest per-series cost of a read. Bounded; cleared whole when full.
-_LABELS_CACHE: dict[bytes, Labels] = {}
-_LABELS_CACHE_MAX = 2_000_000
-
-
-def labels_of(key: bytes) -> Labels:
-    """``Labels.from_canonical(key)``, memoised."""
-    lbls = _LABELS_CACHE.get(key)
-    if lbls is None:
-        if len(_LABELS_CACHE) >= _LABELS_CACHE_MAX:
-            _LABELS_CACHE.clear()
-        lbls = _LABELS_CACHE[key] = Labels.from_canonical(key)
-    return lbls
 
 
 def series_of_batch(b: SampleBatch) -> list[Series]:
@@ -167,6 +154,21 @@ class ShardClient:
         self.address = address
         self._channel = grpcauth.channel(address, tls=conn.tls, basic_auth=conn.basic_auth, options=_CHANNEL_OPTIONS)
         self._stub = shard_pb2_grpc.ShardStub(self._channel)
+        self._watch = self._channel.unary_stream(_HEALTH_WATCH)
+        self._warm = None
+        self._warm_lock = threading.Lock()
+
+    def _keep_warm(self) -> None:
+        """Keep one call open on the channel: a health ``Watch``, which the shard never ends. grpcio runs a thread
+        per channel while it has calls open and starts a new one for the next call once none is, so without it
+        every read after a pause (each query's, each shard's) waits for a thread to start (about a millisecond on
+        a busy machine). A watch that ended (the shard restarted) is opened again at the next read."""
+        warm = self._warm
+        if warm is not None and not warm.done():
+            return
+        with self._warm_lock:
+            if self._warm is None or self._warm.done():
+                self._warm = self._watch(b"")  # an empty HealthCheckRequest: the whole server
 
     def _what(self, method: str) -> str:
         return f"shard {self.shard_id} ({self.address}) {method}"
@@ -194,6 +196,7 @@ class ShardClient:
     ) -> SeriesStream:
         """Start a Series call. With ``max_series`` or ``max_samples`` (None: no limit), the shard stops
         as soon as its answer would exceed them (see ``SeriesLimits`` in shard.proto)."""
+        self._keep_warm()
         req = shard_pb2.SeriesRequest(
             start_ms=start_ms, end_ms=end_ms, matchers=matchers_to_pb(matchers), skip_samples=skip_samples
         )
@@ -237,27 +240,50 @@ class ShardClient:
         """The shard's partial aggregate of ``spec`` (the aggregation push-down), its read warnings and the
         size of its answer in bytes. Over the limits (as :meth:`series_stream`'s):
         :class:`~shardmon.model.errors.QueryLimitError`."""
+        future = self.start_aggregate(spec, timeout_s=timeout_s, max_series=max_series, max_samples=max_samples,
+                                      points_per_series=points_per_series)
+        if attach is not None:
+            attach(future)
+        return self.aggregate_answer(spec, future)
+
+    def start_aggregate(self, spec: AggregateSpec, *, timeout_s: float = 120.0, max_series: int | None = None,
+                        max_samples: int | None = None, points_per_series: int = 0) -> grpc.Future:
+        """Start :meth:`aggregate` without waiting: the call's future (cancel it from any thread), for
+        :meth:`aggregate_answer`. A caller can start every shard's call from one thread."""
+        self._keep_warm()
         req = pushdown_wire.request_of(spec, matchers_to_pb(spec.matchers))
         _set_limits(req, max_series, max_samples, points_per_series)
-        resp = self._unary("Aggregate", req, timeout_s, attach)
+        return self._stub.Aggregate.future(req, timeout=timeout_s)
+
+    def aggregate_answer(self, spec: AggregateSpec, future: grpc.Future) -> tuple[Partial, list[str], int]:
+        """What :meth:`aggregate` answers, from the future :meth:`start_aggregate` gave (waits for it)."""
+        resp = self._result("Aggregate", future)
         if resp.limit_exceeded:
             raise QueryLimitError(f"{self._what('Aggregate')}: the answer would exceed its {resp.limit_exceeded}",
                                   resp.limit_exceeded)
         return pushdown_wire.partial_of(resp, spec.n_steps), list(resp.warnings), resp.ByteSize()
 
-    def _unary(self, method: str, request, timeout_s: float, attach: Callable[[grpc.Future], None] | None):
-        """A unary read; with ``attach``, the call's future is handed over first, for cancelling it
-        from another thread (the call then fails as a retryable error)."""
+    def _result(self, method: str, future: grpc.Future):
+        """A unary call's answer, its failure translated into the error tree."""
         what = self._what(method)
         try:
-            future = getattr(self._stub, method).future(request, timeout=timeout_s)
-            if attach is not None:
-                attach(future)
             return future.result()
         except grpc.FutureCancelledError:
             raise ShardUnavailableError(f"{what}: cancelled") from None
         except grpc.RpcError as exc:
             raise error_of(exc, what, SHARD_READ) from exc
+
+    def _unary(self, method: str, request, timeout_s: float, attach: Callable[[grpc.Future], None] | None):
+        """A unary read; with ``attach``, the call's future is handed over first, for cancelling it
+        from another thread (the call then fails as a retryable error)."""
+        self._keep_warm()
+        try:
+            future = getattr(self._stub, method).future(request, timeout=timeout_s)
+        except grpc.RpcError as exc:
+            raise error_of(exc, self._what(method), SHARD_READ) from exc
+        if attach is not None:
+            attach(future)
+        return self._result(method, future)
 
     def label_names(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, timeout_s: float = 60.0, *,
                     attach: Callable[[grpc.Future], None] | None = None) -> list[str]:
@@ -296,4 +322,6 @@ class ShardClient:
             raise error_of(exc, self._what("Reset"), SHARD_WRITE) from exc
 
     def close(self) -> None:
+        if self._warm is not None:
+            self._warm.cancel()
         self._channel.close()

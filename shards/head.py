@@ -369,7 +369,7 @@ class Head:
             self._merge_tail()
         idx = np.asarray(idx, np.int64)
         counts, ts, vals = self._read_sorted(idx, start_ms, end_ms)
-        if not self._tail or start_ms > end_ms:
+        if not self._tail or start_ms > end_ms or idx.shape[0] == 0:
             return counts, ts, vals
         t_idx, t_ts, t_vals = self._tail_columns()
         position = np.full(len(self.registry), -1, np.int64)
@@ -492,9 +492,14 @@ def _find_in_part(s: _SortedPart, idx: np.ndarray, start_ms: int, end_ms: int) -
     base = s.base
     if not s.size or end_ms < base:
         return np.zeros(idx.shape[0], np.int64), np.zeros(idx.shape[0], np.int64)
-    high = idx.astype(np.uint64) << _SHIFT
+    # Searched in ascending order (each search starts near where the last ended: fewer cache misses),
+    # then put back in the order asked.
+    order = np.argsort(idx, kind="stable")
+    high = idx[order].astype(np.uint64) << _SHIFT
     lo = np.uint64(min(max(start_ms - base, 0), 2**32 - 1))
     hi = np.uint64(min(end_ms - base, 2**32 - 1))
-    a = np.searchsorted(s.key, high | lo, "left")
-    b = np.searchsorted(s.key, high | hi, "right")
-    return a.astype(np.int64), (b - a).astype(np.int64)
+    a = np.empty(idx.shape[0], np.int64)
+    b = np.empty(idx.shape[0], np.int64)
+    a[order] = np.searchsorted(s.key, high | lo, "left")
+    b[order] = np.searchsorted(s.key, high | hi, "right")
+    return a, b - a

@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 _FRAME_SERIES = 1000
 _FRAME_SAMPLES = 250_000
+#: An Aggregate whose selection has fewer samples and cells (series x steps) than this is evaluated on the event
+#: loop (well under a millisecond); a larger one in a worker thread, so that writes are acknowledged meanwhile.
+_AGGREGATE_INLINE = 20_000
 #: The gRPC health service name of the shard's storage: NOT_SERVING while writes are refused (Redis lost
 #: data, or no AOF) or block cuts keep failing. The overall status ("") stays SERVING while the process
 #: answers (reads go on).
@@ -197,7 +200,10 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             sel = Selection(*(np.concatenate(parts) for parts in zip(*pieces)))
             remaining = context.time_remaining()
             budget = QueryBudget(timeout_s=remaining if remaining is not None else None)
-            partial = await asyncio.to_thread(self._aggregate, spec, sel, budget)
+            if sel.ts.shape[0] + sel.idx.shape[0] * spec.n_steps < _AGGREGATE_INLINE:
+                partial = self._aggregate(spec, sel, budget)
+            else:
+                partial = await asyncio.to_thread(self._aggregate, spec, sel, budget)
             response = pushdown_wire.response_of(partial, warnings)
         except errors.QueryLimitError as exc:
             metrics.AGGREGATE_REQUESTS.labels("limit").inc()
@@ -215,10 +221,12 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         return response
 
     def _aggregate(self, spec, sel: Selection, budget: QueryBudget):
-        labels = self.db.registry.labels
+        labels, keys = self.db.registry.labels, self.db.registry.keys
         offsets = np.zeros(sel.idx.shape[0] + 1, dtype=np.int64)
         np.cumsum(sel.counts, out=offsets[1:])
-        return partial_aggregate(spec, [labels[i] for i in sel.idx.tolist()], sel.ts, sel.vals, offsets, budget)
+        idx = sel.idx.tolist()
+        return partial_aggregate(spec, [labels[i] for i in idx], sel.ts, sel.vals, offsets, budget,
+                                 [keys[i] for i in idx])
 
     async def LabelNames(self, request, context):
         try:

@@ -16,9 +16,16 @@ shards' partials (:func:`merge_partials`) into what the engine would have comput
   series), as the engine orders them, so an enclosing aggregation adds them in the same order;
 - ``topk``/``bottomk``: each shard's kept series per group and step, with each group's first present
   series (a one-step grid presents groups in that order); the querier ranks those candidates again. Where
-  values tie at a shard's cut-off or among the candidates, which series Prometheus keeps depends on the
-  order its heap met all the series: the merge then answers None and the caller takes the exact path;
-- ``count_values``: the shards' counts per output series added.
+  values tie at a shard's cut-off, which series Prometheus keeps depends on the order its heap met all the
+  series: that shard sends all its rows instead (``ties``), and when every shard did (as they do where many
+  series have equal values), the querier ranks all the rows in label order as the engine does, in the same
+  round. Ties on some shards only, or between the candidates of several: the merge answers None and the
+  caller takes the exact path;
+- ``count_values``: the shards' counts per output series added;
+- :data:`ROWS` (not an aggregation): an instant selector's or a range function's value per series, the rows of
+  all shards put in label order, for what the querier evaluates outside an aggregation (``x``,
+  ``avg_over_time(x[5m])``, ``rate(x[1m]) * 8``): the shards compute it over their own series instead of
+  sending the samples.
 
 A group whose series all live on one shard gets bit for bit the value the engine computes. Sums and
 means over series of several shards add in another order: their last bits can differ (a relative
@@ -27,13 +34,13 @@ difference of the order of n * 2**-53).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
-from shardmon.model.labels import Labels, Matcher, is_valid_label_name
+from shardmon.model.labels import SEP, Labels, Matcher, is_valid_label_name
 from shardmon.model.promql.aggregation import REDUCTIONS, aggregate, count_values, group_keys
 from shardmon.model.promql.functions_range import RANGE_FUNCTIONS
 from shardmon.model.promql.ranking import check_k, select_k
@@ -44,6 +51,12 @@ from shardmon.model.storage import QueryBudget
 
 #: The aggregations a shard computes partially.
 PUSHDOWN_OPS = frozenset({"sum", "count", "min", "max", "avg", "group", "topk", "bottomk", "count_values"})
+#: Not an aggregation: an instant selector's or a range function's value per series (what the engine would compute),
+#: the rows of every shard put together in label order by the querier (:func:`merge_partials`).
+ROWS = "rows"
+#: The largest rows answer a shard sends (values, presence and keys); past it, its answer is empty with ``ties``
+#: set, and the querier reads the series instead.
+ROWS_MAX_BYTES = 64 << 20
 #: Those whose merged rows come in no order an enclosing expression could rely on: pushed down only as the
 #: whole query.
 WHOLE_QUERY_OPS = frozenset({"topk", "bottomk", "count_values"})
@@ -122,17 +135,58 @@ def _groups(vector: InstantVector, spec: AggregateSpec) -> tuple[np.ndarray, lis
 
 
 def partial_aggregate(spec: AggregateSpec, labels: list[Labels], ts: np.ndarray, vals: np.ndarray,
-                      offsets: np.ndarray, budget: QueryBudget) -> Partial:
-    """The shard's part: ``spec`` over its series ``labels`` (in label order, samples laid end to end)."""
+                      offsets: np.ndarray, budget: QueryBudget, keys: Sequence[bytes] | None = None) -> Partial:
+    """The shard's part: ``spec`` over its series ``labels`` (in label order, samples laid end to end); ``keys``:
+    their canonical bytes, if the caller has them (rows are answered with them, rather than made anew)."""
     ctx = EvalContext(None, spec.times_ms, spec.lookback_ms, budget)  # type: ignore[arg-type]  # reads nothing
     with np.errstate(all="ignore"):
         vector = evaluate_input(spec, ctx, labels, ts, vals, offsets)
-        out = _partial(spec, ctx, vector)
+        out = _partial(spec, ctx, vector, _RowKeys(labels, keys))
     out.series, out.samples = len(labels), int(ts.shape[0])
     return out
 
 
-def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector) -> Partial:
+class _RowKeys:
+    """The canonical bytes of the rows of the argument's value: each series' own key where its row kept its labels
+    (a selector, ``last_over_time``), that key without the name where the function dropped it."""
+
+    def __init__(self, labels: list[Labels], keys: Sequence[bytes] | None) -> None:
+        self.labels, self.keys = labels, keys
+
+    def __call__(self, vector: InstantVector, rows: list[int]) -> list[bytes]:
+        if self.keys is None:
+            return [vector.labels[r].canonical() for r in rows]
+        out = []
+        for r in rows:
+            lbls, key = vector.labels[r], self.keys[r]
+            if lbls is not self.labels[r]:
+                if key.startswith(_NAME_KEY) and len(lbls) == len(self.labels[r]) - 1:
+                    end = key.find(SEP, len(_NAME_KEY))
+                    key = b"" if end < 0 else key[end + 1:]
+                else:
+                    key = lbls.canonical()
+            out.append(key)
+        return out
+
+
+_NAME_KEY = b"__name__" + SEP
+
+
+def _rows(vector: InstantVector, row_keys: _RowKeys) -> Partial:
+    """Every row with a value at some step, as it is."""
+    rows = np.flatnonzero(vector.present.any(axis=1))
+    return Partial(row_keys(vector, rows.tolist()), vector.values[rows], vector.present[rows], [])
+
+
+def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector, row_keys: _RowKeys) -> Partial:
+    if spec.op == ROWS:
+        out = _rows(vector, row_keys)
+        if out.values.size * 9 + sum(map(len, out.keys)) > ROWS_MAX_BYTES:
+            # Too large for one message (the Series stream sends such answers in frames): the querier reads the
+            # series instead.
+            return Partial([], np.zeros((0, spec.n_steps), dtype=F64), np.zeros((0, spec.n_steps), dtype=bool), [],
+                           ties=True)
+        return out
     if spec.op == "count_values":
         counted = count_values(ctx, vector, spec.label, spec.grouping, spec.without)
         return Partial([k.canonical() for k in counted.labels], counted.values, counted.present, [])
@@ -141,7 +195,12 @@ def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector) -> Pa
         assert spec.param is not None
         keep, _ = select_k(ctx, group, len(keys), vector.values, vector.present, check_k(spec.param),
                            bottom=spec.op == "bottomk")
-        ties = has_ties(group, vector.values, vector.present, keep, ordered=spec.n_steps == 1)
+        if has_ties(group, vector.values, vector.present, keep, ordered=spec.n_steps == 1):
+            # Which tied series Prometheus keeps depends on every series: all the rows go, for the querier to
+            # rank them as the engine does.
+            out = _rows(vector, row_keys)
+            out.ties = True
+            return out
         rows = keep.any(axis=1)
         if spec.n_steps == 1:  # Each group's first present series: a one-step answer lists groups in that order.
             present_rows = np.flatnonzero(vector.present[:, 0])
@@ -149,8 +208,7 @@ def _partial(spec: AggregateSpec, ctx: EvalContext, vector: InstantVector) -> Pa
             rows[present_rows[firsts]] = True
         rows = np.flatnonzero(rows)
         present = vector.present[rows] & (keep[rows] | (spec.n_steps == 1))
-        return Partial([vector.labels[r].canonical() for r in rows.tolist()], vector.values[rows], present, [],
-                       ties=ties)
+        return Partial([vector.labels[r].canonical() for r in rows.tolist()], vector.values[rows], present, [])
     present = np.zeros((len(keys), spec.n_steps), dtype=bool)
     np.logical_or.at(present, group, vector.present)
     first_keys = [vector.labels[r].canonical() for r in first]
@@ -183,17 +241,25 @@ def has_ties(group: np.ndarray, values: np.ndarray, present: np.ndarray, keep: n
     return bool((same & ((k[1:] | k[:-1]) if ordered else (k[1:] != k[:-1]))).any())
 
 
-def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Partial]) -> InstantVector | None:
+def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Partial],
+                   labels_of: Callable[[bytes], Labels] = Labels.from_canonical) -> InstantVector | None:
     """The shards' partials (in shard order) merged into the aggregation's value over the grid, or None
-    where only the exact path can tell (``topk``/``bottomk`` ties)."""
+    where only the exact path can tell (``topk``/``bottomk`` ties on some shards only, or between shards).
+    ``labels_of`` makes the output rows' labels (the querier's is memoised)."""
     n_steps = spec.n_steps
+    if spec.op == ROWS:
+        return None if any(p.ties for p in partials) else all_rows(partials, n_steps, labels_of)
     if spec.op == "count_values":
         if not is_valid_label_name(spec.label):
             raise QueryExecutionError(f'invalid label name "{spec.label}"')
         return _merge_rows(ctx, partials, n_steps, add=True)
     if spec.op in ("topk", "bottomk"):
         if any(p.ties for p in partials):
-            return None
+            # Ties: exact only from every row (a shard without any row has sent them all too).
+            if not all(p.ties or not p.keys for p in partials):
+                return None
+            rows = all_rows(partials, n_steps, labels_of)
+            return None if rows is None else aggregate(ctx, spec.op, rows, spec.grouping, spec.without, spec.param)
         cands = _merge_rows(ctx, partials, n_steps, add=False)
         order = sorted(range(len(cands.labels)), key=cands.labels.__getitem__)
         cands = InstantVector([cands.labels[i] for i in order], cands.values[order], cands.present[order])
@@ -202,13 +268,17 @@ def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Par
         if has_ties(group, cands.values, cands.present, result.present, ordered=n_steps == 1):
             return None
         return result
-    # Groups in the order of their first series over all shards.
-    firsts: dict[bytes, Labels] = {}
+    # Groups in the order of their first series over all shards: canonical keys with the separator as NUL sort
+    # as their label sets (a key holding a NUL is compared as Labels).
+    nul = any(_NUL in k for p in partials for k in p.first_keys)
+    order_key = Labels.from_canonical if nul else _sortable
+    firsts: dict = {}
     for p in partials:
         for key, first in zip(p.keys, p.first_keys):
-            lbls = Labels.from_canonical(first)
-            if key not in firsts or lbls < firsts[key]:
-                firsts[key] = lbls
+            k = order_key(first)
+            prev = firsts.get(key)
+            if prev is None or k < prev:
+                firsts[key] = k
     keys = sorted(firsts, key=firsts.__getitem__)
     row_of = {k: i for i, k in enumerate(keys)}
     n = len(keys)
@@ -260,6 +330,38 @@ def merge_partials(spec: AggregateSpec, ctx: EvalContext, partials: Sequence[Par
     return InstantVector([Labels.from_canonical(k) for k in keys], values, present)
 
 
+_NUL = b"\x00"
+
+
+def all_rows(partials: Sequence[Partial], n_steps: int, labels_of: Callable[[bytes], Labels]) -> InstantVector | None:
+    """The rows of every shard in label order, as the engine's selector orders them; None when two shards
+    sent the same series."""
+    keys = [k for p in partials for k in p.keys]
+    if not keys:
+        return InstantVector([], np.zeros((0, n_steps), dtype=F64), np.zeros((0, n_steps), dtype=bool))
+    values = np.concatenate([p.values for p in partials])
+    present = np.concatenate([p.present for p in partials])
+    if sum(1 for p in partials if p.keys) > 1:
+        if any(_NUL in k for k in keys):
+            sort_keys = [Labels.from_canonical(k) for k in keys]
+            order = np.array(sorted(range(len(keys)), key=sort_keys.__getitem__), dtype=np.intp)
+        else:  # One C sort of the keys with the separator as NUL, which sort as the label sets do.
+            table = np.array(keys, dtype=bytes)
+            chars = table.view(np.uint8)
+            chars[chars == SEP[0]] = 0
+            order = np.argsort(table, kind="stable")
+        keys = [keys[i] for i in order.tolist()]
+        if any(a == b for a, b in zip(keys, keys[1:])):
+            return None  # A series on several shards: only the exact path merges its samples.
+        values, present = values[order], present[order]
+    return InstantVector([labels_of(k) for k in keys], values, present)
+
+
+def _sortable(key: bytes) -> bytes:
+    """A canonical label key that sorts as its label set (when it holds no NUL)."""
+    return key.replace(SEP, _NUL)
+
+
 def _merge_rows(ctx: EvalContext, partials: Sequence[Partial], n_steps: int, *, add: bool) -> InstantVector:
     """Rows of every shard: with ``add``, rows of the same labels as one, their counts added (charged as
     ``count_values``' output series); else the shards' rows one after the other."""
@@ -282,5 +384,5 @@ def _merge_rows(ctx: EvalContext, partials: Sequence[Partial], n_steps: int, *, 
     return InstantVector([Labels.from_canonical(k) for k in row_of], values, values > 0)
 
 
-__all__ = ["AggregateSpec", "PUSHDOWN_FUNCTIONS", "PUSHDOWN_OPS", "Partial", "WHOLE_QUERY_OPS", "evaluate_input",
-           "has_ties", "merge_partials", "partial_aggregate"]
+__all__ = ["AggregateSpec", "PUSHDOWN_FUNCTIONS", "PUSHDOWN_OPS", "Partial", "ROWS", "WHOLE_QUERY_OPS", "all_rows",
+           "evaluate_input", "has_ties", "merge_partials", "partial_aggregate"]

@@ -12,7 +12,7 @@ import numpy as np
 from shardmon.model.errors import BadQueryError
 from shardmon.model.labels import Matcher
 from shardmon.model.pb import shard_pb2
-from shardmon.model.promql.pushdown import PUSHDOWN_FUNCTIONS, PUSHDOWN_OPS, AggregateSpec, Partial
+from shardmon.model.promql.pushdown import PUSHDOWN_FUNCTIONS, PUSHDOWN_OPS, ROWS, AggregateSpec, Partial
 
 _F64, _I64 = np.dtype("<f8"), np.dtype("<i8")
 
@@ -31,7 +31,7 @@ def request_of(spec: AggregateSpec, matchers_pb) -> shard_pb2.AggregateRequest:
 
 def spec_of(req: shard_pb2.AggregateRequest, matchers: Sequence[Matcher]) -> AggregateSpec:
     """The spec of a request; :class:`BadQueryError` for one no querier sends."""
-    if req.op not in PUSHDOWN_OPS:
+    if req.op not in PUSHDOWN_OPS and req.op != ROWS:
         raise BadQueryError(f"aggregation {req.op!r} cannot be pushed down")
     if req.function and req.function not in PUSHDOWN_FUNCTIONS:
         raise BadQueryError(f"function {req.function!r} cannot be pushed down")

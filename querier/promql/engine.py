@@ -40,7 +40,7 @@ from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
 from shardmon.querier.promql.binary import binary_op, negate, vector_matching
 from shardmon.querier.promql.functions import FUNCTIONS
 from shardmon.querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
-from shardmon.querier.promql.pushdown import pushdown_spec, pushed_down
+from shardmon.querier.promql.pushdown import pushdown_spec, pushed_down, rows_spec
 from shardmon.querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
 
 #: Prometheus's HTTP API limit on the points of one series in a range query.
@@ -332,6 +332,11 @@ class _Evaluator:
         return binary_op(self.ctx, op, lhs, rhs, matching, return_bool)
 
     def _eval_VectorSelector(self, node: promql_parser.VectorSelector) -> Value:
+        spec = rows_spec(self.ctx, node)
+        if spec is not None:  # The shards pick the samples (see querier/promql/pushdown.py).
+            rows = pushed_down(self.ctx, spec)
+            if rows is not None:
+                return rows
         return eval_vector_selector(self.ctx, node)
 
     def _eval_MatrixSelector(self, node: promql_parser.MatrixSelector) -> Value:
@@ -371,6 +376,11 @@ class _Evaluator:
         impl = FUNCTIONS.get(name)
         if impl is None:
             raise not_supported(f"function '{name}'")
+        spec = rows_spec(self.ctx, node)
+        if spec is not None:  # The shards evaluate it over their series (see querier/promql/pushdown.py).
+            rows = pushed_down(self.ctx, spec)
+            if rows is not None:
+                return rows
         # timestamp() of a selector is the time of each sample it picks, not the step's (Prometheus
         # special-cases it), so the selector must keep those times.
         sample_times = name == "timestamp"

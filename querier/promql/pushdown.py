@@ -12,8 +12,15 @@ evaluated as before:
 - a range function that drops the metric name over a selector without a ``__name__`` equality: two
   series of different names on different shards could end with the same labels, an error only the whole
   set shows;
-- an answer the merge cannot make exact (``topk``/``bottomk`` ties; replicas: see the fan-out's
-  ``aggregate``).
+- an answer the merge cannot make exact (``topk``/``bottomk`` ties on some shards only or between shards;
+  replicas: see the fan-out's ``aggregate``).
+
+An instant selector, and a range function of :data:`~shardmon.model.promql.pushdown.PUSHDOWN_FUNCTIONS` outside a
+pushed-down aggregation (the whole query, or inside an operator), are pushed down too (:func:`rows_spec`): the
+shards compute the value per series at every step and the querier puts their rows in label order, as the
+selector would have (a function: on the same condition, a ``__name__`` equality unless ``last_over_time``). So an
+instant query of a selector moves a value per series rather than its last five minutes of samples.
+``timestamp()``'s selector is not (it needs the samples' times).
 """
 
 from __future__ import annotations
@@ -21,10 +28,11 @@ from __future__ import annotations
 import numpy as np
 import promql_parser
 
-from shardmon.model.labels import METRIC_NAME, MatchType
+from shardmon.model.labels import METRIC_NAME, MatchType, labels_of
 from shardmon.model.promql.pushdown import (
     PUSHDOWN_FUNCTIONS,
     PUSHDOWN_OPS,
+    ROWS,
     WHOLE_QUERY_OPS,
     AggregateSpec,
     merge_partials,
@@ -74,21 +82,49 @@ def pushdown_spec(ctx: EvalContext, node: promql_parser.AggregateExpr, op: str, 
                          param if isinstance(param, str) else "")
 
 
+def rows_spec(ctx: EvalContext, node: promql_parser.Call | promql_parser.VectorSelector) -> AggregateSpec | None:
+    """The push-down of an instant selector, or of a range function outside any pushed-down aggregation
+    (``avg_over_time(x[5m])``): the shards evaluate it over their series and send its rows
+    (:data:`~shardmon.model.promql.pushdown.ROWS`); None when it is evaluated from the series here."""
+    if not ctx.aggregation_pushdown or getattr(ctx.querier, "aggregate", None) is None:
+        return None
+    if isinstance(node, promql_parser.VectorSelector):
+        times = evaluation_times(ctx, node.at, node.offset)
+        return AggregateSpec(tuple(selector_matchers(node)), int(times[0]) - ctx.lookback_delta_ms, int(times[-1]),
+                             times, ROWS, lookback_ms=ctx.lookback_delta_ms)
+    if node.func.name not in PUSHDOWN_FUNCTIONS or len(node.args) != 1:
+        return None
+    inner = _unwrap(node.args[0])
+    if not isinstance(inner, promql_parser.MatrixSelector):
+        return None
+    vs = inner.vector_selector
+    matchers = selector_matchers(vs)
+    one_name = any(m.name == METRIC_NAME and m.type is MatchType.EQ for m in matchers)
+    # Rows of several shards must not end with equal labels once the name is dropped (see the module docstring).
+    if node.func.name != "last_over_time" and not one_name:
+        return None
+    range_ms = duration_ms(inner.range)
+    times = evaluation_times(ctx, vs.at, vs.offset)
+    return AggregateSpec(tuple(matchers), int(times[0]) - range_ms, int(times[-1]), times, ROWS, (), False,
+                         node.func.name, range_ms, ctx.lookback_delta_ms, one_name)
+
+
 def pushed_down(ctx: EvalContext, spec: AggregateSpec) -> InstantVector | None:
-    """The aggregation merged from the shards' partials, or None where the exact path must answer."""
+    """The aggregation (or the rows) merged from the shards' partials, or None where the exact path must answer."""
     ctx.check_deadline()
     answer = ctx.querier.aggregate(spec, budget=ctx.budget)  # type: ignore[attr-defined]
     if answer is None:
         return None
     partials, warnings, partial = answer
     with np.errstate(all="ignore"):
-        vector = merge_partials(spec, ctx, partials)
-    if vector is None:
-        metrics.PUSHDOWN.labels("ties").inc()
+        vector = merge_partials(spec, ctx, partials, labels_of)
+    if vector is None:  # topk/bottomk ties; rows too large for one answer, or of one series on several shards
+        outcome = "ties" if spec.op != ROWS else "too_large" if any(p.ties for p in partials) else "replicated"
+        metrics.PUSHDOWN.labels(outcome).inc()
         return None
-    metrics.PUSHDOWN.labels("pushed").inc()
+    metrics.PUSHDOWN.labels("rows" if spec.op == ROWS else "pushed").inc()
     ctx.note(warnings, partial)
     return vector
 
 
-__all__ = ["pushdown_spec", "pushed_down"]
+__all__ = ["pushdown_spec", "pushed_down", "rows_spec"]

@@ -91,6 +91,14 @@ QUERIES = [
     'count_values without (instance) ("v", requests_total)', "sum(sum by (job) (rate(requests_total[1m])))",
     "sum by (job) (temperature) / count by (job) (temperature)", "max_over_time(sum(temperature)[2m:30s])",
     "sum(temperature offset 2m) - sum(temperature)",
+    # Range functions outside an aggregation: their rows come from the shards.
+    "avg_over_time(temperature[1m])", "rate(requests_total[1m]) * 8", "increase(requests_total[2m] offset 1m)",
+    "last_over_time({__name__=~\"temp.*\"}[1m])", "stddev_over_time(temperature[2m] @ 300)",
+    "count_over_time(temperature[1m]) > 3", "max_over_time(temperature[1m]) - min_over_time(temperature[1m])",
+    "abs(sum_over_time(temperature[1m]))", "present_over_time(temperature[30s])",
+    # Instant selectors: their rows (the samples picked at each step) come from the shards.
+    "temperature", "requests_total offset 1m", "temperature @ 300", "-temperature", "temperature > 20",
+    '{job="j1"}', "timestamp(temperature)", "absent(nothing)", "temperature unless requests_total",
 ]
 
 
@@ -103,7 +111,7 @@ def test_pushed_down_answers_equal_the_exact_path(query, seed):
     for run in (lambda e: e.instant(query, 450 * S), lambda e: e.range(query, 0, 600 * S, 20 * S)):
         got, want = run(pushed), run(exact)
         assert compare(got, want) in ("same", "close"), (query, compare(got, want))
-    assert storage.asked > 0 or "count_values(\"v\", round" in query  # round(): not a selector, not pushed
+    assert storage.asked > 0 or query == "timestamp(temperature)"  # timestamp() needs the samples' times
 
 
 def test_a_group_on_one_shard_is_summed_bit_for_bit_and_across_shards_within_float_rounding():
@@ -125,7 +133,7 @@ def test_a_group_on_one_shard_is_summed_bit_for_bit_and_across_shards_within_flo
     assert storage.asked == 1
 
 
-def test_topk_ties_take_the_exact_path():
+def test_topk_ties_on_every_shard_are_ranked_from_all_rows_in_one_round():
     a, b = MemoryStorage(), MemoryStorage()
     ts = np.array([0], dtype=np.int64)
     for i in range(6):
@@ -134,7 +142,25 @@ def test_topk_ties_take_the_exact_path():
     spec = AggregateSpec((), 0, 0, np.array([0]), "topk", param=np.array([2.0]))
     ctx = EvalContext(storage, np.array([0]), 300_000)
     partials, _, _ = storage.aggregate(spec)
-    assert partials[0].ties and merge_partials(spec, ctx, partials) is None
+    assert all(p.ties and len(p.keys) == 3 for p in partials)  # every row, not only the candidates
+    assert merge_partials(spec, ctx, partials) is not None
+    storage.asked = 0
+    got = Engine(storage).instant("topk(2, x)", 0)
+    assert storage.asked == 1
+    want = Engine(storage, aggregation_pushdown=False).instant("topk(2, x)", 0)
+    assert compare(got, want) == "same"
+
+
+def test_topk_ties_on_one_shard_only_take_the_exact_path():
+    a, b = MemoryStorage(), MemoryStorage()
+    ts = np.array([0], dtype=np.int64)
+    for i, v in enumerate([5.0, 5.0, 5.0, 1.0, 2.0]):
+        (a if i < 3 else b).add_series(Labels.from_dict({"__name__": "x", "i": str(i)}), ts, np.array([v]))
+    storage = Sharded([a, b])
+    spec = AggregateSpec((), 0, 0, np.array([0]), "topk", param=np.array([2.0]))
+    ctx = EvalContext(storage, np.array([0]), 300_000)
+    partials, _, _ = storage.aggregate(spec)
+    assert partials[0].ties and not partials[1].ties and merge_partials(spec, ctx, partials) is None
     got = Engine(storage).instant("topk(2, x)", 0)
     want = Engine(storage, aggregation_pushdown=False).instant("topk(2, x)", 0)
     assert compare(got, want) == "same"
@@ -146,3 +172,34 @@ def test_without_the_flag_nothing_is_pushed_down():
     assert storage.asked == 0
     Engine(storage).instant("sum(temperature)", 300 * S)
     assert storage.asked == 1
+
+
+def test_rows_of_several_shards_come_in_label_order_and_one_series_on_two_shards_is_refused():
+    from shardmon.model.promql.pushdown import Partial, all_rows
+
+    def part(names):
+        keys = [Labels.from_dict({"__name__": "x", "i": n}).canonical() for n in names]
+        return Partial(keys, np.arange(len(keys), dtype=float)[:, None], np.ones((len(keys), 1), bool), [])
+
+    rows = all_rows([part(["a", "c", "e"]), part(["b", "d"]), part([])], 1, Labels.from_canonical)
+    assert [lbls.get("i") for lbls in rows.labels] == ["a", "b", "c", "d", "e"]
+    assert rows.values[:, 0].tolist() == [0, 0, 1, 1, 2]
+    assert all_rows([part(["a", "c"]), part(["c"])], 1, Labels.from_canonical) is None
+    # Label sets that are prefixes of others, and values holding NUL, sort as Labels do.
+    odd = [Labels.from_dict({"__name__": "x"}), Labels.from_dict({"__name__": "x", "a": "1"}),
+           Labels.from_dict({"__name__": "x", "a": "\x00"}), Labels.from_dict({"__name__": "x", "a": "\x01"})]
+    for split in ([0, 2], [1, 3]), ([3], [0, 1]):
+        parts = [Partial([odd[i].canonical() for i in sorted(ix, key=odd.__getitem__)], np.zeros((len(ix), 1)),
+                         np.ones((len(ix), 1), bool), []) for ix in split]
+        got = all_rows(parts, 1, Labels.from_canonical).labels
+        assert got == sorted(got)
+
+
+def test_rows_too_large_for_one_answer_take_the_exact_path(monkeypatch):
+    from shardmon.model.promql import pushdown
+
+    storage = _data(4, 2)
+    want = Engine(storage, aggregation_pushdown=False).range("rate(requests_total[1m])", 0, 600 * S, 20 * S)
+    monkeypatch.setattr(pushdown, "ROWS_MAX_BYTES", 100)
+    got = Engine(storage).range("rate(requests_total[1m])", 0, 600 * S, 20 * S)
+    assert storage.asked == 1 and compare(got, want) == "same"
