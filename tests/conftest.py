@@ -1,10 +1,16 @@
-"""For every test: the floors import only as shardmon.* (below), and unit tests must not start Ray
-(they test pure logic and must stay fast)."""
+"""For every test: the floors import only as shardmon.* (below), unit tests must not start Ray
+(they test pure logic and must stay fast), and property tests have no time limit per example."""
 
 import importlib.abc
 import sys
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis fails an example that takes longer than its deadline (200 ms by default): a timing
+# assertion, which fails on a loaded CI machine and says nothing a user would check.
+settings.register_profile("shardmon", deadline=None)
+settings.load_profile("shardmon")
 
 
 class _FloorsOnlyAsShardmon(importlib.abc.MetaPathFinder):
