@@ -99,8 +99,7 @@ def held(model: dict, sweep: dict, storage: dict | None, head_hours: float, inte
 def plan(model: dict, series: float, interval_s: float, budget: float, machine_cores: int, machine_gib: int) -> dict:
     """Shards, scrapers, machines, memory and Redis size for ``series`` active series at ``interval_s``."""
     rate = series / interval_s
-    shard, scraper = group(model, PER_SHARD - {"Redis", "Redis (AOF rewrite)"}), group(model, PER_SCRAPER)
-    redis = group(model, {"Redis", "Redis (AOF rewrite)"})
+    shard, scraper, redis = group(model, {"shards"}), group(model, PER_SCRAPER), group(model, PER_SHARD - {"shards"})
     per_shard = (budget - shard["cpu_per_process"]) / shard["cpu_per_sample"]
     per_scraper = (budget - scraper["cpu_per_process"]) / scraper["cpu_per_sample"]
     # A shard and its Redis must also fit in half a machine's memory (both hold every sample of its head).

@@ -137,7 +137,7 @@ def run_system(system, farm_port: int, farm_proc, targets: int, series: int, int
         result["pss_at_peak_by_component"] = dict(sorted(sampler.pss_at_peak.items(), key=lambda kv: -kv[1]))
         result["ingest_peak_memory_bytes"] = ingest_peak
         result["ingest_pss_at_peak_by_component"] = dict(sorted(ingest_at_peak.items(), key=lambda kv: -kv[1]))
-        result["active_series"] = targets * (series + (4 if system.name == "shardmon" else 5))
+        result["active_series"] = round(expected * interval_s)
         if query_repeats:
             result["storage"] = system.flush_and_measure_storage()
             st = result["storage"]

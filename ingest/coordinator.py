@@ -121,7 +121,7 @@ class ScrapeCoordinator:
         self._lost: set[str] = set()
         self._node_of: dict[str, str] = {}  # scraper id -> the node it last answered from
         self._members: list[str] = list(self.scraper_ids)
-        self._running: dict[str, set[bytes]] = {}  # scraper id -> keys of the targets it was last given
+        self._running: dict[str, frozenset[bytes]] = {}  # scraper id -> keys of the targets it was last given
         #: The assignment's keys, computed once per assignment version (a key costs about a microsecond,
         #: and the supervision round would otherwise remake them all every round).
         self._keys: dict[str, frozenset[bytes]] = {}
@@ -289,9 +289,9 @@ class ScrapeCoordinator:
                 return
             ASSIGNMENTS.labels("ok").inc()
             info = dict(info, assignment_version=version, targets=len(mine))
-            self._running[sid] = set(self._keys.get(sid, ())) if version == self.version else {t.key for t in mine}
-        elif self._running.get(sid) != self._keys.get(sid, frozenset()):
-            self._running[sid] = set(self._keys.get(sid, ()))
+            self._running[sid] = self._keys.get(sid, frozenset()) if version == self.version else frozenset(t.key for t in mine)
+        else:
+            self._running[sid] = self._keys.get(sid, frozenset())
         self._seen[sid] = dict(info, state="running")
 
     def _moving(self, sid: str, running: int | None = None) -> list[bytes]:
@@ -313,11 +313,11 @@ class ScrapeCoordinator:
         scrapers at once; it resumes at its next phase point (its scrape times hang on its hash, not on
         the scraper), so no interval is skipped but the one a stop may straddle."""
         wanted = {sid: self._keys.get(sid, frozenset()) for sid in self.scraper_ids}
-        losing = [sid for sid in self.scraper_ids if self._running.get(sid, set()) - wanted[sid]]
+        losing = [sid for sid in self.scraper_ids if self._running.get(sid, frozenset()) - wanted[sid]]
         await asyncio.gather(*(self._check(sid) for sid in losing))
         # A loser that did not answer may still scrape what it lost (unless its node is gone): those
         # targets wait for the next round rather than be scraped twice.
-        withheld = frozenset().union(*(self._running.get(sid, set()) - wanted[sid]
+        withheld = frozenset().union(*(self._running.get(sid, frozenset()) - wanted[sid]
                                        for sid in losing if sid not in self._lost))
         if withheld:
             log.info("%d moving targets wait for their old scrapers to let them go", len(withheld))
@@ -378,7 +378,7 @@ class ScrapeCoordinator:
             self._refresh_targets()
             for sid in removed:
                 handle = self._handles.pop(sid, None)
-                keys = list(self._running.pop(sid, set()))
+                keys = list(self._running.pop(sid, frozenset()))
                 if handle is not None:
                     try:
                         self._handover.update(await asyncio.wait_for(
