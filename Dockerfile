@@ -15,6 +15,7 @@ COPY shards shards
 COPY ingest ingest
 COPY querier querier
 COPY rules rules
+COPY k8sapi k8sapi
 COPY shardmon shardmon
 # Byte-compiled here: the run stage's user cannot write the virtualenv, and with PYTHONDONTWRITEBYTECODE
 # every process start would otherwise compile every module it imports (about 0.1 CPU-s for a shard).

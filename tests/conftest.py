@@ -15,10 +15,10 @@ settings.load_profile("shardmon")
 
 class _FloorsOnlyAsShardmon(importlib.abc.MetaPathFinder):
     """pytest puts the repository root on ``sys.path`` (tests/ is a package), where model/, shards/,
-    ingest/, querier/ and rules/ would import as top-level packages; they are shardmon.model, ... (see
+    ingest/, querier/, rules/ and k8sapi/ would import as top-level packages; they are shardmon.model, ... (see
     shardmon/__init__.py). A bare ``import model`` fails in the tests as it does in an installed Shardmon."""
 
-    FLOORS = ("model", "shards", "ingest", "querier", "rules")
+    FLOORS = ("model", "shards", "ingest", "querier", "rules", "k8sapi")
 
     def find_spec(self, name, path=None, target=None):
         if name in self.FLOORS:

@@ -1,5 +1,5 @@
 """The floors as the source-scanning tests see them: the repository's folders model/, shards/, ingest/,
-querier/, rules/ and shardmon/, the package each is imported as (shardmon.model, ..., shardmon itself), and the
+querier/, rules/, k8sapi/ and shardmon/, the package each is imported as (shardmon.model, ..., shardmon itself), and the
 absolute imports of a source file (test_layers, test_import_cycles, test_namespace)."""
 
 import ast
@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: folder -> the package it is imported as (pyproject.toml's package-dir; shardmon/__init__.py from a checkout).
 FLOORS = {"model": "shardmon.model", "shards": "shardmon.shards", "ingest": "shardmon.ingest",
-          "querier": "shardmon.querier", "rules": "shardmon.rules", "shardmon": "shardmon"}
+          "querier": "shardmon.querier", "rules": "shardmon.rules",
+          "k8sapi": "shardmon.k8sapi", "shardmon": "shardmon"}
 
 #: Generated code (proto/generate.sh), left out of the scans.
 GENERATED = "model/pb/"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ["model", "shards", "ingest", "querier", "rules", "shardmon", "bench"]
+PACKAGES = ["model", "shards", "ingest", "querier", "rules", "k8sapi", "shardmon", "bench"]
 # Generated code, listed as a folder: `pb/` in model/README.md.
 GENERATED = {"model": ["pb/"]}
 DOCS = [

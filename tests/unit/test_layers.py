@@ -12,7 +12,9 @@ ALLOWED = {
     "shardmon.ingest": {"shardmon.model", "shardmon.shards.client"},
     "shardmon.querier": {"shardmon.model", "shardmon.shards.client"},
     "shardmon.rules": {"shardmon.model", "shardmon.shards.client", "shardmon.ingest", "shardmon.querier"},
-    "shardmon": {"shardmon.model", "shardmon.shards", "shardmon.ingest", "shardmon.querier", "shardmon.rules"},
+    "shardmon.k8sapi": {"shardmon.model", "shardmon.shards.client", "shardmon.ingest", "shardmon.querier"},
+    "shardmon": {"shardmon.model", "shardmon.shards", "shardmon.ingest", "shardmon.querier", "shardmon.rules",
+                 "shardmon.k8sapi"},
 }
 EDGE = {
     "grpc": {"model/grpcstatus.py", "model/grpcauth.py", "shards/server.py", "shards/client.py", "querier/server.py",
