@@ -35,6 +35,7 @@ from shardmon.model.alerting_config import AlertingConfig, AlertmanagerConfig
 from shardmon.model.config_base import ConfigModel
 from shardmon.model.errors import ConfigError
 from shardmon.model.http_config import TLSConfig
+from shardmon.model.k8sapi_config import KubernetesMetricsConfig
 from shardmon.model.scrape_config import GlobalConfig, ScrapeConfig, StaticConfig
 from shardmon.model.service_config import (
     IngestConfig,
@@ -76,6 +77,8 @@ class Config(ConfigModel):
     shards: ShardsConfig = Field(default_factory=ShardsConfig, description="The storage shards.")
     ingest: IngestConfig = Field(default_factory=IngestConfig, description="The scrapers on Ray.")
     querier: QuerierConfig = Field(default_factory=QuerierConfig, description="The query APIs.")
+    kubernetes_metrics: KubernetesMetricsConfig | None = Field(
+        None, description="Serve the Kubernetes metrics APIs (`shardmon k8s-api`, started by `shardmon up` when set).")
     receiver: ReceiverConfig | None = Field(None, description="Run a receiver (remote_write, push API).")
     local: LocalConfig = Field(default_factory=LocalConfig, description="What `shardmon up` starts besides the services.")
     web: WebAPIConfig = Field(default_factory=WebAPIConfig, description="Lifecycle and admin endpoints (off by default).")
