@@ -29,7 +29,9 @@ from aiohttp import web
 MiB = 1024 * 1024
 # The counters' origin (s): a counter is base + rate * (t - T0). An hour before the farm's import keeps the
 # counters small, so a rate over one second is exact to far below a nanocore.
-T0 = float(int(time.time()) - 3600)
+# Elapsed time is taken from integer milliseconds: a float Unix time (~1.8e9 s) resolves only 0.24 us.
+T0_MS = (int(time.time()) - 3600) * 1000
+T0 = T0_MS / 1000.0
 
 
 @dataclass(frozen=True)
@@ -154,21 +156,20 @@ def _fmt(v: float) -> str:
     return f"{'-' if sign else ''}{format(d.normalize().copy_abs(), 'f')}"
 
 
-def _cpu_counter(millicores: int, t_s: float, base: float) -> float:
-    return base + millicores / 1000.0 * (t_s - T0)
+def _cpu_counter(millicores: int, ms: int, base: float) -> float:
+    return base + millicores * (ms - T0_MS) / 1_000_000.0
 
 
 def resource_body(node: Node, now_s: float) -> str:
     """``/metrics/resource`` of ``node``'s kubelet at ``now_s``."""
     ms = int(now_s * 1000)
-    t = ms / 1000.0
     pods = sorted((p for p in PODS if p.node == node.name), key=lambda p: (p.namespace, p.name))
     out = ["# HELP container_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the container in "
            "core-seconds", "# TYPE container_cpu_usage_seconds_total counter"]
     for p in pods:
         for c in p.containers:
             out.append(f'container_cpu_usage_seconds_total{{container="{c.name}",namespace="{p.namespace}",'
-                       f'pod="{p.name}"}} {_fmt(_cpu_counter(c.millicores, t, 100.0))} {ms}')
+                       f'pod="{p.name}"}} {_fmt(_cpu_counter(c.millicores, ms, 100.0))} {ms}')
     out += ["# HELP container_memory_working_set_bytes [STABLE] Current working set of the container in bytes",
             "# TYPE container_memory_working_set_bytes gauge"]
     for p in pods:
@@ -183,7 +184,7 @@ def resource_body(node: Node, now_s: float) -> str:
                        f'pod="{p.name}"}} {_fmt(T0)} {int(T0 * 1000)}')
     out += ["# HELP node_cpu_usage_seconds_total [STABLE] Cumulative cpu time consumed by the node in core-seconds",
             "# TYPE node_cpu_usage_seconds_total counter",
-            f"node_cpu_usage_seconds_total {_fmt(_cpu_counter(node_millicores(node.name), t, 5000.0))} {ms}",
+            f"node_cpu_usage_seconds_total {_fmt(_cpu_counter(node_millicores(node.name), ms, 5000.0))} {ms}",
             "# HELP node_memory_working_set_bytes [STABLE] Current working set of the node in bytes",
             "# TYPE node_memory_working_set_bytes gauge",
             f"node_memory_working_set_bytes {_fmt(node_memory_mib(node.name) * MiB)} {ms}",
@@ -191,7 +192,7 @@ def resource_body(node: Node, now_s: float) -> str:
             "# TYPE pod_cpu_usage_seconds_total counter"]
     for p in pods:
         out.append(f'pod_cpu_usage_seconds_total{{namespace="{p.namespace}",pod="{p.name}"}} '
-                   f'{_fmt(_cpu_counter(p.millicores, t, 100.0 * len(p.containers)))} {ms}')
+                   f'{_fmt(_cpu_counter(p.millicores, ms, 100.0 * len(p.containers)))} {ms}')
     out += ["# HELP pod_memory_working_set_bytes [STABLE] Current working set of the pod in bytes",
             "# TYPE pod_memory_working_set_bytes gauge"]
     for p in pods:
@@ -206,7 +207,6 @@ def cadvisor_body(node: Node, now_s: float) -> str:
     """``/metrics/cadvisor`` of ``node``'s kubelet at ``now_s`` (the families the resource rules and the
     usual dashboards read; cAdvisor writes many more)."""
     ms = int(now_s * 1000)
-    t = ms / 1000.0
     pods = sorted((p for p in PODS if p.node == node.name), key=lambda p: (p.namespace, p.name))
     cgroup = lambda p: f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{p.uid.replace('-', '_')}.slice"  # noqa: E731
     rows: list[tuple[dict[str, str], int, int]] = [  # labels, millicores, MiB
@@ -233,7 +233,7 @@ def cadvisor_body(node: Node, now_s: float) -> str:
            "# TYPE container_cpu_usage_seconds_total counter"]
     for labels, mc, _ in rows:
         out.append(f"container_cpu_usage_seconds_total{lbl(labels, cpu='total')} "
-                   f"{_fmt(_cpu_counter(mc, t, 200.0))} {ms}")
+                   f"{_fmt(_cpu_counter(mc, ms, 200.0))} {ms}")
     out += ["# HELP container_memory_working_set_bytes Current working set in bytes.",
             "# TYPE container_memory_working_set_bytes gauge"]
     for labels, _, mib in rows:
@@ -241,13 +241,13 @@ def cadvisor_body(node: Node, now_s: float) -> str:
     out += ["# HELP container_last_seen Last time a container was seen by the exporter",
             "# TYPE container_last_seen gauge"]
     for labels, _, _ in rows:
-        out.append(f"container_last_seen{lbl(labels)} {_fmt(float(int(t)))} {ms}")
+        out.append(f"container_last_seen{lbl(labels)} {_fmt(float(ms // 1000))} {ms}")
     out += ["# HELP container_network_receive_bytes_total Cumulative count of bytes received",
             "# TYPE container_network_receive_bytes_total counter"]
     for labels, mc, _ in rows:
         if labels["container"] == "" and labels["pod"]:
             out.append(f"container_network_receive_bytes_total{lbl(labels, interface='eth0')} "
-                       f"{_fmt(_cpu_counter(mc * 1000, t, 1e6))} {ms}")
+                       f"{_fmt(_cpu_counter(mc * 1000, ms, 1e6))} {ms}")
     out += ["# HELP machine_cpu_cores Number of logical CPU cores.", "# TYPE machine_cpu_cores gauge",
             f'machine_cpu_cores{{boot_id="{node.name}-boot",machine_id="{node.name}-machine",system_uuid='
             f'"{node.name}-uuid"}} {node.cpu_cores}',
@@ -259,10 +259,11 @@ def cadvisor_body(node: Node, now_s: float) -> str:
 
 
 def pod_body(pod: Pod, now_s: float) -> str:
-    """A web pod's own ``/metrics``: ``http_requests_total`` growing at its fixed rate."""
-    t = now_s
+    """A web pod's own ``/metrics``: ``http_requests_total`` growing at its fixed rate, with the sample's
+    timestamp (so a rate over it is exact, whenever the scrape runs)."""
+    ms = int(now_s * 1000)
     return ("# HELP http_requests_total Requests served.\n# TYPE http_requests_total counter\n"
-            f'http_requests_total{{code="200",method="GET"}} {_fmt(pod.requests_per_s * (t - T0))}\n')
+            f'http_requests_total{{code="200",method="GET"}} {_fmt(pod.requests_per_s * (ms - T0_MS) / 1000)} {ms}\n')
 
 
 def queue_body() -> str:
