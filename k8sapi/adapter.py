@@ -68,6 +68,8 @@ class AdapterProvider:
                  lister: ObjectLister | None = None, relist_interval_s: float = 600.0) -> None:
         self.engine, self.fanout, self.lister = engine, fanout, lister
         self.relist_interval_s = relist_interval_s
+        #: "Now", in Unix seconds: the instant every query is evaluated at (tests pin it).
+        self.clock: Callable[[], float] = time.time
         self.rules = [Rule(r) for r in adapter.rules]
         self.external_rules = [Rule(r, external=True) for r in adapter.externalRules]
         for what, rules in (("rules", self.rules), ("externalRules", self.external_rules)):
@@ -85,7 +87,7 @@ class AdapterProvider:
     # --- discovery ---
     def relist(self) -> None:
         """List the series of every rule now (each distinct seriesQuery once) and replace the metrics."""
-        end_ms = int(time.time() * 1000)
+        end_ms = int(self.clock() * 1000)
         start_ms = end_ms - int(self.relist_interval_s * 1000)
         try:
             cache: dict[str, list[Labels]] = {}
@@ -128,7 +130,7 @@ class AdapterProvider:
 
     # --- evaluation ---
     def _evaluate(self, query: str) -> list[Row]:
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         res = self.engine.instant(query, now_ms, budget=self.engine.new_budget())
         if res.result_type == "scalar":
             return [(Labels(), res.time_ms / 1000, float(res.scalar))]
@@ -186,7 +188,7 @@ class AdapterProvider:
         values = {labels.get(label): v for labels, _, v in self._evaluate(query)}
         if name is not None and name not in values:
             raise NotFoundError(f"the server could not find the metric {metric} for {gr} {name}")
-        now_s = time.time()
+        now_s = self.clock()
         sel = {r.key: r.values[0] for r in metric_selector.requirements if r.op == EQUALS} or None
         return [MetricValue(ObjectReference(info.kind, n, namespace or "", info.api_version), metric, now_s,
                             _value(values[n]), None, sel)
@@ -201,7 +203,7 @@ class AdapterProvider:
         matchers = [matcher("__name__", "=", series_name), matcher(label, "!=", "")]
         if namespace:
             matchers.append(matcher(rule.namer.converter.label_for(NAMESPACES), "=", namespace))
-        end_ms = int(time.time() * 1000)
+        end_ms = int(self.clock() * 1000)
         found = lookup.find_series(self.fanout, ["{" + ",".join(matchers) + "}"],
                                    end_ms - self.engine.lookback_delta_ms, end_ms,
                                    guard=self.engine.guard, budget=self.engine.new_budget())
