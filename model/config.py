@@ -242,6 +242,10 @@ def parse_config(text: str, source: str = "<config>", base_dir: str | Path | Non
     web = config.web_config_file
     if web and base_dir is not None and not Path(web).is_absolute():
         config = config.model_copy(update={"web_config_file": str(Path(base_dir) / web)})
+    km = config.kubernetes_metrics
+    if km is not None and km.config_file and base_dir is not None and not Path(km.config_file).is_absolute():
+        config = config.model_copy(update={"kubernetes_metrics": km.model_copy(
+            update={"config_file": str(Path(base_dir) / km.config_file)})})
     if base_dir is not None and config.rule_files:
         config = config.model_copy(update={"rule_files": [
             p if Path(p).is_absolute() else str(Path(base_dir) / p) for p in config.rule_files]})

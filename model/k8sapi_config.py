@@ -8,12 +8,18 @@ by ``config_file``). Absent section: no Kubernetes metrics API is served.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field
 
+from shardmon.model.adapter_config import (
+    DEFAULT_RESOURCE_RULES,
+    AdapterConfig,
+    DiscoveryRule,
+    ResourceRules,
+    load_adapter_config,
+)
 from shardmon.model.addresses import HostPort
 from shardmon.model.config_base import ConfigModel
+from shardmon.model.errors import ConfigError
 from shardmon.model.units import Duration
 
 
@@ -64,17 +70,35 @@ class KubernetesMetricsConfig(ConfigModel):
         60_000, description="How often the series behind the custom and external rules are re-listed from the "
         "shards (prometheus-adapter's --metrics-relist-interval, whose default is 10m).")
     config_file: str | None = Field(
-        None, description="A prometheus-adapter configuration file, read unchanged; its rules, externalRules and "
-        "resourceRules apply where this section does not set them.")
-    rules: list[dict[str, Any]] | None = Field(
+        None, description="A prometheus-adapter configuration file, read unchanged (relative: to this "
+        "configuration file's folder); its rules, externalRules and resourceRules apply where this section does "
+        "not set them.")
+    rules: list[DiscoveryRule] | None = Field(
         None, description="prometheus-adapter's custom metrics rules (seriesQuery, seriesFilters, resources, "
         "name, metricsQuery), unchanged.")
-    externalRules: list[dict[str, Any]] | None = Field(  # noqa: N815 (prometheus-adapter's key)
+    externalRules: list[DiscoveryRule] | None = Field(  # noqa: N815 (prometheus-adapter's key)
         None, description="prometheus-adapter's external metrics rules, unchanged.")
-    resourceRules: dict[str, Any] | None = Field(  # noqa: N815 (prometheus-adapter's key)
+    resourceRules: ResourceRules | None = Field(  # noqa: N815 (prometheus-adapter's key)
         None, description="prometheus-adapter's resource metrics rules (cpu, memory, window), unchanged. Absent: "
         "the adapter's documented defaults (container_cpu_usage_seconds_total / node_cpu_usage_seconds_total, "
         "container_memory_working_set_bytes / node_memory_working_set_bytes).")
+
+
+    def adapter_config(self) -> AdapterConfig:
+        """The rules in force: this section's ``rules``, ``externalRules`` and ``resourceRules``, each (when
+        absent) from ``config_file``, and the adapter's default resource rules when neither sets them.
+        Raises ConfigError naming ``kubernetes_metrics.config_file`` and the field path in the file."""
+        from_file = AdapterConfig()
+        if self.config_file:
+            try:
+                from_file = load_adapter_config(self.config_file)
+            except ConfigError as exc:
+                raise ConfigError(f"kubernetes_metrics.config_file: {exc}") from None
+        return AdapterConfig(
+            rules=self.rules if self.rules is not None else from_file.rules,
+            externalRules=self.externalRules if self.externalRules is not None else from_file.externalRules,
+            resourceRules=self.resourceRules or from_file.resourceRules or DEFAULT_RESOURCE_RULES,
+        )
 
 
 __all__ = ["KubernetesMetricsConfig"]

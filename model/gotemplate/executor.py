@@ -1,6 +1,6 @@
 """The executor of Go's text/template (option ``missingkey=zero``, as Prometheus sets it).
 
-``Template(name, text, funcs)`` parses (raising :class:`TemplateParseError`); ``execute(data)`` walks the
+``Template(name, text, funcs, delims)`` parses (raising :class:`TemplateParseError`); ``execute(data)`` walks the
 tree and returns the output, raising :class:`TemplateExecError` in Go's shape:
 ``template: NAME:LINE:COL: executing "NAME" at <CONTEXT>: MESSAGE`` (COL a 0-based byte column, CONTEXT
 the node's text, as Go's ``ErrorContext``).
@@ -65,20 +65,22 @@ class _Continue(Exception):
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed(name: str, text: str, funcs: frozenset[str]) -> dict:
+def _parsed(name: str, text: str, funcs: frozenset[str], delims: tuple[str, str]) -> dict:
     """The parse of a template, kept: a rule expands the same few templates for every alert at every
     evaluation, and execution only reads the tree. (A failed parse is not kept: it raises each time.)"""
-    return parse(name, text, funcs)
+    return parse(name, text, funcs, delims)
 
 
 class Template:
-    """A parsed template and the functions it may call (Go's builtins plus ``funcs``)."""
+    """A parsed template and the functions it may call (Go's builtins plus ``funcs``); ``delims`` the
+    action delimiters (Go's ``Template.Delims``: prometheus-adapter parses its templates with ``<<``, ``>>``)."""
 
-    def __init__(self, name: str, text: str, funcs: dict[str, GoFunc] | None = None):
+    def __init__(self, name: str, text: str, funcs: dict[str, GoFunc] | None = None,
+                 delims: tuple[str, str] = ("{{", "}}")):
         self.name = name
         self.text = text
         self.funcs = {**BUILTINS, **(funcs or {})}
-        self.defs = _parsed(name, text, frozenset(self.funcs))
+        self.defs = _parsed(name, text, frozenset(self.funcs), delims)
 
     def execute(self, data: Any) -> str:
         """The template's output for ``data`` (see :mod:`.values` for the Go types of Python values)."""

@@ -25,8 +25,9 @@ class Token:
 
 
 class _Lexer:
-    def __init__(self, text: str):
+    def __init__(self, text: str, left: str = "{{", right: str = "}}"):
         self.text = text
+        self.left, self.right = left, right
         self.pos = 0
         self.start = 0
         self.line = 1
@@ -49,14 +50,15 @@ class _Lexer:
     def run(self) -> list[Token]:
         t = self.text
         while True:
-            i = t.find("{{", self.pos)
+            i = t.find(self.left, self.pos)
             if i < 0:
                 self.pos = len(t)
                 if self.pos > self.start:
                     self.emit("text")
                 self.tokens.append(Token("eof", "", self.pos, self.line))
                 return self.tokens
-            trim = t.startswith("{{-", i) and i + 3 < len(t) and t[i + 3] in _SPACE
+            n = len(self.left)
+            trim = t.startswith("-", i + n) and i + n + 1 < len(t) and t[i + n + 1] in _SPACE
             end = i
             if trim:
                 end = len(t[:i].rstrip(_SPACE))
@@ -70,7 +72,7 @@ class _Lexer:
 
     def _action(self, trim_left: bool) -> bool:
         t = self.text
-        self.pos += 2
+        self.pos += len(self.left)
         if trim_left:
             self.pos += 2  # "- " (the space is trimmed, not a token)
         if t.startswith("/*", self.pos):
@@ -163,25 +165,25 @@ class _Lexer:
                 return False
 
     def _trim_right_here(self) -> bool:
-        t = self.text
-        return t.startswith(" -}}", self.pos) or (t[self.pos] in _SPACE and t.startswith("-}}", self.pos + 1))
+        t, trim = self.text, "-" + self.right
+        return t[self.pos] in _SPACE and t.startswith(trim, self.pos + 1)
 
     def _at_right(self) -> bool:
-        t = self.text
-        if self.pos < len(t) and t[self.pos] in _SPACE and t.startswith("-}}", self.pos + 1):
+        t, right = self.text, self.right
+        if self.pos < len(t) and t[self.pos] in _SPACE and t.startswith("-" + right, self.pos + 1):
             if self.paren > 0:
                 self.error("unclosed left paren")
                 return True
-            self.pos += 4
+            self.pos += 2 + len(right)
             self.emit("right")
             self.pos = len(t) - len(t[self.pos:].lstrip(_SPACE))
             self._advance_start()
             return True
-        if t.startswith("}}", self.pos):
+        if t.startswith(right, self.pos):
             if self.paren > 0:
                 self.error("unclosed left paren")
                 return True
-            self.pos += 2
+            self.pos += len(right)
             self.emit("right")
             return True
         return False
@@ -193,10 +195,10 @@ class _Lexer:
             self.error("unclosed comment")
             return False
         self.pos = j + 2
-        if t.startswith("}}", self.pos):
-            self.pos += 2
-        elif self.pos < len(t) and t[self.pos] in _SPACE and t.startswith("-}}", self.pos + 1):
-            self.pos += 4
+        if t.startswith(self.right, self.pos):
+            self.pos += len(self.right)
+        elif self.pos < len(t) and t[self.pos] in _SPACE and t.startswith("-" + self.right, self.pos + 1):
+            self.pos += 2 + len(self.right)
             self.pos = len(t) - len(t[self.pos:].lstrip(_SPACE))
         else:
             self.error("comment ends before closing delimiter")
@@ -249,6 +251,7 @@ def _go_char(c: str) -> str:
     return f"U+{ord(c):04X} '{c}'" if c.isprintable() else f"U+{ord(c):04X}"
 
 
-def lex(text: str) -> list[Token]:
-    """The template's tokens, ending with an ``eof`` or an ``error`` token."""
-    return _Lexer(text).run()
+def lex(text: str, delims: tuple[str, str] = ("{{", "}}")) -> list[Token]:
+    """The template's tokens, ending with an ``eof`` or an ``error`` token. ``delims``: the action
+    delimiters (Go's ``Template.Delims``; prometheus-adapter's templates use ``<<`` and ``>>``)."""
+    return _Lexer(text, delims[0] or "{{", delims[1] or "}}").run()

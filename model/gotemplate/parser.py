@@ -60,11 +60,12 @@ class _End:
 
 
 class _Parser:
-    def __init__(self, name: str, text: str, funcs: frozenset[str] | set[str]):
+    def __init__(self, name: str, text: str, funcs: frozenset[str] | set[str],
+                 delims: tuple[str, str] = ("{{", "}}")):
         self.name = name
         self.text = text
         self.funcs = funcs
-        self.tokens = lex(text)
+        self.tokens = lex(text, delims)
         self.i = 0
         self.vars = ["$"]
         self.range_depth = 0
@@ -488,6 +489,8 @@ def unquote(s: str) -> str:
     return "".join(out)
 
 
-def parse(name: str, text: str, funcs: frozenset[str] | set[str]) -> dict[str, ListNode]:
-    """The templates ``text`` defines, by name (``name`` for the main one); TemplateParseError if bad."""
-    return _Parser(name, text, funcs).parse()
+def parse(name: str, text: str, funcs: frozenset[str] | set[str],
+          delims: tuple[str, str] = ("{{", "}}")) -> dict[str, ListNode]:
+    """The templates ``text`` defines, by name (``name`` for the main one); TemplateParseError if bad.
+    ``delims``: the action delimiters (Go's ``Template.Delims``)."""
+    return _Parser(name, text, funcs, delims).parse()

@@ -160,3 +160,28 @@ def test_check_template():
     err = check_template("{{ if }}", "__alert_A")
     assert isinstance(err, TemplateParseError)
     assert str(err) == "template: __alert_A:1: missing value for if"
+
+
+# --- other delimiters (Go's Template.Delims; prometheus-adapter's metricsQuery uses << and >>) ---------
+
+def _adapter(text: str, data):
+    return Template("metrics-query", text, delims=("<<", ">>")).execute(data)
+
+
+def test_delims_make_actions_of_the_given_marks_and_text_of_braces():
+    args = {"Series": "http_requests_total", "LabelMatchers": 'pod=~"a|b",namespace="web"', "GroupBy": "pod"}
+    out = _adapter('sum(rate(<<.Series>>{<<.LabelMatchers>>,container!="POD"}[2m])) by (<<.GroupBy>>) {{x}}', args)
+    assert out == 'sum(rate(http_requests_total{pod=~"a|b",namespace="web",container!="POD"}[2m])) by (pod) {{x}}'
+
+
+def test_delims_keep_trim_markers_comments_and_control_structures():
+    data = {"GroupBySlice": ["pod", "container"], "M": {"pod": "a|b"}}
+    text = 'by (<<- range $i, $l := .GroupBySlice >><<if $i>>,<<end>><<$l>><<end ->> ) <<- /* c */ ->> <<index .M "pod">>'
+    assert _adapter(text, data) == 'by (pod,container)a|b'
+
+
+def test_delims_errors_read_as_go_words_them():
+    with pytest.raises(TemplateParseError, match="unclosed action"):
+        Template("q", "x << .Series", delims=("<<", ">>"))
+    with pytest.raises(TemplateParseError, match="comment ends before closing delimiter"):
+        Template("q", "<</* c */ x>>", delims=("<<", ">>"))
