@@ -35,7 +35,7 @@ from aiohttp import web
 from cryptography import x509
 
 from shardmon.k8sapi import documents as docs
-from shardmon.k8sapi.auth import Authenticator, AuthError
+from shardmon.k8sapi.auth import Authenticator, AuthError, UserInfo
 from shardmon.k8sapi.fields import parse_field_selector
 from shardmon.k8sapi.metrics import AUTH_FAILURES, REQUEST_DURATION, REQUESTS
 from shardmon.k8sapi.provider import MetricsProvider, NotFoundError
@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 
 R, C, E = docs.RESOURCE_GROUP, docs.CUSTOM_GROUP, docs.EXTERNAL_GROUP
 HEALTH = ("/healthz", "/livez", "/readyz")
+#: The authenticated user of a request (``request[USER]``), for handlers and logs.
+USER = web.RequestKey("user", UserInfo)
 
 
 def _json(doc: Any, status: int = 200) -> web.Response:
@@ -133,7 +135,7 @@ class KubernetesMetricsAPI:
                 tuple(p + "/" for p in HEALTH)):
             return await handler(request)
         try:
-            request["user"] = await self.authenticator.authenticate(peer_certificate(request), request.headers)
+            request[USER] = await self.authenticator.authenticate(peer_certificate(request), request.headers)
         except AuthError as exc:
             AUTH_FAILURES.labels(exc.reason).inc()
             log.debug("%s %s: 401: %s (%s)", request.method, request.path, exc, exc.reason)
@@ -256,4 +258,4 @@ class KubernetesMetricsAPI:
         return _json(docs.external_metric_value_list(values))
 
 
-__all__ = ["HEALTH", "KubernetesMetricsAPI", "peer_certificate", "render_error", "status_response"]
+__all__ = ["HEALTH", "USER", "KubernetesMetricsAPI", "peer_certificate", "render_error", "status_response"]
