@@ -92,15 +92,15 @@ async def start(config: Config, provider: MetricsProvider | None = None, *, addr
     cfg = section(config)
     ctx = server_context(cfg)
     session = aiohttp.ClientSession() if cfg.authentication_token_webhook else None
+    owns = provider is None
     try:
         authenticator = build_authenticator(cfg, session)
+        if provider is None:
+            provider = build_provider_of(config)
     except BaseException:
         if session is not None:
             await session.close()
         raise
-    owns = provider is None
-    if provider is None:
-        provider = build_provider_of(config)
     api = KubernetesMetricsAPI(provider, authenticator)
     runner = web.AppRunner(api.app(), access_log=None)
     await runner.setup()

@@ -1,7 +1,8 @@
 """The Kubernetes metrics APIs' HTTPS listener (``shardmon.k8sapi.service``) with real TLS, read by
 Debian's kubectl (a kubeconfig and client certificate made here), the official Python ``kubernetes``
-client and a front proxy's certificate, over a test double of the provider (the data side is tested over
-real shards elsewhere)."""
+client and a front proxy's certificate, and ``kubectl top node``/``top pod`` through a test-only front
+that proxies ``/apis`` as the aggregator does; all over a test double of the provider (the data side is
+tested over real shards elsewhere)."""
 
 from __future__ import annotations
 
@@ -162,3 +163,95 @@ def test_a_certificate_of_an_unknown_ca_fails_the_handshake(served):
                 tls.sendall(b"GET /apis HTTP/1.1\r\nHost: x\r\n\r\n")
                 if not tls.recv(100):
                     raise ConnectionResetError("closed")
+
+
+class Front:
+    """A test-only stand-in for kube-apiserver in front of the service: it answers ``/api`` and
+    ``/api/v1`` nodes and pods itself, and proxies ``/apis/...`` to the service as the aggregator does,
+    with the front-proxy client certificate and the caller in ``X-Remote-User``/``X-Remote-Group``."""
+
+    def __init__(self, api, pki) -> None:
+        import asyncio
+        import threading
+
+        import aiohttp
+        from aiohttp import web
+
+        self.pki, self.api = pki, api
+        provider = FixedProvider()
+
+        async def api_versions(request):
+            return web.json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": request.host}]})
+
+        async def node_list(request):
+            return web.json_response({"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": [
+                {"metadata": {"name": n.name, "labels": n.labels},
+                 "status": {"allocatable": {"cpu": "4", "memory": "8Gi"}, "capacity": {"cpu": "4", "memory": "8Gi"}}}
+                for n in provider.node_usage]})
+
+        async def pod_list(request):
+            ns = request.match_info["namespace"]
+            return web.json_response({"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": [
+                {"metadata": {"name": p.name, "namespace": p.namespace, "labels": p.labels}}
+                for p in provider.pod_usage if p.namespace == ns]})
+
+        async def proxy(request):
+            ctx = ssl.create_default_context(cafile=pki.path("ca.crt"))
+            ctx.load_cert_chain(pki.path("front-proxy-client.crt"), pki.path("front-proxy-client.key"))
+            headers = {"X-Remote-User": "kubernetes-admin", "X-Remote-Group": "system:masters",
+                       "Accept": request.headers.get("Accept", "application/json")}
+            async with aiohttp.ClientSession() as s:
+                async with s.get(api.url + request.path_qs, ssl=ctx, headers=headers) as resp:
+                    return web.Response(body=await resp.read(), status=resp.status,
+                                        content_type=resp.content_type)
+
+        app = web.Application()
+        app.router.add_get("/api", api_versions)
+        app.router.add_get("/api/v1/nodes", node_list)
+        app.router.add_get("/api/v1/namespaces/{namespace}/pods", pod_list)
+        app.router.add_get("/apis{rest:.*}", proxy)
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        server_ctx.load_cert_chain(pki.path("server.crt"), pki.path("server.key"))
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+        async def start():
+            runner = web.AppRunner(app)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+            await site.start()
+            return runner
+
+        self.runner = asyncio.run_coroutine_threadsafe(start(), self.loop).result(30)
+        host, port = self.runner.addresses[0][:2]
+        self.url = f"https://{host}:{port}"
+
+    def close(self) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def test_kubectl_top_through_a_front_that_proxies_as_the_aggregator(served):
+    api, pki, tmp = served
+    front = Front(api, pki)
+    try:
+        cfg = kubeconfig(tmp / "front.kubeconfig", front.url, pki,
+                         {"client-certificate": pki.path("admin.crt"), "client-key": pki.path("admin.key")})
+        r = kubectl(cfg, "top", "node")
+        assert r.returncode == 0, r.stderr
+        rows = [line.split() for line in r.stdout.splitlines()]
+        assert rows[0][:2] == ["NAME", "CPU(cores)"]
+        # kubectl rounds nanocores up to millicores (Quantity.MilliValue): 123456789n is 124m.
+        assert [row[:2] for row in rows[1:]] == [["node-a", "124m"], ["node-b", "1500m"]]
+        assert [row[2:] for row in rows[1:]] == [["3%", "1264Mi", "15%"], ["37%", "3072Mi", "37%"]]  # of 4, 8Gi
+        r = kubectl(cfg, "top", "pod", "-n", "web")
+        assert r.returncode == 0, r.stderr
+        assert [line.split() for line in r.stdout.splitlines()[1:]] == [["web-1", "251m", "74Mi"],
+                                                                         ["web-2", "500m", "80Mi"]]
+    finally:
+        front.close()
