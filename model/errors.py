@@ -30,10 +30,12 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     ├── BadRequestError                no     HTTP 400, gRPC INVALID_ARGUMENT: a request that can never succeed
     │   ├── RemoteWriteError           no     a remote-write body that cannot be read (HTTP 400)
     │   │   └── BodyTooLargeError      no     over the receiver's size limit (HTTP 413)
-    │   └── PushError                  no     a refused Pushgateway-API push (HTTP 400)
-    │       └── PushGroupsLimitError   no     a new group beyond receiver.max_push_groups (HTTP 400)
+    │   ├── PushError                  no     a refused Pushgateway-API push (HTTP 400)
+    │   │   └── PushGroupsLimitError   no     a new group beyond receiver.max_push_groups (HTTP 400)
+    │   └── FieldSelectorError         no     a bad fieldSelector of the Kubernetes metrics APIs (k8sapi/fields.py)
     ├── PermissionDeniedError          no     HTTP 403, gRPC PERMISSION_DENIED: an API that is turned off
     ├── UnauthenticatedError           no     HTTP 401, gRPC UNAUTHENTICATED: no or wrong credentials
+    │   └── AuthError                  no     ... refused by the Kubernetes metrics APIs; .reason (k8sapi/auth.py)
     ├── DiscoveryError                 yes    a service-discovery refresh failed; the last targets stay
     │   ├── HTTPDiscoveryError         yes    (ingest/discovery/http.py)
     │   └── KubeAPIError               yes    (ingest/discovery/kubeclient.py)

@@ -9,6 +9,7 @@
     shardmon ingest --status [--config FILE]    where the running scrapers are (asks the Ray cluster), then exit
     shardmon ruler [--config FILE] [--ray-address ADDR]    the ruler service (Ray actors evaluating rule_files)
     shardmon receiver [--config FILE]           remote_write and the Pushgateway-compatible push API
+    shardmon k8s-api [--config FILE]            the Kubernetes metrics APIs (kubernetes_metrics: metrics.k8s.io, custom, external)
     shardmon demo-targets [--config FILE]       the built-in demo targets of ``local.demo_targets``
     shardmon ray-node (--head | --address H:P)  a Ray node for the scrapers (``ray start --block``)
     shardmon import openmetrics [--config FILE] FILE   backfill an OpenMetrics file with timestamps
@@ -53,6 +54,7 @@ from shardmon.cli_services import (
     cmd_check_config,
     cmd_demo_targets,
     cmd_ingest,
+    cmd_k8s_api,
     cmd_querier,
     cmd_ray_node,
     cmd_receiver,
@@ -100,6 +102,7 @@ def parser() -> argparse.ArgumentParser:
     ru.add_argument("--ready-file", help="create this file once the rulers evaluate their groups")
     ru.add_argument("--ray-address", help="the Ray cluster to run on, instead of ingest.ray_address")
     add("receiver", cmd_receiver, "run the receiver (remote_write, Pushgateway API)", service=True)
+    add("k8s-api", cmd_k8s_api, "serve the Kubernetes metrics APIs (kubernetes_metrics section)", service=True)
     add("demo-targets", cmd_demo_targets, "serve the demo targets", service=True)
     rn = add("ray-node", cmd_ray_node, "run a Ray node for the scrapers (ray start --block)", service=True)
     rn.add_argument("--head", action="store_true", help="start the cluster's head node")

@@ -1,5 +1,5 @@
 """The ``shardmon`` subcommands that run a Shardmon process, or check its configuration: ``up`` (a whole
-local cluster), ``shard``, ``querier``, ``ingest``, ``ruler``, ``receiver``, ``demo-targets``, ``ray-node`` and
+local cluster), ``shard``, ``querier``, ``ingest``, ``ruler``, ``receiver``, ``k8s-api``, ``demo-targets``, ``ray-node`` and
 ``check-config``.
 
 The configuration's own checks (field types, addresses, Redis URLs, Ray addresses) run when it loads,
@@ -61,7 +61,9 @@ def cmd_up(args, config: Config) -> int:
             f"  {curl} '{scheme}://{q.http_address}/api/v1/query?query=up'   (Prometheus HTTP API; "
             f"Grafana: {scheme}://{q.http_address})\n"
             f"  gRPC Query API on {q.grpc_address}\n"
-            f"Ctrl-C stops everything (a second Ctrl-C kills at once); SIGHUP reloads the configuration.\n",
+            + (f"  Kubernetes metrics APIs (metrics.k8s.io, custom.metrics.k8s.io, external.metrics.k8s.io) on "
+               f"https://{config.kubernetes_metrics.listen_address}\n" if config.kubernetes_metrics else "")
+            + "Ctrl-C stops everything (a second Ctrl-C kills at once); SIGHUP reloads the configuration.\n",
             flush=True,
         )
         while not cluster.stop_requested:
@@ -204,6 +206,37 @@ def cmd_receiver(args, config: Config) -> int:
                          f"push API on {rc.pushgateway_address or '(off)'}, writing to {len(config.shards.nodes)} shards",
                    config)
     from shardmon.ingest.receiver import serve
+
+    setup_logging(args.verbose)
+    asyncio.run(serve(config))
+    return 0
+
+
+def cmd_k8s_api(args, config: Config) -> int:
+    from shardmon.k8sapi.service import section
+
+    cfg = section(config)
+    if args.check:
+        from shardmon.k8sapi.auth import Authenticator
+        from shardmon.k8sapi.service import kube_connection
+        from shardmon.k8sapi.tls import server_context
+
+        server_context(cfg)  # certificates and CA bundles load, or exit 2 naming the field
+        reachable = cfg.authentication_token_webhook and kube_connection(cfg) is not None
+
+        async def no_review(token: str) -> None:
+            return None
+
+        Authenticator(cfg, no_review if reachable else None)  # the CA bundles and token file read
+        tls = f"certificate {cfg.tls_cert_file}" if cfg.tls_cert_file else "a self-signed certificate"
+        ways = [w for w, on in (("front-proxy certificates", cfg.requestheader_client_ca_file),
+                                ("client certificates", cfg.client_ca_file), ("token file", cfg.token_auth_file),
+                                ("TokenReview", cfg.authentication_token_webhook),
+                                ("anonymous", cfg.anonymous_auth)) if on]
+        return check_ok(args, f"k8s-api: HTTPS on {cfg.listen_address} with {tls}; authentication: "
+                              f"{', '.join(ways) or 'none (every request is refused)'}; over "
+                              f"{len(config.shards.nodes)} shards", config)
+    from shardmon.k8sapi.service import serve
 
     setup_logging(args.verbose)
     asyncio.run(serve(config))

@@ -1,13 +1,14 @@
 """The local-cluster launcher behind ``shardmon up``: the composition root of a one-machine cluster.
 
 From one configuration it starts, as separate processes: a ``redis-server`` per shard (AOF on, data
-under ``local.data_dir``), the demo targets, one shard server per shard, the querier, and the ingest
-service (which starts a local Ray with the coordinator and the scrapers). It waits until each is
+under ``local.data_dir``), the demo targets, one shard server per shard, the querier, the ingest
+service (which starts a local Ray with the coordinator and the scrapers), and the Kubernetes metrics API
+service (``shardmon k8s-api``) when ``kubernetes_metrics`` is set. It waits until each is
 ready, restarts a service that dies, and on Ctrl-C or SIGTERM stops them in stages, leaving no process
 behind: the ingest service, the receiver and the ruler service (``shardmon ruler``, started when
 ``rule_files`` is not empty) first (they flush what they queued to the shards), then
-the querier, the shards and the demo targets, then Redis. Each stage's children get SIGTERM at once
-and ``local.stop_grace_period`` to exit; one that has not (a shard whose event loop is stuck, a
+the querier, the Kubernetes metrics API service, the shards and the demo targets, then Redis. Each
+stage's children get SIGTERM at once and ``local.stop_grace_period`` to exit; one that has not (a shard whose event loop is stuck, a
 stopped process) is killed with SIGKILL, with its whole process group. So stopping ends within three
 grace periods, and a second Ctrl-C kills whatever is left at once. SIGHUP, as to Prometheus, makes the
 services that read the configuration again do so: it is passed on to the ingest service and the ruler
@@ -93,6 +94,11 @@ class LocalCluster:
                    _host_port(config.receiver.http_address))]
             if config.receiver else []
         )
+        self.k8s_api = (
+            [Child("k8s-api", shardmon_argv("k8s-api", config=cfg), logs / "k8s-api.log",
+                   _host_port(str(config.kubernetes_metrics.listen_address)))]
+            if config.kubernetes_metrics else []
+        )
         ready_file = self.data_dir / "ingest.ready"
         self.ingest = Child("ingest", shardmon_argv("ingest", "--ready-file", str(ready_file), config=cfg),
                             logs / "ingest.log", ready_file)
@@ -105,12 +111,14 @@ class LocalCluster:
 
     def children(self) -> list[Child]:
         """Start order."""
-        return self.redis + self.demo + self.shards + [self.querier] + self.receiver + [self.ingest] + self.ruler
+        return (self.redis + self.demo + self.shards + [self.querier] + self.k8s_api + self.receiver + [self.ingest]
+                + self.ruler)
 
     def stop_stages(self) -> list[list[Child]]:
         """Stop order: those that send to the shards (they flush first), then the shards and the rest
         that need only Redis or nothing, then Redis. Within a stage the order does not matter."""
-        return [[self.ingest] + self.receiver + self.ruler, [self.querier] + self.shards + self.demo, self.redis]
+        return [[self.ingest] + self.receiver + self.ruler, [self.querier] + self.k8s_api + self.shards + self.demo,
+                self.redis]
 
     def request_stop(self) -> None:
         """What Ctrl-C (or SIGTERM) does: the first asks to stop (start-up is cut short, then every child
