@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from shardmon.k8sapi.naming import ResourceConverter
 from shardmon.k8sapi.resources import NAMESPACES, GroupResource
-from shardmon.k8sapi.selector import EQUALS, EXISTS, GT, IN, LT, NOT_EQUALS, NOT_EXISTS, NOT_IN, Selector
+from shardmon.k8sapi.selector import EQUALS, EVERYTHING, EXISTS, GT, IN, LT, NOT_EQUALS, NOT_EXISTS, NOT_IN, Selector
 from shardmon.model.adapter_config import adapter_template
 from shardmon.model.errors import BadRequestError, QueryExecutionError, TemplateExecError
 from shardmon.model.gotemplate.gofmt import go_quote
@@ -94,7 +94,7 @@ class MetricsQuery:
         return out
 
     def build(self, series: str, gr: GroupResource, namespace: str | None, names: Sequence[str] | None, *,
-              metric_selector: Selector = Selector(), extra_group_by: Sequence[str] = ()) -> str:
+              metric_selector: Selector = EVERYTHING, extra_group_by: Sequence[str] = ()) -> str:
         """The query for objects ``names`` of ``gr`` (in ``namespace``). ``names`` None: every object the
         series name (the resource label matches any non-empty value), a Shardmon extension for listing
         without the Kubernetes API."""

@@ -107,7 +107,8 @@ def test_kubectl_with_a_bearer_token_reads_custom_and_external_metrics(served):
 
 
 def test_the_official_python_client_reads_node_metrics(served):
-    from kubernetes import client, config as kube_config
+    from kubernetes import client
+    from kubernetes import config as kube_config
 
     kube_config.load_kube_config(config_file=str(admin_kubeconfig(served)))
     api = client.CustomObjectsApi()

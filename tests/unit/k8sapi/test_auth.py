@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from multidict import CIMultiDict
 
-from shardmon.k8sapi.auth import AuthError, Authenticator, read_token_file
+from shardmon.k8sapi.auth import Authenticator, AuthError, read_token_file
 from shardmon.model.errors import ConfigError
 from shardmon.model.k8sapi_config import KubernetesMetricsConfig
 from tests.k8sapi_support import make_pki

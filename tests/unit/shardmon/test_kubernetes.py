@@ -19,11 +19,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.tlsutil import make_certs
+
 ROOT = Path(__file__).resolve().parents[3]
 BASE = ROOT / "deploy" / "kubernetes"
 KUBERAY = ROOT / "deploy" / "kubernetes-kuberay"
 NAMESPACE = "shardmon"
 MOUNT = "/etc/shardmon"
+REQUESTHEADER_CA = "requestheader_client_ca_file: /var/run/secrets/shardmon/requestheader/requestheader-client-ca-file"
 # The oldest Kubernetes the manifests need (the StatefulSet's apps.kubernetes.io/pod-index label), and the
 # newest whose schemas kubernetes-validate bundles.
 OLDEST_KUBERNETES = "1.28.0"
@@ -386,22 +389,38 @@ def _has_subcommand(name: str) -> bool:
 def test_every_shardmon_container_command_passes_its_check(objects, config_files, capsys):
     from shardmon.cli import main
 
+    # The k8s-api pod's front-proxy CA is written by its init container at start: a stand-in CA here.
+    text = (config_files / "shardmon.yml").read_text()
+    ca_path = REQUESTHEADER_CA.split(": ", 1)[1]
+    assert ca_path in text
+    make_certs(config_files / "certs")
+    k8s_api_config = config_files / "k8s-api.yml"
+    # and its service account exists only in the pod: a kubeconfig with a token stands in for it.
+    assert "in_cluster: true" in text
+    kubeconfig = config_files / "kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": "https://kubernetes.default.svc:443",
+                                                "certificate-authority": str(config_files / "certs" / "ca.crt")}}],
+        "users": [{"name": "u", "user": {"token": "service-account-token"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    k8s_api_config.write_text(text.replace(ca_path, str(config_files / "certs" / "ca.crt"))
+                              .replace("in_cluster: true", f"kubeconfig: {kubeconfig}"))
     checked = set()
     for w, c in shardmon_containers(objects):
-        if not _has_subcommand(c["args"][0]):
-            continue  # k8s-api: checked once `shardmon k8s-api` is on the branch (issue 16's server part)
+        assert _has_subcommand(c["args"][0]), c["args"]
+        own = k8s_api_config if c["args"][0] == "k8s-api" else config_files / "shardmon.yml"
         replicas = w["spec"].get("replicas", 1) if w["kind"] == "StatefulSet" else 1
         for ordinal in range(replicas):
-            argv = [a.replace("$(SHARD_ID)", str(ordinal)).replace(f"{MOUNT}/shardmon.yml",
-                                                                   str(config_files / "shardmon.yml"))
+            argv = [a.replace("$(SHARD_ID)", str(ordinal)).replace(f"{MOUNT}/shardmon.yml", str(own))
                     for a in c["args"]]
             argv.insert(argv.index("--") if "--" in argv else len(argv), "--check")
             code = main(argv)
             out, err = capsys.readouterr()
             assert code == 0, f"{w['metadata']['name']}: {err}"
-            assert out.startswith(f"{config_files / 'shardmon.yml'}: OK: "), out
+            assert out.startswith(f"{own}: OK: "), out
         checked.add(c["args"][0])
-    assert {"shard", "querier", "receiver", "ray-node", "ingest", "ruler"} <= checked
+    assert {"shard", "querier", "receiver", "ray-node", "ingest", "ruler", "k8s-api"} <= checked
 
 
 def _node(name: str, ip: str) -> dict:
@@ -447,7 +466,7 @@ def test_the_resource_metrics_series_have_one_source(config):
     rules = config.kubernetes_metrics.resourceRules
     for resource in ("cpu", "memory"):
         for query in ("containerQuery", "nodeQuery"):
-            assert 'job="kubernetes-nodes-resource"' in rules[resource][query], (resource, query)
+            assert 'job="kubernetes-nodes-resource"' in getattr(getattr(rules, resource), query), (resource, query)
 
 
 def _pod(annotations: dict, phase: str = "Running") -> dict:
