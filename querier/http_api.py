@@ -36,7 +36,7 @@ from shardmon.model.httpserver import make_app
 from shardmon.model.storage import Querier, QueryBudget
 from shardmon.model.units import parse_duration_ms
 from shardmon.model.webconfig import WebConfig
-from shardmon.querier import lookup, metrics
+from shardmon.querier import lookup, metrics, webui
 from shardmon.querier.promql import Engine
 from shardmon.querier.result_json import (  # noqa: F401 - also this module's API
     format_timestamps,
@@ -167,6 +167,7 @@ class PrometheusAPI:
         app.router.add_get("/metrics", self.own_metrics)
         app.router.add_get("/-/healthy", self.healthy)
         app.router.add_get("/-/ready", self.ready)
+        webui.add_routes(app)
 
     async def _run(self, request: web.Request, fn: Callable[[QueryBudget], T], timeout_ms: int,
                    kind: str = "metadata") -> T:

@@ -17,6 +17,9 @@ command -v prometheus-alertmanager >/dev/null 2>&1 || missing="$missing promethe
 # kubectl (1.27 or later: kustomize v5 built in) builds deploy/kubernetes for its offline checks
 # (tests/unit/shardmon/test_kubernetes.py). These machines come with it; Debian 12's own kubectl
 # (kubernetes-client 1.20) is too old for the kustomization, so it is not installed here: only a warning.
+# A real browser for the web UI's tests (tests/integration/test_ui_*.py): chromium driven by chromedriver.
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 command -v kubectl >/dev/null 2>&1 || echo "setup: kubectl is missing: the checks of deploy/kubernetes skip (fail under CI)" >&2
 if [ -n "$missing" ]; then
   echo "setup: installing Debian packages:$missing"

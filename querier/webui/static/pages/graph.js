@@ -1,0 +1,5 @@
+// The Query page (placeholder until it is built).
+"use strict";
+Shardmon.mount(async (app) => {
+  app.append(Shardmon.el("h1", {}, "Query"), Shardmon.el("p", {class: "muted"}, "Not built yet."));
+});

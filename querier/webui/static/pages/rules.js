@@ -1,0 +1,5 @@
+// The Rules page (placeholder until it is built).
+"use strict";
+Shardmon.mount(async (app) => {
+  app.append(Shardmon.el("h1", {}, "Rules"), Shardmon.el("p", {class: "muted"}, "Not built yet."));
+});

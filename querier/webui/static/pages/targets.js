@@ -1,0 +1,5 @@
+// The Targets page (placeholder until it is built).
+"use strict";
+Shardmon.mount(async (app) => {
+  app.append(Shardmon.el("h1", {}, "Targets"), Shardmon.el("p", {class: "muted"}, "Not built yet."));
+});
