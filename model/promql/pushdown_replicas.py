@@ -37,6 +37,7 @@ import numpy as np
 from shardmon.model.hashing import mix64, shards_for_series
 
 _G = np.uint64(0x9E3779B97F4A7C15)
+_G2 = np.uint64(0xC2B2AE3D27D4EB4F)
 _SERIES_SALT = np.uint64(0xD6E8FEB86659FD93)
 
 
@@ -92,14 +93,27 @@ def replica_digests(owners: np.ndarray, series_ids: np.ndarray, counts: np.ndarr
         series_mix = mix64(np.asarray(series_ids, dtype=np.uint64) * _G)
         per_sample = np.repeat(series_mix, counts)
         bits = np.ascontiguousarray(vals, dtype=np.float64).view(np.uint64)
-        h = mix64(mix64(per_sample ^ np.asarray(ts, dtype=np.int64).view(np.uint64)) ^ bits)
+        # Timestamp and value bits each through an odd multiplier (a bijection), so two samples make the same
+        # word only by coincidence; then one full mix.
+        h = per_sample
+        h ^= np.ascontiguousarray(ts, dtype=np.int64).view(np.uint64) * _G
+        h ^= bits * _G2
+        h = mix64(h)
         per_series = mix64(series_mix ^ _SERIES_SALT)
         nonempty = counts > 0
         if nonempty.any():
             starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
             sums = np.add.reduceat(h, starts[nonempty], dtype=np.uint64)
             per_series[nonempty] += sums
-    sets, group = np.unique(np.sort(owners, axis=1), axis=0, return_inverse=True)
+    # Each row's owner set as one integer (its sorted owners' codes in mixed radix), grouped by one 1-D unique.
+    owned = np.sort(owners, axis=1)
+    shards, codes = np.unique(owned, return_inverse=True)
+    codes = codes.reshape(owned.shape).astype(np.int64)
+    set_key = np.zeros(n, dtype=np.int64)
+    for j in range(owned.shape[1]):
+        set_key = set_key * len(shards) + codes[:, j]
+    keys, first, group = np.unique(set_key, return_index=True, return_inverse=True)
+    sets = owned[first]
     group = group.reshape(-1)
     digests = np.zeros(sets.shape[0], dtype=np.uint64)
     with np.errstate(over="ignore"):
