@@ -154,3 +154,25 @@ def test_a_series_on_a_shard_that_does_not_own_it_takes_the_exact_path():
     got = Engine(storage).instant("count(temperature)", 15 * S)
     assert compare(got, Engine(storage, aggregation_pushdown=False).instant("count(temperature)", 15 * S)) == "same"
     assert storage.refused == {"misplaced": 2}  # the aggregation, then its selector's rows
+
+
+def test_a_placement_travels_on_the_wire_and_a_bad_one_is_refused():
+    from shardmon.model.errors import BadQueryError
+    from shardmon.model.pb import shard_pb2
+    from shardmon.model.promql import pushdown_wire
+    from shardmon.model.promql.pushdown import AggregateSpec
+
+    spec = AggregateSpec((), 0, 0, np.array([0]), "sum", placement=Placement((3, 1, 2), 2, (3, 2)))
+    req = shard_pb2.AggregateRequest.FromString(pushdown_wire.request_of(spec, []).SerializeToString())
+    assert pushdown_wire.spec_of(req, []).placement == spec.placement
+    for bad in (dict(replication_factor=0), dict(shard_ids=[1, 1]), dict(live=[9])):
+        wrong = shard_pb2.AggregateRequest()
+        wrong.CopyFrom(req)
+        for name, value in bad.items():
+            if isinstance(value, list):
+                del getattr(wrong, name)[:]
+                getattr(wrong, name).extend(value)
+            else:
+                setattr(wrong, name, value)
+        with pytest.raises(BadQueryError, match="placement"):
+            pushdown_wire.spec_of(wrong, [])
