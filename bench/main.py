@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                    "bench/pushdownbench.py): bytes from the shards, latency, CPU")
     p.add_argument("--pushdown-shards", default="2,4", help="with --pushdown: the shard counts")
     p.add_argument("--pushdown-points", type=int, default=31, help="with --pushdown: samples per series (10s apart)")
+    p.add_argument("--pushdown-rf", type=int, default=1,
+                   help="with --pushdown: the replication factor the data is written and read with")
     p.add_argument("--fill", type=float, default=None,
                    help="with --queries (default 300) or --rules (default 120): seconds of data first")
     p.add_argument("--rules", action="store_true",
@@ -284,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         targets = args.targets if "--targets" in (argv or sys.argv) else 50
         series = args.series if "--series" in (argv or sys.argv) else 1000
         run = run_pushdown_bench(out, targets, series, [int(x) for x in args.pushdown_shards.split(",")],
-                                 args.pushdown_points, 10.0, 3, report.machine())
+                                 args.pushdown_points, 10.0, 3, report.machine(), args.pushdown_rf)
         print(pushdown_markdown(run))
         return 0
     if args.queries:

@@ -8,7 +8,10 @@ times with ``querier.aggregation_pushdown`` on and off in alternation. Per query
 latency, the querier's CPU seconds (this process) and the shards' (their processes), the bytes received
 from the shards (``shardmon_querier_shard_response_bytes_total``); and whether both answers are equal.
 
-    bench/run --queries --pushdown [--targets 50 --series 1000 --pushdown-shards 2,4]
+    bench/run --queries --pushdown [--targets 50 --series 1000 --pushdown-shards 2,4 --pushdown-rf 1]
+
+With ``--pushdown-rf`` 2 or more, every series is written to that many shards and read with that
+replication factor (each series aggregated once, by its first owner; the copies' digests checked).
 """
 
 from __future__ import annotations
@@ -49,9 +52,10 @@ def _labels(target: Target, instance: str) -> list[Labels]:
     return out
 
 
-def load(clients, targets: int, series: int, points: int, every_s: float) -> int:
-    """Write the farm's data into the shards, a target at a time; the number of samples written."""
-    appender = ShardAppender(clients)
+def load(clients, targets: int, series: int, points: int, every_s: float, replication_factor: int = 1) -> int:
+    """Write the farm's data into the shards, a target at a time (each series to ``replication_factor`` shards);
+    the number of samples written (once per series)."""
+    appender = ShardAppender(clients, replication_factor)
     catalogue = target_series(series)
     times = ORIGIN_S + every_s * np.arange(points)
     written = 0
@@ -88,16 +92,17 @@ def _measure(engine: Engine, run, pids: list[int]) -> tuple[float, float, float,
     return t1 - t0, time.process_time() - c0, _shard_cpu(pids) - s0, _bytes() - b0, result
 
 
-def run_shards(n_shards: int, targets: int, series: int, points: int, every_s: float, repeats: int) -> dict:
+def run_shards(n_shards: int, targets: int, series: int, points: int, every_s: float, repeats: int,
+               replication_factor: int = 1) -> dict:
     from tests.pushdown_compare import compare  # the tests' comparison: bit for bit, or the last bits
 
     with LocalShards(n_shards) as shards:
         clients = shards.clients()
         pids = [c.proc.pid for c in shards.children if "shard" in c.name]
         t0 = time.perf_counter()
-        samples = load(clients, targets, series, points, every_s)
+        samples = load(clients, targets, series, points, every_s, replication_factor)
         print(f"[pushdown] {n_shards} shards: wrote {samples:,} samples in {time.perf_counter() - t0:.0f}s", flush=True)
-        fanout = FanoutQuerier(clients)
+        fanout = FanoutQuerier(clients, replication_factor=replication_factor)
         engines = {"on": Engine(fanout), "off": Engine(fanout, aggregation_pushdown=False)}
         end_ms = int((ORIGIN_S + every_s * (points - 1)) * 1000)
         window_ms = int(every_s * (points - 1) * 1000) - 120_000
@@ -124,15 +129,15 @@ def run_shards(n_shards: int, targets: int, series: int, points: int, every_s: f
                       f"{row['on']['bytes'] / 1e3:.0f} kB, off {row['off']['latency_s'] * 1000:.0f} ms "
                       f"{row['off']['bytes'] / 1e3:.0f} kB, {row['equal']}", flush=True)
         fanout.close()
-    return {"shards": n_shards, "samples": samples, "rows": rows}
+    return {"shards": n_shards, "replication_factor": replication_factor, "samples": samples, "rows": rows}
 
 
 def run_pushdown_bench(out: Path, targets: int, series: int, shard_counts: list[int], points: int, every_s: float,
-                       repeats: int, machine: dict) -> dict:
+                       repeats: int, machine: dict, replication_factor: int = 1) -> dict:
     load_before = os.getloadavg()
-    runs = [run_shards(n, targets, series, points, every_s, repeats) for n in shard_counts]
+    runs = [run_shards(n, targets, series, points, every_s, repeats, replication_factor) for n in shard_counts]
     run = {
-        "label": f"pushdown-{targets}x{series}",
+        "label": f"pushdown-{targets}x{series}" + (f"-rf{replication_factor}" if replication_factor > 1 else ""),
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
         "load_average": {"before": load_before, "after": os.getloadavg()},
@@ -156,7 +161,8 @@ def markdown(run: dict) -> str:
              "bytes are exact). Medians of "
              f"{w['repeats']} runs per mode, on and off alternating. Range queries: 15s step.", ""]
     for r in run["runs"]:
-        lines += [f"## {r['shards']} shards", "",
+        rf = r.get("replication_factor", 1)
+        lines += [f"## {r['shards']} shards" + (f", replication factor {rf}" if rf > 1 else ""), "",
                   "| query | kind | bytes from shards on / off | latency ms on / off | querier CPU ms on / off "
                   "| shard CPU ms on / off | answers |",
                   "| --- | --- | ---: | ---: | ---: | ---: | --- |"]

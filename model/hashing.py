@@ -36,6 +36,10 @@ def _mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> _S31)
 
 
+#: splitmix64's finaliser, for other modules' order-free digests (a bijection of uint64 arrays).
+mix64 = _mix64
+
+
 def node_seed(node_id: str | int) -> int:
     """A stable 64-bit seed for a node id."""
     return xxhash.xxh64_intdigest(f"shardmon-node:{node_id}".encode())

@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import replace
 from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
@@ -52,6 +53,7 @@ from shardmon.model.errors import (
 )
 from shardmon.model.labels import SEP, Matcher
 from shardmon.model.promql.pushdown import AggregateSpec, Partial
+from shardmon.model.promql.pushdown_replicas import Placement, disagreement
 from shardmon.model.samples import SampleBatch
 from shardmon.model.storage import ColumnsSet, LabelsResult, QueryBudget, Series, SeriesColumns, SeriesSet
 from shardmon.querier import metrics
@@ -276,6 +278,8 @@ class FanoutQuerier:
         self.response_timeout_s = response_timeout_s
         calls = calls_per_shard or default_calls_per_shard()
         self._shards = [_Shard(c, calls) for c in self.clients]
+        #: The shards that did not answer the last aggregation push-down: not counted on by the next one.
+        self._down: frozenset[int] = frozenset()
 
     def _call_timeout(self, budget: QueryBudget | None) -> float:
         left = budget.time_left() if budget is not None else None
@@ -466,24 +470,42 @@ class FanoutQuerier:
     def aggregate(self, spec: AggregateSpec, *, budget: QueryBudget | None = None
                   ) -> tuple[list[Partial], list[str], bool] | None:
         """The aggregation push-down: every shard's partial aggregate of ``spec`` (in shard order), the warnings
-        and ``partial`` as for a select; None when the push-down cannot be exact here (replicas: a series on
-        several shards would be counted once per copy, and copies may differ), the caller then selects.
+        and ``partial`` as for a select; or None where the push-down cannot vouch for the exact answer (the caller
+        then selects), counted by outcome.
 
-        Each shard reads within what the budget has left (as a select); what they read is charged after."""
-        if self.replication_factor > 1:
-            metrics.PUSHDOWN.labels("replicated").inc()
-            return None
+        With replication (RF > 1) the request carries the placement and the shards counted on (those that
+        answered the last push-down): each shard aggregates the series whose first owner among them it is,
+        and answers digests of every copy it read (:mod:`shardmon.model.promql.pushdown_replicas`). None when
+        a shard counted on did not answer, or one that answered holds series none counted on covers
+        (``unavailable``: the next call counts on those that answered), when two copies of some series differ
+        in the range read (``diverged``), or when a shard holds series the placement does not put on it
+        (``misplaced``).
+
+        Each shard reads within what the budget has left (as a select); what they aggregated is charged after."""
         _, limits = self._round_budget(budget, spec.n_steps)
+        ids = tuple(c.shard_id for c in self.clients)
+        live = ()
+        if self.replication_factor > 1:
+            live = tuple(i for i in ids if i not in self._down)
+            spec = replace(spec, placement=Placement(ids, self.replication_factor, live))
 
-        def finish(client: ShardClient, future) -> Partial:
+        def finish(client: ShardClient, future) -> tuple[int, Partial]:
             # The shard's read warnings are left out, as the Series frames' are (select's answers lack them).
             partial, _, size = client.aggregate_answer(spec, future)
             metrics.SHARD_RESPONSE_BYTES.labels("Aggregate").inc(size)
-            return partial
+            return client.shard_id, partial
 
         timeout_s = self._call_timeout(budget)
         start = lambda client: client.start_aggregate(spec, timeout_s=timeout_s, **limits)  # noqa: E731
-        partials, warnings, partial = self._all(_Unary(start, finish), budget)
+        answers, warnings, partial = self._all(_Unary(start, finish), budget)
+        partials = [p for _, p in answers]
+        if spec.placement is not None:
+            answered = {i for i, _ in answers}
+            self._down = frozenset(ids) - answered
+            why = disagreement({i: (p.digests, p.misplaced) for i, p in answers}, live)
+            if why is not None:
+                metrics.PUSHDOWN.labels(why).inc()
+                return None
         if budget is not None:
             budget.charge(sum(p.series for p in partials), sum(p.samples for p in partials), spec.n_steps)
         return partials, warnings, partial

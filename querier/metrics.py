@@ -34,10 +34,12 @@ SHARD_RESPONSE_BYTES = Counter("shardmon_querier_shard_response_bytes_total",
 PUSHDOWN = Counter("shardmon_querier_aggregation_pushdown_total",
                    "Aggregations and range functions eligible for push-down (querier.aggregation_pushdown), by "
                    "outcome: pushed (an aggregation merged from the shards' partials), rows (a range function's "
-                   "rows from the shards), replicated (replication factor > 1, or a series on several shards: "
-                   "the exact path), ties (topk/bottomk ties the shards' rows cannot settle: the exact path), "
-                   "too_large (rows over 64MB from a shard: the exact path).", ["outcome"])
+                   "rows from the shards); the exact path instead: replicated (rows of one series from several "
+                   "shards), ties (topk/bottomk ties the shards' rows cannot settle), too_large (rows over 64MB "
+                   "from a shard), diverged (with replication, two copies of a series differ in the range read), "
+                   "misplaced (a shard holds series the placement does not put on it), unavailable (a shard "
+                   "counted on did not answer, or one not counted on came back).", ["outcome"])
 for _rpc in ("Series", "Aggregate"):
     SHARD_RESPONSE_BYTES.labels(_rpc)
-for _outcome in ("pushed", "rows", "replicated", "ties", "too_large"):
+for _outcome in ("pushed", "rows", "replicated", "ties", "too_large", "diverged", "misplaced", "unavailable"):
     PUSHDOWN.labels(_outcome)

@@ -137,7 +137,7 @@ class ShardAppender:
 def sharded_storage(clients: list, replication_factor: int = 1) -> StorageFactory:
     """A storage factory over real shards: every call (the start, each ``clear``) empties them
     (they must run with ``web.enable_admin_api``, for Reset) and returns an appender and the fan-out querier."""
-    querier = FanoutQuerier(clients, partial_response="abort")
+    querier = FanoutQuerier(clients, partial_response="abort", replication_factor=replication_factor)
 
     def make() -> tuple[Appender, Querier]:
         for client in clients:

@@ -226,7 +226,8 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         np.cumsum(sel.counts, out=offsets[1:])
         idx = sel.idx.tolist()
         return partial_aggregate(spec, [labels[i] for i in idx], sel.ts, sel.vals, offsets, budget,
-                                 [keys[i] for i in idx])
+                                 [keys[i] for i in idx], series_ids=self.db.registry.ids[sel.idx],
+                                 shard_id=self.db.store.shard_id)
 
     async def LabelNames(self, request, context):
         try:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shardmon.model.pb import types_pb2 as shardmon_dot_model_dot_pb_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshardmon/model/pb/shard.proto\x12\x0bshardmon.v1\x1a\x1dshardmon/model/pb/types.proto\"\x8e\x01\n\x0cWriteRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12+\n\x07samples\x18\x02 \x01(\x0b\x32\x1a.shardmon.v1.SampleColumns\x12\x10\n\x08\x62\x61\x63kfill\x18\x03 \x01(\x08\x12-\n\x08metadata\x18\x04 \x03(\x0b\x32\x1b.shardmon.v1.MetricMetadata\"\xc5\x01\n\rWriteResponse\x12\x18\n\x10samples_appended\x18\x01 \x01(\x04\x12I\n\x10samples_rejected\x18\x02 \x03(\x0b\x32/.shardmon.v1.WriteResponse.SamplesRejectedEntry\x12\x17\n\x0f\x64uplicate_batch\x18\x03 \x01(\x08\x1a\x36\n\x14SamplesRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x9a\x01\n\rSeriesRequest\x12\x10\n\x08start_ms\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\x03\x12&\n\x08matchers\x18\x03 \x03(\x0b\x32\x14.shardmon.v1.Matcher\x12\x14\n\x0cskip_samples\x18\x04 \x01(\x08\x12)\n\x06limits\x18\x05 \x01(\x0b\x32\x19.shardmon.v1.SeriesLimits\"R\n\x0cSeriesLimits\x12\x12\n\nmax_series\x18\x01 \x01(\x04\x12\x13\n\x0bmax_samples\x18\x02 \x01(\x04\x12\x19\n\x11points_per_series\x18\x03 \x01(\x04\"c\n\x0bSeriesFrame\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.shardmon.v1.SampleColumns\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x16\n\x0elimit_exceeded\x18\x03 \x01(\t\"\xb1\x02\n\x10\x41ggregateRequest\x12&\n\x08matchers\x18\x01 \x03(\x0b\x32\x14.shardmon.v1.Matcher\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x10\n\x08times_ms\x18\x04 \x01(\x0c\x12\x10\n\x08\x66unction\x18\x05 \x01(\t\x12\x10\n\x08range_ms\x18\x06 \x01(\x03\x12\x13\n\x0blookback_ms\x18\x07 \x01(\x03\x12\x10\n\x08one_name\x18\x08 \x01(\x08\x12\n\n\x02op\x18\t \x01(\t\x12\x10\n\x08grouping\x18\n \x03(\t\x12\x0f\n\x07without\x18\x0b \x01(\x08\x12\r\n\x05param\x18\x0c \x01(\x0c\x12\r\n\x05label\x18\r \x01(\t\x12)\n\x06limits\x18\x0e \x01(\x0b\x32\x19.shardmon.v1.SeriesLimits\"\xbf\x01\n\x11\x41ggregateResponse\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x12\n\nfirst_keys\x18\x02 \x03(\x0c\x12\x0e\n\x06values\x18\x03 \x01(\x0c\x12\x0f\n\x07present\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63ounts\x18\x05 \x01(\x0c\x12\x0c\n\x04ties\x18\x06 \x01(\x08\x12\x0e\n\x06series\x18\x07 \x01(\x04\x12\x0f\n\x07samples\x18\x08 \x01(\x04\x12\x10\n\x08warnings\x18\t \x03(\t\x12\x16\n\x0elimit_exceeded\x18\n \x01(\t\"]\n\x11LabelNamesRequest\x12\x10\n\x08start_ms\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\x03\x12&\n\x08matchers\x18\x03 \x03(\x0b\x32\x14.shardmon.v1.Matcher\"5\n\x12LabelNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\"l\n\x12LabelValuesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12&\n\x08matchers\x18\x04 \x03(\x0b\x32\x14.shardmon.v1.Matcher\"7\n\x13LabelValuesResponse\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\"\x0e\n\x0c\x46lushRequest\"\'\n\rFlushResponse\x12\x16\n\x0e\x62locks_written\x18\x01 \x01(\r\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"0\n\x0fMetadataRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"A\n\x10MetadataResponse\x12-\n\x08metadata\x18\x01 \x03(\x0b\x32\x1b.shardmon.v1.MetricMetadata2\xbf\x04\n\x05Shard\x12>\n\x05Write\x12\x19.shardmon.v1.WriteRequest\x1a\x1a.shardmon.v1.WriteResponse\x12@\n\x06Series\x12\x1a.shardmon.v1.SeriesRequest\x1a\x18.shardmon.v1.SeriesFrame0\x01\x12J\n\tAggregate\x12\x1d.shardmon.v1.AggregateRequest\x1a\x1e.shardmon.v1.AggregateResponse\x12M\n\nLabelNames\x12\x1e.shardmon.v1.LabelNamesRequest\x1a\x1f.shardmon.v1.LabelNamesResponse\x12P\n\x0bLabelValues\x12\x1f.shardmon.v1.LabelValuesRequest\x1a .shardmon.v1.LabelValuesResponse\x12>\n\x05\x46lush\x12\x19.shardmon.v1.FlushRequest\x1a\x1a.shardmon.v1.FlushResponse\x12>\n\x05Reset\x12\x19.shardmon.v1.ResetRequest\x1a\x1a.shardmon.v1.ResetResponse\x12G\n\x08Metadata\x12\x1c.shardmon.v1.MetadataRequest\x1a\x1d.shardmon.v1.MetadataResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshardmon/model/pb/shard.proto\x12\x0bshardmon.v1\x1a\x1dshardmon/model/pb/types.proto\"\x8e\x01\n\x0cWriteRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12+\n\x07samples\x18\x02 \x01(\x0b\x32\x1a.shardmon.v1.SampleColumns\x12\x10\n\x08\x62\x61\x63kfill\x18\x03 \x01(\x08\x12-\n\x08metadata\x18\x04 \x03(\x0b\x32\x1b.shardmon.v1.MetricMetadata\"\xc5\x01\n\rWriteResponse\x12\x18\n\x10samples_appended\x18\x01 \x01(\x04\x12I\n\x10samples_rejected\x18\x02 \x03(\x0b\x32/.shardmon.v1.WriteResponse.SamplesRejectedEntry\x12\x17\n\x0f\x64uplicate_batch\x18\x03 \x01(\x08\x1a\x36\n\x14SamplesRejectedEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x9a\x01\n\rSeriesRequest\x12\x10\n\x08start_ms\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\x03\x12&\n\x08matchers\x18\x03 \x03(\x0b\x32\x14.shardmon.v1.Matcher\x12\x14\n\x0cskip_samples\x18\x04 \x01(\x08\x12)\n\x06limits\x18\x05 \x01(\x0b\x32\x19.shardmon.v1.SeriesLimits\"R\n\x0cSeriesLimits\x12\x12\n\nmax_series\x18\x01 \x01(\x04\x12\x13\n\x0bmax_samples\x18\x02 \x01(\x04\x12\x19\n\x11points_per_series\x18\x03 \x01(\x04\"c\n\x0bSeriesFrame\x12*\n\x06series\x18\x01 \x01(\x0b\x32\x1a.shardmon.v1.SampleColumns\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x16\n\x0elimit_exceeded\x18\x03 \x01(\t\"\xee\x02\n\x10\x41ggregateRequest\x12&\n\x08matchers\x18\x01 \x03(\x0b\x32\x14.shardmon.v1.Matcher\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x10\n\x08times_ms\x18\x04 \x01(\x0c\x12\x10\n\x08\x66unction\x18\x05 \x01(\t\x12\x10\n\x08range_ms\x18\x06 \x01(\x03\x12\x13\n\x0blookback_ms\x18\x07 \x01(\x03\x12\x10\n\x08one_name\x18\x08 \x01(\x08\x12\n\n\x02op\x18\t \x01(\t\x12\x10\n\x08grouping\x18\n \x03(\t\x12\x0f\n\x07without\x18\x0b \x01(\x08\x12\r\n\x05param\x18\x0c \x01(\x0c\x12\r\n\x05label\x18\r \x01(\t\x12)\n\x06limits\x18\x0e \x01(\x0b\x32\x19.shardmon.v1.SeriesLimits\x12\x11\n\tshard_ids\x18\x0f \x03(\x03\x12\x1a\n\x12replication_factor\x18\x10 \x01(\r\x12\x0c\n\x04live\x18\x11 \x03(\x03\"\xff\x01\n\x11\x41ggregateResponse\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\x12\x12\n\nfirst_keys\x18\x02 \x03(\x0c\x12\x0e\n\x06values\x18\x03 \x01(\x0c\x12\x0f\n\x07present\x18\x04 \x01(\x0c\x12\x0e\n\x06\x63ounts\x18\x05 \x01(\x0c\x12\x0c\n\x04ties\x18\x06 \x01(\x08\x12\x0e\n\x06series\x18\x07 \x01(\x04\x12\x0f\n\x07samples\x18\x08 \x01(\x04\x12\x10\n\x08warnings\x18\t \x03(\t\x12\x16\n\x0elimit_exceeded\x18\n \x01(\t\x12+\n\x07\x64igests\x18\x0b \x03(\x0b\x32\x1a.shardmon.v1.ReplicaDigest\x12\x11\n\tmisplaced\x18\x0c \x01(\x04\"P\n\rReplicaDigest\x12\x0e\n\x06owners\x18\x01 \x03(\x03\x12\x0e\n\x06series\x18\x02 \x01(\x04\x12\x0f\n\x07samples\x18\x03 \x01(\x04\x12\x0e\n\x06\x64igest\x18\x04 \x01(\x06\"]\n\x11LabelNamesRequest\x12\x10\n\x08start_ms\x18\x01 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x02 \x01(\x03\x12&\n\x08matchers\x18\x03 \x03(\x0b\x32\x14.shardmon.v1.Matcher\"5\n\x12LabelNamesResponse\x12\r\n\x05names\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\"l\n\x12LabelValuesRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12&\n\x08matchers\x18\x04 \x03(\x0b\x32\x14.shardmon.v1.Matcher\"7\n\x13LabelValuesResponse\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\"\x0e\n\x0c\x46lushRequest\"\'\n\rFlushResponse\x12\x16\n\x0e\x62locks_written\x18\x01 \x01(\r\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"0\n\x0fMetadataRequest\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"A\n\x10MetadataResponse\x12-\n\x08metadata\x18\x01 \x03(\x0b\x32\x1b.shardmon.v1.MetricMetadata2\xbf\x04\n\x05Shard\x12>\n\x05Write\x12\x19.shardmon.v1.WriteRequest\x1a\x1a.shardmon.v1.WriteResponse\x12@\n\x06Series\x12\x1a.shardmon.v1.SeriesRequest\x1a\x18.shardmon.v1.SeriesFrame0\x01\x12J\n\tAggregate\x12\x1d.shardmon.v1.AggregateRequest\x1a\x1e.shardmon.v1.AggregateResponse\x12M\n\nLabelNames\x12\x1e.shardmon.v1.LabelNamesRequest\x1a\x1f.shardmon.v1.LabelNamesResponse\x12P\n\x0bLabelValues\x12\x1f.shardmon.v1.LabelValuesRequest\x1a .shardmon.v1.LabelValuesResponse\x12>\n\x05\x46lush\x12\x19.shardmon.v1.FlushRequest\x1a\x1a.shardmon.v1.FlushResponse\x12>\n\x05Reset\x12\x19.shardmon.v1.ResetRequest\x1a\x1a.shardmon.v1.ResetResponse\x12G\n\x08Metadata\x12\x1c.shardmon.v1.MetadataRequest\x1a\x1d.shardmon.v1.MetadataResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,29 +47,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERIESFRAME']._serialized_start=663
   _globals['_SERIESFRAME']._serialized_end=762
   _globals['_AGGREGATEREQUEST']._serialized_start=765
-  _globals['_AGGREGATEREQUEST']._serialized_end=1070
-  _globals['_AGGREGATERESPONSE']._serialized_start=1073
-  _globals['_AGGREGATERESPONSE']._serialized_end=1264
-  _globals['_LABELNAMESREQUEST']._serialized_start=1266
-  _globals['_LABELNAMESREQUEST']._serialized_end=1359
-  _globals['_LABELNAMESRESPONSE']._serialized_start=1361
-  _globals['_LABELNAMESRESPONSE']._serialized_end=1414
-  _globals['_LABELVALUESREQUEST']._serialized_start=1416
-  _globals['_LABELVALUESREQUEST']._serialized_end=1524
-  _globals['_LABELVALUESRESPONSE']._serialized_start=1526
-  _globals['_LABELVALUESRESPONSE']._serialized_end=1581
-  _globals['_FLUSHREQUEST']._serialized_start=1583
-  _globals['_FLUSHREQUEST']._serialized_end=1597
-  _globals['_FLUSHRESPONSE']._serialized_start=1599
-  _globals['_FLUSHRESPONSE']._serialized_end=1638
-  _globals['_RESETREQUEST']._serialized_start=1640
-  _globals['_RESETREQUEST']._serialized_end=1654
-  _globals['_RESETRESPONSE']._serialized_start=1656
-  _globals['_RESETRESPONSE']._serialized_end=1671
-  _globals['_METADATAREQUEST']._serialized_start=1673
-  _globals['_METADATAREQUEST']._serialized_end=1721
-  _globals['_METADATARESPONSE']._serialized_start=1723
-  _globals['_METADATARESPONSE']._serialized_end=1788
-  _globals['_SHARD']._serialized_start=1791
-  _globals['_SHARD']._serialized_end=2366
+  _globals['_AGGREGATEREQUEST']._serialized_end=1131
+  _globals['_AGGREGATERESPONSE']._serialized_start=1134
+  _globals['_AGGREGATERESPONSE']._serialized_end=1389
+  _globals['_REPLICADIGEST']._serialized_start=1391
+  _globals['_REPLICADIGEST']._serialized_end=1471
+  _globals['_LABELNAMESREQUEST']._serialized_start=1473
+  _globals['_LABELNAMESREQUEST']._serialized_end=1566
+  _globals['_LABELNAMESRESPONSE']._serialized_start=1568
+  _globals['_LABELNAMESRESPONSE']._serialized_end=1621
+  _globals['_LABELVALUESREQUEST']._serialized_start=1623
+  _globals['_LABELVALUESREQUEST']._serialized_end=1731
+  _globals['_LABELVALUESRESPONSE']._serialized_start=1733
+  _globals['_LABELVALUESRESPONSE']._serialized_end=1788
+  _globals['_FLUSHREQUEST']._serialized_start=1790
+  _globals['_FLUSHREQUEST']._serialized_end=1804
+  _globals['_FLUSHRESPONSE']._serialized_start=1806
+  _globals['_FLUSHRESPONSE']._serialized_end=1845
+  _globals['_RESETREQUEST']._serialized_start=1847
+  _globals['_RESETREQUEST']._serialized_end=1861
+  _globals['_RESETRESPONSE']._serialized_start=1863
+  _globals['_RESETRESPONSE']._serialized_end=1878
+  _globals['_METADATAREQUEST']._serialized_start=1880
+  _globals['_METADATAREQUEST']._serialized_end=1928
+  _globals['_METADATARESPONSE']._serialized_start=1930
+  _globals['_METADATARESPONSE']._serialized_end=1995
+  _globals['_SHARD']._serialized_start=1998
+  _globals['_SHARD']._serialized_end=2573
 # @@protoc_insertion_point(module_scope)

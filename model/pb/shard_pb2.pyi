@@ -71,7 +71,7 @@ class SeriesFrame(_message.Message):
     def __init__(self, series: _Optional[_Union[_types_pb2.SampleColumns, _Mapping]] = ..., warnings: _Optional[_Iterable[str]] = ..., limit_exceeded: _Optional[str] = ...) -> None: ...
 
 class AggregateRequest(_message.Message):
-    __slots__ = ("matchers", "start_ms", "end_ms", "times_ms", "function", "range_ms", "lookback_ms", "one_name", "op", "grouping", "without", "param", "label", "limits")
+    __slots__ = ("matchers", "start_ms", "end_ms", "times_ms", "function", "range_ms", "lookback_ms", "one_name", "op", "grouping", "without", "param", "label", "limits", "shard_ids", "replication_factor", "live")
     MATCHERS_FIELD_NUMBER: _ClassVar[int]
     START_MS_FIELD_NUMBER: _ClassVar[int]
     END_MS_FIELD_NUMBER: _ClassVar[int]
@@ -86,6 +86,9 @@ class AggregateRequest(_message.Message):
     PARAM_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    SHARD_IDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    LIVE_FIELD_NUMBER: _ClassVar[int]
     matchers: _containers.RepeatedCompositeFieldContainer[_types_pb2.Matcher]
     start_ms: int
     end_ms: int
@@ -100,10 +103,13 @@ class AggregateRequest(_message.Message):
     param: bytes
     label: str
     limits: SeriesLimits
-    def __init__(self, matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., times_ms: _Optional[bytes] = ..., function: _Optional[str] = ..., range_ms: _Optional[int] = ..., lookback_ms: _Optional[int] = ..., one_name: _Optional[bool] = ..., op: _Optional[str] = ..., grouping: _Optional[_Iterable[str]] = ..., without: _Optional[bool] = ..., param: _Optional[bytes] = ..., label: _Optional[str] = ..., limits: _Optional[_Union[SeriesLimits, _Mapping]] = ...) -> None: ...
+    shard_ids: _containers.RepeatedScalarFieldContainer[int]
+    replication_factor: int
+    live: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., times_ms: _Optional[bytes] = ..., function: _Optional[str] = ..., range_ms: _Optional[int] = ..., lookback_ms: _Optional[int] = ..., one_name: _Optional[bool] = ..., op: _Optional[str] = ..., grouping: _Optional[_Iterable[str]] = ..., without: _Optional[bool] = ..., param: _Optional[bytes] = ..., label: _Optional[str] = ..., limits: _Optional[_Union[SeriesLimits, _Mapping]] = ..., shard_ids: _Optional[_Iterable[int]] = ..., replication_factor: _Optional[int] = ..., live: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AggregateResponse(_message.Message):
-    __slots__ = ("keys", "first_keys", "values", "present", "counts", "ties", "series", "samples", "warnings", "limit_exceeded")
+    __slots__ = ("keys", "first_keys", "values", "present", "counts", "ties", "series", "samples", "warnings", "limit_exceeded", "digests", "misplaced")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     FIRST_KEYS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +120,8 @@ class AggregateResponse(_message.Message):
     SAMPLES_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    MISPLACED_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     first_keys: _containers.RepeatedScalarFieldContainer[bytes]
     values: bytes
@@ -124,7 +132,21 @@ class AggregateResponse(_message.Message):
     samples: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
     limit_exceeded: str
-    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., first_keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[bytes] = ..., present: _Optional[bytes] = ..., counts: _Optional[bytes] = ..., ties: _Optional[bool] = ..., series: _Optional[int] = ..., samples: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., limit_exceeded: _Optional[str] = ...) -> None: ...
+    digests: _containers.RepeatedCompositeFieldContainer[ReplicaDigest]
+    misplaced: int
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., first_keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[bytes] = ..., present: _Optional[bytes] = ..., counts: _Optional[bytes] = ..., ties: _Optional[bool] = ..., series: _Optional[int] = ..., samples: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., limit_exceeded: _Optional[str] = ..., digests: _Optional[_Iterable[_Union[ReplicaDigest, _Mapping]]] = ..., misplaced: _Optional[int] = ...) -> None: ...
+
+class ReplicaDigest(_message.Message):
+    __slots__ = ("owners", "series", "samples", "digest")
+    OWNERS_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    owners: _containers.RepeatedScalarFieldContainer[int]
+    series: int
+    samples: int
+    digest: int
+    def __init__(self, owners: _Optional[_Iterable[int]] = ..., series: _Optional[int] = ..., samples: _Optional[int] = ..., digest: _Optional[int] = ...) -> None: ...
 
 class LabelNamesRequest(_message.Message):
     __slots__ = ("start_ms", "end_ms", "matchers")

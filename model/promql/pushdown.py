@@ -27,6 +27,9 @@ shards' partials (:func:`merge_partials`) into what the engine would have comput
   ``avg_over_time(x[5m])``, ``rate(x[1m]) * 8``): the shards compute it over their own series instead of
   sending the samples.
 
+With replication (RF > 1), the spec carries the placement and each shard aggregates only the series it is
+designated for, and answers digests of all the copies it read: :mod:`shardmon.model.promql.pushdown_replicas`.
+
 A group whose series all live on one shard gets bit for bit the value the engine computes. Sums and
 means over series of several shards add in another order: their last bits can differ (a relative
 difference of the order of n * 2**-53).
@@ -35,7 +38,7 @@ difference of the order of n * 2**-53).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,6 +46,7 @@ from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import SEP, Labels, Matcher, is_valid_label_name
 from shardmon.model.promql.aggregation import REDUCTIONS, aggregate, count_values, group_keys
 from shardmon.model.promql.functions_range import RANGE_FUNCTIONS
+from shardmon.model.promql.pushdown_replicas import Placement, ReplicaDigest, designated, owners_of, replica_digests
 from shardmon.model.promql.ranking import check_k, select_k
 from shardmon.model.promql.selection import instant_selection, range_selection
 from shardmon.model.promql.value import EvalContext, InstantVector
@@ -73,7 +77,9 @@ class AggregateSpec:
 
     ``times_ms``: per step, the time the selector looks at (the step or its ``@`` time, minus the offset);
     ``function``: ``""`` for an instant selector, else the range function over ``[t - range_ms, t]``;
-    ``param``: ``topk``/``bottomk``'s k per step (float64, as evaluated); ``label``: ``count_values``'s.
+    ``param``: ``topk``/``bottomk``'s k per step (float64, as evaluated); ``label``: ``count_values``'s;
+    ``placement``: with replication, where series live and which shards the querier counts on (each shard
+    then aggregates only the series it is designated for).
     """
 
     matchers: tuple[Matcher, ...]
@@ -89,6 +95,7 @@ class AggregateSpec:
     one_name: bool = False
     param: np.ndarray | None = None
     label: str = ""
+    placement: Placement | None = None
 
     @property
     def n_steps(self) -> int:
@@ -99,7 +106,8 @@ class AggregateSpec:
 class Partial:
     """A shard's partial aggregate: ``keys`` (canonical label bytes) of its rows, ``values`` and
     ``present`` (rows x steps), for ``avg`` the ``counts``, per group its first series' key
-    (``first_keys``), whether ``topk``/``bottomk`` met a tie (``ties``), and what it read."""
+    (``first_keys``), whether ``topk``/``bottomk`` met a tie (``ties``), and what it aggregated; with a
+    placement, the digests of every copy it read and how many series it holds that are not its own."""
 
     keys: list[bytes]
     values: np.ndarray
@@ -109,6 +117,8 @@ class Partial:
     ties: bool = False
     series: int = 0
     samples: int = 0
+    digests: list[ReplicaDigest] = field(default_factory=list)
+    misplaced: int = 0
 
 
 def evaluate_input(spec: AggregateSpec, ctx: EvalContext, labels: list[Labels], ts: np.ndarray, vals: np.ndarray,
@@ -135,15 +145,41 @@ def _groups(vector: InstantVector, spec: AggregateSpec) -> tuple[np.ndarray, lis
 
 
 def partial_aggregate(spec: AggregateSpec, labels: list[Labels], ts: np.ndarray, vals: np.ndarray,
-                      offsets: np.ndarray, budget: QueryBudget, keys: Sequence[bytes] | None = None) -> Partial:
+                      offsets: np.ndarray, budget: QueryBudget, keys: Sequence[bytes] | None = None, *,
+                      series_ids: np.ndarray | None = None, shard_id: int | None = None) -> Partial:
     """The shard's part: ``spec`` over its series ``labels`` (in label order, samples laid end to end); ``keys``:
-    their canonical bytes, if the caller has them (rows are answered with them, rather than made anew)."""
+    their canonical bytes, if the caller has them (rows are answered with them, rather than made anew). With
+    ``spec.placement``, ``series_ids`` and this shard's ``shard_id``: over the series it is designated for only,
+    with the digests of all it read."""
+    digests: list[ReplicaDigest] = []
+    misplaced = 0
+    if spec.placement is not None:
+        if series_ids is None or shard_id is None:
+            raise ValueError("a push-down with a placement needs the series ids and the shard's id")
+        owners = owners_of(series_ids, spec.placement)
+        counts = np.diff(offsets)
+        digests = replica_digests(owners, series_ids, counts, ts, vals)
+        mine, misplaced = designated(owners, spec.placement, shard_id)
+        if not mine.all():
+            labels, keys, ts, vals, offsets = _subset(mine, labels, keys, counts, ts, vals)
     ctx = EvalContext(None, spec.times_ms, spec.lookback_ms, budget)  # type: ignore[arg-type]  # reads nothing
     with np.errstate(all="ignore"):
         vector = evaluate_input(spec, ctx, labels, ts, vals, offsets)
         out = _partial(spec, ctx, vector, _RowKeys(labels, keys))
     out.series, out.samples = len(labels), int(ts.shape[0])
+    out.digests, out.misplaced = digests, misplaced
     return out
+
+
+def _subset(mine: np.ndarray, labels: list[Labels], keys: Sequence[bytes] | None, counts: np.ndarray,
+            ts: np.ndarray, vals: np.ndarray):
+    """The series ``mine`` selects, their samples still laid end to end."""
+    rows = np.flatnonzero(mine).tolist()
+    take = np.repeat(mine, counts)
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(counts[mine], out=offsets[1:])
+    return ([labels[r] for r in rows], None if keys is None else [keys[r] for r in rows], ts[take], vals[take],
+            offsets)
 
 
 class _RowKeys:

@@ -1,17 +1,21 @@
 """The aggregation push-down's logic without servers: series split over several in-memory "shards", each
 answering partial aggregates with the shard's own code (``partial_aggregate``) through the wire form, the
-engine merging them; every answer is compared with the same engine fetching the series (the exact path)."""
+engine merging them; every answer is compared with the same engine fetching the series (the exact path).
+With replication (RF 2 of 3 shards) the series are placed as the scrapers place them, every copy written,
+and the "fan-out" sends the placement and checks the copies' digests as FanoutQuerier.aggregate does."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from shardmon.model.hashing import shards_for_series
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.pb import shard_pb2
 from shardmon.model.promql import pushdown_wire
 from shardmon.model.promql.pushdown import AggregateSpec, merge_partials, partial_aggregate
+from shardmon.model.promql.pushdown_replicas import Placement, disagreement
 from shardmon.model.promql.value import EvalContext
 from shardmon.model.samples import STALE_NAN
 from shardmon.model.storage import ColumnsSet, QueryBudget, SeriesColumns
@@ -23,16 +27,16 @@ S = 1000
 
 
 class Sharded:
-    """Memory storages as shards: selects merge their answers; ``aggregate`` asks each for its partial
-    through the wire form, as the fan-out does."""
+    """Memory storages as shards (ids 0, 1, ...): selects merge their answers; ``aggregate`` asks each for its
+    partial through the wire form, as the fan-out does (with ``replication_factor`` > 1: the placement, with
+    the shards not ``down`` counted on, and the copies' digests checked; ``refused`` counts the outcomes)."""
 
-    def __init__(self, shards: list[MemoryStorage]) -> None:
+    def __init__(self, shards: list[MemoryStorage], replication_factor: int = 1) -> None:
         self.shards = shards
+        self.replication_factor = replication_factor
+        self.down: set[int] = set()
         self.asked = 0
-
-    def select(self, matchers, start_ms, end_ms, **kw):
-        sets = [s.select(matchers, start_ms, end_ms, **kw) for s in self.shards]
-        return type(sets[0])(merge_series([x.series for x in sets]), [], False)
+        self.refused: dict[str, int] = {}
 
     def select_columns(self, matchers, start_ms, end_ms, *, budget=None, points_per_series=0):
         found = self.select(matchers, start_ms, end_ms)
@@ -40,21 +44,38 @@ class Sharded:
 
     def aggregate(self, spec: AggregateSpec, *, budget=None):
         self.asked += 1
-        out = []
-        for shard in self.shards:
+        ids = tuple(range(len(self.shards)))
+        live = tuple(i for i in ids if i not in self.down)
+        if self.replication_factor > 1:
+            spec = AggregateSpec(**{**spec.__dict__, "placement": Placement(ids, self.replication_factor, live)})
+        out = {}
+        for shard_id, shard in enumerate(self.shards):
+            if shard_id in self.down:
+                continue
             req = pushdown_wire.request_of(spec, [])
             got = pushdown_wire.spec_of(shard_pb2.AggregateRequest.FromString(req.SerializeToString()),
                                         spec.matchers)
             cols = SeriesColumns.of(shard.select(list(got.matchers), got.start_ms, got.end_ms).series)
             partial = partial_aggregate(got, cols.labels, cols.timestamps_ms, cols.values, cols.offsets,
-                                        QueryBudget())
+                                        QueryBudget(), series_ids=np.array([x.series_id() for x in cols.labels],
+                                                                           dtype=np.uint64), shard_id=shard_id)
             resp = shard_pb2.AggregateResponse.FromString(pushdown_wire.response_of(partial).SerializeToString())
-            out.append(pushdown_wire.partial_of(resp, spec.n_steps))
-        return out, [], False
+            out[shard_id] = pushdown_wire.partial_of(resp, spec.n_steps)
+        if spec.placement is not None:
+            why = disagreement({i: (p.digests, p.misplaced) for i, p in out.items()}, live)
+            if why is not None:
+                self.refused[why] = self.refused.get(why, 0) + 1
+                return None
+        return list(out.values()), [], False
+
+    def select(self, matchers, start_ms, end_ms, **kw):
+        sets = [s.select(matchers, start_ms, end_ms, **kw) for i, s in enumerate(self.shards) if i not in self.down]
+        return type(sets[0])(merge_series([x.series for x in sets]), [], False)
 
 
-def _data(seed: int, n_shards: int) -> Sharded:
-    """Counters and gauges over 10 minutes every 15 s, with gaps, staleness markers, NaN, infinities, ties."""
+def _data(seed: int, n_shards: int, replication_factor: int = 1) -> Sharded:
+    """Counters and gauges over 10 minutes every 15 s, with gaps, staleness markers, NaN, infinities, ties;
+    each series on a shard drawn at random, or with replication on its owners as the scrapers place it."""
     rng = np.random.default_rng(seed)
     shards = [MemoryStorage() for _ in range(n_shards)]
     ts = np.arange(0, 600 * S + 1, 15 * S, dtype=np.int64)
@@ -73,8 +94,13 @@ def _data(seed: int, n_shards: int) -> Sharded:
                 vals[20] = STALE_NAN
                 keep[20] = True
                 keep[21:26] = False
-            shards[int(rng.integers(0, n_shards))].add_series(lbls, ts[keep], vals[keep])
-    return Sharded(shards)
+            if replication_factor == 1:
+                shards[int(rng.integers(0, n_shards))].add_series(lbls, ts[keep], vals[keep])
+                continue
+            ids = np.array([lbls.series_id()], dtype=np.uint64)
+            for pos in shards_for_series(ids, list(range(n_shards)), replication_factor)[0].tolist():
+                shards[pos].add_series(lbls, ts[keep], vals[keep])
+    return Sharded(shards, replication_factor)
 
 
 QUERIES = [
@@ -102,16 +128,18 @@ QUERIES = [
 ]
 
 
+@pytest.mark.parametrize("rf", [1, 2])
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("query", QUERIES)
-def test_pushed_down_answers_equal_the_exact_path(query, seed):
-    storage = _data(seed, 3)
+def test_pushed_down_answers_equal_the_exact_path(query, seed, rf):
+    storage = _data(seed, 3, rf)
     pushed = Engine(storage)
     exact = Engine(storage, aggregation_pushdown=False)
     for run in (lambda e: e.instant(query, 450 * S), lambda e: e.range(query, 0, 600 * S, 20 * S)):
         got, want = run(pushed), run(exact)
         assert compare(got, want) in ("same", "close"), (query, compare(got, want))
     assert storage.asked > 0 or query == "timestamp(temperature)"  # timestamp() needs the samples' times
+    assert not storage.refused  # equal copies: every push-down answered
 
 
 def test_a_group_on_one_shard_is_summed_bit_for_bit_and_across_shards_within_float_rounding():
