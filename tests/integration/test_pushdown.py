@@ -28,7 +28,7 @@ from shardmon.querier import metrics
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.promqltest import ScriptReport, ShardAppender, run_script, sharded_storage
 from tests.integration.test_promql_vs_prometheus import QUERIES as VS_PROMETHEUS
-from tests.pushdown_compare import ComparingEngine, Differences, compare
+from tests.pushdown_compare import ComparingEngine, Differences
 from tests.reference import ROOT, promqltest_dir
 from tests.unit.model.test_pushdown import QUERIES as UNIT_QUERIES
 
