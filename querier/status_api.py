@@ -8,7 +8,8 @@
   ``<secret>`` (:mod:`shardmon.model.config_yaml`);
 - ``GET /api/v1/status/flags``: Shardmon's settings under the names of Prometheus's flags that do the same
   (``query.lookback-delta``, ``storage.tsdb.retention.time``, ``web.listen-address``...), and the querier's
-  own limits under their configuration paths (``querier.max_series``...); every value a string.
+  own settings under their configuration paths (``querier.max_series``, ``shards.replication_factor``: the
+  sections ``querier.`` and ``shards.``, which no Prometheus flag starts with); every value a string.
 
 The querier reads its configuration once at start (it does not reload), so ``lastConfigTime`` is then and
 ``reloadConfigSuccess`` is true.
@@ -72,7 +73,7 @@ def flags(config: Config, config_file: str | None = None) -> dict[str, str]:
         "rules.alert.for-grace-period": format_duration_ms(r.for_grace_period),
         "rules.alert.resend-delay": format_duration_ms(r.resend_delay),
         "alertmanager.notification-queue-capacity": str(config.alerting.notification_queue_capacity),
-        # Shardmon's own, without a Prometheus flag: their configuration paths.
+        # Shardmon's own, without a Prometheus flag: their configuration paths (under querier. and shards.).
         "querier.grpc_address": q.grpc_address,
         "querier.max_series": str(q.max_series),
         "querier.max_query_length": format_size_bytes(q.max_query_length),
@@ -81,7 +82,6 @@ def flags(config: Config, config_file: str | None = None) -> dict[str, str]:
         "querier.partial_response": q.partial_response,
         "querier.aggregation_pushdown": b(q.aggregation_pushdown),
         "querier.subquery_step": format_duration_ms(q.subquery_step or config.global_.evaluation_interval),
-        "shards.count": str(len(s.nodes)),
         "shards.replication_factor": str(s.replication_factor),
     }
     return out
