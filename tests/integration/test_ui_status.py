@@ -9,7 +9,7 @@ import yaml
 from selenium.webdriver.common.by import By
 
 from tests.integration.httpapi import get_json
-from tests.integration.procs import free_port, prometheus_proc
+from tests.integration.procs import free_port, prometheus_proc, wait_until
 from tests.integration.ui_browser import SECRET, browser, open_page, screenshot, ui_cluster  # noqa: F401 (fixtures)
 
 PROM_SECRET = "prometheus-scrape-password-91c2"
@@ -113,3 +113,11 @@ def test_no_page_shows_the_configured_secret(ui_cluster, browser):  # noqa: F811
     for path in ("/targets", "/service-discovery", "/rules", "/alerts", "/status"):
         assert not open_page(browser, ui_cluster["url"] + path)
         assert SECRET not in browser.page_source, path
+
+
+def test_discovered_labels_carry_the_scrape_configs_defaults_as_prometheus(ui_cluster, prometheus):  # noqa: F811
+    """What the Service discovery page shows on the left: the same label names as Prometheus for a static target."""
+    theirs = wait_until(lambda: _data(prometheus, "/api/v1/targets")["activeTargets"], 30, "Prometheus's target")[0]
+    ours = next(t for t in _data(ui_cluster["url"], "/api/v1/targets")["activeTargets"] if t["scrapePool"] == "broken")
+    assert set(ours["discoveredLabels"]) == set(theirs["discoveredLabels"])
+    assert set(ours) - {"scraper"} == set(theirs)
