@@ -1,6 +1,6 @@
 """The querier's status APIs, in Prometheus 2.42's exact JSON (``web/api/v1/api.go``):
 
-- ``GET /api/v1/status/runtimeinfo``: ``startTime``, ``CWD``, ``reloadConfigSuccess``, ``lastConfigTime``,
+- ``GET /api/v1/status/runtimeinfo``: ``startTime`` (when the querier began serving), ``CWD``, ``reloadConfigSuccess``, ``lastConfigTime``,
   ``corruptionCount``, ``goroutineCount`` (the process's Python threads), ``GOMAXPROCS`` (the cores it may
   use), ``GOGC`` (Python's garbage-collector thresholds, ``700,10,10``), ``GODEBUG`` (the ``PYTHONDEVMODE``
   / ``PYTHONWARNINGS`` environment, as Go's is an environment variable), ``storageRetention`` (the shards');
@@ -23,6 +23,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -125,7 +126,9 @@ class StatusAPI:
             app.router.add_get(path, _handler(data))
 
 
-def _handler(data) -> object:
+def _handler(data: Callable[[], object]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A GET handler answering ``data()`` in Prometheus's success envelope."""
+
     async def handler(request: web.Request) -> web.Response:
         return web.Response(text=json.dumps({"status": "success", "data": data()}), content_type="application/json")
 
