@@ -116,10 +116,10 @@ def scrape_options(sc: ScrapeConfig) -> ScrapeOptions:
     )
 
 
-def populate_target(sc: ScrapeConfig, labels: Mapping[str, str], options: ScrapeOptions | None = None) -> Target | None:
-    """The target of one discovered label set (see the module docstring), or None when relabeling drops
-    it. Raises :class:`TargetError` for a target Prometheus would refuse. ``options`` saves recomputing
-    :func:`scrape_options` for each target of one config."""
+def with_defaults(sc: ScrapeConfig, labels: Mapping[str, str]) -> dict[str, str]:
+    """A discovered label set with the scrape config's defaults where a label is missing or empty (``job``,
+    ``__scrape_interval__``, ``__scrape_timeout__``, ``__metrics_path__``, ``__scheme__``, the ``params``):
+    what relabeling starts from, and what Prometheus's ``/api/v1/targets`` shows as ``discoveredLabels``."""
     lb = dict(labels)
     defaults = {
         "job": sc.job_name,
@@ -134,6 +134,14 @@ def populate_target(sc: ScrapeConfig, labels: Mapping[str, str], options: Scrape
     for name, values in sc.params.items():
         if values:
             lb[PARAM_PREFIX + name] = values[0]
+    return lb
+
+
+def populate_target(sc: ScrapeConfig, labels: Mapping[str, str], options: ScrapeOptions | None = None) -> Target | None:
+    """The target of one discovered label set (see the module docstring), or None when relabeling drops
+    it. Raises :class:`TargetError` for a target Prometheus would refuse. ``options`` saves recomputing
+    :func:`scrape_options` for each target of one config."""
+    lb = with_defaults(sc, labels)
     relabeled = relabel(lb, sc.relabel_configs) if sc.relabel_configs else Labels.from_dict(lb)
     if relabeled is None:
         return None

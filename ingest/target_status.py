@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from shardmon.ingest.scrape_loop import TargetHealth
-from shardmon.ingest.target import SELF_JOB, Target, target_key
+from shardmon.ingest.target import SELF_JOB, Target, target_key, with_defaults
 from shardmon.model.config import Config
 from shardmon.model.labels import Labels
 from shardmon.model.units import format_duration_ms
@@ -29,14 +29,17 @@ def targets_data(config: Config, discovered: dict[str, list[tuple[dict[str, str]
     for h in healths:
         health[target_key(Labels.from_dict(h.labels), h.url)] = h
     active, dropped = [], []
-    pools = [(c.job_name, discovered.get(c.job_name, [])) for c in config.scrape_configs]
+    # As Prometheus, discoveredLabels are what relabeling started from: the scrape config's defaults added.
+    pools = [(c.job_name, discovered.get(c.job_name, []), c) for c in config.scrape_configs]
     own = [t for t in targets if t.job == SELF_JOB]
-    pools.append((SELF_JOB, [(dict(t.labels), t) for t in own]))
+    pools.append((SELF_JOB, [(dict(t.labels), t) for t in own], None))
     current = {t.key: t for t in targets}
-    for pool, found in pools:
+    for pool, found, sc in pools:
         if scrape_pool and pool != scrape_pool:
             continue
         for labels, target in found:
+            if sc is not None:
+                labels = with_defaults(sc, labels)
             if target is None:
                 dropped.append({"discoveredLabels": labels})
                 continue

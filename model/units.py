@@ -89,6 +89,16 @@ def parse_size_bytes(text: str) -> int:
     return int(float(m.group(1)) * 1024 ** _SIZE_POWER[m.group(2)[0] if m.group(2) else None])
 
 
+def format_size_bytes(n: int) -> str:
+    """A size as Go's ``units.Base2Bytes`` writes a whole number of a unit (``512MiB``, ``1GiB``, ``0B``), in
+    the largest unit that divides it (``1536MiB`` where Go would write ``1GiB512MiB``, which
+    :func:`parse_size_bytes` does not read)."""
+    for power, unit in ((6, "Ei"), (5, "Pi"), (4, "Ti"), (3, "Gi"), (2, "Mi"), (1, "Ki")):
+        if n and n % 1024**power == 0:
+            return f"{n // 1024**power}{unit}B"
+    return f"{n}B"
+
+
 def size_from_yaml(value: Any) -> int:
     """A size field's YAML value in bytes: a size string, or a plain non-negative number of bytes."""
     if isinstance(value, bool):

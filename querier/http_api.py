@@ -47,6 +47,7 @@ from shardmon.querier.result_json import (  # noqa: F401 - also this module's AP
     render_result,
     result_json,
 )
+from shardmon.querier.status_api import StatusAPI
 
 T = TypeVar("T")
 _MIN_TIME_MS = -(2**63) // 1_000_000  # the range Prometheus accepts for "min/max time" in the series APIs
@@ -125,7 +126,7 @@ class PrometheusAPI:
 
     def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str = "0.1.0",
                  ingest_api: str | None = None, ingest_client: InternalClient | None = None,
-                 rules_api: str | None = None) -> None:
+                 rules_api: str | None = None, status: StatusAPI | None = None) -> None:
         #: host:port of the ingest service's API, which answers /api/v1/targets (None: not configured).
         self.ingest_api = ingest_api
         #: host:port of the rulers' API (``rules.http_address``), which answers /api/v1/rules and /api/v1/alerts
@@ -133,6 +134,8 @@ class PrometheusAPI:
         self.rules_api = rules_api
         #: How to call both (scheme, TLS, credentials): Shardmon's internal_client.
         self.ingest_client = ingest_client or InternalClient()
+        #: /api/v1/status/{runtimeinfo,config,flags} (None: not served, as in tests without a configuration).
+        self.status = status
         self.engine = engine
         self.querier = querier
         self.default_timeout_ms = default_timeout_ms
@@ -158,6 +161,9 @@ class PrometheusAPI:
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
         app.router.add_get("/api/v1/metadata", self.metadata)
         app.router.add_get("/api/v1/targets", self.targets)
+        app.router.add_get("/api/v1/scrapers", self.scrapers)
+        if self.status is not None:
+            self.status.add_routes(app)
         # The rulers' documents (GET only, as Prometheus 2.42 routes them); without rulers, empty.
         app.router.add_get("/api/v1/rules", self._rules_passthrough("/api/v1/rules", '{"groups":[]}'))
         app.router.add_get("/api/v1/alerts", self._rules_passthrough("/api/v1/alerts", '{"alerts":[]}'))
@@ -312,6 +318,12 @@ class PrometheusAPI:
         if not self.ingest_api:
             raise QueryUnavailableError("no ingest service API configured (ingest.http_address)")
         return await self._pass_through(request, self.ingest_api, "/api/v1/targets", "the ingest service")
+
+    async def scrapers(self, request: web.Request) -> web.Response:
+        """``GET /api/v1/scrapers`` of the ingest service (each scraper, its Ray node and its targets), for the UI."""
+        if not self.ingest_api:
+            raise QueryUnavailableError("no ingest service API configured (ingest.http_address)")
+        return await self._pass_through(request, self.ingest_api, "/api/v1/scrapers", "the ingest service")
 
     def _rules_passthrough(self, path: str, empty: str) -> Callable:
         async def handler(request: web.Request) -> web.Response:

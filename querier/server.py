@@ -20,6 +20,7 @@ from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.grpc_api import QueryService
 from shardmon.querier.http_api import PrometheusAPI
 from shardmon.querier.promql import Engine
+from shardmon.querier.status_api import StatusAPI
 from shardmon.shards.client import ShardClient, ShardConnection
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,9 @@ def build(config: Config) -> tuple[Engine, FanoutQuerier]:
     return engine, fanout
 
 
-async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
-    """Serve the HTTP and gRPC APIs until ``stop`` is set (or SIGTERM/SIGINT)."""
+async def serve(config: Config, *, stop: asyncio.Event | None = None, config_file: str | None = None) -> None:
+    """Serve the HTTP and gRPC APIs until ``stop`` is set (or SIGTERM/SIGINT); ``config_file``: where
+    ``config`` was read from (``/api/v1/status/flags``'s ``config.file``)."""
     q = config.querier
     web_config = config.web_config()
     engine, fanout = build(config)
@@ -61,7 +63,8 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None) -> None:
                         ingest_client=InternalClient.from_config(config.internal_client),
                         # A ruler runs only when there are rule files (shardmon up starts one then): without,
                         # /api/v1/rules and /api/v1/alerts answer empty, as a Prometheus without rules.
-                        rules_api=config.rules.http_address if config.rule_files else None)
+                        rules_api=config.rules.http_address if config.rule_files else None,
+                        status=StatusAPI(config, config_file=config_file))
     runner = await listen(api.app(web_config), q.http_address, "querier.http_address", web_config)
 
     server = grpc.aio.server(interceptors=grpcauth.server_interceptors("querier", web_config))

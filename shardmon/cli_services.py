@@ -118,7 +118,7 @@ def cmd_querier(args, config: Config) -> int:
         return check_ok(args, f"querier: HTTP on {q.http_address}, gRPC on {q.grpc_address}, "
                          f"over {len(config.shards.nodes)} shards", config)
     setup_logging(args.verbose)
-    asyncio.run(serve(config))
+    asyncio.run(serve(config, config_file=args.config))
     return 0
 
 

@@ -2,7 +2,8 @@
 against a real ``shardmon up`` cluster.
 
 - :func:`ui_cluster`: ``shardmon up`` on free ports with the demo targets, one target that is down (a port
-  nothing listens on), a rule file with a recording and an alerting rule; the querier's URL and config.
+  nothing listens on) in a job with a basic_auth password (:data:`SECRET`) and a target its relabeling drops
+  (:data:`DROPPED`), a rule file with a recording and an alerting rule; the querier's URL and config.
 - :func:`browser`: a headless chromium (``/usr/bin/chromium``, ``/usr/bin/chromedriver``) that keeps the
   page's console log.
 - :func:`open_page`: load a page, wait until its script has filled ``<main id="app">`` and return the
@@ -25,6 +26,10 @@ from tests.integration.procs import free_port, shardmon_up, up_config, wait_unti
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("SHARDMON_ARTIFACTS", ROOT / "tests" / "artifacts")) / "screenshots"
 INTERVAL_S = 1
+#: The password of the ``broken`` job's basic_auth: configured, never shown (Status page, /api/v1/status/config).
+SECRET = "ui-scrape-password-7f3a"
+#: A target of the ``broken`` job that its relabel_configs drop (Service discovery's dropped targets).
+DROPPED = "dropped.invalid:9999"
 
 RULES = {"groups": [{"name": "demo", "interval": "1s", "rules": [
     {"record": "job:up:sum", "expr": "sum by (job) (up)"},
@@ -50,7 +55,10 @@ def ui_cluster(tmp_path_factory):
     down = f"127.0.0.1:{free_port()}"
     raw["scrape_configs"] = [
         {"job_name": "demo", "static_configs": [{"targets": raw["local"]["demo_targets"], "labels": {"env": "demo"}}]},
-        {"job_name": "broken", "static_configs": [{"targets": [down]}]},
+        # A down target, a discovered one relabeling drops, and a secret that no page or API may show.
+        {"job_name": "broken", "static_configs": [{"targets": [down, DROPPED]}],
+         "relabel_configs": [{"source_labels": ["__address__"], "regex": DROPPED, "action": "drop"}],
+         "basic_auth": {"username": "ui", "password": SECRET}},
     ]
     raw["global"]["evaluation_interval"] = f"{INTERVAL_S}s"
     (tmp / "rules.yml").write_text(yaml.safe_dump(RULES, sort_keys=False))
@@ -118,4 +126,4 @@ def screenshot(drv, name: str) -> Path:
     return path
 
 
-__all__ = ["ARTIFACTS", "browser", "console_errors", "open_page", "screenshot", "ui_cluster"]
+__all__ = ["ARTIFACTS", "DROPPED", "SECRET", "browser", "console_errors", "open_page", "screenshot", "ui_cluster"]

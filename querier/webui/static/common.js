@@ -89,5 +89,57 @@ const Shardmon = (() => {
     else run();
   }
 
-  return { ApiError, api, el, seriesText, fmtTime, fmtDuration, errorBox, mount };
+  // -- shared by the Targets, Service discovery, Rules, Alerts and Status pages -----------------------
+  // A label set as badges: <span class="labels"><span>k="v"</span>...</span> (sorted by name).
+  function labelBadges(labels) {
+    return el("span", { class: "labels" }, Object.keys(labels || {}).sort()
+      .map((k) => el("span", { title: `${k}=${JSON.stringify(labels[k])}` }, `${k}=${JSON.stringify(labels[k])}`)));
+  }
+
+  // How long ago an RFC 3339 time (or Unix seconds) was: "1.2s ago"; "never" for Go's zero time.
+  function fmtAgo(t) {
+    const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
+    if (isNaN(d) || d.getUTCFullYear() <= 1) return "never";
+    return `${fmtDuration(Math.max(0, (Date.now() - d.getTime()) / 1000))} ago`;
+  }
+
+  // A short duration in seconds with its digits (scrape and evaluation times): "0.358ms", "12.4ms", "1.2s".
+  function fmtSeconds(s) {
+    return s > 0 && s < 1 ? `${+(s * 1000).toPrecision(3)}ms` : fmtDuration(s || 0);
+  }
+
+  // A text filter's test: every word of `query` is in one of `texts` (case-insensitive).
+  function matchesText(query, ...texts) {
+    const hay = texts.flat(Infinity).join("\n").toLowerCase();
+    return query.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
+  }
+
+  // A label set as the texts a filter searches: k="v" each.
+  function labelTexts(labels) {
+    return Object.entries(labels || {}).map(([k, v]) => `${k}="${v}"`);
+  }
+
+  // A link opening `expr` on the Query page, as Prometheus's rule pages link expressions (table tab).
+  function graphLink(expr, text = expr) {
+    return el("a", { href: `/graph?g0.expr=${encodeURIComponent(expr)}&g0.tab=1` }, text);
+  }
+
+  // A rule of /api/v1/rules as its file writes it: alert/record, expr (both linked), for, labels, annotations.
+  function ruleDefinition(rule) {
+    const line = (key, ...value) => el("div", {}, el("strong", {}, `${key}: `), ...value);
+    const map = (key, m) => Object.keys(m || {}).length
+      ? [line(key), Object.entries(m).map(([k, v]) => el("div", { style: "margin-left:2em" }, `${k}: ${v}`))] : null;
+    const alerting = rule.type === "alerting";
+    return el("div", { class: "rule-definition" },
+      alerting ? line("alert", graphLink(`ALERTS{alertname=${JSON.stringify(rule.name)}}`, rule.name))
+        : line("record", graphLink(rule.name)),
+      line("expr", graphLink(rule.query)),
+      rule.duration > 0 ? line("for", fmtDuration(rule.duration)) : null,
+      rule.keepFiringFor > 0 ? line("keep_firing_for", fmtDuration(rule.keepFiringFor)) : null,
+      map("labels", rule.labels),
+      alerting ? map("annotations", rule.annotations) : null);
+  }
+
+  return { ApiError, api, el, seriesText, fmtTime, fmtDuration, errorBox, mount,
+    labelBadges, fmtAgo, fmtSeconds, matchesText, labelTexts, graphLink, ruleDefinition };
 })();

@@ -40,7 +40,9 @@ def test_active_targets_carry_prometheus_fields_health_and_their_scraper():
         ("app", "a:1"), ("app", "b:1"), ("other", "c:1"), (SELF_JOB, "127.0.0.1:9190")]
     a, b, c, own = active
     assert a == {
-        "discoveredLabels": {"__address__": "a:1"},
+        # As Prometheus: the discovered set with the scrape config's defaults, before relabeling.
+        "discoveredLabels": {"__address__": "a:1", "job": "app", "__scrape_interval__": "5s",
+                             "__scrape_timeout__": "1s500ms", "__metrics_path__": "/metrics", "__scheme__": "http"},
         "labels": {"instance": "a:1", "job": "app"},
         "scrapePool": "app",
         "scrapeUrl": "http://a:1/metrics",
@@ -58,7 +60,8 @@ def test_active_targets_carry_prometheus_fields_health_and_their_scraper():
     assert (c["health"], c["lastScrape"], c["lastScrapeDuration"], c["scraper"]) == (
         "unknown", "0001-01-01T00:00:00Z", 0, "scraper-0")
     assert (own["labels"]["component"], own["scraper"], own["scrapeInterval"]) == ("querier", "scraper-1", "15s")
-    assert data["droppedTargets"] == [{"discoveredLabels": {"__address__": "gone:1"}}]
+    assert [d["discoveredLabels"]["__address__"] for d in data["droppedTargets"]] == ["gone:1"]
+    assert data["droppedTargets"][0]["discoveredLabels"]["job"] == "app"  # the pool a dropped target came from
 
 
 def test_state_and_scrape_pool_filter_as_prometheus_query_parameters_do():
