@@ -334,13 +334,16 @@ async def _maintain(db: ShardDB, interval_s: float, health: _Health) -> None:
 
 async def _watch_redis(store: RedisStore, policy: str, health: _Health, interval_s: float = 1.0) -> None:
     """Every second: is the Redis still the shard's (identity, epoch, generation)? Every 5 s, and every
-    second while writes are refused for want of one: is its AOF on (turned on again if not)?"""
+    second while writes are refused for want of one: is its AOF on (turned on again if not)? Every 5 s
+    (and in the first round): its memory and replicas, for the gauges."""
     rounds = 0
     while True:
         await asyncio.sleep(interval_s)
         rounds += 1
         try:
             await store.verify()
+            if rounds % 5 == 1:
+                await store.observe_redis()
             if rounds % 5 == 0 or store.not_durable is not None:
                 was = store.not_durable
                 await store.ensure_durability(policy)
