@@ -102,9 +102,10 @@ def ruler_figures(samples: Samples, now_s: float) -> dict:
 class RateKeeper:
     """Per-second rates of counters from the readings of successive calls: ``rate(key, t, value)`` records
     the reading and answers the increase since a base reading over the time between them. The base is the
-    oldest reading of the last ``window_s`` seconds at least ``min_gap_s`` old (a rate over up to a minute,
-    steady under frequent calls), else the newest older one up to ``max_age_s``; None without one (the
-    first call). A counter that went down (a restart) counts from 0, as Prometheus's ``rate``."""
+    newest reading at least ``window_s`` old (a rate over about the last minute, steady under frequent
+    calls), else the oldest at least ``min_gap_s`` old; readings older than ``max_age_s`` are forgotten, so
+    the first call (or one after a long pause) answers None. A counter that went down (a restart) counts
+    from 0, as Prometheus's ``rate``."""
 
     def __init__(self, window_s: float = 60.0, min_gap_s: float = 1.0, max_age_s: float = 600.0) -> None:
         self.window_s = window_s
@@ -116,16 +117,14 @@ class RateKeeper:
         if value is None:
             return None
         readings = self._readings.setdefault(key, deque())
-        # Kept: the readings of the window, and the newest one before it (up to max_age_s old).
+        # Kept: the newest reading at least window_s old (the base once there is one) and those after it.
         if readings and readings[-1][0] > t:  # The clock went back: start over.
             readings.clear()
         while readings and t - readings[0][0] > self.max_age_s:
             readings.popleft()
-        while len(readings) > 1 and t - readings[1][0] > self.window_s:
+        while len(readings) > 1 and t - readings[1][0] >= self.window_s:
             readings.popleft()
-        old_enough = [r for r in readings if t - r[0] >= self.min_gap_s]
-        in_window = [r for r in old_enough if t - r[0] <= self.window_s]
-        base = in_window[0] if in_window else (old_enough[-1] if old_enough else None)
+        base = readings[0] if readings and t - readings[0][0] >= self.min_gap_s else None
         if not readings or t - readings[-1][0] >= self.min_gap_s:  # At most window / min_gap readings kept.
             readings.append((t, value))
         if base is None:
