@@ -25,15 +25,17 @@ def parse_metrics(text: str) -> Samples:
     exposition raises ValueError (the caller shows the component as down with it)."""
     out: Samples = defaultdict(list)
     for family in text_string_to_metric_families(text):
+        if not family.samples:  # Declared, no series yet (a labelled counter before its first label): zero.
+            out[family.name + ("_total" if family.type == "counter" else "")] = []
         for s in family.samples:
             out[s.name].append((s.labels, s.value))
     return dict(out)
 
 
 def _one(samples: Samples, name: str) -> float | None:
-    """The value of an unlabelled metric (or the sum of a labelled one's series); None when absent."""
+    """The value of an unlabelled metric (or the sum of a labelled one's series: 0 for none); None when absent."""
     found = samples.get(name)
-    if not found:
+    if found is None:
         return None
     total = float(sum(v for _, v in found))
     return total if math.isfinite(total) else None  # JSON has no NaN: the page shows it as unknown

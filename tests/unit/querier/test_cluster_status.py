@@ -90,6 +90,9 @@ def test_a_rulers_lag_is_its_most_late_group():
     assert f["lagSeconds"] == pytest.approx(9.0)
     assert f["missedIterations"] == 4 and f["evaluationFailures"] is None
     assert ruler_figures(parse_metrics(""), now_s=1000.0)["lagSeconds"] is None  # not evaluated yet
+    # A labelled counter declared without series yet (prometheus_client's HELP and TYPE only) is 0, not unknown.
+    declared = "# HELP shardmon_rule_group_iterations_missed_total x\n# TYPE shardmon_rule_group_iterations_missed_total counter\n"
+    assert ruler_figures(parse_metrics(declared), now_s=0)["missedIterations"] == 0
 
 
 def test_rates_come_from_an_earlier_reading():

@@ -64,7 +64,8 @@
         ? el("span", { class: "muted", title: "measured from the next refresh on" }, "…") : num(s.samplesPerSecond, 1)),
       el("td", { class: "num" }, num(s.walEntries)),
       el("td", { class: "num" }, num(s.blocks)),
-      el("td", { class: "num" }, num(s.bytesPerSample, 2)),
+      el("td", { class: "num" }, s.blocks === 0 ? el("span", { class: "muted", title: "no blocks yet" }, "–")
+        : num(s.bytesPerSample, 2)),
       el("td", { class: "num" }, bytes(s.redisMemoryBytes),
         s.redisMaxMemoryBytes ? el("div", { class: "muted" }, "of ", bytes(s.redisMaxMemoryBytes)) : ""),
       el("td", {}, s.health === "up" ? replication(s, data.replicationFactor) : none()),
@@ -134,7 +135,7 @@
       el("h2", {}, "Scrapers"), scrapers(data),
       el("h2", {}, "Rulers"), rulers(data),
       el("h2", {}, "Slow queries"), slowQueries(data),
-    ];
+    ].flat();
   }
 
   Shardmon.mount(async (app) => {
