@@ -342,8 +342,6 @@ async def _watch_redis(store: RedisStore, policy: str, health: _Health, interval
         rounds += 1
         try:
             await store.verify()
-            if rounds % 5 == 1:
-                await store.observe_redis()
             if rounds % 5 == 0 or store.not_durable is not None:
                 was = store.not_durable
                 await store.ensure_durability(policy)
@@ -354,6 +352,11 @@ async def _watch_redis(store: RedisStore, policy: str, health: _Health, interval
                         log.info("shard %d: its Redis has an AOF again: writes accepted", store.shard_id)
         except errors.ShardUnavailableError as exc:
             log.debug("redis check postponed: %s", exc)
+        if rounds % 5 == 1:
+            try:
+                await store.observe_redis()
+            except errors.ShardUnavailableError as exc:  # Only the gauges wait: they keep their last values.
+                log.debug("redis memory and replicas not read: %s", exc)
         await health.update()
 
 

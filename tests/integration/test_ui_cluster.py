@@ -105,6 +105,18 @@ def test_a_slow_query_shows_on_the_page(ui_cluster, browser):  # noqa: F811
     assert metric(url, "shardmon_querier_slow_queries_total", api="http", kind="instant") >= 1
 
 
+def test_a_slow_query_over_grpc_is_logged_with_its_client(ui_cluster):  # noqa: F811
+    from shardmon.client import QueryClient
+
+    expr = "sum by (job) (up) * 3"
+    with QueryClient(ui_cluster["raw"]["querier"]["grpc_address"]) as c:
+        end_ms = int(time.time() * 1000)
+        assert c.range(expr, end_ms - 60_000, end_ms, 15_000).series
+    [logged] = [q for q in _status(ui_cluster["url"])["slowQueries"]["queries"] if q["query"] == expr]
+    assert logged["api"] == "grpc" and logged["kind"] == "range" and logged["params"]["step"] == 15.0
+    assert logged["clientIP"] == "127.0.0.1" and logged["outcome"] == "ok"
+
+
 def _shard_pid(ui_cluster, shard_id: int) -> int:
     """The pid ``shardmon up`` printed for the shard (its latest start)."""
     found = re.findall(rf"started shard-{shard_id}\s+pid (\d+)", (ui_cluster["tmp"] / "up.log").read_text())
