@@ -313,6 +313,17 @@ class QuerierConfig(ConfigModel):
         "their last bits can differ). Not with shards.replication_factor > 1, where the series are fetched. false: "
         "always fetch the series.",
     )
+    slow_query_threshold: Duration = Field(
+        1000,
+        description='A PromQL query (instant or range, over the HTTP or the gRPC API) that runs this long or longer is '
+        "kept in the slow query log (the Cluster page, /api/v1/status/cluster) and counted in "
+        'shardmon_querier_slow_queries_total, as Mimir\'s log_queries_longer_than; "0": none is kept.',
+    )
+    slow_query_log_size: int = Field(
+        100, ge=1, le=10_000,
+        description="How many of the latest slow queries the querier keeps in memory (older ones are forgotten; the "
+        "counter goes on).",
+    )
 
 
 class ReceiverConfig(ConfigModel):

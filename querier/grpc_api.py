@@ -23,6 +23,7 @@ from shardmon.model.samples import F64, I64
 from shardmon.model.storage import Querier, QueryBudget
 from shardmon.querier import lookup, metrics
 from shardmon.querier.promql import Engine, QueryResult
+from shardmon.querier.slow_queries import SlowQuery, SlowQueryLog, instant_params, peer_ip, range_params
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,18 +55,23 @@ def response_of(res: QueryResult) -> query_pb2.QueryResponse:
 
 
 class QueryService(query_pb2_grpc.QueryServicer):
-    def __init__(self, engine: Engine, default_timeout_ms: int, querier: Querier | None = None) -> None:
+    def __init__(self, engine: Engine, default_timeout_ms: int, querier: Querier | None = None,
+                 slow_queries: SlowQueryLog | None = None) -> None:
         self.engine = engine
         self.default_timeout_ms = default_timeout_ms
         self.querier = querier
+        self.slow_queries = slow_queries
 
-    async def _call(self, fn: Callable[[QueryBudget], T], timeout_ms: int, context, kind: str) -> T:
+    async def _call(self, fn: Callable[[QueryBudget], T], timeout_ms: int, context, kind: str,
+                    params: dict | None = None) -> T:
         """``fn(budget)`` in a thread, as one query on its own budget: the timeout is the request's (else
         the default), capped by the engine's and by the call's own gRPC deadline. When the client cancels
         the call or its deadline passes, gRPC cancels this coroutine, and the budget is called off so the
-        evaluation and its shard calls stop too. Errors leave through the status table."""
+        evaluation and its shard calls stop too. Errors leave through the status table. A query
+        (``params``: its expression and times) that ran long enough goes into the slow query log."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
+        started_s = time.time()
         outcome = "ok"
         remaining = context.time_remaining()
         if remaining is not None:
@@ -105,18 +111,23 @@ class QueryService(query_pb2_grpc.QueryServicer):
         finally:
             if not future.done():  # Left behind: its error is of no interest any more.
                 future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            elapsed = time.perf_counter() - t0
             metrics.QUERIES.labels("grpc", kind, outcome).inc()
-            metrics.QUERY_DURATION.labels(kind).observe(time.perf_counter() - t0)
+            metrics.QUERY_DURATION.labels(kind).observe(elapsed)
+            if params is not None and self.slow_queries is not None:
+                self.slow_queries.observe(SlowQuery("grpc", kind, params, started_s, elapsed, budget.series,
+                                                    budget.samples, outcome, client_ip=peer_ip(context.peer() or "")))
 
     async def Instant(self, request, context):
         res = await self._call(lambda b: self.engine.instant(request.query, request.time_ms, budget=b),
-                               request.timeout_ms, context, "instant")
+                               request.timeout_ms, context, "instant", instant_params(request.query, request.time_ms))
         return response_of(res)
 
     async def Range(self, request, context):
         res = await self._call(
             lambda b: self.engine.range(request.query, request.start_ms, request.end_ms, request.step_ms, budget=b),
-            request.timeout_ms, context, "range")
+            request.timeout_ms, context, "range",
+            range_params(request.query, request.start_ms, request.end_ms, request.step_ms))
         return response_of(res)
 
     async def Series(self, request, context):

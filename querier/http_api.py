@@ -37,7 +37,9 @@ from shardmon.model.storage import Querier, QueryBudget
 from shardmon.model.units import parse_duration_ms
 from shardmon.model.webconfig import WebConfig
 from shardmon.querier import lookup, metrics, webui
+from shardmon.querier.cluster_status import ClusterStatus
 from shardmon.querier.promql import Engine
+from shardmon.querier.slow_queries import SlowQuery, SlowQueryLog, instant_params, range_params
 from shardmon.querier.result_json import (  # noqa: F401 - also this module's API
     format_timestamps,
     format_ts,
@@ -126,7 +128,8 @@ class PrometheusAPI:
 
     def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str = "0.1.0",
                  ingest_api: str | None = None, ingest_client: InternalClient | None = None,
-                 rules_api: str | None = None, status: StatusAPI | None = None) -> None:
+                 rules_api: str | None = None, status: StatusAPI | None = None,
+                 slow_queries: SlowQueryLog | None = None, cluster: ClusterStatus | None = None) -> None:
         #: host:port of the ingest service's API, which answers /api/v1/targets (None: not configured).
         self.ingest_api = ingest_api
         #: host:port of the rulers' API (``rules.http_address``), which answers /api/v1/rules and /api/v1/alerts
@@ -140,6 +143,10 @@ class PrometheusAPI:
         self.querier = querier
         self.default_timeout_ms = default_timeout_ms
         self.version = version
+        #: The latest slow queries (None: not kept).
+        self.slow_queries = slow_queries
+        #: What /api/v1/status/cluster gathers (None: not served).
+        self.cluster = cluster
 
     def app(self, web_config: WebConfig | None = None) -> web.Application:
         """The whole app: the routes behind Shardmon's HTTP edge (authentication, headers, errors as
@@ -160,6 +167,8 @@ class PrometheusAPI:
         app.router.add_get("/api/v1/label/{name}/values", self.label_values)
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
         app.router.add_get("/api/v1/metadata", self.metadata)
+        if self.cluster is not None:
+            app.router.add_get("/api/v1/status/cluster", self.cluster.handler)
         app.router.add_get("/api/v1/targets", self.targets)
         app.router.add_get("/api/v1/scrapers", self.scrapers)
         if self.status is not None:
@@ -176,12 +185,14 @@ class PrometheusAPI:
         webui.add_routes(app)
 
     async def _run(self, request: web.Request, fn: Callable[[QueryBudget], T], timeout_ms: int,
-                   kind: str = "metadata") -> T:
+                   kind: str = "metadata", params: dict | None = None) -> T:
         """``fn(budget)`` in a thread, as one query on its own budget. The budget is called off when
         the client disconnects, when the timeout passes, or when the handler is cancelled, so that
-        evaluation and shard calls stop at their next check (the in-flight gauge follows the thread)."""
+        evaluation and shard calls stop at their next check (the in-flight gauge follows the thread).
+        A query (``params``: its expression and times) that ran long enough goes into the slow query log."""
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
+        started_s = time.time()
         outcome = "ok"
         budget = self.engine.new_budget(timeout_ms)
 
@@ -220,8 +231,13 @@ class PrometheusAPI:
         finally:
             if not future.done():  # Left behind: its error is of no interest any more.
                 future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            elapsed = time.perf_counter() - t0
             metrics.QUERIES.labels("http", kind, outcome).inc()
-            metrics.QUERY_DURATION.labels(kind).observe(time.perf_counter() - t0)
+            metrics.QUERY_DURATION.labels(kind).observe(elapsed)
+            if params is not None and self.slow_queries is not None:
+                self.slow_queries.observe(SlowQuery(
+                    "http", kind, params, started_s, elapsed, budget.series, budget.samples, outcome,
+                    client_ip=request.remote or "", user_agent=request.headers.get("User-Agent", "")))
 
     def _timeout_ms(self, params) -> int:
         t = params.get("timeout")
@@ -231,7 +247,8 @@ class PrometheusAPI:
         p = await _params(request)
         t = parse_time_ms(p["time"], "time") if p.get("time") else int(time.time() * 1000)
         q = p.get("query", "")
-        res = await self._run(request, lambda b: self.engine.instant(q, t, budget=b), self._timeout_ms(p), "instant")
+        res = await self._run(request, lambda b: self.engine.instant(q, t, budget=b), self._timeout_ms(p), "instant",
+                              instant_params(q, t))
         return success(render_result(res), res.warnings, res.partial)
 
     async def query_range(self, request: web.Request) -> web.Response:
@@ -253,7 +270,7 @@ class PrometheusAPI:
             )
         q = p.get("query", "")
         res = await self._run(request, lambda b: self.engine.range(q, start, end, step, budget=b),
-                              self._timeout_ms(p), "range")
+                              self._timeout_ms(p), "range", range_params(q, start, end, step))
         return success(render_result(res), res.warnings, res.partial)
 
     def _range(self, p) -> tuple[int, int]:

@@ -43,3 +43,14 @@ for _rpc in ("Series", "Aggregate"):
     SHARD_RESPONSE_BYTES.labels(_rpc)
 for _outcome in ("pushed", "rows", "replicated", "ties", "too_large", "diverged", "misplaced", "unavailable"):
     PUSHDOWN.labels(_outcome)
+SLOW_QUERIES = Counter("shardmon_querier_slow_queries_total",
+                       "PromQL queries that ran querier.slow_query_threshold or longer (kept in the slow query log of "
+                       "/api/v1/status/cluster and the Cluster page), by API (http, grpc) and kind (instant, range).",
+                       ["api", "kind"])
+CLUSTER_FETCHES = Counter("shardmon_querier_cluster_status_fetches_total",
+                          "Reads of the components' status and metrics for /api/v1/status/cluster, by component "
+                          "(shard, scraper, ruler, ingest, rulers, receiver) and outcome (ok, error: the component "
+                          "showed as down).", ["component", "outcome"])
+for _api in ("http", "grpc"):
+    for _kind in ("instant", "range"):
+        SLOW_QUERIES.labels(_api, _kind)

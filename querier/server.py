@@ -16,10 +16,12 @@ from shardmon.model.httpclient import InternalClient
 from shardmon.model.httpserver import listen
 from shardmon.model.pb import query_pb2, query_pb2_grpc
 from shardmon.model.shutdown import wait_until_stopped
+from shardmon.querier.cluster_status import ClusterStatus
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.grpc_api import QueryService
 from shardmon.querier.http_api import PrometheusAPI
 from shardmon.querier.promql import Engine
+from shardmon.querier.slow_queries import SlowQueryLog
 from shardmon.querier.status_api import StatusAPI
 from shardmon.shards.client import ShardClient, ShardConnection
 
@@ -59,16 +61,18 @@ async def serve(config: Config, *, stop: asyncio.Event | None = None, config_fil
     web_config = config.web_config()
     engine, fanout = build(config)
 
+    slow_queries = SlowQueryLog.from_config(q)
     api = PrometheusAPI(engine, fanout, default_timeout_ms=q.query_timeout, ingest_api=config.ingest.http_address,
                         ingest_client=InternalClient.from_config(config.internal_client),
                         # A ruler runs only when there are rule files (shardmon up starts one then): without,
                         # /api/v1/rules and /api/v1/alerts answer empty, as a Prometheus without rules.
                         rules_api=config.rules.http_address if config.rule_files else None,
-                        status=StatusAPI(config, config_file=config_file))
+                        status=StatusAPI(config, config_file=config_file),
+                        slow_queries=slow_queries, cluster=ClusterStatus.from_config(config, slow_queries))
     runner = await listen(api.app(web_config), q.http_address, "querier.http_address", web_config)
 
     server = grpc.aio.server(interceptors=grpcauth.server_interceptors("querier", web_config))
-    query_pb2_grpc.add_QueryServicer_to_server(QueryService(engine, q.query_timeout, fanout), server)
+    query_pb2_grpc.add_QueryServicer_to_server(QueryService(engine, q.query_timeout, fanout, slow_queries), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -83,6 +83,8 @@ def flags(config: Config, config_file: str | None = None) -> dict[str, str]:
         "querier.partial_response": q.partial_response,
         "querier.aggregation_pushdown": b(q.aggregation_pushdown),
         "querier.subquery_step": format_duration_ms(q.subquery_step or config.global_.evaluation_interval),
+        "querier.slow_query_threshold": format_duration_ms(q.slow_query_threshold),
+        "querier.slow_query_log_size": str(q.slow_query_log_size),
         "shards.replication_factor": str(s.replication_factor),
     }
     return out

@@ -73,6 +73,16 @@ REDIS_DATA_LOST = Gauge(
 REDIS_APPENDONLY = Gauge(
     "shardmon_shard_redis_appendonly", "1 when the shard's Redis keeps an append-only file (AOF), 0 when not."
 )
+REDIS_MEMORY_USED = Gauge(
+    "shardmon_shard_redis_memory_used_bytes", "Memory the shard's Redis uses (INFO memory used_memory), read every 5 s."
+)
+REDIS_MEMORY_MAX = Gauge(
+    "shardmon_shard_redis_memory_max_bytes", "The shard's Redis maxmemory (0: no limit), read every 5 s."
+)
+REDIS_CONNECTED_REPLICAS = Gauge(
+    "shardmon_shard_redis_connected_replicas",
+    "Replicas connected to the shard's Redis (INFO replication connected_slaves), read every 5 s.",
+)
 BLOCK_CUT_FAILURES = Counter(
     "shardmon_shard_block_cut_failures_total",
     "Block cuts that failed (e.g. Redis out of memory); retried with backoff.",

@@ -236,6 +236,18 @@ class RedisStore(IdentityGuard):
             self.not_durable = None
         return warnings
 
+    async def observe_redis(self) -> None:
+        """Read the Redis's memory use, maxmemory and connected replicas into the shard's gauges
+        (``shardmon_shard_redis_memory_used_bytes``, ``..._memory_max_bytes``, ``..._connected_replicas``)."""
+        try:
+            memory = await self._redis.info("memory")
+            replication = await self._redis.info("replication")
+        except RedisError as exc:
+            raise ShardUnavailableError(f"redis: {exc}") from exc
+        metrics.REDIS_MEMORY_USED.set(int(memory.get("used_memory", 0)))
+        metrics.REDIS_MEMORY_MAX.set(int(memory.get("maxmemory", 0)))
+        metrics.REDIS_CONNECTED_REPLICAS.set(int(replication.get("connected_slaves", 0)))
+
     async def ping(self) -> None:
         try:
             await self._redis.ping()

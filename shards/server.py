@@ -335,7 +335,8 @@ async def _maintain(db: ShardDB, interval_s: float, health: _Health) -> None:
 
 async def _watch_redis(store: RedisStore, policy: str, health: _Health, interval_s: float = 1.0) -> None:
     """Every second: is the Redis still the shard's (identity, epoch, generation)? Every 5 s, and every
-    second while writes are refused for want of one: is its AOF on (turned on again if not)?"""
+    second while writes are refused for want of one: is its AOF on (turned on again if not)? Every 5 s
+    (and in the first round): its memory and replicas, for the gauges."""
     rounds = 0
     while True:
         await asyncio.sleep(interval_s)
@@ -352,6 +353,11 @@ async def _watch_redis(store: RedisStore, policy: str, health: _Health, interval
                         log.info("shard %d: its Redis has an AOF again: writes accepted", store.shard_id)
         except errors.ShardUnavailableError as exc:
             log.debug("redis check postponed: %s", exc)
+        if rounds % 5 == 1:
+            try:
+                await store.observe_redis()
+            except errors.ShardUnavailableError as exc:  # Only the gauges wait: they keep their last values.
+                log.debug("redis memory and replicas not read: %s", exc)
         await health.update()
 
 

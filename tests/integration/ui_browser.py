@@ -48,10 +48,12 @@ def _chromium() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def ui_cluster(tmp_path_factory):
-    """A whole local cluster from one config, scraping the demo targets and one target that is down."""
+def ui_cluster(tmp_path_factory, request):
+    """A whole local cluster from one config, scraping the demo targets and one target that is down. A test
+    module's ``UI_QUERIER`` dict (if any) is merged into the ``querier`` section."""
     tmp = tmp_path_factory.mktemp("ui")
     raw = up_config(tmp, INTERVAL_S)
+    raw["querier"].update(getattr(request.module, "UI_QUERIER", {}))
     down = f"127.0.0.1:{free_port()}"
     raw["scrape_configs"] = [
         {"job_name": "demo", "static_configs": [{"targets": raw["local"]["demo_targets"], "labels": {"env": "demo"}}]},
