@@ -39,7 +39,6 @@ from shardmon.model.webconfig import WebConfig
 from shardmon.querier import lookup, metrics, webui
 from shardmon.querier.cluster_status import ClusterStatus
 from shardmon.querier.promql import Engine
-from shardmon.querier.slow_queries import SlowQuery, SlowQueryLog, instant_params, range_params
 from shardmon.querier.result_json import (  # noqa: F401 - also this module's API
     format_timestamps,
     format_ts,
@@ -49,6 +48,7 @@ from shardmon.querier.result_json import (  # noqa: F401 - also this module's AP
     render_result,
     result_json,
 )
+from shardmon.querier.slow_queries import SlowQuery, SlowQueryLog, instant_params, range_params
 from shardmon.querier.status_api import StatusAPI
 
 T = TypeVar("T")

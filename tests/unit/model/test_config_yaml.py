@@ -13,30 +13,30 @@ from shardmon.model.units import format_size_bytes
 SECRETS = ["hunter2-basic", "tok-authorization", "bt-bearer", "k8s-bearer", "redis-pw", "url-redis-pw",
            "proxy-pw", "PRIVATE-KEY-TEXT", "internal-pw", "am-pw"]
 
-CONFIG = f"""
-global: {{scrape_interval: 15s, external_labels: {{dc: x}}}}
+CONFIG = """
+global: {scrape_interval: 15s, external_labels: {dc: x}}
 scrape_configs:
   - job_name: a
-    basic_auth: {{username: u, password: hunter2-basic}}
-    static_configs: [{{targets: ["127.0.0.1:1"], labels: {{env: demo}}}}]
-    relabel_configs: [{{source_labels: [__address__], target_label: x}}]
+    basic_auth: {username: u, password: hunter2-basic}
+    static_configs: [{targets: ["127.0.0.1:1"], labels: {env: demo}}]
+    relabel_configs: [{source_labels: [__address__], target_label: x}]
   - job_name: b
-    authorization: {{credentials: tok-authorization}}
+    authorization: {credentials: tok-authorization}
     proxy_url: http://pu:proxy-pw@127.0.0.1:3128
-    tls_config: {{key: PRIVATE-KEY-TEXT, cert: CERT-TEXT}}
-    kubernetes_sd_configs: [{{role: pod, api_server: "https://k:6443", bearer_token: k8s-bearer}}]
+    tls_config: {key: PRIVATE-KEY-TEXT, cert: CERT-TEXT}
+    kubernetes_sd_configs: [{role: pod, api_server: "https://k:6443", bearer_token: k8s-bearer}]
   - job_name: c
     bearer_token: bt-bearer
     scrape_interval: 1h30m
     body_size_limit: 1536MB
 alerting:
-  alertmanagers: [{{basic_auth: {{username: am, password: am-pw}}, static_configs: [{{targets: ["127.0.0.1:9093"]}}]}}]
+  alertmanagers: [{basic_auth: {username: am, password: am-pw}, static_configs: [{targets: ["127.0.0.1:9093"]}]}]
 shards:
   nodes:
-    - {{id: 0, address: "127.0.0.1:7000", redis_url: "redis://127.0.0.1:6379/0", redis_password: redis-pw}}
-    - {{id: 1, address: "127.0.0.1:7001", redis_url: "redis://:url-redis-pw@127.0.0.1:6380/0"}}
+    - {id: 0, address: "127.0.0.1:7000", redis_url: "redis://127.0.0.1:6379/0", redis_password: redis-pw}
+    - {id: 1, address: "127.0.0.1:7001", redis_url: "redis://:url-redis-pw@127.0.0.1:6380/0"}
   retention_time: 30d
-internal_client: {{basic_auth: {{username: i, password: internal-pw}}}}
+internal_client: {basic_auth: {username: i, password: internal-pw}}
 """
 
 
