@@ -42,7 +42,7 @@ Shardmon.mount(async (app) => {
       el("table", { "data-list": key },
         el("thead", {}, el("tr", {}, el("th", {}, "Name"), el("th", { class: "num" }, unit))),
         el("tbody", {}, stats.length ? stats.map((s) => el("tr", {},
-          el("td", { class: "name" }, s.name), el("td", { class: "num value" }, String(s.value))))
+          el("td", { class: "name", style: "overflow-wrap:anywhere" }, s.name), el("td", { class: "num value" }, String(s.value))))
           : el("tr", {}, el("td", { colspan: 2, class: "muted" }, "none")))));
   }
 
@@ -102,12 +102,13 @@ Shardmon.mount(async (app) => {
       ...(doc.warnings || []).map((w) => el("div", { class: "error warning" }, `Warning: ${w}`)),
       el("h2", {}, "Head Stats"), headTable(d.headStats, "tsdb-head"),
       el("h2", {}, "Head Cardinality Stats"),
-      statTable(`Top ${n} label names with value count`, "labelValueCountByLabelName", d.labelValueCountByLabelName),
-      statTable(`Top ${n} series count by metric names`, "seriesCountByMetricName", d.seriesCountByMetricName),
-      statTable(`Top ${n} label names with high memory usage`, "memoryInBytesByLabelName",
-        d.memoryInBytesByLabelName, "Bytes"),
-      statTable(`Top ${n} series count by label value pairs`, "seriesCountByLabelValuePair",
-        d.seriesCountByLabelValuePair),
+      el("div", { style: "display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:0 1em" },
+        statTable(`Top ${n} label names with value count`, "labelValueCountByLabelName", d.labelValueCountByLabelName),
+        statTable(`Top ${n} series count by metric names`, "seriesCountByMetricName", d.seriesCountByMetricName),
+        statTable(`Top ${n} label names with high memory usage`, "memoryInBytesByLabelName",
+          d.memoryInBytesByLabelName, "Bytes"),
+        statTable(`Top ${n} series count by label value pairs`, "seriesCountByLabelValuePair",
+          d.seriesCountByLabelValuePair)),
       ...shardsPart(d.shards || [], d.headStats.numSeries));
     out.dataset.loaded = qs || "default";
   }
