@@ -72,7 +72,6 @@ def test_with_replication_each_series_counts_once_on_its_first_live_replica():
         dbs = {}
         for sid in shard_ids:  # each shard gets the series it holds a replica of, as the forwarder sends them
             b = MemoryBackend()
-            b.shard_id = sid
             dbs[sid] = db = await b.open()
             mine = [ls for ls, o in zip(labels, owners) if sid in o.tolist()]
             db.store.shard_id = sid
