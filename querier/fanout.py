@@ -57,7 +57,7 @@ from shardmon.model.promql.pushdown_replicas import Placement, disagreement
 from shardmon.model.samples import SampleBatch
 from shardmon.model.storage import ColumnsSet, LabelsResult, QueryBudget, Series, SeriesColumns, SeriesSet
 from shardmon.querier import metrics
-from shardmon.shards.client import ShardClient, labels_of, series_of_batch
+from shardmon.shards.client import ShardClient, ShardTSDBStats, labels_of, series_of_batch
 
 T = TypeVar("T")
 
@@ -539,6 +539,19 @@ class FanoutQuerier:
         if limit:
             out = {n: out[n] for n in sorted(out)[:limit]}
         return out, warnings, partial
+
+    def tsdb_status(self, selectors: Sequence[Sequence[Matcher]], *, live_shard_ids: Sequence[int] | None = None,
+                    budget: QueryBudget | None = None) -> tuple[list[ShardTSDBStats], list[str], bool]:
+        """Every shard's head statistics (``/api/v1/status/tsdb``; querier/tsdb_status.py merges them). With
+        replication each shard counts the series whose first replica among ``live_shard_ids`` (default: every
+        shard) it is, so that the shards' counts add up to each series once."""
+        own: dict = {}
+        if self.replication_factor > 1:
+            ids = [c.shard_id for c in self.clients]
+            own = dict(shard_ids=ids, replication_factor=self.replication_factor,
+                       live_shard_ids=ids if live_shard_ids is None else list(live_shard_ids))
+        return self._all(lambda c, call: c.tsdb_status(selectors, timeout_s=self._call_timeout(budget),
+                                                       attach=call.attach, **own), budget)
 
     def close(self) -> None:
         for sh in self._shards:

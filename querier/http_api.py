@@ -36,7 +36,7 @@ from shardmon.model.httpserver import make_app
 from shardmon.model.storage import Querier, QueryBudget
 from shardmon.model.units import parse_duration_ms
 from shardmon.model.webconfig import WebConfig
-from shardmon.querier import lookup, metrics, webui
+from shardmon.querier import lookup, metrics, tsdb_status, webui
 from shardmon.querier.cluster_status import ClusterStatus
 from shardmon.querier.promql import Engine
 from shardmon.querier.result_json import (  # noqa: F401 - also this module's API
@@ -167,6 +167,7 @@ class PrometheusAPI:
         app.router.add_get("/api/v1/label/{name}/values", self.label_values)
         app.router.add_get("/api/v1/status/buildinfo", self.buildinfo)
         app.router.add_get("/api/v1/metadata", self.metadata)
+        app.router.add_get("/api/v1/status/tsdb", self.tsdb_status)
         if self.cluster is not None:
             app.router.add_get("/api/v1/status/cluster", self.cluster.handler)
         app.router.add_get("/api/v1/targets", self.targets)
@@ -320,6 +321,19 @@ class PrometheusAPI:
             found, warnings, partial = await self._run(
                 request, lambda b: fetch(p.get("metric", ""), max(n, 0), budget=b), self.default_timeout_ms)
         return success(json.dumps(found), warnings, partial)
+
+    async def tsdb_status(self, request: web.Request) -> web.Response:
+        """Prometheus's TSDB status over every shard's head, with ``limit`` and Shardmon's ``match[]`` and
+        ``shards`` (querier/tsdb_status.py)."""
+        p = await _params(request)
+        limit = tsdb_status.parse_limit(p.get("limit"))
+        selectors = p.getall("match[]", [])
+        if not hasattr(self.querier, "tsdb_status"):
+            raise QueryUnavailableError("this querier reads no shards: no TSDB status")
+        doc, warnings, partial = await self._run(
+            request, lambda b: tsdb_status.tsdb_status(self.querier, selectors, limit, guard=self.engine.guard,
+                                                       budget=b), self.default_timeout_ms)
+        return success(json.dumps(doc), warnings, partial)
 
     async def own_metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -87,6 +87,19 @@ def _set_limits(req, max_series: int | None, max_samples: int | None, points_per
         ))
 
 
+class ShardTSDBStats(NamedTuple):
+    """One shard's answer to ``TSDBStatus``: its counted head series, Shardmon's chunk count, its head's time
+    range, per label name ``(name, values, series counts)`` (counts a uint64 array), and its warnings."""
+
+    shard_id: int
+    num_series: int
+    chunk_count: int
+    min_time_ms: int
+    max_time_ms: int
+    labels: list[tuple[str, list[str], np.ndarray]]
+    warnings: list[str]
+
+
 class SeriesStream:
     """One Series call in flight: iterate it for the series of each frame as they arrive;
     :meth:`cancel` (from any thread) ends it, the iteration then raising a retryable error.
@@ -312,6 +325,19 @@ class ShardClient:
         """(family, type, help, unit) the shard has seen."""
         resp = self._unary("Metadata", shard_pb2.MetadataRequest(metric=metric, limit=limit), timeout_s, attach)
         return [(m.metric_family_name, m.type, m.help, m.unit) for m in resp.metadata]
+
+    def tsdb_status(self, selectors: Sequence[Sequence[Matcher]], *, shard_ids: Sequence[int] = (),
+                    replication_factor: int = 1, live_shard_ids: Sequence[int] = (), timeout_s: float = 60.0,
+                    attach: Callable[[grpc.Future], None] | None = None) -> ShardTSDBStats:
+        """The shard's head cardinality statistics over the series matching one of ``selectors`` (none: all);
+        with ``shard_ids``, only the series whose first replica among ``live_shard_ids`` is this shard."""
+        req = shard_pb2.TSDBStatusRequest(
+            selectors=[shard_pb2.Selector(matchers=matchers_to_pb(ms)) for ms in selectors],
+            shard_ids=shard_ids, replication_factor=replication_factor, live_shard_ids=live_shard_ids)
+        resp = self._unary("TSDBStatus", req, timeout_s, attach)
+        labels = [(lv.name, list(lv.values), np.asarray(lv.series, np.uint64)) for lv in resp.labels]
+        return ShardTSDBStats(self.shard_id, resp.num_series, resp.chunk_count, resp.min_time_ms, resp.max_time_ms,
+                              labels, list(resp.warnings))
 
     def reset(self, timeout_s: float = 60.0) -> None:
         """Delete everything the shard holds (tests and tools). An admin RPC:

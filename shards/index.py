@@ -226,6 +226,11 @@ class LabelIndex:
     def label_names(self) -> list[str]:
         return sorted(self._postings)
 
+    def postings_snapshot(self) -> list[tuple[str, list[tuple[str, array[int]]]]]:
+        """Every label name with its ``(value, postings)`` pairs, as lists of their own (the postings arrays
+        themselves are shared and may grow: copy each at once). For the TSDB status' counting."""
+        return [(name, list(by_value.items())) for name, by_value in list(self._postings.items())]
+
     def label_values(self, name: str) -> list[str]:
         return list(self._values_sorted(name))
 

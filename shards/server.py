@@ -35,6 +35,7 @@ from shardmon.shards import metrics
 from shardmon.shards.engine import ShardDB
 from shardmon.shards.reads import Selection
 from shardmon.shards.redis_store import RedisStore
+from shardmon.shards.tsdb_stats import Ownership, head_stats
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,21 @@ class ShardService(shard_pb2_grpc.ShardServicer):
         return shard_pb2.MetadataResponse(metadata=[
             types_pb2.MetricMetadata(metric_family_name=n, type=t, help=h, unit=u) for n, t, h, u in entries
         ])
+
+    async def TSDBStatus(self, request, context):
+        """The head's cardinality statistics (``/api/v1/status/tsdb``): every label pair of the counted
+        series with its series count (see :mod:`shardmon.shards.tsdb_stats`)."""
+        try:
+            selectors = [matchers_from_pb(s.matchers) for s in request.selectors]
+            own = Ownership(list(request.shard_ids), request.replication_factor or 1, list(request.live_shard_ids))
+            stats = await head_stats(self.db, selectors, own if request.shard_ids else None)
+        except Exception as exc:  # noqa: BLE001
+            await self._fail(context, exc, "TSDBStatus")
+            return
+        return shard_pb2.TSDBStatusResponse(
+            num_series=stats.num_series, chunk_count=stats.chunk_count, min_time_ms=stats.min_time_ms,
+            max_time_ms=stats.max_time_ms, warnings=self.db.read_warnings(),
+            labels=[shard_pb2.LabelValueCounts(name=n, values=vs, series=cs.tolist()) for n, vs, cs in stats.labels])
 
     async def Reset(self, request, context):
         try:

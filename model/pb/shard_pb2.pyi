@@ -217,3 +217,47 @@ class MetadataResponse(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     metadata: _containers.RepeatedCompositeFieldContainer[_types_pb2.MetricMetadata]
     def __init__(self, metadata: _Optional[_Iterable[_Union[_types_pb2.MetricMetadata, _Mapping]]] = ...) -> None: ...
+
+class Selector(_message.Message):
+    __slots__ = ("matchers",)
+    MATCHERS_FIELD_NUMBER: _ClassVar[int]
+    matchers: _containers.RepeatedCompositeFieldContainer[_types_pb2.Matcher]
+    def __init__(self, matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ...) -> None: ...
+
+class TSDBStatusRequest(_message.Message):
+    __slots__ = ("selectors", "shard_ids", "replication_factor", "live_shard_ids")
+    SELECTORS_FIELD_NUMBER: _ClassVar[int]
+    SHARD_IDS_FIELD_NUMBER: _ClassVar[int]
+    REPLICATION_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    LIVE_SHARD_IDS_FIELD_NUMBER: _ClassVar[int]
+    selectors: _containers.RepeatedCompositeFieldContainer[Selector]
+    shard_ids: _containers.RepeatedScalarFieldContainer[int]
+    replication_factor: int
+    live_shard_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, selectors: _Optional[_Iterable[_Union[Selector, _Mapping]]] = ..., shard_ids: _Optional[_Iterable[int]] = ..., replication_factor: _Optional[int] = ..., live_shard_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class LabelValueCounts(_message.Message):
+    __slots__ = ("name", "values", "series")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    values: _containers.RepeatedScalarFieldContainer[str]
+    series: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, name: _Optional[str] = ..., values: _Optional[_Iterable[str]] = ..., series: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class TSDBStatusResponse(_message.Message):
+    __slots__ = ("num_series", "chunk_count", "min_time_ms", "max_time_ms", "labels", "warnings")
+    NUM_SERIES_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_COUNT_FIELD_NUMBER: _ClassVar[int]
+    MIN_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TIME_MS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    num_series: int
+    chunk_count: int
+    min_time_ms: int
+    max_time_ms: int
+    labels: _containers.RepeatedCompositeFieldContainer[LabelValueCounts]
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, num_series: _Optional[int] = ..., chunk_count: _Optional[int] = ..., min_time_ms: _Optional[int] = ..., max_time_ms: _Optional[int] = ..., labels: _Optional[_Iterable[_Union[LabelValueCounts, _Mapping]]] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -74,6 +74,11 @@ class ShardStub:
                 request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataRequest.SerializeToString,
                 response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataResponse.FromString,
                 _registered_method=True)
+        self.TSDBStatus = channel.unary_unary(
+                '/shardmon.v1.Shard/TSDBStatus',
+                request_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.TSDBStatusRequest.SerializeToString,
+                response_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.TSDBStatusResponse.FromString,
+                _registered_method=True)
 
 
 class ShardServicer:
@@ -141,6 +146,15 @@ class ShardServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TSDBStatus(self, request, context):
+        """Cardinality statistics of the shard's head (/api/v1/status/tsdb): every label pair of the head series
+        with its series count, so that the querier can merge the shards exactly (distinct values across shards,
+        series counted once over replicas) before it takes the top entries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ShardServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +197,11 @@ def add_ShardServicer_to_server(servicer, server):
                     servicer.Metadata,
                     request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataRequest.FromString,
                     response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataResponse.SerializeToString,
+            ),
+            'TSDBStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.TSDBStatus,
+                    request_deserializer=shardmon_dot_model_dot_pb_dot_shard__pb2.TSDBStatusRequest.FromString,
+                    response_serializer=shardmon_dot_model_dot_pb_dot_shard__pb2.TSDBStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +420,33 @@ class Shard:
             '/shardmon.v1.Shard/Metadata',
             shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataRequest.SerializeToString,
             shardmon_dot_model_dot_pb_dot_shard__pb2.MetadataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TSDBStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/shardmon.v1.Shard/TSDBStatus',
+            shardmon_dot_model_dot_pb_dot_shard__pb2.TSDBStatusRequest.SerializeToString,
+            shardmon_dot_model_dot_pb_dot_shard__pb2.TSDBStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -117,7 +117,7 @@ def test_a_slow_query_over_grpc_is_logged_with_its_client(ui_cluster):  # noqa: 
     assert logged["clientIP"] == "127.0.0.1" and logged["outcome"] == "ok"
 
 
-def _shard_pid(ui_cluster, shard_id: int) -> int:
+def _shard_pid(ui_cluster, shard_id: int) -> int:  # noqa: F811 (the fixture's value)
     """The pid ``shardmon up`` printed for the shard (its latest start)."""
     found = re.findall(rf"started shard-{shard_id}\s+pid (\d+)", (ui_cluster["tmp"] / "up.log").read_text())
     assert found, "shardmon up printed no pid for the shard"
