@@ -240,12 +240,16 @@ def test_documented_errors(k8s):
 # --- through the front, as kubectl top and the HPA reach it -------------------------------------------
 
 def test_kubectl_top_node_and_pod(k8s):
-    nodes = _table(_kubectl(k8s["front"], "top", "node").stdout)
+    out = _kubectl(k8s["front"], "top", "node").stdout
+    print(f"\n$ kubectl top node\n{out}")
+    nodes = _table(out)
     assert set(nodes) == {n.name for n in farm.NODES}, nodes
     for n in farm.NODES:
         assert nodes[n.name]["CPU(cores)"] == f"{farm.node_millicores(n.name)}m", nodes
         assert nodes[n.name]["MEMORY(bytes)"] == f"{farm.node_memory_mib(n.name)}Mi", nodes
-    pods = _table(_kubectl(k8s["front"], "top", "pod", "-n", "web").stdout)
+    out = _kubectl(k8s["front"], "top", "pod", "-n", "web").stdout
+    print(f"$ kubectl top pod -n web\n{out}")
+    pods = _table(out)
     web = {p.name: p for p in farm.PODS if p.namespace == "web"}
     assert set(pods) == set(web), pods
     for name, p in web.items():
