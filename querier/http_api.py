@@ -31,6 +31,7 @@ from shardmon.model.errors import (
     QueryTimeoutError,
     QueryUnavailableError,
 )
+from shardmon.model.buildinfo import build_info
 from shardmon.model.httpclient import InternalClient
 from shardmon.model.httpserver import make_app
 from shardmon.model.storage import Querier, QueryBudget
@@ -126,7 +127,7 @@ async def _params(request: web.Request):
 class PrometheusAPI:
     """The aiohttp routes of the Prometheus HTTP API over an :class:`Engine` and a :class:`Querier`."""
 
-    def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str = "0.1.0",
+    def __init__(self, engine: Engine, querier: Querier, *, default_timeout_ms: int, version: str | None = None,
                  ingest_api: str | None = None, ingest_client: InternalClient | None = None,
                  rules_api: str | None = None, status: StatusAPI | None = None,
                  slow_queries: SlowQueryLog | None = None, cluster: ClusterStatus | None = None) -> None:
@@ -142,7 +143,7 @@ class PrometheusAPI:
         self.engine = engine
         self.querier = querier
         self.default_timeout_ms = default_timeout_ms
-        self.version = version
+        self.version = version or build_info()["version"]
         #: The latest slow queries (None: not kept).
         self.slow_queries = slow_queries
         #: What /api/v1/status/cluster gathers (None: not served).
@@ -384,7 +385,4 @@ class PrometheusAPI:
         return handler
 
     async def buildinfo(self, request: web.Request) -> web.Response:
-        return success(json.dumps({
-            "version": self.version, "revision": "", "branch": "", "buildUser": "", "buildDate": "",
-            "goVersion": "",
-        }))
+        return success(json.dumps({**build_info(), "version": self.version}))
