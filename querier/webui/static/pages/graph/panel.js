@@ -41,6 +41,7 @@ ShardmonGraph.Panel = (() => {
         placeholder: "Expression (press Shift+Enter for newlines)", "aria-label": "Expression",
       });
       this.input.value = this.options.expr;
+      const wrap = el("div", { class: "expr-wrap" }, this.input);
       this.completion = ShardmonGraph.complete.attach(this.input); // its keydown handler runs first
       this.input.addEventListener("keydown", (e) => {
         if (e.key === "Enter" && !e.shiftKey) {
@@ -58,7 +59,7 @@ ShardmonGraph.Panel = (() => {
       this.body = el("div", { class: "tab-body" });
       const root = el("section", { class: "panel query-panel" },
         el("div", { class: "expr-row" },
-          el("div", { class: "expr-wrap" }, this.input),
+          wrap,
           el("button", { type: "button", class: "primary execute", onclick: () => this.execute() }, "Execute")),
         this.message,
         el("div", { class: "tabs" }, this.tabs, this.stats),
@@ -122,7 +123,9 @@ ShardmonGraph.Panel = (() => {
       const setRange = (ms) => {
         range.value = P.formatDuration(ms);
         range.classList.remove("invalid");
-        if (ms !== this.options.range) this.setOptions({ range: ms });
+        if (ms === this.options.range) return;
+        res.placeholder = `Res. (s): ${P.step({ ...this.options, range: ms, resolution: null })}`;
+        this.setOptions({ range: ms });
       };
       const commitRange = () => {
         const ms = P.parseDuration(range.value);
@@ -145,8 +148,10 @@ ShardmonGraph.Panel = (() => {
         onclick: () => {
           if (this.options.stacked === stacked) return;
           this.setOptions({ stacked }, false);
-          this.renderTab();
-          this.drawGraph();
+          for (const b of this.body.querySelectorAll(".stack-toggle")) {
+            b.classList.toggle("active", b.dataset.stacked === (stacked ? "1" : "0"));
+          }
+          this.renderResult();
         },
       }, label);
       return el("div", { class: "toolbar graph-controls" },
@@ -159,28 +164,28 @@ ShardmonGraph.Panel = (() => {
         el("span", { class: "input-group" }, stackButton(false, "Lines"), stackButton(true, "Stacked")));
     }
 
+    // The tab's controls and its result (after a change of tab or of the time zone setting).
     renderTab() {
       for (const b of this.tabs) b.classList.toggle("active", b.dataset.tab === String(this.options.tab));
+      this.resultBox = el("div", { class: this.options.tab === 1 ? "table-result" : "graph-chart" });
+      this.body.replaceChildren(this.options.tab === 1
+        ? el("div", { class: "toolbar table-controls" }, this.timeInput("Evaluation time"))
+        : this.graphControls(), this.resultBox);
+      this.renderResult();
+    }
+
+    // The result alone (after a query), leaving the controls as they are.
+    renderResult() {
       if (this.chart) {
         this.chart.destroy();
         this.chart = null;
       }
-      if (this.options.tab === 1) {
-        this.body.replaceChildren(el("div", { class: "toolbar table-controls" }, this.timeInput("Evaluation time")),
-          el("div", { class: "table-result" }, ShardmonGraph.table.render(this.data, this.settings)));
-      } else {
-        this.chartBox = el("div", { class: "graph-chart" });
-        this.body.replaceChildren(this.graphControls(), this.chartBox);
-        this.drawGraph();
-      }
+      if (this.options.tab === 1) this.resultBox.replaceChildren(ShardmonGraph.table.render(this.data, this.settings));
+      else this.drawGraph();
     }
 
     drawGraph() {
-      if (!this.chartBox) return;
-      if (this.chart) {
-        this.chart.destroy();
-        this.chart = null;
-      }
+      this.chartBox = this.resultBox;
       this.chartBox.replaceChildren();
       if (!this.data || !this.lastRange) {
         this.chartBox.append(el("div", { class: "muted" }, "No data queried yet"));
@@ -222,7 +227,7 @@ ShardmonGraph.Panel = (() => {
       const expr = this.options.expr;
       if (expr.trim() === "") {
         this.data = null;
-        this.renderTab();
+        this.renderResult();
         return;
       }
       const abort = new AbortController();
@@ -248,11 +253,11 @@ ShardmonGraph.Panel = (() => {
         if (graph) parts.push(`Resolution: ${step}s`);
         parts.push(`Result series: ${ShardmonGraph.table.count(data)}`);
         this.stats.textContent = parts.join("   ");
-        this.renderTab();
+        this.renderResult();
       } catch (err) {
         if (err && err.name === "AbortError") return;
         this.data = null;
-        this.renderTab();
+        this.renderResult();
         this.showError(err);
       } finally {
         if (this.abort === abort) this.abort = null;
