@@ -53,9 +53,12 @@ Shardmon.mount(async (app) => {
     } }, "Add Panel"));
 
   const fromUrl = P.decode(location.search);
-  if (fromUrl.length) fromUrl.forEach((o) => add(o, true));
-  else add({}, false);
-  writeUrl();
+  if (fromUrl.length) {
+    fromUrl.forEach((o) => add(o, true));
+    writeUrl(); // in full, as Prometheus writes it
+  } else {
+    add({}, false); // the URL stays /graph until the panel changes
+  }
 
   let resizeTimer = null;
   window.addEventListener("resize", () => {
