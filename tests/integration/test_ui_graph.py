@@ -84,17 +84,17 @@ def test_a_typed_query_in_the_table_tab_shows_the_apis_rows(ui_cluster, browser)
 def test_the_graph_tab_draws_the_range_query_with_a_legend_per_series(ui_cluster, browser):  # noqa: F811
     end = int(time.time()) - 2
     expr = "rate(up[1m]) or up"
-    url = (f"{ui_cluster['url']}/graph?g0.expr={quote(expr)}&g0.tab=0&g0.range_input=5m"
+    url = (f"{ui_cluster['url']}/graph?g0.expr={quote(expr)}&g0.tab=0&g0.range_input=1m"
            f"&g0.end_input={quote(utc_text(end))}")
     assert not open_page(browser, url, ready_css=".graph-chart canvas")
     rows = wait_css(browser, ".graph-chart .u-legend tr.u-series", "the legend")
 
-    want = api(ui_cluster, "/api/v1/query_range", query=expr, start=end - 300, end=end, step=1)  # 5m / 250: 1 s
+    want = api(ui_cluster, "/api/v1/query_range", query=expr, start=end - 60, end=end, step=1)  # 1m / 250: 1 s
     assert want["resultType"] == "matrix" and want["result"]
     labels = [r.find_element(By.CSS_SELECTOR, ".u-label").text for r in rows[1:]]  # the first is the time
     assert labels == [series_text(s["metric"]) for s in want["result"]]
     assert css(browser, "textarea.expr-input")[0].get_attribute("value") == expr
-    assert css(browser, "input.range-input")[0].get_attribute("value") == "5m"
+    assert css(browser, "input.range-input")[0].get_attribute("value") == "1m"
     assert css(browser, "button.tab.active")[0].text == "Graph"
     assert "Resolution: 1s" in css(browser, ".query-stats")[0].text
     screenshot(browser, "graph-graph")
