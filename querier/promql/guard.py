@@ -29,6 +29,7 @@ import promql_parser
 
 from shardmon.model.errors import BadQueryError
 from shardmon.querier import metrics
+from shardmon.querier.promql.position import with_position
 
 #: Default of ``querier.max_query_length``: bytes of query text.
 DEFAULT_MAX_QUERY_LENGTH = 256 * 1024
@@ -142,12 +143,13 @@ class QueryGuard(NamedTuple):
 
     def parse(self, text: str, what: str = "query") -> promql_parser.Expr:
         """Check ``text`` (:meth:`check`), parse it, and check its tree; :class:`BadQueryError` for
-        anything the parser refuses."""
+        anything the parser refuses, worded as Prometheus's ``line:column: parse error: ...``
+        (:mod:`.position`)."""
         self.check(text, what)
         try:
             expr = promql_parser.parse(text)
         except ValueError as exc:
-            raise BadQueryError(str(exc)) from exc
+            raise BadQueryError(with_position(text, str(exc))) from exc
         except BaseException as exc:  # pyo3's PanicException derives from BaseException.
             if type(exc).__name__ != "PanicException":
                 raise

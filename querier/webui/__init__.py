@@ -25,10 +25,16 @@ PAGES = {
     "/status": ("status", "Status", "Status"),
 }
 
+#: page script name -> the scripts (under ``static/pages/``) it needs, loaded before it in this order.
+PAGE_PARTS = {
+    "graph": ["graph/params.js", "graph/complete.js", "graph/table.js", "graph/chart.js", "graph/panel.js"],
+}
+
 
 def shell(path: str) -> str:
     """The HTML of the page at ``path``: the navigation, an empty ``<main id="app">`` its script fills."""
     page, title, _ = PAGES[path]
+    parts = "".join(f'<script src="/static/pages/{part}"></script>\n' for part in PAGE_PARTS.get(page, ()))
     active = ' class="active"'
     nav = "".join(f'<a href="{p}"{active if p == path else ""}>{escape(label)}</a>'
                   for p, (_, _, label) in PAGES.items())
@@ -47,7 +53,7 @@ def shell(path: str) -> str:
 <main id="app"></main>
 <script src="/static/vendor/uPlot.iife.min.js"></script>
 <script src="/static/common.js"></script>
-<script src="/static/pages/{page}.js"></script>
+{parts}<script src="/static/pages/{page}.js"></script>
 </body>
 </html>
 """
@@ -73,4 +79,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_static("/static/", STATIC, append_version=False)
 
 
-__all__ = ["PAGES", "STATIC", "add_routes", "shell"]
+__all__ = ["PAGES", "PAGE_PARTS", "STATIC", "add_routes", "shell"]

@@ -11,8 +11,8 @@ const Shardmon = (() => {
   }
 
   // GET (or POST form) a Prometheus-style API; resolves to its `data`, rejects with an ApiError naming
-  // the server's errorType and error text.
-  async function api(path, params = {}, { method = "GET", signal } = {}) {
+  // the server's errorType and error text. With `whole`, resolves to the whole document (its `warnings` too).
+  async function api(path, params = {}, { method = "GET", signal, whole = false } = {}) {
     const body = new URLSearchParams();
     for (const [k, v] of Object.entries(params)) {
       for (const item of Array.isArray(v) ? v : [v]) {
@@ -30,7 +30,7 @@ const Shardmon = (() => {
     if (doc.status === "error" || !resp.ok) {
       throw new ApiError(resp.status, doc.errorType || "error", doc.error || `${resp.status} ${resp.statusText}`);
     }
-    return doc.data === undefined ? doc : doc.data;
+    return whole || doc.data === undefined ? doc : doc.data;
   }
 
   // el("div", {class: "x", onclick: fn}, child, "text", [more]) -> an element.

@@ -1,0 +1,48 @@
+// The Query page's table: an instant query's result as Prometheus 2.42's DataTable shows it: a row per
+// series with its labels and value (vector), the values with their timestamps (matrix), one row for a
+// scalar or a string; at most 10,000 rows, with a warning naming how many were left out.
+"use strict";
+window.ShardmonGraph = window.ShardmonGraph || {};
+ShardmonGraph.table = (() => {
+  const { el, seriesText } = Shardmon;
+  const MAX_ROWS = 10000;
+
+  // The number of results as the query stats count them (a scalar or string is one).
+  function count(data) {
+    if (!data) return 0;
+    if (data.resultType === "scalar" || data.resultType === "string") return 1;
+    return (data.result || []).length;
+  }
+
+  function render(data, { localTime }) {
+    if (!data) return el("div", { class: "muted" }, "No data queried yet");
+    const { resultType, result } = data;
+    if ((resultType === "vector" || resultType === "matrix") && (!result || !result.length)) {
+      return el("div", { class: "muted empty-result" }, "Empty query result");
+    }
+    const rows = [];
+    if (resultType === "vector") {
+      for (const s of result.slice(0, MAX_ROWS)) {
+        rows.push(el("tr", {}, el("td", { class: "series" }, seriesText(s.metric)),
+          el("td", { class: "value" }, s.value ? s.value[1] : "")));
+      }
+    } else if (resultType === "matrix") {
+      for (const s of result.slice(0, MAX_ROWS)) {
+        const lines = (s.values || []).map(([t, v]) => el("div", {}, `${v} @`,
+          el("span", { title: ShardmonGraph.params.formatTime(t * 1000, localTime) }, String(t))));
+        rows.push(el("tr", {}, el("td", { class: "series" }, seriesText(s.metric)),
+          el("td", { class: "value" }, lines)));
+      }
+    } else if (resultType === "scalar" || resultType === "string") {
+      rows.push(el("tr", {}, el("td", { class: "series" }, resultType), el("td", { class: "value" }, result[1])));
+    } else {
+      return Shardmon.errorBox(`Unsupported result type ${resultType}`);
+    }
+    const limited = (resultType === "vector" || resultType === "matrix") && result.length > MAX_ROWS;
+    return el("div", {},
+      limited ? el("div", { class: "error" }, `Warning: fetched ${result.length} series, only displaying the first ${MAX_ROWS}.`) : null,
+      el("table", { class: "data-table" }, el("tbody", {}, rows)));
+  }
+
+  return { render, count, MAX_ROWS };
+})();
