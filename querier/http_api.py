@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shardmon.model.buildinfo import build_info
 from shardmon.model.errors import (
     BadQueryError,
     QueryCanceledError,
@@ -31,7 +32,6 @@ from shardmon.model.errors import (
     QueryTimeoutError,
     QueryUnavailableError,
 )
-from shardmon.model.buildinfo import build_info
 from shardmon.model.httpclient import InternalClient
 from shardmon.model.httpserver import make_app
 from shardmon.model.storage import Querier, QueryBudget
