@@ -134,6 +134,8 @@ def _listener_urls(s: Setup) -> dict[str, str]:
     urls = {
         "querier API": f"https://{s.address('querier')}/api/v1/query?query=up",
         "querier /metrics": f"https://{s.address('querier')}/metrics",
+        "web UI page": f"https://{s.address('querier')}/graph",
+        "web UI asset": f"https://{s.address('querier')}/static/common.js",
         "receiver /metrics": f"https://{s.address('receiver')}/metrics",
         "push API": f"https://{s.address('push')}/api/v1/metrics",
         "ingest API": f"https://{s.address('ingest')}/api/v1/targets",
@@ -174,7 +176,7 @@ def test_self_monitoring_sees_every_component_up(s):
 
 
 def test_every_http_listener_wants_the_right_password(s):
-    urls = wait_until(lambda: (u := _listener_urls(s)) and len(u) == 11 and u, 60,
+    urls = wait_until(lambda: (u := _listener_urls(s)) and len(u) == 13 and u, 60,
                       "the coordinator's and scrapers' metrics addresses")
     for name, url in urls.items():
         for password in (None, "wrong password"):
