@@ -301,6 +301,7 @@ class Run:
         moved = [t["scrapeUrl"] for t in self.c.targets() if t.get("scraper") in lost]
         t_stop = time.time()
         self.c.run("docker", "stop", victim)
+        stop_s = time.time() - t_stop
         # Its targets go to the scrapers on the other workers at once (and back to its scrapers once Ray
         # has restarted them there): each scraped again; then every target within two intervals.
         wait_until(lambda: all(_parse_time(t["lastScrape"]) > t_stop for t in self.c.targets()
@@ -309,8 +310,15 @@ class Run:
         self._all_scraped_within_two_intervals(t_stop, f"after `docker stop {victim}`")
         after = wait_until(lambda: (p := self._placement()) and not p[victim] and sum(map(len, p.values())) == 4 and p,
                            120, f"the scrapers of {victim} running on the other workers")
-        self.note(f"`docker stop {victim}` (scrapers {sorted(lost)}, {len(moved)} targets): its targets scraped "
-                  f"again {t_moved:.0f} s after the stop, every target within two intervals; scrapers now "
+        # The demo targets' largest gap between stored scrapes across the stop (their interval: 5 s).
+        t_end = time.time()
+        raw = _raw(self.c.query(f"demo_scrapes_total[{math.ceil(t_end - t_stop) + 10}s]", at=t_end))
+        gaps = {dict(k)["instance"]: max((b[0] - a[0] for a, b in zip(v, v[1:])), default=0) for k, v in raw.items()}
+        check(all(g <= 2 * DEMO_INTERVAL_S + 1 for g in gaps.values()), f"demo targets' gaps across the stop: {gaps}")
+        self.note(f"`docker stop {victim}` (returned after {stop_s:.0f} s; scrapers {sorted(lost)}, {len(moved)} "
+                  f"targets): its targets scraped again {t_moved:.0f} s after the command, every target within two "
+                  f"intervals; largest gap between a demo target's stored scrapes: {max(gaps.values()):.1f} s "
+                  f"(interval {DEMO_INTERVAL_S:g} s); scrapers now "
                   + ", ".join(f"{w}: {sorted(s)}" for w, s in sorted(after.items()) if w != victim))
 
     def down(self) -> None:
