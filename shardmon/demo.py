@@ -2,7 +2,9 @@
 
 Each address serves ``/metrics`` with request counters by method and code (steady rates, so
 ``rate()`` has something to show), an in-flight gauge, a temperature that drifts, and a latency
-histogram. Values are functions of time, so restarts do not disturb the rates much.
+histogram. Values are functions of time, so restarts do not disturb the rates much. One counter,
+``demo_scrapes_total``, counts the scrapes the target has served: each stored scrape is the previous
+one plus one, so a lost or doubled scrape shows (tests/compose/run checks it across a shard's SIGKILL).
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ _ROUTES = (("GET", "200", 12.0), ("GET", "404", 0.5), ("POST", "200", 3.0), ("PO
 _BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 
-def render(instance: int, now: float) -> str:
-    """The exposition text of demo instance ``instance`` at time ``now`` (seconds)."""
+def render(instance: int, now: float, scrapes: int = 0) -> str:
+    """The exposition text of demo instance ``instance`` at time ``now`` (seconds), its ``scrapes``-th scrape."""
     lines = [
+        "# HELP demo_scrapes_total Scrapes of this target served since it started.",
+        "# TYPE demo_scrapes_total counter",
+        f"demo_scrapes_total {scrapes}",
         "# HELP demo_http_requests_total Requests handled, by method and status code.",
         "# TYPE demo_http_requests_total counter",
     ]
@@ -52,10 +57,12 @@ def render(instance: int, now: float) -> str:
 async def serve(addresses: list[str], *, stop: asyncio.Event | None = None) -> None:
     """Serve a demo target on each ``host:port`` until ``stop`` is set (or SIGTERM/SIGINT)."""
     runners = []
+    scrapes = [0] * len(addresses)
     for i, address in enumerate(addresses):
         async def handler(request: web.Request, i: int = i) -> web.Response:
+            scrapes[i] += 1
             return web.Response(
-                body=render(i, time.time()).encode(),
+                body=render(i, time.time(), scrapes[i]).encode(),
                 headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
             )
 
