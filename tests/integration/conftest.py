@@ -4,6 +4,7 @@ child process fails to start, the end of its log in the test's report."""
 import pytest
 
 from shardmon.procs import ChildFailed
+from tests.integration.ui_browser import browser, ui_cluster  # noqa: F401 (the browser tests' session fixtures)
 
 
 def pytest_collection_modifyitems(items):

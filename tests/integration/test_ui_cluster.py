@@ -14,10 +14,8 @@ from selenium.webdriver.common.by import By
 
 from tests.integration.httpapi import get_json, metric
 from tests.integration.procs import wait_until
-from tests.integration.ui_browser import browser, open_page, screenshot, ui_cluster  # noqa: F401 (fixtures)
+from tests.integration.ui_browser import open_page, screenshot
 
-#: Merged into the cluster's querier section by the ui_cluster fixture: every query of 1 ms or more is slow.
-UI_QUERIER = {"slow_query_threshold": "1ms", "slow_query_log_size": 50}
 #: The hostile case's generous bound: the document answers though a shard hangs (its timeout is 3 s).
 ANSWER_WITHIN_S = 20
 
@@ -37,7 +35,7 @@ def _cluster_page(drv, url: str) -> None:
     assert not errors, errors
 
 
-def test_the_api_lists_every_shard_scraper_and_ruler(ui_cluster):  # noqa: F811
+def test_the_api_lists_every_shard_scraper_and_ruler(ui_cluster):
     # The shards' gauges are refreshed by their maintenance round (every 10 s at most): wait for the first.
     def filled():
         d = _status(ui_cluster["url"])
@@ -64,7 +62,7 @@ def test_the_api_lists_every_shard_scraper_and_ruler(ui_cluster):  # noqa: F811
     assert all(s["samplesPerSecond"] is not None and s["samplesPerSecond"] > 0 for s in again["shards"])
 
 
-def test_the_page_lists_every_shard_and_scraper_with_its_health(ui_cluster, browser):  # noqa: F811
+def test_the_page_lists_every_shard_and_scraper_with_its_health(ui_cluster, browser):
     url = ui_cluster["url"]
     _cluster_page(browser, url)
     data = _status(url)
@@ -84,7 +82,7 @@ def test_the_page_lists_every_shard_and_scraper_with_its_health(ui_cluster, brow
     screenshot(browser, "cluster")
 
 
-def test_a_slow_query_shows_on_the_page(ui_cluster, browser):  # noqa: F811
+def test_a_slow_query_shows_on_the_page(ui_cluster, browser):
     url = ui_cluster["url"]
     expr = 'count by (job) (up{job=~"demo|broken"}) * 7'
     res = get_json(f"{url}/api/v1/query", {"query": expr})
@@ -105,7 +103,7 @@ def test_a_slow_query_shows_on_the_page(ui_cluster, browser):  # noqa: F811
     assert metric(url, "shardmon_querier_slow_queries_total", api="http", kind="instant") >= 1
 
 
-def test_a_slow_query_over_grpc_is_logged_with_its_client(ui_cluster):  # noqa: F811
+def test_a_slow_query_over_grpc_is_logged_with_its_client(ui_cluster):
     from shardmon.client import QueryClient
 
     expr = "sum by (job) (up) * 3"
@@ -117,14 +115,14 @@ def test_a_slow_query_over_grpc_is_logged_with_its_client(ui_cluster):  # noqa: 
     assert logged["clientIP"] == "127.0.0.1" and logged["outcome"] == "ok"
 
 
-def _shard_pid(ui_cluster, shard_id: int) -> int:  # noqa: F811 (the fixture's value)
+def _shard_pid(ui_cluster, shard_id: int) -> int:
     """The pid ``shardmon up`` printed for the shard (its latest start)."""
     found = re.findall(rf"started shard-{shard_id}\s+pid (\d+)", (ui_cluster["tmp"] / "up.log").read_text())
     assert found, "shardmon up printed no pid for the shard"
     return int(found[-1])
 
 
-def test_a_shard_that_stops_answering_shows_down_and_the_rest_answer(ui_cluster, browser):  # noqa: F811
+def test_a_shard_that_stops_answering_shows_down_and_the_rest_answer(ui_cluster, browser):
     url = ui_cluster["url"]
     victim = ui_cluster["raw"]["shards"]["nodes"][-1]["id"]
     pid = _shard_pid(ui_cluster, victim)

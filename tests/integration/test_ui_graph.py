@@ -14,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.integration.httpapi import call_api, get_json
 from tests.integration.procs import wait_until
-from tests.integration.ui_browser import browser, console_errors, open_page, screenshot, ui_cluster  # noqa: F401
+from tests.integration.ui_browser import console_errors, open_page, screenshot
 
 WAIT_S = 30
 
@@ -48,7 +48,7 @@ def url_params(drv) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(drv.current_url).query, keep_blank_values=True).items()}
 
 
-def test_a_typed_query_in_the_table_tab_shows_the_apis_rows(ui_cluster, browser):  # noqa: F811
+def test_a_typed_query_in_the_table_tab_shows_the_apis_rows(ui_cluster, browser):
     assert not open_page(browser, ui_cluster["url"] + "/graph", ready_css="textarea.expr-input")
     t = int(time.time()) - 2
     when = css(browser, ".table-controls input.time-input")[0]
@@ -81,7 +81,7 @@ def test_a_typed_query_in_the_table_tab_shows_the_apis_rows(ui_cluster, browser)
     assert not console_errors(browser)
 
 
-def test_the_graph_tab_draws_the_range_query_with_a_legend_per_series(ui_cluster, browser):  # noqa: F811
+def test_the_graph_tab_draws_the_range_query_with_a_legend_per_series(ui_cluster, browser):
     end = int(time.time()) - 2
     expr = "rate(up[1m]) or up"
     url = (f"{ui_cluster['url']}/graph?g0.expr={quote(expr)}&g0.tab=0&g0.range_input=1m"
@@ -111,7 +111,7 @@ def test_the_graph_tab_draws_the_range_query_with_a_legend_per_series(ui_cluster
     assert not console_errors(browser)
 
 
-def test_a_prometheus_link_opens_the_graph_of_its_expression(ui_cluster, browser):  # noqa: F811
+def test_a_prometheus_link_opens_the_graph_of_its_expression(ui_cluster, browser):
     # What Grafana's "explore in Prometheus" and an alert's generatorURL link to (no end time: now).
     url = f"{ui_cluster['url']}/graph?g0.expr={quote('sum by (job) (up)')}&g0.tab=0&g0.range_input=5m"
     assert not open_page(browser, url, ready_css=".graph-chart canvas")
@@ -121,7 +121,7 @@ def test_a_prometheus_link_opens_the_graph_of_its_expression(ui_cluster, browser
     assert css(browser, "textarea.expr-input")[0].get_attribute("value") == "sum by (job) (up)"
 
 
-def test_a_bad_query_shows_the_parse_error_at_its_position(ui_cluster, browser):  # noqa: F811
+def test_a_bad_query_shows_the_parse_error_at_its_position(ui_cluster, browser):
     assert not open_page(browser, ui_cluster["url"] + "/graph", ready_css="textarea.expr-input")
     css(browser, "textarea.expr-input")[0].send_keys("sum(up) by (job) foo")
     css(browser, "button.execute")[0].click()
@@ -146,7 +146,7 @@ def offered(drv) -> list[tuple[str, bool]]:
         .map((li) => [li.textContent, li.classList.contains("active")]);""")
 
 
-def test_completion_offers_metric_names_label_names_and_values(ui_cluster, browser):  # noqa: F811
+def test_completion_offers_metric_names_label_names_and_values(ui_cluster, browser):
     names = api(ui_cluster, "/api/v1/label/__name__/values")
     name = next(n for n in names if n.startswith("shardmon_") and n.count("_") >= 3)
     assert not open_page(browser, ui_cluster["url"] + "/graph", ready_css="textarea.expr-input")

@@ -10,7 +10,7 @@ from selenium.webdriver.common.by import By
 
 from tests.integration.httpapi import get_json
 from tests.integration.procs import free_port, prometheus_proc, wait_until
-from tests.integration.ui_browser import SECRET, browser, open_page, screenshot, ui_cluster  # noqa: F401 (fixtures)
+from tests.integration.ui_browser import SECRET, open_page, screenshot
 
 PROM_SECRET = "prometheus-scrape-password-91c2"
 
@@ -44,7 +44,7 @@ def _types(d: dict) -> dict:
     return {k: type(v).__name__ for k, v in d.items()}
 
 
-def test_runtimeinfo_and_buildinfo_have_prometheus_fields_and_types(ui_cluster, prometheus):  # noqa: F811
+def test_runtimeinfo_and_buildinfo_have_prometheus_fields_and_types(ui_cluster, prometheus):
     for path in ("/api/v1/status/runtimeinfo", "/api/v1/status/buildinfo"):
         ours, theirs = _data(ui_cluster["url"], path), _data(prometheus, path)
         assert _types(ours) == _types(theirs), path
@@ -53,7 +53,7 @@ def test_runtimeinfo_and_buildinfo_have_prometheus_fields_and_types(ui_cluster, 
     assert info["GOMAXPROCS"] >= 1 and info["goroutineCount"] >= 1
 
 
-def test_config_is_yaml_with_secrets_shown_as_prometheus_shows_them(ui_cluster, prometheus):  # noqa: F811
+def test_config_is_yaml_with_secrets_shown_as_prometheus_shows_them(ui_cluster, prometheus):
     ours, theirs = _data(ui_cluster["url"], "/api/v1/status/config"), _data(prometheus, "/api/v1/status/config")
     assert list(ours) == list(theirs) == ["yaml"]
     assert PROM_SECRET not in theirs["yaml"] and SECRET not in ours["yaml"]
@@ -69,7 +69,7 @@ def test_config_is_yaml_with_secrets_shown_as_prometheus_shows_them(ui_cluster, 
     assert job["scrape_interval"] == "1s" and prom["scrape_configs"][0]["scrape_interval"] == "15s"
 
 
-def test_flags_are_strings_under_prometheus_names(ui_cluster, prometheus):  # noqa: F811
+def test_flags_are_strings_under_prometheus_names(ui_cluster, prometheus):
     ours, theirs = _data(ui_cluster["url"], "/api/v1/status/flags"), _data(prometheus, "/api/v1/status/flags")
     assert all(isinstance(v, str) for v in list(ours.values()) + list(theirs.values()))
     # Every flag Shardmon names as Prometheus does is one of Prometheus 2.42's flags; the rest are Shardmon's
@@ -83,7 +83,7 @@ def test_flags_are_strings_under_prometheus_names(ui_cluster, prometheus):  # no
     assert ours["query.lookback-delta"] == theirs["query.lookback-delta"] == "5m"
 
 
-def test_the_status_page_shows_runtime_build_config_and_flags_without_the_secret(ui_cluster, browser):  # noqa: F811
+def test_the_status_page_shows_runtime_build_config_and_flags_without_the_secret(ui_cluster, browser):
     ui = ui_cluster
     assert not open_page(browser, ui["url"] + "/status", ready_css="#flags-table")
     info = _data(ui["url"], "/api/v1/status/runtimeinfo")
@@ -109,13 +109,13 @@ def test_the_status_page_shows_runtime_build_config_and_flags_without_the_secret
     assert visible == ["query.lookback-delta 5m"]
 
 
-def test_no_page_shows_the_configured_secret(ui_cluster, browser):  # noqa: F811
+def test_no_page_shows_the_configured_secret(ui_cluster, browser):
     for path in ("/targets", "/service-discovery", "/rules", "/alerts", "/status"):
         assert not open_page(browser, ui_cluster["url"] + path)
         assert SECRET not in browser.page_source, path
 
 
-def test_discovered_labels_carry_the_scrape_configs_defaults_as_prometheus(ui_cluster, prometheus):  # noqa: F811
+def test_discovered_labels_carry_the_scrape_configs_defaults_as_prometheus(ui_cluster, prometheus):
     """What the Service discovery page shows on the left: the same label names as Prometheus for a static target."""
     theirs = wait_until(lambda: _data(prometheus, "/api/v1/targets")["activeTargets"], 30, "Prometheus's target")[0]
     ours = next(t for t in _data(ui_cluster["url"], "/api/v1/targets")["activeTargets"] if t["scrapePool"] == "broken")

@@ -7,7 +7,7 @@ from selenium.webdriver.common.by import By
 
 from tests.integration.httpapi import get_json
 from tests.integration.procs import wait_until
-from tests.integration.ui_browser import DROPPED, browser, open_page, screenshot, ui_cluster  # noqa: F401 (fixtures)
+from tests.integration.ui_browser import DROPPED, open_page, screenshot
 
 
 def _api(ui, path, **params):
@@ -37,7 +37,7 @@ def _scraped_once(ui):
     return wait_until(ready, 60, "every target scraped once")
 
 
-def test_the_targets_page_lists_every_target_with_its_health_scraper_and_error(ui_cluster, browser):  # noqa: F811
+def test_the_targets_page_lists_every_target_with_its_health_scraper_and_error(ui_cluster, browser):
     ui = ui_cluster
     _scraped_once(ui)
 
@@ -85,7 +85,7 @@ def test_the_targets_page_lists_every_target_with_its_health_scraper_and_error(u
     assert shown == {u for u, t in api.items() if t["labels"].get("env") == "demo"} and len(shown) == 3
 
 
-def test_service_discovery_shows_discovered_and_target_labels_and_the_dropped(ui_cluster, browser):  # noqa: F811
+def test_service_discovery_shows_discovered_and_target_labels_and_the_dropped(ui_cluster, browser):
     ui = ui_cluster
     data = _api(ui, "/api/v1/targets")
     assert not open_page(browser, ui["url"] + "/service-discovery", ready_css="tr.sd-target")
@@ -102,7 +102,7 @@ def test_service_discovery_shows_discovered_and_target_labels_and_the_dropped(ui
     screenshot(browser, "service-discovery")
 
 
-def test_the_rules_page_lists_both_rules_healthy(ui_cluster, browser):  # noqa: F811
+def test_the_rules_page_lists_both_rules_healthy(ui_cluster, browser):
     ui = ui_cluster
     wait_until(lambda: all(r.get("health") == "ok" for g in _api(ui, "/api/v1/rules")["groups"] for r in g["rules"]),
                60, "both rules evaluated")
@@ -119,7 +119,7 @@ def test_the_rules_page_lists_both_rules_healthy(ui_cluster, browser):  # noqa: 
     screenshot(browser, "rules-healthy")
 
 
-def test_the_alerts_page_shows_target_down_firing_for_the_broken_target(ui_cluster, browser):  # noqa: F811
+def test_the_alerts_page_shows_target_down_firing_for_the_broken_target(ui_cluster, browser):
     ui = ui_cluster
     wait_until(lambda: any(a["state"] == "firing" for a in _api(ui, "/api/v1/alerts")["alerts"]), 60, "TargetDown firing")
     assert not open_page(browser, ui["url"] + "/alerts", ready_css="details.rule")

@@ -14,7 +14,7 @@ from selenium.webdriver.common.keys import Keys
 
 from tests.integration.httpapi import get_json
 from tests.integration.procs import wait_until
-from tests.integration.ui_browser import browser, open_page, screenshot, ui_cluster  # noqa: F401 (fixtures)
+from tests.integration.ui_browser import open_page, screenshot
 
 LISTS = ["labelValueCountByLabelName", "seriesCountByMetricName", "memoryInBytesByLabelName",
          "seriesCountByLabelValuePair"]
@@ -65,7 +65,7 @@ def _page_equals_api(drv, url: str, params: dict | None, reload) -> dict:
         raise AssertionError(f"{exc}: API stable {last[0]}, page != API in {last[1]}") from None
 
 
-def test_the_page_shows_what_the_api_answers(ui_cluster, browser):  # noqa: F811
+def test_the_page_shows_what_the_api_answers(ui_cluster, browser):
     url = ui_cluster["url"]
 
     def reload():
@@ -86,7 +86,7 @@ def test_the_page_shows_what_the_api_answers(ui_cluster, browser):  # noqa: F811
     screenshot(browser, "tsdb-status")
 
 
-def test_a_typed_match_narrows_the_tables_as_the_api_does(ui_cluster, browser):  # noqa: F811
+def test_a_typed_match_narrows_the_tables_as_the_api_does(ui_cluster, browser):
     url = ui_cluster["url"]
     selector = '{job="demo"}'
     qs = urllib.parse.urlencode({"limit": "5", "match[]": selector})

@@ -1,6 +1,9 @@
 """Browser tests of the web UI: Debian's chromium driven by chromedriver (selenium from PyPI), headless,
 against a real ``shardmon up`` cluster.
 
+Both fixtures are session-wide, registered in tests/integration/conftest.py (a test module must not import them,
+or it would get its own).
+
 - :func:`ui_cluster`: ``shardmon up`` on free ports with the demo targets, one target that is down (a port
   nothing listens on) in a job with a basic_auth password (:data:`SECRET`) and a target its relabeling drops
   (:data:`DROPPED`), a rule file with a recording and an alerting rule; the querier's URL and config.
@@ -47,13 +50,17 @@ def _chromium() -> tuple[str, str]:
     return chrome, driver
 
 
-@pytest.fixture(scope="module")
-def ui_cluster(tmp_path_factory, request):
-    """A whole local cluster from one config, scraping the demo targets and one target that is down. A test
-    module's ``UI_QUERIER`` dict (if any) is merged into the ``querier`` section."""
+#: Merged into the cluster's querier section: every query of 1 ms or more is slow (the Cluster page's test).
+UI_QUERIER = {"slow_query_threshold": "1ms", "slow_query_log_size": 50}
+
+
+@pytest.fixture(scope="session")
+def ui_cluster(tmp_path_factory):
+    """A whole local cluster from one config, scraping the demo targets and one target that is down; one for
+    every browser test module (tests/integration/conftest.py registers it: starting one costs ~10 s)."""
     tmp = tmp_path_factory.mktemp("ui")
     raw = up_config(tmp, INTERVAL_S)
-    raw["querier"].update(getattr(request.module, "UI_QUERIER", {}))
+    raw["querier"].update(UI_QUERIER)
     down = f"127.0.0.1:{free_port()}"
     raw["scrape_configs"] = [
         {"job_name": "demo", "static_configs": [{"targets": raw["local"]["demo_targets"], "labels": {"env": "demo"}}]},
@@ -84,7 +91,7 @@ def ui_cluster(tmp_path_factory, request):
         up.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     chrome, driver = _chromium()
     from selenium import webdriver
