@@ -23,7 +23,6 @@ cannot answer. The provider's methods block: they run in worker threads.
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import json
 import logging
 import platform
@@ -40,6 +39,7 @@ from shardmon.k8sapi.fields import parse_field_selector
 from shardmon.k8sapi.metrics import AUTH_FAILURES, REQUEST_DURATION, REQUESTS
 from shardmon.k8sapi.provider import MetricsProvider, NotFoundError
 from shardmon.k8sapi.selector import EVERYTHING, parse_selector
+from shardmon.model.buildinfo import build_info
 from shardmon.model.errors import ShardmonError
 from shardmon.model.httpserver import add_metrics_route, make_app
 
@@ -64,12 +64,6 @@ def render_error(exc: ShardmonError, code: int) -> web.Response:
     return status_response(code, str(exc))
 
 
-def _version() -> str:
-    try:
-        return importlib.metadata.version("shardmon")
-    except importlib.metadata.PackageNotFoundError:
-        return "0.0.0"
-
 
 def peer_certificate(request: web.Request) -> x509.Certificate | None:
     """The client certificate OpenSSL verified during the handshake (None without one)."""
@@ -84,7 +78,7 @@ class KubernetesMetricsAPI:
     def __init__(self, provider: MetricsProvider, authenticator: Authenticator | None, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.provider, self.authenticator, self.clock = provider, authenticator, clock
-        self.version = _version()
+        self.version = build_info()["version"]
 
     # -- the app -----------------------------------------------------------------------------------
 

@@ -55,17 +55,18 @@ RedisURL = Annotated[str, AfterValidator(check_redis_url)]
 RayAddress = Annotated[str, AfterValidator(check_ray_address)]
 
 
-def redacted_url(url: str) -> str:
-    """``url`` with the password of its user-info, if any, replaced by ``xxxxx`` (as Go's
-    ``URL.Redacted``), for messages and logs."""
+def redacted_url(url: str, mask: str = "xxxxx") -> str:
+    """``url`` with the password of its user-info, if any, replaced by ``mask`` (``xxxxx`` as Go's
+    ``URL.Redacted``, for messages and logs; ``<secret>`` in the configuration the status API shows).
+    Text that is not a ``scheme://`` URL comes back unchanged."""
     scheme, sep, rest = url.partition("://")
-    if not sep:
+    if not sep or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
         return url
     netloc, slash, tail = rest.partition("/")
     userinfo, at, hostport = netloc.rpartition("@")
     if not at or ":" not in userinfo:
         return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:xxxxx@{hostport}{slash}{tail}"
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:{mask}@{hostport}{slash}{tail}"
 
 
 def split_url_password(url: str) -> tuple[str, str | None]:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Union
 import yaml
 from pydantic import BaseModel, SecretStr
 
+from shardmon.model.addresses import redacted_url
 from shardmon.model.sd_config import RefreshInterval
 from shardmon.model.units import duration_from_yaml, format_duration_ms, format_size_bytes, size_from_yaml
 
@@ -83,14 +84,7 @@ def _plain(value: Any, annotation: Any, metadata: tuple = ()) -> Any:
 
 def redact_url(text: str) -> str:
     """``text`` with the password of a URL's user-info replaced by ``<secret>``; other text unchanged."""
-    scheme, sep, rest = text.partition("://")
-    if not sep or not scheme.replace("+", "").replace("-", "").replace(".", "").isalnum():
-        return text
-    netloc, slash, tail = rest.partition("/")
-    userinfo, at, hostport = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return text
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:{SECRET}@{hostport}{slash}{tail}"
+    return redacted_url(text, SECRET)
 
 
 def _members(annotation: Any) -> list[tuple[Any, tuple]]:

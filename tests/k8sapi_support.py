@@ -12,17 +12,15 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from shardmon.k8sapi.provider import (
     ContainerUsage,
@@ -37,6 +35,7 @@ from shardmon.k8sapi.provider import (
 )
 from shardmon.k8sapi.selector import Selector
 from shardmon.model.errors import QueryUnavailableError
+from tests.tlsutil import _cert
 
 T0 = 1_714_564_800.0  # 2024-05-01T12:00:00Z
 
@@ -126,24 +125,6 @@ def _pem(obj) -> bytes:
                              serialization.NoEncryption())
 
 
-def _sign(subject: x509.Name, key, issuer: x509.Name, issuer_key, *, ca: bool = False, server: bool = False):
-    now = dt.datetime.now(dt.UTC)
-    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
-         .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-         .not_valid_after(now + dt.timedelta(days=2))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if ca:
-        b = b.add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                          content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                          key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-    elif server:
-        b = b.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-    else:
-        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-    return b.sign(issuer_key, hashes.SHA256())
-
 
 @dataclass
 class PKI:
@@ -173,13 +154,13 @@ def make_pki(folder: Path) -> PKI:
     cas = {}
     for ca in ("ca", "front-proxy-ca", "rogue-ca"):
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = _sign(_name(f"{ca} of the test"), key, _name(f"{ca} of the test"), key, ca=True)
+        cert = _cert(_name(f"{ca} of the test"), key, _name(f"{ca} of the test"), key, ca=True)
         cas[ca] = (cert, key)
         (folder / f"{ca}.crt").write_bytes(_pem(cert))
     for stem, (ca, cn, orgs) in {**CLIENTS, "server": ("ca", "k8s-api", ())}.items():
         key = ec.generate_private_key(ec.SECP256R1())
         ca_cert, ca_key = cas[ca]
-        cert = _sign(_name(cn, orgs), key, ca_cert.subject, ca_key, server=stem == "server")
+        cert = _cert(_name(cn, orgs), key, ca_cert.subject, ca_key, server=stem == "server")
         (folder / f"{stem}.crt").write_bytes(_pem(cert))
         (folder / f"{stem}.key").write_bytes(_pem(key))
     return PKI(folder)

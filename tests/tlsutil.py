@@ -39,10 +39,13 @@ class Certs:
         return self.folder / name
 
 
-def _cert(subject: str, key, issuer_name: x509.Name, issuer_key, *, ca: bool = False, server: bool = False,
-          ips: tuple[str, ...] = ()):
+def _cert(subject: str | x509.Name, key, issuer_name: x509.Name, issuer_key, *, ca: bool = False,
+          server: bool = False, ips: tuple[str, ...] = ()):
+    """A certificate for ``subject`` (a common name, or a whole name), signed by the issuer: a CA's, a server's
+    (localhost, 127.0.0.1 and ``ips``) or a client's."""
     now = dt.datetime.now(dt.timezone.utc)
-    b = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(issuer_name)
+    subject = _name(subject) if isinstance(subject, str) else subject
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
          .public_key(key.public_key()).serial_number(x509.random_serial_number())
          .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=2))
          .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))

@@ -27,6 +27,9 @@ from aiohttp import web
 from shardmon.ingest.discovery.kubeclient import RESOURCES, object_key
 
 _BY_RESOURCE = {resource: (role, namespaced) for role, (_, resource, namespaced) in RESOURCES.items()}
+#: The kind of a list of each role, as the API server answers it (kubectl decodes lists by it).
+_LIST_KIND = {"node": "NodeList", "pod": "PodList", "service": "ServiceList", "endpoints": "EndpointsList",
+              "endpointslice": "EndpointSliceList"}
 _DROP = object()
 _END = object()
 
@@ -188,7 +191,7 @@ class FakeKube:
         if query.get("watch") in ("1", "true"):
             return await self._watch(request, role, ns, query)
         items = [o for o in self.objects[role].values() if self._matches(role, ns, o, query)]
-        return web.json_response({"kind": "List", "apiVersion": "v1",
+        return web.json_response({"kind": _LIST_KIND[role], "apiVersion": "v1",
                                   "metadata": {"resourceVersion": str(self.rv)}, "items": items})
 
     async def _watch(self, request: web.Request, role: str, ns: str, query: dict[str, str]) -> web.StreamResponse:

@@ -100,34 +100,24 @@ class KubeFront(FakeKube):
         return None
 
     async def _front(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        doc = self._discovery(request.path)
+        proxied = len(parts) >= 2 and parts[0] == "apis" and parts[1] in METRICS_GROUPS
+        one = None if doc is not None or proxied else self._get_one(request.path)
+        if doc is None and not proxied and one is None:
+            return await self._handle(request)  # the lists (and watches), as FakeKube serves them
         self.requests.append((request.path, dict(request.query)))
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             self.unauthorized += 1
             return web.json_response(self._status(401, "Unauthorized", "Unauthorized"), status=401)
-        doc = self._discovery(request.path)
         if doc is not None:
             return web.json_response(doc)
-        parts = [p for p in request.path.split("/") if p]
-        if len(parts) >= 2 and parts[0] == "apis" and parts[1] in METRICS_GROUPS:
+        if proxied:
             return await self._proxy(request)
-        one = self._get_one(request.path)
-        if one is not None:
-            if not one:
-                return web.json_response(self._status(404, "NotFound", f"{parts[-2]} \"{parts[-1]}\" not found"),
-                                         status=404)
-            return web.json_response(one)
-        return await self._handle_authorized(request)
-
-    async def _handle_authorized(self, request: web.Request) -> web.StreamResponse:
-        query = dict(request.query)
-        route = self._route(request.path)
-        if route is None:
-            return web.json_response(self._status(404, "NotFound", f"no route {request.path}"), status=404)
-        role, ns, _ = route
-        items = [o for o in self.objects[role].values() if self._matches(role, ns, o, query)]
-        kind = {"node": "NodeList", "pod": "PodList"}.get(role, "List")
-        return web.json_response({"kind": kind, "apiVersion": "v1",
-                                  "metadata": {"resourceVersion": str(self.rv)}, "items": items})
+        if not one:
+            return web.json_response(self._status(404, "NotFound", f"{parts[-2]} \"{parts[-1]}\" not found"),
+                                     status=404)
+        return web.json_response(one)
 
     async def _proxy(self, request: web.Request) -> web.StreamResponse:
         if self._session is None:

@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import kubernetes
 import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
@@ -37,8 +38,6 @@ from tests.integration.httpapi import get_json
 from tests.integration.kube_front import KubeFront
 from tests.integration.procs import free_port, shardmon_up, up_config, wait_until
 from tests.tlsutil import _cert, _name, _write_key, make_certs
-
-kubernetes = pytest.importorskip("kubernetes")  # a test dependency (pyproject's test extras)
 
 TOKEN = "front-token-7c1e"
 HPA_PATH = "/apis/custom.metrics.k8s.io/v1beta2/namespaces/web/pods/*/http_requests_per_second"
