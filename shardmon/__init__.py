@@ -1,8 +1,9 @@
 """Shardmon, one package: the processes, the CLI and the launcher here, and the floors below them as
-subpackages, ``shardmon.model``, ``shardmon.shards``, ``shardmon.ingest`` and ``shardmon.querier``.
+subpackages, ``shardmon.model``, ``shardmon.shards``, ``shardmon.ingest``, ``shardmon.querier``,
+``shardmon.rules`` and ``shardmon.k8sapi``.
 
-The floors are the repository's top-level folders model/, shards/, ingest/ and querier/, next to this
-one. An installed wheel holds them under shardmon/ (pyproject.toml's ``package-dir`` maps them), so
+The floors are the repository's top-level folders model/, shards/, ingest/, querier/, rules/ and k8sapi/,
+next to this one. An installed wheel holds them under shardmon/ (pyproject.toml's ``package-dir`` maps them), so
 nothing called ``model`` lands at the top of site-packages. From a checkout (this folder's parent holds
 pyproject.toml and model/), the parent folder is added to this package's ``__path__`` below, so
 ``import shardmon.model`` finds <checkout>/model/ of the same checkout as this file, whichever way Python
