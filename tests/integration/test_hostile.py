@@ -342,7 +342,9 @@ def test_a_1_mib_malformed_openmetrics_line_is_refused_in_each_path(s):
         return got and list(got.values()) == [0.0]
 
     wait_until(malformed_down, 30, "the malformed target to be down")
-    durations = s.vector('scrape_duration_seconds{job="malformed"}')
+    # Its scrape_duration_seconds is written with up but may be read a moment later (seen empty once in CI).
+    durations = wait_until(lambda: s.vector('scrape_duration_seconds{job="malformed"}'), 30,
+                           "the malformed target's scrape_duration_seconds")
     assert durations and max(durations.values()) < BOUND_S, durations
     s.saw("scrape of a 1 MiB malformed OpenMetrics line", "up=0", max(durations.values()))
     targets = request("GET", f"{s.ingest_url}/api/v1/targets?scrapePool=malformed").json()["data"]["activeTargets"]
