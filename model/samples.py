@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from shardmon.model.histogram import HistogramColumns
 from shardmon.model.pb import types_pb2
 
 #: Prometheus's staleness marker: a NaN with this exact bit pattern ends a series.
@@ -110,6 +111,9 @@ class SampleBatch(NamedTuple):
     sample_series: np.ndarray  # uint32, one per sample
     timestamps_ms: np.ndarray  # int64, one per sample
     values: np.ndarray  # float64, one per sample
+    #: Native histogram samples of the same series table (None: none). A series' float and histogram
+    #: samples together are its samples; one timestamp holds one of them at most.
+    histograms: HistogramColumns | None = None
 
     @classmethod
     def of(cls, ids, keys: Sequence[bytes], sample_series, timestamps_ms, values) -> SampleBatch:
@@ -127,7 +131,12 @@ class SampleBatch(NamedTuple):
 
     @property
     def num_samples(self) -> int:
+        """Float samples (``num_histograms`` counts the histogram samples)."""
         return int(self.timestamps_ms.shape[0])
+
+    @property
+    def num_histograms(self) -> int:
+        return 0 if self.histograms is None else len(self.histograms)
 
     @property
     def num_series(self) -> int:
@@ -146,16 +155,22 @@ class SampleBatch(NamedTuple):
         remap[keep] = np.arange(keep.shape[0])
         new_ref = remap[self.sample_series]
         sample_mask = new_ref >= 0
+        hists = self.histograms
+        if hists is not None and len(hists):
+            hist_ref = remap[hists.sample_series]
+            kept = np.flatnonzero(hist_ref >= 0)
+            hists = hists.take(kept).with_series(hist_ref[kept].astype(U32))
         return SampleBatch(
             self.series.take(keep),
             new_ref[sample_mask].astype(U32),
             self.timestamps_ms[sample_mask],
             self.values[sample_mask],
+            hists,
         )
 
     def to_pb(self) -> types_pb2.SampleColumns:
         t = self.series
-        return types_pb2.SampleColumns(
+        pb = types_pb2.SampleColumns(
             series_ids=np.ascontiguousarray(t.ids, U64).tobytes(),
             series_keys=t.blob,
             series_key_ends=np.ascontiguousarray(t.ends, U32).tobytes(),
@@ -163,6 +178,13 @@ class SampleBatch(NamedTuple):
             timestamps_ms=np.ascontiguousarray(self.timestamps_ms, I64).tobytes(),
             values=np.ascontiguousarray(self.values, F64).tobytes(),
         )
+        h = self.histograms
+        if h is not None and len(h):
+            pb.hist_sample_series = np.ascontiguousarray(h.sample_series, U32).tobytes()
+            pb.hist_timestamps_ms = np.ascontiguousarray(h.timestamps_ms, I64).tobytes()
+            pb.hist_blob = h.blob
+            pb.hist_ends = np.ascontiguousarray(h.ends, U32).tobytes()
+        return pb
 
     @classmethod
     def from_pb(cls, pb: types_pb2.SampleColumns) -> SampleBatch:
@@ -184,7 +206,23 @@ class SampleBatch(NamedTuple):
             raise ValueError("series key offsets do not match the key bytes")
         if refs.shape[0] and int(refs.max()) >= ids.shape[0]:
             raise ValueError("a sample refers to a series outside the series table")
-        return cls(SeriesTable(ids, blob, ends), refs, ts, vals)
+        hists = None
+        if pb.hist_timestamps_ms or pb.hist_sample_series or pb.hist_ends or pb.hist_blob:
+            h_refs = np.frombuffer(pb.hist_sample_series, U32)
+            h_ts = np.frombuffer(pb.hist_timestamps_ms, I64)
+            h_ends = np.frombuffer(pb.hist_ends, U32)
+            if not (h_refs.shape[0] == h_ts.shape[0] == h_ends.shape[0]):
+                raise ValueError(
+                    f"histogram columns differ in length: {h_refs.shape[0]} series refs, "
+                    f"{h_ts.shape[0]} timestamps, {h_ends.shape[0]} histograms"
+                )
+            if h_ends.shape[0] and (int(h_ends[-1]) != len(pb.hist_blob)
+                                    or np.any(np.diff(h_ends.astype(np.int64)) < 0)):
+                raise ValueError("histogram offsets do not match the histogram bytes")
+            if h_refs.shape[0] and int(h_refs.max()) >= ids.shape[0]:
+                raise ValueError("a histogram sample refers to a series outside the series table")
+            hists = HistogramColumns(h_refs, h_ts, pb.hist_blob, h_ends)
+        return cls(SeriesTable(ids, blob, ends), refs, ts, vals, hists)
 
 
 def concat(batches: Sequence[SampleBatch]) -> SampleBatch:
@@ -194,9 +232,14 @@ def concat(batches: Sequence[SampleBatch]) -> SampleBatch:
     if not batches:
         return SampleBatch.empty()
     offsets = np.cumsum([0] + [b.num_series for b in batches[:-1]])
+    hists = None
+    if any(b.num_histograms for b in batches):
+        pairs = [(b.histograms, o) for b, o in zip(batches, offsets) if b.num_histograms]
+        hists = HistogramColumns.concat([h for h, _ in pairs], [int(o) for _, o in pairs])
     return SampleBatch(
         SeriesTable.concat([b.series for b in batches]),
         np.concatenate([b.sample_series.astype(U32) + U32.type(o) for b, o in zip(batches, offsets)]),
         np.concatenate([b.timestamps_ms for b in batches]).astype(I64, copy=False),
         np.concatenate([b.values for b in batches]).astype(F64, copy=False),
+        hists,
     )

@@ -50,6 +50,10 @@ class SeriesColumns(NamedTuple):
     timestamps_ms: np.ndarray  # int64 [n_samples]
     values: np.ndarray  # float64 [n_samples]
     offsets: np.ndarray  # int64 [n_series + 1]
+    #: Native histogram samples among them (None: there are none): object [n_samples], a
+    #: :class:`~shardmon.model.histogram.Histogram` where sample j is one (its ``values[j]`` is then a
+    #: placeholder, NaN) and None where it is a float. A series' floats and histograms are merged in time order.
+    histograms: np.ndarray | None = None
 
     @classmethod
     def of(cls, series: Sequence[Series]) -> SeriesColumns:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshardmon/model/pb/types.proto\x12\x0bshardmon.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"y\n\x07Matcher\x12\'\n\x04type\x18\x01 \x01(\x0e\x32\x19.shardmon.v1.Matcher.Type\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\"(\n\x04Type\x12\x06\n\x02\x45Q\x10\x00\x12\x07\n\x03NEQ\x10\x01\x12\x06\n\x02RE\x10\x02\x12\x07\n\x03NRE\x10\x03\"\x8f\x01\n\rSampleColumns\x12\x12\n\nseries_ids\x18\x01 \x01(\x0c\x12\x13\n\x0bseries_keys\x18\x02 \x01(\x0c\x12\x17\n\x0fseries_key_ends\x18\x03 \x01(\x0c\x12\x15\n\rsample_series\x18\x04 \x01(\x0c\x12\x15\n\rtimestamps_ms\x18\x05 \x01(\x0c\x12\x0e\n\x06values\x18\x06 \x01(\x0c\"V\n\x0eMetricMetadata\x12\x1a\n\x12metric_family_name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0c\n\x04help\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshardmon/model/pb/types.proto\x12\x0bshardmon.v1\"$\n\x05Label\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"y\n\x07Matcher\x12\'\n\x04type\x18\x01 \x01(\x0e\x32\x19.shardmon.v1.Matcher.Type\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\t\"(\n\x04Type\x12\x06\n\x02\x45Q\x10\x00\x12\x07\n\x03NEQ\x10\x01\x12\x06\n\x02RE\x10\x02\x12\x07\n\x03NRE\x10\x03\"\xed\x01\n\rSampleColumns\x12\x12\n\nseries_ids\x18\x01 \x01(\x0c\x12\x13\n\x0bseries_keys\x18\x02 \x01(\x0c\x12\x17\n\x0fseries_key_ends\x18\x03 \x01(\x0c\x12\x15\n\rsample_series\x18\x04 \x01(\x0c\x12\x15\n\rtimestamps_ms\x18\x05 \x01(\x0c\x12\x0e\n\x06values\x18\x06 \x01(\x0c\x12\x1a\n\x12hist_sample_series\x18\x07 \x01(\x0c\x12\x1a\n\x12hist_timestamps_ms\x18\x08 \x01(\x0c\x12\x11\n\thist_blob\x18\t \x01(\x0c\x12\x11\n\thist_ends\x18\n \x01(\x0c\"V\n\x0eMetricMetadata\x12\x1a\n\x12metric_family_name\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0c\n\x04help\x18\x03 \x01(\t\x12\x0c\n\x04unit\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,7 +38,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MATCHER_TYPE']._serialized_start=165
   _globals['_MATCHER_TYPE']._serialized_end=205
   _globals['_SAMPLECOLUMNS']._serialized_start=208
-  _globals['_SAMPLECOLUMNS']._serialized_end=351
-  _globals['_METRICMETADATA']._serialized_start=353
-  _globals['_METRICMETADATA']._serialized_end=439
+  _globals['_SAMPLECOLUMNS']._serialized_end=445
+  _globals['_METRICMETADATA']._serialized_start=447
+  _globals['_METRICMETADATA']._serialized_end=533
 # @@protoc_insertion_point(module_scope)

@@ -34,20 +34,28 @@ class Matcher(_message.Message):
     def __init__(self, type: _Optional[_Union[Matcher.Type, str]] = ..., name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class SampleColumns(_message.Message):
-    __slots__ = ("series_ids", "series_keys", "series_key_ends", "sample_series", "timestamps_ms", "values")
+    __slots__ = ("series_ids", "series_keys", "series_key_ends", "sample_series", "timestamps_ms", "values", "hist_sample_series", "hist_timestamps_ms", "hist_blob", "hist_ends")
     SERIES_IDS_FIELD_NUMBER: _ClassVar[int]
     SERIES_KEYS_FIELD_NUMBER: _ClassVar[int]
     SERIES_KEY_ENDS_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_SERIES_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMPS_MS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    HIST_SAMPLE_SERIES_FIELD_NUMBER: _ClassVar[int]
+    HIST_TIMESTAMPS_MS_FIELD_NUMBER: _ClassVar[int]
+    HIST_BLOB_FIELD_NUMBER: _ClassVar[int]
+    HIST_ENDS_FIELD_NUMBER: _ClassVar[int]
     series_ids: bytes
     series_keys: bytes
     series_key_ends: bytes
     sample_series: bytes
     timestamps_ms: bytes
     values: bytes
-    def __init__(self, series_ids: _Optional[bytes] = ..., series_keys: _Optional[bytes] = ..., series_key_ends: _Optional[bytes] = ..., sample_series: _Optional[bytes] = ..., timestamps_ms: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
+    hist_sample_series: bytes
+    hist_timestamps_ms: bytes
+    hist_blob: bytes
+    hist_ends: bytes
+    def __init__(self, series_ids: _Optional[bytes] = ..., series_keys: _Optional[bytes] = ..., series_key_ends: _Optional[bytes] = ..., sample_series: _Optional[bytes] = ..., timestamps_ms: _Optional[bytes] = ..., values: _Optional[bytes] = ..., hist_sample_series: _Optional[bytes] = ..., hist_timestamps_ms: _Optional[bytes] = ..., hist_blob: _Optional[bytes] = ..., hist_ends: _Optional[bytes] = ...) -> None: ...
 
 class MetricMetadata(_message.Message):
     __slots__ = ("metric_family_name", "type", "help", "unit")

@@ -73,6 +73,10 @@ class InstantVector(NamedTuple):
     #: The timestamp (int64 ms) of the sample each cell holds, set only by a vector selector asked
     #: for it, for ``timestamp()``; None means the step times.
     sample_ms: np.ndarray | None = None
+    #: Native histograms (None: every cell is a float): object [n_series, n_steps], a
+    #: :class:`~shardmon.model.histogram.Histogram` in a present cell that holds one (``values`` there is
+    #: NaN), None elsewhere.
+    histograms: np.ndarray | None = None
 
 
 class RangeVector(NamedTuple):
@@ -93,6 +97,9 @@ class RangeVector(NamedTuple):
     #: Every series has the same metric name (a selector with a ``__name__`` equality): dropping the name
     #: leaves the label sets distinct.
     one_name: bool = False
+    #: Native histograms among the samples (None: all floats): object [n_samples] parallel to ``values``,
+    #: as :attr:`~shardmon.model.storage.SeriesColumns.histograms`.
+    histograms: np.ndarray | None = None
 
     def series(self) -> Iterator[tuple[Labels, np.ndarray, np.ndarray]]:
         """Each series' labels, timestamps and values (views)."""
@@ -120,6 +127,8 @@ class EvalContext:
     lookback_delta_ms: int
     budget: QueryBudget = field(default_factory=QueryBudget)
     warnings: list[str] = field(default_factory=list)
+    #: Prometheus 2.53's info annotations (``PromQL info: ...``), each once, as ``warnings``.
+    infos: list[str] = field(default_factory=list)
     #: The query's start and end (ms), what ``@ start()`` and ``@ end()`` stand for, also inside a
     #: subquery (whose own grid is ``steps``); None stands for the first and the last step.
     query_start_ms: int | None = None
@@ -173,6 +182,16 @@ class EvalContext:
         self.check_deadline()
         return cols
 
+
+    def warn(self, message: str) -> None:
+        """Add a warning annotation (Prometheus's ``annotations.New...Warning``: HTTP ``warnings``), once."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def info(self, message: str) -> None:
+        """Add an info annotation (Prometheus 2.53's ``annotations.New...Info``: HTTP ``infos``), once."""
+        if message not in self.infos:
+            self.infos.append(message)
 
     def note(self, warnings: Sequence[str], partial: bool) -> None:
         """Keep a read's warnings (each once) and whether its answer may lack series."""

@@ -358,7 +358,7 @@ class _Evaluator:
         first = -(-(int(ends[0]) - range_ms) // step_ms) * step_ms  # Rounded up to a multiple.
         n_inner = max(0, (int(ends[-1]) - first) // step_ms + 1)
         if n_inner == 0:
-            return RangeVector(*SeriesColumns.of_arrays([], [], []), ends, range_ms)
+            return RangeVector(*SeriesColumns.of_arrays([], [], [])[:4], ends, range_ms)
         # The inner grid costs a point per step, charged before it is built; each selector inside
         # charges its [series, steps] cells on it in turn (Prometheus counts a subquery's points).
         ctx.charge_points(n_inner)
@@ -369,7 +369,7 @@ class _Evaluator:
         # As a range selector's series: each is a row of the [series, steps] matrices of the function
         # that takes this range vector, over the outer grid.
         ctx.charge_points(len(labels) * ctx.n_steps)
-        return RangeVector(*SeriesColumns.of_arrays(labels, timestamps, values), ends, range_ms)
+        return RangeVector(*SeriesColumns.of_arrays(labels, timestamps, values)[:4], ends, range_ms)
 
     def _eval_Call(self, node: promql_parser.Call) -> Value:
         name = node.func.name

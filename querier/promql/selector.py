@@ -99,7 +99,7 @@ def eval_vector_selector(
     refs = evaluation_times(ctx, vs.at, vs.offset)
     lookback = ctx.lookback_delta_ms
     # Each series becomes a row of [series, steps] matrices: charged per series, before they are built.
-    labels, ts, vals, offsets = ctx.select_columns(matchers, int(refs[0]) - lookback, int(refs[-1]),
+    labels, ts, vals, offsets, _hists = ctx.select_columns(matchers, int(refs[0]) - lookback, int(refs[-1]),
                                                    points_per_series=ctx.n_steps)
     return instant_selection(labels, ts, vals, offsets, refs, lookback, sample_times=sample_times)
 
@@ -112,7 +112,7 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
     ends = evaluation_times(ctx, vs.at, vs.offset)
     # The function over this range vector makes each series a row of [series, steps] matrices (its
     # windows and its result): charged per series, as the selector's samples.
-    labels, ts, vals, offsets = ctx.select_columns(matchers, int(ends[0]) - range_ms, int(ends[-1]),
+    labels, ts, vals, offsets, _hists = ctx.select_columns(matchers, int(ends[0]) - range_ms, int(ends[-1]),
                                                    points_per_series=ctx.n_steps)
     one_name = any(m.name == METRIC_NAME and m.type is MatchType.EQ for m in matchers)
     return range_selection(labels, ts, vals, offsets, ends, range_ms, one_name)

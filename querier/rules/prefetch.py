@@ -88,7 +88,7 @@ class _Fetched:
     def __init__(self, window: Window, found: ColumnsSet) -> None:
         self.window, self.found = window, found
         cols = found.columns
-        self.labels, self.timestamps, self.values, self.offsets = cols
+        self.labels, self.timestamps, self.values, self.offsets, self.histograms = cols
         n = len(cols.labels)
         self.span = window[1] - window[0] + 3
         rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.offsets))
@@ -108,11 +108,12 @@ class _Fetched:
         # Sample j of the answer is sample j - offsets[row] + lo[row] of the flat arrays.
         take = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(lo[rows] - offsets[:-1], counts)
         labels = self.labels if rows.shape[0] == len(self.labels) else [self.labels[r] for r in rows.tolist()]
-        return SeriesColumns(labels, self.timestamps[take], self.values[take], offsets)
+        hists = None if self.histograms is None else self.histograms[take]
+        return SeriesColumns(labels, self.timestamps[take], self.values[take], offsets, hists)
 
     def cut(self, start_ms: int, end_ms: int) -> list[Series]:
         """:meth:`cut_columns` as :class:`Series` (for a caller of ``select``)."""
-        labels, ts, vals, offsets = self.cut_columns(start_ms, end_ms)
+        labels, ts, vals, offsets, _hists = self.cut_columns(start_ms, end_ms)
         bounds = offsets.tolist()
         return [Series(lbls, ts[bounds[i]:bounds[i + 1]], vals[bounds[i]:bounds[i + 1]]) for i, lbls in enumerate(labels)]
 
