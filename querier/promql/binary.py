@@ -43,6 +43,7 @@ from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import METRIC_NAME, Labels, without_name, without_names
 from shardmon.model.promql.value import EvalContext, InstantVector, Scalar, Value, check_unique_labels, not_supported
 from shardmon.model.samples import F64
+from shardmon.querier.promql.binary_hist import binary_with_histograms
 
 ONE_TO_ONE = "one-to-one"
 MANY_TO_ONE = "many-to-one"
@@ -124,6 +125,8 @@ def binary_op(ctx: EvalContext, op: str, lhs: Value, rhs: Value, matching: Vecto
     if op not in ARITHMETIC and op not in COMPARISONS and op not in SET_OPERATORS:
         raise not_supported(f"binary operator '{op}'")
     ctx.check_deadline()
+    if getattr(lhs, "histograms", None) is not None or getattr(rhs, "histograms", None) is not None:
+        return binary_with_histograms(ctx, op, lhs, rhs, matching, return_bool, binary_op)
     if isinstance(lhs, Scalar) and isinstance(rhs, Scalar):
         return _scalar_binop(op, lhs, rhs)
     if isinstance(lhs, Scalar):
@@ -145,7 +148,8 @@ def negate(vector: InstantVector) -> InstantVector:
     """Unary minus on a vector: negated values, ``__name__`` dropped (Prometheus 2.x)."""
     labels = without_names(vector.labels)
     check_unique_labels(labels, vector.present)
-    return InstantVector(labels, -vector.values, vector.present, vector.order)
+    # 2.53 negates the floats only: a histogram stays as it is.
+    return InstantVector(labels, -vector.values, vector.present, vector.order, histograms=vector.histograms)
 
 
 # -- values ------------------------------------------------------------------------------------

@@ -37,8 +37,10 @@ from shardmon.model.promql.value import (
 )
 from shardmon.model.samples import F64, I64
 from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
+from shardmon.querier.promql.binary_hist import aggregate_with_histograms
 from shardmon.querier.promql.binary import binary_op, negate, vector_matching
 from shardmon.querier.promql.functions import FUNCTIONS
+from shardmon.querier.promql.functions_hist import call_with_histograms, has_histograms
 from shardmon.querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
 from shardmon.querier.promql.pushdown import pushdown_spec, pushed_down, rows_spec
 from shardmon.querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
@@ -62,11 +64,24 @@ promql_parser.register_extra_functions(
 
 
 class ResultSeries(NamedTuple):
-    """One series of a result: its labels and its points (int64 ms timestamps, float64 values)."""
+    """One series of a result: its labels and its points (int64 ms timestamps, float64 values).
+
+    ``histograms``: None when every point is a float; else an object array parallel to ``values``, a native
+    :class:`~shardmon.model.histogram.Histogram` where the point is one (its ``values`` entry NaN), None where
+    it is a float.
+    """
 
     labels: Labels
     timestamps_ms: np.ndarray
     values: np.ndarray
+    histograms: np.ndarray | None = None
+
+
+def _hists(row: np.ndarray | None) -> np.ndarray | None:
+    """A result series' histograms, None when it has none."""
+    if row is None or not (row != None).any():  # noqa: E711 - elementwise
+        return None
+    return row
 
 
 class QueryResult(NamedTuple):
@@ -188,7 +203,11 @@ class Engine:
         else:
             rows = sorted(np.flatnonzero(value.present[:, 0]).tolist(), key=value.labels.__getitem__)
         column = value.values[:, 0].copy()  # One copy; each series' value is a view of it.
-        series = [ResultSeries(value.labels[r], ts, column[r:r + 1]) for r in rows]
+        if value.histograms is None:
+            series = [ResultSeries(value.labels[r], ts, column[r:r + 1]) for r in rows]
+        else:
+            hcol = value.histograms[:, 0]
+            series = [ResultSeries(value.labels[r], ts, column[r:r + 1], _hists(hcol[r:r + 1])) for r in rows]
         return QueryResult("vector", series, None, time_ms, ctx.warnings, ctx.partial)
 
     def _raw_samples(
@@ -202,10 +221,12 @@ class Engine:
         assert isinstance(rv, RangeVector), type(rv)
         lo, hi = int(rv.window_ends[0]) - rv.range_ms, int(rv.window_ends[0])
         series = []
-        for lbls, ts, vals in rv.series():
+        bounds = rv.offsets.tolist()
+        for i, (lbls, ts, vals) in enumerate(rv.series()):
             keep = (ts >= lo) & (ts <= hi)
             if keep.any():
-                series.append(ResultSeries(lbls, ts[keep], vals[keep]))
+                hists = None if rv.histograms is None else _hists(rv.histograms[bounds[i]:bounds[i + 1]][keep])
+                series.append(ResultSeries(lbls, ts[keep], vals[keep], hists))
         series.sort(key=lambda s: s.labels)
         return QueryResult("matrix", series, None, time_ms, ctx.warnings, ctx.partial)
 
@@ -245,17 +266,18 @@ class Engine:
         assert isinstance(value, InstantVector), type(value)
         # Rows present at every step (the common case) keep the step array and a view of their row; the
         # others are cut by their mask.
-        present, values, labels = value.present, value.values, value.labels
+        present, values, labels, hists = value.present, value.values, value.labels, value.histograms
         full = present.all(axis=1).tolist()
         series = []
         for i, row in enumerate(np.flatnonzero(present.any(axis=1)).tolist()):
             if i % 4096 == 4095:
                 ctx.check_deadline()
             if full[row]:
-                series.append(ResultSeries(labels[row], steps, values[row]))
+                series.append(ResultSeries(labels[row], steps, values[row], None if hists is None else _hists(hists[row])))
             else:
                 mask = present[row]
-                series.append(ResultSeries(labels[row], steps[mask], values[row][mask]))
+                series.append(ResultSeries(labels[row], steps[mask], values[row][mask],
+                                           None if hists is None else _hists(hists[row][mask])))
         series.sort(key=lambda s: s.labels)
         return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial)
 
@@ -365,11 +387,14 @@ class _Evaluator:
         inner_steps = first + step_ms * np.arange(n_inner, dtype=I64)
         inner = _Evaluator(dataclasses.replace(ctx, steps=inner_steps)).eval(node.expr)
         assert isinstance(inner, InstantVector), type(inner)
-        labels, timestamps, values = _series_points(ctx, inner, inner_steps)
+        labels, timestamps, values, hists = _series_points(ctx, inner, inner_steps)
         # As a range selector's series: each is a row of the [series, steps] matrices of the function
         # that takes this range vector, over the outer grid.
         ctx.charge_points(len(labels) * ctx.n_steps)
-        return RangeVector(*SeriesColumns.of_arrays(labels, timestamps, values)[:4], ends, range_ms)
+        rv = RangeVector(*SeriesColumns.of_arrays(labels, timestamps, values)[:4], ends, range_ms)
+        if hists:
+            rv = rv._replace(histograms=_hists(np.concatenate(hists)))
+        return rv
 
     def _eval_Call(self, node: promql_parser.Call) -> Value:
         name = node.func.name
@@ -391,6 +416,8 @@ class _Evaluator:
         for i, value in enumerate(args):
             if isinstance(value, Scalar) and wanted and wanted[min(i, len(wanted) - 1)] == promql_parser.ValueType.Vector:
                 raise BadQueryError(f"expected type vector in call to function '{name}', got scalar")
+        if has_histograms(args):  # Native histograms: each function as 2.53 treats them.
+            return call_with_histograms(self.ctx, name, impl, args, node.args)
         # Functions also get the argument expressions: absent() takes labels from its selector.
         return impl(self.ctx, args, node.args)
 
@@ -432,11 +459,14 @@ class _Evaluator:
                 return merged
         vector = self.eval(node.expr)
         assert isinstance(vector, InstantVector), type(vector)
+        if vector.histograms is not None:
+            return aggregate_with_histograms(self.ctx, op, vector, grouping, without, param)
         return aggregate(self.ctx, op, vector, grouping, without, param)
 
 
-def _series_points(ctx: EvalContext, vector: InstantVector, steps: np.ndarray) -> tuple[list[Labels], list[np.ndarray], list[np.ndarray]]:
-    """Per series with any value, its points (step times and values); rows with equal labels join.
+def _series_points(ctx: EvalContext, vector: InstantVector, steps: np.ndarray) -> tuple[list[Labels], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Per series with any value, its points (step times, values and histograms: empty when the vector has
+    none); rows with equal labels join.
 
     Rows may share labels when their values fall on different steps; Prometheus's evaluator
     collects those into one series.
@@ -444,18 +474,21 @@ def _series_points(ctx: EvalContext, vector: InstantVector, steps: np.ndarray) -
     rows_of: dict[Labels, list[int]] = {}
     for row in np.flatnonzero(vector.present.any(axis=1)).tolist():
         rows_of.setdefault(vector.labels[row], []).append(row)
-    labels, timestamps, values = [], [], []
+    labels, timestamps, values, hists = [], [], [], []
     for i, (lbls, rows) in enumerate(rows_of.items()):
         if i % 4096 == 4095:
             ctx.check_deadline()
         present = vector.present[rows]
         mask = present.any(axis=0)
         # The value of the (single) row present at each step.
-        picked = vector.values[rows][present.argmax(axis=0), np.arange(steps.shape[0])]
+        which = present.argmax(axis=0), np.arange(steps.shape[0])
+        picked = vector.values[rows][which]
         labels.append(lbls)
         timestamps.append(steps[mask])
         values.append(picked[mask])
-    return labels, timestamps, values
+        if vector.histograms is not None:
+            hists.append(vector.histograms[rows][which][mask])
+    return labels, timestamps, values, hists
 
 
 def _describe(node) -> str:

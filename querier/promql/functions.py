@@ -28,6 +28,7 @@ from shardmon.model.promql.gosort import sort_sort
 from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, Scalar, Value
 from shardmon.model.promql.window import windows_of
 from shardmon.model.samples import F64, I64
+from shardmon.querier.promql.functions_hist import NATIVE_FUNCTIONS
 from shardmon.querier.promql.functions_label import LABEL_FUNCTIONS
 from shardmon.querier.promql.histogram import HISTOGRAM_FUNCTIONS
 from shardmon.querier.promql.labelset import merge_same_labels
@@ -316,6 +317,7 @@ FUNCTIONS: dict[str, FunctionImpl] = {
     **RANGE_FUNCTIONS,
     **LABEL_FUNCTIONS,
     **HISTOGRAM_FUNCTIONS,
+    **NATIVE_FUNCTIONS,
     "absent": _absent,
     "absent_over_time": _absent_over_time,
     "clamp": _clamp,

@@ -99,9 +99,9 @@ def eval_vector_selector(
     refs = evaluation_times(ctx, vs.at, vs.offset)
     lookback = ctx.lookback_delta_ms
     # Each series becomes a row of [series, steps] matrices: charged per series, before they are built.
-    labels, ts, vals, offsets, _hists = ctx.select_columns(matchers, int(refs[0]) - lookback, int(refs[-1]),
-                                                   points_per_series=ctx.n_steps)
-    return instant_selection(labels, ts, vals, offsets, refs, lookback, sample_times=sample_times)
+    labels, ts, vals, offsets, hists = ctx.select_columns(matchers, int(refs[0]) - lookback, int(refs[-1]),
+                                                          points_per_series=ctx.n_steps)
+    return instant_selection(labels, ts, vals, offsets, refs, lookback, sample_times=sample_times, hists=hists)
 
 
 def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> RangeVector:
@@ -112,10 +112,10 @@ def eval_matrix_selector(ctx: EvalContext, ms: promql_parser.MatrixSelector) -> 
     ends = evaluation_times(ctx, vs.at, vs.offset)
     # The function over this range vector makes each series a row of [series, steps] matrices (its
     # windows and its result): charged per series, as the selector's samples.
-    labels, ts, vals, offsets, _hists = ctx.select_columns(matchers, int(ends[0]) - range_ms, int(ends[-1]),
-                                                   points_per_series=ctx.n_steps)
+    labels, ts, vals, offsets, hists = ctx.select_columns(matchers, int(ends[0]) - range_ms, int(ends[-1]),
+                                                          points_per_series=ctx.n_steps)
     one_name = any(m.name == METRIC_NAME and m.type is MatchType.EQ for m in matchers)
-    return range_selection(labels, ts, vals, offsets, ends, range_ms, one_name)
+    return range_selection(labels, ts, vals, offsets, ends, range_ms, one_name, hists)
 
 
 def operands(node: promql_parser.Expr) -> list[promql_parser.Expr]:
