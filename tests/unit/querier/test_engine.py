@@ -405,7 +405,6 @@ def test_invalid_regex_is_a_bad_query(jobs: Engine) -> None:
 @pytest.mark.parametrize(
     "query",
     [
-        "histogram_count(http_requests)",
         'http_requests{job="api" or job="web"}',
     ],
 )
