@@ -9,7 +9,9 @@ Pure functions of :class:`~shardmon.model.histogram.Histogram` values (immutable
 - :func:`detect_reset`: Prometheus's ``DetectReset`` (a counter histogram went down between two samples).
 - :func:`quantile`, :func:`fraction`, :func:`stdvar` (and ``sqrt`` of it for the deviation): ``histogram_quantile``,
   ``histogram_fraction``, ``histogram_stdvar``/``histogram_stddev`` of one histogram, over :func:`all_buckets`.
-- :func:`bound`: a bucket boundary exactly as Prometheus's ``getBound`` (its table of fractions and ``Ldexp``).
+- :func:`bound`: a bucket boundary as Prometheus's ``getBound`` (a table of fractions and ``Ldexp``): powers of two
+  exact; the fractions here are correctly rounded, and Prometheus's table differs from them by one ulp in some
+  entries (to be replaced by ``model.histogram.bucket_bounds`` once that is exact).
 
 Inside, a side of a histogram is a ``{bucket index: count}`` dict in index order; a result's spans are the runs
 of consecutive indices.
@@ -47,8 +49,8 @@ def _fractions(schema: int) -> tuple[float, ...]:
 
 
 def bound(index: int, schema: int) -> float:
-    """The upper bound of positive bucket ``index`` under ``schema`` (``getBound``): exact, the last finite
-    bucket's bound is the largest float, beyond it +Inf."""
+    """The upper bound of positive bucket ``index`` under ``schema`` (``getBound``; see the module docstring): the
+    last finite bucket's bound is the largest float, beyond it +Inf."""
     if schema < 0:
         exp = index << -schema
         if exp == 1024:
