@@ -62,11 +62,17 @@ promql_parser.register_extra_functions(
 
 
 class ResultSeries(NamedTuple):
-    """One series of a result: its labels and its points (int64 ms timestamps, float64 values)."""
+    """One series of a result: its labels and its points (int64 ms timestamps, float64 values).
+
+    ``histograms``: None when the series has no histogram point, else an object array parallel to
+    ``values`` holding a :class:`~shardmon.model.histogram.Histogram` where the point is one (its value NaN)
+    and None where it is a float.
+    """
 
     labels: Labels
     timestamps_ms: np.ndarray
     values: np.ndarray
+    histograms: np.ndarray | None = None
 
 
 class QueryResult(NamedTuple):
