@@ -22,6 +22,8 @@ back into a transport status exactly once, by one table per transport (gRPC: ``m
     │                                          BadQueryError in a query, a field error (ConfigError)
     │                                          in a config
     ├── TemplateError                  no     a Go template (alert labels/annotations) in Go's words
+    ├── HistogramNotationError (also a ValueError)  no  a {{...}} histogram of a test script; .pos names
+    │                                          the column (model/histogram_notation.py)
     │   ├── TemplateParseError         no     its syntax (model/gotemplate/parser.py)
     │   ├── TemplateExecError          no     its execution (model/gotemplate/executor.py)
     │   ├── TemplateFunctionError      no     a template function's Go error, inside the executor
@@ -113,6 +115,15 @@ class RegexError(ShardmonError, ValueError):
         super().__init__(message)
         self.pattern = pattern
         self.reason = reason
+
+
+class HistogramNotationError(ShardmonError, ValueError):
+    """A native histogram in the test scripts' ``{{...}}`` notation that does not parse; ``pos`` is the 0-based
+    column where it goes wrong."""
+
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(f"at position {pos}: {message}")
+        self.pos = pos
 
 
 class BadRequestError(ShardmonError):

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import math
 import struct
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, localcontext
 from typing import NamedTuple
 
 import numpy as np
@@ -110,17 +112,128 @@ def _spans(spans: Sequence[tuple[int, int]]) -> Spans:
     return tuple((int(o), int(n)) for o, n in spans)
 
 
+# Prometheus's bounds for schemas 1..8 come from a table of the fractions 2**(i/2**s)/2 (i < 2**s) in
+# [0.5, 1), scaled with ldexp (model/histogram/generic.go's exponentialBounds). Its entries are not all the
+# correctly rounded values: each differs from them by a few units in the last place. We compute the
+# correctly rounded fractions of schema 8 (every other schema's are a subset: schema s, fraction i is
+# schema 8's i << (8 - s)) and apply those differences, so the bounds are Prometheus's bit for bit.
+# One digit per fraction of schema 8: its difference in ULPs from the correctly rounded value, plus 4.
+_ULP_FIX = ("4444443444344444443244333333333344344434433344334433453344334433"
+            "4444443333223423443444344443444444434544342244334333443434223333"
+            "3434332233233433333333232322232244334434332234223322343323223323"
+            "3312332322122212222222111100120133233222231133222312332222012211")
+_MAX_FLOAT = sys.float_info.max
+
+
+def _fractions() -> np.ndarray:
+    with localcontext() as ctx:
+        ctx.prec = 40
+        exact = [float((Decimal(2) ** (Decimal(i) / 256)) / 2) for i in range(256)]
+    raw = np.asarray(exact, dtype=np.float64).view(np.int64)
+    return (raw + np.frombuffer(_ULP_FIX.encode(), dtype=np.uint8).astype(np.int64) - ord("4")).view(np.float64)
+
+
+#: The fractions of schema 8; schema s uses every 2**(8-s)-th.
+_FRACTIONS = _fractions()
+
+
+def bucket_bound(index: int, schema: int) -> float:
+    """The upper bound of positive bucket ``index`` under ``schema``, exactly as Prometheus's ``getBound``
+    (the last bucket below the one that counts +Inf ends at the largest float, not at +Inf)."""
+    if schema < 0:
+        exp = index << -schema
+        if exp == 1024:
+            return _MAX_FLOAT
+        return _ldexp(1.0, exp)
+    frac = float(_FRACTIONS[(index & ((1 << schema) - 1)) << (8 - schema)])
+    exp = (index >> schema) + 1
+    if frac == 0.5 and exp == 1025:
+        return _MAX_FLOAT
+    return _ldexp(frac, exp)
+
+
+def _ldexp(frac: float, exp: int) -> float:
+    try:
+        return math.ldexp(frac, exp)
+    except OverflowError:
+        return math.inf
+
+
 def bucket_bounds(schema: int, index: int) -> tuple[float, float]:
-    """The positive bucket ``index``'s (lower, upper] bounds under ``schema``."""
-    if schema >= 0:
-        base = 2.0 ** (2.0 ** -schema)
-        upper = base ** index
-        lower = base ** (index - 1)
+    """The positive bucket ``index``'s (lower, upper] bounds under ``schema``, exactly as Prometheus's."""
+    return bucket_bound(index - 1, schema), bucket_bound(index, schema)
+
+
+def bucket_bounds_array(schema: int, indices: np.ndarray) -> np.ndarray:
+    """:func:`bucket_bound` of every index (an int array): the upper bounds of those positive buckets."""
+    idx = np.asarray(indices, dtype=np.int64)
+    if schema < 0:
+        frac = np.ones(idx.shape, dtype=np.float64)
+        exp = idx << -schema
+        last = exp == 1024
     else:
-        step = 2 ** -schema
-        upper = math.ldexp(1.0, index * step) if index * step < 1024 else math.inf
-        lower = math.ldexp(1.0, (index - 1) * step) if (index - 1) * step < 1024 else math.inf
-    return lower, upper
+        frac = _FRACTIONS[(idx & ((1 << schema) - 1)) << (8 - schema)]
+        exp = (idx >> schema) + 1
+        last = (frac == 0.5) & (exp == 1025)
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.ldexp(frac, np.clip(exp, -2000, 2000).astype(np.int32))
+    out[last] = _MAX_FLOAT
+    return out
+
+
+class Bucket(NamedTuple):
+    """One bucket of a histogram as Prometheus's API shows it: bounds, count, and which ends are closed."""
+
+    lower: float
+    upper: float
+    count: float
+    lower_inclusive: bool
+    upper_inclusive: bool
+    #: The bucket's index on its side (0 for the zero bucket).
+    index: int = 0
+
+    @property
+    def boundary_rule(self) -> int:
+        """The JSON's first element: 0 open left, 1 open right, 2 open both, 3 closed both."""
+        if self.lower_inclusive:
+            return 3 if self.upper_inclusive else 1
+        return 0 if self.upper_inclusive else 2
+
+
+def _side(spans: Spans, counts: Sequence[float]) -> list[tuple[int, float]]:
+    """(index, count) of a side's buckets in ascending index order."""
+    out, idx, j = [], 0, 0
+    for offset, length in spans:
+        idx += offset
+        for _ in range(length):
+            out.append((idx, counts[j]))
+            idx += 1
+            j += 1
+    return out
+
+
+def iter_buckets(h: Histogram) -> Iterator[Bucket]:
+    """Every bucket of ``h`` in Prometheus's order (``AllBucketIterator``): the negative ones from the most
+    negative, the zero bucket (only when its count is not 0), then the positive ones ascending. Empty
+    buckets are included (the API's JSON leaves them out). A bucket that overlaps the zero bucket has
+    that end moved to the zero threshold, as Prometheus does."""
+    zt = h.zero_threshold
+    for idx, count in reversed(_side(h.negative_spans, h.negative_buckets)):
+        lower, upper = -bucket_bound(idx, h.schema), -bucket_bound(idx - 1, h.schema)
+        yield _clamped(lower, upper, count, idx, zt)
+    if h.zero_count > 0:
+        yield Bucket(-zt, zt, h.zero_count, True, True, 0)
+    for idx, count in _side(h.positive_spans, h.positive_buckets):
+        yield _clamped(bucket_bound(idx - 1, h.schema), bucket_bound(idx, h.schema), count, idx, zt)
+
+
+def _clamped(lower: float, upper: float, count: float, idx: int, zt: float) -> Bucket:
+    lower_inclusive, upper_inclusive = lower < 0, upper > 0
+    if -zt < upper < 0:
+        upper = -zt
+    elif 0 < lower < zt:
+        lower = zt
+    return Bucket(lower, upper, count, lower_inclusive, upper_inclusive, idx)
 
 
 def encode(h: Histogram) -> bytes:

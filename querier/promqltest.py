@@ -15,8 +15,10 @@ comment line; blank lines end a block)::
 
 Series values in expanding notation: ``a+bxN`` (and ``a-bxN``) is the N+1 values a, a+b, ...;
 ``axN`` is a repeated N+1 times; ``_`` is a missing sample and ``_xN`` N of them; ``stale`` is a
-staleness marker. Samples are ``interval`` apart from time 0. ``{{...}}`` native histograms are
-not loaded, and the cases that would read them are skipped.
+staleness marker. Samples are ``interval`` apart from time 0. Native histograms are written in
+Prometheus's ``{{...}}`` notation (``shardmon.model.histogram_notation``: ``{{...}}xN``, ``{{a}}+{{b}}xN``,
+mixed with the other items), loaded through ``SampleBatch.histograms`` and expected as results too
+(compared as 2.53's runner does: equal after compaction).
 
 As Prometheus's runner, each case is evaluated as an instant query and again as a range query from
 one minute before to one minute after, step one minute, whose middle step must give the same result
@@ -42,6 +44,8 @@ import numpy as np
 
 from shardmon.model.errors import QueryError
 from shardmon.model.hashing import shards_for_series
+from shardmon.model.histogram import Histogram
+from shardmon.model.histogram_notation import format_histogram
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.samples import F64, I64, STALE_NAN, U32, U64, SampleBatch
@@ -49,6 +53,12 @@ from shardmon.model.storage import Appender, Querier
 from shardmon.model.units import parse_duration_ms
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.promql import Engine, QueryResult, ResultSeries, UnsupportedQueryError
+from shardmon.querier.promqltest_histograms import (
+    batch_with_histograms,
+    compare_histogram_point,
+    expected_histogram,
+    histogram_values,
+)
 
 #: Builds an empty storage: where ``load`` writes, and what the engine reads. Called again on ``clear``.
 StorageFactory = Callable[[], tuple[Appender, Querier]]
@@ -79,7 +89,8 @@ class ScriptReport:
     """What a script run found: counts per outcome, and one description per failed case.
 
     ``unsupported`` counts cases whose query the engine rejects as not supported yet (their
-    descriptions are in ``unsupported_cases``); ``skipped`` counts cases that read native histograms.
+    descriptions are in ``unsupported_cases``); ``skipped`` is kept for callers: native histograms are now
+    loaded and evaluated, so nothing is skipped any more.
     """
 
     passed: int = 0
@@ -181,7 +192,6 @@ class _Case:
         self.ordered = mode == "ordered"
         self.scalar: float | None = None
         self.series: dict[Labels, tuple[int, float]] = {}  # labels -> (position, value)
-        self.reads_histograms = False
 
 
 class _Runner:
@@ -190,13 +200,11 @@ class _Runner:
         self.make_engine = make_engine
         self.name = name
         self.report = ScriptReport()
-        self.histogram_names: set[str] = set()
         self._reset()
 
     def _reset(self) -> None:
         self.appender, querier = self.make_storage()
         self.engine = self.make_engine(querier)
-        self.histogram_names.clear()
 
     def _error(self, index: int, message: str) -> ScriptError:
         return ScriptError(f"{self.name}:{index + 1}: {message}")
@@ -232,13 +240,16 @@ class _Runner:
         interval = self._duration(i, m.group(1))
         # As Prometheus, a series defined twice in one block keeps its last definition.
         defs: dict[Labels, tuple[np.ndarray, np.ndarray]] = {}
+        hdefs: dict[Labels, tuple[np.ndarray, np.ndarray, list]] = {}
         i += 1
         while i < len(lines) and lines[i]:
             labels, rest = self._parse_series(i, lines[i])
             if "{{" in rest:
-                # A native histogram: not loaded; the cases that read its metric are skipped.
-                self.histogram_names.add(labels.name)
+                hdefs[labels] = histogram_values(rest, interval, lambda item: self._parse_values(i, item),
+                                                 lambda msg: self._error(i, msg))
+                defs.pop(labels, None)
             else:
+                hdefs.pop(labels, None)
                 values = self._parse_values(i, rest)
                 ts = np.arange(len(values), dtype=I64) * interval
                 # Converting a Python float to float64 copies its bits, so staleness markers survive.
@@ -246,8 +257,8 @@ class _Runner:
                 keep = np.array([v is not None for v in values], dtype=bool)
                 defs[labels] = (ts[keep], vals[keep])
             i += 1
-        if defs:
-            self.appender.append(_batch(defs))
+        if defs or hdefs:
+            self.appender.append(batch_with_histograms(defs, hdefs) if hdefs else _batch(defs))
             flush = getattr(self.appender, "flush", None)
             if callable(flush):
                 flush()
@@ -313,9 +324,6 @@ class _Runner:
             raise self._error(i, "invalid evaluation command (eval[_fail|_ordered] instant [at <offset:duration>] <query>)")
         mode, at, expr = m.groups()
         case = _Case(i + 1, expr, self._duration(i, at) if at else 0, mode)
-        case.reads_histograms = any(
-            re.search(rf"(?<![\w:]){re.escape(n)}(?![\w:])", expr) if n else True for n in self.histogram_names
-        )
         position = 0
         i += 1
         while i < len(lines) and lines[i]:
@@ -327,7 +335,8 @@ class _Runner:
                 break
             labels, rest = self._parse_series(i, line)
             if "{{" in rest:
-                case.reads_histograms = True
+                position += 1
+                case.series[labels] = (position, expected_histogram(rest, lambda msg: self._error(i, msg)))
             else:
                 values = self._parse_values(i, rest)
                 if len(values) != 1 or values[0] is None:
@@ -339,9 +348,6 @@ class _Runner:
 
     def _run_case(self, case: _Case) -> None:
         where = f"{self.name}:{case.line}"
-        if case.reads_histograms:
-            self.report.skipped += 1
-            return
         try:
             result = self.engine.instant(case.expr, case.time_ms)
             problem = None if case.fail else self._compare(case, result)
@@ -372,15 +378,16 @@ class _Runner:
         """Prometheus's second check: the same query as a range query around the time agrees."""
         t = case.time_ms
         result = self.engine.range(case.expr, t - 60_000, t + 60_000, 60_000)
-        points: list[tuple[Labels, float]] = []
+        points: list[tuple[Labels, float, object]] = []
         for s in result.series:
             hit = np.flatnonzero(s.timestamps_ms == t)
             if hit.shape[0]:
-                points.append((s.labels, float(s.values[hit[0]])))
+                h = None if s.histograms is None else s.histograms[hit[0]]
+                points.append((s.labels, float(s.values[hit[0]]), h))
         if case.scalar is not None:
             got = QueryResult("scalar", [], points[0][1] if points else None, t, [])
         else:
-            got = QueryResult("vector", [_point(lbls, t, v) for lbls, v in points], None, t, [])
+            got = QueryResult("vector", [_point(lbls, t, v, h) for lbls, v, h in points], None, t, [])
         problem = self._compare(case, got)
         return f"in range mode: {problem}" if problem else None
 
@@ -398,10 +405,17 @@ class _Runner:
         for pos, s in enumerate(result.series, start=1):
             expected = case.series.get(s.labels)
             value = float(s.values[0])
+            got_h = None if s.histograms is None else s.histograms[0]
             if expected is None:
-                return f"unexpected series {s.labels} {_fmt(value)} in result"
+                return f"unexpected series {s.labels} {_fmt(got_h if got_h is not None else value)} in result"
             if case.ordered and expected[0] != pos:
                 return f"expected {s.labels} at position {expected[0]}, got it at {pos}"
+            problem = compare_histogram_point(s.labels, expected[1], got_h, value, _fmt)
+            if problem:
+                return problem
+            if problem is not None:  # the expected histogram
+                seen.add(s.labels)
+                continue
             if not almost_equal(expected[1], value):
                 return f"expected {_fmt(expected[1])} for {s.labels}, got {_fmt(value)}"
             seen.add(s.labels)
@@ -478,11 +492,17 @@ def _batch(defs: dict[Labels, tuple[np.ndarray, np.ndarray]]) -> SampleBatch:
     return SampleBatch.of(ids, keys, refs, ts, vals)
 
 
-def _point(labels: Labels, t: int, value: float) -> ResultSeries:
-    return ResultSeries(labels, np.array([t], dtype=I64), np.array([value], dtype=F64))
+def _point(labels: Labels, t: int, value: float, histogram: Histogram | None = None) -> ResultSeries:
+    hists = None
+    if histogram is not None:
+        hists = np.empty(1, dtype=object)
+        hists[0] = histogram
+    return ResultSeries(labels, np.array([t], dtype=I64), np.array([value], dtype=F64), hists)
 
 
-def _fmt(value: float) -> str:
+def _fmt(value) -> str:
+    if isinstance(value, Histogram):
+        return format_histogram(value)
     return repr(float(value))
 
 

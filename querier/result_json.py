@@ -1,8 +1,16 @@
 """A query result as the ``data`` of Prometheus's JSON answer, rendered in bulk, not point by point.
 
-Values are strings written as Go's ``strconv.FormatFloat(v, 'f', -1, 64)`` (``"1.5"``, ``"2"``, ``"NaN"``,
-``"+Inf"``, never an exponent) and timestamps seconds with the millisecond digits, as Prometheus's
-``marshalTimestamp`` (``1435781451.781``, ``1.050``, ``2``).
+Values are strings written as Prometheus's ``jsonutil.MarshalFloat``: Go's ``strconv.FormatFloat(v, 'f', -1,
+64)`` (``"1.5"``, ``"2"``, ``"NaN"``, ``"+Inf"``) but with an exponent below 1e-6 and from 1e21 on (``"1.5e-07"``,
+``"1e+21"``); a scalar result's value is always without exponent (``"0.00000015"``), as Prometheus writes it.
+Timestamps are seconds with the millisecond digits, as Prometheus's ``marshalTimestamp`` (``1435781451.781``,
+``1.050``, ``2``).
+
+Native histogram samples are written as Prometheus 2.53's ``json_codec.go``: a vector sample has
+``"histogram": [ts, {...}]`` instead of ``"value"``, a matrix series ``"histograms": [[ts, {...}], ...]`` after
+its ``"values"`` (each only when it has such points), the object being ``{"count", "sum", "buckets"}`` with
+the non-empty buckets as ``[boundary rule, lower, upper, count]`` (:func:`histogram_json`). Series with
+histograms are rendered point by point (a histogram is an object anyway); float-only series as above.
 
 A result's points are rendered without a Python object per point: orjson writes every value of the
 result at once (the shortest digits that read back as the value, as Go and Python's ``repr`` choose them),
@@ -22,6 +30,7 @@ import math
 import numpy as np
 import orjson
 
+from shardmon.model.histogram import Histogram, iter_buckets
 from shardmon.model.labels import Labels
 
 #: Points rendered per gather: its index arrays stay within the CPU's caches.
@@ -30,7 +39,20 @@ _COMMA, _DOT, _ZERO, _E, _N = (ord(c) for c in ",.0en")
 
 
 def format_value(v: float) -> str:
-    """A sample value as Prometheus writes it (Go's ``FormatFloat(v, 'f', -1, 64)``)."""
+    """A sample value as Prometheus writes it (``jsonutil.MarshalFloat``: Go's ``FormatFloat(v, 'f', -1, 64)``,
+    or ``'e'`` when ``0 < |v| < 1e-6`` or ``|v| >= 1e21``; Python's ``repr`` writes that form as Go does)."""
+    if v != v:
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    a = abs(v)
+    if a != 0 and (a < 1e-6 or a >= 1e21):
+        return repr(v)
+    return format_scalar(v)
+
+
+def format_scalar(v: float) -> str:
+    """A scalar result's value as Prometheus writes it (Go's ``FormatFloat(v, 'f', -1, 64)``, no exponent)."""
     if v != v:
         return "NaN"
     if math.isinf(v):
@@ -39,6 +61,35 @@ def format_value(v: float) -> str:
     if "e" in r:
         return np.format_float_positional(v, unique=True, trim="-")
     return r[:-2] if r.endswith(".0") else r
+
+
+def histogram_json(h: Histogram) -> str:
+    """A native histogram as Prometheus's ``jsonutil.MarshalHistogram`` writes it: ``count``, ``sum`` and the
+    non-empty buckets in :func:`~shardmon.model.histogram.iter_buckets` order (no ``buckets`` key when none)."""
+    buckets = [f'[{b.boundary_rule},"{format_value(b.lower)}","{format_value(b.upper)}","{format_value(b.count)}"]'
+               for b in iter_buckets(h) if b.count != 0]
+    head = f'{{"count":"{format_value(h.count)}","sum":"{format_value(h.sum)}"'
+    return head + (',"buckets":[' + ",".join(buckets) + "]}" if buckets else "}")
+
+
+def _histogram_series_json(s, matrix: bool) -> str:
+    """One result series that holds histogram points (see the module docstring)."""
+    hists = s.histograms
+    ts = [format_ts(t) for t in s.timestamps_ms.tolist()]
+    head = '{"metric":' + labels_json(s.labels)
+    if not matrix:
+        h = hists[0] if len(hists) else None
+        if h is None:
+            return head + f',"value":[{ts[0]},"{format_value(float(s.values[0]))}"]}}'
+        return head + f',"histogram":[{ts[0]},{histogram_json(h)}]}}'
+    floats = [f'[{t},"{format_value(v)}"]' for t, v, h in zip(ts, s.values.tolist(), hists) if h is None]
+    points = [f"[{t},{histogram_json(h)}]" for t, h in zip(ts, hists) if h is not None]
+    out = head
+    if floats:
+        out += ',"values":[' + ",".join(floats) + "]"
+    if points:
+        out += ',"histograms":[' + ",".join(points) + "]"
+    return out + "}"
 
 
 def format_ts(ms: int) -> str:
@@ -179,11 +230,33 @@ def _points(series: list, counts: np.ndarray, times: np.ndarray, point_times: tu
 def render_result(res) -> bytes:
     """The ``data`` object of the answer to a query (a :class:`~shardmon.querier.promql.QueryResult`)."""
     if res.result_type == "scalar":
-        return f'{{"resultType":"scalar","result":[{format_ts(res.time_ms)},"{format_value(res.scalar)}"]}}'.encode()
+        return f'{{"resultType":"scalar","result":[{format_ts(res.time_ms)},"{format_scalar(res.scalar)}"]}}'.encode()
     if res.result_type == "string":
         return f'{{"resultType":"string","result":[{format_ts(res.time_ms)},{json.dumps(res.scalar)}]}}'.encode()
-    body = _series_json(res.series, res.result_type == "matrix") if res.series else b""
+    matrix = res.result_type == "matrix"
+    if any(getattr(s, "histograms", None) is not None for s in res.series):
+        body = _mixed_series_json(res.series, matrix)
+    else:
+        body = _series_json(res.series, matrix) if res.series else b""
     return b'{"resultType":"' + res.result_type.encode() + b'","result":[' + body + b"]}"
+
+
+def _mixed_series_json(series: list, matrix: bool) -> bytes:
+    """The ``result`` items when some series hold histograms: runs of float-only series in bulk, the others
+    one by one, in the result's order."""
+    parts: list[bytes] = []
+    run: list = []
+    for s in series:
+        if getattr(s, "histograms", None) is None:
+            run.append(s)
+            continue
+        if run:
+            parts.append(_series_json(run, matrix))
+            run = []
+        parts.append(_histogram_series_json(s, matrix).encode("ascii"))
+    if run:
+        parts.append(_series_json(run, matrix))
+    return b",".join(parts)
 
 
 def result_json(res) -> str:
@@ -191,5 +264,6 @@ def result_json(res) -> str:
     return render_result(res).decode()
 
 
-__all__ = ["format_timestamps", "format_ts", "format_value", "format_values", "labels_json", "render_result",
+__all__ = ["format_scalar", "format_timestamps", "format_ts", "format_value", "format_values", "histogram_json",
+           "labels_json", "render_result",
            "result_json", "value_texts"]

