@@ -152,7 +152,7 @@ def run_script(
     make_storage: StorageFactory = memory_storage,
     *,
     name: str = "<script>",
-    make_engine: Callable[[Querier], Engine] = Engine,
+    make_engine: Callable[[Querier], Engine] | None = None,
 ) -> ScriptReport:
     """Run a test script and report each ``eval`` case's outcome.
 
@@ -161,7 +161,12 @@ def run_script(
     an asynchronous appender has written everything before the next query. Raises
     :class:`ScriptError` for a malformed script.
     """
-    return _Runner(make_storage, make_engine, name).run(text)
+    return _Runner(make_storage, make_engine or script_engine, name).run(text)
+
+
+def script_engine(querier: Querier) -> Engine:
+    """The engine scripts run on: Prometheus's experimental functions enabled, as its test runner does."""
+    return Engine(querier, experimental_functions=True)
 
 
 def run_file(path: str | Path, make_storage: StorageFactory = memory_storage) -> ScriptReport:
