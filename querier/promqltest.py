@@ -49,6 +49,8 @@ from shardmon.model.storage import Appender, Querier
 from shardmon.model.units import parse_duration_ms
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.promql import Engine, QueryResult, ResultSeries, UnsupportedQueryError
+from shardmon.querier.promql_differences import skipped_script_case
+from shardmon.querier.promqltest253 import EVAL_INSTANT, EVAL_RANGE, check_annotations, compare_matrix
 
 #: Builds an empty storage: where ``load`` writes, and what the engine reads. Called again on ``clear``.
 StorageFactory = Callable[[], tuple[Appender, Querier]]
@@ -57,7 +59,7 @@ _EPSILON = 1e-6  # Relative error allowed between values, as Prometheus's test.
 _MIN_NORMAL = 2.2250738585072014e-308  # The smallest positive normal float64.
 
 _LOAD = re.compile(r"^load\s+(.+?)$")
-_EVAL = re.compile(r"^eval(?:_(fail|ordered))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$")
+_EVAL = EVAL_INSTANT
 _NUMBER = r"(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF]|[nN][aA][nN])"
 # Prometheus's lexer reads no hexadecimal in series values, where it would be ambiguous: ``0x10``
 # is 0 repeated, not 16.
@@ -79,7 +81,9 @@ class ScriptReport:
     """What a script run found: counts per outcome, and one description per failed case.
 
     ``unsupported`` counts cases whose query the engine rejects as not supported yet (their
-    descriptions are in ``unsupported_cases``); ``skipped`` counts cases that read native histograms.
+    descriptions are in ``unsupported_cases``); ``skipped`` counts cases that read native histograms;
+    ``different`` counts the cases of Prometheus 2.42's scripts that 2.53 (which Shardmon follows)
+    answers differently, listed in :mod:`shardmon.querier.promql_differences` and not run.
     """
 
     passed: int = 0
@@ -88,6 +92,7 @@ class ScriptReport:
     skipped: int = 0
     failures: list[str] = field(default_factory=list)
     unsupported_cases: list[str] = field(default_factory=list)
+    different: int = 0
 
     def add(self, other: ScriptReport) -> None:
         """Accumulate another report into this one (for a run over several scripts)."""
@@ -95,6 +100,7 @@ class ScriptReport:
         self.failed += other.failed
         self.unsupported += other.unsupported
         self.skipped += other.skipped
+        self.different += other.different
         self.failures.extend(other.failures)
         self.unsupported_cases.extend(other.unsupported_cases)
 
@@ -103,7 +109,7 @@ class ScriptReport:
         return (
             f"passed {self.passed}, failed {self.failed}, unsupported {self.unsupported}, "
             f"skipped (native histograms) {self.skipped}"
-        )
+        ) + (f", skipped (2.42 differs from 2.53) {self.different}" if self.different else "")
 
 
 class ScriptError(ValueError):
@@ -184,6 +190,12 @@ class _Case:
         self.time_ms = time_ms
         self.fail = mode == "fail"
         self.ordered = mode == "ordered"
+        self.mode = mode
+        #: (start, end, step) in ms of an ``eval range`` case, whose expected points are in ``points``.
+        self.range: tuple[int, int, int] | None = None
+        self.points: dict[Labels, list[float | None]] = {}
+        #: The expected lines as written (to recognise the 2.42 cases 2.53 answers differently).
+        self.expected_text: list[str] = []
         self.scalar: float | None = None
         self.series: dict[Labels, tuple[int, float]] = {}  # labels -> (position, value)
         self.reads_histograms = False
@@ -313,6 +325,8 @@ class _Runner:
     # -- eval ---------------------------------------------------------------------------------
 
     def _parse_eval(self, lines: list[str], i: int) -> tuple[_Case, int]:
+        if EVAL_RANGE.match(lines[i]):
+            return self._parse_eval_range(lines, i)
         m = _EVAL.match(lines[i])
         if m is None:
             raise self._error(i, "invalid evaluation command (eval[_fail|_ordered] instant [at <offset:duration>] <query>)")
@@ -340,16 +354,60 @@ class _Runner:
                 position += 1
                 case.series[labels] = (position, values[0])
             i += 1
+        case.expected_text = lines[case.line:i]
         return case, i
+
+    def _parse_eval_range(self, lines: list[str], i: int) -> tuple[_Case, int]:
+        """``eval[_fail|_warn|_info] range from <t> to <t> step <d> <expr>`` and its expected series (2.53)."""
+        mode, start, end, step, expr = EVAL_RANGE.match(lines[i]).groups()
+        case = _Case(i + 1, expr, self._duration(i, start), mode)
+        end_ms, step_ms = self._duration(i, end), self._duration(i, step)
+        if end_ms < case.time_ms:
+            raise self._error(i, f"invalid test definition, end timestamp ({end}) is before start timestamp ({start})")
+        case.range = (case.time_ms, end_ms, step_ms)
+        case.reads_histograms = self._names_histograms(expr)
+        i += 1
+        while i < len(lines) and lines[i]:
+            labels, rest = self._parse_series(i, lines[i])
+            if "{{" in rest:
+                case.reads_histograms = True
+            else:
+                case.points[labels] = self._parse_values(i, rest)
+            i += 1
+        case.expected_text = lines[case.line:i]
+        return case, i
+
+    def _names_histograms(self, expr: str) -> bool:
+        return any(
+            re.search(rf"(?<![\w:]){re.escape(n)}(?![\w:])", expr) if n else True for n in self.histogram_names
+        )
+
+    def _run_range_case(self, case: _Case, where: str) -> str | None:
+        """Run an ``eval range`` case: None if it passed, else the problem (errors propagate)."""
+        start, end, step = case.range
+        result = self.engine.range(case.expr, start, end, step)
+        if case.fail:
+            return "expected an error, got none"
+        return compare_matrix(case.points, start, end, step, result) or check_annotations(case.mode, result)
 
     def _run_case(self, case: _Case) -> None:
         where = f"{self.name}:{case.line}"
         if case.reads_histograms:
             self.report.skipped += 1
             return
+        if skipped_script_case(self.name, case.expr, case.time_ms, case.expected_text) is not None:
+            self.report.different += 1
+            return
         try:
+            if case.range is not None:
+                problem = self._run_range_case(case, where)
+                if problem:
+                    self._fail(where, case, problem)
+                else:
+                    self.report.passed += 1
+                return
             result = self.engine.instant(case.expr, case.time_ms)
-            problem = None if case.fail else self._compare(case, result)
+            problem = None if case.fail else self._compare(case, result) or check_annotations(case.mode, result)
             # As Prometheus, ordered cases skip the range check: range results have no order.
             if problem is None and not case.fail and not case.ordered:
                 problem = self._check_range_mode(case)
