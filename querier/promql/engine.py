@@ -40,7 +40,8 @@ from shardmon.model.samples import F64, I64
 from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
 from shardmon.querier.promql.binary import binary_op, negate, vector_matching
 from shardmon.querier.promql.experimental import check_experimental
-from shardmon.querier.promql.functions import FUNCTIONS
+from shardmon.querier.promql.functions import FUNCTIONS, note_pushed_non_counter
+from shardmon.querier.promql.histogram import note_invalid_quantile
 from shardmon.querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
 from shardmon.querier.promql.pushdown import pushdown_spec, pushed_down, rows_spec
 from shardmon.querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
@@ -404,6 +405,7 @@ class _Evaluator:
         if spec is not None:  # The shards evaluate it over their series (see querier/promql/pushdown.py).
             rows = pushed_down(self.ctx, spec)
             if rows is not None:
+                note_pushed_non_counter(self.ctx, node, rows)
                 return rows
         # timestamp() of a selector is the time of each sample it picks, not the step's (Prometheus
         # special-cases it), so the selector must keep those times.
@@ -441,6 +443,8 @@ class _Evaluator:
             scalar = self.eval(node.param)
             assert isinstance(scalar, Scalar), type(scalar)
             param = scalar.values
+            if op == "quantile":
+                note_invalid_quantile(self.ctx, param)  # Prometheus 2.53's warning.
         modifier = node.modifier
         if modifier is None:
             grouping, without = [], False
@@ -453,6 +457,7 @@ class _Evaluator:
                 check_k(spec.param)  # An overflowing k fails before the shards are asked.
             merged = pushed_down(self.ctx, spec)
             if merged is not None:
+                note_pushed_non_counter(self.ctx, _unwrap_parens(node.expr), merged)
                 return merged
         vector = self.eval(node.expr)
         assert isinstance(vector, InstantVector), type(vector)

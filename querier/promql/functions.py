@@ -315,6 +315,25 @@ def note_non_counters(ctx: EvalContext, rv: RangeVector, expr: promql_parser.Exp
             ctx.info(possible_non_counter(rv.labels[i].name))
 
 
+def note_pushed_non_counter(ctx: EvalContext, call, result: InstantVector) -> None:
+    """:func:`note_non_counters` for ``rate``/``increase`` of a selector the shards evaluated (push-down):
+    from the selector's metric name (an equality matcher; a regex one gives no info), when the result
+    has a series. (A series whose windows hold a single sample has no rate: then Prometheus adds the
+    info where this cannot.)"""
+    if not isinstance(call, promql_parser.Call) or call.func.name not in ("rate", "increase") or not call.args:
+        return
+    arg = call.args[0]
+    while isinstance(arg, promql_parser.ParenExpr):
+        arg = arg.expr
+    if not isinstance(arg, promql_parser.MatrixSelector):
+        return
+    vs = arg.vector_selector
+    name = vs.name or next((m.value for m in vs.matchers.matchers
+                            if m.name == METRIC_NAME and str(m.op) == "MatchOp.Equal"), "")
+    if not looks_like_counter(name) and result.present.any():
+        ctx.info(possible_non_counter(name))
+
+
 def absent_labels(expr: promql_parser.Expr) -> Labels:
     """The labels ``absent`` gives: those its selector argument matches by one equality only.
 
