@@ -313,6 +313,12 @@ class QuerierConfig(ConfigModel):
         "their last bits can differ). Not with shards.replication_factor > 1, where the series are fetched. false: "
         "always fetch the series.",
     )
+    enable_experimental_functions: bool = Field(
+        False,
+        description="Let PromQL's experimental functions of Prometheus 2.53 parse (mad_over_time, sort_by_label, "
+        "sort_by_label_desc), as Prometheus's --enable-feature=promql-experimental-functions; without it a query "
+        'calling one fails with 400 and Prometheus\'s parse error (function "sort_by_label" is not enabled).',
+    )
     slow_query_threshold: Duration = Field(
         1000,
         description='A PromQL query (instant or range, over the HTTP or the gRPC API) that runs this long or longer is '

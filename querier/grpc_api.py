@@ -37,7 +37,7 @@ _TYPES = {
 
 
 def response_of(res: QueryResult) -> query_pb2.QueryResponse:
-    out = query_pb2.QueryResponse(result_type=_TYPES[res.result_type], time_ms=res.time_ms, warnings=res.warnings,
+    out = query_pb2.QueryResponse(result_type=_TYPES[res.result_type], time_ms=res.time_ms, warnings=res.annotations(),
                                  is_partial=res.partial)
     if res.result_type == "scalar":
         out.scalar = float(res.scalar)

@@ -251,7 +251,7 @@ class PrometheusAPI:
         q = p.get("query", "")
         res = await self._run(request, lambda b: self.engine.instant(q, t, budget=b), self._timeout_ms(p), "instant",
                               instant_params(q, t))
-        return success(render_result(res), res.warnings, res.partial)
+        return success(render_result(res), res.annotations(), res.partial)
 
     async def query_range(self, request: web.Request) -> web.Response:
         p = await _params(request)
@@ -273,7 +273,7 @@ class PrometheusAPI:
         q = p.get("query", "")
         res = await self._run(request, lambda b: self.engine.range(q, start, end, step, budget=b),
                               self._timeout_ms(p), "range", range_params(q, start, end, step))
-        return success(render_result(res), res.warnings, res.partial)
+        return success(render_result(res), res.annotations(), res.partial)
 
     def _range(self, p) -> tuple[int, int]:
         start = parse_time_ms(p["start"], "start") if p.get("start") else _MIN_TIME_MS

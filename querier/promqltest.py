@@ -53,6 +53,8 @@ from shardmon.model.storage import Appender, Querier
 from shardmon.model.units import parse_duration_ms
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.promql import Engine, QueryResult, ResultSeries, UnsupportedQueryError
+from shardmon.querier.promql_differences import skipped_script_case
+from shardmon.querier.promqltest253 import EVAL_INSTANT, EVAL_RANGE, check_annotations, compare_matrix
 from shardmon.querier.promqltest_histograms import (
     batch_with_histograms,
     compare_histogram_point,
@@ -67,7 +69,7 @@ _EPSILON = 1e-6  # Relative error allowed between values, as Prometheus's test.
 _MIN_NORMAL = 2.2250738585072014e-308  # The smallest positive normal float64.
 
 _LOAD = re.compile(r"^load\s+(.+?)$")
-_EVAL = re.compile(r"^eval(?:_(fail|ordered))?\s+instant\s+(?:at\s+(.+?))?\s+(.+)$")
+_EVAL = EVAL_INSTANT
 _NUMBER = r"(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF]|[nN][aA][nN])"
 # Prometheus's lexer reads no hexadecimal in series values, where it would be ambiguous: ``0x10``
 # is 0 repeated, not 16.
@@ -89,8 +91,10 @@ class ScriptReport:
     """What a script run found: counts per outcome, and one description per failed case.
 
     ``unsupported`` counts cases whose query the engine rejects as not supported yet (their
-    descriptions are in ``unsupported_cases``); ``skipped`` is kept for callers: native histograms are now
-    loaded and evaluated, so nothing is skipped any more.
+    descriptions are in ``unsupported_cases``); ``skipped`` is kept for callers (native histograms are
+    loaded and evaluated, so nothing is skipped any more); ``different`` counts the cases of Prometheus
+    2.42's scripts that 2.53 (which Shardmon follows) answers differently, listed in
+    :mod:`shardmon.querier.promql_differences` and not run.
     """
 
     passed: int = 0
@@ -99,6 +103,7 @@ class ScriptReport:
     skipped: int = 0
     failures: list[str] = field(default_factory=list)
     unsupported_cases: list[str] = field(default_factory=list)
+    different: int = 0
 
     def add(self, other: ScriptReport) -> None:
         """Accumulate another report into this one (for a run over several scripts)."""
@@ -106,6 +111,7 @@ class ScriptReport:
         self.failed += other.failed
         self.unsupported += other.unsupported
         self.skipped += other.skipped
+        self.different += other.different
         self.failures.extend(other.failures)
         self.unsupported_cases.extend(other.unsupported_cases)
 
@@ -114,7 +120,7 @@ class ScriptReport:
         return (
             f"passed {self.passed}, failed {self.failed}, unsupported {self.unsupported}, "
             f"skipped (native histograms) {self.skipped}"
-        )
+        ) + (f", skipped (2.42 differs from 2.53) {self.different}" if self.different else "")
 
 
 class ScriptError(ValueError):
@@ -163,7 +169,7 @@ def run_script(
     make_storage: StorageFactory = memory_storage,
     *,
     name: str = "<script>",
-    make_engine: Callable[[Querier], Engine] = Engine,
+    make_engine: Callable[[Querier], Engine] | None = None,
 ) -> ScriptReport:
     """Run a test script and report each ``eval`` case's outcome.
 
@@ -172,7 +178,12 @@ def run_script(
     an asynchronous appender has written everything before the next query. Raises
     :class:`ScriptError` for a malformed script.
     """
-    return _Runner(make_storage, make_engine, name).run(text)
+    return _Runner(make_storage, make_engine or script_engine, name).run(text)
+
+
+def script_engine(querier: Querier) -> Engine:
+    """The engine scripts run on: Prometheus's experimental functions enabled, as its test runner does."""
+    return Engine(querier, experimental_functions=True)
 
 
 def run_file(path: str | Path, make_storage: StorageFactory = memory_storage) -> ScriptReport:
@@ -190,6 +201,12 @@ class _Case:
         self.time_ms = time_ms
         self.fail = mode == "fail"
         self.ordered = mode == "ordered"
+        self.mode = mode
+        #: (start, end, step) in ms of an ``eval range`` case, whose expected points are in ``points``.
+        self.range: tuple[int, int, int] | None = None
+        self.points: dict[Labels, list[float | None]] = {}
+        #: The expected lines as written (to recognise the 2.42 cases 2.53 answers differently).
+        self.expected_text: list[str] = []
         self.scalar: float | None = None
         self.series: dict[Labels, tuple[int, float]] = {}  # labels -> (position, value)
 
@@ -245,8 +262,8 @@ class _Runner:
         while i < len(lines) and lines[i]:
             labels, rest = self._parse_series(i, lines[i])
             if "{{" in rest:
-                hdefs[labels] = histogram_values(rest, interval, lambda item: self._parse_values(i, item),
-                                                 lambda msg: self._error(i, msg))
+                hdefs[labels] = histogram_values(rest, interval, lambda item, i=i: self._parse_values(i, item),
+                                                 lambda msg, i=i: self._error(i, msg))
                 defs.pop(labels, None)
             else:
                 hdefs.pop(labels, None)
@@ -319,6 +336,8 @@ class _Runner:
     # -- eval ---------------------------------------------------------------------------------
 
     def _parse_eval(self, lines: list[str], i: int) -> tuple[_Case, int]:
+        if EVAL_RANGE.match(lines[i]):
+            return self._parse_eval_range(lines, i)
         m = _EVAL.match(lines[i])
         if m is None:
             raise self._error(i, "invalid evaluation command (eval[_fail|_ordered] instant [at <offset:duration>] <query>)")
@@ -336,7 +355,7 @@ class _Runner:
             labels, rest = self._parse_series(i, line)
             if "{{" in rest:
                 position += 1
-                case.series[labels] = (position, expected_histogram(rest, lambda msg: self._error(i, msg)))
+                case.series[labels] = (position, expected_histogram(rest, lambda msg, i=i: self._error(i, msg)))
             else:
                 values = self._parse_values(i, rest)
                 if len(values) != 1 or values[0] is None:
@@ -344,13 +363,61 @@ class _Runner:
                 position += 1
                 case.series[labels] = (position, values[0])
             i += 1
+        case.expected_text = lines[case.line:i]
         return case, i
+
+    def _parse_eval_range(self, lines: list[str], i: int) -> tuple[_Case, int]:
+        """``eval[_fail|_warn|_info] range from <t> to <t> step <d> <expr>`` and its expected series (2.53)."""
+        mode, start, end, step, expr = EVAL_RANGE.match(lines[i]).groups()
+        case = _Case(i + 1, expr, self._duration(i, start), mode)
+        end_ms, step_ms = self._duration(i, end), self._duration(i, step)
+        if end_ms < case.time_ms:
+            raise self._error(i, f"invalid test definition, end timestamp ({end}) is before start timestamp ({start})")
+        case.range = (case.time_ms, end_ms, step_ms)
+        i += 1
+        while i < len(lines) and lines[i]:
+            labels, rest = self._parse_series(i, lines[i])
+            case.points[labels] = self._parse_range_points(i, rest)
+            i += 1
+        case.expected_text = lines[case.line:i]
+        return case, i
+
+    def _parse_range_points(self, i: int, text: str) -> list:
+        """An ``eval range`` series' expected points: floats, histograms (``{{...}}``) or None (``_``)."""
+        if "{{" not in text:
+            return self._parse_values(i, text)
+        fts, fvals, hts, hs = histogram_values(text, 1, lambda item: self._parse_values(i, item),
+                                               lambda msg: self._error(i, msg))
+        points: list = [None] * (max([int(t) + 1 for t in fts.tolist()] + [t + 1 for t in hts] + [0]))
+        for t, v in zip(fts.tolist(), fvals.tolist()):
+            points[int(t)] = v
+        for t, h in zip(hts, hs):
+            points[t] = h
+        return points
+
+    def _run_range_case(self, case: _Case, where: str) -> str | None:
+        """Run an ``eval range`` case: None if it passed, else the problem (errors propagate)."""
+        start, end, step = case.range
+        result = self.engine.range(case.expr, start, end, step)
+        if case.fail:
+            return "expected an error, got none"
+        return compare_matrix(case.points, start, end, step, result) or check_annotations(case.mode, result)
 
     def _run_case(self, case: _Case) -> None:
         where = f"{self.name}:{case.line}"
+        if skipped_script_case(self.name, case.expr, case.time_ms, case.expected_text) is not None:
+            self.report.different += 1
+            return
         try:
+            if case.range is not None:
+                problem = self._run_range_case(case, where)
+                if problem:
+                    self._fail(where, case, problem)
+                else:
+                    self.report.passed += 1
+                return
             result = self.engine.instant(case.expr, case.time_ms)
-            problem = None if case.fail else self._compare(case, result)
+            problem = None if case.fail else self._compare(case, result) or check_annotations(case.mode, result)
             # As Prometheus, ordered cases skip the range check: range results have no order.
             if problem is None and not case.fail and not case.ordered:
                 problem = self._check_range_mode(case)

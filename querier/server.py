@@ -50,6 +50,7 @@ def build(config: Config) -> tuple[Engine, FanoutQuerier]:
         max_query_length=q.max_query_length,
         max_query_depth=q.max_query_depth,
         aggregation_pushdown=q.aggregation_pushdown,
+        experimental_functions=q.enable_experimental_functions,
     )
     return engine, fanout
 

@@ -82,6 +82,7 @@ def flags(config: Config, config_file: str | None = None) -> dict[str, str]:
         "querier.shard_response_timeout": format_duration_ms(q.shard_response_timeout),
         "querier.partial_response": q.partial_response,
         "querier.aggregation_pushdown": b(q.aggregation_pushdown),
+        "querier.enable_experimental_functions": b(q.enable_experimental_functions),
         "querier.subquery_step": format_duration_ms(q.subquery_step or config.global_.evaluation_interval),
         "querier.slow_query_threshold": format_duration_ms(q.slow_query_threshold),
         "querier.slow_query_log_size": str(q.slow_query_log_size),

@@ -7,10 +7,12 @@ only where the window holds enough samples (one, or two for rates and slopes). T
 ``__name__``, except for ``last_over_time``, and two series left with the same labels are an error,
 as in Prometheus 2.x (over the whole query range, as ``Matrix.ContainsSameLabelset``).
 
-``rate``, ``increase`` and ``delta`` follow Prometheus 2.x's ``extrapolatedRate``: the increase
+``rate``, ``increase`` and ``delta`` follow Prometheus 2.53's ``extrapolatedRate``: the increase
 between the first and the last sample of the window, corrected for counter resets (not for
-``delta``), extrapolated towards the window's ends when the samples come close enough to them, and
-for counters never below the counter's zero point.
+``delta``), extrapolated towards the window's ends when the samples come close enough to them (else
+by half the average interval), and for counters never below the counter's zero point. ``rate`` and
+``increase`` of a metric whose name does not end in ``_total``, ``_sum``, ``_count`` or ``_bucket``
+add 2.53's info annotation (:func:`possible_non_counter`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from shardmon.model.errors import QueryExecutionError
 from shardmon.model.labels import without_names
+from shardmon.model.promql.annotations import invalid_quantile
 from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, Scalar, check_unique_labels
 from shardmon.model.promql.window import (
     Windows,
@@ -69,20 +72,23 @@ def extrapolated_rate(ctx: EvalContext, rv: RangeVector, *, is_counter: bool, is
     sampled = (t_last - t_first).astype(F64) / 1000
     average_between = sampled / (last - first).astype(F64)
 
+    # Extrapolate to a window end only when the samples reach close to it (within 1.1 average
+    # intervals); otherwise assume the series starts or ends half an interval beyond its samples.
+    # (Go's ``>=`` is false for NaN, so a NaN distance is kept, as in Prometheus.)
+    threshold = average_between * 1.1
+    half = average_between / 2
+    duration_to_start = np.where(duration_to_start >= threshold, half, duration_to_start)
     if is_counter:
-        # A counter cannot go below zero: if extrapolating backwards would cross zero, stop at
-        # the zero point. The comparisons are false for NaN, as in Prometheus.
+        # A counter cannot go below zero: if extrapolating backwards would cross zero, stop at the zero
+        # point. As Prometheus 2.53, after the half-interval cut (2.42 cut at the zero point first, then
+        # at half an interval only when that was still beyond the threshold). The comparisons are false
+        # for NaN, as in Prometheus.
         with np.errstate(divide="ignore", invalid="ignore"):
             to_zero = sampled * (first_v / result)
         use_zero = (result > 0) & (first_v >= 0) & (to_zero < duration_to_start)
         duration_to_start = np.where(use_zero, to_zero, duration_to_start)
-
-    # Extrapolate to a window end only when the samples reach close to it (within 1.1 average
-    # intervals); otherwise assume the series starts or ends half an interval beyond its samples.
-    threshold = average_between * 1.1
-    half = average_between / 2
-    interval = sampled + np.where(duration_to_start < threshold, duration_to_start, half)
-    interval = interval + np.where(duration_to_end < threshold, duration_to_end, half)
+    duration_to_end = np.where(duration_to_end >= threshold, half, duration_to_end)
+    interval = sampled + duration_to_start + duration_to_end
     factor = interval / sampled
     if is_rate:
         factor = factor / range_seconds
@@ -393,26 +399,44 @@ def _present_over_time(ctx: EvalContext, args: Sequence, exprs: Sequence) -> Ins
 def _quantile_over_time(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVector:
     """Prometheus's ``quantile``: linear interpolation between the samples ranked around q * (n - 1).
 
-    Prometheus sorts NaN before every number; q < 0 gives -Inf, q > 1 +Inf, q NaN gives NaN.
+    Prometheus sorts NaN before every number; q < 0 gives -Inf, q > 1 +Inf, q NaN gives NaN, each with
+    2.53's warning annotation (for a window that has samples).
     """
     q_arg, rv = args
     w = windows_of(ctx, rv)
     n_steps = rv.window_ends.shape[0]
     cells = w.cells(1)
+    q = _at_cells(q_arg, cells, n_steps)
+    for value in dict.fromkeys(q[np.isnan(q) | (q < 0) | (q > 1)].tolist()):
+        ctx.warn(invalid_quantile(value))
+    result = np.empty(cells.shape[0], dtype=F64)
+    for part, block, n in _sorted_windows(ctx, w, cells):
+        result[part] = _block_quantile(q[part], block, n)
+    return _result(rv, cells, result)
+
+
+def _mad_over_time(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVector:
+    """Prometheus 2.53's experimental ``mad_over_time``: the median of the absolute deviations from the
+    median (both as ``quantile(0.5, ...)``)."""
+    rv = args[0]
+    w = windows_of(ctx, rv)
+    cells = w.cells(1)
+    result = np.empty(cells.shape[0], dtype=F64)
+    for part, block, n in _sorted_windows(ctx, w, cells):
+        half = np.full(part.shape[0], 0.5)
+        median = _block_quantile(half, block, n)
+        inside = np.arange(block.shape[1]) < n[:, None]
+        deviations = np.where(inside, np.abs(block - median[:, None]), np.nan)
+        deviations.sort(axis=1)
+        result[part] = _block_quantile(half, deviations, n)
+    return _result(rv, cells, result)
+
+
+def _sorted_windows(ctx: EvalContext, w: Windows, cells: np.ndarray):
+    """The windows of ``cells`` sorted, in chunks of similar length: (positions in ``cells``, a matrix of
+    their samples each row sorted with NaN last and padded with NaN, their lengths)."""
     lo, hi = w.lo.ravel()[cells], w.hi.ravel()[cells]
     n = hi - lo
-    nan_counts = prefix_count(np.isnan(w.values))
-    nans = nan_counts[hi] - nan_counts[lo]
-    q = _at_cells(q_arg, cells, n_steps)
-    rank = np.clip(q, 0.0, 1.0) * (n - 1)
-    rank = np.where(np.isnan(rank), 0.0, rank)
-    lower = np.floor(rank).astype(np.int64)
-    upper = np.minimum(n - 1, lower + 1)
-    weight = rank - np.floor(rank)
-    low_v, up_v = np.empty(cells.shape[0], dtype=F64), np.empty(cells.shape[0], dtype=F64)
-    # Sort the windows in chunks of similar length: each chunk is a matrix padded with NaN, which
-    # sorts after the numbers, as do the window's own NaNs; position p of Prometheus's order (NaNs
-    # first) is then NaN if p < nans, else the (p - nans)-th number.
     by_length = np.argsort(n, kind="stable")
     rows = max(1, _QUANTILE_CHUNK // max(1, int(n.max(initial=1))))
     for begin in range(0, by_length.shape[0], rows):
@@ -424,14 +448,25 @@ def _quantile_over_time(ctx: EvalContext, args: Sequence, exprs: Sequence) -> In
         inside = cols < n[part, None]
         block = np.where(inside, w.values[np.where(inside, idx, 0)], np.nan)
         block.sort(axis=1)
-        for pos, out in ((lower, low_v), (upper, up_v)):
-            p = pos[part]
-            number = np.maximum(p - nans[part], 0)
-            out[part] = np.where(p < nans[part], np.nan, block[np.arange(part.shape[0]), number])
+        yield part, block, n[part]
+
+
+def _block_quantile(q: np.ndarray, block: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Prometheus's ``quantile(q, values)`` of each row of ``block`` (its ``n`` values sorted, NaN last,
+    then padding). Prometheus sorts NaN first: position p of its order is NaN if p < the row's NaNs,
+    else the (p - NaNs)-th number."""
+    inside = np.arange(block.shape[1]) < n[:, None]
+    nans = (np.isnan(block) & inside).sum(axis=1)
+    rank = np.clip(q, 0.0, 1.0) * (n - 1)
+    rank = np.where(np.isnan(rank), 0.0, rank)
+    lower = np.floor(rank).astype(np.int64)
+    upper = np.minimum(n - 1, lower + 1)
+    weight = rank - np.floor(rank)
+    rows = np.arange(block.shape[0])
+    low_v, up_v = (np.where(p < nans, np.nan, block[rows, np.maximum(p - nans, 0)]) for p in (lower, upper))
     result = low_v * (1 - weight) + up_v * weight
     result = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, result))
-    result[np.isnan(q)] = np.nan
-    return _result(rv, cells, result)
+    return np.where(np.isnan(q), np.nan, result)
 
 
 #: The functions of this module, by PromQL name.
@@ -446,6 +481,7 @@ RANGE_FUNCTIONS = {
     "increase": _increase,
     "irate": _irate,
     "last_over_time": _last_over_time,
+    "mad_over_time": _mad_over_time,
     "max_over_time": _max_over_time,
     "min_over_time": _min_over_time,
     "predict_linear": _predict_linear,

@@ -9,9 +9,7 @@ Pure functions of :class:`~shardmon.model.histogram.Histogram` values (immutable
 - :func:`detect_reset`: Prometheus's ``DetectReset`` (a counter histogram went down between two samples).
 - :func:`quantile`, :func:`fraction`, :func:`stdvar` (and ``sqrt`` of it for the deviation): ``histogram_quantile``,
   ``histogram_fraction``, ``histogram_stdvar``/``histogram_stddev`` of one histogram, over :func:`all_buckets`.
-- :func:`bound`: a bucket boundary as Prometheus's ``getBound`` (a table of fractions and ``Ldexp``): powers of two
-  exact; the fractions here are correctly rounded, and Prometheus's table differs from them by one ulp in some
-  entries (to be replaced by ``model.histogram.bucket_bounds`` once that is exact).
+- :func:`bound`: a bucket boundary exactly as Prometheus's ``getBound`` (``model.histogram.bucket_bound``).
 
 Inside, a side of a histogram is a ``{bucket index: count}`` dict in index order; a result's spans are the runs
 of consecutive indices.
@@ -20,9 +18,6 @@ of consecutive indices.
 from __future__ import annotations
 
 import math
-import sys
-from decimal import Decimal, getcontext
-from functools import lru_cache
 from typing import NamedTuple
 
 from shardmon.model.histogram import (
@@ -31,6 +26,7 @@ from shardmon.model.histogram import (
     NOT_COUNTER_RESET,
     UNKNOWN_COUNTER_RESET,
     Histogram,
+    bucket_bound,
 )
 
 Side = dict[int, float]
@@ -39,30 +35,10 @@ Side = dict[int, float]
 # -- bounds ----------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
-def _fractions(schema: int) -> tuple[float, ...]:
-    """``2**(j / 2**schema) / 2`` for j < 2**schema, correctly rounded (Prometheus's ``exponentialBounds``)."""
-    getcontext().prec = 60
-    n = 1 << schema
-    ln2 = Decimal(2).ln()
-    return tuple(float((ln2 * j / n).exp() / 2) for j in range(n))
-
-
 def bound(index: int, schema: int) -> float:
-    """The upper bound of positive bucket ``index`` under ``schema`` (``getBound``; see the module docstring): the
-    last finite bucket's bound is the largest float, beyond it +Inf."""
-    if schema < 0:
-        exp = index << -schema
-        if exp == 1024:
-            return sys.float_info.max
-        return math.inf if exp > 1024 else math.ldexp(1.0, exp)
-    frac = _fractions(schema)[index & ((1 << schema) - 1)]
-    exp = (index >> schema) + 1
-    if frac == 0.5 and exp == 1025:
-        return sys.float_info.max
-    if exp > 1025:
-        return math.inf
-    return math.ldexp(frac, exp) if exp <= 1024 else math.inf
+    """The upper bound of positive bucket ``index`` under ``schema``, exactly as Prometheus's ``getBound``
+    (:func:`shardmon.model.histogram.bucket_bound`)."""
+    return bucket_bound(index, schema)
 
 
 # -- sides: dicts of index -> count ---------------------------------------------------------------

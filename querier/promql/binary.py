@@ -9,9 +9,9 @@ duplicates only count when they are present at the same step, and the error is t
 meets first (at the earliest step; within a step, duplicates on the "one" side, then duplicate
 matches, then a duplicate label set in the result).
 
-Semantics of Prometheus 2.x (v2.42):
+Semantics of Prometheus 2.53:
 
-- Arithmetic (``+ - * / % ^``) drops ``__name__``; ``atan2`` keeps it. ``%`` is Go's ``math.Mod``
+- Arithmetic (``+ - * / % ^ atan2``) drops ``__name__`` (``atan2`` kept it up to 2.42). ``%`` is Go's ``math.Mod``
   (C's ``fmod``: the sign of the dividend, NaN for ``x % 0``) and ``^`` is ``math.Pow``, whose
   special cases are C99's (``NaN ^ 0`` is 1).
 - A comparison filters: it keeps the series (with ``__name__``) where it holds, with the value of
@@ -80,8 +80,8 @@ COMPARISONS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 
 SET_OPERATORS = frozenset({"and", "or", "unless"})
 
-# Prometheus 2.x's shouldDropMetricName: atan2 is not in it, so ``a atan2 b`` keeps the name.
-_DROPS_NAME = frozenset({"+", "-", "*", "/", "%", "^"})
+# Prometheus 2.53's shouldDropMetricName (atan2 joined it after 2.42, whose ``a atan2 b`` kept the name).
+_DROPS_NAME = frozenset({"+", "-", "*", "/", "%", "^", "atan2"})
 
 _LABELSET_ERROR = "vector cannot contain metrics with the same labelset"
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -37,16 +38,20 @@ from shardmon.model.promql.value import (
 )
 from shardmon.model.samples import F64, I64
 from shardmon.model.storage import Querier, QueryBudget, SeriesColumns
-from shardmon.querier.promql.binary_hist import aggregate_with_histograms
 from shardmon.querier.promql.binary import binary_op, negate, vector_matching
-from shardmon.querier.promql.functions import FUNCTIONS
+from shardmon.querier.promql.binary_hist import aggregate_with_histograms
+from shardmon.querier.promql.experimental import check_experimental
+from shardmon.querier.promql.functions import FUNCTIONS, note_pushed_non_counter
 from shardmon.querier.promql.functions_hist import call_with_histograms, has_histograms
 from shardmon.querier.promql.guard import DEFAULT_MAX_QUERY_DEPTH, DEFAULT_MAX_QUERY_LENGTH, QueryGuard
+from shardmon.querier.promql.histogram import note_invalid_quantile
 from shardmon.querier.promql.pushdown import pushdown_spec, pushed_down, rows_spec
 from shardmon.querier.promql.selector import eval_matrix_selector, eval_vector_selector, evaluation_times
 
 #: Prometheus's HTTP API limit on the points of one series in a range query.
 MAX_POINTS_PER_SERIES = 11_000
+#: Annotations (warnings and infos) an API answer lists before "<n> more annotations omitted", as Prometheus.
+MAX_ANNOTATIONS = 10
 #: Query texts whose parsed trees an engine keeps.
 _PARSED_TEXTS = 4096
 
@@ -91,8 +96,10 @@ class QueryResult(NamedTuple):
     ``"matrix"`` (``series`` with the steps where each has a value), ``"scalar"`` (``scalar`` at
     ``time_ms``) or ``"string"``. Series are sorted by labels. ``time_ms`` is the evaluation time of
     an instant query and the end of a range query. ``warnings`` are the Querier's (e.g. a shard was
-    unreachable); ``partial`` says the result may lack the series of a shard that did not answer
-    (HTTP ``isPartial``, gRPC ``is_partial``).
+    unreachable) and the engine's warning annotations (``PromQL warning: ...``); ``partial`` says the
+    result may lack the series of a shard that did not answer (HTTP ``isPartial``, gRPC ``is_partial``);
+    ``infos`` are the engine's info annotations (``PromQL info: ...``, Prometheus 2.53), which both APIs
+    list after the warnings (:meth:`annotations`), as Prometheus 2.53's ``warnings`` does.
     """
 
     result_type: str
@@ -101,6 +108,15 @@ class QueryResult(NamedTuple):
     time_ms: int
     warnings: list[str]
     partial: bool = False
+    infos: Sequence[str] = ()
+
+    def annotations(self, limit: int = MAX_ANNOTATIONS) -> list[str]:
+        """Warnings then infos, as Prometheus 2.53's API lists them (``AsStrings(query, 10)``): at most
+        ``limit``, then ``"<n> more annotations omitted"``."""
+        every = [*self.warnings, *self.infos]
+        if limit > 0 and len(every) > limit:
+            return every[:limit] + [f"{len(every) - limit} more annotations omitted"]
+        return every
 
 
 class Engine:
@@ -111,7 +127,8 @@ class Engine:
     ``subquery_step_ms`` is the step of a subquery that names none (``x[1h:]``), Prometheus's global
     ``evaluation_interval``; ``max_samples`` and ``max_series`` bound what one query may load (see
     :class:`~shardmon.model.storage.QueryBudget`), ``max_query_length`` and ``max_query_depth`` its text (see
-    :mod:`shardmon.querier.promql.guard`).
+    :mod:`shardmon.querier.promql.guard`); ``experimental_functions`` lets Prometheus 2.53's experimental
+    functions parse (``querier.enable_experimental_functions``; :mod:`shardmon.querier.promql.experimental`).
 
     Each query runs on a :class:`~shardmon.model.storage.QueryBudget` (:meth:`new_budget`); a caller that
     passes its own can cancel the query from another thread, and evaluation stops at its next check.
@@ -135,6 +152,7 @@ class Engine:
         max_query_length: int = DEFAULT_MAX_QUERY_LENGTH,
         max_query_depth: int = DEFAULT_MAX_QUERY_DEPTH,
         aggregation_pushdown: bool = True,
+        experimental_functions: bool = False,
     ) -> None:
         if lookback_delta_ms <= 0:
             raise ValueError(f"lookback_delta_ms must be positive, got {lookback_delta_ms}")
@@ -151,6 +169,9 @@ class Engine:
         #: Aggregations the shards can compute are pushed down to them (see :mod:`shardmon.querier.promql.pushdown`),
         #: when the Querier computes partial aggregates.
         self.aggregation_pushdown = aggregation_pushdown
+        #: Prometheus's experimental functions (``querier.enable_experimental_functions``) parse; without it
+        #: they are a parse error, as Prometheus without ``--enable-feature=promql-experimental-functions``.
+        self.experimental_functions = experimental_functions
         #: The limits every query text passes before it is parsed.
         self.guard = QueryGuard(max_query_length, max_query_depth)
         # The same texts come again and again (rules every interval, dashboards): each is checked and
@@ -168,8 +189,12 @@ class Engine:
         return self._lookback_delta_ms
 
     def parse(self, query: str) -> promql_parser.Expr:
-        """``query`` checked by :attr:`guard` and parsed (cached per text; the tree is only read)."""
-        return self._parse(query)
+        """``query`` checked by :attr:`guard` and parsed (cached per text; the tree is only read); an
+        experimental function is a parse error unless :attr:`experimental_functions`."""
+        expr = self._parse(query)
+        if not self.experimental_functions:
+            check_experimental(query, expr)
+        return expr
 
     def with_querier(self, querier: Querier) -> Engine:
         """This engine (same limits, same parse cache) reading from ``querier`` instead."""
@@ -193,9 +218,9 @@ class Engine:
             return self._raw_samples(ctx, inner, time_ms)
         value = _evaluate(ctx, expr)
         if isinstance(value, str):
-            return QueryResult("string", [], value, time_ms, ctx.warnings, ctx.partial)
+            return QueryResult("string", [], value, time_ms, ctx.warnings, ctx.partial, ctx.infos)
         if isinstance(value, Scalar):
-            return QueryResult("scalar", [], float(value.values[0]), time_ms, ctx.warnings, ctx.partial)
+            return QueryResult("scalar", [], float(value.values[0]), time_ms, ctx.warnings, ctx.partial, ctx.infos)
         assert isinstance(value, InstantVector), type(value)
         ts = np.array([time_ms], dtype=I64)
         if value.order is not None:
@@ -208,7 +233,7 @@ class Engine:
         else:
             hcol = value.histograms[:, 0]
             series = [ResultSeries(value.labels[r], ts, column[r:r + 1], _hists(hcol[r:r + 1])) for r in rows]
-        return QueryResult("vector", series, None, time_ms, ctx.warnings, ctx.partial)
+        return QueryResult("vector", series, None, time_ms, ctx.warnings, ctx.partial, ctx.infos)
 
     def _raw_samples(
         self, ctx: EvalContext, node: promql_parser.MatrixSelector | promql_parser.SubqueryExpr, time_ms: int
@@ -228,7 +253,7 @@ class Engine:
                 hists = None if rv.histograms is None else _hists(rv.histograms[bounds[i]:bounds[i + 1]][keep])
                 series.append(ResultSeries(lbls, ts[keep], vals[keep], hists))
         series.sort(key=lambda s: s.labels)
-        return QueryResult("matrix", series, None, time_ms, ctx.warnings, ctx.partial)
+        return QueryResult("matrix", series, None, time_ms, ctx.warnings, ctx.partial, ctx.infos)
 
     def range(
         self, query: str, start_ms: int, end_ms: int, step_ms: int, *, budget: QueryBudget | None = None
@@ -262,7 +287,7 @@ class Engine:
         value = _evaluate(ctx, expr)
         if isinstance(value, Scalar):
             series = [ResultSeries(EMPTY_LABELS, steps, value.values.astype(F64, copy=True))]
-            return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial)
+            return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial, ctx.infos)
         assert isinstance(value, InstantVector), type(value)
         # Rows present at every step (the common case) keep the step array and a view of their row; the
         # others are cut by their mask.
@@ -279,7 +304,7 @@ class Engine:
                 series.append(ResultSeries(labels[row], steps[mask], values[row][mask],
                                            None if hists is None else _hists(hists[row][mask])))
         series.sort(key=lambda s: s.labels)
-        return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial)
+        return QueryResult("matrix", series, None, end_ms, ctx.warnings, ctx.partial, ctx.infos)
 
     def _context(self, steps: np.ndarray, start_ms: int, end_ms: int, budget: QueryBudget | None) -> EvalContext:
         return EvalContext(
@@ -405,6 +430,7 @@ class _Evaluator:
         if spec is not None:  # The shards evaluate it over their series (see querier/promql/pushdown.py).
             rows = pushed_down(self.ctx, spec)
             if rows is not None:
+                note_pushed_non_counter(self.ctx, node, rows)
                 return rows
         # timestamp() of a selector is the time of each sample it picks, not the step's (Prometheus
         # special-cases it), so the selector must keep those times.
@@ -444,6 +470,8 @@ class _Evaluator:
             scalar = self.eval(node.param)
             assert isinstance(scalar, Scalar), type(scalar)
             param = scalar.values
+            if op == "quantile":
+                note_invalid_quantile(self.ctx, param)  # Prometheus 2.53's warning.
         modifier = node.modifier
         if modifier is None:
             grouping, without = [], False
@@ -456,6 +484,7 @@ class _Evaluator:
                 check_k(spec.param)  # An overflowing k fails before the shards are asked.
             merged = pushed_down(self.ctx, spec)
             if merged is not None:
+                note_pushed_non_counter(self.ctx, _unwrap_parens(node.expr), merged)
                 return merged
         vector = self.eval(node.expr)
         assert isinstance(vector, InstantVector), type(vector)

@@ -8,9 +8,11 @@ yet, so adding one is adding an entry. The functions of range vectors are in
 :mod:`shardmon.model.promql.functions_range`, ``label_*`` in :mod:`shardmon.querier.promql.functions_label`,
 ``histogram_quantile`` in :mod:`shardmon.querier.promql.histogram`.
 
-The semantics are Prometheus 2.x's (``promql/functions.go``): the math functions, ``clamp*``,
+The semantics are Prometheus 2.53's (``promql/functions.go``): the math functions, ``clamp*``,
 ``round``, ``timestamp`` and the date functions of a vector drop ``__name__``; ``sort``,
-``sort_desc`` and ``label_*`` keep it. A function that drops it can leave two series with the same
+``sort_desc``, ``sort_by_label*`` (:mod:`shardmon.querier.promql.sort_label`) and ``label_*`` keep it.
+``rate`` and ``increase`` of a selector add 2.53's info annotation for a metric name that does not look
+like a counter's. A function that drops it can leave two series with the same
 labels: at one step that is an error, at different steps they are one series.
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 import promql_parser
 
 from shardmon.model.labels import EMPTY_LABELS, METRIC_NAME, Labels, without_names
+from shardmon.model.promql.annotations import looks_like_counter, possible_non_counter
 from shardmon.model.promql.functions_range import RANGE_FUNCTIONS
 from shardmon.model.promql.gosort import sort_sort
 from shardmon.model.promql.value import EvalContext, InstantVector, RangeVector, Scalar, Value
@@ -32,6 +35,7 @@ from shardmon.querier.promql.functions_hist import NATIVE_FUNCTIONS
 from shardmon.querier.promql.functions_label import LABEL_FUNCTIONS
 from shardmon.querier.promql.histogram import HISTOGRAM_FUNCTIONS
 from shardmon.querier.promql.labelset import merge_same_labels
+from shardmon.querier.promql.sort_label import sort_by_labels
 
 #: An implementation: (context, evaluated arguments, argument expressions) -> value.
 FunctionImpl = Callable[[EvalContext, Sequence[Value | str], Sequence[promql_parser.Expr]], Value]
@@ -276,6 +280,61 @@ def _sort_desc(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVect
     return _sorted(args[0], descending=True)
 
 
+def _sort_by_label(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVector:
+    return sort_by_labels(_sorted(args[0], descending=False), args[1:], descending=False)
+
+
+def _sort_by_label_desc(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVector:
+    return sort_by_labels(_sorted(args[0], descending=True), args[1:], descending=True)
+
+
+def _counter_function(fn: FunctionImpl) -> FunctionImpl:
+    """``rate``/``increase`` with Prometheus 2.53's info for a selected metric whose name does not look
+    like a counter's (a series with a sample in some window; not for a subquery's series)."""
+
+    def impl(ctx: EvalContext, args: Sequence, exprs: Sequence) -> Value:
+        out = fn(ctx, args, exprs)
+        note_non_counters(ctx, args[0], exprs[0])
+        return out
+
+    return impl
+
+
+def note_non_counters(ctx: EvalContext, rv: RangeVector, expr: promql_parser.Expr) -> None:
+    """Add :func:`~shardmon.model.promql.annotations.possible_non_counter` for each metric of ``rv`` (read by
+    the matrix selector ``expr``) that needs it."""
+    while isinstance(expr, promql_parser.ParenExpr):
+        expr = expr.expr
+    if not isinstance(expr, promql_parser.MatrixSelector):
+        return
+    suspects = [i for i, lbls in enumerate(rv.labels) if not looks_like_counter(lbls.name)]
+    if not suspects:
+        return
+    sampled = (windows_of(ctx, rv).counts > 0).any(axis=1)
+    for i in suspects:
+        if sampled[i]:
+            ctx.info(possible_non_counter(rv.labels[i].name))
+
+
+def note_pushed_non_counter(ctx: EvalContext, call, result: InstantVector) -> None:
+    """:func:`note_non_counters` for ``rate``/``increase`` of a selector the shards evaluated (push-down):
+    from the selector's metric name (an equality matcher; a regex one gives no info), when the result
+    has a series. (A series whose windows hold a single sample has no rate: then Prometheus adds the
+    info where this cannot.)"""
+    if not isinstance(call, promql_parser.Call) or call.func.name not in ("rate", "increase") or not call.args:
+        return
+    arg = call.args[0]
+    while isinstance(arg, promql_parser.ParenExpr):
+        arg = arg.expr
+    if not isinstance(arg, promql_parser.MatrixSelector):
+        return
+    vs = arg.vector_selector
+    name = vs.name or next((m.value for m in vs.matchers.matchers
+                            if m.name == METRIC_NAME and str(m.op) == "MatchOp.Equal"), "")
+    if not looks_like_counter(name) and result.present.any():
+        ctx.info(possible_non_counter(name))
+
+
 def absent_labels(expr: promql_parser.Expr) -> Labels:
     """The labels ``absent`` gives: those its selector argument matches by one equality only.
 
@@ -327,8 +386,12 @@ FUNCTIONS: dict[str, FunctionImpl] = {
     "round": _round,
     "scalar": _scalar,
     "sort": _sort,
+    "sort_by_label": _sort_by_label,
+    "sort_by_label_desc": _sort_by_label_desc,
     "sort_desc": _sort_desc,
     "time": _time,
     "timestamp": _timestamp,
     "vector": _vector,
 }
+FUNCTIONS["rate"] = _counter_function(RANGE_FUNCTIONS["rate"])
+FUNCTIONS["increase"] = _counter_function(RANGE_FUNCTIONS["increase"])

@@ -1,13 +1,16 @@
 """``histogram_quantile`` over classic histograms: one series per bucket, its bound in the ``le`` label.
 
-As Prometheus 2.x: the buckets of one histogram are the series with the same labels apart from
+As Prometheus 2.53: the buckets of one histogram are the series with the same labels apart from
 ``le`` (and the same metric name, so two histograms of different names never mix, though their
-results may then clash: an error). A bucket whose ``le`` does not parse as a Go float is ignored. At
-each step, among the buckets that have a value there (Prometheus's ``bucketQuantile``):
+results may then clash: an error). A bucket whose ``le`` does not parse as a Go float is ignored,
+with a warning annotation. At each step, among the buckets that have a value there (Prometheus's
+``bucketQuantile``):
 
-- q NaN gives NaN, q < 0 gives -Inf, q > 1 gives +Inf;
+- q NaN gives NaN, q < 0 gives -Inf, q > 1 gives +Inf (and a warning annotation);
 - the highest bucket must be ``+Inf``, else NaN; buckets of equal bounds (``0.2`` and ``2e-1``) are
-  added up; counts are made monotonic (a count below the one of a lower bucket is raised to it);
+  added up; counts are made monotonic, going up the buckets: a count within a relative 1e-12 of the
+  one below it is set to it (float noise of ``rate``), and a count below it is raised to it, which
+  adds the info annotation "needed to be fixed for monotonicity" (2.42 only raised, silently);
   fewer than two buckets, or no observation, give NaN;
 - the quantile is interpolated linearly inside the bucket where the rank q * count falls, from 0
   for the lowest bucket if its bound is positive (else its bound is the answer); in the ``+Inf``
@@ -25,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from shardmon.model.labels import METRIC_NAME, Labels
+from shardmon.model.promql.annotations import bad_bucket_label, forced_monotonicity, invalid_quantile
 from shardmon.model.promql.value import EvalContext, InstantVector, Scalar
 from shardmon.model.samples import F64
 from shardmon.querier.promql.labelset import merge_same_labels
@@ -60,10 +64,13 @@ def parse_go_float(text: str) -> float | None:
 def _histogram_quantile(ctx: EvalContext, args: Sequence, exprs: Sequence) -> InstantVector:
     q, vector = args
     assert isinstance(q, Scalar) and isinstance(vector, InstantVector)
+    note_invalid_quantile(ctx, q.values)
     histograms: dict[tuple[Labels, str], list[tuple[int, float]]] = {}
     for row, lbls in enumerate(vector.labels):
         bound = parse_go_float(lbls.get(BUCKET_LABEL))
         if bound is None:
+            if vector.present[row].any():
+                ctx.warn(bad_bucket_label(lbls.name, lbls.get(BUCKET_LABEL)))
             continue
         key = (lbls.without((METRIC_NAME, BUCKET_LABEL)), lbls.name)
         histograms.setdefault(key, []).append((row, bound))
@@ -74,13 +81,23 @@ def _histogram_quantile(ctx: EvalContext, args: Sequence, exprs: Sequence) -> In
         rows = [row for row, _ in buckets]
         bounds = np.array([bound for _, bound in buckets], dtype=F64)
         labels.append(lbls)
-        value, has = bucket_quantile(q.values, bounds, vector.values[rows], vector.present[rows])
+        value, has, forced = classic_quantile(q.values, bounds, vector.values[rows], vector.present[rows])
+        if forced:
+            # As Prometheus 2.53, whose bucket metric has lost its name by then: "for metric name """.
+            ctx.info(forced_monotonicity(""))
         values.append(value)
         present.append(has)
     n_steps = vector.values.shape[1]
     if not labels:
         return InstantVector([], np.zeros((0, n_steps), dtype=F64), np.zeros((0, n_steps), dtype=bool))
     return merge_same_labels(labels, np.stack(values), np.stack(present))
+
+
+def note_invalid_quantile(ctx: EvalContext, q: np.ndarray) -> None:
+    """Prometheus 2.53's warning for each q (a step's) that is NaN or outside [0, 1]."""
+    bad = q[np.isnan(q) | (q < 0) | (q > 1)]
+    for value in dict.fromkeys(bad.tolist()):
+        ctx.warn(invalid_quantile(value))
 
 
 def bucket_quantile(
@@ -91,6 +108,49 @@ def bucket_quantile(
     ``bounds[j]`` is bucket j's upper bound, ``counts[j, k]`` its count at step k where
     ``present[j, k]``. A step has a quantile where some bucket has a count.
     """
+    result, has, _ = classic_quantile(q, bounds, counts, present)
+    return result, has
+
+
+def _monotonic(c: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Prometheus 2.53's ``ensureMonotonicAndIgnoreSmallDeltas`` at every step, over the present buckets
+    going up: a count equal to the last kept one within a relative 1e-12 becomes it, a lower one is
+    raised to it (forced); else it is kept. NaN compares false, so a NaN count is kept (and becomes the
+    one the next is compared with). Returns the counts and whether any step was forced."""
+    c = c.copy()
+    prev = np.full(c.shape[1], np.nan)
+    started = np.zeros(c.shape[1], dtype=bool)
+    forced = False
+    for j in range(c.shape[0]):
+        here = p[j]
+        curr = c[j]
+        compare = here & started
+        same = compare & (curr == prev)
+        near = compare & ~same & _almost_equal(prev, curr, 1e-12)
+        lower = compare & ~same & ~near & (curr < prev)
+        forced = forced or bool(lower.any())
+        c[j] = np.where(near | lower, prev, curr)
+        keep = here & ~(same | near | lower)
+        prev = np.where(keep, curr, prev)
+        started |= here
+    return c, forced
+
+
+def _almost_equal(a: np.ndarray, b: np.ndarray, epsilon: float) -> np.ndarray:
+    """Prometheus's ``almost.Equal`` elementwise: both NaN, equal, or a relative difference below epsilon."""
+    min_normal = 2.2250738585072014e-308
+    abs_sum = np.abs(a) + np.abs(b)
+    diff = np.abs(a - b)
+    tiny = (a == 0) | (b == 0) | (abs_sum < min_normal)
+    relative = diff / np.minimum(abs_sum, np.finfo(F64).max)
+    return (np.isnan(a) & np.isnan(b)) | (a == b) | np.where(tiny, diff < epsilon * min_normal, relative < epsilon)
+
+
+def classic_quantile(
+    q: np.ndarray, bounds: np.ndarray, counts: np.ndarray, present: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`bucket_quantile`, and whether a step's counts had to be forced monotonic (for the info
+    annotation; only where the quantile is computed: q in [0, 1], a ``+Inf`` bucket)."""
     # Sort the buckets by bound (a NaN bound last) and add up those of equal bounds, in that order.
     order = np.argsort(bounds, kind="stable")
     bounds, counts, present = bounds[order], counts[order], present[order]
@@ -106,18 +166,14 @@ def bucket_quantile(
     steps = np.arange(n_steps)
     j = np.arange(n_buckets)[:, None]
 
-    # The last and the first bucket that has a count, and for each bucket the one below it that has.
+    # The last bucket that has a count, and for each bucket the one below it that has.
     last = np.max(np.where(p, j, -1), axis=0)
-    first = np.argmax(p, axis=0)
     below = np.maximum.accumulate(np.where(p, j, -1), axis=0)
     below = np.concatenate((np.full((1, n_steps), -1), below[:-1]), axis=0)
 
-    # Monotonic counts: each count raised to the highest count below it. As in Prometheus, a NaN
-    # count is left as it is and changes nothing, and a NaN lowest count turns the fix off.
-    real = p & ~np.isnan(c)
-    highest = np.maximum.accumulate(np.where(real, c, -np.inf), axis=0)
-    fix = real & ~np.isnan(c[first, steps])
-    c = np.where(fix, highest, c)
+    # Monotonic counts, as Prometheus 2.53, only at the steps it gets that far.
+    computed = ~np.isnan(q) & (q >= 0) & (q <= 1) & (upper[np.maximum(last, 0)] == np.inf) & has
+    c, forced = _monotonic(c, p & computed[None, :])
 
     observations = c[last, steps]
     rank = q * observations
@@ -138,7 +194,7 @@ def bucket_quantile(
     result = np.where(invalid, np.nan, result)
     result = np.where(q < 0, -np.inf, np.where(q > 1, np.inf, result))
     result = np.where(np.isnan(q), np.nan, result)
-    return result, has
+    return result, has, forced
 
 
 #: The functions of this module, by PromQL name.

@@ -96,11 +96,11 @@ def test_arithmetic_with_a_scalar_drops_the_metric_name(nodes: Engine) -> None:
     assert as_dict(nodes.instant("limit % 3", M)) == {lbl(instance="a"): 2.0, lbl(instance="b"): 2.0}
 
 
-def test_atan2_keeps_the_metric_name_as_prometheus_2(nodes: Engine) -> None:
+def test_atan2_drops_the_metric_name_as_prometheus_2_53(nodes: Engine) -> None:
     got = as_dict(nodes.instant("limit atan2 1", M))
     assert got == {
-        lbl(__name__="limit", instance="a"): math.atan2(2, 1),
-        lbl(__name__="limit", instance="b"): math.atan2(5, 1),
+        lbl(instance="a"): math.atan2(2, 1),
+        lbl(instance="b"): math.atan2(5, 1),
     }
 
 

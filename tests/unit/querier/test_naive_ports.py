@@ -59,7 +59,7 @@ def ref_instant(ts: list[int], vals: list[float], t: int, lookback: int) -> floa
 
 
 def ref_extrapolated_rate(ts: list[int], vals: list[float], t: int, range_ms: int, is_rate: bool) -> float | None:
-    """Prometheus 2.x's extrapolatedRate for a counter, one window at a time."""
+    """Prometheus 2.53's extrapolatedRate for a counter, one window at a time."""
     pts = [
         (x, v) for x, v in zip(ts, vals) if t - range_ms <= x <= t and not is_stale(np.array([v]))[0]
     ]
@@ -75,14 +75,16 @@ def ref_extrapolated_rate(ts: list[int], vals: list[float], t: int, range_ms: in
     to_end = (t - pts[-1][0]) / 1000
     sampled = (pts[-1][0] - pts[0][0]) / 1000
     average = sampled / (len(pts) - 1)
+    threshold = average * 1.1
+    if to_start >= threshold:
+        to_start = average / 2
     if result > 0 and pts[0][1] >= 0:
         to_zero = sampled * (pts[0][1] / result)
         if to_zero < to_start:
             to_start = to_zero
-    threshold = average * 1.1
-    interval = sampled
-    interval += to_start if to_start < threshold else average / 2
-    interval += to_end if to_end < threshold else average / 2
+    if to_end >= threshold:
+        to_end = average / 2
+    interval = sampled + to_start + to_end
     factor = interval / sampled
     if is_rate:
         factor /= range_ms / 1000
