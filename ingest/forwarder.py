@@ -82,7 +82,7 @@ class Forwarder:
         if _size(batch) == 0:
             return
         for pos, owned, remap, sub in self._route(batch.series):
-            piece = batch if owned is None else _piece(batch, owned, remap, sub)
+            piece = batch if owned is None else shard_piece(batch, owned, remap, sub)
             if piece is not None:
                 self._enqueue(pos, piece)
 
@@ -223,7 +223,7 @@ class Forwarder:
         deadline = loop.time() + timeout_s
         parts = []
         for pos, owned, remap, sub in self._route(batch.series):
-            piece = batch if owned is None else _piece(batch, owned, remap, sub)
+            piece = batch if owned is None else shard_piece(batch, owned, remap, sub)
             if piece is not None:
                 parts.append((pos, piece))
         results = await asyncio.gather(
@@ -287,7 +287,7 @@ def _size(batch: SampleBatch) -> int:
     return batch.num_samples + batch.num_histograms
 
 
-def _piece(batch: SampleBatch, owned: np.ndarray, remap: np.ndarray, sub: SeriesTable) -> SampleBatch | None:
+def shard_piece(batch: SampleBatch, owned: np.ndarray, remap: np.ndarray, sub: SeriesTable) -> SampleBatch | None:
     """The samples of ``batch`` whose series one shard owns (``owned``), renumbered into ``sub``; None if none."""
     mask = owned[batch.sample_series]
     h = batch.histograms

@@ -34,6 +34,7 @@ from shardmon.ingest.exposition.body import BodyError, ParsedHistograms, ParsedS
 from shardmon.ingest.exposition.tokens import NO_TIMESTAMP
 from shardmon.model.gotemplate.gofmt import format_float
 from shardmon.model.histogram import GAUGE_TYPE, Histogram
+from shardmon.model.label_limits import show_series
 from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name
 from shardmon.model.pb import metrics_pb2
 
@@ -265,7 +266,7 @@ class _Parser:
         try:
             hist = native_histogram(h, gauge)
         except ValueError as exc:
-            raise self.error(f"invalid native histogram in {Labels.from_pairs([(METRIC_NAME, name), *pairs])}: "
+            raise self.error(f"invalid native histogram in {show_series([(METRIC_NAME, name), *pairs])}: "
                              f"{exc}") from None
         self.h_keys.append(key)
         self.h_stamps.append(ts)
