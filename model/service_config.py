@@ -224,7 +224,7 @@ class IngestConfig(ConfigModel):
         False, description="Ingest native histograms from scrapes, as Prometheus's --enable-feature=native-histograms: "
         "the protobuf exposition format's native histograms are kept as histogram samples, and the default "
         "global.scrape_protocols puts PrometheusProto first. Off: a protobuf histogram is read as its classic "
-        "series only (native-only ones are dropped, counted in shardmon_scraper_histograms_dropped_total).")
+        "series only (_count, _sum and its classic buckets, a +Inf bucket at least; native buckets are not kept).")
     ray_address: RayAddress = Field(
         "local",
         description='"local" starts a Ray of its own; else a cluster address: the head\'s host:port, or '
