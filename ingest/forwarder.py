@@ -7,6 +7,9 @@ pieces per shard. One sender task per shard drains its queue: it gathers up to
 id that stays the same across retries (so the shard appends it once), and retries retryable
 failures with capped exponential backoff for as long as it takes. A queue holds at most
 ``queue_max_samples``; beyond that the oldest pieces are dropped and counted, never silently.
+
+Native histogram samples (``SampleBatch.histograms``) travel with their series' floats: split by the same
+owner, and counted as samples in the queues, batches and metrics (one histogram, one sample).
 """
 
 from __future__ import annotations
@@ -76,16 +79,12 @@ class Forwarder:
     # -- the Appender side -------------------------------------------------------------------------
 
     def append(self, batch: SampleBatch) -> None:
-        if batch.num_samples == 0:
+        if _size(batch) == 0:
             return
         for pos, owned, remap, sub in self._route(batch.series):
-            if owned is None:
-                self._enqueue(pos, batch)
-                continue
-            mask = owned[batch.sample_series]
-            if mask.any():
-                refs = remap[batch.sample_series[mask]].astype(U32)
-                self._enqueue(pos, SampleBatch(sub, refs, batch.timestamps_ms[mask], batch.values[mask]))
+            piece = batch if owned is None else shard_piece(batch, owned, remap, sub)
+            if piece is not None:
+                self._enqueue(pos, piece)
 
     def append_metadata(self, entries: Sequence[tuple[str, str, str, str]]) -> None:
         """Queue metric metadata (family, type, help, unit), each family for the shard its name
@@ -124,12 +123,12 @@ class Forwarder:
     def _enqueue(self, pos: int, piece: SampleBatch) -> None:
         q = self._queues[pos]
         q.pieces.append(piece)
-        q.samples += piece.num_samples
-        metrics.QUEUE_SAMPLES.labels(str(q.node.id)).inc(piece.num_samples)
+        q.samples += _size(piece)
+        metrics.QUEUE_SAMPLES.labels(str(q.node.id)).inc(_size(piece))
         while q.samples > self.cfg.queue_max_samples and len(q.pieces) > 1:
             old = q.pieces.popleft()
-            q.samples -= old.num_samples
-            self._drop("queue_full", old.num_samples, q)
+            q.samples -= _size(old)
+            self._drop("queue_full", _size(old), q)
         q.wakeup.set()
 
     def _drop(self, reason: str, n: int, q: _ShardQueue) -> None:
@@ -143,10 +142,10 @@ class Forwarder:
     def _take(self, q: _ShardQueue) -> SampleBatch:
         out: list[SampleBatch] = []
         n = 0
-        while q.pieces and (not out or n + q.pieces[0].num_samples <= self.cfg.batch_max_samples):
+        while q.pieces and (not out or n + _size(q.pieces[0]) <= self.cfg.batch_max_samples):
             p = q.pieces.popleft()
             out.append(p)
-            n += p.num_samples
+            n += _size(p)
         q.samples -= n
         return concat(out)
 
@@ -164,7 +163,8 @@ class Forwarder:
             if q.samples < self.cfg.batch_max_samples and not self._closing:
                 await asyncio.sleep(self.cfg.flush_interval / 1000)
             batch = self._take(q)
-            q.in_flight = batch.num_samples
+            size = _size(batch)
+            q.in_flight = size
             batch_id = f"{self.sender_id}-{q.node.id}-{next(q.seq)}"
             t0 = time.perf_counter()
             metadata = list(q.metadata.values())
@@ -172,11 +172,11 @@ class Forwarder:
             try:
                 resp = await self._send(pos, batch_id, batch.to_pb(), deadline=None, metadata=metadata)
             except ShardmonError:
-                self._drop("rejected_by_shard", batch.num_samples, q)
+                self._drop("rejected_by_shard", size, q)
             else:
-                q.sent_samples += batch.num_samples
-                metrics.SAMPLES_SENT.labels(shard_label).inc(batch.num_samples)
-                metrics.QUEUE_SAMPLES.labels(shard_label).dec(batch.num_samples)
+                q.sent_samples += size
+                metrics.SAMPLES_SENT.labels(shard_label).inc(size)
+                metrics.QUEUE_SAMPLES.labels(shard_label).dec(size)
                 metrics.WRITE_DURATION.observe(time.perf_counter() - t0)
                 for reason, count in resp.samples_rejected.items():
                     metrics.SAMPLES_REJECTED.labels(reason).inc(count)
@@ -223,13 +223,9 @@ class Forwarder:
         deadline = loop.time() + timeout_s
         parts = []
         for pos, owned, remap, sub in self._route(batch.series):
-            if owned is None:
-                parts.append((pos, batch))
-                continue
-            mask = owned[batch.sample_series]
-            if mask.any():
-                refs = remap[batch.sample_series[mask]].astype(U32)
-                parts.append((pos, SampleBatch(sub, refs, batch.timestamps_ms[mask], batch.values[mask])))
+            piece = batch if owned is None else shard_piece(batch, owned, remap, sub)
+            if piece is not None:
+                parts.append((pos, piece))
         results = await asyncio.gather(
             *(self._send(pos, f"{self.sender_id}-now-{self._shard_ids[pos]}-{seq}", part.to_pb(), deadline)
               for pos, part in parts),
@@ -284,3 +280,23 @@ class Forwarder:
                 self._drop("shutdown", left, q)
         for c in self._clients:
             await c.close()
+
+
+def _size(batch: SampleBatch) -> int:
+    """Samples of a batch as the queues count them: floats and native histograms."""
+    return batch.num_samples + batch.num_histograms
+
+
+def shard_piece(batch: SampleBatch, owned: np.ndarray, remap: np.ndarray, sub: SeriesTable) -> SampleBatch | None:
+    """The samples of ``batch`` whose series one shard owns (``owned``), renumbered into ``sub``; None if none."""
+    mask = owned[batch.sample_series]
+    h = batch.histograms
+    hist = None
+    if h is not None and len(h):
+        hsel = np.flatnonzero(owned[h.sample_series])
+        if hsel.shape[0]:
+            hist = h.take(hsel).with_series(remap[h.sample_series[hsel]].astype(U32))
+    if hist is None and not mask.any():
+        return None
+    refs = remap[batch.sample_series[mask]].astype(U32)
+    return SampleBatch(sub, refs, batch.timestamps_ms[mask], batch.values[mask], hist)

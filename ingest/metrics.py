@@ -14,6 +14,12 @@ SCRAPE_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 SAMPLES_SCRAPED = Counter("shardmon_scraper_samples_scraped_total", "Samples parsed from targets.")
+HISTOGRAMS_SCRAPED = Counter("shardmon_scraper_histograms_scraped_total",
+                             "Native histogram samples parsed from targets (the protobuf format).")
+HISTOGRAMS_REDUCED = Counter(
+    "shardmon_scraper_histograms_resolution_reduced_total",
+    "Scraped native histograms whose resolution was reduced to fit native_histogram_bucket_limit.",
+)
 DUPLICATE_SAMPLES = Counter(
     "shardmon_scraper_samples_duplicate_total",
     "Samples of a series repeated in one scrape with one timestamp: the first is kept, the rest dropped (as Prometheus).",

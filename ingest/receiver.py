@@ -178,18 +178,19 @@ class Receiver:
                 REFUSED_SERIES.labels(reason).inc(n)
             problems.append(f"{decoded.invalid_series} series with invalid labels or over a label limit were dropped: "
                             + "; ".join(decoded.invalid))
-        if batch.num_samples:
+        size = batch.num_samples + batch.num_histograms  # a native histogram counts as one sample
+        if size:
             out = await self.forwarder.write_now(batch, self.cfg.write_timeout / 1000)
             if out.error is not None:
-                SAMPLES.labels("failed").inc(batch.num_samples)
+                SAMPLES.labels("failed").inc(size)
                 # Prometheus retries 5xx and 429, never another 4xx: a refusal that a retry cannot
                 # change (a series limit, an invalid batch) is a 400.
                 status = 429 if isinstance(out.error, ShardOverloadedError) else (503 if out.error.retryable else 400)
                 return web.Response(status=status, text=f"{out.error}\n")
             # Summed over the replicas' answers: with replication a sample refused by each replica counts
             # once per replica, so the total is capped at the samples sent.
-            rejected = min(sum(out.rejected.values()), batch.num_samples)
-            SAMPLES.labels("written").inc(batch.num_samples - rejected)
+            rejected = min(sum(out.rejected.values()), size)
+            SAMPLES.labels("written").inc(size - rejected)
             if rejected:
                 SAMPLES.labels("rejected").inc(rejected)
                 reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in sorted(out.rejected.items()))

@@ -1,5 +1,11 @@
 """Prometheus remote-write 1.0 bodies: snappy-compressed protobuf ``WriteRequest`` into sample columns.
 
+A series' ``histograms`` (native histograms, prompb's ``Histogram``) become the batch's histogram columns:
+an integer histogram when ``count_int`` is the set member of its ``count`` oneof (bucket deltas, as
+Prometheus's ``IsFloatHistogram``), else a float one (absolute counts), with its ``reset_hint``. A series with
+a histogram that is not valid (spans and buckets that disagree, a schema outside -4..8) is left out and
+reported as those with invalid labels are (reason ``invalid_histogram``).
+
 Validation follows Prometheus's own receiver: a series whose labels are not valid (no or a bad metric
 name, a bad or repeated label name) is left out and reported, and the valid series of the same request
 are still ingested; the request then answers 400, which senders do not retry. (Invalid UTF-8 in a label
@@ -22,21 +28,23 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from shardmon.model.errors import BodyTooLargeError, RemoteWriteError
+from shardmon.model.histogram import Histogram, HistogramColumns
 from shardmon.model.label_limits import LabelLimits, excerpt, show_series
 from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name, series_id_of
 from shardmon.model.pb import remote_pb2
 from shardmon.model.samples import F64, I64, U32, U64, SampleBatch, SeriesTable
 
 __all__ = ["BodyTooLargeError", "DecodedWrite", "RemoteWriteError", "decode", "decoded_length", "encode",
-           "max_compressed_bytes"]
+           "histogram_from_pb", "histogram_to_pb", "max_compressed_bytes"]
 
 #: The compressed size no body may exceed, whatever the decoded limit.
 MAX_BODY_BYTES = 64 << 20
 #: ``receiver.max_decoded_body_bytes`` by default.
 DEFAULT_MAX_DECODED_BYTES = 32 << 20
 _MAX_REPORTED = 5
-#: Why a series is left out: invalid labels, or the label limit it exceeds.
+#: Why a series is left out: invalid labels, an invalid native histogram, or the label limit it exceeds.
 INVALID_LABELS = "invalid_labels"
+INVALID_HISTOGRAM = "invalid_histogram"
 
 
 class DecodedWrite(NamedTuple):
@@ -45,7 +53,7 @@ class DecodedWrite(NamedTuple):
     invalid: list[str]  # what was wrong with (up to a few of) the series left out, bounded in length
     invalid_series: int  # series left out, for whatever reason
     refused: dict[str, int] = {}  # series left out by reason: "invalid_labels" or the limit's name
-    refused_samples: int = 0  # their samples
+    refused_samples: int = 0  # their samples (floats and histograms)
 
 
 def max_compressed_bytes(max_decoded_bytes: int) -> int:
@@ -116,6 +124,9 @@ def decode(body: bytes, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     invalid: list[str] = []
     refused: dict[str, int] = {}
     refused_samples = 0
+    h_refs: list[int] = []
+    h_stamps: list[int] = []
+    hists: list[Histogram] = []
     for ts in req.timeseries:
         pairs = [(lb.name, lb.value) for lb in ts.labels]
         why = _check(pairs)
@@ -126,15 +137,25 @@ def decode(body: bytes, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
             over = limits.check(pairs)
             if over is not None:
                 reason, why = over
+        series_hists: list[Histogram] = []
+        if why is None and ts.histograms:
+            try:
+                series_hists = [histogram_from_pb(hp) for hp in ts.histograms]
+            except ValueError as exc:
+                reason, why = INVALID_HISTOGRAM, f"invalid native histogram in {show_series(pairs)}: {exc}"
         if why is not None:
             refused[reason] = refused.get(reason, 0) + 1
-            refused_samples += len(ts.samples)
+            refused_samples += len(ts.samples) + len(ts.histograms)
             if len(invalid) < _MAX_REPORTED:
                 invalid.append(why)
             continue
         samples = ts.samples
-        if not samples:
+        if not samples and not series_hists:
             continue
+        if series_hists:
+            h_refs.extend([len(keys)] * len(series_hists))
+            h_stamps.extend(hp.timestamp for hp in ts.histograms)
+            hists.extend(series_hists)
         keys.append(Labels.from_pairs(pairs).canonical())
         counts.append(len(samples))
         values.extend(s.value for s in samples)
@@ -142,17 +163,57 @@ def decode(body: bytes, max_decoded_bytes: int = DEFAULT_MAX_DECODED_BYTES,
     ids = np.fromiter((series_id_of(k) for k in keys), U64, len(keys))
     table = SeriesTable.from_keys(ids, keys)
     refs = np.repeat(np.arange(len(keys), dtype=U32), np.asarray(counts, dtype=np.int64))
-    batch = SampleBatch(table, refs, np.asarray(stamps, dtype=I64), np.asarray(values, dtype=F64))
+    columns = HistogramColumns.of(h_refs, h_stamps, hists) if hists else None
+    batch = SampleBatch(table, refs, np.asarray(stamps, dtype=I64), np.asarray(values, dtype=F64), columns)
     return DecodedWrite(batch, len(keys), invalid, sum(refused.values()), refused, refused_samples)
 
 
-def encode(series: list[tuple[Labels, list[tuple[int, float]]]]) -> bytes:
-    """A remote-write body (for tests and tools): series with their (timestamp ms, value) samples."""
+def histogram_from_pb(hp: remote_pb2.Histogram) -> Histogram:
+    """A prompb ``Histogram`` as a :class:`Histogram` (``ValueError`` when it is not a valid one)."""
+    pos_spans = [(s.offset, s.length) for s in hp.positive_spans]
+    neg_spans = [(s.offset, s.length) for s in hp.negative_spans]
+    if hp.WhichOneof("count") == "count_float":
+        return Histogram(hp.schema, hp.zero_threshold, hp.zero_count_float, hp.count_float, hp.sum,
+                         tuple(pos_spans), tuple(hp.positive_counts), tuple(neg_spans), tuple(hp.negative_counts),
+                         int(hp.reset_hint), False)
+    for side, spans, deltas in (("positive", pos_spans, hp.positive_deltas), ("negative", neg_spans, hp.negative_deltas)):
+        n = sum(length for _, length in spans)
+        if n != len(deltas):
+            raise ValueError(f"histogram {side} spans specify {n} buckets but {len(deltas)} are given")
+    return Histogram.from_deltas(schema=hp.schema, zero_threshold=hp.zero_threshold, zero_count=hp.zero_count_int,
+                                 count=hp.count_int, sum=hp.sum, positive_spans=pos_spans,
+                                 positive_deltas=list(hp.positive_deltas), negative_spans=neg_spans,
+                                 negative_deltas=list(hp.negative_deltas), counter_reset_hint=int(hp.reset_hint))
+
+
+def histogram_to_pb(h: Histogram, timestamp_ms: int) -> remote_pb2.Histogram:
+    """A :class:`Histogram` as prompb's ``Histogram`` (deltas for an integer one, counts for a float one)."""
+    hp = remote_pb2.Histogram(sum=h.sum, schema=h.schema, zero_threshold=h.zero_threshold,
+                              reset_hint=h.counter_reset_hint, timestamp=timestamp_ms)
+    for spans, field in ((h.positive_spans, hp.positive_spans), (h.negative_spans, hp.negative_spans)):
+        for o, n in spans:
+            field.add(offset=o, length=n)
+    if h.is_int:
+        hp.count_int, hp.zero_count_int = int(h.count), int(h.zero_count)
+        hp.positive_deltas.extend(h.deltas(True))
+        hp.negative_deltas.extend(h.deltas(False))
+    else:
+        hp.count_float, hp.zero_count_float = h.count, h.zero_count
+        hp.positive_counts.extend(h.positive_buckets)
+        hp.negative_counts.extend(h.negative_buckets)
+    return hp
+
+
+def encode(series: list[tuple]) -> bytes:
+    """A remote-write body (for tests and tools): series as ``(labels, [(timestamp ms, value)...])``, or
+    ``(labels, samples, [(timestamp ms, Histogram)...])`` with native histograms."""
     req = remote_pb2.WriteRequest()
-    for labels, samples in series:
+    for labels, samples, *rest in series:
         ts = req.timeseries.add()
         for n, v in labels:
             ts.labels.add(name=n, value=v)
         for t, v in samples:
             ts.samples.add(timestamp=t, value=v)
+        for t, h in (rest[0] if rest else ()):
+            ts.histograms.append(histogram_to_pb(h, t))
     return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))

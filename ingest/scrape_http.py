@@ -1,7 +1,9 @@
-"""The HTTP request of a scrape, as Prometheus 2.42 sends it, and how its failures are worded.
+"""The HTTP request of a scrape, as Prometheus sends it, and how its failures are worded.
 
-:class:`TargetClient` fetches one target's body: Prometheus's ``Accept`` header (OpenMetrics 1.0.0, then
-0.0.1, then the text format 0.0.4), ``Accept-Encoding: gzip``, ``X-Prometheus-Scrape-Timeout-Seconds``,
+:class:`TargetClient` fetches one target's body: Prometheus 2.53's ``Accept`` header, built from the
+target's ``scrape_protocols`` with descending q-values (:func:`accept_header`; by default OpenMetrics
+1.0.0, then 0.0.1, then the text format 0.0.4, and the protobuf format first with native histograms),
+``Accept-Encoding: gzip``, ``X-Prometheus-Scrape-Timeout-Seconds``,
 the scrape config's authentication (credential files re-read on every scrape), proxy, redirects and TLS
 settings (the CA, certificate and key files re-read when they change). ``body_size_limit`` counts
 uncompressed bytes; a body of the limit or more fails the scrape. Every failure is a
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Sequence
 
 import aiohttp
 import yarl
@@ -24,10 +27,25 @@ from shardmon.ingest.target import Target
 from shardmon.model.errors import ShardmonError
 from shardmon.model.http_config import TLSConfig
 from shardmon.model.httpclient import ClientSettings, authorization_from_config, ssl_context
+from shardmon.model.scrape_config import DEFAULT_SCRAPE_PROTOCOLS, SCRAPE_PROTOCOL_HEADERS
 
-#: What Prometheus 2.42 asks for (it sends exactly this header).
-ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-          "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+
+
+def accept_header(protocols: Sequence[str]) -> str:
+    """The Accept header Prometheus 2.53 sends for ``scrape_protocols`` (its ``acceptHeader``): each
+    protocol's media type with q=0.<w>, w counting down from one more than the number of known
+    protocols, then ``*/*`` with the next weight."""
+    weight = len(SCRAPE_PROTOCOL_HEADERS) + 1
+    parts = []
+    for p in protocols:
+        parts.append(f"{SCRAPE_PROTOCOL_HEADERS[p]};q=0.{weight}")
+        weight -= 1
+    parts.append(f"*/*;q=0.{weight}")
+    return ",".join(parts)
+
+
+#: What Prometheus 2.53 asks for by default (without native histograms).
+ACCEPT = accept_header(DEFAULT_SCRAPE_PROTOCOLS)
 OPENMETRICS = "application/openmetrics-text"
 PROTOBUF = "application/vnd.google.protobuf"
 USER_AGENT = "Shardmon/0.1"
@@ -52,6 +70,7 @@ class TargetClient:
         self.session = session
         self._client = ClientSettings()
         self._tls: _TLS | None = None
+        self.accept = accept_header(target.options.scrape_protocols)
         http = target.options.http
         if http is not None:
             self._client = ClientSettings(authorization=authorization_from_config(http),
@@ -72,7 +91,7 @@ class TargetClient:
     async def _fetch(self) -> tuple[bytes, str]:
         timeout_s = self.target.timeout_ms / 1000
         kwargs = self._client.request_kwargs({
-            "Accept": ACCEPT,
+            "Accept": self.accept,
             "Accept-Encoding": "gzip",
             "User-Agent": USER_AGENT,
             "X-Prometheus-Scrape-Timeout-Seconds": timeout_header(self.target.timeout_ms),

@@ -1,4 +1,5 @@
-"""The scrape loop: one per target, pulling ``/metrics`` over HTTP as Prometheus 2.42 does.
+"""The scrape loop: one per target, pulling ``/metrics`` over HTTP as Prometheus does (2.42's loop, with
+2.53's negotiation and native histograms).
 
 Each loop scrapes at fixed points in time, ``offset + k * interval`` where the offset comes from the
 target's hash, so a scraper's targets spread over the interval and a target keeps its phase when it
@@ -7,8 +8,13 @@ columnar batch, together with the synthetic series ``up``, ``scrape_duration_sec
 ``scrape_samples_scraped``, ``scrape_samples_post_metric_relabeling`` and ``scrape_series_added``.
 
 The request is Prometheus's (:mod:`shardmon.ingest.scrape_http`). The response's ``Content-Type`` picks the
-parser (:mod:`shardmon.ingest.exposition`): OpenMetrics for ``application/openmetrics-text``, the text format
-for anything else (the protobuf format is refused).
+parser (:mod:`shardmon.ingest.exposition`): OpenMetrics for ``application/openmetrics-text``, the protobuf
+format for ``application/vnd.google.protobuf``, the text format for anything else (Prometheus's fallback).
+
+Native histograms (the protobuf format, with ``native_histograms``, Prometheus's feature flag) travel in the
+batch's ``histograms`` columns. Each counts as one sample (``scrape_samples_scraped``, ``sample_limit``), is
+fitted to ``native_histogram_bucket_limit`` (:mod:`shardmon.ingest.histogram_limits`), is tracked for
+staleness as a float series is, and ends with a float staleness marker, as in Prometheus.
 
 A failed scrape is state, not an exception: ``up`` is 0 and the target's ``last_error`` says why, and
 no sample of it is stored. The counts reported for it are Prometheus's: a malformed body counts the
@@ -36,12 +42,21 @@ import aiohttp
 import numpy as np
 
 from shardmon.ingest import metrics
-from shardmon.ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, parse_openmetrics, parse_text
+from shardmon.ingest.exposition import (
+    NO_TIMESTAMP,
+    BodyError,
+    SeriesCache,
+    parse_openmetrics,
+    parse_protobuf,
+    parse_text,
+)
+from shardmon.ingest.histogram_limits import BUCKET_LIMIT_ERROR, fit_bucket_limit, n_buckets
 from shardmon.ingest.relabel import Relabeler
 from shardmon.ingest.scrape_http import OPENMETRICS, PROTOBUF, ScrapeError, TargetClient
 from shardmon.ingest.target import Target
 from shardmon.ingest.target_series import INVALID, N_SYNTHETIC, TargetSeries
 from shardmon.model.hashing import offset_ms
+from shardmon.model.histogram import HistogramColumns
 from shardmon.model.samples import F64, I64, STALE_NAN, U32, SampleBatch, SeriesTable
 from shardmon.model.storage import Appender
 
@@ -83,6 +98,9 @@ class _Outcome(NamedTuple):
     stale_present: np.ndarray | None = None  # per table position: tracked for staleness this scrape
     renumbered: bool = False
     repeats: bool = False  # some (position, timestamp) may occur twice
+    hpos: np.ndarray | None = None  # per native histogram kept: table position
+    hts: np.ndarray | None = None
+    hists: list | None = None
 
 
 def _failure(error: str, scraped: int = 0, added: int = 0, series_added: int = 0) -> _Outcome:
@@ -103,13 +121,16 @@ def first_of_each(pos: np.ndarray, ts: np.ndarray) -> np.ndarray:
 class ScrapeLoop:
     """Scrapes one target until stopped."""
 
-    def __init__(self, target: Target, appender: Appender, session: aiohttp.ClientSession) -> None:
+    def __init__(self, target: Target, appender: Appender, session: aiohttp.ClientSession,
+                 native_histograms: bool = False) -> None:
         self.target = target
+        #: ingest.native_histograms (Prometheus's --enable-feature=native-histograms).
+        self.native_histograms = native_histograms
         self.appender = appender
         self._http = TargetClient(target, session)
         opts = target.options
         relabeler = Relabeler(opts.metric_relabel_configs, maxsize=0) if opts.metric_relabel_configs else None
-        self._format = ""  # "text" or "openmetrics": the cache holds series texts of one format only
+        self._format = ""  # "text", "openmetrics" or "protobuf": the cache holds series texts of one format only
         self.cache = SeriesCache()
         self._table = TargetSeries(target, relabeler)
         # The series of the last successful scrape tracked for staleness: a table and a mask over it.
@@ -248,37 +269,59 @@ class ScrapeLoop:
     def _ingest(self, body: bytes, content_type: str) -> _Outcome:
         """Parse and check one body; what the scrape found (nothing is appended yet)."""
         media = content_type.split(";", 1)[0].strip().lower()
-        if media == PROTOBUF:
-            return _failure(f"unsupported Content-Type {content_type!r}: the protobuf exposition format is not "
-                            "supported (Shardmon asks for OpenMetrics or the text format)")
-        fmt = "openmetrics" if media == OPENMETRICS else "text"
+        fmt = "openmetrics" if media == OPENMETRICS else "protobuf" if media == PROTOBUF else "text"
         switched = fmt != self._format
         if switched:  # A target that changed its format: start over (series compared by id below).
             self._format = fmt
             self.cache = SeriesCache()
             self._table.generation = -1
         try:
-            parsed = (parse_openmetrics if fmt == "openmetrics" else parse_text)(body, self.cache)
+            if fmt == "protobuf":
+                parsed = parse_protobuf(body, self.cache, native=self.native_histograms,
+                                        classic=self.target.options.scrape_classic_histograms)
+            else:
+                parsed = (parse_openmetrics if fmt == "openmetrics" else parse_text)(body, self.cache)
         except BodyError as exc:
             return self._parse_failure(exc)
         t = self._table
         renumbered = self._sync()
         pos = t.pos_of[parsed.refs]
         n = pos.shape[0]
+        ph = parsed.histograms
+        hpos = t.pos_of[ph.refs] if ph is not None else np.empty(0, np.int64)
+        if ph is not None:
+            metrics.HISTOGRAMS_SCRAPED.inc(len(ph.histograms))
         if t.errors:  # A series over a label limit (or without a name): the first one in the body fails it all.
-            invalid = pos == INVALID
+            both = np.concatenate((pos, hpos))
+            invalid = both == INVALID
             if invalid.any():
                 j = int(np.argmax(invalid))
-                before = pos[:j][pos[:j] >= 0]
+                before = both[:j][both[:j] >= 0]
+                ref = parsed.refs[j] if j < n else ph.refs[j - n]
                 metrics.LIMIT_EXCEEDED.labels("label_limits").inc()
-                return self._failed_after(t.errors[int(parsed.refs[j])], j + 1, before)
+                return self._failed_after(t.errors[int(ref)], j + 1, before)
         kept = pos >= 0
         all_kept = bool(kept.all())
         kpos = pos if all_kept else pos[kept]
+        hkept = np.flatnonzero(hpos >= 0)
+        khpos = hpos[hkept]
         limit = self.target.options.sample_limit
-        if limit and kpos.shape[0] > limit:
+        if limit and kpos.shape[0] + khpos.shape[0] > limit:
             metrics.LIMIT_EXCEEDED.labels("sample_limit").inc()
-            return self._failed_after("sample limit exceeded", n, kpos)
+            return self._failed_after("sample limit exceeded", n + hpos.shape[0], np.concatenate((kpos, khpos)))
+        hists = None
+        if ph is not None:
+            hists = [ph.histograms[j] for j in hkept.tolist()]
+            bucket_limit = self.target.options.native_histogram_bucket_limit
+            if bucket_limit:
+                for j, h in enumerate(hists):
+                    if n_buckets(h) > bucket_limit:
+                        fitted = fit_bucket_limit(h, bucket_limit)
+                        if fitted is None:
+                            metrics.LIMIT_EXCEEDED.labels("native_histogram_bucket_limit").inc()
+                            return self._failed_after(BUCKET_LIMIT_ERROR, n + hpos.shape[0], kpos)
+                        metrics.HISTOGRAMS_REDUCED.inc()
+                        hists[j] = fitted
         values = parsed.values if all_kept else parsed.values[kept]
         stamps = parsed.timestamps_ms if all_kept else parsed.timestamps_ms[kept]
         nan = np.isnan(values)
@@ -287,13 +330,16 @@ class ScrapeLoop:
             values[nan] = NORMAL_NAN
         self._send_metadata(parsed.types, parsed.helps, parsed.units, time.time())
         size = len(t.table)
+        hstamps = ph.timestamps_ms[hkept] if ph is not None else np.empty(0, np.int64)
         present = np.zeros(size, bool)
         present[kpos] = True
-        repeats = int(present.sum()) < kpos.shape[0] or bool(present[:N_SYNTHETIC].any())
-        if self.target.honor_timestamps and (stamps != NO_TIMESTAMP).any():
+        present[khpos] = True
+        repeats = (int(present.sum()) < kpos.shape[0] + khpos.shape[0]) or bool(present[:N_SYNTHETIC].any())
+        if self.target.honor_timestamps and ((stamps != NO_TIMESTAMP).any() or (hstamps != NO_TIMESTAMP).any()):
             # A sample with its own timestamp is not tracked for staleness (as Prometheus).
             stale_present = np.zeros(size, bool)
             stale_present[kpos[stamps == NO_TIMESTAMP]] = True
+            stale_present[khpos[hstamps == NO_TIMESTAMP]] = True
         else:
             stale_present = present.copy()
         stale_present[:N_SYNTHETIC] = False
@@ -304,10 +350,10 @@ class ScrapeLoop:
                 if i is not None and t.pos_of[i] >= 0:
                     known[t.pos_of[i]] = True
             self._known_texts = set()
-        series_added = self._count_new(kpos, known)
+        series_added = self._count_new(np.concatenate((kpos, khpos)) if khpos.shape[0] else kpos, known)
         self._known = present  # Prometheus's cache keeps what this scrape saw.
-        return _Outcome("", n, kpos.shape[0], series_added, kpos, stamps, values, stale_present,
-                        renumbered or switched, repeats)
+        return _Outcome("", n + hpos.shape[0], kpos.shape[0] + khpos.shape[0], series_added, kpos, stamps, values,
+                        stale_present, renumbered or switched, repeats, khpos, hstamps, hists)
 
     def _sync(self) -> bool:
         """Bring the table up to the cache; on a renumbering, carry ``_known`` over by series id."""
@@ -370,6 +416,9 @@ class ScrapeLoop:
         vals = np.empty(n + N_SYNTHETIC, F64)
         vals[:n] = outcome.values
         vals[n:] = syn_values
+        if outcome.hists:
+            self.appender.append(self._with_histograms(outcome, pos, ts, vals, ts_ms))
+            return
         if outcome.repeats:
             keep = first_of_each(pos, ts)
             dropped = int((~keep).sum())
@@ -377,6 +426,25 @@ class ScrapeLoop:
                 metrics.DUPLICATE_SAMPLES.inc(dropped)
                 pos, ts, vals = pos[keep], ts[keep], vals[keep]
         self.appender.append(SampleBatch(t.table, pos.astype(U32), ts, vals))
+
+    def _with_histograms(self, outcome: _Outcome, pos: np.ndarray, ts: np.ndarray, vals: np.ndarray,
+                         ts_ms: int) -> SampleBatch:
+        """The scrape's batch with its native histograms: of a series' samples at one timestamp (floats
+        first, then histograms, in body order) the first is kept, the others counted as duplicates."""
+        hpos, hts = outcome.hpos, outcome.hts.copy()
+        if self.target.honor_timestamps:
+            hts[hts == NO_TIMESTAMP] = ts_ms
+        else:
+            hts[:] = ts_ms
+        n = pos.shape[0]
+        keep = first_of_each(np.concatenate((pos, hpos)), np.concatenate((ts, hts)))
+        dropped = int((~keep).sum())
+        if dropped:
+            metrics.DUPLICATE_SAMPLES.inc(dropped)
+        fk, hk = keep[:n], np.flatnonzero(keep[n:])
+        hists = outcome.hists
+        columns = HistogramColumns.of(hpos[hk], hts[hk], [hists[j] for j in hk.tolist()])
+        return SampleBatch(self._table.table, pos[fk].astype(U32), ts[fk], vals[fk], columns)
 
     def _send_metadata(self, types: dict[str, str], helps: dict[str, str], units: dict[str, str], now_s: float) -> None:
         """Pass the target's # TYPE, # HELP and # UNIT on when they change, and every METADATA_REFRESH_S."""

@@ -109,7 +109,8 @@ class Scraper:
                     await self._loops.pop(key).stop(mark_stale=False)
                     since = running.health.last_scrape_ms
                 if key not in self._loops:
-                    loop = ScrapeLoop(target, self._forwarder, self._session)  # type: ignore[arg-type]
+                    loop = ScrapeLoop(target, self._forwarder, self._session,  # type: ignore[arg-type]
+                                      native_histograms=self.config.ingest.native_histograms)
                     loop.catch_up_since_ms = since
                     loop.start()
                     self._loops[key] = loop

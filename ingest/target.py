@@ -43,6 +43,7 @@ from shardmon.model.http_config import HTTPClientConfig
 from shardmon.model.httpclient import InternalClient
 from shardmon.model.labels import Labels
 from shardmon.model.relabel_config import RelabelConfig
+from shardmon.model.scrape_config import DEFAULT_SCRAPE_PROTOCOLS
 from shardmon.model.units import format_duration_ms, parse_duration_ms
 
 ADDRESS = "__address__"
@@ -65,6 +66,9 @@ class ScrapeOptions(NamedTuple):
     body_size_limit: int = 0
     metric_relabel_configs: tuple[RelabelConfig, ...] = ()
     http: HTTPClientConfig | None = None  # None: plain requests (no authentication, default TLS)
+    scrape_protocols: tuple[str, ...] = DEFAULT_SCRAPE_PROTOCOLS  # what the Accept header offers, most wanted first
+    scrape_classic_histograms: bool = False  # keep a native histogram's classic series too
+    native_histogram_bucket_limit: int = 0
 
 
 DEFAULT_OPTIONS = ScrapeOptions()
@@ -113,6 +117,9 @@ def scrape_options(sc: ScrapeConfig) -> ScrapeOptions:
         body_size_limit=sc.body_size_limit,
         metric_relabel_configs=tuple(sc.metric_relabel_configs),
         http=None if http == _DEFAULT_HTTP else http,
+        scrape_protocols=tuple(sc.scrape_protocols or DEFAULT_SCRAPE_PROTOCOLS),
+        scrape_classic_histograms=sc.scrape_classic_histograms,
+        native_histogram_bucket_limit=sc.native_histogram_bucket_limit,
     )
 
 

@@ -36,7 +36,13 @@ from shardmon.model.config_base import ConfigModel
 from shardmon.model.errors import ConfigError
 from shardmon.model.http_config import TLSConfig
 from shardmon.model.k8sapi_config import KubernetesMetricsConfig
-from shardmon.model.scrape_config import GlobalConfig, ScrapeConfig, StaticConfig
+from shardmon.model.scrape_config import (
+    DEFAULT_SCRAPE_PROTOCOLS,
+    PROTO_FIRST_SCRAPE_PROTOCOLS,
+    GlobalConfig,
+    ScrapeConfig,
+    StaticConfig,
+)
 from shardmon.model.service_config import (
     IngestConfig,
     InternalClientConfig,
@@ -141,6 +147,9 @@ class Config(ConfigModel):
 
     @model_validator(mode="after")
     def _resolve(self) -> Config:
+        if self.global_.scrape_protocols is None:  # As Prometheus's feature flag changes the default.
+            protocols = PROTO_FIRST_SCRAPE_PROTOCOLS if self.ingest.native_histograms else DEFAULT_SCRAPE_PROTOCOLS
+            object.__setattr__(self.global_, "scrape_protocols", list(protocols))
         seen: set[str] = set()
         resolved = []
         for i, sc in enumerate(self.scrape_configs):

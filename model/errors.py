@@ -100,10 +100,11 @@ class RuleFileError(ConfigError):
 
 
 class ExpositionError(ShardmonError):
-    """A scrape body that is not valid exposition text. ``line`` is 1-based."""
+    """A scrape body that is not valid exposition text. ``line`` is 1-based; ``where`` replaces
+    "line <n>" in the message for bodies without lines (the protobuf format names the metric family)."""
 
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(f"line {line}: {message}")
+    def __init__(self, message: str, line: int, where: str = "") -> None:
+        super().__init__(f"{where or f'line {line}'}: {message}")
         self.line = line
 
 

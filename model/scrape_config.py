@@ -20,6 +20,32 @@ from shardmon.model.relabel_config import RelabelConfig
 from shardmon.model.sd_config import FileSDConfig, HTTPSDConfig, KubernetesSDConfig
 from shardmon.model.units import Duration, Size
 
+#: Prometheus's scrape protocols and the media types the Accept header names for them.
+SCRAPE_PROTOCOL_HEADERS = {
+    "PrometheusProto": "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+    "PrometheusText0.0.4": "text/plain;version=0.0.4",
+    "OpenMetricsText0.0.1": "application/openmetrics-text;version=0.0.1",
+    "OpenMetricsText1.0.0": "application/openmetrics-text;version=1.0.0",
+}
+#: Prometheus's default ``scrape_protocols``, and its default with native histograms enabled.
+DEFAULT_SCRAPE_PROTOCOLS = ("OpenMetricsText1.0.0", "OpenMetricsText0.0.1", "PrometheusText0.0.4")
+PROTO_FIRST_SCRAPE_PROTOCOLS = ("PrometheusProto", *DEFAULT_SCRAPE_PROTOCOLS)
+
+
+def check_scrape_protocols(protocols: list[str]) -> list[str]:
+    """Prometheus's checks of a ``scrape_protocols`` list, worded as Prometheus words them."""
+    if not protocols:
+        raise ValueError("scrape_protocols cannot be empty")
+    seen: set[str] = set()
+    for p in protocols:
+        if p.lower() in seen:
+            raise ValueError(f"duplicated protocol in scrape_protocols, got [{' '.join(protocols)}]")
+        if p not in SCRAPE_PROTOCOL_HEADERS:
+            raise ValueError(f"scrape_protocols: unknown scrape protocol {p}, supported: "
+                             f"[{' '.join(sorted(SCRAPE_PROTOCOL_HEADERS))}]")
+        seen.add(p.lower())
+    return protocols
+
 
 class GlobalConfig(ConfigModel):
     """Prometheus's ``global`` section (the subset Shardmon acts on)."""
@@ -32,6 +58,15 @@ class GlobalConfig(ConfigModel):
         "evaluated at slot T queries at T - offset and writes its output at T - offset, so samples that arrive late "
         "(remote write) are seen. A group's own query_offset overrides it.")
     external_labels: dict[str, str] = Field(default_factory=dict, description="Labels added when talking to external systems.")
+    scrape_protocols: list[str] | None = Field(
+        None, description="The exposition formats offered to targets, most wanted first (Prometheus's "
+        "scrape_protocols: PrometheusProto, OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText0.0.4). "
+        "Default: the three text formats, OpenMetrics first; with ingest.native_histograms, PrometheusProto first.")
+
+    @field_validator("scrape_protocols")
+    @classmethod
+    def _protocols(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else check_scrape_protocols(v)
 
     @field_validator("external_labels")
     @classmethod
@@ -92,6 +127,21 @@ class ScrapeConfig(HTTPClientConfig):
     target_limit: int = Field(
         0, ge=0, description="Targets (after relabeling) of this job, at most; over it every target reports the error."
     )
+    scrape_protocols: list[str] | None = Field(
+        None, description="The exposition formats offered to this job's targets, most wanted first (Prometheus's "
+        "scrape_protocols); defaults to the global scrape_protocols.")
+    scrape_classic_histograms: bool = Field(
+        False, description="Also keep the classic _bucket/_count/_sum series of a histogram exposed with native "
+        "buckets too (Prometheus's scrape_classic_histograms); a histogram without native data is always classic.")
+    native_histogram_bucket_limit: int = Field(
+        0, ge=0, description="Buckets a native histogram may have (Prometheus's native_histogram_bucket_limit): one "
+        "with more is reduced in resolution until it fits; one that cannot fit even at schema -4 fails the "
+        "scrape. 0: no limit.")
+
+    @field_validator("scrape_protocols")
+    @classmethod
+    def _protocols(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else check_scrape_protocols(v)
 
     def resolved(self, glob: GlobalConfig) -> ScrapeConfig:
         """This config with the global defaults filled in, checked as Prometheus checks it."""
@@ -103,5 +153,7 @@ class ScrapeConfig(HTTPClientConfig):
             raise ValueError(
                 f"scrape timeout greater than scrape interval for scrape config with job name {self.job_name!r}"
             )
-        return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout})
+        protocols = self.scrape_protocols or glob.scrape_protocols or list(DEFAULT_SCRAPE_PROTOCOLS)
+        return self.model_copy(update={"scrape_interval": interval, "scrape_timeout": timeout,
+                                       "scrape_protocols": protocols})
 

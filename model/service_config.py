@@ -220,6 +220,11 @@ class IngestConfig(ConfigModel):
         "(POST /api/v1/scrapers, `shardmon scale`), so that one request cannot ask Ray for thousands of actors.",
     )
     scrapers: int = Field(2, ge=1, description="Number of scraper actors (at most max_scrapers).")
+    native_histograms: bool = Field(
+        False, description="Ingest native histograms from scrapes, as Prometheus's --enable-feature=native-histograms: "
+        "the protobuf exposition format's native histograms are kept as histogram samples, and the default "
+        "global.scrape_protocols puts PrometheusProto first. Off: a protobuf histogram is read as its classic "
+        "series only (_count, _sum and its classic buckets, a +Inf bucket at least; native buckets are not kept).")
     ray_address: RayAddress = Field(
         "local",
         description='"local" starts a Ray of its own; else a cluster address: the head\'s host:port, or '

@@ -31,6 +31,7 @@ from shardmon.ingest.exposition.openmetrics import parse_openmetrics_line, parse
 from shardmon.ingest.exposition.text import cut_at_end_of_input, parse_text_line
 from shardmon.ingest.exposition.tokens import NO_TIMESTAMP, LineError, fits_int64, parse_value
 from shardmon.model.errors import ExpositionError
+from shardmon.model.histogram import Histogram
 from shardmon.model.labels import Labels, series_id_of
 
 # The bytes a JSON array of numbers, NaN and Infinity needs. JSON numbers are a subset of Go's float
@@ -110,6 +111,20 @@ class SeriesCache:
                 fresh.setdefault(h, []).append(index)
             self._index[key] = index
 
+    def index_keys(self, keys: Sequence[bytes], new: dict[bytes, Labels]) -> np.ndarray:
+        """The indices of the series texts ``keys`` (one per sample), those not known yet added with their
+        labels from ``new``; compacts the cache as :func:`parse_text` does (the protobuf parser's door)."""
+        if new:
+            self._add_all(new)
+        index = self._index
+        refs = np.fromiter((index[k] for k in keys), np.int64, len(keys))
+        if len(index) > 2 * len(refs) + 1000:
+            live = np.unique(refs)
+            if len(index) > 2 * len(live) + 1000:
+                refs = self._compact(live, refs)
+        self._layout = None
+        return refs
+
     def _compact(self, live: np.ndarray, refs: np.ndarray) -> np.ndarray:
         """Keep only the indices in ``live`` (sorted, unique), renumbered densely; return remapped refs."""
         remap = np.full(len(self._ends), -1, np.int64)
@@ -155,6 +170,16 @@ class ParsedScrape(NamedTuple):
     types: dict[str, str]  # metric family name -> type, from # TYPE
     helps: dict[str, str]  # metric family name -> help text, from # HELP
     units: dict[str, str] = {}  # metric family name -> unit, from # UNIT (OpenMetrics only)
+    #: Native histogram samples (the protobuf format only; None: none): refs, timestamps, histograms.
+    histograms: ParsedHistograms | None = None
+
+
+class ParsedHistograms(NamedTuple):
+    """The native histogram samples of one body, in body order."""
+
+    refs: np.ndarray  # int64 per histogram, index into cache.labels
+    timestamps_ms: np.ndarray  # int64, NO_TIMESTAMP where the metric has none
+    histograms: list[Histogram]
 
 
 class BodyError(ExpositionError):
@@ -168,8 +193,8 @@ class BodyError(ExpositionError):
     """
 
     def __init__(self, message: str, line: int, *, samples: int = 0, refs_before: np.ndarray | None = None,
-                 new_samples: int = 0, new_keys: tuple[bytes, ...] = ()) -> None:
-        super().__init__(message, line)
+                 new_samples: int = 0, new_keys: tuple[bytes, ...] = (), where: str = "") -> None:
+        super().__init__(message, line, where)
         self.samples = samples
         self.refs_before = refs_before if refs_before is not None else np.empty(0, np.int64)
         self.new_samples = new_samples

@@ -102,8 +102,8 @@ def test_the_request_carries_prometheus_headers_and_the_params():
     h, request = asyncio.run(main())
     assert h.health == "up"
     assert request.headers["Accept"] == ACCEPT == (
-        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
-        "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")  # exactly what Prometheus 2.42 sends
+        "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,"
+        "text/plain;version=0.0.4;q=0.3,*/*;q=0.2")  # exactly what Prometheus 2.53 sends by default
     assert request.headers["Accept-Encoding"] == "gzip"
     assert request.headers["X-Prometheus-Scrape-Timeout-Seconds"] == "0.5"
     assert request.headers["User-Agent"].startswith("Shardmon/")

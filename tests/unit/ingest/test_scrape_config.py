@@ -56,7 +56,6 @@ def test_every_option_loads_with_its_prometheus_name():
     # Not implemented by Shardmon: refused by name, never ignored.
     ("oauth2: {client_id: x, token_url: http://t}", "oauth2: field not supported"),
     ("http_headers: {X: {values: [y]}}", "http_headers: field not supported"),
-    ("scrape_classic_histograms: true", "scrape_classic_histograms: field not supported"),
     ("tls_config: {ciphers: [x]}", "tls_config.ciphers: field not supported"),
 ])
 def test_a_bad_or_unsupported_option_is_an_error_naming_it(extra, message):
