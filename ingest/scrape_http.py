@@ -30,7 +30,6 @@ from shardmon.model.httpclient import ClientSettings, authorization_from_config,
 from shardmon.model.scrape_config import DEFAULT_SCRAPE_PROTOCOLS, SCRAPE_PROTOCOL_HEADERS
 
 
-
 def accept_header(protocols: Sequence[str]) -> str:
     """The Accept header Prometheus 2.53 sends for ``scrape_protocols`` (its ``acceptHeader``): each
     protocol's media type with q=0.<w>, w counting down from one more than the number of known
