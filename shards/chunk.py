@@ -324,6 +324,13 @@ def encode(ts: np.ndarray, vals: np.ndarray) -> bytes:
     if not n:
         return bytes(out)
     _put_column(out, ts)
+    _put_values(out, vals)
+    return bytes(out)
+
+
+def _put_values(out: bytearray, vals: np.ndarray) -> None:
+    """N >= 1 float64 values: the value mode byte and what follows it (FORMAT.md, chunk format 2)."""
+    n = vals.shape[0]
     bits = vals.view(U64)
     n_special = 0
     scaled = _find_scale(vals)
@@ -336,7 +343,7 @@ def encode(ts: np.ndarray, vals: np.ndarray) -> bytes:
     if scaled is None:
         out.append(VALUES_FLOAT)
         _put_planes(out, bits)
-        return bytes(out)
+        return
     k, ints = scaled
     out.append(VALUES_DECIMAL)
     out.append(k & 0xFF)
@@ -358,7 +365,6 @@ def encode(ts: np.ndarray, vals: np.ndarray) -> bytes:
         near[near < 0] = np.argmax(regular)
         ints = full[near] + (i - near) * np.int64(step)
     _put_column(out, ints)
-    return bytes(out)
 
 
 def decode(data: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -387,6 +393,14 @@ def _decode_v2(data: memoryview) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError("trailing bytes after chunk")
         return np.empty(0, I64), np.empty(0, F64)
     ts, pos = _get_column(data, pos, n)
+    vals, pos = _get_values(data, pos, n)
+    if pos != len(data):
+        raise ValueError("trailing bytes after chunk")
+    return ts, vals
+
+
+def _get_values(data, pos: int, n: int) -> tuple[np.ndarray, int]:
+    """Inverse of :func:`_put_values`: ``(values, position after them)``."""
     mode = data[pos]
     pos += 1
     if mode == VALUES_DECIMAL:
@@ -410,9 +424,7 @@ def _decode_v2(data: memoryview) -> tuple[np.ndarray, np.ndarray]:
         vals = packed.view(F64)
     else:
         raise ValueError(f"unknown value mode {mode}")
-    if pos != len(data):
-        raise ValueError("trailing bytes after chunk")
-    return ts, vals
+    return vals, pos
 
 
 def _decode_v1(data: bytes) -> tuple[np.ndarray, np.ndarray]:
