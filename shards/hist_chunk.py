@@ -29,14 +29,14 @@ from shardmon.model.histogram import MIN_SCHEMA, Histogram, Spans
 from shardmon.model.samples import F64, I64
 from shardmon.shards import chunk
 from shardmon.shards.chunk import (
-    _get_column,
-    _get_svarint,
-    _get_uvarint,
-    _get_values,
-    _put_column,
-    _put_svarint,
-    _put_uvarint,
-    _put_values,
+    get_column,
+    get_svarint,
+    get_uvarint,
+    get_values,
+    put_column,
+    put_svarint,
+    put_uvarint,
+    put_values,
 )
 
 FORMAT_WITH_HISTOGRAMS = 3
@@ -57,31 +57,31 @@ def encode_series(ts: np.ndarray, vals: np.ndarray, hts: np.ndarray | None = Non
     if len(hists) != h:
         raise ValueError(f"{h} histogram timestamps but {len(hists)} histograms")
     out = bytearray((FORMAT_WITH_HISTOGRAMS,))
-    _put_uvarint(out, len(floats))
+    put_uvarint(out, len(floats))
     out += floats
-    _put_uvarint(out, h)
-    _put_column(out, hts)
-    _put_column(out, np.fromiter(((int(x.is_int) | (x.counter_reset_hint & 3) << 1 | (x.schema - MIN_SCHEMA) << 3)
+    put_uvarint(out, h)
+    put_column(out, hts)
+    put_column(out, np.fromiter(((int(x.is_int) | (x.counter_reset_hint & 3) << 1 | (x.schema - MIN_SCHEMA) << 3)
                                   for x in hists), I64, h))
     for field in ("zero_threshold", "zero_count", "count", "sum"):
-        _put_values(out, np.fromiter((getattr(x, field) for x in hists), F64, h))
+        put_values(out, np.fromiter((getattr(x, field) for x in hists), F64, h))
     layouts: dict[tuple[Spans, Spans], int] = {}
     numbers = np.fromiter((layouts.setdefault((x.positive_spans, x.negative_spans), len(layouts)) for x in hists),
                           I64, h)
-    _put_uvarint(out, len(layouts))
+    put_uvarint(out, len(layouts))
     for pos_spans, neg_spans in layouts:
-        _put_uvarint(out, len(pos_spans))
-        _put_uvarint(out, len(neg_spans))
+        put_uvarint(out, len(pos_spans))
+        put_uvarint(out, len(neg_spans))
         for offset, length in (*pos_spans, *neg_spans):
-            _put_svarint(out, offset)
-            _put_uvarint(out, length)
-    _put_column(out, numbers)
+            put_svarint(out, offset)
+            put_uvarint(out, length)
+    put_column(out, numbers)
     indices = [{key: _bucket_indices(key[side]) for key in layouts} for side in (0, 1)]
     unions = [np.unique(np.concatenate([np.empty(0, I64), *indices[side].values()])) for side in (0, 1)]
     for u in unions:
-        _put_uvarint(out, u.shape[0])
+        put_uvarint(out, u.shape[0])
         if u.shape[0]:
-            _put_column(out, u)
+            put_column(out, u)
     width = unions[0].shape[0] + unions[1].shape[0]
     if width:
         matrix = np.full((h, width), np.nan, F64)
@@ -98,7 +98,7 @@ def encode_series(ts: np.ndarray, vals: np.ndarray, hts: np.ndarray | None = Non
         rows = np.where(present, np.arange(h)[:, None], -1)
         np.maximum.accumulate(rows, axis=0, out=rows)
         filled = np.where(rows >= 0, matrix[np.maximum(rows, 0), np.arange(width)[None, :]], 0.0)
-        _put_values(out, np.ascontiguousarray(filled.T).reshape(-1))
+        put_values(out, np.ascontiguousarray(filled.T).reshape(-1))
     return bytes(out)
 
 
@@ -130,21 +130,21 @@ def decode_series(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, list
 
 
 def _decode_v3(data: memoryview) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Histogram]]:
-    size, pos = _get_uvarint(data, 1)
+    size, pos = get_uvarint(data, 1)
     if pos + size > len(data):
         raise ValueError("chunk truncated")
     ts, vals = chunk.decode(bytes(data[pos:pos + size]))
     pos += size
-    h, pos = _get_uvarint(data, pos)
+    h, pos = get_uvarint(data, pos)
     if not 1 <= h <= chunk.MAX_SAMPLES:
         raise ValueError(f"chunk claims {h} histograms")
-    hts, pos = _get_column(data, pos, h)
-    heads, pos = _get_column(data, pos, h)
+    hts, pos = get_column(data, pos, h)
+    heads, pos = get_column(data, pos, h)
     fields = []
     for _ in range(4):
-        v, pos = _get_values(data, pos, h)
+        v, pos = get_values(data, pos, h)
         fields.append(v.tolist())
-    n_layouts, pos = _get_uvarint(data, pos)
+    n_layouts, pos = get_uvarint(data, pos)
     if not 1 <= n_layouts <= h:
         raise ValueError(f"chunk claims {n_layouts} bucket layouts for {h} histograms")
     layouts: list[tuple[Spans, Spans]] = []
@@ -152,35 +152,35 @@ def _decode_v3(data: memoryview) -> tuple[np.ndarray, np.ndarray, np.ndarray, li
         sides = []
         counts = []
         for _side in range(2):
-            c, pos = _get_uvarint(data, pos)
+            c, pos = get_uvarint(data, pos)
             if c >= _MAX_SPANS:
                 raise ValueError(f"chunk claims {c} spans")
             counts.append(c)
         for c in counts:
             spans = []
             for _ in range(c):
-                offset, pos = _get_svarint(data, pos)
-                length, pos = _get_uvarint(data, pos)
+                offset, pos = get_svarint(data, pos)
+                length, pos = get_uvarint(data, pos)
                 spans.append((offset, length))
             sides.append(tuple(spans))
         layouts.append((sides[0], sides[1]))
-    numbers, pos = _get_column(data, pos, h)
+    numbers, pos = get_column(data, pos, h)
     if numbers.min() < 0 or numbers.max() >= n_layouts:
         raise ValueError("histogram layout number out of range")
     unions = []
     for _ in range(2):
-        n, pos = _get_uvarint(data, pos)
+        n, pos = get_uvarint(data, pos)
         if n > chunk.MAX_SAMPLES:
             raise ValueError(f"chunk claims {n} buckets")
         if n:
-            u, pos = _get_column(data, pos, n)
+            u, pos = get_column(data, pos, n)
         else:
             u = np.empty(0, I64)
         unions.append(u)
     width = unions[0].shape[0] + unions[1].shape[0]
     matrix = np.empty((h, 0), F64)
     if width:
-        flat, pos = _get_values(data, pos, h * width)
+        flat, pos = get_values(data, pos, h * width)
         matrix = flat.reshape(width, h).T
     if pos != len(data):
         raise ValueError("trailing bytes after chunk")
