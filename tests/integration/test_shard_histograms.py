@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 
 from shardmon.model.hashing import shards_for_series
+from shardmon.model.histogram import HistogramColumns
 from shardmon.model.labels import Labels, Matcher, MatchType
 from shardmon.model.samples import SampleBatch
 from shardmon.model.storage import QueryBudget
+from shardmon.querier import metrics
 from shardmon.querier.fanout import FanoutQuerier
+from shardmon.querier.promql.engine import Engine
 from shardmon.shards.client import ShardClient
 from tests.integration.procs import Cluster
 from tests.unit.shards.histkit import scrape_series
@@ -58,7 +61,6 @@ def _write(cluster: Cluster, rf: int, data, clients: dict[int, ShardClient]) -> 
                         f_refs.append(r), f_ts.append(t), f_vals.append(v)
             batch = SampleBatch.of(ids[rows], keys, np.array(f_refs, np.uint32), np.array(f_ts, np.int64),
                                    np.array(f_vals, np.float64))
-            from shardmon.model.histogram import HistogramColumns
             batch = batch._replace(histograms=HistogramColumns.of(h_refs, h_ts, h_list))
             clients[sid].write(f"hist-{rf}-{sid}-{k}", batch)
 
@@ -123,6 +125,10 @@ def test_histograms_written_to_three_shards_read_back_equal(tmp_path, rf):
             c.flush()
         assert _same(_read(querier, start, end), want)
         assert "latency_seconds" in querier.label_values("__name__", [], start, end).values
+        # The push-down: the shards aggregate floats only, so a selection with histograms takes the exact path.
+        before = metrics.PUSHDOWN.labels("histograms")._value.get()
+        Engine(querier).instant('count(latency_seconds{job="api"})', end)
+        assert metrics.PUSHDOWN.labels("histograms")._value.get() > before
     finally:
         for c in clients.values():
             c.close()
