@@ -23,11 +23,15 @@ NO_LIMIT = 2**63 - 1
 
 
 class Series(NamedTuple):
-    """One series with its samples in time order (int64 ms, float64 values, staleness markers kept)."""
+    """One series with its samples in time order (int64 ms, float64 values, staleness markers kept).
+
+    ``histograms`` (None: it has none in the answer): object array parallel to ``values``, a
+    :class:`~shardmon.model.histogram.Histogram` where sample j is one (``values[j]`` NaN then), None where a float."""
 
     labels: Labels
     timestamps_ms: np.ndarray
     values: np.ndarray
+    histograms: np.ndarray | None = None
 
 
 class SeriesSet(NamedTuple):
@@ -57,7 +61,15 @@ class SeriesColumns(NamedTuple):
 
     @classmethod
     def of(cls, series: Sequence[Series]) -> SeriesColumns:
-        return cls.of_arrays([s.labels for s in series], [s.timestamps_ms for s in series], [s.values for s in series])
+        cols = cls.of_arrays([s.labels for s in series], [s.timestamps_ms for s in series],
+                             [s.values for s in series])
+        if any(s.histograms is not None for s in series):
+            hists = np.empty(cols.values.shape[0], dtype=object)
+            for s, start in zip(series, cols.offsets[:-1].tolist()):
+                if s.histograms is not None:
+                    hists[start:start + s.histograms.shape[0]] = s.histograms
+            cols = cols._replace(histograms=hists)
+        return cols
 
     @classmethod
     def of_arrays(cls, labels: list[Labels], timestamps: Sequence[np.ndarray], values: Sequence[np.ndarray]

@@ -51,6 +51,7 @@ from shardmon.model.errors import (
     ShardmonError,
     ShardUnavailableError,
 )
+from shardmon.model.histogram_merge import merge_copies
 from shardmon.model.labels import SEP, Matcher
 from shardmon.model.promql.pushdown import AggregateSpec, Partial
 from shardmon.model.promql.pushdown_replicas import Placement, disagreement
@@ -89,11 +90,7 @@ def merge_series(sets: Sequence[list[Series]], check: Callable[[], None] | None 
         if check is not None and i % 4096 == 4095:
             check()
         if out and out[-1].labels == s.labels:
-            prev = out[-1]
-            ts = np.concatenate((prev.timestamps_ms, s.timestamps_ms))
-            vals = np.concatenate((prev.values, s.values))
-            ts, first = np.unique(ts, return_index=True)
-            out[-1] = Series(s.labels, ts, vals[first])
+            out[-1] = merge_copies(out[-1], s)
         else:
             out.append(s)
     return out
@@ -203,6 +200,8 @@ def columns_of(answers: Sequence[list[SampleBatch]], check: Callable[[], None] |
     frames = [b for batches in answers for b in batches if b.num_series]
     if not frames:
         return SeriesColumns.of([])
+    if any(b.num_histograms for b in frames):  # histograms: merged per series (a Python object each anyway)
+        return _exact_columns(answers, check)
     keys = [k for b in frames for k in b.series.keys()]
     counts = np.concatenate([np.bincount(b.sample_series, minlength=b.num_series) for b in frames]).astype(np.int64)
     ts = np.concatenate([b.timestamps_ms for b in frames]).astype(np.int64, copy=False)
@@ -499,6 +498,9 @@ class FanoutQuerier:
         start = lambda client: client.start_aggregate(spec, timeout_s=timeout_s, **limits)  # noqa: E731
         answers, warnings, partial = self._all(_Unary(start, finish), budget)
         partials = [p for _, p in answers]
+        if any(p.histograms for p in partials):  # the shards aggregate floats only
+            metrics.PUSHDOWN.labels("histograms").inc()
+            return None
         if spec.placement is not None:
             answered = {i for i, _ in answers}
             self._down = frozenset(ids) - answered

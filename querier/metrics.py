@@ -38,10 +38,11 @@ PUSHDOWN = Counter("shardmon_querier_aggregation_pushdown_total",
                    "shards), ties (topk/bottomk ties the shards' rows cannot settle), too_large (rows over 64MB "
                    "from a shard), diverged (with replication, two copies of a series differ in the range read), "
                    "misplaced (a shard holds series the placement does not put on it), unavailable (a shard "
-                   "counted on did not answer, or one not counted on came back).", ["outcome"])
+                   "counted on did not answer, or one not counted on came back), histograms (a series has native "
+                   "histogram samples in the range: the shards aggregate floats only).", ["outcome"])
 for _rpc in ("Series", "Aggregate"):
     SHARD_RESPONSE_BYTES.labels(_rpc)
-for _outcome in ("pushed", "rows", "replicated", "ties", "too_large", "diverged", "misplaced", "unavailable"):
+for _outcome in ("pushed", "rows", "replicated", "ties", "too_large", "diverged", "misplaced", "unavailable", "histograms"):
     PUSHDOWN.labels(_outcome)
 SLOW_QUERIES = Counter("shardmon_querier_slow_queries_total",
                        "PromQL queries that ran querier.slow_query_threshold or longer (kept in the slow query log of "

@@ -16,8 +16,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from shardmon.model.histogram import decode
 from shardmon.model.samples import U64
-from shardmon.shards import chunk
+from shardmon.shards import chunk, hist_chunk
+from shardmon.shards.hist_head import HistSamples
 from shardmon.shards.store import BlockMeta
 
 
@@ -48,32 +50,57 @@ def by_series_and_time(idx: np.ndarray, ts: np.ndarray, vals: np.ndarray):
 
 
 def encode_block(block_id: str, start: int, end: int, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray,
-                 ids_by_idx: np.ndarray) -> tuple[BlockMeta, np.ndarray, dict[bytes, bytes]]:
+                 ids_by_idx: np.ndarray, hists: HistSamples | None = None
+                 ) -> tuple[BlockMeta, np.ndarray, dict[bytes, bytes]]:
     """A block of the samples ``idx, ts, vals`` (sorted by series idx, then time; ``ids_by_idx``
-    maps an idx to its series id): its metadata, sorted series ids and per-series chunks."""
-    bounds = np.flatnonzero(np.diff(idx)) + 1
-    starts = np.concatenate(([0], bounds)) if idx.shape[0] else np.empty(0, np.int64)
-    ends = np.concatenate((bounds, [idx.shape[0]])) if idx.shape[0] else np.empty(0, np.int64)
+    maps an idx to its series id) and the histogram samples ``hists`` (sorted alike): its metadata, sorted
+    series ids and per-series chunks (format 3 for a series with histograms, FORMAT.md)."""
     chunks: dict[bytes, bytes] = {}
-    series_ids = ids_by_idx[idx[starts]] if idx.shape[0] else np.empty(0, U64)
-    for sid, a, b in zip(series_ids.tolist(), starts.tolist(), ends.tolist()):
-        chunks[id_field(sid)] = chunk.encode(ts[a:b], vals[a:b])
+    h_ranges = _runs(hists.idx) if hists is not None and hists.idx.shape[0] else {}
+    for i, (a, b) in _runs(idx).items():
+        if i in h_ranges:
+            continue
+        chunks[id_field(int(ids_by_idx[i]))] = chunk.encode(ts[a:b], vals[a:b])
+    if h_ranges:
+        f_ranges = _runs(idx)
+        for i, (ha, hb) in h_ranges.items():
+            a, b = f_ranges.get(i, (0, 0))
+            decoded = [decode(r) for r in hists.raws[ha:hb]]
+            chunks[id_field(int(ids_by_idx[i]))] = hist_chunk.encode_series(ts[a:b], vals[a:b], hists.ts[ha:hb],
+                                                                            decoded)
+    series_ids = np.frombuffer(b"".join(chunks), ">u8").astype(U64) if chunks else np.empty(0, U64)
     sorted_ids = np.sort(series_ids).astype(U64)
+    n_hist = 0 if hists is None else len(hists.raws)
     meta = BlockMeta(block_id=block_id, mint_ms=start, maxt_ms=end, num_series=int(sorted_ids.shape[0]),
-                     num_samples=int(ts.shape[0]), size_bytes=sum(len(v) for v in chunks.values()))
+                     num_samples=int(ts.shape[0]) + n_hist, size_bytes=sum(len(v) for v in chunks.values()))
     return meta, sorted_ids, chunks
 
 
+def _runs(idx: np.ndarray) -> dict[int, tuple[int, int]]:
+    """Series idx -> (start, end) of its run in ``idx`` (sorted)."""
+    if not idx.shape[0]:
+        return {}
+    bounds = np.flatnonzero(np.diff(idx)) + 1
+    starts = np.concatenate(([0], bounds))
+    ends = np.concatenate((bounds, [idx.shape[0]]))
+    return {i: (a, b) for i, a, b in zip(idx[starts].tolist(), starts.tolist(), ends.tolist())}
+
+
 def encode_windows(tag: str, block_ms: int, idx: np.ndarray, ts: np.ndarray, vals: np.ndarray,
-                   ids_by_idx: np.ndarray) -> list[tuple[BlockMeta, np.ndarray, dict[bytes, bytes]]]:
+                   ids_by_idx: np.ndarray, hists: HistSamples | None = None
+                   ) -> list[tuple[BlockMeta, np.ndarray, dict[bytes, bytes]]]:
     """Blocks of their own for samples of any age (sorted by series, then time), one per block window
     they fall in, named ``<mint>-<maxt>-<tag>`` (backfill, and the WAL's samples from the future)."""
     window = ts // block_ms
+    h_window = hists.ts // block_ms if hists is not None else np.empty(0, np.int64)
     out = []
-    for w in np.unique(window).tolist():
+    for w in np.union1d(window, h_window).tolist():
         m = window == w
+        h = None
+        if hists is not None and (hm := np.flatnonzero(h_window == w)).shape[0]:
+            h = HistSamples(hists.idx[hm], hists.ts[hm], [hists.raws[j] for j in hm.tolist()])
         out.append(encode_block(f"{w * block_ms}-{(w + 1) * block_ms}-{tag}", w * block_ms, (w + 1) * block_ms,
-                                idx[m], ts[m], vals[m], ids_by_idx))
+                                idx[m], ts[m], vals[m], ids_by_idx, h))
     return out
 
 

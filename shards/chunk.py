@@ -156,19 +156,19 @@ def _search_scale(vals: np.ndarray) -> tuple[int, np.ndarray] | None:
 # --- varints ---------------------------------------------------------------------------------------
 
 
-def _put_uvarint(out: bytearray, x: int) -> None:
+def put_uvarint(out: bytearray, x: int) -> None:
     while x >= 0x80:
         out.append((x & 0x7F) | 0x80)
         x >>= 7
     out.append(x)
 
 
-def _put_svarint(out: bytearray, x: int) -> None:
+def put_svarint(out: bytearray, x: int) -> None:
     """An int64 as a zigzag varint."""
-    _put_uvarint(out, ((x << 1) ^ (x >> 63)) & _U64_MASK)
+    put_uvarint(out, ((x << 1) ^ (x >> 63)) & _U64_MASK)
 
 
-def _get_uvarint(data, pos: int) -> tuple[int, int]:
+def get_uvarint(data, pos: int) -> tuple[int, int]:
     x = shift = 0
     while True:
         b = data[pos]
@@ -183,15 +183,15 @@ def _get_uvarint(data, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _get_svarint(data, pos: int) -> tuple[int, int]:
-    z, pos = _get_uvarint(data, pos)
+def get_svarint(data, pos: int) -> tuple[int, int]:
+    z, pos = get_uvarint(data, pos)
     return (z >> 1) ^ -(z & 1), pos
 
 
 # --- columns ---------------------------------------------------------------------------------------
 
 
-def _put_column(out: bytearray, x: np.ndarray) -> None:
+def put_column(out: bytearray, x: np.ndarray) -> None:
     """An int64 sequence of at least one number: descriptor, parameters, base, GCD, byte planes."""
     n = x.shape[0]
     # Each predictor's residuals, one row each (delta rows padded at the front with their first
@@ -227,15 +227,15 @@ def _put_column(out: bytearray, x: np.ndarray) -> None:
     width = 0 if top == 0 else 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4 if top < 1 << 32 else 8
     out.append(pred | _WIDTH_CODE[width] << 2 | (_GCD_FLAG if g > 1 else 0))
     for p in params:
-        _put_svarint(out, p)
-    _put_svarint(out, int(base))
+        put_svarint(out, p)
+    put_svarint(out, int(base))
     if g > 1:
-        _put_uvarint(out, g)
+        put_uvarint(out, g)
     if width:
         _put_planes(out, u.astype(_UINT[width]))
 
 
-def _get_column(data, pos: int, n: int) -> tuple[np.ndarray, int]:
+def get_column(data, pos: int, n: int) -> tuple[np.ndarray, int]:
     desc = data[pos]
     pos += 1
     pred, width_code = desc & 3, (desc >> 2) & 7
@@ -246,12 +246,12 @@ def _get_column(data, pos: int, n: int) -> tuple[np.ndarray, int]:
         raise ValueError("column too short for its predictor")
     params = []
     for _ in range(_PRED_PARAMS[pred]):
-        p, pos = _get_svarint(data, pos)
+        p, pos = get_svarint(data, pos)
         params.append(p)
-    base, pos = _get_svarint(data, pos)
+    base, pos = get_svarint(data, pos)
     g = 1
     if desc & _GCD_FLAG:
-        g, pos = _get_uvarint(data, pos)
+        g, pos = get_uvarint(data, pos)
     width = _WIDTHS[width_code]
     if width:
         packed, pos = _get_planes(data, pos, m, width)
@@ -284,17 +284,17 @@ def _put_planes(out: bytearray, col: np.ndarray) -> None:
         raw = plane.tobytes()
         z = _contexts()[0].compress(raw)
         if len(z) < len(raw):
-            _put_uvarint(out, len(z) << 1 | 1)
+            put_uvarint(out, len(z) << 1 | 1)
             out += z
         else:
-            _put_uvarint(out, len(raw) << 1)
+            put_uvarint(out, len(raw) << 1)
             out += raw
 
 
 def _get_planes(data, pos: int, n: int, width: int) -> tuple[np.ndarray, int]:
     planes = np.empty((width, n), np.uint8)
     for i in range(width):
-        code, pos = _get_uvarint(data, pos)
+        code, pos = get_uvarint(data, pos)
         size = code >> 1
         piece = data[pos : pos + size]
         if len(piece) != size:
@@ -320,10 +320,17 @@ def encode(ts: np.ndarray, vals: np.ndarray) -> bytes:
     if n > MAX_SAMPLES:
         raise ValueError(f"{n} samples is more than a chunk holds ({MAX_SAMPLES})")
     out = bytearray((FORMAT_COLUMNS_ZSTD,))
-    _put_uvarint(out, n)
+    put_uvarint(out, n)
     if not n:
         return bytes(out)
-    _put_column(out, ts)
+    put_column(out, ts)
+    put_values(out, vals)
+    return bytes(out)
+
+
+def put_values(out: bytearray, vals: np.ndarray) -> None:
+    """N >= 1 float64 values: the value mode byte and what follows it (FORMAT.md, chunk format 2)."""
+    n = vals.shape[0]
     bits = vals.view(U64)
     n_special = 0
     scaled = _find_scale(vals)
@@ -336,15 +343,15 @@ def encode(ts: np.ndarray, vals: np.ndarray) -> bytes:
     if scaled is None:
         out.append(VALUES_FLOAT)
         _put_planes(out, bits)
-        return bytes(out)
+        return
     k, ints = scaled
     out.append(VALUES_DECIMAL)
     out.append(k & 0xFF)
-    _put_uvarint(out, n_special)
+    put_uvarint(out, n_special)
     if n_special:
         where = np.flatnonzero(special)
-        _put_column(out, where)
-        _put_column(out, bits[where].view(I64))
+        put_column(out, where)
+        put_column(out, bits[where].view(I64))
         # Exceptions' integers are placeholders: continue from the nearest earlier regular integer (the
         # first one if none) by the median step, so counters and gauges alike keep their usual deltas.
         step = 0
@@ -357,8 +364,7 @@ def encode(ts: np.ndarray, vals: np.ndarray) -> bytes:
         near = np.maximum.accumulate(np.where(regular, i, -1))
         near[near < 0] = np.argmax(regular)
         ints = full[near] + (i - near) * np.int64(step)
-    _put_column(out, ints)
-    return bytes(out)
+    put_column(out, ints)
 
 
 def decode(data: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -379,29 +385,37 @@ def decode(data: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _decode_v2(data: memoryview) -> tuple[np.ndarray, np.ndarray]:
-    n, pos = _get_uvarint(data, 1)
+    n, pos = get_uvarint(data, 1)
     if n > MAX_SAMPLES:
         raise ValueError(f"chunk claims {n} samples")
     if not n:
         if pos != len(data):
             raise ValueError("trailing bytes after chunk")
         return np.empty(0, I64), np.empty(0, F64)
-    ts, pos = _get_column(data, pos, n)
+    ts, pos = get_column(data, pos, n)
+    vals, pos = get_values(data, pos, n)
+    if pos != len(data):
+        raise ValueError("trailing bytes after chunk")
+    return ts, vals
+
+
+def get_values(data, pos: int, n: int) -> tuple[np.ndarray, int]:
+    """Inverse of :func:`put_values`: ``(values, position after them)``."""
     mode = data[pos]
     pos += 1
     if mode == VALUES_DECIMAL:
         k = struct.unpack_from("<b", data, pos)[0]
         if not -MAX_SCALE <= k <= MAX_SCALE:
             raise ValueError(f"bad decimal scale {k}")
-        n_special, pos = _get_uvarint(data, pos + 1)
+        n_special, pos = get_uvarint(data, pos + 1)
         if n_special > n:
             raise ValueError("more exceptions than samples")
         if n_special:
-            where, pos = _get_column(data, pos, n_special)
-            special, pos = _get_column(data, pos, n_special)
+            where, pos = get_column(data, pos, n_special)
+            special, pos = get_column(data, pos, n_special)
             if where.min() < 0 or where.max() >= n:
                 raise ValueError("exception position out of range")
-        ints, pos = _get_column(data, pos, n)
+        ints, pos = get_column(data, pos, n)
         vals = _unscale(ints, k)
         if n_special:
             vals.view(U64)[where] = special.view(U64)
@@ -410,9 +424,7 @@ def _decode_v2(data: memoryview) -> tuple[np.ndarray, np.ndarray]:
         vals = packed.view(F64)
     else:
         raise ValueError(f"unknown value mode {mode}")
-    if pos != len(data):
-        raise ValueError("trailing bytes after chunk")
-    return ts, vals
+    return vals, pos
 
 
 def _decode_v1(data: bytes) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ import numpy as np
 from shardmon.model import grpcauth
 from shardmon.model.errors import QueryLimitError, ShardUnavailableError
 from shardmon.model.grpcstatus import SHARD_READ, SHARD_WRITE, error_of
+from shardmon.model.histogram_merge import with_histograms
 from shardmon.model.http_config import BasicAuth, TLSConfig
 from shardmon.model.labels import Matcher, MatchType, labels_of  # noqa: F401 - labels_of: also this module's
 from shardmon.model.pb import shard_pb2, shard_pb2_grpc, types_pb2
@@ -66,7 +67,8 @@ def matchers_to_pb(matchers: Sequence[Matcher]) -> list[types_pb2.Matcher]:
 
 def series_of_batch(b: SampleBatch) -> list[Series]:
     """A decoded frame's :class:`Series` (its samples are grouped by series, in the table's order; arrays are
-    views of the frame's bytes)."""
+    views of the frame's bytes). A series' histogram samples are merged with its floats by time
+    (:func:`~shardmon.model.histogram_merge.with_histograms`)."""
     counts = np.bincount(b.sample_series, minlength=b.num_series) if b.num_samples else np.zeros(b.num_series, int)
     ends = np.cumsum(counts)
     out = []
@@ -74,6 +76,8 @@ def series_of_batch(b: SampleBatch) -> list[Series]:
     for key, end in zip(b.series.keys(), ends.tolist()):
         out.append(Series(labels_of(key), b.timestamps_ms[start:end], b.values[start:end]))
         start = end
+    if b.num_histograms:
+        out = with_histograms(out, b.histograms)
     return out
 
 

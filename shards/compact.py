@@ -22,7 +22,7 @@ import numpy as np
 import xxhash
 
 from shardmon.model.samples import U64
-from shardmon.shards import chunk, metrics
+from shardmon.shards import hist_chunk, metrics
 from shardmon.shards.blocks import Block, BlockList, backfill_tags
 from shardmon.shards.store import BlockMeta, Store
 
@@ -114,15 +114,22 @@ def merge_block_chunks(
         if len(parts) == 1:
             out[field] = parts[0]
             continue
-        decoded = [chunk.decode(p) for p in parts]
-        ts = np.concatenate([t for t, _ in decoded])
-        vals = np.concatenate([v for _, v in decoded])
+        decoded = [hist_chunk.decode_series(p) for p in parts]
+        ts = np.concatenate([t for t, *_ in decoded])
+        vals = np.concatenate([v for _, v, *_ in decoded])
         if ts.shape[0] > 1 and (np.diff(ts) <= 0).any():
             n_in = ts.shape[0]
             ts, first = np.unique(ts, return_index=True)
             vals = vals[first]
             num_samples -= n_in - ts.shape[0]
-        out[field] = chunk.encode(ts, vals)
+        hts = np.concatenate([d[2] for d in decoded])
+        hists = [h for d in decoded for h in d[3]]
+        if hts.shape[0] > 1 and (np.diff(hts) <= 0).any():
+            n_in = hts.shape[0]
+            hts, first = np.unique(hts, return_index=True)
+            hists = [hists[j] for j in first.tolist()]
+            num_samples -= n_in - hts.shape[0]
+        out[field] = hist_chunk.encode_series(ts, vals, hts, hists)
     return out, num_samples
 
 

@@ -41,8 +41,8 @@ import xxhash
 from shardmon.model import gc_tuning
 from shardmon.model.config import ShardsConfig
 from shardmon.model.labels import Matcher
-from shardmon.model.samples import I64, U64, SampleBatch
-from shardmon.shards import compact, limits, metrics, reads
+from shardmon.model.samples import U64, SampleBatch
+from shardmon.shards import compact, hist_head, limits, metrics, reads
 from shardmon.shards.blocks import (
     Block,
     BlockList,
@@ -54,11 +54,12 @@ from shardmon.shards.blocks import (
     id_field,
 )
 from shardmon.shards.head import Head
+from shardmon.shards.hist_head import HistHead, HistSamples
 from shardmon.shards.limits import SeriesLimitError, WriteOutcome
 from shardmon.shards.reads import Selection
 from shardmon.shards.series import ShardSeries
 from shardmon.shards.store import Store
-from shardmon.shards.wal import decode_record, encode_record
+from shardmon.shards.wal import decode_record_with_histograms, encode_record
 
 log = logging.getLogger(__name__)
 #: Tests only (the crash test): seconds to wait, mid block cut, between encoding and the transaction that
@@ -121,6 +122,7 @@ class ShardDB:
     def _init_state(self) -> None:
         self.series = ShardSeries()
         self.head = Head(self.series.registry, out_of_order_window_ms=self.out_of_order_window_ms)
+        self.hists = HistHead()  # the head's native histogram samples
         self.blocks = BlockList()
         self._seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._wal: collections.deque[tuple[str, int]] = collections.deque()  # (entry id, max ts)
@@ -172,9 +174,9 @@ class ShardDB:
         replayed = 0
         future: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
         async for entry_id, batch_id, record in self.store.replay():
-            ids, refs, ts, vals = decode_record(record)
-            self._apply(batch_id, entry_id, ids, refs, ts, vals, future=future)
-            replayed += int(ts.shape[0])
+            ids, refs, ts, vals, hcols = decode_record_with_histograms(record)
+            self._apply(batch_id, entry_id, ids, refs, ts, vals, future=future, hcols=hcols)
+            replayed += int(ts.shape[0]) + (len(hcols) if hcols is not None else 0)
         if future and self.store.lost is None:
             await self._future_into_blocks(future)
         elapsed = time.monotonic() - t0
@@ -227,7 +229,7 @@ class ShardDB:
             if batch_id in self._seen:
                 return WriteOutcome(0, {}, True)
             batch, too_far = limits.drop_future(batch, self.clock(), self.max_future_time_ms)
-            if too_far and batch.num_samples == 0:
+            if too_far and batch.num_samples + batch.num_histograms == 0:
                 # Nothing left: no WAL entry, and the batch id is not remembered (as below).
                 return WriteOutcome(0, {"too_far_in_future": too_far}, False)
             new_ids, new_keys, new_names = self.series.check_new(batch)
@@ -235,9 +237,9 @@ class ShardDB:
             refused_metrics: list[str] = []
             if self.max_active_series or self.max_series_per_metric:
                 batch, new_ids, new_keys, refused, refused_metrics = limits.apply_limits(
-                    batch, new_ids, new_keys, new_names, self.series, self.series.in_head(self.head),
+                    batch, new_ids, new_keys, new_names, self.series, self.series.in_head(self.head, self.hists),
                     self.max_active_series, self.max_series_per_metric)
-            if refused and batch.num_samples == 0:
+            if refused and batch.num_samples + batch.num_histograms == 0:
                 # Nothing left: nothing goes to the WAL and the batch id is not remembered, so a
                 # retry is judged afresh (and may pass once the limit is raised).
                 for reason, (_, n_samples) in refused.items():
@@ -246,11 +248,12 @@ class ShardDB:
                 if too_far:
                     out.rejected["too_far_in_future"] = too_far
                 raise SeriesLimitError(self._limit_message(refused, refused_metrics, out), out)
-            record = encode_record(batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values)
+            record = encode_record(batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values,
+                                   batch.histograms)
             entry_id = await self.store.append(batch_id, record, {id_field(i): k for i, k in zip(new_ids, new_keys)})
             out = self._apply(
                 batch_id, entry_id, batch.series_ids, batch.sample_series, batch.timestamps_ms, batch.values,
-                new_ids, new_keys,
+                new_ids, new_keys, hcols=batch.histograms,
             )
         if too_far:
             out = out._replace(rejected={**out.rejected, "too_far_in_future": too_far})
@@ -281,7 +284,7 @@ class ShardDB:
                 return WriteOutcome(0, {}, True)
             batch, too_far = limits.drop_future(batch, self.clock(), self.max_future_time_ms)
             rejected = {"too_far_in_future": too_far} if too_far else {}
-            if batch.num_samples == 0:
+            if batch.num_samples + batch.num_histograms == 0:
                 return WriteOutcome(0, rejected, False)
             new_ids, new_keys, _ = self.series.check_new(batch)
             # Series new to the shard get the idx they will have once registered (after the write).
@@ -292,7 +295,8 @@ class ShardDB:
                 provisional = {sid: len(self.registry) + k for k, sid in enumerate(new_ids)}
                 series_idx[missing] = [provisional[int(sid)] for sid in batch.series_ids[missing].tolist()]
             idx, ts, vals = by_series_and_time(series_idx[batch.sample_series], batch.timestamps_ms, batch.values)
-            blocks = encode_windows(tag, self.block_duration_ms, idx, ts, vals, ids_by_idx)
+            hists = hist_head.backfill_samples(series_idx, batch.histograms)
+            blocks = encode_windows(tag, self.block_duration_ms, idx, ts, vals, ids_by_idx, hists)
             await self.store.write_blocks(
                 [(meta, ids.tobytes(), chunks) for meta, ids, chunks in blocks],
                 {id_field(i): k for i, k in zip(new_ids, new_keys)},
@@ -302,11 +306,13 @@ class ShardDB:
             for meta, ids, _ in blocks:
                 self.blocks.add(meta, ids)
                 self.series.widen_to_block(Block(meta, ids))
-            metrics.SAMPLES_BACKFILLED.inc(int(ts.shape[0]))
+            n = int(ts.shape[0]) + (len(hists.raws) if hists is not None else 0)
+            metrics.SAMPLES_BACKFILLED.inc(n)
         self._update_gauges()
-        return WriteOutcome(int(ts.shape[0]), rejected, False)
+        return WriteOutcome(n, rejected, False)
 
-    def _apply(self, batch_id, entry_id, ids, refs, ts, vals, new_ids=(), new_keys=(), future=None) -> WriteOutcome:
+    def _apply(self, batch_id, entry_id, ids, refs, ts, vals, new_ids=(), new_keys=(), future=None,
+               hcols=None) -> WriteOutcome:
         """Apply a durable batch to the head. When replaying (``future`` a list), samples too far ahead of
         the clock are set aside there (for :meth:`_future_into_blocks`) instead of entering the head."""
         if new_keys:
@@ -326,7 +332,20 @@ class ShardDB:
             if far is not None:
                 future.append((entry_id, sample_idx[far], ts[far], vals[far]))
                 sample_idx, ts, vals = sample_idx[~far], ts[~far], vals[~far]
-        res = self.head.append(sample_idx, ts, vals, each_once=each_once)
+        clash = None
+        if self.hists and ts.shape[0]:  # floats of series with histograms: checked against those too
+            sample_idx, ts, vals, clash = hist_head.without_clashes(self.hists, self.head, sample_idx, ts, vals)
+        res = self.head.append(sample_idx, ts, vals, each_once=each_once and clash is None)
+        if clash:
+            res = res._replace(rejected=hist_head.add_counts(res.rejected, clash))
+        newest = int(ts.max()) if ts.shape[0] else _INT64_MIN
+        if hcols is not None and len(hcols):
+            h = hist_head.apply(self.hists, self.head, series_idx, hcols)
+            res = res._replace(appended=res.appended + h.appended, duplicates=res.duplicates + h.duplicates,
+                               rejected=hist_head.add_counts(res.rejected, h.rejected))
+            if h.ts.shape[0]:
+                self.series.widen_to_samples(h.idx, h.ts)
+            newest = max(newest, int(hcols.timestamps_ms.max()))
         if res.appended:
             metrics.SAMPLES_APPENDED.inc(res.appended)
         if res.duplicates:
@@ -335,9 +354,7 @@ class ShardDB:
             metrics.SAMPLES_REJECTED.labels(reason).inc(count)
         if ts.shape[0]:
             self.series.widen_to_samples(sample_idx, ts)
-            self._wal.append((entry_id, int(ts.max())))
-        else:
-            self._wal.append((entry_id, _INT64_MIN))
+        self._wal.append((entry_id, newest))
         self._seen[batch_id] = None
         if len(self._seen) > _SEEN_BATCHES:
             self._seen.popitem(last=False)
@@ -352,7 +369,7 @@ class ShardDB:
         if self.store.lost is not None:
             return 0
         async with self._lock:
-            while (w := cut_window(self.head.time_range(), self.head.min_valid_ms, self.block_duration_ms,
+            while (w := cut_window(self._head_range(), self.head.min_valid_ms, self.block_duration_ms,
                                    self.clock())) is not None:
                 await self._write_block(*w)
                 written += 1
@@ -368,8 +385,8 @@ class ShardDB:
         written = 0
         d = self.block_duration_ms
         async with self._lock:
-            bound = flush_bound(self.head.time_range(), self.clock())
-            while bound is not None and (rng := self.head.time_range()) is not None and rng[0] < bound:
+            bound = flush_bound(self._head_range(), self.clock())
+            while bound is not None and (rng := self._head_range()) is not None and rng[0] < bound:
                 start = (max(rng[0], self.head.min_valid_ms) // d) * d
                 await self._write_block(start, start + d, bound)
                 written += 1
@@ -386,10 +403,11 @@ class ShardDB:
         log.info("cutting block %s", block_id)
         c = self.head.columns()
         old = c.ts < end
+        hists: HistSamples | None = self.hists.samples(end) if self.hists else None
         # Encoding takes a while (~0.2 ms a series): off the event loop, so reads and pings go on.
         meta, sorted_ids, chunks = await asyncio.to_thread(
             encode_block, block_id, start, start + self.block_duration_ms, c.idx[old], c.ts[old], c.vals[old],
-            self.registry.ids.copy())
+            self.registry.ids.copy(), hists)
         # WAL entries whose samples all lie before the block's end are covered; trim a prefix of them.
         trim_through = None
         n_trim = 0
@@ -405,6 +423,7 @@ class ShardDB:
         for _ in range(n_trim):
             self._wal.popleft()
         self.head.split_before(end)
+        self.hists.split_before(end)
         self.blocks.add(meta, sorted_ids)
         log.info("cut block %s: %d series, %d samples, %d bytes", meta.block_id, meta.num_series,
                  meta.num_samples, meta.size_bytes)
@@ -425,7 +444,7 @@ class ShardDB:
                                                             self.retention_size_bytes, self.clock())
             if not deleted:
                 return 0
-            self.series.recompute_ranges(self.blocks, self.head)
+            self.series.recompute_ranges(self.blocks, self.head, self.hists)
         self._update_gauges()
         return deleted
 
@@ -454,11 +473,15 @@ class ShardDB:
     def _head_bound(self) -> int:
         """No block will be cut from the head before this time: windows ending by then are closed."""
         bound = self.head.min_valid_ms if self.head.min_valid_ms > _INT64_MIN else _INT64_MAX
-        rng = self.head.time_range()
+        rng = self._head_range()
         if rng is not None:
             d = self.block_duration_ms
             bound = min(bound, (rng[0] // d) * d)
         return bound
+
+    def _head_range(self) -> tuple[int, int] | None:
+        """The head's (min, max) timestamp, floats and histograms, or None when it is empty."""
+        return hist_head.joint_range(self.head.time_range(), self.hists.time_range())
 
     async def resync_blocks(self) -> None:
         """After a deletion whose outcome is unknown (``blocks.stale``): the block list as the store has
@@ -469,7 +492,7 @@ class ShardDB:
     async def _resync_if_stale(self) -> None:
         if self.blocks.stale:
             await self._load_blocks()
-            self.series.recompute_ranges(self.blocks, self.head)
+            self.series.recompute_ranges(self.blocks, self.head, self.hists)
             self._update_gauges()
 
     # -- reading (shards/reads.py) -----------------------------------------------------------------
@@ -480,11 +503,7 @@ class ShardDB:
         """Matching series with their samples in ``[start_ms, end_ms]``, sorted by labels; series
         without samples there are left out (with ``skip_samples``, every matching series, no samples)."""
         pieces = [p async for p in self.select_pieces(matchers, start_ms, end_ms, skip_samples=skip_samples)]
-        if len(pieces) == 1:
-            return pieces[0]
-        if not pieces:
-            return Selection(np.empty(0, np.int64), np.zeros(0, np.int64), np.empty(0, I64), np.empty(0, np.float64))
-        return Selection(*(np.concatenate(parts) for parts in zip(*pieces)))
+        return reads.concat(pieces)
 
     def select_pieces(
         self, matchers: Sequence[Matcher], start_ms: int, end_ms: int, *, skip_samples: bool = False,
@@ -545,8 +564,8 @@ class ShardDB:
 
     def _update_gauges(self) -> None:
         metrics.SERIES.set(len(self.series))
-        metrics.HEAD_SERIES.set(int(self.series.in_head(self.head).sum()))
-        metrics.HEAD_SAMPLES.set(self.head.num_samples)
+        metrics.HEAD_SERIES.set(int(self.series.in_head(self.head, self.hists).sum()))
+        metrics.HEAD_SAMPLES.set(self.head.num_samples + self.hists.num_samples)
         metrics.BLOCKS.set(len(self.blocks))
         block_bytes = sum(b.meta.size_bytes for b in self.blocks)
         block_samples = sum(b.meta.num_samples for b in self.blocks)

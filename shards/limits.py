@@ -131,6 +131,8 @@ def apply_limits(batch: SampleBatch, new_ids: list[int], new_keys: list[bytes], 
     drop = np.isin(batch.series_ids, refused_ids)
     row_reason[drop] = [reason_of[int(sid)] for sid in batch.series_ids[drop].tolist()]
     sample_reason = row_reason[batch.sample_series]
+    if batch.num_histograms:  # histogram samples count as samples
+        sample_reason = np.concatenate((sample_reason, row_reason[batch.histograms.sample_series]))
     refused = {}
     for code, reason in LIMIT_REASONS.items():
         n_series = int((reasons == code).sum())
@@ -170,15 +172,26 @@ def split_future(ts: np.ndarray, now_ms: int, max_future_ms: int) -> np.ndarray 
 
 
 def drop_future(batch: SampleBatch, now_ms: int, max_future_ms: int) -> tuple[SampleBatch, int]:
-    """``batch`` without its samples more than ``max_future_ms`` ahead of ``now_ms`` (and without the
-    series left with none), and how many went; they are counted as ``too_far_in_future``."""
+    """``batch`` without its samples (floats and histograms) more than ``max_future_ms`` ahead of ``now_ms``
+    (and without the series left with none), and how many went; they are counted as ``too_far_in_future``."""
     far = split_future(batch.timestamps_ms, now_ms, max_future_ms)
-    if far is None:
+    h = batch.histograms
+    h_far = split_future(h.timestamps_ms, now_ms, max_future_ms) if h is not None else None
+    if far is None and h_far is None:
         return batch, 0
-    n = int(far.sum())
+    n = (0 if far is None else int(far.sum())) + (0 if h_far is None else int(h_far.sum()))
     metrics.SAMPLES_REJECTED.labels("too_far_in_future").inc(n)
-    keep = ~far
-    had = np.bincount(batch.sample_series, minlength=batch.num_series) > 0
-    left = SampleBatch(batch.series, batch.sample_series[keep], batch.timestamps_ms[keep], batch.values[keep])
-    has = np.bincount(left.sample_series, minlength=batch.num_series) > 0
-    return left.select_series(has | ~had), n
+    keep = np.ones(batch.timestamps_ms.shape[0], bool) if far is None else ~far
+    had = _has_samples(batch)
+    if h_far is not None:
+        h = h.take(np.flatnonzero(~h_far))
+    left = SampleBatch(batch.series, batch.sample_series[keep], batch.timestamps_ms[keep], batch.values[keep], h)
+    return left.select_series(_has_samples(left) | ~had), n
+
+
+def _has_samples(batch: SampleBatch) -> np.ndarray:
+    """Per series of the batch's table: whether it has a float or histogram sample."""
+    has = np.bincount(batch.sample_series, minlength=batch.num_series) > 0
+    if batch.num_histograms:
+        has |= np.bincount(batch.histograms.sample_series, minlength=batch.num_series) > 0
+    return has

@@ -59,7 +59,8 @@ SERIES_REQUESTS = Counter("shardmon_shard_series_requests_total",
                           "max_series/max_samples budget), cancelled (by the querier, or its deadline).", ["outcome"])
 AGGREGATE_REQUESTS = Counter("shardmon_shard_aggregate_requests_total",
                              "Aggregate (push-down) requests, by outcome: ok, error, limit (stopped at the query's "
-                             "budget), cancelled.", ["outcome"])
+                             "budget), cancelled, histograms (the selection has native histogram samples: "
+                             "answered for the querier's exact path).", ["outcome"])
 AGGREGATE_RESPONSE_BYTES = Counter("shardmon_shard_aggregate_response_bytes_total",
                                    "Bytes of the partial aggregates sent in answer to Aggregate requests.")
 AGGREGATE_SERIES = Counter("shardmon_shard_aggregate_series_total",

@@ -19,11 +19,13 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from shardmon.model.errors import QueryLimitError, ShardUnavailableError
+from shardmon.model.histogram import HistogramColumns, encode
 from shardmon.model.labels import Matcher
 from shardmon.model.samples import I64
-from shardmon.shards import chunk
+from shardmon.shards import hist_chunk
 from shardmon.shards.blocks import Block, BlockList, id_field
 from shardmon.shards.head import Head
+from shardmon.shards.hist_head import HistHead
 from shardmon.shards.registry import SeriesRegistry
 from shardmon.shards.series import ShardSeries
 from shardmon.shards.store import Store
@@ -35,6 +37,7 @@ class ShardDB(Protocol):
 
     series: ShardSeries
     head: Head
+    hists: HistHead
     blocks: BlockList
     store: Store
 
@@ -53,12 +56,30 @@ _PIECE_MAX = 65_536
 
 
 class Selection(NamedTuple):
-    """Series sorted by labels (registry idx) and their samples one series after the other."""
+    """Series sorted by labels (registry idx) and their float samples one series after the other; their
+    histogram samples (None: none) by series then time, ``sample_series`` the series' position in ``idx``."""
 
     idx: np.ndarray
-    counts: np.ndarray  # samples per series
+    counts: np.ndarray  # float samples per series
     ts: np.ndarray
     vals: np.ndarray
+    hists: HistogramColumns | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.ts.shape[0]) + (len(self.hists) if self.hists is not None else 0)
+
+
+def concat(pieces: Sequence[Selection]) -> Selection:
+    """Pieces of one selection (disjoint series, in order) as one."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if not pieces:
+        return Selection(np.empty(0, np.int64), np.zeros(0, np.int64), np.empty(0, I64), np.empty(0, np.float64))
+    hist = [(p.hists, n) for p, n in zip(pieces, np.cumsum([0] + [p.idx.shape[0] for p in pieces[:-1]]).tolist())
+            if p.hists is not None]
+    return Selection(*(np.concatenate(parts) for parts in zip(*(p[:4] for p in pieces))),
+                     HistogramColumns.concat([h for h, _ in hist], [n for _, n in hist]) if hist else None)
 
 
 class _BlocksChanged(Exception):
@@ -93,7 +114,7 @@ async def select_pieces(
             room = max_samples - n_samples - n_series * points_per_series
             piece = await _read_piece(db, part, start_ms, end_ms, room)
         n_series += piece.idx.shape[0]
-        n_samples += piece.ts.shape[0]
+        n_samples += piece.num_samples
         if n_series > max_series:
             raise QueryLimitError(f"the answer holds more than {max_series:,} series", "max_series")
         if n_samples + n_series * points_per_series > max_samples:
@@ -109,8 +130,15 @@ async def _read_piece(db: ShardDB, idxs: np.ndarray, start_ms: int, end_ms: int,
     """The samples of series ``idxs`` (head and blocks), leaving out series without any;
     :class:`QueryLimitError` as soon as they add up to more than ``room``."""
     counts, ts, vals = db.head.read_many(idxs, start_ms, end_ms)
-    if ts.shape[0] > room:
+    h_parts: dict[int, list[tuple[list[int], list]]] = {}
+    if db.hists:
+        for p in np.flatnonzero(np.isin(idxs, db.hists.series_idx())).tolist():
+            h_ts, h_raws = db.hists.read(int(idxs[p]), start_ms, end_ms)
+            if h_ts:
+                h_parts[p] = [(h_ts, h_raws)]
+    if ts.shape[0] + sum(len(t) for parts in h_parts.values() for t, _ in parts) > room:
         raise QueryLimitError(f"the answer holds more than {room:,} samples", "max_samples")
+    h_from_blocks: dict[int, list[tuple[list[int], list]]] = {}
     if idxs.shape[0]:
         for _ in range(100):
             if db.blocks.stale:
@@ -119,17 +147,46 @@ async def _read_piece(db: ShardDB, idxs: np.ndarray, start_ms: int, end_ms: int,
             if not overlapping:
                 break
             try:
-                counts, ts, vals = await _with_blocks(db, overlapping, idxs, start_ms, end_ms, counts, ts, vals,
-                                                      room=room)
+                counts, ts, vals, h_from_blocks = await _with_blocks(db, overlapping, idxs, start_ms, end_ms, counts,
+                                                                   ts, vals, room=room)
                 break
             except _BlocksChanged:
                 await db.blocks.settled()  # the deletion has committed: list the blocks again
         else:
             raise ShardUnavailableError("blocks kept changing under a read")
+    for p, parts in h_from_blocks.items():
+        h_parts[p] = parts + h_parts.get(p, [])
+    hists = _merge_histograms(h_parts, idxs.shape[0]) if h_parts else None
     keep = counts > 0
+    if hists is not None:
+        keep |= np.bincount(hists.sample_series, minlength=idxs.shape[0]) > 0
     if not keep.all():
         idxs, counts = idxs[keep], counts[keep]
-    return Selection(idxs, counts, ts, vals)
+        if hists is not None:
+            hists = hists.with_series((np.cumsum(keep) - 1)[hists.sample_series])
+    return Selection(idxs, counts, ts, vals, hists)
+
+
+def _merge_histograms(parts: dict[int, list[tuple[list[int], list]]], n: int) -> HistogramColumns:
+    """Per series position, its histogram parts (blocks in read order, then the head: timestamps and encoded
+    histograms, or :class:`~shardmon.model.histogram.Histogram` from a chunk) merged by time, a timestamp once
+    (the first part's)."""
+    series: list[int] = []
+    stamps: list[int] = []
+    raws: list[bytes] = []
+    for p in sorted(parts):
+        seen: dict[int, bytes] = {}
+        for ts, hs in parts[p]:
+            for t, h in zip(ts, hs):
+                if t not in seen:
+                    seen[t] = h if isinstance(h, bytes) else encode(h)
+        for t in sorted(seen):
+            series.append(p)
+            stamps.append(t)
+            raws.append(seen[t])
+    ends = np.cumsum([len(r) for r in raws], dtype=np.int64)
+    return HistogramColumns(np.asarray(series, np.uint32), np.asarray(stamps, I64), b"".join(raws),
+                            ends.astype(np.uint32))
 
 
 async def _with_blocks(db: ShardDB, blocks: list[Block], idxs, start_ms, end_ms, counts, ts, vals, *,
@@ -138,6 +195,7 @@ async def _with_blocks(db: ShardDB, blocks: list[Block], idxs, start_ms, end_ms,
     :class:`QueryLimitError` once the samples read add up to more than ``room``."""
     ids = db.registry.ids[idxs]
     from_blocks: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+    h_blocks: dict[int, list[tuple[list[int], list]]] = {}
     total = ts.shape[0]  # An upper bound (a block may repeat a sample of the head); exact enough to stop at.
     for block in blocks:
         pos = np.minimum(np.searchsorted(block.series_ids, ids), block.series_ids.shape[0] - 1)
@@ -150,16 +208,22 @@ async def _with_blocks(db: ShardDB, blocks: list[Block], idxs, start_ms, end_ms,
                 if db.blocks.gone(block):
                     raise _BlocksChanged(block.meta.block_id)
                 continue  # Only a damaged store (a block without one of its chunks) gets here.
-            bts, bvals = chunk.decode(data)
+            bts, bvals, hts, hs = hist_chunk.decode_series(data)
             a = int(np.searchsorted(bts, start_ms, "left"))
             b = int(np.searchsorted(bts, end_ms, "right"))
             if b > a:
                 from_blocks.setdefault(p, []).append((bts[a:b], bvals[a:b]))
                 total += b - a
+            if hs:
+                a = int(np.searchsorted(hts, start_ms, "left"))
+                b = int(np.searchsorted(hts, end_ms, "right"))
+                if b > a:
+                    h_blocks.setdefault(p, []).append((hts[a:b].tolist(), hs[a:b]))
+                    total += b - a
         if total > room:
             raise QueryLimitError(f"the answer holds more than {room:,} samples", "max_samples")
     if not from_blocks:
-        return counts, ts, vals
+        return counts, ts, vals, h_blocks
     ends = np.cumsum(counts)
     starts = ends - counts
     out_ts, out_vals, out_counts = [], [], counts.copy()
@@ -176,4 +240,4 @@ async def _with_blocks(db: ShardDB, blocks: list[Block], idxs, start_ms, end_ms,
             out_counts[p] = hts.shape[0]
         out_ts.append(hts)
         out_vals.append(hvals)
-    return out_counts, np.concatenate(out_ts), np.concatenate(out_vals)
+    return out_counts, np.concatenate(out_ts), np.concatenate(out_vals), h_blocks

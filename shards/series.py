@@ -20,6 +20,7 @@ from shardmon.shards.index import LabelIndex
 from shardmon.shards.registry import SeriesRegistry, resolve_batch
 
 if TYPE_CHECKING:
+    from shardmon.shards.hist_head import HistHead
     from shardmon.shards.blocks import Block
     from shardmon.shards.head import Head
 
@@ -85,7 +86,7 @@ class ShardSeries:
         np.minimum.at(self.mint, sample_idx, ts)  # unbuffered: a series found twice counts both
         np.maximum.at(self.maxt, sample_idx, ts)
 
-    def recompute_ranges(self, blocks: Iterable[Block], head: Head) -> None:
+    def recompute_ranges(self, blocks: Iterable[Block], head: Head, hists: HistHead | None = None) -> None:
         """Each series' time range from the blocks left and the head (after blocks were deleted)."""
         n = len(self.registry)
         mint = np.full(n, _INT64_MAX, I64)
@@ -101,15 +102,21 @@ class ShardSeries:
             has = np.flatnonzero(hi > lo)
             mint[has] = np.minimum(mint[has], c.ts[lo[has]])
             maxt[has] = np.maximum(maxt[has], c.ts[hi[has] - 1])
+        if hists:
+            h = hists.samples()
+            np.minimum.at(mint, h.idx, h.ts)
+            np.maximum.at(maxt, h.idx, h.ts)
         self.mint, self.maxt = mint, maxt
 
-    def in_head(self, head: Head) -> np.ndarray:
-        """Per series: whether it has samples in the head (its latest sample is at or after the head's
-        lower bound). These are the series the series limits count."""
+    def in_head(self, head: Head, hists: HistHead | None = None) -> np.ndarray:
+        """Per series: whether it has samples in the head (its latest float or histogram sample is at or
+        after the head's lower bound). These are the series the series limits count."""
         n = len(self.registry)
         last = np.full(n, _INT64_MIN, I64)
         m = min(n, head.last_ts.shape[0])
         last[:m] = head.last_ts[:m]
+        if hists:
+            last = np.maximum(last, hists.last_per_series(n))
         return (last > _INT64_MIN) & (last >= head.min_valid_ms)
 
     async def select(self, matchers: Sequence[Matcher], start_ms: int, end_ms: int) -> np.ndarray:

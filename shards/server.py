@@ -31,7 +31,7 @@ from shardmon.model.promql.pushdown import partial_aggregate
 from shardmon.model.samples import U32, SampleBatch, SeriesTable
 from shardmon.model.shutdown import wait_until_stopped
 from shardmon.model.storage import QueryBudget
-from shardmon.shards import metrics
+from shardmon.shards import metrics, reads
 from shardmon.shards.engine import ShardDB
 from shardmon.shards.reads import Selection
 from shardmon.shards.redis_store import RedisStore
@@ -97,7 +97,13 @@ def frames_of(db: ShardDB, sel: Selection) -> Iterator[shard_pb2.SeriesFrame]:
         stop = int(ends[last - 1])
         table = SeriesTable.from_keys(ids[rows], [keys[i] for i in rows.tolist()])
         refs = np.repeat(np.arange(last - first, dtype=U32), sel.counts[first:last])
-        batch = SampleBatch(table, refs, sel.ts[base:stop], sel.vals[base:stop])
+        hists = None
+        if sel.hists is not None:
+            a, b = np.searchsorted(sel.hists.sample_series, [first, last], "left").tolist()
+            if b > a:
+                part = sel.hists.take(np.arange(a, b))
+                hists = part.with_series(part.sample_series - np.uint32(first))
+        batch = SampleBatch(table, refs, sel.ts[base:stop], sel.vals[base:stop], hists)
         yield shard_pb2.SeriesFrame(series=batch.to_pb())
         first = last
 
@@ -198,7 +204,11 @@ class ShardService(shard_pb2_grpc.ShardServicer):
             matchers = read_matchers(request)
             spec = pushdown_wire.spec_of(request, matchers)
             pieces = [p async for p in self.db.select_pieces(matchers, spec.start_ms, spec.end_ms, **limits)]
-            sel = Selection(*(np.concatenate(parts) for parts in zip(*pieces)))
+            sel = reads.concat(pieces)
+            if sel.hists is not None:
+                # Partial aggregates are of floats: series with histograms need the querier's exact path.
+                metrics.AGGREGATE_REQUESTS.labels("histograms").inc()
+                return shard_pb2.AggregateResponse(histograms=True, warnings=warnings)
             remaining = context.time_remaining()
             budget = QueryBudget(timeout_s=remaining if remaining is not None else None)
             if sel.ts.shape[0] + sel.idx.shape[0] * spec.n_steps < _AGGREGATE_INLINE:

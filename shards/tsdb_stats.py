@@ -23,6 +23,7 @@ import numpy as np
 
 from shardmon.model.hashing import shards_for_series
 from shardmon.model.labels import Matcher
+from shardmon.shards.hist_head import joint_range
 
 _INT64_MIN = int(np.iinfo(np.int64).min)
 _INT64_MAX = int(np.iinfo(np.int64).max)
@@ -93,7 +94,7 @@ async def head_stats(db, selectors: Sequence[Sequence[Matcher]], ownership: Owne
     """The statistics of ``db``'s (a :class:`~shardmon.shards.engine.ShardDB`) head series, those matching
     one of ``selectors`` (none: all), those it owns under ``ownership`` (None: all)."""
     series, head = db.series, db.head
-    keep = series.in_head(head)
+    keep = series.in_head(head, getattr(db, "hists", None))
     if selectors:
         matched = np.zeros(keep.shape[0], bool)
         for ms in selectors:
@@ -103,7 +104,7 @@ async def head_stats(db, selectors: Sequence[Sequence[Matcher]], ownership: Owne
     if ownership is not None and ownership.shard_ids:
         n = keep.shape[0]
         keep &= owned(db.registry.ids[:n], db.store.shard_id, ownership)
-    rng = head.time_range()
+    rng = joint_range(head.time_range(), db.hists.time_range() if getattr(db, "hists", None) else None)
     snapshot = series.index.postings_snapshot()
     labels = await asyncio.to_thread(count_pairs, snapshot, keep)
     num = int(keep.sum())

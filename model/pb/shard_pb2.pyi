@@ -109,7 +109,7 @@ class AggregateRequest(_message.Message):
     def __init__(self, matchers: _Optional[_Iterable[_Union[_types_pb2.Matcher, _Mapping]]] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., times_ms: _Optional[bytes] = ..., function: _Optional[str] = ..., range_ms: _Optional[int] = ..., lookback_ms: _Optional[int] = ..., one_name: _Optional[bool] = ..., op: _Optional[str] = ..., grouping: _Optional[_Iterable[str]] = ..., without: _Optional[bool] = ..., param: _Optional[bytes] = ..., label: _Optional[str] = ..., limits: _Optional[_Union[SeriesLimits, _Mapping]] = ..., shard_ids: _Optional[_Iterable[int]] = ..., replication_factor: _Optional[int] = ..., live: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class AggregateResponse(_message.Message):
-    __slots__ = ("keys", "first_keys", "values", "present", "counts", "ties", "series", "samples", "warnings", "limit_exceeded", "digests", "misplaced")
+    __slots__ = ("keys", "first_keys", "values", "present", "counts", "ties", "series", "samples", "warnings", "limit_exceeded", "digests", "misplaced", "histograms")
     KEYS_FIELD_NUMBER: _ClassVar[int]
     FIRST_KEYS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +122,7 @@ class AggregateResponse(_message.Message):
     LIMIT_EXCEEDED_FIELD_NUMBER: _ClassVar[int]
     DIGESTS_FIELD_NUMBER: _ClassVar[int]
     MISPLACED_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
     keys: _containers.RepeatedScalarFieldContainer[bytes]
     first_keys: _containers.RepeatedScalarFieldContainer[bytes]
     values: bytes
@@ -134,7 +135,8 @@ class AggregateResponse(_message.Message):
     limit_exceeded: str
     digests: _containers.RepeatedCompositeFieldContainer[ReplicaDigest]
     misplaced: int
-    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., first_keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[bytes] = ..., present: _Optional[bytes] = ..., counts: _Optional[bytes] = ..., ties: _Optional[bool] = ..., series: _Optional[int] = ..., samples: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., limit_exceeded: _Optional[str] = ..., digests: _Optional[_Iterable[_Union[ReplicaDigest, _Mapping]]] = ..., misplaced: _Optional[int] = ...) -> None: ...
+    histograms: bool
+    def __init__(self, keys: _Optional[_Iterable[bytes]] = ..., first_keys: _Optional[_Iterable[bytes]] = ..., values: _Optional[bytes] = ..., present: _Optional[bytes] = ..., counts: _Optional[bytes] = ..., ties: _Optional[bool] = ..., series: _Optional[int] = ..., samples: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., limit_exceeded: _Optional[str] = ..., digests: _Optional[_Iterable[_Union[ReplicaDigest, _Mapping]]] = ..., misplaced: _Optional[int] = ..., histograms: _Optional[bool] = ...) -> None: ...
 
 class ReplicaDigest(_message.Message):
     __slots__ = ("owners", "series", "samples", "digest")

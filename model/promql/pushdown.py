@@ -119,6 +119,9 @@ class Partial:
     samples: int = 0
     digests: list[ReplicaDigest] = field(default_factory=list)
     misplaced: int = 0
+    #: A series read had native histogram samples in the range: no partial (it aggregates floats only); the
+    #: querier answers by its exact path.
+    histograms: bool = False
 
 
 def evaluate_input(spec: AggregateSpec, ctx: EvalContext, labels: list[Labels], ts: np.ndarray, vals: np.ndarray,

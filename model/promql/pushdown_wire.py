@@ -79,7 +79,7 @@ def partial_of(resp: shard_pb2.AggregateResponse, n_steps: int) -> Partial:
     counts = np.frombuffer(resp.counts, dtype=_F64).astype(np.float64).reshape(shape) if resp.counts else None
     digests = [ReplicaDigest(tuple(d.owners), d.series, d.samples, d.digest) for d in resp.digests]
     return Partial(list(resp.keys), values, present, list(resp.first_keys), counts, resp.ties, resp.series,
-                   resp.samples, digests, resp.misplaced)
+                   resp.samples, digests, resp.misplaced, resp.histograms)
 
 
 __all__ = ["partial_of", "request_of", "response_of", "spec_of"]

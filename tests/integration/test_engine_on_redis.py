@@ -16,6 +16,7 @@ from shardmon.model.errors import ShardUnavailableError
 from shardmon.shards.redis_store import RedisStore
 from tests.integration.procs import free_port, redis_proc
 from tests.unit.shards.enginekit import PREFIX, Backend
+from tests.unit.shards.test_engine_histograms import *  # noqa: F403
 from tests.unit.shards.test_engine_keys import *  # noqa: F403
 from tests.unit.shards.test_engine_limits import *  # noqa: F403
 from tests.unit.shards.test_engine_recovery import *  # noqa: F403

@@ -125,8 +125,9 @@ def test_a_shard_down_is_covered_by_the_next_owner():
 def _one_copy_with_a_gap(storage) -> Labels:
     """Drop a sample from one copy of one temperature series (its shard missed a write); its labels."""
     lbls = next(s.labels for s in storage.shards[0].select([], 0, 10**9).series if s.labels.get("__name__") == "temperature")
-    ts, vals = storage.shards[0]._series[lbls]
-    storage.shards[0]._series[lbls] = (np.delete(ts, 2), np.delete(vals, 2))
+    s = storage.shards[0]._series[lbls]
+    storage.shards[0]._series[lbls] = s._replace(timestamps_ms=np.delete(s.timestamps_ms, 2),
+                                                 values=np.delete(s.values, 2))
     return lbls
 
 

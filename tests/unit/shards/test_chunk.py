@@ -81,5 +81,5 @@ def test_a_format_1_record_is_still_read_and_an_unknown_format_is_named():
     ts = np.array([5, 6, 7], dtype=np.int64)
     vals = np.array([1.5, STALE_NAN, -0.0])
     _same(decode_record(legacy_record(ids, refs, ts, vals)), (ids, refs, ts, vals))
-    with pytest.raises(ValueError, match="unknown WAL record format 07 .*formats 1 and 2"):
+    with pytest.raises(ValueError, match="unknown WAL record format 07 .*formats 1, 2 and 3"):
         decode_record(b"\x07" + bytes(40))

@@ -93,7 +93,7 @@ def test_a_wal_written_by_the_previous_version_replays_with_the_new_entries_afte
     async def main():
         db = await backend.open(clock=lambda: T0)
         with monkeypatch.context() as m:
-            m.setattr(engine, "encode_record", lambda ids, refs, ts, vals: legacy_record(ids, refs, ts, vals))
+            m.setattr(engine, "encode_record", lambda ids, refs, ts, vals, *_: legacy_record(ids, refs, ts, vals))
             await _write_minutes(db, T0 - 90 * M, 45, prefix="old")
         await _write_minutes(db, T0 - 45 * M, 45, prefix="new")
         records = [r for _, _, r in [e async for e in db.store.replay()]]
