@@ -61,6 +61,11 @@ class ComparingEngine(Engine):
 
     differences = Differences()
 
+    def __init__(self, querier, **options) -> None:
+        # As the script runner's engine (querier.promqltest.script_engine): the experimental functions on.
+        options.setdefault("experimental_functions", True)
+        super().__init__(querier, **options)
+
     def _both(self, run, what: str) -> QueryResult:
         exact = self.with_querier(self.querier)
         exact.aggregation_pushdown = False

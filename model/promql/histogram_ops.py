@@ -399,11 +399,10 @@ def stddev(h: Histogram) -> float:
 
 
 def kahan_inc(inc: float, total: float, comp: float) -> tuple[float, float]:
-    """Prometheus's ``kahanSumInc`` on Python floats."""
+    """Prometheus 2.53's ``kahanSumInc`` on Python floats (an infinite term makes the compensation NaN, as there;
+    the infinity check came after 2.53)."""
     t = total + inc
-    if math.isinf(t):
-        comp = 0.0
-    elif abs(total) >= abs(inc):
+    if abs(total) >= abs(inc):
         comp += (total - t) + inc
     else:
         comp += (inc - t) + total
