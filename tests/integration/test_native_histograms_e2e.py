@@ -40,8 +40,9 @@ def setup(tmp_path_factory):
         tmp, n_shards=3,
         scrape_configs=[{"job_name": "direct", "scrape_interval": "1s", "scrape_timeout": "1s",
                          "static_configs": [{"targets": [target.address]}]}],
-        ingest={"native_histograms": True}, receiver={},
+        ingest={"native_histograms": True, "self_monitoring": False}, receiver={},
     ).start()
+    ingest = cluster.ingest()
     prom_port = free_port()
     prom_cfg = {
         "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
@@ -58,13 +59,15 @@ def setup(tmp_path_factory):
     shardmon = f"http://127.0.0.1:{cluster.http_port}"
     prometheus = f"http://127.0.0.1:{prom_port}"
     try:
+        ingest.up(120)
         for base, job in ((shardmon, "direct"), (shardmon, "via-prometheus"), (prometheus, "via-prometheus")):
-            wait_until(lambda b=base, j=job: len(_raw(b, f'test_latency_seconds{{job="{j}"}}[1m]', time.time())
-                                                .get(_key("test_latency_seconds", j), [])) >= 8,
+            wait_until(lambda b=base, j=job: max(map(len, _raw(b, f'test_latency_seconds{{job="{j}"}}[1m]',
+                                                             time.time()).values()), default=0) >= 8,
                        90, f"8 histograms of job {job} in {base}")
         yield target, shardmon, prometheus
     finally:
         prom.stop(30)
+        ingest.stop()
         cluster.stop()
         target.stop()
 
