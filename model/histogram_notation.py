@@ -15,6 +15,7 @@ and float items.
 :func:`format_histogram` writes Prometheus's ``TestExpression`` form (one span per side, empty buckets
 between spans written as 0, keys with a zero value left out, numbers as Go's ``%g``); :func:`same_histogram`
 is the scripts' comparison: exactly equal after compaction (empty buckets dropped), as 2.53's promqltest.
+:func:`go_string` is Go's ``FloatHistogram.String()`` (what an alert template prints for ``$value``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from shardmon.model.histogram import (
     UNKNOWN_COUNTER_RESET,
     Histogram,
     bucket_bound,
+    iter_buckets,
 )
 
 HINTS = {"unknown": UNKNOWN_COUNTER_RESET, "reset": COUNTER_RESET, "not_reset": NOT_COUNTER_RESET,
@@ -307,3 +309,15 @@ def go_g(v: float) -> str:
 
 __all__ = ["HINTS", "NotationError", "combine", "compact", "expand_item", "format_histogram", "go_g",
            "parse_histogram", "same_histogram", "split_items"]
+
+
+def go_string(h: Histogram) -> str:
+    """Go's ``FloatHistogram.String()``: ``{count:N, sum:S, <bucket>:<count>, ...}``, the buckets with a count
+    (negative ones from the most negative, the zero bucket, the positive ones), each as ``[lower,upper]`` with
+    ``(``/``)`` for an open end and numbers as ``%g``."""
+    parts = [f"{{count:{go_g(h.count)}, sum:{go_g(h.sum)}"]
+    for b in iter_buckets(h):
+        if b.count != 0:
+            parts.append(f"{'[' if b.lower_inclusive else '('}{go_g(b.lower)},{go_g(b.upper)}"
+                         f"{']' if b.upper_inclusive else ')'}:{go_g(b.count)}")
+    return ", ".join(parts) + "}"
