@@ -15,7 +15,9 @@
   on the event loop, so ``/-/healthy`` and other requests are answered while a big body is decoded.
   The receiver's own metrics are at ``/metrics`` there.
 - The Pushgateway API on ``receiver.pushgateway_address`` (see :mod:`shardmon.ingest.pushgateway`), whose
-  ``/metrics`` exposes the pushed groups for a scrape job with ``honor_labels: true``. Pushes are
+  ``/metrics`` exposes the pushed groups for a scrape job with ``honor_labels: true``. It takes the text
+  format only: a protobuf push (the Pushgateway's other format, the only one that carries native
+  histograms) is refused with 400, reason ``protobuf_push``, the group untouched. Pushes are
   parsed on threads; groups are persisted at most every ``receiver.persistence_interval`` after a
   change and at a clean shutdown (SIGTERM, SIGINT), a push creating a group beyond
   ``receiver.max_push_groups`` is a 400. Its admin endpoint ``PUT /api/v1/admin/wipe`` answers 403
@@ -68,7 +70,7 @@ SAMPLES = Counter("shardmon_receiver_samples_total",
                   ["outcome"])
 REFUSED = Counter("shardmon_receiver_refused_requests_total",
                   "Requests refused as a whole, by handler and reason (body_too_large, decoded_body_too_large, "
-                  "bad_body, too_many_requests, bad_push, max_push_groups, label_limit, label_name_length_limit, "
+                  "bad_body, too_many_requests, bad_push, protobuf_push, max_push_groups, label_limit, label_name_length_limit, "
                   "label_value_length_limit).", ["handler", "reason"])
 REFUSED_SERIES = Counter("shardmon_receiver_refused_series_total",
                          "Series left out of a remote write whose other series were written, by reason "
@@ -214,7 +216,12 @@ class Receiver:
                 return web.Response(status=202)
             ctype = request.headers.get("Content-Type", "")
             if "application/vnd.google.protobuf" in ctype:
-                raise PushError("the protobuf push format is not supported; push the text format")
+                # The push store keeps and exposes the text format only, so a protobuf push (the only way to
+                # push native histograms) is refused whole with the Pushgateway's status for a body it
+                # cannot take (400), before the group is touched.
+                raise PushError("the protobuf push format is not supported: Shardmon's push groups are kept and "
+                                "exposed in the text format (native histograms cannot be pushed; scrape or "
+                                "remote-write them); push the text format", reason="protobuf_push")
             try:
                 body = await request.read()  # aiohttp undoes a "Content-Encoding: gzip" itself.
             except web.HTTPRequestEntityTooLarge as exc:

@@ -15,6 +15,7 @@ and float items.
 :func:`format_histogram` writes Prometheus's ``TestExpression`` form (one span per side, empty buckets
 between spans written as 0, keys with a zero value left out, numbers as Go's ``%g``); :func:`same_histogram`
 is the scripts' comparison: exactly equal after compaction (empty buckets dropped), as 2.53's promqltest.
+:func:`go_string` is Go's ``FloatHistogram.String()`` (what an alert template prints for ``$value``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from shardmon.model.histogram import (
     UNKNOWN_COUNTER_RESET,
     Histogram,
     bucket_bound,
+    iter_buckets,
 )
 
 HINTS = {"unknown": UNKNOWN_COUNTER_RESET, "reset": COUNTER_RESET, "not_reset": NOT_COUNTER_RESET,
@@ -265,8 +267,15 @@ def _b(x: float) -> float | str:
     return "NaN" if x != x else x
 
 
-def format_histogram(h: Histogram) -> str:
-    """Prometheus's ``TestExpression`` of ``h`` (see the module docstring), plus ``counter_reset_hint`` when set."""
+def histogram_test_expression(h: Histogram) -> str:
+    """Exactly 2.53's ``FloatHistogram.TestExpression()`` (what ``promtool test rules`` compares): empty buckets
+    at the ends dropped, those between written as 0, no counter reset hint."""
+    return format_histogram(compact(h), hint=False)
+
+
+def format_histogram(h: Histogram, hint: bool = True) -> str:
+    """Prometheus's ``TestExpression`` of ``h`` (see the module docstring), plus ``counter_reset_hint`` when set
+    (and ``hint``)."""
     parts = []
     for key, value in (("schema", h.schema), ("count", h.count), ("sum", h.sum), ("z_bucket", h.zero_count),
                        ("z_bucket_w", h.zero_threshold)):
@@ -281,7 +290,7 @@ def format_histogram(h: Histogram) -> str:
         if lo != 0:
             parts.append(f"{okey}:{lo}")
         parts.append(f"{bkey}:[" + " ".join(go_g(buckets.get(k, 0.0)) for k in range(lo, hi + 1)) + "]")
-    if h.counter_reset_hint != UNKNOWN_COUNTER_RESET:
+    if hint and h.counter_reset_hint != UNKNOWN_COUNTER_RESET:
         parts.append(f"counter_reset_hint:{_HINT_NAMES[h.counter_reset_hint]}")
     return "{{" + " ".join(parts) + "}}"
 
@@ -305,5 +314,17 @@ def go_g(v: float) -> str:
     return s + format(Decimal(repr(abs(v))).normalize(), "f")
 
 
-__all__ = ["HINTS", "NotationError", "combine", "compact", "expand_item", "format_histogram", "go_g",
-           "parse_histogram", "same_histogram", "split_items"]
+def go_string(h: Histogram) -> str:
+    """Go's ``FloatHistogram.String()``: ``{count:N, sum:S, <bucket>:<count>, ...}``, the buckets with a count
+    (negative ones from the most negative, the zero bucket, the positive ones), each as ``[lower,upper]`` with
+    ``(``/``)`` for an open end and numbers as ``%g``."""
+    parts = [f"{{count:{go_g(h.count)}, sum:{go_g(h.sum)}"]
+    for b in iter_buckets(h):
+        if b.count != 0:
+            parts.append(f"{'[' if b.lower_inclusive else '('}{go_g(b.lower)},{go_g(b.upper)}"
+                         f"{']' if b.upper_inclusive else ')'}:{go_g(b.count)}")
+    return ", ".join(parts) + "}"
+
+
+__all__ = ["HINTS", "NotationError", "combine", "compact", "expand_item", "format_histogram", "go_g", "go_string",
+           "histogram_test_expression", "parse_histogram", "same_histogram", "split_items"]

@@ -19,6 +19,7 @@ from typing import Any
 from shardmon.model.gotemplate.values import (
     NO_VALUE,
     GoPointer,
+    GoStringer,
     GoStruct,
     GoTime,
     go_type,
@@ -144,7 +145,7 @@ def _value(v: Any, top: bool = True, verb: str = "v") -> str:
         return format_float(v, "g", -1)
     if isinstance(v, str):
         return str.__str__(v)
-    if isinstance(v, GoTime):
+    if isinstance(v, (GoTime, GoStringer)):
         return v.string()
     if isinstance(v, dict):
         keys = sorted(v)
@@ -322,7 +323,7 @@ def _format_one(v: Any, verb: str, spec: _Spec, depth: int = 0) -> str:
         out = _format_float(v, verb, spec)
     elif k == "string":
         out = _format_str(str.__str__(v), verb, spec)
-    elif isinstance(v, GoTime):
+    elif isinstance(v, (GoTime, GoStringer)):
         out = _format_str(v.string(), verb, spec) if verb in "vsqxX" else None
     elif isinstance(v, (dict, list, GoStruct, GoPointer)):
         out = _pad(_value(v, depth == 0, verb), spec)

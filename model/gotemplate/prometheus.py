@@ -26,7 +26,9 @@ from shardmon.model.errors import RegexError, TemplateError, TemplateExpansionEr
 from shardmon.model.gotemplate.executor import Template
 from shardmon.model.gotemplate.functions import IFACE, GoCallError, GoFunc
 from shardmon.model.gotemplate.gofmt import format_float, go_quote
-from shardmon.model.gotemplate.values import HTML, GoPointer, GoStruct, GoTime, StrMap, go_type
+from shardmon.model.gotemplate.values import HTML, GoPointer, GoStringer, GoStruct, GoTime, StrMap, go_type
+from shardmon.model.histogram import Histogram
+from shardmon.model.histogram_notation import go_string
 from shardmon.model.regex import compile_search_regex
 from shardmon.model.units import parse_duration_ms
 
@@ -50,19 +52,28 @@ class QueryResult(list):
     go_type_name = _QUERY_RESULT
 
 
-def sample_value(labels: Mapping[str, str], value: float) -> GoPointer:
+def go_value(value: float | Histogram) -> float | GoStringer:
+    """A sample's value as a template sees it (Prometheus 2.53): a float64, or a native histogram as the
+    ``*histogram.FloatHistogram`` Go prints with its ``String()`` (no function converts it to a float)."""
+    if isinstance(value, Histogram):
+        return GoStringer("*histogram.FloatHistogram", go_string(value))
+    return float(value)
+
+
+def sample_value(labels: Mapping[str, str], value: float | Histogram) -> GoPointer:
     """A ``*sample`` with ``.Labels`` and ``.Value``."""
     return GoPointer(GoStruct(_SAMPLE, [("Labels", "map[string]string"), ("Value", "float64")],
-                              {"Labels": StrMap(labels), "Value": float(value)}))
+                              {"Labels": StrMap(labels), "Value": go_value(value)}))
 
 
-def alert_data(labels: Mapping[str, str], value: float, external_labels: Mapping[str, str],
+def alert_data(labels: Mapping[str, str], value: float | Histogram, external_labels: Mapping[str, str],
                external_url: str) -> GoStruct:
-    """``template.AlertTemplateData``: the dot of an alert's label and annotation templates."""
+    """``template.AlertTemplateData``: the dot of an alert's label and annotation templates (``.Value`` a
+    native histogram when the alert's sample is one, as 2.53)."""
     return GoStruct(_DATA_TYPE, [("Labels", "map[string]string"), ("ExternalLabels", "map[string]string"),
                                  ("ExternalURL", "string"), ("Value", "float64")],
                     {"Labels": StrMap(labels), "ExternalLabels": StrMap(external_labels),
-                     "ExternalURL": external_url, "Value": float(value)})
+                     "ExternalURL": external_url, "Value": go_value(value)})
 
 
 # --- conversions ----------------------------------------------------------------------------------
@@ -368,7 +379,7 @@ def prometheus_funcs(query: QueryFunc | None, time_ms: int, external_url: str) -
     }
 
 
-def expand_template(name: str, text: str, labels: Mapping[str, str], value: float,
+def expand_template(name: str, text: str, labels: Mapping[str, str], value: float | Histogram,
                     external_labels: Mapping[str, str] | None = None, external_url: str = "",
                     query: QueryFunc | None = None, time_ms: int = 0) -> str:
     """An alert label or annotation template expanded as Prometheus's rule manager does.

@@ -11,6 +11,8 @@ gives, which functions accept them and how ``fmt`` prints them. Python values ma
     HTML -> html/template.HTML (a string kind, but not assignable to string)
     GoStruct -> a struct with named fields; GoPointer -> a pointer to one (printed &{...})
     GoTime -> *time.Time (prints as time.Time.String())
+    GoStringer -> a pointer to another Go type with a String method (printed as it; e.g. a native
+        histogram, *histogram.FloatHistogram)
 
 A Python callable in the data is a Go func value (for ``call``).
 """
@@ -21,7 +23,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["NO_VALUE", "StrMap", "HTML", "GoStruct", "GoPointer", "GoTime", "go_type", "kind", "is_true"]
+__all__ = ["NO_VALUE", "StrMap", "HTML", "GoStruct", "GoPointer", "GoTime", "GoStringer", "go_type", "kind", "is_true"]
 
 
 class _NoValue:
@@ -67,6 +69,19 @@ class GoPointer:
 
     def __init__(self, target: GoStruct):
         self.target = target
+
+
+class GoStringer:
+    """A pointer to a Go value of type ``type_name`` that fmt prints through its ``String()``: ``text``."""
+
+    __slots__ = ("type_name", "text")
+
+    def __init__(self, type_name: str, text: str):
+        self.type_name = type_name
+        self.text = text
+
+    def string(self) -> str:
+        return self.text
 
 
 class GoTime:
@@ -153,6 +168,8 @@ def go_type(v: Any) -> str:
         return "*" + v.target.type_name
     if isinstance(v, GoTime):
         return "*time.Time"
+    if isinstance(v, GoStringer):
+        return v.type_name
     if callable(v):
         return "func(...interface {}) (interface {}, error)"
     return type(v).__name__
@@ -176,7 +193,7 @@ def kind(v: Any) -> str:
         return "slice"
     if isinstance(v, GoStruct):
         return "struct"
-    if isinstance(v, (GoPointer, GoTime)):
+    if isinstance(v, (GoPointer, GoTime, GoStringer)):
         return "ptr"
     if isinstance(v, Callable):
         return "func"

@@ -6,7 +6,8 @@ An :class:`AlertingRule` evaluated at ``ts`` turns each series of its expression
 active for ``for``; an alert missing from the result goes *inactive* (``resolved_at = ts``), unless it was
 firing and ``keep_firing_for`` has not passed since it went missing; a pending alert that goes missing
 is dropped, a resolved one is kept 15 minutes (:data:`RESOLVED_RETENTION_MS`) so it is re-sent as
-resolved. Each evaluation returns the ``ALERTS`` and ``ALERTS_FOR_STATE`` samples to write (once the
+resolved. A native histogram sample makes an alert as a float does, its value 0 (Prometheus 2.53 keeps the
+sample's float field) and its templates' ``$value`` the histogram. Each evaluation returns the ``ALERTS`` and ``ALERTS_FOR_STATE`` samples to write (once the
 rule's ``for`` state is restored; the group writes them at ``ts - query_offset``). Over the group's ``limit`` of active alerts the evaluation fails and
 every alert is forgotten, as Prometheus does.
 """
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from shardmon.model import notification
+from shardmon.model.histogram import Histogram
 from shardmon.model.labels import Labels
 from shardmon.querier.rules.recording import QueryFunc, RuleError, RuleState, Sample
 from shardmon.querier.rules.template import expand
@@ -105,8 +107,10 @@ class AlertingRule(RuleState):
             key = Labels.from_dict(lbls)
             if key in new:
                 raise RuleError("vector contains metrics with the same labelset after applying alert labels")
+            # A native histogram sample's alert value is its float field, 0, as 2.53 (``smpl.F``); the templates'
+            # ``$value`` is the histogram itself.
             new[key] = Alert(AlertState.PENDING, key, Labels.from_dict({k: fill(v) for k, v in self.annotations.items()}),
-                             value, ts_ms)
+                             0.0 if isinstance(value, Histogram) else value, ts_ms)
         samples: list[Sample] = []
         with self._lock:
             for key, a in new.items():

@@ -28,6 +28,7 @@ import numpy as np
 import xxhash
 
 import shardmon.querier.rules.metrics as metrics
+from shardmon.model.histogram import Histogram, HistogramColumns
 from shardmon.model.labels import Labels, Matcher, MatchType, series_id_of
 from shardmon.model.samples import STALE_NAN, SampleBatch, is_stale
 from shardmon.model.storage import Appender, Querier
@@ -57,11 +58,20 @@ def eval_timestamp_ns(file: str, name: str, interval_ms: int, now_ns: int) -> in
 
 
 def samples_batch(samples: Sequence[Sample], ts_ms: int) -> SampleBatch:
-    """One evaluation's samples as a batch, all at ``ts_ms``."""
+    """One evaluation's samples as a batch, all at ``ts_ms``: floats in the float columns, native histograms
+    (a rule's result may hold them) in ``SampleBatch.histograms``, as Prometheus's ``AppendHistogram``."""
     keys = [lbls.canonical() for lbls, _ in samples]
     ids = [series_id_of(k) for k in keys]
-    return SampleBatch.of(ids, keys, np.arange(len(samples)), np.full(len(samples), ts_ms),
-                          np.array([v for _, v in samples], dtype=np.float64))
+    hist_at = [j for j, (_, v) in enumerate(samples) if isinstance(v, Histogram)]
+    if not hist_at:
+        return SampleBatch.of(ids, keys, np.arange(len(samples)), np.full(len(samples), ts_ms),
+                              np.array([v for _, v in samples], dtype=np.float64))
+    is_hist = set(hist_at)
+    float_at = [j for j in range(len(samples)) if j not in is_hist]
+    batch = SampleBatch.of(ids, keys, float_at, np.full(len(float_at), ts_ms),
+                           np.array([samples[j][1] for j in float_at], dtype=np.float64))
+    hists = HistogramColumns.of(hist_at, np.full(len(hist_at), ts_ms), [samples[j][1] for j in hist_at])
+    return batch._replace(histograms=hists)
 
 
 class Group:

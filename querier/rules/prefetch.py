@@ -113,9 +113,14 @@ class _Fetched:
 
     def cut(self, start_ms: int, end_ms: int) -> list[Series]:
         """:meth:`cut_columns` as :class:`Series` (for a caller of ``select``)."""
-        labels, ts, vals, offsets, _hists = self.cut_columns(start_ms, end_ms)
+        labels, ts, vals, offsets, hists = self.cut_columns(start_ms, end_ms)
         bounds = offsets.tolist()
-        return [Series(lbls, ts[bounds[i]:bounds[i + 1]], vals[bounds[i]:bounds[i + 1]]) for i, lbls in enumerate(labels)]
+        out = []
+        for i, lbls in enumerate(labels):
+            lo, hi = bounds[i], bounds[i + 1]
+            h = None if hists is None else hists[lo:hi]
+            out.append(Series(lbls, ts[lo:hi], vals[lo:hi], None if h is None or not (h != None).any() else h))  # noqa: E711
+        return out
 
 
 class PrefetchQuerier:
@@ -176,10 +181,12 @@ class PrefetchQuerier:
 
 
 def vector_of(engine: Engine, expr: str, ts_ms: int) -> list[Sample]:
-    """Prometheus's ``EngineQueryFunc``: an instant query's vector, a scalar as one unlabelled sample."""
+    """Prometheus's ``EngineQueryFunc``: an instant query's vector (a native histogram sample's value its
+    :class:`~shardmon.model.histogram.Histogram`), a scalar as one unlabelled sample."""
     result = engine.instant(expr, ts_ms)
     if result.result_type == "vector":
-        return [(s.labels, float(s.values[0])) for s in result.series]
+        return [(s.labels, float(s.values[0]) if s.histograms is None or s.histograms[0] is None else s.histograms[0])
+                for s in result.series]
     if result.result_type == "scalar":
         return [(EMPTY_LABELS, float(result.scalar))]
     raise QueryExecutionError("rule result is not a vector or scalar")

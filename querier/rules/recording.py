@@ -13,10 +13,12 @@ import bisect
 from collections.abc import Callable
 
 from shardmon.model.errors import QueryExecutionError
+from shardmon.model.histogram import Histogram
 from shardmon.model.labels import METRIC_NAME, Labels
 
-#: One output sample of a rule: its labels and value (its timestamp is the evaluation's).
-Sample = tuple[Labels, float]
+#: One output sample of a rule: its labels and value, a float or a native histogram (its timestamp is the
+#: evaluation's).
+Sample = tuple[Labels, float | Histogram]
 #: How a rule queries: a PromQL text at a time (ms) -> the instant vector (a scalar as one sample without
 #: labels); raises on a failed query (Prometheus's QueryFunc, see ``engine_query_func``).
 QueryFunc = Callable[[str, int], list[Sample]]

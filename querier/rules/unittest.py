@@ -1,4 +1,4 @@
-"""``shardmon test rules``: promtool 2.42's rule unit tests (``cmd/promtool/unittest.go``), in memory.
+"""``shardmon test rules``: promtool's rule unit tests (``cmd/promtool/unittest.go``), in memory.
 
 A test file names ``rule_files`` (globs, relative to the test file), an ``evaluation_interval`` (1m),
 a ``group_eval_order`` and ``tests``; each test has an ``interval`` for its ``input_series`` (the
@@ -11,6 +11,12 @@ every group every ``evaluation_interval`` from 0 up to the last ``eval_time``, c
 after the evaluation at or just before its time, then the PromQL cases. The output and exit status are
 promtool's (``Unit Testing:  FILE``, ``  SUCCESS`` or ``  FAILED:`` and the differences, 0 or 1); a last
 line ``N passed, M failed`` counts the cases.
+
+Native histograms as promtool 2.53: ``input_series`` values may hold the ``{{...}}`` notation of the PromQL
+test scripts (``{{schema:0 sum:5 count:4 buckets:[1 2 1]}}x3``, ``{{...}}+{{...}}x3``, mixed with floats, ``_``
+and ``stale``), and an ``exp_samples`` entry may give a ``histogram`` (one ``{{...}}``). As promtool, a sample
+compares as (labels, ``value``, the histogram's ``TestExpression``): a histogram result's value is 0, so an
+expected histogram leaves ``value`` out; a mismatch prints the histogram in that notation.
 """
 
 from __future__ import annotations
@@ -27,12 +33,15 @@ import numpy as np
 import yaml
 
 from shardmon.model.errors import QueryError, RuleFileError
+from shardmon.model.histogram import Histogram
+from shardmon.model.histogram_notation import NotationError, expand_item, histogram_test_expression, split_items
 from shardmon.model.labels import Labels
 from shardmon.model.memory import MemoryStorage
 from shardmon.model.samples import F64, I64
 from shardmon.model.units import format_duration_ms, format_go_duration_ms, parse_duration_ms
 from shardmon.querier.promql import Engine
 from shardmon.querier.promqltest import ScriptError, parse_series_line
+from shardmon.querier.promqltest_histograms import histogram_values
 from shardmon.querier.rules.alerting import AlertingRule, AlertState
 from shardmon.querier.rules.loader import engine_query_func, load_groups
 
@@ -42,7 +51,7 @@ _TEST_FIELDS = {"interval", "input_series", "alert_rule_test", "promql_expr_test
 _ALERT_FIELDS = {"eval_time", "alertname", "exp_alerts"}
 _EXP_ALERT_FIELDS = {"exp_labels", "exp_annotations"}
 _PROMQL_FIELDS = {"expr", "eval_time", "exp_samples"}
-_SAMPLE_FIELDS = {"labels", "value"}
+_SAMPLE_FIELDS = {"labels", "value", "histogram"}
 _SERIES_FIELDS = {"series", "values"}
 
 
@@ -167,29 +176,48 @@ class _TestGroup:
                 failed += 1
         return errors, failed
 
-    def _input_series(self) -> list[tuple[Labels, np.ndarray, np.ndarray]]:
+    def _input_series(self) -> list[tuple[Labels, np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Each input series: labels, timestamps, values and (None: all floats) its histograms, as
+        :class:`~shardmon.model.storage.Series` holds them."""
         out = []
         for item in self.raw.get("input_series") or []:
             item = _strict(item, _SERIES_FIELDS, "type main.series")
+            text = str(item.get("values", "") or "")
             try:
-                labels, values = parse_series_line(f"{item.get('series', '')} {item.get('values', '')}")
+                if "{{" not in text:
+                    labels, values = parse_series_line(f"{item.get('series', '')} {text}")
+                else:
+                    labels = parse_series_line(str(item.get("series", "")))[0]
+                    out.append((labels, *self._mixed_values(text)))
+                    continue
             except ScriptError as exc:
                 raise TestFileError(str(exc).split(": ", 1)[-1]) from None
             ts = np.arange(len(values), dtype=I64) * self.interval_ms
             keep = np.array([v is not None for v in values], dtype=bool)
             vals = np.array([0.0 if v is None else v for v in values], dtype=F64)
-            out.append((labels, ts[keep], vals[keep]))
+            out.append((labels, ts[keep], vals[keep], None))
         return out
+
+    def _mixed_values(self, text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A series' values holding ``{{...}}`` histograms: timestamps, values (NaN at a histogram), histograms."""
+        fts, fvals, hts, hs = histogram_values(text, self.interval_ms, lambda item: parse_series_line(f"x {item}")[1],
+                                               ScriptError)
+        ts = np.concatenate([fts, np.array(hts, dtype=I64)])
+        order = np.argsort(ts, kind="stable")
+        vals = np.concatenate([fvals, np.full(len(hs), np.nan)])[order]
+        hists = np.empty(ts.shape[0], dtype=object)
+        hists[fts.shape[0]:] = hs
+        return ts[order], vals, hists[order]
 
     @staticmethod
     def _append_till(storage: MemoryStorage, pending, ts: int):
         rest = []
-        for labels, t, v in pending:
+        for labels, t, v, h in pending:
             n = int(np.searchsorted(t, ts, "right"))
             if n:
-                storage.add_series(labels, t[:n], v[:n])
+                storage.add_series(labels, t[:n], v[:n], None if h is None else h[:n])
             if n < t.shape[0]:
-                rest.append((labels, t[n:], v[n:]))
+                rest.append((labels, t[n:], v[n:], None if h is None else h[n:]))
         return rest
 
     def _check_alerts(self, groups, case: dict, t: int) -> str | None:
@@ -229,11 +257,16 @@ class _TestGroup:
             text = str(s.get("labels") or "")
             try:
                 labels = parse_series_line(text)[0] if text else Labels()
+                hist = _expected_histogram(str(s.get("histogram") or ""))
             except ScriptError as exc:
                 return f'    expr: "{expr}", time: {when}, err: labels "{text}": {str(exc).split(": ", 1)[-1]}'
-            exp.append((labels, float(s.get("value") or 0)))
+            except NotationError as exc:
+                return f'    expr: "{expr}", time: {when}, err: labels "{text}": invalid histogram: {exc}'
+            exp.append((labels, float(s.get("value") or 0), hist))
         exp.sort(key=lambda s: s[0])
-        got = sorted(got, key=lambda s: s[0])
+        # As promtool: (labels, the float value, 0 for a histogram, and the histogram's TestExpression).
+        got = sorted(((lbls, 0.0, histogram_test_expression(v)) if isinstance(v, Histogram) else (lbls, v, "")
+                      for lbls, v in got), key=lambda s: s[0])
         if exp == got:  # exact, as promtool's reflect.DeepEqual (NaN never equals)
             return None
         return (f'    expr: "{expr}", time: {when},\n        exp: {_samples_text(exp)}\n'
@@ -253,7 +286,19 @@ def _alerts_text(alerts) -> str:
 
 
 def _samples_text(samples) -> str:
-    return ", ".join(f"{go_labels(lbls)} {go_float_e(v)}" for lbls, v in samples) if samples else "nil"
+    return ", ".join(f"{go_labels(lbls)} {h or go_float_e(v)}" for lbls, v, h in samples) if samples else "nil"
+
+
+def _expected_histogram(text: str) -> str:
+    """An ``exp_samples`` entry's ``histogram`` (one ``{{...}}``) as its TestExpression; ``""`` when none."""
+    if not text:
+        return ""
+    values = [h for _, item in split_items(text) for h in (expand_item(item) if item.startswith("{{") else [None])]
+    if len(values) != 1:
+        raise ScriptError(f"histogram: expected 1 value, got {len(values)}")
+    if values[0] is None:
+        raise ScriptError(f"histogram: expected histogram, got {text}")
+    return histogram_test_expression(values[0])
 
 
 def run_test_file(path: str) -> tuple[list[str], Outcome]:
