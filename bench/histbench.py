@@ -129,7 +129,7 @@ def shardmon_run(work: Path, kind: str, bodies: list[bytes], check, log=print) -
         mem = sp.redis_info("memory")
         disk = dir_bytes(sp.redis_dir)
         ingest = {k: cpu1[k] - cpu0[k] for k in pids}
-        log(f"[shardmon {kind}] {t1 - t0:.2f}s, {ingest["shard"] + ingest["receiver"]:.2f} CPU-s (shard "
+        log(f"[shardmon {kind}] {t1 - t0:.2f}s, {ingest['shard'] + ingest['receiver']:.2f} CPU-s (shard "
             f"{ingest['shard']:.1f}, receiver {ingest['receiver']:.1f}, Redis {ingest['redis']:.1f}); flush: "
             + "; ".join(f"{b['num_samples']:,} samples, {b['size_bytes']:,} chunk bytes" for b in blocks)
             + f"; read-back equal: {got['equal']}")
