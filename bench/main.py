@@ -6,6 +6,7 @@
     bench/run --smoke                           # a tiny run (under a minute), as CI does
     bench/run --storage                         # the storage benchmark (bench/storagebench.py)
     bench/run --rules                           # rule evaluation time (bench/rulesbench.py)
+    bench/run --histograms                      # native histograms, bytes per sample (bench/histbench.py)
     bench/run --assign                          # target assignment, 1,000,000 targets over 1,000 scrapers
 
 For each system, one after the other on the same farm: start it, let it warm up, then measure over a
