@@ -6,6 +6,7 @@
     bench/run --smoke                           # a tiny run (under a minute), as CI does
     bench/run --storage                         # the storage benchmark (bench/storagebench.py)
     bench/run --rules                           # rule evaluation time (bench/rulesbench.py)
+    bench/run --histograms                      # native histograms, bytes per sample (bench/histbench.py)
     bench/run --assign                          # target assignment, 1,000,000 targets over 1,000 scrapers
 
 For each system, one after the other on the same farm: start it, let it warm up, then measure over a
@@ -262,6 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--head-samples", type=int, default=60, help="with --storage: samples per series in the head test")
     p.add_argument("--compaction-wait", type=float, default=75.0,
                    help="with --storage: seconds Prometheus runs on its backfilled blocks (its compactor starts at 60)")
+    p.add_argument("--histograms", action="store_true",
+                   help="the native histogram benchmark instead (bench/histbench.py): bytes per histogram sample "
+                        "and ingest CPU, native and classic, Shardmon against Prometheus")
+    p.add_argument("--hist-series", type=int, default=200, help="with --histograms: services (histogram series)")
+    p.add_argument("--hist-duration", default="2h", help="with --histograms: the data's time span (at most 2h)")
     p.add_argument("--assign", action="store_true",
                    help="target assignment time and moves (bench/assignbench.py); --targets and --scrapers "
                         "default to 1,000,000 and 1,000")
@@ -270,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         return _assign(args, argv)
     if args.storage:
         return _storage(args)
+    if args.histograms:
+        return _histograms(args)
     if args.rules:
         return _rules(args, argv)
     out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
@@ -376,6 +384,23 @@ def _storage(args) -> int:
         run = run_storage_bench(out, hosts=args.storage_hosts, duration=args.storage_duration,
                                 head_series=args.head_series, head_samples=args.head_samples,
                                 compaction_wait_s=args.compaction_wait, systems=systems, keep_data=args.keep_data)
+    print(markdown(run))
+    return 0
+
+
+def _histograms(args) -> int:
+    from bench.hist_report import markdown
+    from bench.histbench import run_hist_bench
+
+    systems = tuple(args.systems.split(","))
+    if args.smoke:
+        out = args.out or Path(tempfile.mkdtemp(prefix="shardmon-bench-smoke-"))
+        run = run_hist_bench(out, series=20, duration="20m", systems=systems, label="histograms-smoke",
+                             keep_data=args.keep_data)
+    else:
+        out = args.out or ROOT / "bench" / "results" / dt.date.today().isoformat()
+        run = run_hist_bench(out, series=args.hist_series, duration=args.hist_duration, systems=systems,
+                             keep_data=args.keep_data)
     print(markdown(run))
     return 0
 

@@ -112,7 +112,8 @@ class ShardProcs:
 class PrometheusProc:
     """Debian's ``prometheus`` on a data folder, scraping nothing."""
 
-    def __init__(self, folder: Path, data: Path, remote_write_receiver: bool = False) -> None:
+    def __init__(self, folder: Path, data: Path, remote_write_receiver: bool = False,
+                 extra_args: tuple[str, ...] = ()) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.data = data
@@ -124,6 +125,7 @@ class PrometheusProc:
                 f"--web.listen-address={self.address}", "--log.level=info"]
         if remote_write_receiver:
             argv.append("--web.enable-remote-write-receiver")
+        argv += extra_args
         self.child = Child("prometheus", argv, self.log_path, lambda: http_ok(f"http://{self.address}/-/ready"))
 
     def start(self) -> float:

@@ -191,8 +191,12 @@ def get_svarint(data, pos: int) -> tuple[int, int]:
 # --- columns ---------------------------------------------------------------------------------------
 
 
-def put_column(out: bytearray, x: np.ndarray) -> None:
-    """An int64 sequence of at least one number: descriptor, parameters, base, GCD, byte planes."""
+def put_column(out: bytearray, x: np.ndarray, *, robust: bool = False) -> None:
+    """An int64 sequence of at least one number: descriptor, parameters, base, GCD, byte planes.
+
+    ``robust``: estimate each predictor's cost from its residuals' distance to their median rather than their
+    minimum, for columns with a few outliers (the bucket counts of chunk format 3, one jump per bucket) that
+    widen every residual but cost little once the byte planes are compressed."""
     n = x.shape[0]
     # Each predictor's residuals, one row each (delta rows padded at the front with their first
     # residual, which changes neither minimum nor width), in order of preference.
@@ -212,7 +216,11 @@ def put_column(out: bytearray, x: np.ndarray) -> None:
             rows[3, :2] = rows[3, 2]
     # About the bits each row needs once its minimum is subtracted: sum(floor(log2(u + 1))), read off
     # the float64 exponent fields (plus a constant).
-    u = rows.view(U64) - rows.min(axis=1, keepdims=True).view(U64)
+    if robust and n >= 3:
+        med = np.partition(rows, n // 2, axis=1)[:, n // 2 : n // 2 + 1]
+        u = np.abs(rows - med).view(U64)  # a wrapped difference counts as large, as it is
+    else:
+        u = rows.view(U64) - rows.min(axis=1, keepdims=True).view(U64)
     cost = ((u.astype(F64) + 1.0).view(U64) >> np.uint64(52)).sum(axis=1).tolist()
     pred = min((p for p in range(4) if allowed[p]), key=cost.__getitem__)
     params = ((), (step,), (int(x[0]),), (int(x[0]), int(rows[2, 0])))[pred]
@@ -328,8 +336,9 @@ def encode(ts: np.ndarray, vals: np.ndarray) -> bytes:
     return bytes(out)
 
 
-def put_values(out: bytearray, vals: np.ndarray) -> None:
-    """N >= 1 float64 values: the value mode byte and what follows it (FORMAT.md, chunk format 2)."""
+def put_values(out: bytearray, vals: np.ndarray, *, robust: bool = False) -> None:
+    """N >= 1 float64 values: the value mode byte and what follows it (FORMAT.md, chunk format 2);
+    ``robust`` as :func:`put_column`'s."""
     n = vals.shape[0]
     bits = vals.view(U64)
     n_special = 0
@@ -364,7 +373,7 @@ def put_values(out: bytearray, vals: np.ndarray) -> None:
         near = np.maximum.accumulate(np.where(regular, i, -1))
         near[near < 0] = np.argmax(regular)
         ints = full[near] + (i - near) * np.int64(step)
-    put_column(out, ints)
+    put_column(out, ints, robust=robust)
 
 
 def decode(data: bytes) -> tuple[np.ndarray, np.ndarray]:

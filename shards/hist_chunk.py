@@ -98,7 +98,7 @@ def encode_series(ts: np.ndarray, vals: np.ndarray, hts: np.ndarray | None = Non
         rows = np.where(present, np.arange(h)[:, None], -1)
         np.maximum.accumulate(rows, axis=0, out=rows)
         filled = np.where(rows >= 0, matrix[np.maximum(rows, 0), np.arange(width)[None, :]], 0.0)
-        put_values(out, np.ascontiguousarray(filled.T).reshape(-1))
+        put_values(out, np.ascontiguousarray(filled.T).reshape(-1), robust=True)
     return bytes(out)
 
 

@@ -186,3 +186,19 @@ def test_backfill_writes_histograms_into_blocks(backend):
         assert [t for t, _ in got[next(iter(got))][1]] == ts
 
     asyncio.run(main())
+
+
+def test_bucket_counts_of_a_counter_histogram_take_deltas():
+    # 50 buckets' counters over 480 scrapes, bucket after bucket as chunk format 3 lays them out: each bucket's
+    # first count after the previous bucket's last is a jump, which must not make the raw counts look cheaper.
+    from shardmon.shards.chunk import PRED_DELTA, get_values, put_values
+
+    rng = np.random.default_rng(7)
+    counts = np.cumsum(rng.poisson(0.2, (480, 50)), axis=0).T.reshape(-1).astype(np.float64)
+    plain, robust = bytearray(), bytearray()
+    put_values(plain, counts)
+    put_values(robust, counts, robust=True)
+    assert robust[3] & 3 == PRED_DELTA  # after the mode byte, the scale and the count of exceptions (0)
+    assert len(robust) < 0.8 * len(plain), (len(robust), len(plain))
+    back, pos = get_values(memoryview(bytes(robust)), 0, counts.shape[0])
+    assert pos == len(robust) and np.array_equal(back.view(np.uint64), counts.view(np.uint64))
