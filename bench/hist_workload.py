@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bench.storage_workload import INTERVAL_MS, scrape_timestamps
+from bench.storage_workload import scrape_timestamps
 
 CLASSIC_BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 """The classic histogram's finite upper bounds (client_golang's DefBuckets without 0.075 and 0.75)."""

@@ -154,9 +154,8 @@ def _selector(kind: str, labels: dict[str, str]) -> str:
 
 def checks(kind: str, svc, window: tuple[int, int]):
     """(check of Prometheus, check of the shard) for service ``svc``'s series."""
-    from shardmon.model.labels import Matcher, MatchType
-
     from bench.hist_workload import classic_series
+    from shardmon.model.labels import Matcher, MatchType
 
     if kind == "native":
         want_h = native_series(svc)

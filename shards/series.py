@@ -20,9 +20,9 @@ from shardmon.shards.index import LabelIndex
 from shardmon.shards.registry import SeriesRegistry, resolve_batch
 
 if TYPE_CHECKING:
-    from shardmon.shards.hist_head import HistHead
     from shardmon.shards.blocks import Block
     from shardmon.shards.head import Head
+    from shardmon.shards.hist_head import HistHead
 
 _INT64_MIN = np.iinfo(np.int64).min
 _INT64_MAX = np.iinfo(np.int64).max

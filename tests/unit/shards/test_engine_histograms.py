@@ -15,7 +15,7 @@ from shardmon.model.labels import Matcher, MatchType
 from shardmon.shards import metrics
 from shardmon.shards.hist_chunk import decode_series, encode_series
 from shardmon.shards.wal import decode_record, decode_record_with_histograms, encode_record
-from tests.unit.shards.enginekit import D, H, STEP, batch, counter
+from tests.unit.shards.enginekit import STEP, D, H, batch, counter
 from tests.unit.shards.histkit import hist_batch, histograms, scrape_series
 
 T0 = 1_796_400_000_000
