@@ -50,13 +50,14 @@ from shardmon.ingest.exposition import (
     parse_protobuf,
     parse_text,
 )
-from shardmon.ingest.histogram_limits import BUCKET_LIMIT_ERROR, fit_bucket_limit, n_buckets
+from shardmon.ingest.histogram_limits import BUCKET_LIMIT_ERROR, fit_bucket_limit
 from shardmon.ingest.relabel import Relabeler
 from shardmon.ingest.scrape_http import OPENMETRICS, PROTOBUF, ScrapeError, TargetClient
 from shardmon.ingest.target import Target
 from shardmon.ingest.target_series import INVALID, N_SYNTHETIC, TargetSeries
 from shardmon.model.hashing import offset_ms
 from shardmon.model.histogram import HistogramColumns
+from shardmon.model.histogram_buckets import bucket_count
 from shardmon.model.samples import F64, I64, STALE_NAN, U32, SampleBatch, SeriesTable
 from shardmon.model.storage import Appender
 
@@ -315,7 +316,7 @@ class ScrapeLoop:
             bucket_limit = self.target.options.native_histogram_bucket_limit
             if bucket_limit:
                 for j, h in enumerate(hists):
-                    if n_buckets(h) > bucket_limit:
+                    if bucket_count(h) > bucket_limit:
                         fitted = fit_bucket_limit(h, bucket_limit)
                         if fitted is None:
                             metrics.LIMIT_EXCEEDED.labels("native_histogram_bucket_limit").inc()

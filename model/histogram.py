@@ -23,12 +23,14 @@ from __future__ import annotations
 import math
 import struct
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
 import numpy as np
+
+from shardmon.model.blob_records import take_records
 
 UNKNOWN_COUNTER_RESET = 0
 COUNTER_RESET = 1
@@ -200,16 +202,33 @@ class Bucket(NamedTuple):
         return 0 if self.upper_inclusive else 2
 
 
-def _side(spans: Spans, counts: Sequence[float]) -> list[tuple[int, float]]:
-    """(index, count) of a side's buckets in ascending index order."""
-    out, idx, j = [], 0, 0
+def bucket_map(spans: Spans, counts: Sequence[float]) -> dict[int, float]:
+    """One side's buckets as ``{bucket index: count}`` in ascending index order (the spans walked: the first
+    offset from index 0, each later one from one past the previous span's last bucket)."""
+    out: dict[int, float] = {}
+    idx, j = 0, 0
     for offset, length in spans:
         idx += offset
         for _ in range(length):
-            out.append((idx, counts[j]))
+            out[idx] = counts[j]
             idx += 1
             j += 1
     return out
+
+
+def spans_of(buckets: Mapping[int, float]) -> tuple[Spans, tuple[float, ...]]:
+    """The spans and counts of one side given as ``{bucket index: count}`` (any order): the runs of
+    consecutive indices, every bucket kept (empty ones too); the inverse of :func:`bucket_map`."""
+    spans: list[list[int]] = []
+    prev = None
+    order = sorted(buckets)
+    for idx in order:
+        if prev is not None and idx == prev + 1:
+            spans[-1][1] += 1
+        else:
+            spans.append([idx if prev is None else idx - prev - 1, 1])
+        prev = idx
+    return tuple((o, n) for o, n in spans), tuple(buckets[i] for i in order)
 
 
 def iter_buckets(h: Histogram) -> Iterator[Bucket]:
@@ -218,12 +237,12 @@ def iter_buckets(h: Histogram) -> Iterator[Bucket]:
     buckets are included (the API's JSON leaves them out). A bucket that overlaps the zero bucket has
     that end moved to the zero threshold, as Prometheus does."""
     zt = h.zero_threshold
-    for idx, count in reversed(_side(h.negative_spans, h.negative_buckets)):
+    for idx, count in reversed(bucket_map(h.negative_spans, h.negative_buckets).items()):
         lower, upper = -bucket_bound(idx, h.schema), -bucket_bound(idx - 1, h.schema)
         yield _clamped(lower, upper, count, idx, zt)
     if h.zero_count > 0:
         yield Bucket(-zt, zt, h.zero_count, True, True, 0)
-    for idx, count in _side(h.positive_spans, h.positive_buckets):
+    for idx, count in bucket_map(h.positive_spans, h.positive_buckets).items():
         yield _clamped(bucket_bound(idx - 1, h.schema), bucket_bound(idx, h.schema), count, idx, zt)
 
 
@@ -315,18 +334,8 @@ class HistogramColumns(NamedTuple):
     def take(self, positions: np.ndarray) -> HistogramColumns:
         """The samples at ``positions`` (in that order)."""
         positions = np.asarray(positions, dtype=np.int64)
-        ends = self.ends.astype(np.int64)
-        starts = np.concatenate(([0], ends[:-1]))[positions]
-        lens = ends[positions] - starts
-        new_ends = np.cumsum(lens)
-        total = int(new_ends[-1]) if new_ends.shape[0] else 0
-        if total:
-            offsets = np.repeat(starts - (new_ends - lens), lens) + np.arange(total)
-            blob = np.frombuffer(self.blob, np.uint8)[offsets].tobytes()
-        else:
-            blob = b""
-        return HistogramColumns(self.sample_series[positions], self.timestamps_ms[positions], blob,
-                                new_ends.astype(np.uint32))
+        blob, ends = take_records(self.blob, self.ends, positions)
+        return HistogramColumns(self.sample_series[positions], self.timestamps_ms[positions], blob, ends)
 
     def with_series(self, sample_series: np.ndarray) -> HistogramColumns:
         return HistogramColumns(np.asarray(sample_series, dtype=np.uint32), self.timestamps_ms, self.blob, self.ends)

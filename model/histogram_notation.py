@@ -7,14 +7,15 @@ counts of one span starting at ``offset``/``n_offset``), as Prometheus 2.53's pa
 
 In a series' values (:func:`expand_item`): ``{{...}}`` is one sample, ``{{...}}xN`` that histogram N+1
 times, ``{{a}}+{{b}}xN`` the N+1 histograms a, a+b, a+2b, ... and ``{{a}}-{{b}}xN`` the same subtracting
-(as Prometheus: a running histogram of higher schema than the increment is an error, "cannot merge from
-schema").
+(as Prometheus's loader: with the engine's ``Add``/``Sub``, :mod:`shardmon.model.promql.histogram_ops`; a
+running histogram of higher schema than the increment is an error, "cannot merge from schema").
 :func:`split_items` cuts a values text at the spaces outside ``{{ }}`` so these mix with ``_``, ``stale``
 and float items.
 
 :func:`format_histogram` writes Prometheus's ``TestExpression`` form (one span per side, empty buckets
 between spans written as 0, keys with a zero value left out, numbers as Go's ``%g``); :func:`same_histogram`
-is the scripts' comparison: exactly equal after compaction (empty buckets dropped), as 2.53's promqltest.
+is the scripts' comparison: exactly equal after compaction (empty buckets dropped,
+:func:`shardmon.model.histogram_buckets.compact`), as 2.53's promqltest.
 :func:`go_string` is Go's ``FloatHistogram.String()`` (what an alert template prints for ``$value``).
 """
 
@@ -31,9 +32,11 @@ from shardmon.model.histogram import (
     NOT_COUNTER_RESET,
     UNKNOWN_COUNTER_RESET,
     Histogram,
-    bucket_bound,
+    bucket_map,
     iter_buckets,
 )
+from shardmon.model.histogram_buckets import compact
+from shardmon.model.promql.histogram_ops import add, sub
 
 HINTS = {"unknown": UNKNOWN_COUNTER_RESET, "reset": COUNTER_RESET, "not_reset": NOT_COUNTER_RESET,
          "gauge": GAUGE_TYPE}
@@ -184,71 +187,11 @@ def expand_item(item: str, pos: int = 0) -> list[Histogram]:
         if cur.schema > inc.schema:
             raise NotationError(f"error combining histograms: cannot merge from schema {inc.schema} to {cur.schema}",
                                 pos + i)
-        cur = combine(cur, inc, -1.0 if op == "-" else 1.0)
+        # Prometheus's loader (histogramsSeries in 2.53's promql/parser/parse.go) steps with FloatHistogram.Add
+        # and Sub, the engine's own arithmetic.
+        cur = sub(cur, inc) if op == "-" else add(cur, inc)
         out.append(cur)
     return out
-
-
-def _indexed(spans, counts) -> dict[int, float]:
-    out, idx, j = {}, 0, 0
-    for offset, length in spans:
-        idx += offset
-        for _ in range(length):
-            out[idx] = counts[j]
-            idx, j = idx + 1, j + 1
-    return out
-
-
-def _reduced(buckets: dict[int, float], from_schema: int, to_schema: int) -> dict[int, float]:
-    if from_schema == to_schema:
-        return dict(buckets)
-    out: dict[int, float] = {}
-    for idx, c in buckets.items():
-        t = ((idx - 1) >> (from_schema - to_schema)) + 1
-        out[t] = out.get(t, 0.0) + c
-    return out
-
-
-def _spans(buckets: dict[int, float]) -> tuple[tuple[tuple[int, int], ...], tuple[float, ...]]:
-    spans: list[list[int]] = []
-    counts: list[float] = []
-    prev = None
-    for idx in sorted(buckets):
-        if prev is not None and idx == prev + 1:
-            spans[-1][1] += 1
-        else:
-            spans.append([idx - (prev + 1 if prev is not None else 0), 1])
-        counts.append(buckets[idx])
-        prev = idx
-    return tuple((o, n) for o, n in spans), tuple(counts)
-
-
-def combine(a: Histogram, b: Histogram, sign: float = 1.0) -> Histogram:
-    """``a + sign*b`` at the lower schema and the wider zero bucket (buckets inside it join its count): what
-    the notation's ``+``/``-`` need; PromQL's own arithmetic is the engine's."""
-    schema = min(a.schema, b.schema)
-    zt = max(a.zero_threshold, b.zero_threshold)
-    zero = a.zero_count + sign * b.zero_count
-    sides = []
-    for (sa, ca), (sb, cb) in (((a.positive_spans, a.positive_buckets), (b.positive_spans, b.positive_buckets)),
-                               ((a.negative_spans, a.negative_buckets), (b.negative_spans, b.negative_buckets))):
-        out = _reduced(_indexed(sa, ca), a.schema, schema)
-        for idx, c in _reduced(_indexed(sb, cb), b.schema, schema).items():
-            out[idx] = out.get(idx, 0.0) + sign * c
-        for idx in [k for k in out if bucket_bound(k, schema) <= zt]:
-            zero += out.pop(idx)
-        sides.append(_spans(out))
-    hint = a.counter_reset_hint if a.counter_reset_hint == GAUGE_TYPE else UNKNOWN_COUNTER_RESET
-    return Histogram(schema, zt, zero, a.count + sign * b.count, a.sum + sign * b.sum,
-                     sides[0][0], sides[0][1], sides[1][0], sides[1][1], hint)
-
-
-def compact(h: Histogram) -> Histogram:
-    """``h`` without empty buckets, its spans as few as that allows (Prometheus's ``Compact(0)``)."""
-    pos = _spans({k: v for k, v in _indexed(h.positive_spans, h.positive_buckets).items() if v != 0})
-    neg = _spans({k: v for k, v in _indexed(h.negative_spans, h.negative_buckets).items() if v != 0})
-    return Histogram(h.schema, h.zero_threshold, h.zero_count, h.count, h.sum, pos[0], pos[1], neg[0], neg[1],
-                     h.counter_reset_hint, h.is_int)
 
 
 def same_histogram(expected: Histogram, actual: Histogram) -> bool:
@@ -283,7 +226,7 @@ def format_histogram(h: Histogram, hint: bool = True) -> str:
             parts.append(f"{key}:{value if key == 'schema' else go_g(value)}")
     for spans, counts, bkey, okey in ((h.positive_spans, h.positive_buckets, "buckets", "offset"),
                                       (h.negative_spans, h.negative_buckets, "n_buckets", "n_offset")):
-        buckets = _indexed(spans, counts)
+        buckets = bucket_map(spans, counts)
         if not buckets:
             continue
         lo, hi = min(buckets), max(buckets)
@@ -326,5 +269,5 @@ def go_string(h: Histogram) -> str:
     return ", ".join(parts) + "}"
 
 
-__all__ = ["HINTS", "NotationError", "combine", "compact", "expand_item", "format_histogram", "go_g", "go_string",
+__all__ = ["HINTS", "NotationError", "compact", "expand_item", "format_histogram", "go_g", "go_string",
            "histogram_test_expression", "parse_histogram", "same_histogram", "split_items"]

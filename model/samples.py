@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from shardmon.model.blob_records import take_records
 from shardmon.model.histogram import HistogramColumns
 from shardmon.model.pb import types_pb2
 
@@ -74,17 +75,8 @@ class SeriesTable:
     def take(self, positions: np.ndarray) -> SeriesTable:
         """The sub-table of the series at ``positions``, built with array operations."""
         positions = np.asarray(positions, dtype=np.int64)
-        ends = self.ends.astype(np.int64)
-        starts = np.concatenate(([0], ends[:-1]))[positions]
-        lens = ends[positions] - starts
-        new_ends = np.cumsum(lens)
-        total = int(new_ends[-1]) if new_ends.shape[0] else 0
-        if total:
-            offsets = np.repeat(starts - (new_ends - lens), lens) + np.arange(total)
-            blob = np.frombuffer(self.blob, np.uint8)[offsets].tobytes()
-        else:
-            blob = b""
-        return SeriesTable(self.ids[positions], blob, new_ends.astype(U32))
+        blob, ends = take_records(self.blob, self.ends, positions)
+        return SeriesTable(self.ids[positions], blob, ends)
 
     @staticmethod
     def concat(tables: Sequence[SeriesTable]) -> SeriesTable:

@@ -32,7 +32,6 @@ Run it from the command line: ``python -m shardmon.querier.promqltest FILE_OR_DI
 from __future__ import annotations
 
 import itertools
-import math
 import re
 import sys
 import uuid
@@ -54,7 +53,7 @@ from shardmon.model.units import parse_duration_ms
 from shardmon.querier.fanout import FanoutQuerier
 from shardmon.querier.promql import Engine, QueryResult, ResultSeries, UnsupportedQueryError
 from shardmon.querier.promql_differences import skipped_script_case
-from shardmon.querier.promqltest253 import EVAL_INSTANT, EVAL_RANGE, check_annotations, compare_matrix
+from shardmon.querier.promqltest253 import EVAL_INSTANT, EVAL_RANGE, almost_equal, check_annotations, compare_matrix
 from shardmon.querier.promqltest_histograms import (
     batch_with_histograms,
     compare_histogram_point,
@@ -65,8 +64,6 @@ from shardmon.querier.promqltest_histograms import (
 #: Builds an empty storage: where ``load`` writes, and what the engine reads. Called again on ``clear``.
 StorageFactory = Callable[[], tuple[Appender, Querier]]
 
-_EPSILON = 1e-6  # Relative error allowed between values, as Prometheus's test.
-_MIN_NORMAL = 2.2250738585072014e-308  # The smallest positive normal float64.
 
 _LOAD = re.compile(r"^load\s+(.+?)$")
 _EVAL = EVAL_INSTANT
@@ -509,18 +506,6 @@ def parse_series_line(text: str) -> tuple[Labels, list[float | None]]:
     runner = _Runner(memory_storage, Engine, "<series>")
     labels, rest = runner._parse_series(0, text.strip())
     return labels, runner._parse_values(0, rest) if rest else []
-
-
-def almost_equal(a: float, b: float) -> bool:
-    """Prometheus's test comparison: NaN equals NaN, else a relative difference below 1e-6."""
-    if math.isnan(a) and math.isnan(b):
-        return True
-    if a == b:
-        return True
-    diff = abs(a - b)
-    if a == 0 or b == 0 or diff < _MIN_NORMAL:
-        return diff < _EPSILON * _MIN_NORMAL
-    return diff / (abs(a) + abs(b)) < _EPSILON
 
 
 def _parse_float(text: str) -> float:

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -29,12 +30,13 @@ EVAL_INSTANT = re.compile(r"^eval(?:_(fail|ordered|warn|info))?\s+instant\s+(?:a
 #: ``eval[_fail|_warn|_info] range from <t> to <t> step <d> <expr>`` (2.53 reads ``eval[_fail] range``).
 EVAL_RANGE = re.compile(r"^eval(?:_(fail|warn|info))?\s+range\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+?)\s+(.+)$")
 
-_EPSILON = 1e-6
-_MIN_NORMAL = 2.2250738585072014e-308
+_EPSILON = 1e-6  # Relative error allowed between values, as Prometheus's test.
+_MIN_NORMAL = 2.2250738585072014e-308  # The smallest positive normal float64.
 
 
-def _almost_equal(a: float, b: float) -> bool:
-    if np.isnan(a) and np.isnan(b):
+def almost_equal(a: float, b: float) -> bool:
+    """Prometheus's test comparison: NaN equals NaN, else a relative difference below 1e-6."""
+    if math.isnan(a) and math.isnan(b):
         return True
     if a == b:
         return True
@@ -72,7 +74,7 @@ def compare_matrix(expected: dict[Labels, list], start_ms: int, end_ms: int, ste
                 if problem:
                     return f"at t={t}: {problem}"
                 continue
-            if not _almost_equal(v, got_v):
+            if not almost_equal(v, got_v):
                 return f"expected {v!r} at t={t} for {s.labels}, got {got_v!r}"
     missing = [str(lbls) for lbls in expected if lbls not in seen]
     if missing:

@@ -11,7 +11,8 @@ to sample columns, as Prometheus 2.53's ``model/textparse/protobufparse.go`` rea
   zero count (Prometheus's ``isNativeHistogram``); then each of its metrics is one histogram sample of
   the series named after the family (no suffix): an integer histogram from the bucket deltas, or a
   float histogram when ``sample_count_float`` or ``zero_count_float`` is positive; a gauge histogram
-  carries the ``GAUGE_TYPE`` hint; empty buckets are compacted away (Prometheus's ``Compact(0)``). With
+  carries the ``GAUGE_TYPE`` hint; empty buckets are compacted away (Prometheus's ``Compact(0)``,
+  :func:`shardmon.model.histogram_buckets.compact_spans`). With
   ``classic`` (``scrape_classic_histograms``) its classic series are kept as well, when it has classic
   buckets. A family that is not native stays classic. With ``native`` off (Shardmon's
   ``ingest.native_histograms``, Prometheus's feature flag) every histogram is read as classic only.
@@ -34,6 +35,7 @@ from shardmon.ingest.exposition.body import BodyError, ParsedHistograms, ParsedS
 from shardmon.ingest.exposition.tokens import NO_TIMESTAMP
 from shardmon.model.gotemplate.gofmt import format_float
 from shardmon.model.histogram import GAUGE_TYPE, Histogram
+from shardmon.model.histogram_buckets import compact_spans
 from shardmon.model.label_limits import show_series
 from shardmon.model.labels import METRIC_NAME, Labels, is_valid_label_name, is_valid_metric_name
 from shardmon.model.pb import metrics_pb2
@@ -100,10 +102,10 @@ def native_histogram(h: metrics_pb2.Histogram, gauge: bool) -> Histogram:
         count, zero = float(h.sample_count), float(h.zero_count)
     _check_lengths(pos_spans, pos, "positive")
     _check_lengths(neg_spans, neg, "negative")
-    pos_spans, pos = compact(pos_spans, pos)
-    neg_spans, neg = compact(neg_spans, neg)
-    return Histogram(h.schema, h.zero_threshold, zero, count, h.sample_sum, pos_spans, tuple(pos), neg_spans,
-                     tuple(neg), hint, is_int)
+    pos_spans, pos = compact_spans(pos_spans, pos)
+    neg_spans, neg = compact_spans(neg_spans, neg)
+    return Histogram(h.schema, h.zero_threshold, zero, count, h.sample_sum, pos_spans, pos, neg_spans, neg, hint,
+                     is_int)
 
 
 def _check_lengths(spans: list[tuple[int, int]], buckets, side: str) -> None:
@@ -113,27 +115,6 @@ def _check_lengths(spans: list[tuple[int, int]], buckets, side: str) -> None:
     for i, (offset, _) in enumerate(spans):
         if i and offset < 0:
             raise ValueError(f"histogram {side} span {i} has a negative offset {offset}")
-
-
-def compact(spans: list[tuple[int, int]], counts: list[float]) -> tuple[tuple[tuple[int, int], ...], list[float]]:
-    """Prometheus's ``Compact(0)`` of one side: empty buckets and empty spans removed, adjacent spans merged."""
-    out_spans: list[list[int]] = []
-    out_counts: list[float] = []
-    index, k, last = 0, 0, None
-    for offset, length in spans:
-        index += offset
-        for _ in range(length):
-            c = counts[k]
-            k += 1
-            if c != 0:
-                if last is not None and index == last + 1:
-                    out_spans[-1][1] += 1
-                else:
-                    out_spans.append([index - (last + 1 if last is not None else 0), 1])
-                out_counts.append(c)
-                last = index
-            index += 1
-    return tuple((o, n) for o, n in out_spans), out_counts
 
 
 class _Parser:

@@ -4,15 +4,16 @@ Pure functions of :class:`~shardmon.model.histogram.Histogram` values (immutable
 
 - :func:`add`, :func:`sub`: bucket by bucket, after reducing both to the lower schema and widening the zero
   bucket to the larger threshold (moving the buckets it then covers into it), as ``Add``/``Sub``;
-  :func:`scale` and :func:`divide` (``Mul``/``Div``), :func:`negate`, :func:`compact` (``Compact(0)``: empty
-  buckets dropped).
+  :func:`scale` and :func:`divide` (``Mul``/``Div``), :func:`negate`; :func:`compact` is
+  :func:`shardmon.model.histogram_buckets.compact` (``Compact(0)``), named here too.
 - :func:`detect_reset`: Prometheus's ``DetectReset`` (a counter histogram went down between two samples).
 - :func:`quantile`, :func:`fraction`, :func:`stdvar` (and ``sqrt`` of it for the deviation): ``histogram_quantile``,
   ``histogram_fraction``, ``histogram_stdvar``/``histogram_stddev`` of one histogram, over :func:`all_buckets`.
 - :func:`bound`: a bucket boundary exactly as Prometheus's ``getBound`` (``model.histogram.bucket_bound``).
 
-Inside, a side of a histogram is a ``{bucket index: count}`` dict in index order; a result's spans are the runs
-of consecutive indices.
+Inside, a side of a histogram is a ``{bucket index: count}`` dict in index order (``model.histogram.bucket_map``);
+a result's spans are the runs of consecutive indices (``spans_of``); schema reduction is
+``model.histogram_buckets.reduce_buckets``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from shardmon.model.histogram import (
     UNKNOWN_COUNTER_RESET,
     Histogram,
     bucket_bound,
+    bucket_map,
+    spans_of,
 )
+from shardmon.model.histogram_buckets import compact, reduce_buckets
 
 Side = dict[int, float]
 
@@ -44,56 +48,16 @@ def bound(index: int, schema: int) -> float:
 # -- sides: dicts of index -> count ---------------------------------------------------------------
 
 
-def _side(spans, buckets) -> Side:
-    out: Side = {}
-    idx, j = 0, 0
-    for i, (offset, length) in enumerate(spans):
-        idx = offset if i == 0 else idx + offset
-        for _ in range(length):
-            out[idx] = buckets[j]
-            idx += 1
-            j += 1
-        # After a span, idx is one past its last bucket: the next offset counts from there.
-    return out
-
-
-def _spans(side: Side) -> tuple[tuple[tuple[int, int], ...], tuple[float, ...]]:
-    spans: list[list[int]] = []
-    prev = None
-    for idx in side:  # ascending
-        if prev is not None and idx == prev + 1:
-            spans[-1][1] += 1
-        else:
-            spans.append([idx if prev is None else idx - prev - 1, 1])
-        prev = idx
-    return tuple((o, n) for o, n in spans), tuple(side.values())
-
-
-def _sorted(side: Side) -> Side:
-    return dict(sorted(side.items()))
-
-
 def _build(h: Histogram, *, schema: int, zero_threshold: float, zero_count: float, count: float, total: float,
            pos: Side, neg: Side, hint: int) -> Histogram:
-    ps, pb = _spans(_sorted(pos))
-    ns, nb = _spans(_sorted(neg))
+    ps, pb = spans_of(pos)
+    ns, nb = spans_of(neg)
     return Histogram(schema, zero_threshold, zero_count, count, total, ps, pb, ns, nb, hint, False)
 
 
 def sides(h: Histogram) -> tuple[Side, Side]:
     """The positive and negative buckets of ``h`` as ``{index: count}``."""
-    return _side(h.positive_spans, h.positive_buckets), _side(h.negative_spans, h.negative_buckets)
-
-
-def _reduce(side: Side, from_schema: int, to_schema: int) -> Side:
-    if from_schema == to_schema:
-        return dict(side)
-    out: Side = {}
-    shift = from_schema - to_schema
-    for idx, c in side.items():
-        t = ((idx - 1) >> shift) + 1
-        out[t] = out.get(t, 0.0) + c
-    return out
+    return bucket_map(h.positive_spans, h.positive_buckets), bucket_map(h.negative_spans, h.negative_buckets)
 
 
 def _zero_count_for_larger_threshold(h: Histogram, pos: Side, neg: Side, larger: float) -> tuple[float, float]:
@@ -154,7 +118,7 @@ def _reconcile(a: Histogram, b: Histogram) -> tuple[_Operand, float]:
         if b_zt > a_zt:
             a_zc, a_zt = _zero_count_for_larger_threshold(cur, apos, aneg, b_zt)
             apos, aneg = _trim(a.schema, apos, a_zt), _trim(a.schema, aneg, a_zt)
-            cur = Histogram(a.schema, a_zt, a_zc, a.count, a.sum, *_spans(apos), *_spans(aneg))
+            cur = Histogram(a.schema, a_zt, a_zc, a.count, a.sum, *spans_of(apos), *spans_of(aneg))
     return _Operand(a.schema, a_zt, a_zc, apos, aneg), b_zc
 
 
@@ -169,9 +133,9 @@ def _add_hint(a: int, b: int) -> int:
 def _combine(a: Histogram, b: Histogram, sign: float, hint: int) -> Histogram:
     op, b_zero = _reconcile(a, b)
     schema = min(a.schema, b.schema)
-    apos, aneg = _reduce(op.pos, a.schema, schema), _reduce(op.neg, a.schema, schema)
+    apos, aneg = reduce_buckets(op.pos, a.schema, schema), reduce_buckets(op.neg, a.schema, schema)
     bpos, bneg = sides(b)
-    bpos, bneg = _reduce(bpos, b.schema, schema), _reduce(bneg, b.schema, schema)
+    bpos, bneg = reduce_buckets(bpos, b.schema, schema), reduce_buckets(bneg, b.schema, schema)
     for mine, theirs in ((apos, bpos), (aneg, bneg)):
         for idx, c in theirs.items():
             if bound(idx, schema) <= op.zero_threshold:
@@ -223,15 +187,6 @@ def with_hint(h: Histogram, hint: int) -> Histogram:
                      h.negative_spans, h.negative_buckets, hint, False)
 
 
-def compact(h: Histogram) -> Histogram:
-    """``Compact(0)``: buckets of count zero dropped, spans re-cut."""
-    pos, neg = sides(h)
-    pos = {i: c for i, c in pos.items() if c != 0}
-    neg = {i: c for i, c in neg.items() if c != 0}
-    return _build(h, schema=h.schema, zero_threshold=h.zero_threshold, zero_count=h.zero_count, count=h.count,
-                  total=h.sum, pos=pos, neg=neg, hint=h.counter_reset_hint)
-
-
 def detect_reset(current: Histogram, previous: Histogram) -> bool:
     """Prometheus's ``DetectReset``: the hint says so, or a count went down (the total, the zero bucket, a
     bucket, or a populated bucket vanished), or the schema went up or the zero threshold down."""
@@ -249,8 +204,8 @@ def detect_reset(current: Histogram, previous: Histogram) -> bool:
         return True
     cpos, cneg = sides(current)
     for cur, prev in ((cpos, ppos), (cneg, pneg)):
-        cur = _beyond(_reduce(cur, current.schema, current.schema), current.schema, threshold)
-        prev = _beyond(_reduce(prev, previous.schema, current.schema), current.schema, threshold)
+        cur = _beyond(reduce_buckets(cur, current.schema, current.schema), current.schema, threshold)
+        prev = _beyond(reduce_buckets(prev, previous.schema, current.schema), current.schema, threshold)
         for idx, c in prev.items():
             if idx not in cur:
                 if c != 0:  # A populated bucket vanished.

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from shardmon.ingest.exposition import NO_TIMESTAMP, BodyError, SeriesCache, encode_delimited, parse_protobuf
-from shardmon.ingest.exposition.protobuf import compact, go_openmetrics_float
-from shardmon.ingest.histogram_limits import fit_bucket_limit, reduce_resolution
+from shardmon.ingest.exposition.protobuf import go_openmetrics_float
+from shardmon.ingest.histogram_limits import fit_bucket_limit
 from shardmon.model.histogram import GAUGE_TYPE, Histogram
+from shardmon.model.histogram_buckets import compact_spans, reduce_resolution
 from shardmon.model.pb import metrics_pb2 as pb
 
 
@@ -94,7 +95,7 @@ def test_native_float_histogram_and_a_gauge_histogram():
 
 
 def test_empty_buckets_and_spans_are_compacted_as_prometheus():
-    assert compact([(0, 3), (2, 0), (1, 2)], [1, 0, 2, 0, 5]) == (((0, 1), (1, 1), (4, 1)), [1, 2, 5])
+    assert compact_spans([(0, 3), (2, 0), (1, 2)], [1, 0, 2, 0, 5]) == (((0, 1), (1, 1), (4, 1)), (1, 2, 5))
     h = native(sample_count=0, schema=3, positive_span=[pb.BucketSpan(offset=0, length=0)])
     _, ((_, _, x),), _ = parse(family("empty", pb.HISTOGRAM, pb.Metric(histogram=h)))
     assert x.positive_spans == () and x.count == 0  # the no-op span marks it native, then goes

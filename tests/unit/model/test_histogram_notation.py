@@ -68,6 +68,19 @@ def test_expanding_forms():
         expand_item("{{count:1}}+{{count:1}}y", pos=0)
 
 
+def test_expansion_steps_with_the_engines_add_and_sub():
+    """2.53's loader steps ``{{a}}+{{b}}xN`` with ``FloatHistogram.Add``/``Sub``: the counter reset hints
+    combine as ``Add``'s, and a wider zero bucket that ends inside a populated bucket grows to that bucket's
+    upper bound, taking its count (``zeroCountForLargerThreshold``)."""
+    same = expand_item("{{counter_reset_hint:not_reset buckets:[1]}}+{{counter_reset_hint:not_reset buckets:[1]}}x1")
+    assert format_histogram(same[1]) == "{{buckets:[2] counter_reset_hint:not_reset}}"
+    widened = expand_item("{{count:3 buckets:[1 2]}}+{{z_bucket_w:1.5 z_bucket:1 count:1}}x1")
+    assert format_histogram(widened[1]) == "{{count:4 z_bucket:4 z_bucket_w:2}}"
+    # Sub leaves the emptied buckets in place (only Compact drops them), as Prometheus's.
+    emptied = expand_item("{{buckets:[1 2]}}-{{buckets:[1 2]}}x1")
+    assert emptied[1].positive_buckets == (0.0, 0.0)
+
+
 def test_split_items_keeps_histograms_whole():
     assert split_items("1 _ {{count:1 buckets:[1 2]}}x2  stale {{}}") == [
         (0, "1"), (2, "_"), (4, "{{count:1 buckets:[1 2]}}x2"), (33, "stale"), (39, "{{}}")]
