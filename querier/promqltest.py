@@ -88,8 +88,7 @@ class ScriptReport:
     """What a script run found: counts per outcome, and one description per failed case.
 
     ``unsupported`` counts cases whose query the engine rejects as not supported yet (their
-    descriptions are in ``unsupported_cases``); ``skipped`` is kept for callers (native histograms are
-    loaded and evaluated, so nothing is skipped any more); ``different`` counts the cases of Prometheus
+    descriptions are in ``unsupported_cases``); ``different`` counts the cases of Prometheus
     2.42's scripts that 2.53 (which Shardmon follows) answers differently, listed in
     :mod:`shardmon.querier.promql_differences` and not run.
     """
@@ -97,7 +96,6 @@ class ScriptReport:
     passed: int = 0
     failed: int = 0
     unsupported: int = 0
-    skipped: int = 0
     failures: list[str] = field(default_factory=list)
     unsupported_cases: list[str] = field(default_factory=list)
     different: int = 0
@@ -107,7 +105,6 @@ class ScriptReport:
         self.passed += other.passed
         self.failed += other.failed
         self.unsupported += other.unsupported
-        self.skipped += other.skipped
         self.different += other.different
         self.failures.extend(other.failures)
         self.unsupported_cases.extend(other.unsupported_cases)
@@ -115,8 +112,7 @@ class ScriptReport:
     def summary(self) -> str:
         """The counts on one line."""
         return (
-            f"passed {self.passed}, failed {self.failed}, unsupported {self.unsupported}, "
-            f"skipped (native histograms) {self.skipped}"
+            f"passed {self.passed}, failed {self.failed}, unsupported {self.unsupported}"
         ) + (f", skipped (2.42 differs from 2.53) {self.different}" if self.different else "")
 
 
