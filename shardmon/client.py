@@ -40,8 +40,8 @@ import grpc
 
 from shardmon.model import grpcauth
 from shardmon.model.grpcstatus import QUERY, error_of
-from shardmon.model.http_config import BasicAuth, TLSConfig
 from shardmon.model.histogram_pb import merge_points
+from shardmon.model.http_config import BasicAuth, TLSConfig
 from shardmon.model.labels import Labels
 from shardmon.model.pb import query_pb2, query_pb2_grpc
 from shardmon.querier.promql import QueryResult, ResultSeries

@@ -11,11 +11,10 @@ import math
 import time
 
 import pytest
-import yaml
 
 from tests.grafana_heatmap import heatmap_frames
 from tests.integration.httpapi import get_json
-from tests.integration.procs import Cluster, free_port, prometheus_proc, wait_until
+from tests.integration.procs import Cluster, native_histogram_prometheus, wait_until
 from tests.native_hist_target import NativeHistogramTarget
 
 
@@ -24,19 +23,8 @@ def setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("grafana-heatmap")
     target = NativeHistogramTarget().start()
     cluster = Cluster(tmp, n_shards=3, scrape_configs=[], receiver={}).start()
-    prom_port = free_port()
-    prom_cfg = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-        "scrape_configs": [{"job_name": "app", "static_configs": [{"targets": [target.address]}]}],
-        "remote_write": [{
-            "url": f"http://127.0.0.1:{cluster.receiver_port}/api/v1/write",
-            "send_native_histograms": True,
-            "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms", "max_backoff": "1s"},
-        }],
-    }
-    (tmp / "prometheus.yml").write_text(yaml.safe_dump(prom_cfg))
-    prom = prometheus_proc("prometheus", tmp / "prometheus.yml", tmp / "prom-data", prom_port, tmp,
-                           "--log.level=warn", "--enable-feature=native-histograms").up(60)
+    prom, prom_port = native_histogram_prometheus(tmp, "app", target.address, cluster.receiver_port)
+    prom.up(60)
     shardmon, prometheus = f"http://127.0.0.1:{cluster.http_port}", f"http://127.0.0.1:{prom_port}"
     try:
         def enough(base):
