@@ -1,6 +1,7 @@
 """The gRPC ``Query`` service: PromQL for clients that query aggregates.
 
-Results travel in columns (timestamps and values as packed bytes per series); errors leave through
+Results travel in columns (timestamps and values as packed bytes per series; a series' native histogram
+points beside them as ``HistogramPoint`` messages, :mod:`shardmon.model.histogram_pb`); errors leave through
 the one status table in :mod:`shardmon.model.grpcstatus` (a bad query is ``INVALID_ARGUMENT``, a timeout
 ``DEADLINE_EXCEEDED``, a query over a limit ``FAILED_PRECONDITION``). Evaluation runs in a thread, off
 the event loop, and stops when the client cancels the call or its deadline passes.
@@ -14,12 +15,10 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-import numpy as np
-
 from shardmon.model import errors
 from shardmon.model.grpcstatus import abort
+from shardmon.model.histogram_pb import split_points
 from shardmon.model.pb import query_pb2, query_pb2_grpc, types_pb2
-from shardmon.model.samples import F64, I64
 from shardmon.model.storage import Querier, QueryBudget
 from shardmon.querier import lookup, metrics
 from shardmon.querier.promql import Engine, QueryResult
@@ -44,12 +43,10 @@ def response_of(res: QueryResult) -> query_pb2.QueryResponse:
     elif res.result_type == "string":
         out.string = str(res.scalar)
     for s in res.series:
+        ts, values, hists = split_points(s.timestamps_ms, s.values, s.histograms)
         out.series.append(
-            query_pb2.ResultSeries(
-                labels=[types_pb2.Label(name=n, value=v) for n, v in s.labels],
-                timestamps_ms=np.ascontiguousarray(s.timestamps_ms, I64).tobytes(),
-                values=np.ascontiguousarray(s.values, F64).tobytes(),
-            )
+            query_pb2.ResultSeries(labels=[types_pb2.Label(name=n, value=v) for n, v in s.labels],
+                                   timestamps_ms=ts, values=values, histograms=hists)
         )
     return out
 

@@ -19,7 +19,9 @@ from shardmon.model.errors import ShardmonError, UnauthenticatedError
 
 
 def _format_table(res) -> str:
-    """A query result as ``shardmon query`` prints it without ``--json``: one line per series."""
+    """A query result as ``shardmon query`` prints it without ``--json``: one line per series (a native
+    histogram point in the test scripts' notation, ``{{schema:3 count:12 sum:0.5 buckets:[...]}}``)."""
+    from shardmon.model.histogram_notation import format_histogram
     from shardmon.querier.http_api import format_ts, format_value
 
     if res.result_type == "scalar":
@@ -29,11 +31,12 @@ def _format_table(res) -> str:
     rows = []
     for s in res.series:
         name = str(s.labels) if s.labels else "{}"
+        hists = s.histograms.tolist() if s.histograms is not None else [None] * len(s.values)
+        texts = [format_value(v) if h is None else format_histogram(h) for v, h in zip(s.values.tolist(), hists)]
         if res.result_type == "vector":
-            rows.append((name, format_value(float(s.values[0]))))
+            rows.append((name, texts[0]))
         else:
-            pts = " ".join(f"{format_value(v)}@{format_ts(t)}" for t, v in zip(s.timestamps_ms.tolist(), s.values.tolist()))
-            rows.append((name, pts))
+            rows.append((name, " ".join(f"{v}@{format_ts(t)}" for t, v in zip(s.timestamps_ms.tolist(), texts))))
     if not rows:
         return "(empty result)"
     width = max(len(r[0]) for r in rows)

@@ -19,6 +19,14 @@ refuses the caller), through the one status table of :mod:`shardmon.model.grpcst
         for s in res.series:
             print(s.labels, s.timestamps_ms, s.values)
 
+        # Native histograms: a series' points stay in time order in timestamps_ms/values; where a point is a
+        # histogram, s.histograms (an object array beside values, None when the series has none) holds a
+        # shardmon.model.histogram.Histogram (absolute bucket counts, spans, schema, zero bucket, count, sum,
+        # counter_reset_hint) and values holds a NaN placeholder.
+        for s in c.instant("rate(request_duration_seconds[5m])").series:
+            h = s.histograms[0] if s.histograms is not None else None
+            print(s.labels, h.count if h is not None else s.values[0])
+
         c.series(['up{job="node"}'])        # label sets of the matching series
         c.label_names()                     # every label name
         c.label_values("job")               # every value of a label
@@ -29,14 +37,13 @@ from __future__ import annotations
 import time
 
 import grpc
-import numpy as np
 
 from shardmon.model import grpcauth
 from shardmon.model.grpcstatus import QUERY, error_of
+from shardmon.model.histogram_pb import merge_points
 from shardmon.model.http_config import BasicAuth, TLSConfig
 from shardmon.model.labels import Labels
 from shardmon.model.pb import query_pb2, query_pb2_grpc
-from shardmon.model.samples import F64, I64
 from shardmon.querier.promql import QueryResult, ResultSeries
 
 _TYPES = {
@@ -49,14 +56,9 @@ _TYPES = {
 
 def result_of(resp: query_pb2.QueryResponse) -> QueryResult:
     rtype = _TYPES.get(resp.result_type, "vector")
-    series = [
-        ResultSeries(
-            Labels.from_pairs((lb.name, lb.value) for lb in s.labels),
-            np.frombuffer(s.timestamps_ms, I64),
-            np.frombuffer(s.values, F64),
-        )
-        for s in resp.series
-    ]
+    series = [ResultSeries(Labels.from_pairs((lb.name, lb.value) for lb in s.labels),
+                           *merge_points(s.timestamps_ms, s.values, s.histograms))
+              for s in resp.series]
     scalar = resp.scalar if rtype == "scalar" else (resp.string if rtype == "string" else None)
     return QueryResult(rtype, series, scalar, resp.time_ms, list(resp.warnings), resp.is_partial)
 

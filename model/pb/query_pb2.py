@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shardmon.model.pb import types_pb2 as shardmon_dot_model_dot_pb_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshardmon/model/pb/query.proto\x12\x0bshardmon.v1\x1a\x1dshardmon/model/pb/types.proto\"I\n\x13InstantQueryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x03 \x01(\x03\"i\n\x11RangeQueryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x0f\n\x07step_ms\x18\x04 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x03\"Y\n\x0cResultSeries\x12\"\n\x06labels\x18\x01 \x03(\x0b\x32\x12.shardmon.v1.Label\x12\x15\n\rtimestamps_ms\x18\x02 \x01(\x0c\x12\x0e\n\x06values\x18\x03 \x01(\x0c\"\xa8\x02\n\rQueryResponse\x12:\n\x0bresult_type\x18\x01 \x01(\x0e\x32%.shardmon.v1.QueryResponse.ResultType\x12)\n\x06series\x18\x02 \x03(\x0b\x32\x19.shardmon.v1.ResultSeries\x12\x0f\n\x07time_ms\x18\x03 \x01(\x03\x12\x0e\n\x06scalar\x18\x04 \x01(\x01\x12\x0e\n\x06string\x18\x05 \x01(\t\x12\x10\n\x08warnings\x18\x06 \x03(\t\x12\x12\n\nis_partial\x18\x07 \x01(\x08\"Y\n\nResultType\x12\x1b\n\x17RESULT_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06VECTOR\x10\x01\x12\n\n\x06MATRIX\x10\x02\x12\n\n\x06SCALAR\x10\x03\x12\n\n\x06STRING\x10\x04\"E\n\x12SeriesQueryRequest\x12\r\n\x05match\x18\x01 \x03(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\".\n\x08LabelSet\x12\"\n\x06labels\x18\x01 \x03(\x0b\x32\x12.shardmon.v1.Label\"b\n\x13SeriesQueryResponse\x12%\n\x06series\x18\x01 \x03(\x0b\x32\x15.shardmon.v1.LabelSet\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x12\n\nis_partial\x18\x03 \x01(\x08\"I\n\x16LabelNamesQueryRequest\x12\r\n\x05match\x18\x01 \x03(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\"X\n\x17LabelValuesQueryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05match\x18\x02 \x03(\t\x12\x10\n\x08start_ms\x18\x03 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\x03\"K\n\x13LabelsQueryResponse\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x12\n\nis_partial\x18\x03 \x01(\x08\x32\x8e\x03\n\x05Query\x12G\n\x07Instant\x12 .shardmon.v1.InstantQueryRequest\x1a\x1a.shardmon.v1.QueryResponse\x12\x43\n\x05Range\x12\x1e.shardmon.v1.RangeQueryRequest\x1a\x1a.shardmon.v1.QueryResponse\x12K\n\x06Series\x12\x1f.shardmon.v1.SeriesQueryRequest\x1a .shardmon.v1.SeriesQueryResponse\x12S\n\nLabelNames\x12#.shardmon.v1.LabelNamesQueryRequest\x1a .shardmon.v1.LabelsQueryResponse\x12U\n\x0bLabelValues\x12$.shardmon.v1.LabelValuesQueryRequest\x1a .shardmon.v1.LabelsQueryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshardmon/model/pb/query.proto\x12\x0bshardmon.v1\x1a\x1dshardmon/model/pb/types.proto\"I\n\x13InstantQueryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x0f\n\x07time_ms\x18\x02 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x03 \x01(\x03\"i\n\x11RangeQueryRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\x12\x0f\n\x07step_ms\x18\x04 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x05 \x01(\x03\"\x8a\x01\n\x0cResultSeries\x12\"\n\x06labels\x18\x01 \x03(\x0b\x32\x12.shardmon.v1.Label\x12\x15\n\rtimestamps_ms\x18\x02 \x01(\x0c\x12\x0e\n\x06values\x18\x03 \x01(\x0c\x12/\n\nhistograms\x18\x04 \x03(\x0b\x32\x1b.shardmon.v1.HistogramPoint\"Q\n\x0eHistogramPoint\x12\x14\n\x0ctimestamp_ms\x18\x01 \x01(\x03\x12)\n\thistogram\x18\x02 \x01(\x0b\x32\x16.shardmon.v1.Histogram\"\xa4\x03\n\tHistogram\x12\x0e\n\x06schema\x18\x01 \x01(\x11\x12\x16\n\x0ezero_threshold\x18\x02 \x01(\x01\x12\x12\n\nzero_count\x18\x03 \x01(\x01\x12\r\n\x05\x63ount\x18\x04 \x01(\x01\x12\x0b\n\x03sum\x18\x05 \x01(\x01\x12/\n\x0epositive_spans\x18\x06 \x03(\x0b\x32\x17.shardmon.v1.BucketSpan\x12\x18\n\x10positive_buckets\x18\x07 \x03(\x01\x12/\n\x0enegative_spans\x18\x08 \x03(\x0b\x32\x17.shardmon.v1.BucketSpan\x12\x18\n\x10negative_buckets\x18\t \x03(\x01\x12\x43\n\x12\x63ounter_reset_hint\x18\n \x01(\x0e\x32\'.shardmon.v1.Histogram.CounterResetHint\x12\x0e\n\x06is_int\x18\x0b \x01(\x08\"T\n\x10\x43ounterResetHint\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x11\n\rCOUNTER_RESET\x10\x01\x12\x15\n\x11NOT_COUNTER_RESET\x10\x02\x12\t\n\x05GAUGE\x10\x03\",\n\nBucketSpan\x12\x0e\n\x06offset\x18\x01 \x01(\x11\x12\x0e\n\x06length\x18\x02 \x01(\r\"\xa8\x02\n\rQueryResponse\x12:\n\x0bresult_type\x18\x01 \x01(\x0e\x32%.shardmon.v1.QueryResponse.ResultType\x12)\n\x06series\x18\x02 \x03(\x0b\x32\x19.shardmon.v1.ResultSeries\x12\x0f\n\x07time_ms\x18\x03 \x01(\x03\x12\x0e\n\x06scalar\x18\x04 \x01(\x01\x12\x0e\n\x06string\x18\x05 \x01(\t\x12\x10\n\x08warnings\x18\x06 \x03(\t\x12\x12\n\nis_partial\x18\x07 \x01(\x08\"Y\n\nResultType\x12\x1b\n\x17RESULT_TYPE_UNSPECIFIED\x10\x00\x12\n\n\x06VECTOR\x10\x01\x12\n\n\x06MATRIX\x10\x02\x12\n\n\x06SCALAR\x10\x03\x12\n\n\x06STRING\x10\x04\"E\n\x12SeriesQueryRequest\x12\r\n\x05match\x18\x01 \x03(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\".\n\x08LabelSet\x12\"\n\x06labels\x18\x01 \x03(\x0b\x32\x12.shardmon.v1.Label\"b\n\x13SeriesQueryResponse\x12%\n\x06series\x18\x01 \x03(\x0b\x32\x15.shardmon.v1.LabelSet\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x12\n\nis_partial\x18\x03 \x01(\x08\"I\n\x16LabelNamesQueryRequest\x12\r\n\x05match\x18\x01 \x03(\t\x12\x10\n\x08start_ms\x18\x02 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x03 \x01(\x03\"X\n\x17LabelValuesQueryRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05match\x18\x02 \x03(\t\x12\x10\n\x08start_ms\x18\x03 \x01(\x03\x12\x0e\n\x06\x65nd_ms\x18\x04 \x01(\x03\"K\n\x13LabelsQueryResponse\x12\x0e\n\x06values\x18\x01 \x03(\t\x12\x10\n\x08warnings\x18\x02 \x03(\t\x12\x12\n\nis_partial\x18\x03 \x01(\x08\x32\x8e\x03\n\x05Query\x12G\n\x07Instant\x12 .shardmon.v1.InstantQueryRequest\x1a\x1a.shardmon.v1.QueryResponse\x12\x43\n\x05Range\x12\x1e.shardmon.v1.RangeQueryRequest\x1a\x1a.shardmon.v1.QueryResponse\x12K\n\x06Series\x12\x1f.shardmon.v1.SeriesQueryRequest\x1a .shardmon.v1.SeriesQueryResponse\x12S\n\nLabelNames\x12#.shardmon.v1.LabelNamesQueryRequest\x1a .shardmon.v1.LabelsQueryResponse\x12U\n\x0bLabelValues\x12$.shardmon.v1.LabelValuesQueryRequest\x1a .shardmon.v1.LabelsQueryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,24 +36,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INSTANTQUERYREQUEST']._serialized_end=150
   _globals['_RANGEQUERYREQUEST']._serialized_start=152
   _globals['_RANGEQUERYREQUEST']._serialized_end=257
-  _globals['_RESULTSERIES']._serialized_start=259
-  _globals['_RESULTSERIES']._serialized_end=348
-  _globals['_QUERYRESPONSE']._serialized_start=351
-  _globals['_QUERYRESPONSE']._serialized_end=647
-  _globals['_QUERYRESPONSE_RESULTTYPE']._serialized_start=558
-  _globals['_QUERYRESPONSE_RESULTTYPE']._serialized_end=647
-  _globals['_SERIESQUERYREQUEST']._serialized_start=649
-  _globals['_SERIESQUERYREQUEST']._serialized_end=718
-  _globals['_LABELSET']._serialized_start=720
-  _globals['_LABELSET']._serialized_end=766
-  _globals['_SERIESQUERYRESPONSE']._serialized_start=768
-  _globals['_SERIESQUERYRESPONSE']._serialized_end=866
-  _globals['_LABELNAMESQUERYREQUEST']._serialized_start=868
-  _globals['_LABELNAMESQUERYREQUEST']._serialized_end=941
-  _globals['_LABELVALUESQUERYREQUEST']._serialized_start=943
-  _globals['_LABELVALUESQUERYREQUEST']._serialized_end=1031
-  _globals['_LABELSQUERYRESPONSE']._serialized_start=1033
-  _globals['_LABELSQUERYRESPONSE']._serialized_end=1108
-  _globals['_QUERY']._serialized_start=1111
-  _globals['_QUERY']._serialized_end=1509
+  _globals['_RESULTSERIES']._serialized_start=260
+  _globals['_RESULTSERIES']._serialized_end=398
+  _globals['_HISTOGRAMPOINT']._serialized_start=400
+  _globals['_HISTOGRAMPOINT']._serialized_end=481
+  _globals['_HISTOGRAM']._serialized_start=484
+  _globals['_HISTOGRAM']._serialized_end=904
+  _globals['_HISTOGRAM_COUNTERRESETHINT']._serialized_start=820
+  _globals['_HISTOGRAM_COUNTERRESETHINT']._serialized_end=904
+  _globals['_BUCKETSPAN']._serialized_start=906
+  _globals['_BUCKETSPAN']._serialized_end=950
+  _globals['_QUERYRESPONSE']._serialized_start=953
+  _globals['_QUERYRESPONSE']._serialized_end=1249
+  _globals['_QUERYRESPONSE_RESULTTYPE']._serialized_start=1160
+  _globals['_QUERYRESPONSE_RESULTTYPE']._serialized_end=1249
+  _globals['_SERIESQUERYREQUEST']._serialized_start=1251
+  _globals['_SERIESQUERYREQUEST']._serialized_end=1320
+  _globals['_LABELSET']._serialized_start=1322
+  _globals['_LABELSET']._serialized_end=1368
+  _globals['_SERIESQUERYRESPONSE']._serialized_start=1370
+  _globals['_SERIESQUERYRESPONSE']._serialized_end=1468
+  _globals['_LABELNAMESQUERYREQUEST']._serialized_start=1470
+  _globals['_LABELNAMESQUERYREQUEST']._serialized_end=1543
+  _globals['_LABELVALUESQUERYREQUEST']._serialized_start=1545
+  _globals['_LABELVALUESQUERYREQUEST']._serialized_end=1633
+  _globals['_LABELSQUERYRESPONSE']._serialized_start=1635
+  _globals['_LABELSQUERYRESPONSE']._serialized_end=1710
+  _globals['_QUERY']._serialized_start=1713
+  _globals['_QUERY']._serialized_end=2111
 # @@protoc_insertion_point(module_scope)

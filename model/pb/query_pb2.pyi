@@ -33,14 +33,68 @@ class RangeQueryRequest(_message.Message):
     def __init__(self, query: _Optional[str] = ..., start_ms: _Optional[int] = ..., end_ms: _Optional[int] = ..., step_ms: _Optional[int] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
 
 class ResultSeries(_message.Message):
-    __slots__ = ("labels", "timestamps_ms", "values")
+    __slots__ = ("labels", "timestamps_ms", "values", "histograms")
     LABELS_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMPS_MS_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAMS_FIELD_NUMBER: _ClassVar[int]
     labels: _containers.RepeatedCompositeFieldContainer[_types_pb2.Label]
     timestamps_ms: bytes
     values: bytes
-    def __init__(self, labels: _Optional[_Iterable[_Union[_types_pb2.Label, _Mapping]]] = ..., timestamps_ms: _Optional[bytes] = ..., values: _Optional[bytes] = ...) -> None: ...
+    histograms: _containers.RepeatedCompositeFieldContainer[HistogramPoint]
+    def __init__(self, labels: _Optional[_Iterable[_Union[_types_pb2.Label, _Mapping]]] = ..., timestamps_ms: _Optional[bytes] = ..., values: _Optional[bytes] = ..., histograms: _Optional[_Iterable[_Union[HistogramPoint, _Mapping]]] = ...) -> None: ...
+
+class HistogramPoint(_message.Message):
+    __slots__ = ("timestamp_ms", "histogram")
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    HISTOGRAM_FIELD_NUMBER: _ClassVar[int]
+    timestamp_ms: int
+    histogram: Histogram
+    def __init__(self, timestamp_ms: _Optional[int] = ..., histogram: _Optional[_Union[Histogram, _Mapping]] = ...) -> None: ...
+
+class Histogram(_message.Message):
+    __slots__ = ("schema", "zero_threshold", "zero_count", "count", "sum", "positive_spans", "positive_buckets", "negative_spans", "negative_buckets", "counter_reset_hint", "is_int")
+    class CounterResetHint(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        UNKNOWN: _ClassVar[Histogram.CounterResetHint]
+        COUNTER_RESET: _ClassVar[Histogram.CounterResetHint]
+        NOT_COUNTER_RESET: _ClassVar[Histogram.CounterResetHint]
+        GAUGE: _ClassVar[Histogram.CounterResetHint]
+    UNKNOWN: Histogram.CounterResetHint
+    COUNTER_RESET: Histogram.CounterResetHint
+    NOT_COUNTER_RESET: Histogram.CounterResetHint
+    GAUGE: Histogram.CounterResetHint
+    SCHEMA_FIELD_NUMBER: _ClassVar[int]
+    ZERO_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    ZERO_COUNT_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    SUM_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_SPANS_FIELD_NUMBER: _ClassVar[int]
+    POSITIVE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_SPANS_FIELD_NUMBER: _ClassVar[int]
+    NEGATIVE_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    COUNTER_RESET_HINT_FIELD_NUMBER: _ClassVar[int]
+    IS_INT_FIELD_NUMBER: _ClassVar[int]
+    schema: int
+    zero_threshold: float
+    zero_count: float
+    count: float
+    sum: float
+    positive_spans: _containers.RepeatedCompositeFieldContainer[BucketSpan]
+    positive_buckets: _containers.RepeatedScalarFieldContainer[float]
+    negative_spans: _containers.RepeatedCompositeFieldContainer[BucketSpan]
+    negative_buckets: _containers.RepeatedScalarFieldContainer[float]
+    counter_reset_hint: Histogram.CounterResetHint
+    is_int: bool
+    def __init__(self, schema: _Optional[int] = ..., zero_threshold: _Optional[float] = ..., zero_count: _Optional[float] = ..., count: _Optional[float] = ..., sum: _Optional[float] = ..., positive_spans: _Optional[_Iterable[_Union[BucketSpan, _Mapping]]] = ..., positive_buckets: _Optional[_Iterable[float]] = ..., negative_spans: _Optional[_Iterable[_Union[BucketSpan, _Mapping]]] = ..., negative_buckets: _Optional[_Iterable[float]] = ..., counter_reset_hint: _Optional[_Union[Histogram.CounterResetHint, str]] = ..., is_int: _Optional[bool] = ...) -> None: ...
+
+class BucketSpan(_message.Message):
+    __slots__ = ("offset", "length")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    length: int
+    def __init__(self, offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
     __slots__ = ("result_type", "series", "time_ms", "scalar", "string", "warnings", "is_partial")

@@ -27,7 +27,8 @@ PAGES = {
 
 #: page script name -> the scripts (under ``static/pages/``) it needs, loaded before it in this order.
 PAGE_PARTS = {
-    "graph": ["graph/params.js", "graph/complete.js", "graph/table.js", "graph/chart.js", "graph/panel.js"],
+    "graph": ["graph/params.js", "graph/complete.js", "graph/histogram.js", "graph/table.js", "graph/chart.js",
+              "graph/panel.js"],
 }
 
 

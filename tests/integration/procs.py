@@ -112,6 +112,24 @@ def prometheus_proc(name: str, config_file: Path, data: Path, port: int, log_dir
                        f"--web.listen-address=127.0.0.1:{port}", *flags], log_dir, port)
 
 
+def native_histogram_prometheus(tmp: Path, job: str, target: str, receiver_port: int) -> tuple[Child, int]:
+    """Debian's Prometheus with native histograms on, scraping ``target`` every second as ``job`` and remote-writing
+    what it scraped (histograms included) to a Shardmon receiver; not started. Returns it and its port."""
+    port = free_port()
+    cfg = {
+        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
+        "remote_write": [{
+            "url": f"http://127.0.0.1:{receiver_port}/api/v1/write",
+            "send_native_histograms": True,
+            "queue_config": {"batch_send_deadline": "500ms", "min_backoff": "100ms", "max_backoff": "1s"},
+        }],
+    }
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(cfg))
+    return prometheus_proc("prometheus", tmp / "prometheus.yml", tmp / "prom-data", port, tmp,
+                           "--log.level=warn", "--enable-feature=native-histograms"), port
+
+
 class Cluster:
     """Redis + shard servers + querier on free ports, from a generated config file."""
 

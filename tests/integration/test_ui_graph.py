@@ -187,3 +187,65 @@ def test_completion_offers_metric_names_label_names_and_values(ui_cluster, brows
     assert [r.find_element(By.CSS_SELECTOR, "td.series").text for r in rows] == [
         f'up{{instance="{ui_cluster["down"]}", job="broken"}}']
     assert not console_errors(browser)
+
+
+def _range_text(bucket: list) -> str:
+    """A bucket's range as Prometheus 2.53's table writes it (bucketRangeString)."""
+    rule, lower, upper = bucket[:3]
+    return f"{'[' if rule in (1, 3) else '('}{lower} -> {upper}{']' if rule in (0, 3) else ')'}"
+
+
+def _bucket_rows(table) -> list[tuple[str, str]]:
+    return [tuple(td.text for td in tr.find_elements(By.CSS_SELECTOR, "td"))
+            for tr in table.find_elements(By.CSS_SELECTOR, ":scope > tbody > tr")]
+
+
+def test_the_table_shows_a_native_histogram_sample_with_its_buckets(ui_cluster, browser):
+    t = int(time.time()) - 2
+    expr = 'test_latency_seconds{job="native"}'
+    url = (f"{ui_cluster['url']}/graph?g0.expr={quote(expr)}&g0.tab=1"
+           f"&g0.moment_input={quote(utc_text(t))}")
+    assert not open_page(browser, url, ready_css="table.data-table .histogram-sample")
+    want = api(ui_cluster, "/api/v1/query", query=expr, time=t)
+    (series,) = want["result"]
+    h = series["histogram"][1]
+    assert len(h["buckets"]) >= 3
+    cell = css(browser, "table.data-table td.value")[0]
+    summary = cell.find_element(By.CSS_SELECTOR, ".histogram-summary").text
+    assert f"Total count: {h['count']}" in summary and f"Sum: {h['sum']}" in summary
+    assert len(cell.find_elements(By.CSS_SELECTOR, ".histogram-chart .histogram-bar")) == len(h["buckets"])
+    rows = _bucket_rows(cell.find_element(By.CSS_SELECTOR, "table.histogram-buckets"))
+    assert rows == [(_range_text(b), b[3]) for b in h["buckets"]]
+    assert css(browser, "table.data-table td.series")[0].text == series_text(series["metric"])
+    screenshot(browser, "graph-table-histogram")
+
+    # A range selector: each histogram point's bucket table, with its timestamp, as the API lists them.
+    expr = 'test_latency_seconds{job="native"}[5s]'
+    css(browser, "textarea.expr-input")[0].clear()
+    css(browser, "textarea.expr-input")[0].send_keys(expr, Keys.ENTER)
+    wait_css(browser, "table.data-table .histogram-point", "the histogram points of a matrix")
+    want = api(ui_cluster, "/api/v1/query", query=expr, time=t)
+    points = want["result"][0]["histograms"]
+    shown = css(browser, "table.data-table .histogram-point")
+    assert len(shown) == len(points) >= 2
+    for el, (ts, hist) in zip(shown, points):
+        assert _bucket_rows(el.find_element(By.CSS_SELECTOR, "table.histogram-buckets")) == \
+            [(_range_text(b), b[3]) for b in hist["buckets"]]
+        assert el.text.split()[-1] == f"@{ts}"
+    assert not console_errors(browser)
+
+
+def test_the_graph_tab_draws_the_count_of_a_histogram_series(ui_cluster, browser):
+    end = int(time.time()) - 2
+    expr = 'sum(rate(test_latency_seconds[5s])) or sum by (job) (up)'
+    url = (f"{ui_cluster['url']}/graph?g0.expr={quote(expr)}&g0.tab=0&g0.range_input=1m"
+           f"&g0.end_input={quote(utc_text(end))}")
+    assert not open_page(browser, url, ready_css=".graph-chart canvas")
+    rows = wait_css(browser, ".graph-chart .u-legend tr.u-series", "the legend")
+    want = api(ui_cluster, "/api/v1/query_range", query=expr, start=end - 60, end=end, step=1)
+    assert any("histograms" in s for s in want["result"]) and any("values" in s for s in want["result"])
+    labels = [r.find_element(By.CSS_SELECTOR, ".u-label").text for r in rows[1:]]
+    assert labels == [series_text(s["metric"]) + (" (histogram count)" if "histograms" in s else "")
+                      for s in want["result"]]
+    screenshot(browser, "graph-graph-histogram")
+    assert not console_errors(browser)

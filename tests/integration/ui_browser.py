@@ -6,7 +6,8 @@ or it would get its own).
 
 - :func:`ui_cluster`: ``shardmon up`` on free ports with the demo targets, one target that is down (a port
   nothing listens on) in a job with a basic_auth password (:data:`SECRET`) and a target its relabeling drops
-  (:data:`DROPPED`), a rule file with a recording and an alerting rule; the querier's URL and config.
+  (:data:`DROPPED`), a target exposing native histograms (tests/native_hist_target.py, job ``native``, with
+  ``ingest.native_histograms``), a rule file with a recording and an alerting rule; the querier's URL and config.
 - :func:`browser`: a headless chromium (``/usr/bin/chromium``, ``/usr/bin/chromedriver``) that keeps the
   page's console log.
 - :func:`open_page`: load a page, wait until its script has filled ``<main id="app">`` and return the
@@ -58,9 +59,13 @@ UI_QUERIER = {"slow_query_threshold": "1ms", "slow_query_log_size": 50}
 def ui_cluster(tmp_path_factory):
     """A whole local cluster from one config, scraping the demo targets and one target that is down; one for
     every browser test module (tests/integration/conftest.py registers it: starting one costs ~10 s)."""
+    from tests.native_hist_target import NativeHistogramTarget
+
     tmp = tmp_path_factory.mktemp("ui")
     raw = up_config(tmp, INTERVAL_S)
     raw["querier"].update(UI_QUERIER)
+    raw["ingest"]["native_histograms"] = True
+    native = NativeHistogramTarget().start()
     down = f"127.0.0.1:{free_port()}"
     raw["scrape_configs"] = [
         {"job_name": "demo", "static_configs": [{"targets": raw["local"]["demo_targets"], "labels": {"env": "demo"}}]},
@@ -68,6 +73,7 @@ def ui_cluster(tmp_path_factory):
         {"job_name": "broken", "static_configs": [{"targets": [down, DROPPED]}],
          "relabel_configs": [{"source_labels": ["__address__"], "regex": DROPPED, "action": "drop"}],
          "basic_auth": {"username": "ui", "password": SECRET}},
+        {"job_name": "native", "static_configs": [{"targets": [native.address]}]},
     ]
     raw["global"]["evaluation_interval"] = f"{INTERVAL_S}s"
     (tmp / "rules.yml").write_text(yaml.safe_dump(RULES, sort_keys=False))
@@ -76,19 +82,24 @@ def ui_cluster(tmp_path_factory):
     cfg = tmp / "shardmon.yml"
     cfg.write_text(yaml.safe_dump(raw, sort_keys=False))
     up = shardmon_up(cfg, tmp / "up.log")
-    up.up(120)
+    try:
+        up.up(120)
+    except BaseException:
+        native.stop()
+        raise
     url = f"http://{raw['querier']['http_address']}"
     try:
         from tests.integration.httpapi import get_json
 
         def scraped():
             res = get_json(f"{url}/api/v1/query?query=up")["data"]["result"]
-            return len(res) >= 4 and res  # 3 demo targets and the broken one (and self-monitoring)
+            return len(res) >= 5 and res  # 3 demo targets, the broken one, the native one (and self-monitoring)
 
         wait_until(scraped, 60, "every target scraped once", interval_s=0.5)
-        yield {"url": url, "raw": raw, "config": cfg, "down": down, "tmp": tmp}
+        yield {"url": url, "raw": raw, "config": cfg, "down": down, "tmp": tmp, "native": native.address}
     finally:
         up.stop()
+        native.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
 // The Query page's graph: a range query's matrix drawn with uPlot (static/vendor/uPlot.iife.min.js), lines or
 // stacked areas, axis times in UTC or the browser's zone, a legend with each series' labels whose values
-// follow the cursor and whose entries toggle their series when clicked.
+// follow the cursor and whose entries toggle their series when clicked. A native histogram point (the API's
+// "histograms") is drawn as its count (Prometheus 2.53's graph draws its sum; the count is the more useful line,
+// e.g. requests per second of a rate), and its series' legend entry says "(histogram count)".
 "use strict";
 window.ShardmonGraph = window.ShardmonGraph || {};
 ShardmonGraph.chart = (() => {
@@ -26,7 +28,8 @@ ShardmonGraph.chart = (() => {
     for (const series of result) {
       const col = new Array(n).fill(null);
       const texts = new Array(n).fill(null);
-      for (const [t, v] of series.values || []) {
+      const points = (series.values || []).concat((series.histograms || []).map(([t, h]) => [t, h.count]));
+      for (const [t, v] of points) {
         const i = Math.round((t - start) / step);
         if (i >= 0 && i < n) {
           col[i] = plottable(v);
@@ -69,7 +72,7 @@ ShardmonGraph.chart = (() => {
     }];
     result.forEach((s, i) => {
       series.push({
-        label: Shardmon.seriesText(s.metric),
+        label: Shardmon.seriesText(s.metric) + (s.histograms && s.histograms.length ? " (histogram count)" : ""),
         stroke: color(i),
         width: 1.5,
         fill: stacked ? `${color(i)}66` : undefined,

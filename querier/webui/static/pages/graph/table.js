@@ -1,10 +1,12 @@
 // The Query page's table: an instant query's result as Prometheus 2.42's DataTable shows it: a row per
 // series with its labels and value (vector), the values with their timestamps (matrix), one row for a
-// scalar or a string; at most 10,000 rows, with a warning naming how many were left out.
+// scalar or a string; at most 10,000 rows, with a warning naming how many were left out. A native histogram
+// sample (the API's "histogram"/"histograms") is shown as Prometheus 2.53 shows it (graph/histogram.js).
 "use strict";
 window.ShardmonGraph = window.ShardmonGraph || {};
 ShardmonGraph.table = (() => {
   const { el, seriesText } = Shardmon;
+  const H = ShardmonGraph.histogram;
   const MAX_ROWS = 10000;
 
   // The number of results as the query stats count them (a scalar or string is one).
@@ -24,12 +26,13 @@ ShardmonGraph.table = (() => {
     if (resultType === "vector") {
       for (const s of result.slice(0, MAX_ROWS)) {
         rows.push(el("tr", {}, el("td", { class: "series" }, seriesText(s.metric)),
-          el("td", { class: "value" }, s.value ? s.value[1] : "")));
+          el("td", { class: "value" }, s.value ? s.value[1] : (s.histogram ? H.sample(s.histogram[1]) : ""))));
       }
     } else if (resultType === "matrix") {
       for (const s of result.slice(0, MAX_ROWS)) {
-        const lines = (s.values || []).map(([t, v]) => el("div", {}, `${v} @`,
-          el("span", { title: ShardmonGraph.params.formatTime(t * 1000, localTime) }, String(t))));
+        const at = (t) => el("span", { title: ShardmonGraph.params.formatTime(t * 1000, localTime) }, String(t));
+        const lines = (s.values || []).map(([t, v]) => el("div", {}, `${v} @`, at(t)));
+        for (const [t, h] of s.histograms || []) lines.push(el("div", { class: "histogram-point" }, H.bucketTable(h), el("span", {}, "@", at(t))));
         rows.push(el("tr", {}, el("td", { class: "series" }, seriesText(s.metric)),
           el("td", { class: "value" }, lines)));
       }
