@@ -54,6 +54,7 @@ from shardmon.model.service_config import (
     ShardsConfig,
     WebAPIConfig,
 )
+from shardmon.model.yaml_strict import StrictSafeLoader
 
 __all__ = [
     "AlertingConfig", "AlertmanagerConfig", "Config", "GlobalConfig", "IngestConfig", "InternalClientConfig",
@@ -205,7 +206,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_LOADER = StrictSafeLoader
 
 
 def yaml_error(exc: yaml.YAMLError) -> str:

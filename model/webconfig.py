@@ -50,6 +50,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from shardmon.model.errors import ConfigError
+from shardmon.model.yaml_strict import StrictSafeLoader
 
 TLSVersionName = Literal["TLS10", "TLS11", "TLS12", "TLS13"]
 TLS_VERSIONS = {
@@ -314,24 +315,10 @@ def _loc(loc) -> str:
     return ".".join(str(p) for p in loc)
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """YAML as Go's ``yaml.UnmarshalStrict`` reads it: a key given twice is an error."""
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"field {key} already set", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep)
-
-
 def parse_web_config(text: str, folder: str = ".") -> WebConfig:
     """Parse and check a web config's text as ``web.Validate`` does; ValueError with its message."""
     try:
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+        raw = yaml.load(text, Loader=StrictSafeLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -1,9 +1,11 @@
 """Configuration: Prometheus's fields and defaults, Shardmon's sections, errors naming the field path."""
 
 import pytest
+import yaml
 
 from shardmon.model.config import parse_config
 from shardmon.model.errors import ConfigError
+from shardmon.model.yaml_strict import StrictSafeLoader
 
 
 def test_a_plain_prometheus_yml_loads_with_prometheus_defaults():
@@ -153,3 +155,14 @@ def test_scrape_configs_and_http_sd_configs_read_the_http_config_fields_as_an_ht
             parse_config(yaml.safe_dump({"scrape_configs": [job]}))
         assert str(info.value) == (f"<config>: {where}: at most one of basic_auth, bearer_token & bearer_token_file "
                                    "must be configured")
+
+
+def test_a_key_given_twice_is_an_error_naming_it_as_prometheus_refuses_it() -> None:
+    # PyYAML would keep the last value silently (the embedded default once lost its rules.rulers this way).
+    with pytest.raises(ConfigError, match=r"line 3, column 1: field ingest already set \(first at line 1\)"):
+        parse_config("ingest: {scrapers: 1}\nquerier: {}\ningest: {scrapers: 2}\n")
+
+
+def test_merge_keys_still_work_and_their_keys_may_be_overridden() -> None:
+    doc = yaml.load("a: &b {x: 1, y: 2}\nc: {<<: *b, x: 3}\n", Loader=StrictSafeLoader)  # noqa: S506 - a safe loader
+    assert doc["c"] == {"x": 3, "y": 2}
