@@ -293,7 +293,7 @@ class ScrapeLoop:
         if ph is not None:
             metrics.HISTOGRAMS_SCRAPED.inc(len(ph.histograms))
         if t.errors:  # A series over a label limit (or without a name): the first one in the body fails it all.
-            both = np.concatenate((pos, hpos))
+            both = pos if ph is None else np.concatenate((pos, hpos))
             invalid = both == INVALID
             if invalid.any():
                 j = int(np.argmax(invalid))

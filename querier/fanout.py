@@ -195,19 +195,19 @@ def columns_of(answers: Sequence[list[SampleBatch]], check: Callable[[], None] |
 
     Keys with the separator replaced by NUL sort as the label sets do, so one C sort of bytes orders the
     series of several shards. Two series with the same id (replicas), or a key holding a NUL, take the
-    exact path instead: :class:`Series` merged by :func:`merge_series`.
+    exact path instead: :class:`Series` merged by :func:`merge_series`. Native histograms are merged into
+    their series afterwards (:func:`_with_histograms`), the floats staying columns.
     """
     frames = [b for batches in answers for b in batches if b.num_series]
     if not frames:
         return SeriesColumns.of([])
-    if any(b.num_histograms for b in frames):  # histograms: merged per series (a Python object each anyway)
-        return _exact_columns(answers, check)
     keys = [k for b in frames for k in b.series.keys()]
     counts = np.concatenate([np.bincount(b.sample_series, minlength=b.num_series) for b in frames]).astype(np.int64)
     ts = np.concatenate([b.timestamps_ms for b in frames]).astype(np.int64, copy=False)
     vals = np.concatenate([b.values for b in frames]).astype(np.float64, copy=False)
     offsets = np.zeros(len(keys) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
+    order = None
     if sum(1 for batches in answers if any(b.num_series for b in batches)) > 1:
         ids = np.concatenate([b.series.ids for b in frames])
         if any(_NUL in k for k in keys):
@@ -224,7 +224,37 @@ def columns_of(answers: Sequence[list[SampleBatch]], check: Callable[[], None] |
         take = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(starts - offsets[:-1], counts)
         ts, vals = ts[take], vals[take]
         keys = [keys[i] for i in order.tolist()]
-    return SeriesColumns([labels_of(k) for k in keys], ts, vals, offsets)
+    labels = [labels_of(k) for k in keys]
+    if any(b.num_histograms for b in frames):
+        return _with_histograms(frames, order, labels, ts, vals, offsets)
+    return SeriesColumns(labels, ts, vals, offsets)
+
+
+def _with_histograms(frames: list[SampleBatch], order: np.ndarray | None, labels: list, ts: np.ndarray,
+                     vals: np.ndarray, offsets: np.ndarray) -> SeriesColumns:
+    """The float columns (series in their final order, ``order`` the permutation of the frames' series that
+    made it, None for none) with the frames' histograms merged in, each series' samples in time order. The
+    floats stay arrays; only the histograms are objects."""
+    n = len(labels)
+    row_of = np.arange(n, dtype=np.int64)
+    if order is not None:
+        row_of[order] = np.arange(n, dtype=np.int64)  # frames' series position -> row
+    bases = np.cumsum([0] + [b.num_series for b in frames[:-1]])
+    h_rows, h_ts, hists = [], [], []
+    for b, base in zip(frames, bases.tolist()):
+        if b.num_histograms:
+            h_rows.append(row_of[base + b.histograms.sample_series.astype(np.int64)])
+            h_ts.append(b.histograms.timestamps_ms)
+            hists.extend(b.histograms.histograms())
+    rows = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))] + h_rows)
+    all_ts = np.concatenate([ts] + h_ts).astype(np.int64, copy=False)
+    objs = np.empty(all_ts.shape[0], dtype=object)
+    objs[ts.shape[0]:] = hists
+    all_vals = np.concatenate([vals, np.full(len(hists), np.nan)])
+    by = np.lexsort((all_ts, rows))
+    new_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=new_offsets[1:])
+    return SeriesColumns(labels, all_ts[by], all_vals[by], new_offsets, objs[by])
 
 
 _NUL = b"\x00"

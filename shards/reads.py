@@ -132,7 +132,7 @@ async def _read_piece(db: ShardDB, idxs: np.ndarray, start_ms: int, end_ms: int,
     counts, ts, vals = db.head.read_many(idxs, start_ms, end_ms)
     h_parts: dict[int, list[tuple[list[int], list]]] = {}
     if db.hists:
-        for p in np.flatnonzero(np.isin(idxs, db.hists.series_idx())).tolist():
+        for p in db.hists.having(idxs).tolist():
             h_ts, h_raws = db.hists.read(int(idxs[p]), start_ms, end_ms)
             if h_ts:
                 h_parts[p] = [(h_ts, h_raws)]

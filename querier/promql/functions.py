@@ -307,13 +307,23 @@ def note_non_counters(ctx: EvalContext, rv: RangeVector, expr: promql_parser.Exp
         expr = expr.expr
     if not isinstance(expr, promql_parser.MatrixSelector):
         return
-    suspects = [i for i, lbls in enumerate(rv.labels) if not looks_like_counter(lbls.name)]
-    if not suspects:
-        return
-    sampled = (windows_of(ctx, rv).counts > 0).any(axis=1)
-    for i in suspects:
-        if sampled[i]:
-            ctx.info(possible_non_counter(rv.labels[i].name))
+    rows_of: dict[str, list[int]] = {}
+    if rv.one_name and rv.labels:
+        rows_of[rv.labels[0].name] = list(range(len(rv.labels)))
+    else:
+        for i, lbls in enumerate(rv.labels):
+            rows_of.setdefault(lbls.name, []).append(i)
+    bounds = rv.offsets.tolist()
+    starts = rv.window_ends - rv.range_ms
+    for name, rows in rows_of.items():
+        if looks_like_counter(name) or possible_non_counter(name) in ctx.infos:
+            continue
+        # Once per name: the first of its series with a sample in some step's window.
+        for i in rows:
+            t = rv.timestamps[bounds[i]:bounds[i + 1]]
+            if t.shape[0] and (np.searchsorted(t, rv.window_ends, "right") > np.searchsorted(t, starts, "left")).any():
+                ctx.info(possible_non_counter(name))
+                break
 
 
 def note_pushed_non_counter(ctx: EvalContext, call, result: InstantVector) -> None:
