@@ -4,12 +4,13 @@ A query is evaluated for all its steps at once (see :mod:`shardmon.model.promql.
 range query with one step. Data is read through a :class:`~shardmon.model.storage.Querier`, once per
 selector, for the whole time span the selector needs.
 
-All of Prometheus 2.x's PromQL: selectors (all matcher types, ``offset``, ``@`` with
+All of Prometheus 2.53's PromQL: selectors (all matcher types, ``offset``, ``@`` with
 ``start()``/``end()``), subqueries, every binary operator with vector matching, every aggregation
-and every function (classic histograms; native histograms and Prometheus 3's additions are rejected
-with a :class:`~shardmon.model.promql.value.UnsupportedQueryError`, "... not supported yet", never answered
-wrongly). The semantics are Prometheus 2.x's (lookback window and range windows closed at both ends);
-Prometheus's own test scripts all pass (``shardmon promqltest``).
+and every function, on floats and on native histograms (``functions_hist.py``, ``binary_hist.py``), the
+experimental functions behind ``querier.enable_experimental_functions``; Prometheus 3's additions are
+rejected with a :class:`~shardmon.model.promql.value.UnsupportedQueryError`, "... not supported yet", never
+answered wrongly. The semantics are Prometheus 2.53's (lookback window and range windows closed at both
+ends); Prometheus's own test scripts all pass (``shardmon promqltest``).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ with a warning annotation. At each step, among the buckets that have a value the
   for the lowest bucket if its bound is positive (else its bound is the answer); in the ``+Inf``
   bucket, the answer is the next bound below.
 
-The result drops ``__name__`` and ``le``. Native histograms are not supported.
+The result drops ``__name__`` and ``le``. Native histograms (and classic and native series in one argument)
+are :mod:`shardmon.querier.promql.functions_hist`'s.
 """
 
 from __future__ import annotations

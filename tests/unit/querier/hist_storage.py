@@ -1,5 +1,5 @@
-"""A small in-test Querier whose series hold native histograms (until MemoryStorage keeps them, hist-store's
-part): ``select_columns`` answers :class:`SeriesColumns` with ``histograms``, floats and histograms merged in
+"""A small in-test Querier whose series hold native histograms (independent of MemoryStorage, so the engine's
+tests do not rest on it): ``select_columns`` answers :class:`SeriesColumns` with ``histograms``, floats and histograms merged in
 time order as the contract says."""
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def test_prometheus_reference_scripts_pass_where_supported() -> None:
     print(f"total: {total.summary()}")
     assert total.failed == 0, "\n".join(total.failures)
     # A runner that skipped everything would pass vacuously.
-    # Every case: nothing left "not supported yet" (native histograms would be skipped; v2.42 has none).
+    # Every case: nothing left "not supported yet" (v2.42's scripts have no native histograms).
     assert total.unsupported == 0, "\n".join(total.unsupported_cases)
     assert total.passed >= 500
 
