@@ -66,7 +66,6 @@ StorageFactory = Callable[[], tuple[Appender, Querier]]
 
 
 _LOAD = re.compile(r"^load\s+(.+?)$")
-_EVAL = EVAL_INSTANT
 _NUMBER = r"(?:0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[iI][nN][fF]|[nN][aA][nN])"
 # Prometheus's lexer reads no hexadecimal in series values, where it would be ambiguous: ``0x10``
 # is 0 repeated, not 16.
@@ -331,7 +330,7 @@ class _Runner:
     def _parse_eval(self, lines: list[str], i: int) -> tuple[_Case, int]:
         if EVAL_RANGE.match(lines[i]):
             return self._parse_eval_range(lines, i)
-        m = _EVAL.match(lines[i])
+        m = EVAL_INSTANT.match(lines[i])
         if m is None:
             raise self._error(i, "invalid evaluation command (eval[_fail|_ordered] instant [at <offset:duration>] <query>)")
         mode, at, expr = m.groups()

@@ -90,10 +90,6 @@ class HistHead:
         s = self._series[i] = _Series()
         return s
 
-    def last_ts(self, idx: int) -> int:
-        s = self._series.get(idx)
-        return s.ts[-1] if s else _INT64_MIN
-
     def time_range(self) -> tuple[int, int] | None:
         if not self.num_samples:
             return None

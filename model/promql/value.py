@@ -196,8 +196,7 @@ class EvalContext:
     def note(self, warnings: Sequence[str], partial: bool) -> None:
         """Keep a read's warnings (each once) and whether its answer may lack series."""
         for warning in warnings:
-            if warning not in self.warnings:
-                self.warnings.append(warning)
+            self.warn(warning)
         if partial:
             self._partial[0] = True
 

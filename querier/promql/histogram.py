@@ -101,18 +101,6 @@ def note_invalid_quantile(ctx: EvalContext, q: np.ndarray) -> None:
         ctx.warn(invalid_quantile(value))
 
 
-def bucket_quantile(
-    q: np.ndarray, bounds: np.ndarray, counts: np.ndarray, present: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Prometheus's ``bucketQuantile`` at every step: (quantile per step, where there is one).
-
-    ``bounds[j]`` is bucket j's upper bound, ``counts[j, k]`` its count at step k where
-    ``present[j, k]``. A step has a quantile where some bucket has a count.
-    """
-    result, has, _ = classic_quantile(q, bounds, counts, present)
-    return result, has
-
-
 def _monotonic(c: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, bool]:
     """Prometheus 2.53's ``ensureMonotonicAndIgnoreSmallDeltas`` at every step, over the present buckets
     going up: a count equal to the last kept one within a relative 1e-12 becomes it, a lower one is
@@ -156,8 +144,10 @@ def _almost_equal(a: np.ndarray, b: np.ndarray, epsilon: float) -> np.ndarray:
 def classic_quantile(
     q: np.ndarray, bounds: np.ndarray, counts: np.ndarray, present: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """:func:`bucket_quantile`, and whether a step's counts had to be forced monotonic (for the info
-    annotation; only where the quantile is computed: q in [0, 1], a ``+Inf`` bucket)."""
+    """Prometheus's ``bucketQuantile`` at every step: (quantile per step, where there is one), and whether a
+    step's counts had to be forced monotonic (for the info annotation; only where the quantile is computed:
+    q in [0, 1], a ``+Inf`` bucket). ``bounds[j]`` is bucket j's upper bound, ``counts[j, k]`` its count at
+    step k where ``present[j, k]``; a step has a quantile where some bucket has a count."""
     # Sort the buckets by bound (a NaN bound last) and add up those of equal bounds, in that order.
     order = np.argsort(bounds, kind="stable")
     bounds, counts, present = bounds[order], counts[order], present[order]
